@@ -1,0 +1,101 @@
+/*
+ * cli.h: what the `track` subcommands share. Each command is one function
+ * `int cmd_x(int argc, char **argv)` in a file per noun (cmd_run.c, ...),
+ * found through the table in main.c. Commands print with the helpers here:
+ * human output to stdout, errors as one line "track: ..." on stderr, and
+ * JSON through jansson. Exit status: 0 success, 1 error, 2 usage.
+ *
+ * The CLI is built only on libtrack's public API (track.h).
+ */
+#ifndef TRACK_CLI_H
+#define TRACK_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#include "track.h"
+
+#define EXIT_USAGE 2
+
+/* Options every command takes; filled by cli_common_opt. */
+struct cli_common {
+    const char *server;
+    const char *run;
+    int json;
+};
+extern struct cli_common cli_opt;
+
+/* Long options every command accepts, appended to a command's own. */
+#define CLI_COMMON_LONGOPTS                                                                        \
+    {"server", required_argument, NULL, 0x100}, {"run", required_argument, NULL, 0x101},           \
+        {"help", no_argument, NULL, 'h'},                                                          \
+    {                                                                                              \
+        "json", no_argument, NULL, 0x102                                                           \
+    }
+
+/* Handles a common option (returns 1), a usage error (exits 2), or returns 0
+ * for the command's own. `name` is the command for --help. */
+int cli_common_opt(int opt, const char *name);
+
+/* Prints the usage of command `name` from the table (stdout on --help). */
+void cli_usage(const char *name, int to_stderr);
+/* Prints "track NAME: msg" and usage hint, exits 2. */
+__attribute__((noreturn, format(printf, 2, 3))) void cli_usage_error(const char *name,
+                                                                     const char *fmt, ...);
+/* Prints "track: msg" to stderr and returns 1. */
+__attribute__((format(printf, 1, 2))) int cli_error(const char *fmt, ...);
+/* Prints "track: warning: msg" to stderr. */
+__attribute__((format(printf, 1, 2))) void cli_warn(const char *fmt, ...);
+/* Reports a libtrack error: "track: CODE: message", returns 1. */
+int cli_track_error(const struct track_err *err);
+
+/* Opens a client for cli_opt.server (with autostart). Exits 1 on failure. */
+struct track_client *cli_client(void);
+/* Selects the run from --run, else TRACK_RUN_ID; returns 0 or prints an
+ * error and returns 1. */
+int cli_use_run(struct track_client *c);
+/* The run named by --run / TRACK_RUN_ID, or NULL. */
+const char *cli_run_arg(void);
+
+/* Splits "K=V" into a kv pointing into s (modified). -1 without '='. */
+int cli_split_kv(char *s, struct track_kv *kv);
+/* Parses a whole decimal int64 / double; -1 on junk or range. */
+int cli_parse_i64(const char *s, int64_t *v);
+int cli_parse_double(const char *s, double *v);
+
+/* "2026-11-25 03:48:20" in local time; "-" for 0. */
+void cli_fmt_time(int64_t ms, char *buf, size_t len);
+/* "1h02m", "3.2s", ... */
+void cli_fmt_duration(int64_t ms, char *buf, size_t len);
+/* Shortest round-tripping text for a double, "nan", "inf", "-inf". */
+void cli_fmt_double(double v, char *buf, size_t len);
+const char *cli_status_name(int status);
+
+/* JSON helpers (DESIGN.md "JSON"): numbers, with NaN/±Inf as strings. */
+json_t *cli_json_double(double v);
+json_t *cli_json_time(int64_t ms); /* null for 0 */
+json_t *cli_json_run(const struct track_run_info *r);
+/* Prints a JSON value with a newline and releases it; returns 0 or 1. */
+int cli_json_print(json_t *v);
+
+/* ---- commands ------------------------------------------------------------ */
+int cmd_experiment_create(int argc, char **argv);
+int cmd_experiment_list(int argc, char **argv);
+int cmd_run_start(int argc, char **argv);
+int cmd_run_end(int argc, char **argv);
+int cmd_run_list(int argc, char **argv);
+int cmd_run_show(int argc, char **argv);
+int cmd_log_param(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
+int cmd_log_metric(int argc, char **argv);
+int cmd_metric_history(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+
+#endif

@@ -1,0 +1,674 @@
+/*
+ * client.c: libtrack's write API. Requests are built on the stack with
+ * protobuf-c's generated structs pointing at the caller's data, packed into
+ * one reusable buffer, and sent by cl_write, which spools them when the
+ * daemon is away. Metric points are buffered per key in column arrays that
+ * grow geometrically (no allocation per point) and go out as one LogBatch
+ * when the buffer is due, exactly as the daemon stores them.
+ *
+ * Ordering: while the spool holds anything, new writes are appended behind
+ * it rather than sent ahead of it, so a run's points keep their order.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "track_limits.h"
+#include "paths.h"
+
+#define DOWN_BACKOFF_MIN 500
+#define DOWN_BACKOFF_MAX 30000
+
+static const char *const code_names[] = {
+    "OK",          "INVALID_ARGUMENT", "NOT_FOUND",         "ALREADY_EXISTS",
+    "CONFLICT",    "UNAUTHENTICATED",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+    "UNAVAILABLE", "INTERNAL",         "SPOOLED",
+};
+
+const char *track_code_name(int code)
+{
+    if (code > 0 || code < -10)
+        return "UNKNOWN";
+    return code_names[-code];
+}
+
+void track_run_id_hex(const track_run_id *id, char out[33])
+{
+    wire_hex(id->b, out);
+}
+
+int track_run_id_parse(const char *hex, track_run_id *id)
+{
+    return wire_unhex(hex, id->b) == 0 ? 0 : TRACK_E_INVALID_ARGUMENT;
+}
+
+int track_default_server(char *buf, size_t len)
+{
+    return paths_default_server(buf, len) ? TRACK_E_INVALID_ARGUMENT : 0;
+}
+
+int track_default_data_dir(char *buf, size_t len)
+{
+    return paths_default_data_dir(buf, len) ? TRACK_E_INVALID_ARGUMENT : 0;
+}
+
+int track_client_open(const struct track_opts *opts, struct track_client **out,
+                      struct track_err *err)
+{
+    struct track_opts o = {0};
+    struct track_client *c;
+    const char *env;
+
+    if (opts)
+        o = *opts;
+    if (sodium_init() < 0)
+        return cl_fail(err, TRACK_E_INTERNAL, "libsodium failed to initialise");
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    c->sock = -1;
+    env = getenv("TRACK_SERVER");
+    if (o.server && *o.server) {
+        snprintf(c->server, sizeof(c->server), "%s", o.server);
+        c->server_explicit = 1;
+    } else if (env && *env) {
+        snprintf(c->server, sizeof(c->server), "%s", env);
+        c->server_explicit = 1;
+    } else if (paths_default_server(c->server, sizeof(c->server))) {
+        free(c);
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot work out the default server");
+    }
+    if (strncmp(c->server, "ipc://", 6) != 0 && strncmp(c->server, "tcp://", 6) != 0) {
+        int rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                         "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", c->server);
+        free(c);
+        return rc;
+    }
+    c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 2000;
+    c->flush_points = o.flush_points > 0 ? o.flush_points : 8192;
+    if (c->flush_points > LIMIT_BATCH_POINTS)
+        c->flush_points = LIMIT_BATCH_POINTS;
+    c->flush_interval_ms = o.flush_interval_ms > 0 ? o.flush_interval_ms : 1000;
+    c->no_spool = o.no_spool;
+    c->autostart = o.autostart;
+    c->spool_max = o.spool_max_bytes > 0 ? o.spool_max_bytes : (256LL << 20);
+    c->down_backoff_ms = DOWN_BACKOFF_MIN;
+    if (o.spool_path && *o.spool_path) {
+        snprintf(c->spool_path, sizeof(c->spool_path), "%s", o.spool_path);
+    } else {
+        char dir[1024];
+        if (paths_state_dir(dir, sizeof(dir))) {
+            free(c);
+            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot work out the spool path");
+        }
+        snprintf(c->spool_path, sizeof(c->spool_path), "%s/spool-%u.bin", dir, (unsigned)getuid());
+    }
+    *out = c;
+    return 0;
+}
+
+const char *track_client_server(const struct track_client *c)
+{
+    return c->server;
+}
+
+void track_client_close(struct track_client *c)
+{
+    if (!c)
+        return;
+    track_flush(c, NULL);
+    cl_disconnect(c);
+    for (size_t i = 0; i < c->n_series; i++) {
+        free(c->series[i].steps);
+        free(c->series[i].times);
+        free(c->series[i].values);
+    }
+    free(c->series);
+    free(c->pack);
+    free(c);
+}
+
+int cl_pack(struct track_client *c, Track__V1__Request *rq, size_t *len, struct track_err *err)
+{
+    static uint8_t rid[16];
+    size_t n;
+
+    randombytes_buf(rid, sizeof(rid));
+    rq->request_id.data = rid;
+    rq->request_id.len = sizeof(rid);
+    n = track__v1__request__get_packed_size(rq);
+    if (n > LIMIT_FRAME_BYTES)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "request of %zu bytes exceeds the frame limit of %u", n, LIMIT_FRAME_BYTES);
+    if (n > c->pack_cap) {
+        size_t cap = c->pack_cap ? c->pack_cap : 4096;
+        while (cap < n)
+            cap *= 2;
+        uint8_t *p = realloc(c->pack, cap);
+        if (!p)
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        c->pack = p;
+        c->pack_cap = cap;
+    }
+    *len = track__v1__request__pack(rq, c->pack);
+    return 0;
+}
+
+static int spool_it(struct track_client *c, const uint8_t *req, size_t len, const char *why,
+                    struct track_err *err)
+{
+    struct track_err e2 = {0};
+    if (c->no_spool)
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "%s", why);
+    int rc = cl_spool_append(c, req, len, &e2);
+    if (rc) {
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    cl_fail(err, TRACK_E_SPOOLED, "%s; kept in the spool %s for later delivery", why,
+            c->spool_path);
+    return 0;
+}
+
+static void mark_down(struct track_client *c)
+{
+    c->down_until_ms = wire_mono_ms() + c->down_backoff_ms;
+    c->down_backoff_ms *= 2;
+    if (c->down_backoff_ms > DOWN_BACKOFF_MAX)
+        c->down_backoff_ms = DOWN_BACKOFF_MAX;
+}
+
+int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
+             struct track_err *err)
+{
+    Track__V1__Response *rs = NULL;
+    struct track_err e2 = {0};
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (err)
+        err->code = 0;
+    if (c->down_until_ms && wire_mono_ms() < c->down_until_ms)
+        return spool_it(c, req, len, "trackd was unreachable moments ago", err);
+    /* older spooled writes go first, within the timeout */
+    if (!c->no_spool) {
+        rc = cl_spool_deliver(c, c->timeout_ms, NULL, &e2);
+        if (rc) {
+            if (rc == TRACK_E_UNAVAILABLE)
+                mark_down(c);
+            return spool_it(c, req, len, e2.msg, err);
+        }
+    }
+    rc = cl_roundtrip(c, req, len, &rs, &e2);
+    if (rc == TRACK_E_UNAVAILABLE) {
+        mark_down(c);
+        return spool_it(c, req, len, e2.msg, err);
+    }
+    if (rc) {
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    c->down_until_ms = 0;
+    c->down_backoff_ms = DOWN_BACKOFF_MIN;
+    rc = cl_response_error(rs, err);
+    if (rc == 0 && out)
+        *out = rs;
+    else
+        track__v1__response__free_unpacked(rs, NULL);
+    return rc;
+}
+
+int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
+            struct track_err *err)
+{
+    Track__V1__Response *rs = NULL;
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    rc = track_flush(c, NULL);
+    (void)rc; /* a read never fails because buffered writes went to the spool */
+    rc = cl_pack(c, rq, &len, err);
+    if (rc)
+        return rc;
+    rc = cl_roundtrip(c, c->pack, len, &rs, err);
+    if (rc)
+        return rc;
+    rc = cl_response_error(rs, err);
+    if (rc) {
+        track__v1__response__free_unpacked(rs, NULL);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}
+
+/* ---- runs ---------------------------------------------------------------- */
+
+static void kvs_to_proto(const struct track_kv *kv, size_t n, Track__V1__KeyValue *store,
+                         Track__V1__KeyValue **ptrs)
+{
+    for (size_t i = 0; i < n; i++) {
+        track__v1__key_value__init(&store[i]);
+        store[i].key = wire_str(kv[i].key);
+        store[i].value = wire_str(kv[i].value);
+        ptrs[i] = &store[i];
+    }
+}
+
+static int check_kvs(const char *what, const struct track_kv *kv, size_t n, struct track_err *err)
+{
+    char field[64], msg[400];
+    if (n > LIMIT_BATCH_KV)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s: more than %d entries", what,
+                       LIMIT_BATCH_KV);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(field, sizeof(field), "%s key", what);
+        if (limits_check_key(field, kv[i].key, msg, sizeof(msg)))
+            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
+        snprintf(field, sizeof(field), "%s \"%.40s\" value", what, kv[i].key);
+        if (limits_check_value(field, kv[i].value, msg, sizeof(msg)))
+            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
+    }
+    return 0;
+}
+
+static const char *user_name(void)
+{
+    const char *u = getenv("USER");
+    if (u && *u)
+        return u;
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_name ? pw->pw_name : "";
+}
+
+static void set_run(struct track_client *c, const uint8_t id[16])
+{
+    memcpy(c->run, id, 16);
+    wire_hex(id, c->run_hex);
+    c->has_run = 1;
+}
+
+int track_run_start(struct track_client *c, const struct track_run_opts *o, track_run_id *id,
+                    struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunStart rs = TRACK__V1__RUN_START__INIT;
+    struct track_run_opts none = {0};
+    Track__V1__KeyValue *kvs = NULL, **ptrs = NULL;
+    char msg[400];
+    uint8_t rid[16];
+    size_t len, n;
+    int rc;
+
+    if (!o)
+        o = &none;
+    if (err)
+        err->code = 0;
+    if (limits_check_name("experiment name", o->experiment, 1, msg, sizeof(msg)) ||
+        limits_check_name("run name", o->name, 1, msg, sizeof(msg)))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
+    if (o->parent && *o->parent && !wire_is_run_prefix(o->parent))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "parent: \"%.40s\" is not a run id (4 to 32 hex characters)", o->parent);
+    rc = check_kvs("param", o->params, o->n_params, err);
+    if (!rc)
+        rc = check_kvs("tag", o->tags, o->n_tags, err);
+    if (rc)
+        return rc;
+    rc = track_flush(c, NULL);
+    n = o->n_params + o->n_tags;
+    if (n) {
+        kvs = calloc(n, sizeof(*kvs));
+        ptrs = calloc(n, sizeof(*ptrs));
+        if (!kvs || !ptrs) {
+            rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
+        kvs_to_proto(o->params, o->n_params, kvs, ptrs);
+        kvs_to_proto(o->tags, o->n_tags, kvs + o->n_params, ptrs + o->n_params);
+    }
+    randombytes_buf(rid, sizeof(rid));
+    rs.run_id.data = rid;
+    rs.run_id.len = 16;
+    rs.experiment = wire_str(o->experiment);
+    rs.name = wire_str(o->name);
+    rs.start_ms = wire_now_ms();
+    rs.user = wire_str(user_name());
+    rs.parent = wire_str(o->parent);
+    rs.params = ptrs;
+    rs.n_params = o->n_params;
+    rs.tags = ptrs ? ptrs + o->n_params : NULL;
+    rs.n_tags = o->n_tags;
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_START;
+    rq.run_start = &rs;
+    rc = cl_pack(c, &rq, &len, err);
+    if (rc)
+        goto out;
+    rc = cl_write(c, c->pack, len, NULL, err);
+    if (rc)
+        goto out;
+    set_run(c, rid);
+    if (id)
+        memcpy(id->b, rid, 16);
+out:
+    free(kvs);
+    free(ptrs);
+    return rc;
+}
+
+int track_run_use(struct track_client *c, const char *run, struct track_err *err)
+{
+    uint8_t id[16];
+    int rc;
+
+    if (!run || !wire_is_run_prefix(run))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "run: \"%.40s\" is not a run id (4 to 32 hex characters)", run ? run : "");
+    rc = track_flush(c, NULL);
+    if (strlen(run) == 32) {
+        wire_unhex(run, id);
+        set_run(c, id);
+        return 0;
+    }
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunResolve rr = TRACK__V1__RUN_RESOLVE__INIT;
+    Track__V1__Response *rs;
+    rr.run = wire_str(run);
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_RESOLVE;
+    rq.run_resolve = &rr;
+    rc = cl_read(c, &rq, &rs, err);
+    if (rc)
+        return rc;
+    if (rs->result_case != TRACK__V1__RESPONSE__RESULT_RUN_RESOLVE ||
+        rs->run_resolve->run_id.len != 16) {
+        track__v1__response__free_unpacked(rs, NULL);
+        return cl_fail(err, TRACK_E_INTERNAL, "unexpected reply to run_resolve");
+    }
+    set_run(c, rs->run_resolve->run_id.data);
+    track__v1__response__free_unpacked(rs, NULL);
+    return 0;
+}
+
+int track_run_current(const struct track_client *c, track_run_id *id)
+{
+    if (!c->has_run)
+        return TRACK_E_NOT_FOUND;
+    memcpy(id->b, c->run, 16);
+    return 0;
+}
+
+static int need_run(struct track_client *c, struct track_err *err)
+{
+    if (!c->has_run)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "no run: start one, or pass --run / set TRACK_RUN_ID");
+    return 0;
+}
+
+int track_run_end(struct track_client *c, int status, struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunEnd re = TRACK__V1__RUN_END__INIT;
+    struct track_err ferr = {0};
+    size_t len;
+    int rc = need_run(c, err);
+
+    if (rc)
+        return rc;
+    if (status < TRACK_FINISHED || status > TRACK_KILLED)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "status: must be finished, failed or killed");
+    rc = track_flush(c, &ferr);
+    if (rc) {
+        if (err)
+            *err = ferr;
+        return rc;
+    }
+    re.run = c->run_hex;
+    re.status = (Track__V1__RunStatus)status;
+    re.end_ms = wire_now_ms();
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_END;
+    rq.run_end = &re;
+    rc = cl_pack(c, &rq, &len, err);
+    if (!rc)
+        rc = cl_write(c, c->pack, len, NULL, err);
+    return rc;
+}
+
+static int send_kvs(struct track_client *c, int params, const struct track_kv *kv, size_t n,
+                    struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__LogBatch lb = TRACK__V1__LOG_BATCH__INIT;
+    Track__V1__KeyValue *kvs = NULL, **ptrs = NULL;
+    size_t len;
+    int rc = need_run(c, err);
+
+    if (rc)
+        return rc;
+    if (err)
+        err->code = 0;
+    rc = check_kvs(params ? "param" : "tag", kv, n, err);
+    if (rc || n == 0)
+        return rc;
+    kvs = calloc(n, sizeof(*kvs));
+    ptrs = calloc(n, sizeof(*ptrs));
+    if (!kvs || !ptrs) {
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    kvs_to_proto(kv, n, kvs, ptrs);
+    lb.run = c->run_hex;
+    if (params) {
+        lb.params = ptrs;
+        lb.n_params = n;
+    } else {
+        lb.tags = ptrs;
+        lb.n_tags = n;
+    }
+    rq.op_case = TRACK__V1__REQUEST__OP_LOG_BATCH;
+    rq.log_batch = &lb;
+    rc = cl_pack(c, &rq, &len, err);
+    if (!rc)
+        rc = cl_write(c, c->pack, len, NULL, err);
+out:
+    free(kvs);
+    free(ptrs);
+    return rc;
+}
+
+int track_log_param(struct track_client *c, const char *key, const char *value,
+                    struct track_err *err)
+{
+    struct track_kv kv = {key, value};
+    return send_kvs(c, 1, &kv, 1, err);
+}
+
+int track_log_params(struct track_client *c, const struct track_kv *kv, size_t n,
+                     struct track_err *err)
+{
+    return send_kvs(c, 1, kv, n, err);
+}
+
+int track_set_tag(struct track_client *c, const char *key, const char *value, struct track_err *err)
+{
+    struct track_kv kv = {key, value};
+    return send_kvs(c, 0, &kv, 1, err);
+}
+
+int track_set_tags(struct track_client *c, const struct track_kv *kv, size_t n,
+                   struct track_err *err)
+{
+    return send_kvs(c, 0, kv, n, err);
+}
+
+/* ---- metrics ----------------------------------------------------------------- */
+
+static struct series *find_series(struct track_client *c, const char *key, struct track_err *err)
+{
+    char msg[400];
+
+    if (c->last_series < c->n_series && strcmp(c->series[c->last_series].key, key) == 0)
+        return &c->series[c->last_series];
+    for (size_t i = 0; i < c->n_series; i++) {
+        if (strcmp(c->series[i].key, key) == 0) {
+            c->last_series = i;
+            return &c->series[i];
+        }
+    }
+    /* a new key: checked once here, not on every point */
+    if (limits_check_key("metric key", key, msg, sizeof(msg))) {
+        cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
+        return NULL;
+    }
+    if (c->n_series == LIMIT_BATCH_SERIES) {
+        cl_fail(err, TRACK_E_INVALID_ARGUMENT, "metric key: more than %d distinct keys",
+                LIMIT_BATCH_SERIES);
+        return NULL;
+    }
+    if (c->n_series == c->cap_series) {
+        size_t cap = c->cap_series ? c->cap_series * 2 : 8;
+        struct series *s = realloc(c->series, cap * sizeof(*s));
+        if (!s) {
+            cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+            return NULL;
+        }
+        c->series = s;
+        c->cap_series = cap;
+    }
+    struct series *s = &c->series[c->n_series];
+    memset(s, 0, sizeof(*s));
+    memcpy(s->key, key, strlen(key) + 1);
+    c->last_series = c->n_series++;
+    return s;
+}
+
+static int grow_series(struct series *s, struct track_err *err)
+{
+    size_t cap = s->cap ? s->cap * 2 : 256;
+    int64_t *st = realloc(s->steps, cap * sizeof(*st));
+    if (st)
+        s->steps = st;
+    int64_t *tm = realloc(s->times, cap * sizeof(*tm));
+    if (tm)
+        s->times = tm;
+    double *v = realloc(s->values, cap * sizeof(*v));
+    if (v)
+        s->values = v;
+    if (!st || !tm || !v)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    s->cap = cap;
+    return 0;
+}
+
+int track_log_metric(struct track_client *c, const char *key, double value, int64_t step,
+                     int64_t time_ms, struct track_err *err)
+{
+    struct series *s;
+    int rc = need_run(c, err);
+
+    if (rc)
+        return rc;
+    if (step < 0)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "step: %lld is negative", (long long)step);
+    if (time_ms < 0)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "time: %lld is negative", (long long)time_ms);
+    s = find_series(c, key, err);
+    if (!s)
+        return err ? err->code : TRACK_E_INVALID_ARGUMENT;
+    if (s->n == s->cap && (rc = grow_series(s, err)))
+        return rc;
+    s->steps[s->n] = step;
+    s->times[s->n] = time_ms ? time_ms : wire_now_ms();
+    s->values[s->n] = value;
+    s->n++;
+    if (c->buffered++ == 0)
+        c->oldest_ms = wire_mono_ms();
+    if (c->buffered >= (size_t)c->flush_points ||
+        wire_mono_ms() - c->oldest_ms >= c->flush_interval_ms)
+        return track_flush(c, err);
+    return 0;
+}
+
+int track_flush(struct track_client *c, struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__LogBatch lb = TRACK__V1__LOG_BATCH__INIT;
+    Track__V1__MetricSeries ms[64], *mp[64];
+    size_t len, i = 0;
+    int rc = 0;
+
+    if (err)
+        err->code = 0;
+    if (c->buffered == 0)
+        return 0;
+    /* 64 series per batch: a loop with more keys sends several batches */
+    while (i < c->n_series) {
+        size_t k = 0;
+        for (; i < c->n_series && k < 64; i++) {
+            struct series *s = &c->series[i];
+            if (!s->n)
+                continue;
+            track__v1__metric_series__init(&ms[k]);
+            ms[k].key = s->key;
+            ms[k].steps = s->steps;
+            ms[k].n_steps = s->n;
+            ms[k].times_ms = s->times;
+            ms[k].n_times_ms = s->n;
+            ms[k].values = s->values;
+            ms[k].n_values = s->n;
+            mp[k] = &ms[k];
+            k++;
+        }
+        if (!k)
+            break;
+        lb.run = c->run_hex;
+        lb.metrics = mp;
+        lb.n_metrics = k;
+        rq.op_case = TRACK__V1__REQUEST__OP_LOG_BATCH;
+        rq.log_batch = &lb;
+        rc = cl_pack(c, &rq, &len, err);
+        if (!rc) {
+            struct track_err e2 = {0};
+            rc = cl_write(c, c->pack, len, NULL, &e2);
+            if (err && (rc || e2.code))
+                *err = e2;
+        }
+        if (rc)
+            break;
+    }
+    if (rc == 0 || rc != TRACK_E_UNAVAILABLE) {
+        /* delivered, spooled, or refused for good: either way not resent */
+        for (size_t j = 0; j < c->n_series; j++)
+            c->series[j].n = 0;
+        c->buffered = 0;
+    }
+    return rc;
+}
+
+int track_sync(struct track_client *c, int *sent, struct track_err *err)
+{
+    int rc = track_flush(c, NULL);
+    (void)rc;
+    rc = cl_spool_deliver(c, 3600 * 1000, sent, err);
+    if (rc == 0) {
+        c->down_until_ms = 0;
+        c->down_backoff_ms = DOWN_BACKOFF_MIN;
+    }
+    return rc;
+}
+
+int track_spool_pending(struct track_client *c, int64_t *requests, int64_t *bytes,
+                        struct track_err *err)
+{
+    return cl_spool_stat(c, requests, bytes, err);
+}

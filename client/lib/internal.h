@@ -1,0 +1,89 @@
+/*
+ * internal.h: libtrack's internals (not installed). The library is:
+ *
+ *   conn.c    the nanomsg REQ socket, one request/response with a timeout,
+ *             the liveness probe and the autostart of a personal trackd
+ *   spool.c   the append-only spool file for writes made while trackd is away
+ *   client.c  the public write API: runs, params, tags, buffered metrics
+ *   reads.c   the public read API and struct track_result
+ */
+#ifndef TRACK_CLIENT_INTERNAL_H
+#define TRACK_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "track.h"
+#include "wire.h"
+
+struct series {
+    char key[256];
+    size_t n, cap;
+    int64_t *steps, *times;
+    double *values;
+};
+
+struct track_client {
+    char server[1100];
+    int server_explicit; /* from opts or TRACK_SERVER: never autostart */
+    int timeout_ms;
+    int flush_points;
+    int flush_interval_ms;
+    int no_spool;
+    int autostart;
+    int sock;              /* -1 until first use */
+    int64_t down_until_ms; /* after a failure, go straight to the spool until then */
+    int down_backoff_ms;
+
+    char spool_path[1100];
+    int64_t spool_max;
+
+    int has_run;
+    uint8_t run[16];
+    char run_hex[33];
+
+    struct series *series;
+    size_t n_series, cap_series, last_series;
+    size_t buffered;
+    int64_t oldest_ms; /* monotonic time of the oldest buffered point */
+
+    uint8_t *pack; /* reusable packing buffer */
+    size_t pack_cap;
+};
+
+/* Fills err (may be NULL) and returns code. */
+int cl_fail(struct track_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- conn.c ---- */
+/* One request/response round trip. On success *out is the unpacked
+ * response (free with track__v1__response__free_unpacked) and 0 is
+ * returned, even if the response carries an error. Transport failures
+ * (no daemon, timeout) return TRACK_E_UNAVAILABLE naming the address. */
+int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
+                 struct track_err *err);
+/* Maps a response's error to a return code with its message; 0 if none. */
+int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
+void cl_disconnect(struct track_client *c);
+
+/* ---- spool.c ---- */
+/* Appends one packed request. */
+int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, struct track_err *err);
+/* Delivers spooled requests in order until the spool is empty, the daemon
+ * fails, or budget_ms passes. *sent counts delivered requests. Returns 0
+ * when the spool is now empty, TRACK_E_UNAVAILABLE when some remain. */
+int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err);
+int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err);
+
+/* ---- client.c ---- */
+/* Packs rq (after giving it a fresh request id) into c->pack. */
+int cl_pack(struct track_client *c, Track__V1__Request *rq, size_t *len, struct track_err *err);
+/* Sends a packed write; spools it when the daemon is away (returns 0 with
+ * err->code TRACK_E_SPOOLED). *out (may be NULL) gets the response. */
+int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
+             struct track_err *err);
+/* Sends a read and returns its response, or an error. */
+int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
+            struct track_err *err);
+
+#endif

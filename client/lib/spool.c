@@ -1,0 +1,278 @@
+/*
+ * spool.c: the spool, where writes go while trackd cannot be reached.
+ *
+ * One file per user (default $XDG_STATE_HOME/track/spool-<uid>.bin), shared
+ * by every process of that user under flock(2). Layout:
+ *
+ *   header  "TRKSPOOL" | u32 version | u32 0 | u64 delivered offset | u64 0
+ *   record  u32 length | 16-byte BLAKE2b of the payload | payload
+ *
+ * A payload is a packed track.v1.Request with its request id, so delivering
+ * it twice (a crash between the daemon's reply and the offset update) is
+ * harmless: the daemon answers a repeated id without applying it again.
+ * Records are appended with one write(2) and fdatasync'd; a torn record at
+ * the tail (a crash mid-append) fails its digest and is cut off.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "track_limits.h"
+#include "paths.h"
+
+#define SPOOL_MAGIC   "TRKSPOOL"
+#define SPOOL_VERSION 1
+#define SPOOL_HDR     32
+#define REC_HDR       20
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int full_pread(int fd, void *buf, size_t n, off_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)buf + done, n - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int full_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const char *)buf + done, n - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Opens and locks the spool; writes the header of a new one. *delivered is
+ * the offset of the first undelivered record. Returns the fd or -1. */
+static int spool_open(struct track_client *c, int create, uint64_t *delivered, off_t *size,
+                      struct track_err *err)
+{
+    char dir[1100];
+    struct stat sb;
+    uint8_t hdr[SPOOL_HDR];
+    int fd;
+
+    snprintf(dir, sizeof(dir), "%s", c->spool_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (create && paths_mkdirs(dir, 0700)) {
+            cl_fail(err, TRACK_E_UNAVAILABLE, "cannot create spool directory %s: %s", dir,
+                    strerror(errno));
+            return -1;
+        }
+    }
+    fd = open(c->spool_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0) {
+        if (!create && errno == ENOENT)
+            return -2;
+        cl_fail(err, TRACK_E_UNAVAILABLE, "cannot open spool %s: %s", c->spool_path,
+                strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX) < 0 || fstat(fd, &sb) < 0)
+        goto io;
+    if (sb.st_size < SPOOL_HDR) {
+        memset(hdr, 0, sizeof(hdr));
+        memcpy(hdr, SPOOL_MAGIC, 8);
+        put_u32(hdr + 8, SPOOL_VERSION);
+        put_u64(hdr + 16, SPOOL_HDR);
+        if (ftruncate(fd, 0) < 0 || full_pwrite(fd, hdr, sizeof(hdr), 0) < 0)
+            goto io;
+        *delivered = SPOOL_HDR;
+        *size = SPOOL_HDR;
+        return fd;
+    }
+    if (full_pread(fd, hdr, sizeof(hdr), 0) < 0)
+        goto io;
+    if (memcmp(hdr, SPOOL_MAGIC, 8) != 0 || get_u32(hdr + 8) != SPOOL_VERSION) {
+        cl_fail(err, TRACK_E_INTERNAL, "%s is not a track spool file (version %u)", c->spool_path,
+                get_u32(hdr + 8));
+        close(fd);
+        return -1;
+    }
+    *delivered = get_u64(hdr + 16);
+    *size = sb.st_size;
+    if (*delivered < SPOOL_HDR || *delivered > (uint64_t)sb.st_size)
+        *delivered = SPOOL_HDR;
+    return fd;
+io:
+    cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
+    close(fd);
+    return -1;
+}
+
+int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, struct track_err *err)
+{
+    uint64_t delivered;
+    off_t size;
+    int fd, rc = 0;
+
+    if (len > LIMIT_FRAME_BYTES)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "request of %zu bytes is too large", len);
+    fd = spool_open(c, 1, &delivered, &size, err);
+    if (fd < 0)
+        return err ? err->code : TRACK_E_UNAVAILABLE;
+    if ((int64_t)size + REC_HDR + (int64_t)len > c->spool_max) {
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
+                     "spool %s is full (%lld of %lld bytes); this write is lost — start "
+                     "trackd and run `track sync`",
+                     c->spool_path, (long long)size, (long long)c->spool_max);
+        goto out;
+    }
+    uint8_t *rec = malloc(REC_HDR + len);
+    if (!rec) {
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    put_u32(rec, (uint32_t)len);
+    crypto_generichash(rec + 4, 16, req, len, NULL, 0);
+    memcpy(rec + REC_HDR, req, len);
+    if (full_pwrite(fd, rec, REC_HDR + len, size) < 0 || fdatasync(fd) < 0)
+        rc = cl_fail(err, TRACK_E_UNAVAILABLE, "cannot write spool %s: %s", c->spool_path,
+                     strerror(errno));
+    free(rec);
+out:
+    close(fd);
+    return rc;
+}
+
+int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err)
+{
+    uint64_t off;
+    off_t size;
+    int64_t deadline = wire_mono_ms() + budget_ms;
+    uint8_t *buf = NULL, rh[REC_HDR], digest[16], hdr8[8];
+    size_t cap = 0;
+    int fd, rc = 0;
+
+    if (sent)
+        *sent = 0;
+    fd = spool_open(c, 0, &off, &size, err);
+    if (fd == -2)
+        return 0;
+    if (fd < 0)
+        return err ? err->code : TRACK_E_UNAVAILABLE;
+    while ((off_t)off < size) {
+        if (wire_mono_ms() > deadline) {
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool delivery paused (time budget)");
+            break;
+        }
+        uint32_t len;
+        if ((off_t)(off + REC_HDR) > size || full_pread(fd, rh, REC_HDR, (off_t)off) < 0 ||
+            (len = get_u32(rh)) > LIMIT_FRAME_BYTES || (off_t)(off + REC_HDR + len) > size) {
+            size = (off_t)off; /* torn tail: cut it off */
+            break;
+        }
+        if (len > cap) {
+            uint8_t *nb = realloc(buf, len);
+            if (!nb) {
+                rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+                break;
+            }
+            buf = nb;
+            cap = len;
+        }
+        if (full_pread(fd, buf, len, (off_t)(off + REC_HDR)) < 0) {
+            size = (off_t)off;
+            break;
+        }
+        crypto_generichash(digest, 16, buf, len, NULL, 0);
+        if (sodium_memcmp(digest, rh + 4, 16) != 0) {
+            size = (off_t)off;
+            break;
+        }
+        Track__V1__Response *rs = NULL;
+        struct track_err e2 = {0};
+        rc = cl_roundtrip(c, buf, len, &rs, &e2);
+        if (rc) {
+            if (err)
+                *err = e2;
+            break;
+        }
+        /* a request the daemon refuses (say, a param conflict) is dropped:
+         * sending it again would be refused again */
+        track__v1__response__free_unpacked(rs, NULL);
+        off += REC_HDR + len;
+        put_u64(hdr8, off);
+        if (full_pwrite(fd, hdr8, 8, 16) < 0) {
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
+            break;
+        }
+        if (sent)
+            (*sent)++;
+    }
+    if (!rc && (off_t)off >= size) {
+        /* all delivered: start over with an empty spool */
+        put_u64(hdr8, SPOOL_HDR);
+        if (ftruncate(fd, SPOOL_HDR) < 0 || full_pwrite(fd, hdr8, 8, 16) < 0)
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err)
+{
+    uint64_t off;
+    off_t size;
+    uint8_t rh[REC_HDR];
+    int fd = spool_open(c, 0, &off, &size, err);
+
+    *requests = 0;
+    *bytes = 0;
+    if (fd == -2)
+        return 0;
+    if (fd < 0)
+        return err ? err->code : TRACK_E_UNAVAILABLE;
+    *bytes = (int64_t)size - (int64_t)off;
+    while ((off_t)(off + REC_HDR) <= size && full_pread(fd, rh, REC_HDR, (off_t)off) == 0) {
+        off += REC_HDR + get_u32(rh);
+        if ((off_t)off > size)
+            break;
+        (*requests)++;
+    }
+    close(fd);
+    return 0;
+}

@@ -1,0 +1,339 @@
+/*
+ * main.c: trackd's entry point: options, the config file, the data
+ * directory and its lock, start-up checks, then the loop. trackd stays in
+ * the foreground (as systemd expects) and logs to stderr.
+ *
+ *   trackd [--data-dir DIR] [--listen URI]... [--log-level LEVEL]
+ *          [--durability normal|full] [--workers N] [--config FILE]
+ *          [--force] [--check] [--restore FILE]
+ */
+#include "srv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "paths.h"
+
+static const char usage[] =
+    "usage: trackd [options]\n"
+    "\n"
+    "The track daemon: stores experiments, runs, params, metrics and tags in\n"
+    "SQLite and serves track clients over nanomsg. Stays in the foreground.\n"
+    "\n"
+    "  --data-dir DIR        data directory (default $XDG_DATA_HOME/track)\n"
+    "  --listen URI          ipc://PATH or tcp://HOST:PORT; repeatable\n"
+    "                        (default: the user's socket, see `track status`)\n"
+    "  --log-level LEVEL     error, warn, info (default) or debug\n"
+    "  --durability MODE     normal (default): an acknowledged write survives a\n"
+    "                        crash of trackd; full: it also survives power loss\n"
+    "  --workers N           read threads (default 2)\n"
+    "  --config FILE         config file (default DIR/trackd.conf if present);\n"
+    "                        lines `key = value`: log_level, durability, workers\n"
+    "  --force               start even if the database fails its integrity check\n"
+    "  --check               verify the database and exit (0 clean, 1 not)\n"
+    "  --restore FILE        replace the database with the backup FILE and exit\n"
+    "  --version, --help\n";
+
+static void die_usage(const char *msg)
+{
+    fprintf(stderr, "trackd: %s\n%s", msg, usage);
+    exit(2);
+}
+
+static int parse_durability(const char *s)
+{
+    if (strcmp(s, "normal") == 0)
+        return STORE_DURABILITY_NORMAL;
+    if (strcmp(s, "full") == 0)
+        return STORE_DURABILITY_FULL;
+    return -1;
+}
+
+/* Reads `key = value` lines. Settings given on the command line win, so
+ * this only fills what is still unset (-1 markers). Returns 0, or -1 with a
+ * message naming the line. */
+static int read_config(const char *path, int *log_level, int *durability, int *workers,
+                       int required)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lineno = 0;
+
+    if (!f) {
+        if (!required && errno == ENOENT)
+            return 0;
+        srv_log(SRV_LOG_ERROR, "config", "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *k = line, *v, *end;
+        lineno++;
+        while (*k == ' ' || *k == '\t')
+            k++;
+        if (*k == '#' || *k == '\n' || *k == '\0')
+            continue;
+        v = strchr(k, '=');
+        if (!v) {
+            srv_log(SRV_LOG_ERROR, "config", "%s:%d: expected key = value", path, lineno);
+            fclose(f);
+            return -1;
+        }
+        *v++ = '\0';
+        for (end = v + strlen(v);
+             end > v && (end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r');)
+            *--end = '\0';
+        while (*v == ' ' || *v == '\t')
+            v++;
+        for (end = k + strlen(k); end > k && (end[-1] == ' ' || end[-1] == '\t');)
+            *--end = '\0';
+        if (strcmp(k, "log_level") == 0) {
+            int lv = srv_log_level_parse(v);
+            if (lv < 0)
+                goto bad;
+            if (*log_level < 0)
+                *log_level = lv;
+        } else if (strcmp(k, "durability") == 0) {
+            int d = parse_durability(v);
+            if (d < 0)
+                goto bad;
+            if (*durability < 0)
+                *durability = d;
+        } else if (strcmp(k, "workers") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 16)
+                goto bad;
+            if (*workers < 0)
+                *workers = (int)n;
+        } else {
+            srv_log(SRV_LOG_ERROR, "config", "%s:%d: unknown key \"%s\"", path, lineno, k);
+            fclose(f);
+            return -1;
+        }
+        continue;
+    bad:
+        srv_log(SRV_LOG_ERROR, "config", "%s:%d: bad value \"%s\" for %s", path, lineno, v, k);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+void srv_reload_config(struct srv *srv)
+{
+    int lv = -1, d = -1, w = -1;
+    if (!srv->cfg.config_path[0])
+        return;
+    if (read_config(srv->cfg.config_path, &lv, &d, &w, 0) == 0 && lv >= 0) {
+        srv_log_level = lv;
+        srv_log(SRV_LOG_INFO, "config", "reloaded log_level=%d", lv);
+    }
+}
+
+static int lock_data_dir(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/trackd.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        srv_log(SRV_LOG_ERROR, "main", "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        srv_log(SRV_LOG_ERROR, "main", "another trackd uses %s (lock %s held)", dir, path);
+        close(fd);
+        return -1;
+    }
+    return fd; /* held until exit */
+}
+
+static int do_check(struct srv *srv)
+{
+    struct store_opts so = {.readonly = 1};
+    struct store_err err = {0};
+    struct store *st;
+    int rc = store_open(srv->cfg.db_path, &so, &st, &err);
+    if (rc) {
+        fprintf(stderr, "trackd: check: %s: %s\n", srv->cfg.db_path, err.msg);
+        return 1;
+    }
+    rc = store_check(st, &err);
+    store_close(st);
+    if (rc) {
+        fprintf(stderr, "trackd: check: %s: %s\n", srv->cfg.db_path, err.msg);
+        return 1;
+    }
+    printf("ok %s\n", srv->cfg.db_path);
+    return 0;
+}
+
+static int do_restore(struct srv *srv, const char *from)
+{
+    struct store_opts so = {.readonly = 1};
+    struct store_err err = {0};
+    struct store *st;
+    int rc = store_open(from, &so, &st, &err);
+    if (!rc)
+        rc = store_check(st, &err);
+    if (!rc)
+        rc = store_backup(st, srv->cfg.db_path, &err);
+    if (st)
+        store_close(st);
+    if (rc) {
+        fprintf(stderr, "trackd: restore from %s: %s\n", from, err.msg);
+        return 1;
+    }
+    printf("restored %s from %s\n", srv->cfg.db_path, from);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"durability", required_argument, NULL, 'D'},
+        {"workers", required_argument, NULL, 'w'},
+        {"config", required_argument, NULL, 'c'},
+        {"force", no_argument, NULL, 'f'},
+        {"check", no_argument, NULL, 'C'},
+        {"restore", required_argument, NULL, 'R'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static char default_listen[1100];
+    struct srv srv = {0};
+    int log_level = -1, durability = -1, workers = -1, force = 0, check = 0, opt;
+    const char *data_dir = NULL, *config = NULL, *restore = NULL;
+    struct store_err err = {0};
+    char *end;
+    sigset_t mask;
+    int status = 1;
+
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 'l':
+            if (srv.cfg.n_listen == SRV_MAX_LISTEN)
+                die_usage("--listen: at most 8 addresses");
+            if (strncmp(optarg, "ipc://", 6) != 0 && strncmp(optarg, "tcp://", 6) != 0)
+                die_usage("--listen: expected ipc://PATH or tcp://HOST:PORT");
+            srv.cfg.listen[srv.cfg.n_listen++] = optarg;
+            break;
+        case 'L':
+            if ((log_level = srv_log_level_parse(optarg)) < 0)
+                die_usage("--log-level: expected error, warn, info or debug");
+            break;
+        case 'D':
+            if ((durability = parse_durability(optarg)) < 0)
+                die_usage("--durability: expected normal or full");
+            break;
+        case 'w':
+            workers = (int)strtol(optarg, &end, 10);
+            if (*end || workers < 1 || workers > 16)
+                die_usage("--workers: expected a number from 1 to 16");
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'R':
+            restore = optarg;
+            break;
+        case 'V':
+            printf("trackd %s\n", TRACKD_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        die_usage("unexpected argument");
+
+    if (data_dir)
+        snprintf(srv.cfg.data_dir, sizeof(srv.cfg.data_dir), "%s", data_dir);
+    else if (paths_default_data_dir(srv.cfg.data_dir, sizeof(srv.cfg.data_dir)))
+        die_usage("cannot work out the default data directory; use --data-dir");
+    if (paths_mkdirs(srv.cfg.data_dir, 0700)) {
+        srv_log(SRV_LOG_ERROR, "main", "cannot create data directory %s: %s", srv.cfg.data_dir,
+                strerror(errno));
+        return 1;
+    }
+    snprintf(srv.cfg.db_path, sizeof(srv.cfg.db_path), "%s/track.db", srv.cfg.data_dir);
+    if (config)
+        snprintf(srv.cfg.config_path, sizeof(srv.cfg.config_path), "%s", config);
+    else
+        snprintf(srv.cfg.config_path, sizeof(srv.cfg.config_path), "%s/trackd.conf",
+                 srv.cfg.data_dir);
+    if (read_config(srv.cfg.config_path, &log_level, &durability, &workers, config != NULL))
+        return 1;
+    srv_log_level = log_level >= 0 ? log_level : SRV_LOG_INFO;
+    srv.cfg.durability = durability >= 0 ? durability : STORE_DURABILITY_NORMAL;
+    srv.cfg.workers = workers > 0 ? workers : 2;
+    if (!srv.cfg.n_listen) {
+        if (paths_default_server(default_listen, sizeof(default_listen)))
+            die_usage("cannot work out the default socket; use --listen");
+        srv.cfg.listen[srv.cfg.n_listen++] = default_listen;
+    }
+
+    if (check)
+        return do_check(&srv);
+    if (lock_data_dir(srv.cfg.data_dir) < 0)
+        return 1;
+    if (restore)
+        return do_restore(&srv, restore);
+
+    /* block the signals the loop takes through signalfd, before any thread
+     * (read workers, nanomsg's own) exists, so they all inherit the mask */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct store_opts so = {.durability = srv.cfg.durability};
+    if (store_open(srv.cfg.db_path, &so, &srv.wst, &err)) {
+        srv_log(SRV_LOG_ERROR, "store", "cannot open %s: %s", srv.cfg.db_path, err.msg);
+        return 1;
+    }
+    if (store_check(srv.wst, &err)) {
+        srv_log(force ? SRV_LOG_WARN : SRV_LOG_ERROR, "store", "integrity check failed: %s%s",
+                err.msg,
+                force ? " (starting anyway: --force)"
+                      : "; refusing to start "
+                        "(--force overrides)");
+        if (!force)
+            goto out;
+    }
+    srv.started_ms = wire_now_ms();
+    pthread_mutex_init(&srv.stats_lock, NULL);
+    srv_log(SRV_LOG_INFO, "main", "trackd %s starting db=%s durability=%s", TRACKD_VERSION,
+            srv.cfg.db_path, srv.cfg.durability ? "full" : "normal");
+    status = srv_loop_run(&srv);
+    pthread_mutex_destroy(&srv.stats_lock);
+    srv_log(SRV_LOG_INFO, "main", "stopped status=%d", status);
+out:
+    store_close(srv.wst);
+    return status;
+}

@@ -1,0 +1,118 @@
+/*
+ * srv.h: trackd's internals (prefix srv_). The daemon is three parts:
+ *
+ *   loop.c      sockets, poll(2), group commit, replies (knows nanomsg)
+ *   dispatch.c  the operation table and its handlers (knows protobuf and
+ *               store_*, never a socket: any front end can call it)
+ *   workers.c   threads with read-only store handles for reads
+ *
+ * plus arena.c (per-request memory), log.c and main.c (options, config).
+ */
+#ifndef TRACK_SRV_H
+#define TRACK_SRV_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "wire.h"
+
+/* ---- logging -------------------------------------------------------------- */
+enum srv_log_level { SRV_LOG_ERROR = 0, SRV_LOG_WARN, SRV_LOG_INFO, SRV_LOG_DEBUG };
+extern int srv_log_level;
+/* One line to stderr: "level component: message". */
+void srv_log(int level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int srv_log_level_parse(const char *s);
+
+/* ---- per-request memory ------------------------------------------------------
+ * Responses are built in an arena: one allocation per block, never per
+ * point, all freed at once after the response is packed. */
+struct srv_arena {
+    struct srv_block *head;
+    size_t total;
+};
+void *srv_alloc(struct srv_arena *a, size_t n);       /* zeroed; NULL on OOM */
+char *srv_strdup(struct srv_arena *a, const char *s); /* NULL on OOM */
+void srv_arena_free(struct srv_arena *a);
+
+/* ---- server-wide state ------------------------------------------------------ */
+#define SRV_MAX_LISTEN 8
+
+struct srv_config {
+    char data_dir[1024];
+    char db_path[1100];
+    const char *listen[SRV_MAX_LISTEN];
+    int n_listen;
+    int durability;
+    int workers;
+    char config_path[1100];
+};
+
+struct srv {
+    struct srv_config cfg;
+    struct store *wst; /* the one read-write handle, main thread only */
+    int64_t started_ms;
+    int64_t requests; /* served, all kinds */
+    pthread_mutex_t stats_lock;
+};
+
+/* ---- dispatch ------------------------------------------------------------------ */
+struct srv_call {
+    struct srv *srv;
+    struct store *st; /* the handle this call may use */
+    const Track__V1__Request *rq;
+    Track__V1__Response *rs;
+    struct srv_arena arena;
+    int code; /* wire code of the failure, 0 on success */
+    char msg[600];
+};
+
+enum srv_kind { SRV_READ = 1, SRV_WRITE = 2 };
+
+/* READ or WRITE for an operation, 0 for an unknown one. */
+int srv_op_kind(const Track__V1__Request *rq);
+const char *srv_op_name(const Track__V1__Request *rq);
+
+/* Runs the handler of call->rq on call->st and fills call->rs (result or
+ * error). Never fails: every failure becomes an error response. Writes must
+ * be called inside a store transaction owned by the caller. */
+void srv_dispatch(struct srv_call *call);
+
+/* Packs a response into a buffer from malloc (caller frees); NULL on OOM.
+ * A response larger than the frame limit becomes a RESOURCE_EXHAUSTED error. */
+uint8_t *srv_pack_response(Track__V1__Response *rs, size_t *len);
+/* Fills rs as an error with a formatted message. */
+void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, const char *msg);
+
+/* ---- read workers ------------------------------------------------------------ */
+struct srv_job {
+    struct srv_job *next;
+    void *tag; /* the loop's reply address (nanomsg header) */
+    int sock;
+    Track__V1__Request *rq; /* unpacked; freed by the worker */
+    uint8_t *reply;         /* packed response, filled by the worker */
+    size_t reply_len;
+};
+
+struct srv_workers;
+int srv_workers_start(struct srv *srv, int n, int efd, struct srv_workers **out);
+void srv_workers_submit(struct srv_workers *w, struct srv_job *job);
+/* Takes the list of finished jobs (may be NULL). */
+struct srv_job *srv_workers_done(struct srv_workers *w);
+void srv_workers_stop(struct srv_workers *w); /* joins; done jobs stay */
+void srv_workers_free(struct srv_workers *w);
+
+/* ---- the loop --------------------------------------------------------------- */
+/* Binds every listen URI and serves until SIGTERM/SIGINT; returns the exit
+ * status for main. */
+int srv_loop_run(struct srv *srv);
+
+/* Re-reads the config file (SIGHUP): log level. */
+void srv_reload_config(struct srv *srv);
+
+/* Maps a STORE_E_* code to a wire code. */
+int srv_code_from_store(int store_code);
+
+#endif

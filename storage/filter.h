@@ -1,0 +1,59 @@
+/*
+ * filter.h: the run search language (`track runs --filter`, `--order-by`),
+ * compiled to a parameterized SQL fragment over the schema in store_sqlite.c.
+ * No value from a filter is ever pasted into SQL text: literals and keys
+ * become bind parameters.
+ *
+ * The fragments refer to the tables by these aliases only:
+ *   r  runs         (id, uuid, hex, experiment_id, name, status, start_ms,
+ *                    end_ms, user, parent_uuid)
+ *   e  experiments  (id, name)
+ * and reach params, tags and metric summaries through correlated subqueries.
+ */
+#ifndef TRACK_FILTER_H
+#define TRACK_FILTER_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+/* Bounds on what filter_compile accepts; each violation is STORE_E_INVALID
+ * naming the limit. They apply to the filter and the order-by text alike. */
+#define FILTER_MAX_TEXT  65536   /* bytes of filter or order-by text */
+#define FILTER_MAX_DEPTH 64      /* nested parentheses and NOTs */
+#define FILTER_MAX_TERMS 1000    /* comparisons in a filter, terms in an order-by */
+#define FILTER_MAX_IN    1000    /* values in one IN (...) list */
+#define FILTER_MAX_KEY   250     /* bytes of a metric, param or tag key */
+#define FILTER_MAX_BINDS 10000   /* bind parameters in all (SQLite allows 32766) */
+#define FILTER_MAX_SQL   4194304 /* bytes of compiled SQL, each of where and order */
+
+enum filter_bind_type {
+    FILTER_BIND_INT = 1,
+    FILTER_BIND_DOUBLE = 2,
+    FILTER_BIND_TEXT = 3,
+};
+
+struct filter_bind {
+    int type;
+    int64_t i;
+    double d;
+    char *s; /* owned by the filter_sql */
+};
+
+struct filter_sql {
+    char *where;               /* e.g. "(r.status = ?1 AND ...)", or NULL when no filter */
+    char *order;               /* e.g. "... ASC, r.start_ms DESC", never NULL after success */
+    struct filter_bind *binds; /* bind i is parameter ?(i+1) */
+    int n_binds;
+};
+
+/* Compiles `filter` (NULL or blank: no condition) and `order_by` (NULL or
+ * blank: "start_time DESC") into *out, which the caller releases with
+ * filter_sql_free. `now_ms` is used for the duration of running runs.
+ * A syntax error answers STORE_E_INVALID with a message naming the column
+ * (1-based) where it failed and what was expected there. */
+int filter_compile(const char *filter, const char *order_by, int64_t now_ms, struct filter_sql *out,
+                   struct store_err *err);
+void filter_sql_free(struct filter_sql *f);
+
+#endif

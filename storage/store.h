@@ -1,0 +1,220 @@
+/*
+ * store.h: the storage layer of trackd. Everything above storage/ speaks only
+ * these functions and types; nothing here knows of sockets, protobuf or the
+ * daemon. The first implementation is SQLite (store_sqlite.c); a PostgreSQL
+ * one can stand beside it behind the same functions.
+ *
+ * Errors: every function returns 0 or a negative STORE_E_* code and, where a
+ * `struct store_err *` is passed, a message naming the field or limit.
+ * Nothing here logs or aborts on input.
+ *
+ * Threads: a `struct store` is used by one thread at a time. The daemon opens
+ * one read-write handle for all writes and one read-only handle per worker.
+ *
+ * Writes happen inside store_begin()/store_commit(). Each request inside a
+ * group commit is wrapped in store_save()/store_release()/store_rollback_to()
+ * so that one failing request does not undo the others.
+ */
+#ifndef TRACK_STORE_H
+#define TRACK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_code {
+    STORE_OK = 0,
+    STORE_E_INVALID = -1, /* bad argument (the message names it) */
+    STORE_E_NOT_FOUND = -2,
+    STORE_E_EXISTS = -3,
+    STORE_E_CONFLICT = -4, /* e.g. a param logged again with another value */
+    STORE_E_FULL = -5,     /* disk or database full */
+    STORE_E_BUSY = -6,     /* locked beyond the busy timeout */
+    STORE_E_CORRUPT = -7,
+    STORE_E_IO = -8,
+    STORE_E_INTERNAL = -9,
+    STORE_E_AMBIGUOUS = -10, /* a run prefix matches several runs */
+};
+
+struct store_err {
+    int code;
+    char msg[512];
+};
+
+enum store_status {
+    STORE_RUNNING = 1,
+    STORE_FINISHED = 2,
+    STORE_FAILED = 3,
+    STORE_KILLED = 4,
+};
+
+enum store_durability {
+    STORE_DURABILITY_NORMAL = 0, /* survives a process crash (WAL, synchronous=NORMAL) */
+    STORE_DURABILITY_FULL = 1,   /* also survives power loss (synchronous=FULL) */
+};
+
+struct store_opts {
+    int readonly;
+    int durability;
+};
+
+struct store;
+
+/* Opens (creating if needed) the database at `path`, runs migrations, sets
+ * WAL and pragmas. On success *out is a new handle to pass to store_close. */
+int store_open(const char *path, const struct store_opts *opts, struct store **out,
+               struct store_err *err);
+void store_close(struct store *st);
+
+/* Runs the full integrity check. 0 when clean; STORE_E_CORRUPT with the
+ * first problem in err otherwise. */
+int store_check(struct store *st, struct store_err *err);
+
+/* Online copy of the whole database into `dest_path` (SQLite backup API). */
+int store_backup(struct store *st, const char *dest_path, struct store_err *err);
+
+int store_begin(struct store *st, struct store_err *err);
+int store_commit(struct store *st, struct store_err *err);
+void store_rollback(struct store *st);
+int store_save(struct store *st, struct store_err *err);
+void store_release(struct store *st);
+void store_rollback_to(struct store *st);
+
+/* ---- request ids (exactly-once) ----------------------------------------
+ * The daemon records each applied write's 16-byte id with its packed
+ * response in the same transaction as the write. */
+/* 1 and a malloc'd copy in *resp (caller frees) when known; 0 when not. */
+int store_request_lookup(struct store *st, const uint8_t id[16], uint8_t **resp, size_t *len,
+                         struct store_err *err);
+int store_request_put(struct store *st, const uint8_t id[16], const uint8_t *resp, size_t len,
+                      int64_t now_ms, struct store_err *err);
+/* Forgets ids older than `before_ms`, at most `limit` of them. */
+int store_request_prune(struct store *st, int64_t before_ms, int limit, struct store_err *err);
+
+/* ---- experiments --------------------------------------------------------- */
+struct store_experiment {
+    int64_t id;
+    const char *name; /* valid during the callback only */
+    int archived;
+    int64_t created_ms;
+    int64_t run_count;
+};
+
+int store_experiment_create(struct store *st, const char *name, int64_t now_ms, int64_t *id,
+                            struct store_err *err);
+/* Returns the id of `name`, creating it when missing (for run start). */
+int store_experiment_ensure(struct store *st, const char *name, int64_t now_ms, int64_t *id,
+                            struct store_err *err);
+typedef int (*store_experiment_cb)(void *ctx, const struct store_experiment *e);
+int store_experiment_list(struct store *st, store_experiment_cb cb, void *ctx,
+                          struct store_err *err);
+
+/* ---- runs -------------------------------------------------------------------- */
+struct store_run {
+    uint8_t id[16];
+    const char *name;
+    const char *experiment;
+    int status;
+    int64_t start_ms;
+    int64_t end_ms; /* 0 while running */
+    const char *user;
+    int has_parent;
+    uint8_t parent[16];
+};
+
+struct store_run_start {
+    uint8_t id[16];
+    int64_t experiment_id;
+    const char *name; /* NULL or "": generated adjective-noun-NN */
+    int64_t start_ms;
+    const char *user;
+    int has_parent;
+    uint8_t parent[16];
+};
+
+/* Creates the run. Starting the same id again with the same experiment is
+ * accepted (replays); with anything else STORE_E_EXISTS. */
+int store_run_start(struct store *st, const struct store_run_start *r, struct store_err *err);
+int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t end_ms,
+                  struct store_err *err);
+
+/* Resolves 4..32 hex characters to a run id. STORE_E_NOT_FOUND, or
+ * STORE_E_AMBIGUOUS with the candidates (up to 8) listed in err. */
+int store_run_resolve(struct store *st, const char *hex, uint8_t id[16], struct store_err *err);
+
+typedef int (*store_run_cb)(void *ctx, const struct store_run *r);
+int store_run_get(struct store *st, const uint8_t id[16], store_run_cb cb, void *ctx,
+                  struct store_err *err);
+
+struct store_run_query {
+    const char *const *experiments; /* NULL-terminated names, or NULL: all */
+    const char *filter;             /* filter expression, or NULL */
+    const char *order_by;           /* order expression, or NULL: start_time DESC */
+    int limit;                      /* 0: no limit */
+};
+/* Calls cb for each matching run, in order. A bad filter or order answers
+ * STORE_E_INVALID with the column and what was expected in err. */
+int store_run_list(struct store *st, const struct store_run_query *q, store_run_cb cb, void *ctx,
+                   struct store_err *err);
+
+/* ---- params and tags ------------------------------------------------------------ */
+/* Params are immutable: the same value again is accepted; another value is
+ * STORE_E_CONFLICT naming both values. */
+int store_param_put(struct store *st, const uint8_t run[16], const char *key, const char *value,
+                    struct store_err *err);
+int store_tag_put(struct store *st, const uint8_t run[16], const char *key, const char *value,
+                  struct store_err *err);
+typedef int (*store_kv_cb)(void *ctx, const char *key, const char *value);
+int store_param_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void *ctx,
+                     struct store_err *err);
+int store_tag_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void *ctx,
+                   struct store_err *err);
+
+/* ---- metrics ---------------------------------------------------------------------- */
+/* Appends n points of one (run, key) as one packed chunk and updates the
+ * (run, key) summary. The arrays are the caller's; nothing is allocated per
+ * point. Steps must be >= 0 (checked by the caller). */
+int store_metric_append(struct store *st, const uint8_t run[16], const char *key,
+                        const int64_t *steps, const int64_t *times_ms, const double *values,
+                        size_t n, struct store_err *err);
+
+struct store_metric_summary {
+    const char *key;
+    double last, min, max; /* min/max ignore NaN; NaN when every point is NaN */
+    int64_t count;
+    int64_t last_step;
+    int64_t last_ms;
+};
+typedef int (*store_summary_cb)(void *ctx, const struct store_metric_summary *s);
+int store_metric_summaries(struct store *st, const uint8_t run[16], store_summary_cb cb, void *ctx,
+                           struct store_err *err);
+
+/* Calls cb with consecutive slices of the points of (run, key), in logged
+ * order, starting after the first `after_seq` points, until `max_points`
+ * were given (0: all). *next_seq is the cursor for the next call. The
+ * slices are valid during the callback only. */
+typedef int (*store_points_cb)(void *ctx, const int64_t *steps, const int64_t *times_ms,
+                               const double *values, size_t n);
+int store_metric_history(struct store *st, const uint8_t run[16], const char *key,
+                         int64_t after_seq, int64_t max_points, store_points_cb cb, void *ctx,
+                         int64_t *next_seq, struct store_err *err);
+
+/* Downsamples (run, key) into at most `buckets` buckets by step: for each,
+ * its first step, min, max and last value. Cost is bounded by the number of
+ * stored chunks, not points. *n is the number of buckets filled. */
+int store_metric_curve(struct store *st, const uint8_t run[16], const char *key, int buckets,
+                       int64_t *steps, double *mins, double *maxs, double *lasts, int *n,
+                       int64_t *count, struct store_err *err);
+
+/* Merges runs of small consecutive chunks (fewer than `small` points) into
+ * one chunk each, at most `max_groups` groups per call, in the caller's
+ * transaction. *merged is how many chunks were merged away. */
+int store_metric_compact(struct store *st, int small, int max_groups, int *merged,
+                         struct store_err *err);
+
+/* ---- whole-store figures ---------------------------------------------------------- */
+struct store_counts {
+    int64_t experiments, runs, metric_points, metric_chunks, db_bytes;
+};
+int store_counts(struct store *st, struct store_counts *c, struct store_err *err);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * fixture.c: see fixture.h.
+ */
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+long long fx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sock_alive(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, ok;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return 0;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
+{
+    const char *argv[32];
+    int n = 0;
+
+    argv[n++] = TRACKD_BIN;
+    argv[n++] = "--data-dir";
+    argv[n++] = d->dir;
+    argv[n++] = "--listen";
+    argv[n++] = d->uri;
+    argv[n++] = "--log-level";
+    argv[n++] = "debug";
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    d->pid = pid;
+    for (int i = 0; i < 1000; i++) {
+        if (sock_alive(d->uri + 6))
+            return 0;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            d->pid = 0;
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+int fx_daemon_start(struct fx_daemon *d, const char *const *extra)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "/tmp/track-test-XXXXXX");
+    if (!mkdtemp(d->dir))
+        return -1;
+    snprintf(d->uri, sizeof(d->uri), "ipc://%s/trackd.sock", d->dir);
+    snprintf(d->log, sizeof(d->log), "%s/trackd.log", d->dir);
+    snprintf(d->spool, sizeof(d->spool), "%s/spool.bin", d->dir);
+    return spawn_daemon(d, extra);
+}
+
+int fx_daemon_restart(struct fx_daemon *d, const char *const *extra)
+{
+    return spawn_daemon(d, extra);
+}
+
+int fx_daemon_stop(struct fx_daemon *d)
+{
+    int st;
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            d->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+    return -1;
+}
+
+void fx_daemon_kill(struct fx_daemon *d)
+{
+    int st;
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void fx_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGCONT);
+        fx_daemon_stop(d);
+    }
+    if (show_log) {
+        FILE *f = fopen(d->log, "r");
+        char line[1024];
+        fprintf(stderr, "---- trackd log %s ----\n", d->log);
+        while (f && fgets(line, sizeof(line), f))
+            fputs(line, stderr);
+        if (f)
+            fclose(f);
+        fprintf(stderr, "---- end of log ----\n");
+    }
+    if (d->dir[0])
+        fx_rmtree(d->dir);
+}
+
+/* Reads both pipes until EOF. */
+static void collect(int ofd, int efd, char **out, char **err)
+{
+    size_t olen = 0, elen = 0, ocap = 4096, ecap = 4096;
+    char *ob = malloc(ocap), *eb = malloc(ecap);
+    struct pollfd p[2] = {{.fd = ofd, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
+    int open_fds = 2;
+
+    while (open_fds > 0) {
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            char buf[8192];
+            ssize_t r = read(p[i].fd, buf, sizeof(buf));
+            if (r <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            char **b = i == 0 ? &ob : &eb;
+            size_t *len = i == 0 ? &olen : &elen, *cap = i == 0 ? &ocap : &ecap;
+            while (*len + (size_t)r + 1 > *cap) {
+                *cap *= 2;
+                *b = realloc(*b, *cap);
+            }
+            memcpy(*b + *len, buf, (size_t)r);
+            *len += (size_t)r;
+        }
+    }
+    ob[olen] = '\0';
+    eb[elen] = '\0';
+    if (out)
+        *out = ob;
+    else
+        free(ob);
+    if (err)
+        *err = eb;
+    else
+        free(eb);
+}
+
+int fx_run(const char *const *argv, const char *const *env, const char *in, char **out, char **err)
+{
+    int op[2], ep[2], ip[2], st;
+
+    if (pipe(op) || pipe(ep) || pipe(ip))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(ip[0], 0);
+        dup2(op[1], 1);
+        dup2(ep[1], 2);
+        close(ip[0]);
+        close(ip[1]);
+        close(op[0]);
+        close(op[1]);
+        close(ep[0]);
+        close(ep[1]);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)(uintptr_t)env[i]);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    close(ip[0]);
+    close(op[1]);
+    close(ep[1]);
+    if (in) {
+        size_t n = strlen(in), off = 0;
+        signal(SIGPIPE, SIG_IGN);
+        while (off < n) {
+            ssize_t w = write(ip[1], in + off, n - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    close(ip[1]);
+    collect(op[0], ep[0], out, err);
+    if (waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char **out, char **err,
+             ...)
+{
+    const char *argv[64];
+    const char *envv[32];
+    static char spool_env[400], state_env[400];
+    int n = 0, ne = 0;
+    va_list ap;
+
+    argv[n++] = TRACK_BIN;
+    argv[n++] = "--server";
+    argv[n++] = d->uri;
+    va_start(ap, err);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 63;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(state_env, sizeof(state_env), "XDG_STATE_HOME=%s/state", d->dir);
+    envv[ne++] = state_env;
+    envv[ne++] = "TRACK_NO_AUTOSTART=1";
+    (void)spool_env;
+    for (int i = 0; env && env[i] && ne < 31; i++)
+        envv[ne++] = env[i];
+    envv[ne] = NULL;
+    return fx_run(argv, envv, in, out, err);
+}

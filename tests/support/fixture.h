@@ -1,0 +1,49 @@
+/*
+ * fixture.h: shared test fixtures. A real trackd on a temporary data
+ * directory and ipc socket, started as a separate process (fork+exec before
+ * the test opens any nanomsg socket), stopped with SIGTERM, its log printed
+ * when a test fails; and a runner for the built `track` binary.
+ */
+#ifndef TRACK_FIXTURE_H
+#define TRACK_FIXTURE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct fx_daemon {
+    pid_t pid;
+    char dir[256]; /* temporary data directory (also holds socket and log) */
+    char uri[320]; /* ipc://DIR/trackd.sock */
+    char log[320];
+    char spool[320]; /* a spool path inside dir for clients */
+};
+
+/* Makes a temp dir and starts trackd on it with extra args (NULL-terminated
+ * list, may be NULL). Waits until the socket accepts. 0 or -1. */
+int fx_daemon_start(struct fx_daemon *d, const char *const *extra);
+/* Starts trackd again on the same dir (after a kill). */
+int fx_daemon_restart(struct fx_daemon *d, const char *const *extra);
+/* SIGTERM and wait; returns the exit status (or -1). Keeps the dir. */
+int fx_daemon_stop(struct fx_daemon *d);
+/* SIGKILL and wait. */
+void fx_daemon_kill(struct fx_daemon *d);
+/* Stops if running, prints the log when `show_log`, removes the dir. */
+void fx_daemon_cleanup(struct fx_daemon *d, int show_log);
+
+/* Runs argv (argv[0] a path) with extra environment entries "K=V" (NULL-
+ * terminated, may be NULL), feeding `in` (may be NULL) to stdin. Captures
+ * stdout/stderr into malloc'd strings (caller frees). Returns the exit
+ * status (0..255), 128+N for a signal, or -1. */
+int fx_run(const char *const *argv, const char *const *env, const char *in, char **out, char **err);
+
+/* Runs the built `track` CLI against daemon d: `track --server URI args...`
+ * with TRACK_NO_AUTOSTART=1 and the spool inside the daemon's dir. */
+int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char **out, char **err,
+             ...) __attribute__((sentinel));
+
+/* Removes a directory tree. */
+void fx_rmtree(const char *path);
+/* Milliseconds, monotonic. */
+long long fx_now_ms(void);
+
+#endif
