@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "track_limits.h"
@@ -793,6 +794,34 @@ static int op_metric_curve(struct srv_call *call)
     return 0;
 }
 
+static int op_backup(struct srv_call *call)
+{
+    const char *path = call->rq->backup->path;
+    struct store_err err = {0};
+    struct stat sb;
+    int rc;
+
+    if (!path || path[0] != '/')
+        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "path: must be absolute");
+    if (strlen(path) > 1024)
+        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "path: longer than 1024 bytes");
+    if (stat(path, &sb) == 0)
+        return fail(call, TRACK__V1__CODE__ALREADY_EXISTS, "path: %s already exists", path);
+    rc = store_backup(call->st, path, &err);
+    if (rc)
+        return fail_store(call, rc, &err);
+    Track__V1__BackupResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return oom(call);
+    track__v1__backup_result__init(r);
+    r->path = call->rq->backup->path;
+    r->bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    srv_log(SRV_LOG_INFO, "backup", "wrote path=%s bytes=%lld", path, (long long)r->bytes);
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_BACKUP;
+    call->rs->backup = r;
+    return 0;
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 #define OP(c, n, k, f)                                                                             \
@@ -812,6 +841,7 @@ static const struct srv_op ops[] = {
     OP(METRIC_HISTORY, "metric_history", SRV_READ, op_metric_history),
     OP(METRIC_CURVE, "metric_curve", SRV_READ, op_metric_curve),
     OP(RUN_RESOLVE, "run_resolve", SRV_READ, op_run_resolve),
+    OP(BACKUP, "backup", SRV_READ, op_backup),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

@@ -97,5 +97,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
 
 #endif

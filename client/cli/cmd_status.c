@@ -1,8 +1,14 @@
 /*
- * cmd_status.c: `track status` (the daemon's figures) and `track sync`
- * (deliver the spool).
+ * cmd_status.c: commands about the daemon and this user's client state:
+ * `track status` (the daemon's figures), `track sync` (deliver the spool),
+ * `track backup FILE` (a consistent online copy of the database).
  */
 #include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
 
 int cmd_status(int argc, char **argv)
 {
@@ -87,5 +93,53 @@ int cmd_sync(int argc, char **argv)
         return cli_json_print(o);
     }
     printf("delivered %d spooled requests\n", sent);
+    return 0;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    const char *name = argv[0];
+    struct track_err err = {0};
+    char dir[4096], path[4200];
+    int64_t bytes = 0;
+    int opt;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1)
+        if (!cli_common_opt(opt, name))
+            cli_usage_error(name, "unknown option");
+    if (optind + 1 != argc)
+        cli_usage_error(name, "expected one FILE");
+    /* the daemon writes the file: hand it an absolute path */
+    const char *file = argv[optind], *slash = strrchr(file, '/');
+    if (slash) {
+        size_t n = (size_t)(slash - file);
+        char parent[4096];
+        if (n >= sizeof(parent))
+            return cli_error("FILE: path too long");
+        memcpy(parent, file, n);
+        parent[n] = '\0';
+        if (!realpath(n ? parent : "/", dir))
+            return cli_error("FILE: directory %s: %s", n ? parent : "/", strerror(errno));
+        file = slash + 1;
+    } else if (!getcwd(dir, sizeof(dir))) {
+        return cli_error("cannot read the working directory: %s", strerror(errno));
+    }
+    if (!*file)
+        cli_usage_error(name, "FILE: names a directory");
+    snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", file);
+    struct track_client *c = cli_client();
+    int rc = track_backup(c, path, &bytes, &err);
+    track_client_close(c);
+    if (rc)
+        return cli_track_error(&err);
+    if (cli_opt.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "path", json_string(path));
+        json_object_set_new(o, "bytes", json_integer(bytes));
+        return cli_json_print(o);
+    }
+    printf("backup written to %s (%.1f MiB)\n", path, (double)bytes / 1048576.0);
     return 0;
 }

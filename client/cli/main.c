@@ -53,6 +53,8 @@ static const struct cli_cmd commands[] = {
      "export runs with params, tags and metric summaries (--history: every point)"},
     {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable"},
+    {"backup", cmd_backup, "FILE",
+     "consistent online copy of the database while writes go on (trackd --restore FILE)"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

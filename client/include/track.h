@@ -221,6 +221,10 @@ struct track_server_status {
 int track_status(struct track_client *c, struct track_result **res, struct track_server_status *st,
                  struct track_err *err);
 
+/* Asks the daemon for a consistent online copy of its database at `path`
+ * (absolute, on the daemon's machine, not existing yet); *bytes its size. */
+int track_backup(struct track_client *c, const char *path, int64_t *bytes, struct track_err *err);
+
 #ifdef __cplusplus
 }
 #endif

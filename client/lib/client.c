@@ -166,14 +166,21 @@ static int spool_it(struct track_client *c, const uint8_t *req, size_t len, cons
     struct track_err e2 = {0};
     if (c->no_spool)
         return cl_fail(err, TRACK_E_UNAVAILABLE, "%s", why);
-    int rc = cl_spool_append(c, req, len, &e2);
+    int dropped = 0;
+    int rc = cl_spool_append(c, req, len, &dropped, &e2);
     if (rc) {
         if (err)
             *err = e2;
         return rc;
     }
-    cl_fail(err, TRACK_E_SPOOLED, "%s; kept in the spool %s for later delivery", why,
-            c->spool_path);
+    if (dropped)
+        cl_fail(err, TRACK_E_SPOOLED,
+                "%s; kept in the spool %s, which is full: dropped the %d oldest spooled "
+                "request%s to make room",
+                why, c->spool_path, dropped, dropped == 1 ? "" : "s");
+    else
+        cl_fail(err, TRACK_E_SPOOLED, "%s; kept in the spool %s for later delivery", why,
+                c->spool_path);
     return 0;
 }
 

@@ -68,7 +68,10 @@ void cl_disconnect(struct track_client *c);
 
 /* ---- spool.c ---- */
 /* Appends one packed request. */
-int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, struct track_err *err);
+/* Appends one packed request; when the spool is full the oldest records
+ * are dropped first and *dropped says how many. */
+int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, int *dropped,
+                    struct track_err *err);
 /* Delivers spooled requests in order until the spool is empty, the daemon
  * fails, or budget_ms passes. *sent counts delivered requests. Returns 0
  * when the spool is now empty, TRACK_E_UNAVAILABLE when some remain. */

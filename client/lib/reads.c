@@ -343,3 +343,22 @@ int track_status(struct track_client *c, struct track_result **res, struct track
     st->pid = r->pid;
     return 0;
 }
+
+int track_backup(struct track_client *c, const char *path, int64_t *bytes, struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__Backup b = TRACK__V1__BACKUP__INIT;
+    struct track_result *res;
+    int rc;
+
+    b.path = wire_str(path);
+    rq.op_case = TRACK__V1__REQUEST__OP_BACKUP;
+    rq.backup = &b;
+    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_BACKUP, &res, err);
+    if (rc)
+        return rc;
+    if (bytes)
+        *bytes = res->rs->backup->bytes;
+    track_result_free(res);
+    return 0;
+}

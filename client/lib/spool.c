@@ -12,6 +12,10 @@
  * harmless: the daemon answers a repeated id without applying it again.
  * Records are appended with one write(2) and fdatasync'd; a torn record at
  * the tail (a crash mid-append) fails its digest and is cut off.
+ *
+ * The spool is bounded (spool_max_bytes): when a new record does not fit,
+ * the oldest undelivered records are dropped first and the caller is told
+ * how many, so a long outage costs the oldest points, never the process.
  */
 #include "internal.h"
 
@@ -142,23 +146,62 @@ io:
     return -1;
 }
 
-int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, struct track_err *err)
+/* Makes room for `need` more bytes within c->spool_max by dropping the
+ * oldest undelivered records, then moves what is left to the front of the
+ * file (in place, under the lock). *dropped counts the records dropped. */
+static int make_room(struct track_client *c, int fd, uint64_t *delivered, off_t *size, size_t need,
+                     int *dropped, struct track_err *err)
+{
+    uint8_t rh[REC_HDR], hdr8[8], buf[1 << 16];
+    uint64_t off = *delivered;
+
+    while ((int64_t)(*size - (off_t)off) + SPOOL_HDR + (int64_t)need > c->spool_max &&
+           (off_t)off < *size) {
+        if (full_pread(fd, rh, REC_HDR, (off_t)off) < 0)
+            break;
+        off += REC_HDR + get_u32(rh);
+        (*dropped)++;
+    }
+    if ((off_t)off > *size)
+        off = (uint64_t)*size;
+    /* move the live records [off, size) to the front */
+    off_t live = *size - (off_t)off, moved = 0;
+    while (moved < live) {
+        size_t n = (size_t)(live - moved) < sizeof(buf) ? (size_t)(live - moved) : sizeof(buf);
+        if (full_pread(fd, buf, n, (off_t)off + moved) < 0 ||
+            full_pwrite(fd, buf, n, SPOOL_HDR + moved) < 0)
+            return cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path,
+                           strerror(errno));
+        moved += (off_t)n;
+    }
+    put_u64(hdr8, SPOOL_HDR);
+    if (ftruncate(fd, SPOOL_HDR + live) < 0 || full_pwrite(fd, hdr8, 8, 16) < 0 ||
+        fdatasync(fd) < 0)
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
+    *delivered = SPOOL_HDR;
+    *size = SPOOL_HDR + live;
+    return 0;
+}
+
+int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, int *dropped,
+                    struct track_err *err)
 {
     uint64_t delivered;
     off_t size;
     int fd, rc = 0;
 
-    if (len > LIMIT_FRAME_BYTES)
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "request of %zu bytes is too large", len);
+    *dropped = 0;
+    if ((int64_t)(len + REC_HDR + SPOOL_HDR) > c->spool_max)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
+                       "request of %zu bytes is larger than the whole spool (%lld bytes)", len,
+                       (long long)c->spool_max);
     fd = spool_open(c, 1, &delivered, &size, err);
     if (fd < 0)
         return err ? err->code : TRACK_E_UNAVAILABLE;
     if ((int64_t)size + REC_HDR + (int64_t)len > c->spool_max) {
-        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
-                     "spool %s is full (%lld of %lld bytes); this write is lost — start "
-                     "trackd and run `track sync`",
-                     c->spool_path, (long long)size, (long long)c->spool_max);
-        goto out;
+        rc = make_room(c, fd, &delivered, &size, REC_HDR + len, dropped, err);
+        if (rc)
+            goto out;
     }
     uint8_t *rec = malloc(REC_HDR + len);
     if (!rec) {

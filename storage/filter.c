@@ -1,0 +1,1444 @@
+/*
+ * filter.c: compiles the run search language of `track runs --filter EXPR
+ * --order-by EXPR` into a parameterized SQL fragment (see filter.h for the
+ * table aliases). A hand-written tokenizer feeds a recursive-descent parser
+ * that writes SQL straight into a bounded growable buffer; there is no syntax
+ * tree and no global state, so the compiler is reentrant.
+ *
+ * Nothing from the text is ever pasted into SQL. Keys and values become bind
+ * parameters ?1..?n, numbered in the order they appear (struct filter_bind);
+ * the SQL text holds only fixed words, column names and ?N.
+ *
+ * Grammar (EBNF sketch; keywords, prefixes and attribute names are
+ * case-insensitive, keys are not; whitespace may separate any two tokens):
+ *
+ *   filter     = [ or_expr ] ;
+ *   or_expr    = and_expr { "OR" and_expr } ;
+ *   and_expr   = not_expr { "AND" not_expr } ;
+ *   not_expr   = "NOT" not_expr | "(" or_expr ")" | comparison ;
+ *   comparison = term ( cmp_op value
+ *                     | [ "NOT" ] ( "LIKE" | "ILIKE" ) string
+ *                     | [ "NOT" ] "IN" "(" value { "," value } ")"
+ *                     | "IS" [ "NOT" ] "NULL" ) ;
+ *   cmp_op     = "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">=" ;
+ *   order_by   = [ order_item { "," order_item } ] ;
+ *   order_item = term [ "ASC" | "DESC" ] ;
+ *   term       = attribute
+ *              | attr_prefix "." key           (key names an attribute)
+ *              | series_prefix "." key
+ *              | ( "min" | "max" ) "(" metric_prefix "." key ")" ;
+ *   attribute  = "status" | "name" | "run_name" | "user" | "user_id" | "experiment"
+ *              | "start_time" | "end_time" | "duration" | "run_id" ;
+ *   attr_prefix   = "attributes" | "attribute" | "attr" | "run" ;
+ *   metric_prefix = "metrics" | "metric" ;
+ *   series_prefix = metric_prefix | "params" | "param" | "parameter" | "parameters"
+ *                 | "tags" | "tag" ;
+ *   key        = 1*( letter | digit | "_" | "-" | "." | "/" | ":" )
+ *              | "`" chars "`" | '"' chars '"' ;
+ *   value      = string | number | duration ;
+ *   string     = "'" chars "'" | '"' chars '"' ;
+ *   number     = [ "-" ] ( digits [ "." [ digits ] ] | "." digits )
+ *                [ ( "e" | "E" ) [ "+" | "-" ] digits ] ;
+ *   duration   = [ "-" ] 1*( decimal unit ) ;       e.g. 500ms 30s 5m 2h 1d 1h30m
+ *   unit       = "ms" | "s" | "m" | "h" | "d" ;
+ *
+ * Inside quotes (strings and quoted keys) a doubled quote, or a backslash
+ * before the quote, stands for the quote, and "\\" for one backslash; any
+ * other backslash is kept as it is (so LIKE patterns can escape % and _).
+ * A quoted key may hold any bytes but control characters, 1..250 of them;
+ * a key that was never logged simply matches nothing.
+ *
+ * Precedence: NOT binds tighter than AND, AND tighter than OR. NULL may
+ * only follow IS.
+ *
+ * Comparison rules (SQL NULL semantics throughout: a run that lacks the
+ * metric, param or tag matches no comparison, not even != or NOT IN, nor
+ * the NOT of one; it matches IS NULL):
+ *   metrics.KEY      the last logged value; min(metrics.KEY), max(metrics.KEY)
+ *                    the summary's min and max. Numeric: = != < <= > >= IN IS,
+ *                    number literals only.
+ *   params.KEY,      strings. = != IN LIKE ILIKE compare as text; a number
+ *   tags.KEY         literal is then compared as the text it was written as
+ *                    (params.lr = 0.01 matches the value "0.01", not "1e-2").
+ *                    < <= > >= against a string literal compare as text (byte
+ *                    order); against a number literal they compare the value
+ *                    as a number, CAST(value AS REAL), and only values that
+ *                    look like a number (start with a digit, sign or point,
+ *                    contain a digit, and hold nothing but digits, signs,
+ *                    points and e/E) take part: others behave as missing.
+ *   status           = != IN only, with RUNNING FINISHED FAILED KILLED in any
+ *                    case, compiled to the integers 1..4 of r.status.
+ *   name, user,      strings (string literals only); all operators.
+ *   experiment
+ *   run_id           r.hex, 32 lowercase hex; the literal is lowercased. =
+ *                    is exact (no prefix match; use LIKE 'abcd%').
+ *   start_time,      ms since the epoch: a number, or a duration meaning that
+ *   end_time         long before now_ms (start_time > 1d: started in the
+ *                    last day). A run still running has no end_time (r.end_ms
+ *                    NULL or 0 both count as "not ended").
+ *   duration         ms: a number or a duration. A running run's duration runs
+ *                    up to now_ms.
+ * LIKE is case-sensitive, as in MLflow and PostgreSQL: SQLite's LIKE ignores
+ * ASCII case, so LIKE is compiled to GLOB with the pattern translated (% to
+ * *, _ to ?, GLOB's own * ? [ bracketed, \x to a literal x). ILIKE compiles
+ * to lower(x) LIKE lower(?) ESCAPE '\', which folds ASCII letters only.
+ * Both use backslash as the escape character; a pattern ending in a lone
+ * backslash is an error.
+ *
+ * ORDER BY: each term is emitted as "x IS NULL, x ASC|DESC" so that runs
+ * lacking the value sort last in both directions; params and tags sort as
+ * text. "r.start_ms DESC, r.id DESC" always ends the order.
+ *
+ * Errors are STORE_E_INVALID with "filter: column N: ..." or "order-by:
+ * column N: ...", N the 1-based byte offset in the original text where the
+ * offending token starts; STORE_E_INTERNAL when memory runs out.
+ *
+ * Numbers are read with strtod/strtoll, which follow the C locale's decimal
+ * point: the process must not switch LC_NUMERIC (trackd never does).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <stdlib.h>
+
+#include "filter.h"
+
+/* ---- bounded SQL text buffer -------------------------------------------- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;  /* an allocation failed */
+    int over; /* FILTER_MAX_SQL would be exceeded */
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom || b->over)
+        return;
+    if (n > FILTER_MAX_SQL - b->len) {
+        b->over = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (cap > (size_t)FILTER_MAX_SQL + 1)
+            cap = (size_t)FILTER_MAX_SQL + 1;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void sb_param(struct sbuf *b, int idx)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "?%d", idx);
+    sb_add(b, tmp, (size_t)n);
+}
+
+/* Inserts `s` at offset `at` (for the "(" of a group found to need one). */
+static void sb_insert(struct sbuf *b, size_t at, const char *s)
+{
+    size_t n = strlen(s), tail = b->len - at;
+    sb_add(b, s, n); /* grows the buffer; the bytes are moved below */
+    if (b->oom || b->over)
+        return;
+    memmove(b->p + at + n, b->p + at, tail);
+    memcpy(b->p + at, s, n);
+}
+
+/* ---- compiler state shared by the filter and order-by passes -------------- */
+
+struct cstate {
+    struct filter_bind *binds;
+    int n_binds, cap_binds;
+    int now_bind; /* ?N holding now_ms, 0 until first needed */
+    int64_t now_ms;
+    int rc; /* first error, 0 while none */
+    struct store_err *err;
+};
+
+__attribute__((format(printf, 3, 4))) static int cerr(struct cstate *c, int code, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    if (c->rc)
+        return -1;
+    c->rc = code;
+    c->err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+enum tok_type {
+    TK_EOF,
+    TK_WORD,     /* [A-Za-z_][A-Za-z0-9_]* */
+    TK_DOTTED,   /* word "." key */
+    TK_STRING,   /* '...' or "..." */
+    TK_NUMBER,   /* plain number */
+    TK_DURATION, /* number with unit(s), in ms */
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_COMMA,
+    TK_OP, /* comparison operator */
+};
+
+enum op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+static const char *const op_sql[] = {" = ", " <> ", " < ", " <= ", " > ", " >= "};
+
+struct token {
+    int type;
+    size_t pos, len;   /* raw span in the text */
+    size_t plen;       /* TK_DOTTED: length of the prefix word */
+    size_t kpos, klen; /* TK_DOTTED key / TK_STRING content, raw (still quoted) */
+    char quote;        /* 0 for a bare key, else the quote character */
+    int op;            /* TK_OP */
+    int is_int;        /* TK_NUMBER: written as an integer that fits int64 */
+    int64_t i;         /* TK_NUMBER when is_int, TK_DURATION */
+    double d;          /* TK_NUMBER */
+};
+
+struct parser {
+    struct cstate *c;
+    const char *s; /* the text, NUL-terminated */
+    size_t n;
+    size_t pos;       /* next byte to tokenize */
+    const char *ctx;  /* "filter" or "order-by" */
+    struct token tok; /* the current token */
+    int depth, terms;
+};
+
+__attribute__((format(printf, 3, 4))) static int perr(struct parser *p, size_t pos, const char *fmt,
+                                                      ...)
+{
+    struct cstate *c = p->c;
+    va_list ap;
+    int n;
+    if (c->rc)
+        return -1;
+    c->rc = STORE_E_INVALID;
+    c->err->code = STORE_E_INVALID;
+    n = snprintf(c->err->msg, sizeof c->err->msg, "%s: column %zu: ", p->ctx, pos + 1);
+    if (n < 0 || (size_t)n >= sizeof c->err->msg)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(c->err->msg + n, sizeof c->err->msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Writes a short printable rendering of token `t` into buf for messages. */
+static const char *tok_desc(const struct parser *p, const struct token *t, char *buf, size_t size)
+{
+    size_t i, o = 0, max = 40;
+    char open = '"';
+    if (t->type == TK_EOF)
+        return "end of input";
+    if (t->type == TK_STRING)
+        open = 0; /* already quoted */
+    else if (t->type == TK_OP || t->type == TK_LPAREN || t->type == TK_RPAREN ||
+             t->type == TK_COMMA)
+        open = '\'';
+    if (open)
+        buf[o++] = open;
+    for (i = 0; i < t->len && i < max && o + 6 < size; i++) {
+        unsigned char ch = (unsigned char)p->s[t->pos + i];
+        buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    if (i < t->len && o + 6 < size) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    if (open)
+        buf[o++] = open;
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---- tokenizer -------------------------------------------------------------- */
+
+static int is_word_start(int ch)
+{
+    return isascii(ch) && (isalpha(ch) || ch == '_');
+}
+
+static int is_word_char(int ch)
+{
+    return isascii(ch) && (isalnum(ch) || ch == '_');
+}
+
+static int is_key_char(int ch)
+{
+    return is_word_char(ch) || ch == '-' || ch == '.' || ch == '/' || ch == ':';
+}
+
+static int is_digit(int ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+/* Scans a quoted run starting at the quote at `at`; *end is one past the
+ * closing quote. The escapes match unquote(). */
+static int scan_quoted(struct parser *p, size_t at, size_t *end, const char *what)
+{
+    const char *s = p->s;
+    char q = s[at];
+    size_t i = at + 1;
+    for (;;) {
+        char ch = s[i];
+        if (ch == '\0')
+            return perr(p, at, "unterminated %s: the closing %c is missing", what, q);
+        if (ch == '\\' && (s[i + 1] == q || s[i + 1] == '\\'))
+            i += 2;
+        else if (ch == q && s[i + 1] == q)
+            i += 2;
+        else if (ch == q)
+            break;
+        else
+            i++;
+    }
+    *end = i + 1;
+    return 0;
+}
+
+/* Decodes quoted content (without its quotes) into dst, which has room for
+ * n bytes; returns the decoded length. A bare key (q == 0) is copied. */
+static size_t unquote(const char *src, size_t n, char q, char *dst)
+{
+    size_t i = 0, o = 0;
+    while (i < n) {
+        if (q && i + 1 < n &&
+            ((src[i] == '\\' && (src[i + 1] == q || src[i + 1] == '\\')) ||
+             (src[i] == q && src[i + 1] == q))) {
+            dst[o++] = src[i + 1];
+            i += 2;
+        } else {
+            dst[o++] = src[i++];
+        }
+    }
+    return o;
+}
+
+static int lex_number(struct parser *p, struct token *t)
+{
+    const char *s = p->s;
+    size_t i = p->pos, seg, nlen;
+    int neg = 0, has_exp = 0, has_unit = 0;
+    double total_ms = 0;
+    char num[128];
+
+    if (s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    for (;;) {
+        int digits = 0;
+        seg = i;
+        while (is_digit(s[i])) {
+            i++;
+            digits++;
+        }
+        if (s[i] == '.') {
+            i++;
+            while (is_digit(s[i])) {
+                i++;
+                digits++;
+            }
+        }
+        if (!digits)
+            return perr(p, t->pos, "invalid number");
+        if (!has_unit && (s[i] == 'e' || s[i] == 'E')) {
+            size_t e = i + 1;
+            if (s[e] == '+' || s[e] == '-')
+                e++;
+            if (is_digit(s[e])) {
+                while (is_digit(s[e]))
+                    e++;
+                i = e;
+                has_exp = 1;
+            }
+        }
+        nlen = i - seg;
+        if (nlen >= sizeof num)
+            return perr(p, t->pos, "number longer than %zu characters", sizeof num - 1);
+        memcpy(num, s + seg, nlen);
+        num[nlen] = '\0';
+        if (!isascii((unsigned char)s[i]) || !isalpha((unsigned char)s[i])) {
+            if (has_unit)
+                return perr(p, t->pos,
+                            "invalid duration: expected a unit (ms, s, m, h or d) "
+                            "after the last number");
+            break;
+        }
+        /* a unit follows: this is (part of) a duration */
+        size_t u = i;
+        double unit_ms;
+        while (isascii((unsigned char)s[i]) && isalpha((unsigned char)s[i]))
+            i++;
+        if (i - u == 2 && s[u] == 'm' && s[u + 1] == 's')
+            unit_ms = 1;
+        else if (i - u == 1 && s[u] == 's')
+            unit_ms = 1000;
+        else if (i - u == 1 && s[u] == 'm')
+            unit_ms = 60e3;
+        else if (i - u == 1 && s[u] == 'h')
+            unit_ms = 3600e3;
+        else if (i - u == 1 && s[u] == 'd')
+            unit_ms = 86400e3;
+        else
+            return perr(p, u, "unknown unit \"%.*s\" (expected ms, s, m, h or d)",
+                        (int)(i - u > 20 ? 20 : i - u), s + u);
+        if (has_exp)
+            return perr(p, t->pos, "a duration cannot have an exponent");
+        total_ms += strtod(num, NULL) * unit_ms;
+        has_unit = 1;
+        if (!is_digit(s[i]) && s[i] != '.')
+            break;
+    }
+    if (is_word_char((unsigned char)s[i]) || s[i] == '.')
+        return perr(p, t->pos, "invalid number");
+    t->len = i - t->pos;
+    p->pos = i;
+    if (has_unit) {
+        if (!(total_ms < 9.2e18))
+            return perr(p, t->pos, "duration out of range");
+        t->type = TK_DURATION;
+        t->i = (int64_t)(total_ms + 0.5);
+        if (neg)
+            t->i = -t->i;
+        return 0;
+    }
+    /* a plain number: re-read it whole, sign and exponent included */
+    nlen = t->len;
+    if (nlen >= sizeof num)
+        return perr(p, t->pos, "number longer than %zu characters", sizeof num - 1);
+    memcpy(num, s + t->pos, nlen);
+    num[nlen] = '\0';
+    t->type = TK_NUMBER;
+    errno = 0;
+    t->d = strtod(num, NULL);
+    if (isinf(t->d))
+        return perr(p, t->pos, "number out of range");
+    t->is_int = 0;
+    if (!memchr(num, '.', nlen) && !has_exp) {
+        errno = 0;
+        long long v = strtoll(num, NULL, 10);
+        if (errno == 0) {
+            t->is_int = 1;
+            t->i = (int64_t)v;
+        }
+    }
+    return 0;
+}
+
+/* Reads the next token into p->tok. */
+static int lex(struct parser *p)
+{
+    const char *s = p->s;
+    struct token *t = &p->tok;
+    size_t i;
+    unsigned char ch;
+
+    while (s[p->pos] == ' ' || s[p->pos] == '\t' || s[p->pos] == '\n' || s[p->pos] == '\r' ||
+           s[p->pos] == '\f' || s[p->pos] == '\v')
+        p->pos++;
+    memset(t, 0, sizeof *t);
+    t->pos = p->pos;
+    i = p->pos;
+    ch = (unsigned char)s[i];
+    if (ch == '\0') {
+        t->type = TK_EOF;
+        return 0;
+    }
+    if (is_word_start(ch)) {
+        while (is_word_char((unsigned char)s[i]))
+            i++;
+        t->type = TK_WORD;
+        if (s[i] == '.') {
+            size_t k = i + 1;
+            t->type = TK_DOTTED;
+            t->plen = i - t->pos;
+            if (s[k] == '`' || s[k] == '"') {
+                size_t end;
+                if (scan_quoted(p, k, &end, "quoted key"))
+                    return -1;
+                t->quote = s[k];
+                t->kpos = k + 1;
+                t->klen = end - k - 2;
+                i = end;
+            } else {
+                while (is_key_char((unsigned char)s[k]))
+                    k++;
+                if (k == i + 1)
+                    return perr(p, i + 1, "expected a key after \"%.*s.\"",
+                                (int)(t->plen > 40 ? 40 : t->plen), s + t->pos);
+                t->kpos = i + 1;
+                t->klen = k - i - 1;
+                i = k;
+            }
+        }
+        t->len = i - t->pos;
+        p->pos = i;
+        return 0;
+    }
+    if (is_digit(ch) || (ch == '.' && is_digit(s[i + 1])) ||
+        (ch == '-' && (is_digit(s[i + 1]) || (s[i + 1] == '.' && is_digit(s[i + 2])))))
+        return lex_number(p, t);
+    if (ch == '\'' || ch == '"') {
+        size_t end;
+        if (scan_quoted(p, i, &end, "string"))
+            return -1;
+        t->type = TK_STRING;
+        t->quote = (char)ch;
+        t->kpos = i + 1;
+        t->klen = end - i - 2;
+        t->len = end - i;
+        p->pos = end;
+        return 0;
+    }
+    t->len = 1;
+    switch (ch) {
+    case '(':
+        t->type = TK_LPAREN;
+        break;
+    case ')':
+        t->type = TK_RPAREN;
+        break;
+    case ',':
+        t->type = TK_COMMA;
+        break;
+    case '=':
+        t->type = TK_OP;
+        t->op = OP_EQ;
+        if (s[i + 1] == '=')
+            t->len = 2;
+        break;
+    case '!':
+        if (s[i + 1] != '=')
+            return perr(p, i, "unexpected character '!' (did you mean '!='?)");
+        t->type = TK_OP;
+        t->op = OP_NE;
+        t->len = 2;
+        break;
+    case '<':
+        t->type = TK_OP;
+        t->op = OP_LT;
+        if (s[i + 1] == '=') {
+            t->op = OP_LE;
+            t->len = 2;
+        } else if (s[i + 1] == '>') {
+            t->op = OP_NE;
+            t->len = 2;
+        }
+        break;
+    case '>':
+        t->type = TK_OP;
+        t->op = OP_GT;
+        if (s[i + 1] == '=') {
+            t->op = OP_GE;
+            t->len = 2;
+        }
+        break;
+    default:
+        if (ch >= 0x20 && ch < 0x7f)
+            return perr(p, i, "unexpected character '%c'", ch);
+        return perr(p, i, "unexpected byte 0x%02x", ch);
+    }
+    p->pos = i + t->len;
+    return 0;
+}
+
+/* Is the current token the word `kw` (case-insensitive)? */
+static int is_kw(const struct parser *p, const char *kw)
+{
+    const struct token *t = &p->tok;
+    return t->type == TK_WORD && strlen(kw) == t->len &&
+           strncasecmp(p->s + t->pos, kw, t->len) == 0;
+}
+
+static int span_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(s, word, n) == 0;
+}
+
+/* ---- bind parameters ------------------------------------------------------- */
+
+/* Appends a bind; returns its 1-based index, or -1. Text binds take
+ * ownership of b.s (freed here on failure). */
+static int bind_add(struct parser *p, size_t pos, struct filter_bind b)
+{
+    struct cstate *c = p->c;
+    if (c->n_binds >= FILTER_MAX_BINDS) {
+        free(b.s);
+        return perr(p, pos, "more than %d values and keys (limit %d)", FILTER_MAX_BINDS,
+                    FILTER_MAX_BINDS);
+    }
+    if (c->n_binds == c->cap_binds) {
+        int cap = c->cap_binds ? c->cap_binds * 2 : 16;
+        struct filter_bind *nb = realloc(c->binds, (size_t)cap * sizeof *nb);
+        if (!nb) {
+            free(b.s);
+            return cerr(c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+        }
+        c->binds = nb;
+        c->cap_binds = cap;
+    }
+    c->binds[c->n_binds++] = b;
+    return c->n_binds;
+}
+
+static int bind_int(struct parser *p, size_t pos, int64_t v)
+{
+    struct filter_bind b = {.type = FILTER_BIND_INT, .i = v};
+    return bind_add(p, pos, b);
+}
+
+static int bind_double(struct parser *p, size_t pos, double v)
+{
+    struct filter_bind b = {.type = FILTER_BIND_DOUBLE, .d = v};
+    return bind_add(p, pos, b);
+}
+
+static int bind_text_take(struct parser *p, size_t pos, char *s)
+{
+    struct filter_bind b = {.type = FILTER_BIND_TEXT, .s = s};
+    return bind_add(p, pos, b);
+}
+
+/* Decodes the quoted (or bare) span into a new NUL-terminated string. */
+static char *dup_unquoted(struct parser *p, size_t kpos, size_t klen, char q, size_t *out_len)
+{
+    char *s = malloc(klen + 1);
+    size_t n;
+    if (!s) {
+        cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+        return NULL;
+    }
+    n = unquote(p->s + kpos, klen, q, s);
+    s[n] = '\0';
+    if (out_len)
+        *out_len = n;
+    return s;
+}
+
+static int bind_now(struct parser *p, size_t pos)
+{
+    struct cstate *c = p->c;
+    if (!c->now_bind) {
+        int idx = bind_int(p, pos, c->now_ms);
+        if (idx < 0)
+            return -1;
+        c->now_bind = idx;
+    }
+    return c->now_bind;
+}
+
+/* ---- terms ------------------------------------------------------------------ */
+
+enum kind {
+    K_METRIC,
+    K_PARAM,
+    K_TAG,
+    K_STATUS,
+    K_NAME,
+    K_USER,
+    K_EXPERIMENT,
+    K_START,
+    K_END,
+    K_DURATION,
+    K_RUNID,
+};
+
+enum agg { AGG_LAST, AGG_MIN, AGG_MAX };
+
+struct term {
+    int kind;
+    int agg;
+    int key_bind;    /* ?N of the key (metrics, params, tags) */
+    size_t pos, len; /* raw text, for messages */
+};
+
+static const struct {
+    const char *name;
+    int kind;
+} attributes[] = {
+    {"status", K_STATUS},    {"name", K_NAME},    {"run_name", K_NAME},
+    {"user", K_USER},        {"user_id", K_USER}, {"experiment", K_EXPERIMENT},
+    {"start_time", K_START}, {"end_time", K_END}, {"duration", K_DURATION},
+    {"run_id", K_RUNID},
+};
+
+#define ATTRIBUTE_LIST "status, name, user, experiment, start_time, end_time, duration, run_id"
+
+static const char *const status_names[] = {NULL, "RUNNING", "FINISHED", "FAILED", "KILLED"};
+
+static int kind_is_text(int kind)
+{
+    return kind == K_PARAM || kind == K_TAG || kind == K_NAME || kind == K_USER ||
+           kind == K_EXPERIMENT || kind == K_RUNID;
+}
+
+static int lookup_attribute(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < sizeof attributes / sizeof attributes[0]; i++)
+        if (span_is(s, n, attributes[i].name))
+            return attributes[i].kind;
+    return -1;
+}
+
+/* Checks a decoded key and binds it. */
+static int bind_key(struct parser *p, const struct token *t)
+{
+    size_t n, i;
+    char *key = dup_unquoted(p, t->kpos, t->klen, t->quote, &n);
+    if (!key)
+        return -1;
+    if (n == 0 || n > FILTER_MAX_KEY) {
+        free(key);
+        return perr(p, t->kpos, "a key must be 1 to %d bytes long (this one is %zu)",
+                    FILTER_MAX_KEY, n);
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            free(key);
+            return perr(p, t->kpos, "a key may not contain control characters");
+        }
+    }
+    return bind_text_take(p, t->kpos, key);
+}
+
+/* term: an attribute, prefix.key, or min/max(metrics.key). Consumes it. */
+static int parse_term(struct parser *p, struct term *out)
+{
+    struct token t = p->tok;
+    char d[64];
+    memset(out, 0, sizeof *out);
+    out->pos = t.pos;
+    out->agg = AGG_LAST;
+
+    if (t.type == TK_WORD) {
+        const char *w = p->s + t.pos;
+        if (span_is(w, t.len, "min") || span_is(w, t.len, "max")) {
+            size_t save = p->pos;
+            if (lex(p))
+                return -1;
+            if (p->tok.type == TK_LPAREN) {
+                out->agg = span_is(w, t.len, "min") ? AGG_MIN : AGG_MAX;
+                if (lex(p))
+                    return -1;
+                struct token k = p->tok;
+                if (k.type != TK_DOTTED || !(span_is(p->s + k.pos, k.plen, "metrics") ||
+                                             span_is(p->s + k.pos, k.plen, "metric")))
+                    return perr(p, k.pos,
+                                "%.*s() takes a metric: expected metrics.KEY but "
+                                "found %s",
+                                (int)t.len, w, tok_desc(p, &k, d, sizeof d));
+                out->kind = K_METRIC;
+                out->key_bind = bind_key(p, &k);
+                if (out->key_bind < 0 || lex(p))
+                    return -1;
+                if (p->tok.type != TK_RPAREN)
+                    return perr(p, p->tok.pos, "expected ')' after %.*s(%.*s but found %s",
+                                (int)t.len, w, (int)(k.len > 60 ? 60 : k.len), p->s + k.pos,
+                                tok_desc(p, &p->tok, d, sizeof d));
+                out->len = p->tok.pos + 1 - t.pos;
+                return lex(p);
+            }
+            p->pos = save; /* not a function: fall through to the attribute check */
+            p->tok = t;
+        }
+        out->kind = lookup_attribute(w, t.len);
+        if (out->kind < 0)
+            return perr(p, t.pos, "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
+                        (int)(t.len > 40 ? 40 : t.len), w);
+        out->len = t.len;
+        if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
+            return -1;
+        return lex(p);
+    }
+    if (t.type == TK_DOTTED) {
+        const char *pre = p->s + t.pos;
+        size_t pl = t.plen;
+        out->len = t.len;
+        if (span_is(pre, pl, "metrics") || span_is(pre, pl, "metric"))
+            out->kind = K_METRIC;
+        else if (span_is(pre, pl, "params") || span_is(pre, pl, "param") ||
+                 span_is(pre, pl, "parameters") || span_is(pre, pl, "parameter"))
+            out->kind = K_PARAM;
+        else if (span_is(pre, pl, "tags") || span_is(pre, pl, "tag"))
+            out->kind = K_TAG;
+        else if (span_is(pre, pl, "attributes") || span_is(pre, pl, "attribute") ||
+                 span_is(pre, pl, "attr") || span_is(pre, pl, "run")) {
+            char name[32];
+            size_t n = 0;
+            if (t.klen < sizeof name)
+                n = unquote(p->s + t.kpos, t.klen, t.quote, name);
+            out->kind = t.klen < sizeof name ? lookup_attribute(name, n) : -1;
+            if (out->kind < 0)
+                return perr(p, t.kpos,
+                            "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
+                            (int)(t.klen > 40 ? 40 : t.klen), p->s + t.kpos);
+            if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
+                return -1;
+            return lex(p);
+        } else
+            return perr(p, t.pos,
+                        "unknown prefix \"%.*s\" (expected metrics, params, tags or "
+                        "attributes)",
+                        (int)(pl > 40 ? 40 : pl), pre);
+        out->key_bind = bind_key(p, &t);
+        if (out->key_bind < 0)
+            return -1;
+        return lex(p);
+    }
+    return perr(p, t.pos,
+                "expected a term (status, name, user, experiment, start_time, "
+                "end_time, duration, run_id, metrics.KEY, params.KEY or tags.KEY) "
+                "but found %s",
+                tok_desc(p, &t, d, sizeof d));
+}
+
+/* Writes the SQL expression of term t. `numeric` selects the CAST form of a
+ * param or tag (see the comparison rules above). */
+static void emit_term(struct parser *p, struct sbuf *b, const struct term *t, int numeric)
+{
+    static const char *const agg_col[] = {"last", "min", "max"};
+    const char *tbl = t->kind == K_PARAM ? "params" : "tags";
+    const char *a = t->kind == K_PARAM ? "p" : "t";
+    char tmp[64];
+
+    switch (t->kind) {
+    case K_METRIC:
+        sb_str(b, "(SELECT s.");
+        sb_str(b, agg_col[t->agg]);
+        sb_str(b, " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
+                  " WHERE s.run = r.id AND k.name = ");
+        sb_param(b, t->key_bind);
+        sb_str(b, ")");
+        break;
+    case K_PARAM:
+    case K_TAG:
+        if (numeric)
+            snprintf(tmp, sizeof tmp, "(SELECT CAST(%s.value AS REAL)", a);
+        else
+            snprintf(tmp, sizeof tmp, "(SELECT %s.value", a);
+        sb_str(b, tmp);
+        snprintf(tmp, sizeof tmp, " FROM %s %s WHERE %s.run = r.id AND %s.key = ", tbl, a, a, a);
+        sb_str(b, tmp);
+        sb_param(b, t->key_bind);
+        if (numeric) {
+            snprintf(tmp, sizeof tmp, " AND %s.value GLOB '[0-9+.-]*'", a);
+            sb_str(b, tmp);
+            snprintf(tmp, sizeof tmp, " AND %s.value GLOB '*[0-9]*'", a);
+            sb_str(b, tmp);
+            snprintf(tmp, sizeof tmp, " AND %s.value NOT GLOB '*[^0-9eE.+-]*'", a);
+            sb_str(b, tmp);
+        }
+        sb_str(b, ")");
+        break;
+    case K_STATUS:
+        sb_str(b, "r.status");
+        break;
+    case K_NAME:
+        sb_str(b, "r.name");
+        break;
+    case K_USER:
+        sb_str(b, "r.user");
+        break;
+    case K_EXPERIMENT:
+        sb_str(b, "e.name");
+        break;
+    case K_START:
+        sb_str(b, "r.start_ms");
+        break;
+    case K_END:
+        sb_str(b, "NULLIF(r.end_ms, 0)");
+        break;
+    case K_DURATION:
+        sb_str(b, "(COALESCE(NULLIF(r.end_ms, 0), ");
+        sb_param(b, p->c->now_bind);
+        sb_str(b, ") - r.start_ms)");
+        break;
+    case K_RUNID:
+        sb_str(b, "r.hex");
+        break;
+    }
+}
+
+/* ---- values ------------------------------------------------------------------ */
+
+/* Lowercases ASCII in place (run ids are stored lowercase). */
+static void ascii_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* Reads one value for term t and binds it. `ordering` is set for < <= > >=.
+ * `after` names what preceded the value, for messages. On success *numeric
+ * tells whether a param/tag value was bound as a number. Consumes the value. */
+static int parse_value(struct parser *p, const struct term *t, int ordering, const char *after,
+                       int *numeric)
+{
+    struct token v = p->tok;
+    struct cstate *c = p->c;
+    char d[64];
+    int idx = -1;
+    const int tl = (int)(t->len > 60 ? 60 : t->len);
+    const char *tn = p->s + t->pos;
+
+    *numeric = 0;
+    if (v.type == TK_WORD && span_is(p->s + v.pos, v.len, "null"))
+        return perr(p, v.pos, "NULL can only follow IS (write IS NULL or IS NOT NULL)");
+    if (v.type == TK_WORD)
+        return perr(p, v.pos, "expected a value after %s but found %s (quote strings: '%.*s')",
+                    after, tok_desc(p, &v, d, sizeof d), (int)(v.len > 40 ? 40 : v.len),
+                    p->s + v.pos);
+    if (v.type != TK_STRING && v.type != TK_NUMBER && v.type != TK_DURATION)
+        return perr(p, v.pos, "expected a value after %s but found %s", after,
+                    tok_desc(p, &v, d, sizeof d));
+
+    switch (t->kind) {
+    case K_METRIC:
+        if (v.type != TK_NUMBER)
+            return perr(p, v.pos, "expected a number to compare with %.*s but found %s", tl, tn,
+                        tok_desc(p, &v, d, sizeof d));
+        idx = bind_double(p, v.pos, v.d);
+        break;
+    case K_PARAM:
+    case K_TAG:
+        if (v.type == TK_DURATION)
+            return perr(p, v.pos,
+                        "a duration compares only with duration, start_time or "
+                        "end_time, not %.*s",
+                        tl, tn);
+        if (v.type == TK_NUMBER && ordering) {
+            *numeric = 1;
+            idx = bind_double(p, v.pos, v.d);
+        } else if (v.type == TK_NUMBER) {
+            /* compared as the text it was written as */
+            char *s = dup_unquoted(p, v.pos, v.len, 0, NULL);
+            idx = s ? bind_text_take(p, v.pos, s) : -1;
+        } else {
+            char *s = dup_unquoted(p, v.kpos, v.klen, v.quote, NULL);
+            idx = s ? bind_text_take(p, v.pos, s) : -1;
+        }
+        break;
+    case K_STATUS: {
+        char name[16];
+        size_t n, i;
+        int code = 0;
+        if (v.type != TK_STRING)
+            return perr(p, v.pos,
+                        "expected a status name (RUNNING, FINISHED, FAILED or "
+                        "KILLED) in quotes but found %s",
+                        tok_desc(p, &v, d, sizeof d));
+        if (v.klen < sizeof name) {
+            n = unquote(p->s + v.kpos, v.klen, v.quote, name);
+            for (i = 1; i <= 4; i++)
+                if (span_is(name, n, status_names[i]))
+                    code = (int)i;
+        }
+        if (!code)
+            return perr(p, v.pos,
+                        "unknown status %s (expected one of RUNNING, FINISHED, "
+                        "FAILED, KILLED)",
+                        tok_desc(p, &v, d, sizeof d));
+        idx = bind_int(p, v.pos, code);
+        break;
+    }
+    case K_NAME:
+    case K_USER:
+    case K_EXPERIMENT:
+    case K_RUNID: {
+        char *s;
+        if (v.type != TK_STRING)
+            return perr(p, v.pos, "expected a string in quotes to compare with %.*s but found %s",
+                        tl, tn, tok_desc(p, &v, d, sizeof d));
+        s = dup_unquoted(p, v.kpos, v.klen, v.quote, NULL);
+        if (s && t->kind == K_RUNID)
+            ascii_lower(s);
+        idx = s ? bind_text_take(p, v.pos, s) : -1;
+        break;
+    }
+    case K_START:
+    case K_END:
+    case K_DURATION:
+        if (v.type == TK_STRING)
+            return perr(p, v.pos,
+                        "expected a number of milliseconds or a duration (such as "
+                        "5m) to compare with %.*s but found %s",
+                        tl, tn, tok_desc(p, &v, d, sizeof d));
+        if (v.type == TK_DURATION && t->kind != K_DURATION) {
+            int64_t at;
+            if (__builtin_sub_overflow(c->now_ms, v.i, &at))
+                return perr(p, v.pos, "duration out of range");
+            idx = bind_int(p, v.pos, at);
+        } else if (v.type == TK_DURATION || v.is_int) {
+            idx = bind_int(p, v.pos, v.i);
+        } else {
+            idx = bind_double(p, v.pos, v.d);
+        }
+        break;
+    }
+    if (idx < 0)
+        return -1;
+    return lex(p);
+}
+
+/* ---- LIKE patterns ------------------------------------------------------------ */
+
+/* Translates a LIKE pattern (escape '\') into an equivalent case-sensitive
+ * GLOB pattern; a new string, or NULL with *bad set when the pattern ends in
+ * a lone escape. */
+static char *like_to_glob(const char *pat, int *bad)
+{
+    size_t n = strlen(pat), i, o = 0;
+    char *g = malloc(3 * n + 1);
+    *bad = 0;
+    if (!g)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        char ch = pat[i];
+        if (ch == '%') {
+            g[o++] = '*';
+            continue;
+        }
+        if (ch == '_') {
+            g[o++] = '?';
+            continue;
+        }
+        if (ch == '\\') {
+            if (++i == n) {
+                free(g);
+                *bad = 1;
+                return NULL;
+            }
+            ch = pat[i];
+        }
+        if (ch == '*' || ch == '?' || ch == '[') {
+            g[o++] = '[';
+            g[o++] = ch;
+            g[o++] = ']';
+        } else {
+            g[o++] = ch;
+        }
+    }
+    g[o] = '\0';
+    return g;
+}
+
+/* ---- expressions -------------------------------------------------------------- */
+
+static int parse_or(struct parser *p, struct sbuf *b, int *wrapped);
+
+static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, int negate, int ilike,
+                      const struct token *optok)
+{
+    struct token v = p->tok;
+    char d[64];
+    char after[24];
+    char *pat;
+    size_t n;
+    int idx;
+
+    snprintf(after, sizeof after, "'%.*s'", (int)(optok->len > 8 ? 8 : optok->len),
+             p->s + optok->pos);
+    if (!kind_is_text(t->kind))
+        return perr(p, optok->pos, "%s applies to strings; %.*s is not one",
+                    ilike ? "ILIKE" : "LIKE", (int)(t->len > 60 ? 60 : t->len), p->s + t->pos);
+    if (v.type != TK_STRING)
+        return perr(p, v.pos, "expected a pattern in quotes after %s but found %s", after,
+                    tok_desc(p, &v, d, sizeof d));
+    pat = dup_unquoted(p, v.kpos, v.klen, v.quote, &n);
+    if (!pat)
+        return -1;
+    if (t->kind == K_RUNID)
+        ascii_lower(pat);
+    if (!ilike) {
+        int bad;
+        char *g = like_to_glob(pat, &bad);
+        free(pat);
+        if (!g && bad)
+            return perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
+        if (!g)
+            return cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+        pat = g;
+    } else if (n > 0 && pat[n - 1] == '\\') {
+        size_t k = n;
+        while (k > 0 && pat[k - 1] == '\\')
+            k--;
+        if ((n - k) % 2 == 1) {
+            free(pat);
+            return perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
+        }
+    }
+    idx = bind_text_take(p, v.pos, pat);
+    if (idx < 0)
+        return -1;
+    if (ilike) {
+        sb_str(b, "lower(");
+        emit_term(p, b, t, 0);
+        sb_str(b, negate ? ") NOT LIKE lower(" : ") LIKE lower(");
+        sb_param(b, idx);
+        sb_str(b, ") ESCAPE '\\'");
+    } else {
+        emit_term(p, b, t, 0);
+        sb_str(b, negate ? " NOT GLOB " : " GLOB ");
+        sb_param(b, idx);
+    }
+    return lex(p);
+}
+
+static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int negate)
+{
+    char d[64];
+    int first_idx = 0, count = 0, numeric, i;
+    const char *after = "'('";
+
+    if (lex(p))
+        return -1;
+    if (p->tok.type != TK_LPAREN)
+        return perr(p, p->tok.pos, "expected '(' after IN but found %s",
+                    tok_desc(p, &p->tok, d, sizeof d));
+    if (lex(p))
+        return -1;
+    for (;;) {
+        if (++count > FILTER_MAX_IN)
+            return perr(p, p->tok.pos, "more than %d values in one IN list (limit %d)",
+                        FILTER_MAX_IN, FILTER_MAX_IN);
+        if (parse_value(p, t, 0, after, &numeric))
+            return -1;
+        if (!first_idx)
+            first_idx = p->c->n_binds;
+        if (p->tok.type == TK_RPAREN)
+            break;
+        if (p->tok.type != TK_COMMA)
+            return perr(p, p->tok.pos, "expected ',' or ')' in the IN list but found %s",
+                        tok_desc(p, &p->tok, d, sizeof d));
+        after = "','";
+        if (lex(p))
+            return -1;
+    }
+    /* the values are binds first_idx .. first_idx+count-1, consecutive */
+    emit_term(p, b, t, 0);
+    sb_str(b, negate ? " NOT IN (" : " IN (");
+    for (i = 0; i < count; i++) {
+        if (i)
+            sb_str(b, ", ");
+        sb_param(b, first_idx + i);
+    }
+    sb_str(b, ")");
+    return lex(p);
+}
+
+static int parse_comparison(struct parser *p, struct sbuf *b)
+{
+    struct term t;
+    struct token op;
+    char d[64];
+    int negate = 0;
+
+    if (++p->terms > FILTER_MAX_TERMS)
+        return perr(p, p->tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
+                    FILTER_MAX_TERMS);
+    if (parse_term(p, &t))
+        return -1;
+    op = p->tok;
+    if (op.type == TK_OP) {
+        char after[8];
+        int numeric, ordering = op.op >= OP_LT, idx;
+        if (t.kind == K_STATUS && ordering)
+            return perr(p, op.pos, "status can only be compared with =, !=, IN or IS NULL");
+        snprintf(after, sizeof after, "'%.*s'", (int)op.len, p->s + op.pos);
+        if (lex(p))
+            return -1;
+        if (parse_value(p, &t, ordering, after, &numeric))
+            return -1;
+        idx = p->c->n_binds;
+        emit_term(p, b, &t, numeric);
+        sb_str(b, op_sql[op.op]);
+        sb_param(b, idx);
+        return 0;
+    }
+    if (op.type == TK_WORD &&
+        (is_kw(p, "not") || is_kw(p, "like") || is_kw(p, "ilike") || is_kw(p, "in"))) {
+        if (is_kw(p, "not")) {
+            negate = 1;
+            if (lex(p))
+                return -1;
+            op = p->tok;
+            if (!(is_kw(p, "like") || is_kw(p, "ilike") || is_kw(p, "in")))
+                return perr(p, op.pos, "expected LIKE, ILIKE or IN after NOT but found %s",
+                            tok_desc(p, &op, d, sizeof d));
+        }
+        if (is_kw(p, "in"))
+            return parse_in(p, b, &t, negate);
+        {
+            int ilike = is_kw(p, "ilike");
+            if (lex(p))
+                return -1;
+            return parse_like(p, b, &t, negate, ilike, &op);
+        }
+    }
+    if (is_kw(p, "is")) {
+        if (lex(p))
+            return -1;
+        if (is_kw(p, "not")) {
+            negate = 1;
+            if (lex(p))
+                return -1;
+        }
+        if (!is_kw(p, "null"))
+            return perr(p, p->tok.pos, "expected NULL or NOT NULL after IS but found %s",
+                        tok_desc(p, &p->tok, d, sizeof d));
+        emit_term(p, b, &t, 0);
+        sb_str(b, negate ? " IS NOT NULL" : " IS NULL");
+        return lex(p);
+    }
+    return perr(p, op.pos,
+                "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN or IS) "
+                "after %.*s but found %s",
+                (int)(t.len > 60 ? 60 : t.len), p->s + t.pos, tok_desc(p, &op, d, sizeof d));
+}
+
+/* not_expr; *wrapped tells whether the emitted SQL is one parenthesized group. */
+static int parse_not(struct parser *p, struct sbuf *b, int *wrapped)
+{
+    char d[64];
+    *wrapped = 0;
+    if (is_kw(p, "not") || p->tok.type == TK_LPAREN) {
+        size_t at = p->tok.pos;
+        int rc, is_not = p->tok.type != TK_LPAREN;
+        if (++p->depth > FILTER_MAX_DEPTH)
+            return perr(p, at, "nesting deeper than %d levels (limit %d)", FILTER_MAX_DEPTH,
+                        FILTER_MAX_DEPTH);
+        if (lex(p))
+            return -1;
+        if (is_not) {
+            int inner;
+            sb_str(b, "NOT ");
+            rc = parse_not(p, b, &inner);
+        } else {
+            rc = parse_or(p, b, wrapped);
+            if (!rc && p->tok.type != TK_RPAREN)
+                rc = perr(p, p->tok.pos,
+                          "expected ')' to close the '(' at column %zu but "
+                          "found %s",
+                          at + 1, tok_desc(p, &p->tok, d, sizeof d));
+            if (!rc)
+                rc = lex(p);
+        }
+        p->depth--;
+        return rc;
+    }
+    return parse_comparison(p, b);
+}
+
+/* Parses one of and_expr (kw "and") or or_expr (kw "or"). */
+static int parse_chain(struct parser *p, struct sbuf *b, int *wrapped, int is_or)
+{
+    size_t start = b->len;
+    int n = 0, inner;
+    const char *kw = is_or ? "or" : "and";
+    for (;;) {
+        int rc = is_or ? parse_chain(p, b, &inner, 0) : parse_not(p, b, &inner);
+        if (rc)
+            return -1;
+        n++;
+        if (!is_kw(p, kw))
+            break;
+        if (lex(p))
+            return -1;
+        sb_str(b, is_or ? " OR " : " AND ");
+    }
+    if (n > 1) {
+        sb_insert(b, start, "(");
+        sb_str(b, ")");
+        *wrapped = 1;
+    } else {
+        *wrapped = inner;
+    }
+    return 0;
+}
+
+static int parse_or(struct parser *p, struct sbuf *b, int *wrapped)
+{
+    return parse_chain(p, b, wrapped, 1);
+}
+
+/* ---- entry points --------------------------------------------------------------- */
+
+static int is_blank(const char *s)
+{
+    if (!s)
+        return 1;
+    for (; *s; s++)
+        if (!(*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '\v'))
+            return 0;
+    return 1;
+}
+
+static int parser_init(struct parser *p, struct cstate *c, const char *s, const char *ctx)
+{
+    memset(p, 0, sizeof *p);
+    p->c = c;
+    p->s = s;
+    p->ctx = ctx;
+    p->n = strnlen(s, (size_t)FILTER_MAX_TEXT + 1);
+    if (p->n > FILTER_MAX_TEXT)
+        return cerr(c, STORE_E_INVALID, "%s: longer than %d bytes (limit %d)", ctx, FILTER_MAX_TEXT,
+                    FILTER_MAX_TEXT);
+    return lex(p);
+}
+
+static int sb_check(struct parser *p, const struct sbuf *b)
+{
+    if (b->oom)
+        return cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+    if (b->over)
+        return cerr(p->c, STORE_E_INVALID, "%s: compiled SQL longer than %d bytes (limit %d)",
+                    p->ctx, FILTER_MAX_SQL, FILTER_MAX_SQL);
+    return 0;
+}
+
+static int compile_where(struct cstate *c, const char *text, struct sbuf *b)
+{
+    struct parser p;
+    char d[64];
+    int wrapped;
+    if (parser_init(&p, c, text, "filter"))
+        return -1;
+    if (parse_or(&p, b, &wrapped))
+        return -1;
+    if (p.tok.type != TK_EOF) {
+        if (p.tok.type == TK_RPAREN)
+            return perr(&p, p.tok.pos, "unmatched ')'");
+        return perr(&p, p.tok.pos, "expected AND, OR or end of input but found %s",
+                    tok_desc(&p, &p.tok, d, sizeof d));
+    }
+    if (!wrapped) {
+        sb_insert(b, 0, "(");
+        sb_str(b, ")");
+    }
+    return sb_check(&p, b);
+}
+
+static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
+{
+    struct parser p;
+    char d[64];
+    if (parser_init(&p, c, text, "order-by"))
+        return -1;
+    for (;;) {
+        struct term t;
+        const char *dir = " ASC";
+        if (++p.terms > FILTER_MAX_TERMS)
+            return perr(&p, p.tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
+                        FILTER_MAX_TERMS);
+        if (parse_term(&p, &t))
+            return -1;
+        if (is_kw(&p, "asc") || is_kw(&p, "desc")) {
+            if (is_kw(&p, "desc"))
+                dir = " DESC";
+            if (lex(&p))
+                return -1;
+        } else if (p.tok.type == TK_WORD) {
+            return perr(&p, p.tok.pos, "expected ASC or DESC but found %s",
+                        tok_desc(&p, &p.tok, d, sizeof d));
+        }
+        emit_term(&p, b, &t, 0);
+        sb_str(b, " IS NULL, ");
+        emit_term(&p, b, &t, 0);
+        sb_str(b, dir);
+        sb_str(b, ", ");
+        if (p.tok.type == TK_EOF)
+            break;
+        if (p.tok.type != TK_COMMA)
+            return perr(&p, p.tok.pos, "expected ASC, DESC, ',' or end of input but found %s",
+                        tok_desc(&p, &p.tok, d, sizeof d));
+        if (lex(&p))
+            return -1;
+    }
+    sb_str(b, "r.start_ms DESC, r.id DESC");
+    return sb_check(&p, b);
+}
+
+int filter_compile(const char *filter, const char *order_by, int64_t now_ms, struct filter_sql *out,
+                   struct store_err *err)
+{
+    struct store_err scratch;
+    struct cstate c;
+    struct sbuf where = {0}, order = {0};
+    int i;
+
+    memset(&c, 0, sizeof c);
+    c.err = err ? err : &scratch;
+    c.now_ms = now_ms;
+    if (!out)
+        return cerr(&c, STORE_E_INVALID, "filter: no output given");
+    memset(out, 0, sizeof *out);
+
+    if (!is_blank(filter) && compile_where(&c, filter, &where))
+        goto fail;
+    if (is_blank(order_by)) {
+        sb_str(&order, "r.start_ms DESC, r.id DESC");
+        if (order.oom) {
+            cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");
+            goto fail;
+        }
+    } else if (compile_order(&c, order_by, &order)) {
+        goto fail;
+    }
+    out->where = where.p;
+    out->order = order.p;
+    out->binds = c.binds;
+    out->n_binds = c.n_binds;
+    return 0;
+fail:
+    free(where.p);
+    free(order.p);
+    for (i = 0; i < c.n_binds; i++)
+        free(c.binds[i].s);
+    free(c.binds);
+    return c.rc ? c.rc : STORE_E_INTERNAL;
+}
+
+void filter_sql_free(struct filter_sql *f)
+{
+    int i;
+    if (!f)
+        return;
+    free(f->where);
+    free(f->order);
+    for (i = 0; i < f->n_binds; i++)
+        free(f->binds[i].s);
+    free(f->binds);
+    memset(f, 0, sizeof *f);
+}
