@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "paths.h"
@@ -178,10 +179,27 @@ static int do_restore(struct srv *srv, const char *from)
 {
     struct store_opts so = {.readonly = 1};
     struct store_err err = {0};
-    struct store *st;
+    struct store *st = NULL;
+    char aside[1200] = "", path[1200];
+    struct stat sb;
     int rc = store_open(from, &so, &st, &err);
     if (!rc)
         rc = store_check(st, &err);
+    if (!rc && stat(srv->cfg.db_path, &sb) == 0) {
+        /* keep the database being replaced, in case the backup was the
+         * wrong one; its WAL belongs to it and goes with it */
+        snprintf(aside, sizeof(aside), "%s.before-restore-%lld", srv->cfg.db_path,
+                 (long long)wire_now_ms());
+        if (rename(srv->cfg.db_path, aside) < 0) {
+            snprintf(err.msg, sizeof(err.msg), "cannot move %.300s aside: %s", srv->cfg.db_path,
+                     strerror(errno));
+            rc = STORE_E_IO;
+        }
+        snprintf(path, sizeof(path), "%s-wal", srv->cfg.db_path);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s-shm", srv->cfg.db_path);
+        unlink(path);
+    }
     if (!rc)
         rc = store_backup(st, srv->cfg.db_path, &err);
     if (st)
@@ -190,7 +208,8 @@ static int do_restore(struct srv *srv, const char *from)
         fprintf(stderr, "trackd: restore from %s: %s\n", from, err.msg);
         return 1;
     }
-    printf("restored %s from %s\n", srv->cfg.db_path, from);
+    printf("restored %s from %s%s%s\n", srv->cfg.db_path, from, aside[0] ? "; the old one is " : "",
+           aside);
     return 0;
 }
 

@@ -205,16 +205,22 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
         err->code = 0;
     if (c->down_until_ms && wire_mono_ms() < c->down_until_ms)
         return spool_it(c, req, len, "trackd was unreachable moments ago", err);
-    /* older spooled writes go first, within the timeout */
+    /* the whole write, spool delivery included, fits in one timeout */
+    c->deadline_ms = wire_mono_ms() + c->timeout_ms;
+    /* older spooled writes go first, so a run's points keep their order */
     if (!c->no_spool) {
         rc = cl_spool_deliver(c, c->timeout_ms, NULL, &e2);
         if (rc) {
-            if (rc == TRACK_E_UNAVAILABLE)
+            c->deadline_ms = 0;
+            if (rc < 0)
                 mark_down(c);
-            return spool_it(c, req, len, e2.msg, err);
+            return spool_it(c, req, len,
+                            rc > 0 ? "older spooled writes are still being delivered" : e2.msg,
+                            err);
         }
     }
     rc = cl_roundtrip(c, req, len, &rs, &e2);
+    c->deadline_ms = 0;
     if (rc == TRACK_E_UNAVAILABLE) {
         mark_down(c);
         return spool_it(c, req, len, e2.msg, err);
@@ -667,6 +673,8 @@ int track_sync(struct track_client *c, int *sent, struct track_err *err)
     int rc = track_flush(c, NULL);
     (void)rc;
     rc = cl_spool_deliver(c, 3600 * 1000, sent, err);
+    if (rc > 0)
+        rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool delivery took longer than an hour");
     if (rc == 0) {
         c->down_until_ms = 0;
         c->down_backoff_ms = DOWN_BACKOFF_MIN;

@@ -153,6 +153,7 @@ static int connect_sock(struct track_client *c, struct track_err *err)
                        nn_strerror(e));
     }
     c->sock = s;
+    c->sock_timeout = c->timeout_ms;
     return 0;
 }
 
@@ -174,6 +175,23 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
     rc = connect_sock(c, err);
     if (rc)
         return rc;
+    /* every call of the public API is bounded by one timeout in all: a
+     * round trip gets what is left of the caller's deadline */
+    int t = c->timeout_ms;
+    if (c->deadline_ms) {
+        int64_t left = c->deadline_ms - wire_mono_ms();
+        if (left < 1)
+            return cl_fail(err, TRACK_E_UNAVAILABLE,
+                           "cannot reach trackd at %s: no time left within %d ms", c->server,
+                           c->timeout_ms);
+        if (left < t)
+            t = (int)left;
+    }
+    if (t != c->sock_timeout) {
+        nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &t, sizeof(t));
+        nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &t, sizeof(t));
+        c->sock_timeout = t;
+    }
     if (nn_send(c->sock, req, len, 0) < 0) {
         int e = nn_errno();
         cl_disconnect(c);
@@ -187,7 +205,7 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
         if (e == ETIMEDOUT)
             return cl_fail(err, TRACK_E_UNAVAILABLE,
                            "cannot reach trackd at %s: no reply within %d ms", c->server,
-                           c->timeout_ms);
+                           c->sock_timeout);
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot reach trackd at %s: %s", c->server,
                        nn_strerror(e));
     }

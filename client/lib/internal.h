@@ -27,6 +27,8 @@ struct track_client {
     char server[1100];
     int server_explicit; /* from opts or TRACK_SERVER: never autostart */
     int timeout_ms;
+    int64_t deadline_ms; /* monotonic; while set, no round trip may pass it */
+    int sock_timeout;    /* the timeout currently set on sock */
     int flush_points;
     int flush_interval_ms;
     int no_spool;
@@ -74,7 +76,8 @@ int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, int 
                     struct track_err *err);
 /* Delivers spooled requests in order until the spool is empty, the daemon
  * fails, or budget_ms passes. *sent counts delivered requests. Returns 0
- * when the spool is now empty, TRACK_E_UNAVAILABLE when some remain. */
+ * when the spool is now empty, 1 when the budget ran out with records left,
+ * or a negative code (TRACK_E_UNAVAILABLE: the daemon failed). */
 int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err);
 int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err);
 

@@ -224,7 +224,7 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct tr
 {
     uint64_t off;
     off_t size;
-    int64_t deadline = wire_mono_ms() + budget_ms;
+    int64_t deadline = wire_mono_ms() + budget_ms, saved_deadline = c->deadline_ms;
     uint8_t *buf = NULL, rh[REC_HDR], digest[16], hdr8[8];
     size_t cap = 0;
     int fd, rc = 0;
@@ -237,8 +237,8 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct tr
     if (fd < 0)
         return err ? err->code : TRACK_E_UNAVAILABLE;
     while ((off_t)off < size) {
-        if (wire_mono_ms() > deadline) {
-            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool delivery paused (time budget)");
+        if (wire_mono_ms() >= deadline) {
+            rc = 1; /* more next time */
             break;
         }
         uint32_t len;
@@ -267,7 +267,10 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct tr
         }
         Track__V1__Response *rs = NULL;
         struct track_err e2 = {0};
+        if (!c->deadline_ms || c->deadline_ms > deadline)
+            c->deadline_ms = deadline;
         rc = cl_roundtrip(c, buf, len, &rs, &e2);
+        c->deadline_ms = saved_deadline;
         if (rc) {
             if (err)
                 *err = e2;
