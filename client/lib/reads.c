@@ -192,7 +192,7 @@ int track_run_get(struct track_client *c, const char *run, struct track_result *
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__RunGet rg = TRACK__V1__RUN_GET__INIT;
-    struct track_run_info *v;
+    struct track_run_info *v = NULL;
     int rc;
 
     rg.run = wire_str(run);
