@@ -78,7 +78,8 @@ int cli_track_error(const struct track_err *err)
 
 struct track_client *cli_client(void)
 {
-    struct track_opts o = {.server = cli_opt.server, .autostart = 1};
+    /* 1.8 s: a server that does not answer is reported within 2 s */
+    struct track_opts o = {.server = cli_opt.server, .autostart = 1, .timeout_ms = 1800};
     struct track_client *c;
     struct track_err err = {0};
 

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +57,49 @@ static int ipc_alive(const char *uri)
         return 0;
     ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
+    return ok;
+}
+
+/* 1 when something accepts TCP connections at tcp://HOST:PORT within
+ * wait_ms, 0 when not (refused, unreachable, or no answer in time). */
+static int tcp_alive(const char *uri, int wait_ms)
+{
+    char host[512], *colon;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int ok = 0;
+
+    snprintf(host, sizeof(host), "%s", uri + 6);
+    colon = strrchr(host, ':');
+    if (!colon)
+        return 0;
+    *colon = '\0';
+    /* nanomsg spells "any interface" as '*'; a client means this machine */
+    const char *h = strcmp(host, "*") == 0 ? "127.0.0.1" : host;
+    if (h[0] == '[') { /* [::1] */
+        h++;
+        char *close_br = strchr(host, ']');
+        if (close_br)
+            *close_br = '\0';
+    }
+    if (getaddrinfo(h, colon + 1, &hints, &res) != 0)
+        return 0;
+    for (struct addrinfo *ai = res; ai && !ok; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            ok = 1;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int soerr = 0;
+            socklen_t len = sizeof(soerr);
+            if (poll(&p, 1, wait_ms) == 1 &&
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)
+                ok = 1;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
     return ok;
 }
 
@@ -139,6 +184,12 @@ static int connect_sock(struct track_client *c, struct track_err *err)
         if (rc)
             return rc;
     }
+    /* nanomsg would queue the request for a peer that never comes; ask the
+     * network first, so an absent server is an error at once */
+    if (strncmp(c->server, "tcp://", 6) == 0 &&
+        !tcp_alive(c->server, c->timeout_ms < 1000 ? c->timeout_ms : 1000))
+        return cl_fail(err, TRACK_E_UNAVAILABLE,
+                       "cannot reach trackd at %s: nothing accepts connections there", c->server);
     s = nn_socket(AF_SP, NN_REQ);
     if (s < 0)
         return cl_fail(err, TRACK_E_UNAVAILABLE, "nn_socket: %s", nn_strerror(nn_errno()));
