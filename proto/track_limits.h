@@ -19,7 +19,7 @@
 #define LIMIT_NAME_BYTES     250   /* experiment and run names */
 #define LIMIT_USER_BYTES     250
 #define LIMIT_FILTER_BYTES   65536
-#define LIMIT_HISTORY_POINTS 1000000 /* points in one MetricHistory reply */
+#define LIMIT_HISTORY_POINTS 500000 /* points in one MetricHistory reply: under 16 MiB */
 #define LIMIT_CURVE_BUCKETS  4096
 #define LIMIT_RUN_LIST       100000
 

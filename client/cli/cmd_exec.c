@@ -175,6 +175,14 @@ int cmd_exec(int argc, char **argv)
     /* the environment is made before fork: the child only execs */
     setenv("TRACK_RUN_ID", hex, 1);
     setenv("TRACK_SERVER", track_client_server(c), 1);
+    /* forward signals from before the fork on, so none can kill us between
+     * fork and waitpid and leave the run RUNNING */
+    struct sigaction sa = {.sa_handler = forward}, dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     pid_t pid = fork();
     if (pid < 0) {
         rc = cli_error("cannot start %s: %s", child_argv[0], strerror(errno));
@@ -183,16 +191,14 @@ int cmd_exec(int argc, char **argv)
         return rc;
     }
     if (pid == 0) {
+        sigaction(SIGINT, &dfl, NULL);
+        sigaction(SIGTERM, &dfl, NULL);
+        sigaction(SIGHUP, &dfl, NULL);
         execvp(child_argv[0], child_argv);
         fprintf(stderr, "track: cannot run %s: %s\n", child_argv[0], strerror(errno));
         _exit(127);
     }
     child_pid = pid;
-    struct sigaction sa = {.sa_handler = forward};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             status = 1 << 8;

@@ -19,7 +19,7 @@ static int log_kvs(int argc, char **argv, int params)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1)
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind == argc)
@@ -65,7 +65,7 @@ static int log_stdin(struct track_client *c, int64_t *points, struct track_err *
         int64_t next;
     } *steps = NULL;
     size_t n_steps = 0, cap = 0;
-    int rc = 0;
+    int rc = 0, warned = 0;
 
     while (fgets(line, sizeof(line), stdin)) {
         char *save = NULL, *key, *val, *st, *extra;
@@ -114,11 +114,13 @@ static int log_stdin(struct track_client *c, int64_t *points, struct track_err *
             step = k < n_steps ? steps[k].next : 0;
         if (k < n_steps)
             steps[k].next = step + 1;
+        err->code = 0;
         if (track_log_metric(c, key, v, step, 0, err)) {
             rc = cli_error("stdin line %ld: %s: %s", lineno, track_code_name(err->code), err->msg);
             break;
         }
-        if (err->code == TRACK_E_SPOOLED)
+        /* once is enough: later batches follow the first into the spool */
+        if (err->code == TRACK_E_SPOOLED && !warned++)
             cli_warn("%s", err->msg);
         (*points)++;
     }
@@ -207,8 +209,8 @@ int cmd_log_metric(int argc, char **argv)
     if (track_flush(c, &ferr)) {
         rc = cli_track_error(&ferr);
     } else if (ferr.code == TRACK_E_SPOOLED) {
-        cli_warn("trackd unreachable: %s point%s spooled (%s); `track sync` delivers them",
-                 from_stdin ? "" : "the", from_stdin ? "s" : "", ferr.msg);
+        cli_warn("trackd unreachable: %s spooled (%s); `track sync` delivers %s",
+                 from_stdin ? "points" : "the point", ferr.msg, from_stdin ? "them" : "it");
     }
 out:
     track_client_close(c);

@@ -44,7 +44,7 @@ int cmd_run_start(int argc, char **argv)
     int opt, export = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e':
             ro.experiment = optarg;
@@ -117,7 +117,7 @@ int cmd_run_end(int argc, char **argv)
     int opt, status = TRACK_FINISHED;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (opt == 's') {
             if ((status = parse_status(optarg)) < 0)
                 cli_usage_error(name, "--status: expected finished, failed or killed, got \"%s\"",
@@ -159,7 +159,7 @@ int cmd_run_list(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (opt == 'e') {
             if (n_exp == 64)
                 cli_usage_error(name, "at most 64 --experiment options");
@@ -216,7 +216,7 @@ int cmd_run_show(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1)
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind + 1 == argc)

@@ -136,12 +136,11 @@ void track_client_close(struct track_client *c)
 
 int cl_pack(struct track_client *c, Track__V1__Request *rq, size_t *len, struct track_err *err)
 {
-    static uint8_t rid[16];
     size_t n;
 
-    randombytes_buf(rid, sizeof(rid));
-    rq->request_id.data = rid;
-    rq->request_id.len = sizeof(rid);
+    randombytes_buf(c->rid, sizeof(c->rid));
+    rq->request_id.data = c->rid;
+    rq->request_id.len = sizeof(c->rid);
     n = track__v1__request__get_packed_size(rq);
     if (n > LIMIT_FRAME_BYTES)
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT,

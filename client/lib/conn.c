@@ -223,6 +223,13 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
     int rc, n;
 
     *out = NULL;
+    /* a daemon that died since our last exchange: a connected nanomsg
+     * socket would wait out the timeout for it; the socket file says at
+     * once (checked only after a quiet second, so it costs nothing when
+     * busy) */
+    if (c->sock >= 0 && strncmp(c->server, "ipc://", 6) == 0 &&
+        wire_mono_ms() - c->last_ok_ms > 1000 && !ipc_alive(c->server))
+        cl_disconnect(c);
     rc = connect_sock(c, err);
     if (rc)
         return rc;
@@ -262,6 +269,7 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
     }
     *out = track__v1__response__unpack(NULL, (size_t)n, buf);
     nn_freemsg(buf);
+    c->last_ok_ms = wire_mono_ms();
     if (!*out)
         return cl_fail(err, TRACK_E_INTERNAL, "trackd at %s sent a reply that does not decode",
                        c->server);

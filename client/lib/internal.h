@@ -29,6 +29,7 @@ struct track_client {
     int timeout_ms;
     int64_t deadline_ms; /* monotonic; while set, no round trip may pass it */
     int sock_timeout;    /* the timeout currently set on sock */
+    int64_t last_ok_ms;  /* monotonic time of the last reply */
     int flush_points;
     int flush_interval_ms;
     int no_spool;
@@ -49,7 +50,8 @@ struct track_client {
     size_t buffered;
     int64_t oldest_ms; /* monotonic time of the oldest buffered point */
 
-    uint8_t *pack; /* reusable packing buffer */
+    uint8_t rid[16]; /* request id of the request in c->pack */
+    uint8_t *pack;   /* reusable packing buffer */
     size_t pack_cap;
 };
 
