@@ -81,8 +81,7 @@ static const char *tag_of(const struct track_run_info *r, const char *key)
     return NULL;
 }
 
-static const struct track_metric_summary *metric_of(const struct track_run_info *r,
-                                                    const char *key)
+static const struct track_metric_summary *metric_of(const struct track_run_info *r, const char *key)
 {
     for (size_t i = 0; i < r->n_metrics; i++)
         if (strcmp(r->metrics[i].key, key) == 0)
@@ -139,7 +138,7 @@ int review_runs_csv(FILE *f, const struct track_run_info *runs, size_t n)
             fputc(',', f);
             if (m) {
                 char v[40];
-                cli_fmt_double(m->last, v, sizeof(v));
+                render_double(m->last, v, sizeof(v));
                 fputs(v, f);
             }
         }
@@ -161,7 +160,9 @@ static void key_cell(const struct track_run_info *r, const struct render_key *k,
     if (k->kind == RENDER_KEY_METRIC) {
         const struct track_metric_summary *m = metric_of(r, k->key);
         if (m) {
-            double v = k->agg == RENDER_AGG_MIN ? m->min : k->agg == RENDER_AGG_MAX ? m->max : m->last;
+            double v = k->agg == RENDER_AGG_MIN   ? m->min
+                       : k->agg == RENDER_AGG_MAX ? m->max
+                                                  : m->last;
             render_num(v, buf, len);
             return;
         }
@@ -176,8 +177,8 @@ static void print_table(const struct track_run_info *runs, size_t n, const struc
 {
     /* cells: run, name, experiment, status, start, duration, keys... */
     enum { FIXED = 6 };
-    static const char *const head[FIXED] = {"RUN", "NAME", "EXPERIMENT", "STATUS", "STARTED",
-                                            "DURATION"};
+    static const char *const head[FIXED] = {"RUN",    "NAME",    "EXPERIMENT",
+                                            "STATUS", "STARTED", "DURATION"};
     size_t w[FIXED + MAX_EXTRA_COLS];
     char labels[MAX_EXTRA_COLS][300], cell[128];
     int64_t now = now_ms();
@@ -195,8 +196,9 @@ static void print_table(const struct track_run_info *runs, size_t n, const struc
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             for (size_t c = 0; c < FIXED + nk; c++) {
-                render_pad(stdout, c < FIXED ? head[c] : labels[c - FIXED], w[c],
-                           c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC, NULL);
+                int right = c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC;
+                render_pad(stdout, c < FIXED ? head[c] : labels[c - FIXED],
+                           right || c + 1 < FIXED + nk ? w[c] : 0, right, NULL);
                 fputs(c + 1 < FIXED + nk ? "  " : "\n", stdout);
             }
         }
@@ -236,8 +238,9 @@ static void print_table(const struct track_run_info *runs, size_t n, const struc
                     size_t cw = render_width(cell);
                     w[c] = cw > w[c] ? cw : w[c];
                 } else {
-                    render_pad(stdout, cell, w[c],
-                               c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC, NULL);
+                    int right = c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC;
+                    /* no trailing blanks after a left-aligned last column */
+                    render_pad(stdout, cell, right || c + 1 < FIXED + nk ? w[c] : 0, right, NULL);
                     fputs(c + 1 < FIXED + nk ? "  " : "\n", stdout);
                 }
             }

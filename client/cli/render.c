@@ -125,6 +125,33 @@ void render_num(double v, char *buf, size_t len)
         snprintf(buf, len, "%.6g", v == 0 ? 0.0 : v); /* no "-0" */
 }
 
+static int round_trips(double v, int prec, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.*g", prec, v);
+    return strtod(buf, NULL) == v;
+}
+
+void render_double(double v, char *buf, size_t len)
+{
+    int lo = 7, hi = 17;
+
+    if (isnan(v) || isinf(v)) {
+        render_num(v, buf, len);
+        return;
+    }
+    /* short values ("0.5", "120") are the common case: one try */
+    if (round_trips(v, 6, buf, len))
+        return;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (round_trips(v, mid, buf, len))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    snprintf(buf, len, "%.*g", lo, v);
+}
+
 /* ---- sparklines -------------------------------------------------------------- */
 
 size_t render_sparkline(const double *v, size_t n, char *buf, size_t len)
@@ -446,8 +473,7 @@ size_t render_expr_keys(const char *expr, struct render_key *out, size_t n, size
             while (expr[k] == ' ' || expr[k] == '\t' || expr[k] == '\n')
                 k++;
             if (expr[k] == '(') {
-                agg = tolower((unsigned char)expr[w0 + 1]) == 'i' ? RENDER_AGG_MIN
-                                                                   : RENDER_AGG_MAX;
+                agg = tolower((unsigned char)expr[w0 + 1]) == 'i' ? RENDER_AGG_MIN : RENDER_AGG_MAX;
                 i = k + 1;
                 continue;
             }
@@ -478,8 +504,8 @@ size_t render_expr_keys(const char *expr, struct render_key *out, size_t n, size
         if (!k.key[0])
             continue;
         size_t j = 0;
-        while (j < n && !(out[j].kind == k.kind && out[j].agg == k.agg &&
-                          strcmp(out[j].key, k.key) == 0))
+        while (j < n &&
+               !(out[j].kind == k.kind && out[j].agg == k.agg && strcmp(out[j].key, k.key) == 0))
             j++;
         if (j == n && n < cap)
             out[n++] = k;
@@ -493,8 +519,7 @@ void render_key_label(const struct render_key *k, char *buf, size_t len)
                          : k->kind == RENDER_KEY_PARAM ? "params"
                                                        : "tags";
     if (k->kind == RENDER_KEY_METRIC && k->agg != RENDER_AGG_LAST)
-        snprintf(buf, len, "%s(%s.%s)", k->agg == RENDER_AGG_MIN ? "min" : "max", prefix,
-                 k->key);
+        snprintf(buf, len, "%s(%s.%s)", k->agg == RENDER_AGG_MIN ? "min" : "max", prefix, k->key);
     else
         snprintf(buf, len, "%s.%s", prefix, k->key);
 }
@@ -540,24 +565,24 @@ void render_color(size_t i, char buf[8])
 }
 
 /* Geometry of one panel, in SVG user units. */
-#define SVG_W        960
-#define SVG_PLOT_X   80  /* left edge of the plot area */
-#define SVG_PLOT_W   600
-#define SVG_PLOT_H   240
-#define SVG_TOP      46  /* from the panel's top to the plot area */
-#define SVG_LEGEND_X 710
-#define SVG_LEGEND_H 18 /* per legend row */
+#define SVG_W         960
+#define SVG_PLOT_X    80 /* left edge of the plot area */
+#define SVG_PLOT_W    600
+#define SVG_PLOT_H    240
+#define SVG_TOP       46 /* from the panel's top to the plot area */
+#define SVG_LEGEND_X  710
+#define SVG_LEGEND_H  18 /* per legend row */
 #define SVG_MAX_TICKS 16
 
-static double panel_height(const struct render_panel *p)
+double render_svg_panel_height(size_t n_series)
 {
     double plot = SVG_TOP + SVG_PLOT_H + 56,
-           legend = SVG_TOP + SVG_LEGEND_H * (double)p->n_series + 20;
+           legend = SVG_TOP + SVG_LEGEND_H * (double)n_series + 20;
     return plot > legend ? plot : legend;
 }
 
-static void data_range(const struct render_panel *p, double *x0, double *x1, double *y0,
-                       double *y1, int *any)
+static void data_range(const struct render_panel *p, double *x0, double *x1, double *y0, double *y1,
+                       int *any)
 {
     *x0 = *y0 = INFINITY;
     *x1 = *y1 = -INFINITY;
@@ -580,7 +605,7 @@ static void data_range(const struct render_panel *p, double *x0, double *x1, dou
     }
 }
 
-static void svg_panel(FILE *f, const struct render_panel *p, double top, const char *xlabel)
+void render_svg_panel(FILE *f, const struct render_panel *p, double top, const char *xlabel)
 {
     double x0, x1, y0, y1, xs, ys, xt[SVG_MAX_TICKS + 2], yt[SVG_MAX_TICKS + 2];
     int any;
@@ -588,18 +613,29 @@ static void svg_panel(FILE *f, const struct render_panel *p, double top, const c
 
     data_range(p, &x0, &x1, &y0, &y1, &any);
     size_t nx = render_ticks(x0, x1, 6, xt, SVG_MAX_TICKS + 2, &xs);
+    if (xs < 1) {
+        /* x is a step, a whole number: no ticks between two steps */
+        double a = floor(x0), b = ceil(x1) > a ? ceil(x1) : a + 1;
+        if (b - a < 2) {
+            a -= 1;
+            b += 1;
+        }
+        nx = render_ticks(a, b, b - a < 6 ? (int)(b - a) : 6, xt, SVG_MAX_TICKS + 2, &xs);
+    }
     size_t ny = render_ticks(y0, y1, 5, yt, SVG_MAX_TICKS + 2, &ys);
     /* the outer ticks are the axis range, so every point lands inside */
     double ax0 = xt[0], ax1 = xt[nx - 1], ay0 = yt[0], ay1 = yt[ny - 1];
     double xsp = ax1 > ax0 ? ax1 - ax0 : 1, ysp = ay1 > ay0 ? ay1 - ay0 : 1;
 
-    fprintf(f, "<g class=\"panel\">\n<text x=\"%g\" y=\"%.1f\" font-size=\"15\" "
-               "font-weight=\"bold\">",
+    fprintf(f,
+            "<g class=\"panel\">\n<text x=\"%g\" y=\"%.1f\" font-size=\"15\" "
+            "font-weight=\"bold\">",
             px, top + 24);
     render_xml_put(f, p->title);
     fprintf(f, "</text>\n");
-    fprintf(f, "<rect x=\"%g\" y=\"%.1f\" width=\"%g\" height=\"%g\" fill=\"none\" "
-               "stroke=\"#444\"/>\n",
+    fprintf(f,
+            "<rect x=\"%g\" y=\"%.1f\" width=\"%g\" height=\"%g\" fill=\"none\" "
+            "stroke=\"#444\"/>\n",
             px, py, pw, ph);
     for (size_t i = 0; i < nx; i++) {
         char lab[48];
@@ -626,21 +662,24 @@ static void svg_panel(FILE *f, const struct render_panel *p, double top, const c
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", px + pw / 2, py + ph + 40);
     render_xml_put(f, xlabel);
     fprintf(f, "</text>\n");
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
-               "transform=\"rotate(-90 %.1f %.1f)\">",
+    fprintf(f,
+            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+            "transform=\"rotate(-90 %.1f %.1f)\">",
             px - 58, py + ph / 2, px - 58, py + ph / 2);
     render_xml_put(f, p->title);
     fprintf(f, "</text>\n");
     if (!any)
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">"
-                   "no finite values</text>\n",
+        fprintf(f,
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">"
+                "no finite values</text>\n",
                 px + pw / 2, py + ph / 2);
     for (size_t s = 0; s < p->n_series; s++) {
         const struct render_series *r = &p->series[s];
         char col[8];
         render_color(s, col);
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
-                   "stroke-linejoin=\"round\" points=\"",
+        fprintf(f,
+                "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
+                "stroke-linejoin=\"round\" points=\"",
                 col);
         int first = 1;
         for (size_t i = 0; i < r->n; i++) {
@@ -667,26 +706,34 @@ static void svg_panel(FILE *f, const struct render_panel *p, double top, const c
     fprintf(f, "</g>\n");
 }
 
+void render_svg_open(FILE *f, const char *title, double height)
+{
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
+            "viewBox=\"0 0 %d %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n<title>",
+            SVG_W, height, SVG_W, height);
+    render_xml_put(f, title);
+    fprintf(f, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+}
+
+int render_svg_close(FILE *f)
+{
+    fprintf(f, "</svg>\n");
+    return ferror(f) ? -1 : 0;
+}
+
 int render_svg(FILE *f, const char *title, const char *xlabel, const struct render_panel *panels,
                size_t n_panels)
 {
-    double h = 10;
+    double h = 0, top = 0;
 
     for (size_t i = 0; i < n_panels; i++)
-        h += panel_height(&panels[i]);
-    if (n_panels == 0)
-        h = 60;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
-               "viewBox=\"0 0 %d %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n<title>",
-            SVG_W, h, SVG_W, h);
-    render_xml_put(f, title);
-    fprintf(f, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    double top = 0;
+        h += render_svg_panel_height(panels[i].n_series);
+    render_svg_open(f, title, h > 0 ? h : 60);
     for (size_t i = 0; i < n_panels; i++) {
-        svg_panel(f, &panels[i], top, xlabel);
-        top += panel_height(&panels[i]);
+        render_svg_panel(f, &panels[i], top, xlabel);
+        top += render_svg_panel_height(panels[i].n_series);
     }
-    fprintf(f, "</svg>\n");
-    return ferror(f) ? -1 : 0;
+    return render_svg_close(f);
 }

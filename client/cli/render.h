@@ -37,6 +37,13 @@ void render_pad(FILE *f, const char *s, size_t width, int right, const char *sgr
  * "1.23457e+06"), "nan", "inf", "-inf". */
 void render_num(double v, char *buf, size_t len);
 
+/* The shortest text that reads back as exactly v (as cli_fmt_double writes
+ * it: "%.Ng" with the least N from 6 to 17; "nan", "inf", "-inf"), found by
+ * bisection over N, since a precision that round-trips stays round-tripping
+ * when raised: about 5 conversions instead of up to 12. Export writes
+ * millions of values through this. */
+void render_double(double v, char *buf, size_t len);
+
 /* ---- sparklines -------------------------------------------------------------- */
 
 #define RENDER_SPARK_MAX 512 /* cells; a sparkline takes 3 bytes per cell */
@@ -116,7 +123,7 @@ void render_key_label(const struct render_key *k, char *buf, size_t len);
 /* ---- SVG --------------------------------------------------------------------- */
 
 struct render_series {
-    const char *name;   /* legend text */
+    const char *name;    /* legend text */
     const double *x, *y; /* n points; non-finite ones are skipped */
     size_t n;
 };
@@ -138,6 +145,14 @@ void render_color(size_t i, char buf[8]);
  * reports a write error. */
 int render_svg(FILE *f, const char *title, const char *xlabel, const struct render_panel *panels,
                size_t n_panels);
+
+/* The same in pieces, for callers that fetch one panel's data at a time:
+ * open with the sum of the panels' heights, then each panel at its top (the
+ * sum of the heights before it), then close (0, or -1 on a write error). */
+double render_svg_panel_height(size_t n_series);
+void render_svg_open(FILE *f, const char *title, double height);
+void render_svg_panel(FILE *f, const struct render_panel *p, double top, const char *xlabel);
+int render_svg_close(FILE *f);
 
 /* ---- shared by the review commands (in cmd_runs.c and cmd_export.c) ------------ */
 
