@@ -953,3 +953,108 @@ Test(protocol, batches_are_held_to_the_limits_that_hello_announces)
     nn_close(s);
     PASS();
 }
+
+Test(protocol, param_conflict_from_two_clients_at_once_lets_exactly_one_win)
+{
+    int s = px_socket(5000);
+    char run[33];
+    new_run(s, 7, run);
+
+    for (int round = 0; round < 10; round++) {
+        char key[16], va[16], vb[16];
+        snprintf(key, sizeof(key), "p%d", round);
+        snprintf(va, sizeof(va), "a%d", round);
+        snprintf(vb, sizeof(vb), "b%d", round);
+        struct batch ba, bb;
+        uint8_t ra[16], rb[16];
+        size_t la, lb;
+        batch_init(&ba, run);
+        batch_kv(&ba, 1, key, va);
+        batch_init(&bb, run);
+        batch_kv(&bb, 1, key, vb);
+        px_rid(ra);
+        px_rid(rb);
+        ba.rq.request_id = (ProtobufCBinaryData){16, ra};
+        bb.rq.request_id = (ProtobufCBinaryData){16, rb};
+        uint8_t *fa = px_pack(&ba.rq, &la), *fb = px_pack(&bb.rq, &lb);
+        int a = px_socket(5000), c = px_socket(5000);
+        /* both in flight before either answer is read */
+        cr_assert_geq(nn_send(a, fa, la, 0), 0);
+        cr_assert_geq(nn_send(c, fb, lb, 0), 0);
+        void *m1 = NULL, *m2 = NULL;
+        int n1 = nn_recv(a, &m1, NN_MSG, 0), n2 = nn_recv(c, &m2, NN_MSG, 0);
+        cr_assert(n1 > 0 && n2 > 0, "no reply");
+        Track__V1__Response *r1 = px_unpack(m1, (size_t)n1), *r2 = px_unpack(m2, (size_t)n2);
+        int ok1 = px_code(r1) == 0, ok2 = px_code(r2) == 0;
+        cr_assert(ok1 != ok2, "round %d: exactly one of two conflicting params must win (%d %d)",
+                  round, px_code(r1), px_code(r2));
+        Track__V1__Response *loser = ok1 ? r2 : r1;
+        cr_assert_eq(px_code(loser), TRACK__V1__CODE__CONFLICT);
+        cr_assert(strstr(px_msg(loser), va) && strstr(px_msg(loser), vb),
+                  "the conflict names both values: %s", px_msg(loser));
+        track__v1__response__free_unpacked(r1, NULL);
+        track__v1__response__free_unpacked(r2, NULL);
+        nn_freemsg(m1);
+        nn_freemsg(m2);
+        nn_close(a);
+        nn_close(c);
+        free(fa);
+        free(fb);
+    }
+    hello_ok(s, "after the conflicts");
+    nn_close(s);
+    PASS();
+}
+
+Test(protocol, sql_looking_strings_are_stored_verbatim)
+{
+    static const char *const evil[] = {
+        "'; DROP TABLE runs; --",
+        "x' OR '1'='1",
+        "\" OR \"\"=\"",
+        "1; DELETE FROM metric_chunks",
+        "Robert'); DROP TABLE params;--",
+    };
+    int s = px_socket(5000);
+    char run[33];
+    new_run(s, 8, run);
+    for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+        struct batch b;
+        char key[16];
+        snprintf(key, sizeof(key), "evil%zu", i);
+        batch_init(&b, run);
+        batch_kv(&b, 0, key, evil[i]);
+        Track__V1__Response *rs = px_call(s, &b.rq);
+        expect_ok(rs, "tag with an SQL-looking value");
+        track__v1__response__free_unpacked(rs, NULL);
+    }
+    /* an SQL-looking run reference is just a malformed run id */
+    struct batch b;
+    batch_init(&b, "abcd' OR 1=1 --");
+    batch_kv(&b, 0, "k", "v");
+    expect_error(px_call(s, &b.rq), TRACK__V1__CODE__INVALID_ARGUMENT, "run", "SQL as run id");
+
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunGet rg = TRACK__V1__RUN_GET__INIT;
+    rg.run = wire_str(run);
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_GET;
+    rq.run_get = &rg;
+    Track__V1__Response *rs = px_call(s, &rq);
+    expect_ok(rs, "run get");
+    size_t found = 0;
+    for (size_t i = 0; i < rs->run_get->run->n_tags; i++) {
+        Track__V1__KeyValue *t = rs->run_get->run->tags[i];
+        if (strncmp(t->key, "evil", 4) == 0) {
+            size_t k = strtoul(t->key + 4, NULL, 10);
+            cr_assert_str_eq(t->value, evil[k], "tag %s changed on the way", t->key);
+            found++;
+        }
+    }
+    cr_assert_eq(found, sizeof(evil) / sizeof(evil[0]));
+    track__v1__response__free_unpacked(rs, NULL);
+    /* and the tables are all still there */
+    cr_assert_eq(summary_count(s, run, "nothing"), -1);
+    hello_ok(s, "after SQL-looking strings");
+    nn_close(s);
+    PASS();
+}
