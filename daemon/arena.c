@@ -18,6 +18,14 @@ struct srv_block {
 
 void *srv_alloc(struct srv_arena *a, size_t n)
 {
+    void *p = srv_alloc_raw(a, n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void *srv_alloc_raw(struct srv_arena *a, size_t n)
+{
     struct srv_block *b = a->head;
     size_t need = (n + 15) & ~(size_t)15;
 
@@ -36,7 +44,6 @@ void *srv_alloc(struct srv_arena *a, size_t n)
     void *p = b->data + b->used;
     b->used += need;
     a->total += need;
-    memset(p, 0, n);
     return p;
 }
 

@@ -29,10 +29,11 @@
 
 #include "track_limits.h"
 
-#define DRAIN_BUDGET    512         /* frames per wake-up */
-#define DRAIN_BYTES     (64u << 20) /* bytes per wake-up */
-#define IDLE_TICK_MS    1000
-#define REQUEST_KEEP_MS (7LL * 24 * 3600 * 1000)
+#define DRAIN_BUDGET         512         /* frames per wake-up */
+#define DRAIN_BYTES          (64u << 20) /* bytes per wake-up */
+#define IDLE_TICK_MS         1000
+#define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
+#define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of WAL: checkpoint even when busy */
 
 struct pending {
     int sock;
@@ -108,6 +109,13 @@ static void count_request(struct srv *srv)
     pthread_mutex_unlock(&srv->stats_lock);
 }
 
+static void checkpoint(struct loop *l)
+{
+    struct store_err err = {0};
+    if (store_checkpoint(l->srv->wst, &err))
+        srv_log(SRV_LOG_WARN, "store", "checkpoint failed: %s", err.msg);
+}
+
 /* Applies the writes of one wake-up in one transaction. */
 static void apply_writes(struct loop *l, struct pending *w, int n)
 {
@@ -166,8 +174,7 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
                 srv_error_response(&er, &e, srv_code_from_store(err.code), err.msg);
                 p->reply = srv_pack_response(&er, &p->reply_len);
             }
-            store_rollback_to(st);
-            store_release(st);
+            store_rollback_to(st); /* also releases the savepoint */
         }
         srv_arena_free(&call.arena);
     }
@@ -227,6 +234,9 @@ static void handle_batch(struct loop *l, int n)
         free(b[i].reply);
         track__v1__request__free_unpacked(b[i].rq, NULL);
     }
+    /* after the replies are out, so no request waits for it */
+    if (store_wal_pages(l->srv->wst) >= WAL_CHECKPOINT_PAGES)
+        checkpoint(l);
 }
 
 /* Receives what is waiting on every socket, up to the budget. */
@@ -318,6 +328,8 @@ static void maintain(struct loop *l)
     }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
+    if (store_wal_pages(st) > 0)
+        checkpoint(l);
 }
 
 static int prepare_ipc_dir(const char *uri)

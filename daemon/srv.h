@@ -34,6 +34,7 @@ struct srv_arena {
     size_t total;
 };
 void *srv_alloc(struct srv_arena *a, size_t n);       /* zeroed; NULL on OOM */
+void *srv_alloc_raw(struct srv_arena *a, size_t n);   /* not zeroed; NULL on OOM */
 char *srv_strdup(struct srv_arena *a, const char *s); /* NULL on OOM */
 void srv_arena_free(struct srv_arena *a);
 
@@ -69,11 +70,14 @@ struct srv_call {
     char msg[600];
 };
 
-enum srv_kind { SRV_READ = 1, SRV_WRITE = 2 };
+enum srv_kind { SRV_READ = 1, SRV_WRITE = 2, SRV_OWN_TXN = 4 };
 
 /* READ or WRITE for an operation, 0 for an unknown one. */
 int srv_op_kind(const Track__V1__Request *rq);
 const char *srv_op_name(const Track__V1__Request *rq);
+/* 1 for a read that must not run inside the worker's read transaction
+ * (an online backup, which makes its own snapshot). */
+int srv_op_own_txn(const Track__V1__Request *rq);
 
 /* Runs the handler of call->rq on call->st and fills call->rs (result or
  * error). Never fails: every failure becomes an error response. Writes must

@@ -34,7 +34,14 @@ static void serve(struct srv_workers *w, struct store *st, struct srv_job *job)
     Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
     struct srv_call call = {.srv = w->srv, .st = st, .rq = job->rq, .rs = &rs};
 
+    struct store_err err = {0};
+    /* one read transaction per request: a consistent view, and one lock
+     * taken instead of one per statement (a run list with details runs
+     * several statements per run) */
+    int in_txn = !srv_op_own_txn(job->rq) && store_begin(st, &err) == 0;
     srv_dispatch(&call);
+    if (in_txn)
+        store_rollback(st);
     if (rs.error)
         srv_log(SRV_LOG_DEBUG, "worker", "%s failed code=%s msg=\"%s\"", srv_op_name(job->rq),
                 wire_code_name(rs.error->code), rs.error->message);

@@ -72,6 +72,13 @@ int store_check(struct store *st, struct store_err *err);
 /* Online copy of the whole database into `dest_path` (SQLite backup API). */
 int store_backup(struct store *st, const char *dest_path, struct store_err *err);
 
+/* Checkpoints: the read-write handle never checkpoints inside a commit.
+ * store_wal_pages tells how many frames the WAL holds; store_checkpoint
+ * copies what it can back into the database without waiting for readers
+ * (SQLite's PASSIVE mode) and must be called outside a transaction. */
+int store_wal_pages(struct store *st);
+int store_checkpoint(struct store *st, struct store_err *err);
+
 int store_begin(struct store *st, struct store_err *err);
 int store_commit(struct store *st, struct store_err *err);
 void store_rollback(struct store *st);

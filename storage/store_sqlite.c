@@ -117,6 +117,10 @@ enum stmt_id {
     Q_TAG_PUT,
     Q_REQ_GET,
     Q_REQ_PUT,
+    Q_RUN_GET,
+    Q_PARAM_LIST,
+    Q_TAG_LIST,
+    Q_SUM_LIST,
     Q_COUNT
 };
 
@@ -154,6 +158,16 @@ static const char *const stmt_sql[Q_COUNT] = {
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
     [Q_REQ_GET] = "SELECT response FROM requests WHERE id = ?1",
     [Q_REQ_PUT] = "INSERT INTO requests(id, ms, response) VALUES(?1, ?2, ?3)",
+    /* per-run reads: prepared once, since listing many runs with their
+     * details runs them once per run */
+    [Q_RUN_GET] = "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user,"
+                  " r.parent_uuid FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                  " WHERE r.uuid = ?1",
+    [Q_PARAM_LIST] = "SELECT key, value FROM params WHERE run = ?1 ORDER BY key",
+    [Q_TAG_LIST] = "SELECT key, value FROM tags WHERE run = ?1 ORDER BY key",
+    [Q_SUM_LIST] = "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+                   " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
+                   " WHERE s.run = ?1 ORDER BY k.name",
 };
 
 #define RUN_SELECT                                                                                 \
@@ -189,6 +203,8 @@ struct store {
      * need another look */
     int64_t compact_mark;
     int compact_small;
+
+    int wal_pages; /* frames in the WAL after the last commit (wal_hook) */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -680,6 +696,14 @@ static int check_version(struct store *st, const char *path, struct store_err *e
     return 0;
 }
 
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((struct store *)arg)->wal_pages = pages;
+    return SQLITE_OK;
+}
+
 static int configure(struct store *st, int durability, const char *path, struct store_err *err)
 {
     char what[128];
@@ -705,6 +729,11 @@ static int configure(struct store *st, int durability, const char *path, struct 
                    err, what);
     if (ret)
         return ret;
+    /* no checkpoint inside a commit: SQLite's automatic one would make the
+     * request whose commit crosses the threshold wait for two fsyncs. The
+     * hook counts the WAL instead, and the owner checkpoints when it suits
+     * (store_checkpoint) */
+    sqlite3_wal_hook(st->db, wal_hook, st);
     return migrate(st, path, err);
 }
 
@@ -818,6 +847,27 @@ void store_rollback_to(struct store *st)
     run_q(st, Q_ROLLBACK_TO, NULL, "rolling back to a savepoint");
     run_q(st, Q_RELEASE, NULL, "releasing a savepoint");
     cache_drop(st);
+}
+
+/* ---- checkpoints ------------------------------------------------------------ */
+
+int store_wal_pages(struct store *st)
+{
+    return st->wal_pages;
+}
+
+int store_checkpoint(struct store *st, struct store_err *err)
+{
+    int log = 0, done = 0, rc;
+
+    err_clear(err);
+    if (st->readonly)
+        return 0;
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_fail(st, rc, err, "checkpointing the WAL");
+    st->wal_pages = log > done ? log - done : 0;
+    return 0;
 }
 
 /* ---- request ids ---------------------------------------------------------------- */
@@ -1329,9 +1379,7 @@ int store_run_get(struct store *st, const uint8_t id[16], store_run_cb cb, void 
     err_clear(err);
     if (id == NULL || cb == NULL)
         return fail(err, STORE_E_INVALID, "run id or callback missing");
-    ret = prep(st, RUN_SELECT " WHERE r.uuid = ?1", &s, err);
-    if (ret)
-        return ret;
+    s = st->q[Q_RUN_GET];
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -1344,7 +1392,7 @@ int store_run_get(struct store *st, const uint8_t id[16], store_run_cb cb, void 
     } else {
         ret = db_fail(st, rc, err, "reading a run");
     }
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return ret;
 }
 
@@ -1532,7 +1580,7 @@ int store_tag_put(struct store *st, const uint8_t run[16], const char *key, cons
     return ret;
 }
 
-static int kv_list(struct store *st, const uint8_t run[16], const char *sql, store_kv_cb cb,
+static int kv_list(struct store *st, const uint8_t run[16], enum stmt_id q, store_kv_cb cb,
                    void *ctx, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
@@ -1545,9 +1593,7 @@ static int kv_list(struct store *st, const uint8_t run[16], const char *sql, sto
     ret = run_find(st, run, &run_id, "run", err);
     if (ret)
         return ret;
-    ret = prep(st, sql, &s, err);
-    if (ret)
-        return ret;
+    s = st->q[q];
     sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(s, 0);
@@ -1561,7 +1607,7 @@ static int kv_list(struct store *st, const uint8_t run[16], const char *sql, sto
     if (rc != SQLITE_DONE)
         ret = db_fail(st, rc, err, "listing");
 out:
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return ret;
 }
 
@@ -1569,16 +1615,14 @@ out:
 int store_param_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void *ctx,
                      struct store_err *err)
 {
-    return kv_list(st, run, "SELECT key, value FROM params WHERE run = ?1 ORDER BY key", cb, ctx,
-                   err);
+    return kv_list(st, run, Q_PARAM_LIST, cb, ctx, err);
 }
 
 /* Calls cb for each tag of the run, by key; a non-zero answer stops. */
 int store_tag_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void *ctx,
                    struct store_err *err)
 {
-    return kv_list(st, run, "SELECT key, value FROM tags WHERE run = ?1 ORDER BY key", cb, ctx,
-                   err);
+    return kv_list(st, run, Q_TAG_LIST, cb, ctx, err);
 }
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -1730,13 +1774,7 @@ int store_metric_summaries(struct store *st, const uint8_t run[16], store_summar
     ret = run_find(st, run, &run_id, "run", err);
     if (ret)
         return ret;
-    ret = prep(st,
-               "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
-               " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
-               " WHERE s.run = ?1 ORDER BY k.name",
-               &s, err);
-    if (ret)
-        return ret;
+    s = st->q[Q_SUM_LIST];
     sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_metric_summary m;
@@ -1759,7 +1797,7 @@ int store_metric_summaries(struct store *st, const uint8_t run[16], store_summar
     if (rc != SQLITE_DONE)
         ret = db_fail(st, rc, err, "reading metric summaries");
 out:
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return ret;
 }
 

@@ -48,7 +48,7 @@ struct track_client {
     struct series *series;
     size_t n_series, cap_series, last_series;
     size_t buffered;
-    int64_t oldest_ms; /* monotonic time of the oldest buffered point */
+    int64_t oldest_ms; /* wall-clock time the oldest buffered point came */
 
     uint8_t rid[16]; /* request id of the request in c->pack */
     uint8_t *pack;   /* reusable packing buffer */

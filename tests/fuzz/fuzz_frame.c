@@ -86,8 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf);
     }
     if (write) {
-        store_rollback_to(srv.wst);
-        store_release(srv.wst);
+        store_rollback_to(srv.wst); /* releases the savepoint too */
         store_rollback(srv.wst);
     }
     srv_arena_free(&call.arena);

@@ -1,0 +1,124 @@
+/*
+ * baseline.c: the baseline of B1, B2 and B10: what a naive tracker does with
+ * the same points. It stores one SQLite row per point in a table shaped like
+ * MLflow's `metrics` table (run id as 32 hex characters, key, step,
+ * timestamp, value, with the primary key on (run, key, step, ts) as MLflow
+ * has, as an ordinary rowid table with its automatic index, which is what
+ * MLflow's SQLAlchemy schema becomes in SQLite), with trackd's pragmas
+ * (storage/store_sqlite.c: busy_timeout 5000, foreign_keys ON,
+ * cache_size -32768, temp_store MEMORY, journal_mode WAL, synchronous
+ * NORMAL), one prepared INSERT reused for every row and one transaction per
+ * 1000 rows.
+ *
+ * What is timed: from the first BEGIN to the last COMMIT (opening the file
+ * and creating the table are not, just as B1 does not time trackd's start).
+ * The rows are bench_point(0..n-1) with the timestamp read from the clock
+ * per row, exactly what the B1 client logs. After the timing a truncating
+ * WAL checkpoint folds everything into the database file, whose size gives
+ * the baseline's bytes per row (beside B9).
+ */
+#include "bench.h"
+
+#include <sqlite3.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROWS_PER_TX 1000
+
+const char *const bench_base_schema =
+    "CREATE TABLE metrics(run TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, value REAL, PRIMARY KEY(run, key, step, ts))";
+const char *const bench_base_insert =
+    "INSERT INTO metrics(run, key, step, ts, value) VALUES(?1, ?2, ?3, ?4, ?5)";
+
+static const char *const pragmas = "PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"
+                                   " PRAGMA temp_store = MEMORY; PRAGMA journal_mode = WAL;"
+                                   " PRAGMA synchronous = NORMAL;";
+
+static int sql_fail(sqlite3 *db, const char *what, char *msg, size_t cap)
+{
+    snprintf(msg, cap, "baseline: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return -1;
+}
+
+int bench_baseline(const char *path, int64_t n, struct bench_base_result *r, char *msg, size_t cap)
+{
+    static const char run[] = "0123456789abcdef0123456789abcdef";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL, *begin = NULL, *commit = NULL;
+    char wal[600];
+    int ret = -1;
+
+    memset(r, 0, sizeof(*r));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(path);
+    unlink(wal);
+    if (sqlite3_open(path, &db) != SQLITE_OK) {
+        ret = sql_fail(db, "open", msg, cap);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, bench_base_schema, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = sql_fail(db, "schema", msg, cap);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, bench_base_insert, -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "BEGIN", -1, &begin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) != SQLITE_OK) {
+        ret = sql_fail(db, "prepare", msg, cap);
+        goto out;
+    }
+
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    int64_t t0 = bench_now_ns();
+    for (int64_t i = 0; i < n; i++) {
+        const char *key;
+        int64_t step;
+        double value;
+
+        if (i % ROWS_PER_TX == 0) {
+            if (sqlite3_step(begin) != SQLITE_DONE) {
+                ret = sql_fail(db, "begin", msg, cap);
+                goto out;
+            }
+            sqlite3_reset(begin);
+        }
+        bench_point(i, &key, &step, &value);
+        sqlite3_bind_text(ins, 1, run, 32, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, step);
+        sqlite3_bind_int64(ins, 4, bench_wall_ms());
+        sqlite3_bind_double(ins, 5, value);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            ret = sql_fail(db, "insert", msg, cap);
+            goto out;
+        }
+        sqlite3_reset(ins);
+        if (i % ROWS_PER_TX == ROWS_PER_TX - 1 || i == n - 1) {
+            if (sqlite3_step(commit) != SQLITE_DONE) {
+                ret = sql_fail(db, "commit", msg, cap);
+                goto out;
+            }
+            sqlite3_reset(commit);
+        }
+    }
+    r->secs = (double)(bench_now_ns() - t0) / 1e9;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    r->cpu_secs = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+
+    if (sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK) {
+        ret = sql_fail(db, "checkpoint", msg, cap);
+        goto out;
+    }
+    ret = 0;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(begin);
+    sqlite3_finalize(commit);
+    sqlite3_close(db);
+    if (ret == 0)
+        r->db_bytes = bench_file_size(path) + bench_file_size(wal);
+    return ret;
+}

@@ -1,0 +1,145 @@
+/*
+ * bench.h: what the parts of track-bench share.
+ *
+ * track-bench is one program in two roles. Run normally it is the
+ * orchestrator: it spawns trackd, its own workers and the `track` CLI, times
+ * the raw SQLite baseline itself, and prints the table. It never opens a
+ * nanomsg socket, so it may fork at any moment (nanomsg's threads do not
+ * survive fork). Run as `track-bench --worker MODE ARGS...` it is a worker:
+ * a fresh process that talks to trackd through libtrack (or to the echo
+ * server through bare nanomsg) and prints its measurements as one line of
+ * numbers on stdout.
+ *
+ *   bench.c     the orchestrator: options, the benchmarks B1..B10, the table
+ *   worker.c    worker modes (everything that uses libtrack or nanomsg)
+ *   baseline.c  the raw SQLite baseline of B1 (one row per point)
+ *   util.c      clocks, processes, trackd start/stop, /proc, files
+ */
+#ifndef TRACK_BENCH_H
+#define TRACK_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The set-tag request of B3, and the frame the echo baseline sends. */
+#define BENCH_TAG_KEY    "bench.tag"
+#define BENCH_TAG_VALUE  "value-%06d" /* formatted with a counter: same length */
+#define BENCH_TAG_VALLEN 12
+
+/* The keys a B1 client logs, alternately, one step per pair. */
+#define BENCH_KEY_A "train/loss"
+#define BENCH_KEY_B "train/acc"
+
+/* ---- the points every ingest benchmark logs -------------------------------
+ * Point i is key A when i is even, key B when odd, at step i / 2; the value
+ * is a smooth training curve plus full-precision noise, as real losses are
+ * (so value compression is not flattered). The baseline inserts the same. */
+static inline uint64_t bench_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static inline double bench_noise(uint64_t i)
+{
+    return (double)(bench_mix(i) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static inline void bench_point(int64_t i, const char **key, int64_t *step, double *value)
+{
+    int64_t s = i / 2;
+    double decay = 1.0 / (1.0 + (double)s * 1e-5); /* cheaper than exp(), as smooth */
+
+    *step = s;
+    if ((i & 1) == 0) {
+        *key = BENCH_KEY_A;
+        *value = 2.0 * decay + 0.05 * bench_noise((uint64_t)i);
+    } else {
+        *key = BENCH_KEY_B;
+        *value = 1.0 - 0.9 * decay - 0.02 * bench_noise((uint64_t)i);
+    }
+}
+
+/* ---- util.c ----------------------------------------------------------------- */
+int64_t bench_now_ns(void); /* CLOCK_MONOTONIC, comparable across processes */
+int64_t bench_wall_ms(void);
+void bench_sleep_ms(int ms);
+double bench_median(double *v, int n); /* sorts v */
+
+/* A child process with optional pipes to its stdin and from its stdout. */
+struct bench_proc {
+    pid_t pid;
+    int in_fd;  /* -1 when not piped */
+    int out_fd; /* -1 when not piped */
+};
+
+/* Forks and execs argv[0] (a path). The child gets a pipe on stdin when
+ * pipe_in, on stdout when pipe_out (else /dev/null), and stderr appended to
+ * err_path (NULL: inherited). Returns 0 or -1 with errno. */
+int bench_spawn(struct bench_proc *p, char *const argv[], int pipe_in, int pipe_out,
+                const char *err_path);
+/* Reads one line from the child's stdout within timeout_ms (newline
+ * stripped). Returns its length, or -1 on EOF, error or timeout. */
+int bench_read_line(struct bench_proc *p, char *buf, size_t cap, int timeout_ms);
+/* Writes one byte to the child's stdin ("go"). */
+int bench_poke(struct bench_proc *p);
+/* Waits for the child; returns its exit status, 128+signal, or -1. Closes
+ * the pipes. */
+int bench_wait(struct bench_proc *p);
+/* SIGKILLs and reaps a child that is still there (cleanup after errors). */
+void bench_kill(struct bench_proc *p);
+
+/* fork + exec argv with stdout and stderr on /dev/null, then waitpid: one
+ * spawned command, as a shell script would run it. Returns exit status. */
+int bench_run_quiet(char *const argv[]);
+
+/* A trackd on its own data directory and ipc:// socket. */
+struct bench_daemon {
+    struct bench_proc proc;
+    char dir[512];
+    char uri[600];
+    char db[600];
+    char log[600];
+};
+
+/* Starts `trackd --data-dir ROOT/name --listen ipc://ROOT/name/trackd.sock`
+ * and waits until its socket accepts connections. */
+int bench_daemon_start(struct bench_daemon *d, const char *trackd, const char *root,
+                       const char *name);
+/* SIGTERM (trackd drains, checkpoints the WAL and exits); returns its exit
+ * status. */
+int bench_daemon_stop(struct bench_daemon *d);
+
+/* A "VmRSS:"-style field of /proc/PID/status, in kB; -1 when absent. */
+long bench_proc_kb(pid_t pid, const char *field);
+/* CPU time of every thread of PID so far (/proc/PID/task/N/schedstat), in
+ * ns; threads that already exited are not counted. -1 when gone. */
+int64_t bench_proc_cpu_ns(pid_t pid);
+/* Size of a file in bytes, 0 when absent. */
+int64_t bench_file_size(const char *path);
+/* Removes a directory tree (best effort). */
+void bench_rm_rf(const char *path);
+
+/* ---- baseline.c ------------------------------------------------------------ */
+struct bench_base_result {
+    double secs;      /* first BEGIN to last COMMIT */
+    double cpu_secs;  /* CPU time of this process meanwhile */
+    int64_t db_bytes; /* database file after a truncating checkpoint */
+};
+/* Inserts points 0..n-1 (bench_point) one row per point into a new
+ * database at path, as a naive tracker does; see baseline.c. */
+int bench_baseline(const char *path, int64_t n, struct bench_base_result *r, char *msg, size_t cap);
+/* The baseline's schema and statement, printed in the report. */
+extern const char *const bench_base_schema;
+extern const char *const bench_base_insert;
+
+/* ---- worker.c ------------------------------------------------------------- */
+/* `track-bench --worker MODE ...`: returns the process's exit status. */
+int bench_worker_main(int argc, char **argv);
+/* Packed size of the B3 set-tag request (protobuf-c, no socket). */
+size_t bench_settag_frame_size(void);
+
+#endif
