@@ -126,6 +126,23 @@ static int put_kvs(struct srv_call *call, const uint8_t run[16], int params,
     return 0;
 }
 
+/* Makes room for one more pointer in a list built in the arena (doubling,
+ * so a list of n costs log n allocations). */
+static int grow(struct srv_arena *a, void ***items, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void **bigger = srv_alloc(a, ncap * sizeof(*bigger));
+    if (!bigger)
+        return -1;
+    if (n)
+        memcpy(bigger, *items, n * sizeof(*bigger));
+    *items = bigger;
+    *cap = ncap;
+    return 0;
+}
+
 /* ---- building responses ---------------------------------------------------- */
 
 struct kv_list {
@@ -139,16 +156,8 @@ static int kv_collect(void *ctx, const char *key, const char *value)
     struct kv_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        Track__V1__KeyValue **items = srv_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return -1;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof(*items));
-        l->items = items;
-        l->cap = cap;
-    }
+    if (grow(a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
     Track__V1__KeyValue *kv = srv_alloc(a, sizeof(*kv));
     if (!kv)
         return -1;
@@ -172,16 +181,8 @@ static int summary_collect(void *ctx, const struct store_metric_summary *s)
     struct summary_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        Track__V1__MetricSummary **items = srv_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return -1;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof(*items));
-        l->items = items;
-        l->cap = cap;
-    }
+    if (grow(a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
     Track__V1__MetricSummary *m = srv_alloc(a, sizeof(*m));
     if (!m)
         return -1;
@@ -362,16 +363,8 @@ static int exp_collect(void *ctx, const struct store_experiment *x)
     struct exp_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        Track__V1__Experiment **items = srv_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return -1;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof(*items));
-        l->items = items;
-        l->cap = cap;
-    }
+    if (grow(a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
     Track__V1__Experiment *e = srv_alloc(a, sizeof(*e));
     if (!e)
         return -1;
@@ -534,16 +527,8 @@ static int run_collect(void *ctx, const struct store_run *r)
     struct run_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        Track__V1__Run **items = srv_alloc(a, cap * sizeof(*items));
-        if (!items)
-            return -1;
-        if (l->n)
-            memcpy(items, l->items, l->n * sizeof(*items));
-        l->items = items;
-        l->cap = cap;
-    }
+    if (grow(a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
     l->items[l->n] = run_from_store(a, r);
     return l->items[l->n++] ? 0 : -1;
 }
