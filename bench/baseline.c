@@ -122,3 +122,76 @@ out:
         r->db_bytes = bench_file_size(path) + bench_file_size(wal);
     return ret;
 }
+
+/* The storage work of one set-tag request alone, for B3's ceiling: the
+ * tables and statements trackd touches for it (tags, the exactly-once
+ * requests row and its index; schema as in storage/store_sqlite.c), the same
+ * pragmas and no checkpoint inside a commit (as trackd), one transaction a
+ * request: look the request id up, set the tag, keep the id. */
+int bench_tag_commits(const char *path, int64_t n, double *us_each, char *msg, size_t cap)
+{
+    static const char *const schema =
+        "CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+        "  PRIMARY KEY(run, key)) WITHOUT ROWID;"
+        "CREATE TABLE requests(id BLOB PRIMARY KEY, ms INTEGER NOT NULL,"
+        "  response BLOB NOT NULL) WITHOUT ROWID;"
+        "CREATE INDEX requests_ms ON requests(ms);";
+    static const char *const sql[] = {
+        "BEGIN IMMEDIATE",
+        "SELECT response FROM requests WHERE id = ?1",
+        "INSERT INTO tags(run, key, value) VALUES(1, 'progress', ?1)"
+        " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO requests(id, ms, response) VALUES(?1, ?2, ?3)",
+        "COMMIT",
+    };
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q[5] = {0};
+    char wal[600], val[32];
+    uint8_t id[16], resp[32] = {0};
+    int ret = -1;
+
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(path);
+    unlink(wal);
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = sql_fail(db, "tag schema", msg, cap);
+        goto out;
+    }
+    sqlite3_wal_autocheckpoint(db, 0);
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_prepare_v2(db, sql[i], -1, &q[i], NULL) != SQLITE_OK) {
+            ret = sql_fail(db, sql[i], msg, cap);
+            goto out;
+        }
+    int64_t t0 = bench_now_ns();
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t a = bench_mix((uint64_t)i), b = bench_mix(a);
+        memcpy(id, &a, 8);
+        memcpy(id + 8, &b, 8);
+        snprintf(val, sizeof(val), "%lld", (long long)i);
+        sqlite3_bind_blob(q[1], 1, id, 16, SQLITE_STATIC);
+        sqlite3_bind_text(q[2], 1, val, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(q[3], 1, id, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(q[3], 2, i);
+        sqlite3_bind_blob(q[3], 3, resp, sizeof(resp), SQLITE_STATIC);
+        for (int k = 0; k < 5; k++) {
+            int rc = sqlite3_step(q[k]);
+            sqlite3_reset(q[k]);
+            if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+                ret = sql_fail(db, sql[k], msg, cap);
+                goto out;
+            }
+        }
+    }
+    *us_each = (double)(bench_now_ns() - t0) / 1000.0 / (double)n;
+    ret = 0;
+out:
+    for (int i = 0; i < 5; i++)
+        sqlite3_finalize(q[i]);
+    sqlite3_close(db);
+    unlink(path);
+    unlink(wal);
+    return ret;
+}

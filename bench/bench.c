@@ -525,6 +525,25 @@ static void bench_b3(void)
     fmt_rate(row->base, sizeof(row->base), b, "rt");
     snprintf(row->ratio, sizeof(row->ratio), "%.2f", t / b);
     row->met = yes_no(t / b >= 0.8);
+
+    /* the ceiling: a round trip can cost no less than the echo's plus the
+     * storage work of the request itself, measured alone on the same disk */
+    char db[800], msg[300];
+    double us = 0;
+    snprintf(db, sizeof(db), "%s/b3-storage.db", cfg.root);
+    if (bench_tag_commits(db, cfg.b3_n, &us, msg, sizeof(msg)) == 0) {
+        double ceiling = (1e6 / b) / (1e6 / b + us);
+        struct row *c = row_add("B3c", "ceiling: echo + the same storage work alone", "-");
+        snprintf(c->fig, sizeof(c->fig), "%.1f us/commit", us);
+        snprintf(c->base, sizeof(c->base), "%.1f us/echo", 1e6 / b);
+        snprintf(c->ratio, sizeof(c->ratio), "%.2f", ceiling);
+        c->met = "-";
+        note("  B3 ceiling: storage alone %.1f us per set-tag commit, echo %.1f us: ratio at most "
+             "%.2f",
+             us, 1e6 / b, ceiling);
+    } else {
+        note("  B3 ceiling not measured: %s", msg);
+    }
 out:
     bench_kill(&echo);
     bench_daemon_stop(&d);

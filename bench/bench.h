@@ -132,6 +132,8 @@ struct bench_base_result {
 /* Inserts points 0..n-1 (bench_point) one row per point into a new
  * database at path, as a naive tracker does; see baseline.c. */
 int bench_baseline(const char *path, int64_t n, struct bench_base_result *r, char *msg, size_t cap);
+/* Microseconds of storage work per set-tag request, alone (B3's ceiling). */
+int bench_tag_commits(const char *path, int64_t n, double *us_each, char *msg, size_t cap);
 /* The baseline's schema and statement, printed in the report. */
 extern const char *const bench_base_schema;
 extern const char *const bench_base_insert;
