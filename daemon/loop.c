@@ -229,7 +229,13 @@ static void handle_batch(struct loop *l, int n)
         job->tag = b[i].control;
         job->sock = b[i].sock;
         job->rq = b[i].rq;
-        srv_workers_submit(l->workers, job);
+        if (srv_workers_submit(l->workers, job) < 0) {
+            reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
+                        TRACK__V1__CODE__RESOURCE_EXHAUSTED,
+                        "trackd is busy: too many reads in flight; retry");
+            track__v1__request__free_unpacked(b[i].rq, NULL);
+            free(job);
+        }
     }
     if (!n_writes)
         return;

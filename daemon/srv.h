@@ -102,7 +102,12 @@ struct srv_job {
 
 struct srv_workers;
 int srv_workers_start(struct srv *srv, int n, int efd, struct srv_workers **out);
-void srv_workers_submit(struct srv_workers *w, struct srv_job *job);
+/* Reads waiting or running at most: past it a read is refused (the loop
+ * answers RESOURCE_EXHAUSTED) rather than queued without bound. */
+#define SRV_MAX_QUEUED_READS 4096
+/* Queues a job; -1 (job still the caller's) when SRV_MAX_QUEUED_READS are
+ * already in flight. */
+int srv_workers_submit(struct srv_workers *w, struct srv_job *job);
 /* Takes the list of finished jobs (may be NULL). */
 struct srv_job *srv_workers_done(struct srv_workers *w);
 void srv_workers_stop(struct srv_workers *w); /* joins; done jobs stay */

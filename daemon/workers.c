@@ -20,6 +20,7 @@ struct srv_workers {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct srv_job *queue, *queue_tail;
+    int queued; /* jobs submitted and not yet finished */
     struct srv_job *done;
     int stopping;
 };
@@ -77,6 +78,7 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&w->lock);
         job->next = w->done;
         w->done = job;
+        w->queued--;
         pthread_mutex_unlock(&w->lock);
         uint64_t one = 1;
         ssize_t r = write(w->efd, &one, sizeof(one));
@@ -127,10 +129,15 @@ fail:
     return -1;
 }
 
-void srv_workers_submit(struct srv_workers *w, struct srv_job *job)
+int srv_workers_submit(struct srv_workers *w, struct srv_job *job)
 {
     job->next = NULL;
     pthread_mutex_lock(&w->lock);
+    if (w->queued >= SRV_MAX_QUEUED_READS) {
+        pthread_mutex_unlock(&w->lock);
+        return -1;
+    }
+    w->queued++;
     if (w->queue_tail)
         w->queue_tail->next = job;
     else
@@ -138,6 +145,7 @@ void srv_workers_submit(struct srv_workers *w, struct srv_job *job)
     w->queue_tail = job;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+    return 0;
 }
 
 struct srv_job *srv_workers_done(struct srv_workers *w)
