@@ -48,7 +48,10 @@
 #include "store.h"
 
 enum {
-    CHUNK_MAX_POINTS = 65536,    /* largest chunk written: appends split, merges stop */
+    /* largest chunk written: appends split, merges stop. 4096 points keep a
+     * 10^5-point series at 25 chunks, enough for a sparkline to be drawn from
+     * chunk rows alone, at ~40 bytes of row overhead per 28 KB chunk */
+    CHUNK_MAX_POINTS = 4096,
     DECODE_MAX_POINTS = 1 << 20, /* largest chunk read back */
     KEY_CACHE_SLOTS = 512,       /* a power of two */
     RESOLVE_CANDIDATES = 8,
@@ -90,6 +93,10 @@ static const char *const migrations[] = {
     "CREATE TABLE requests(id BLOB PRIMARY KEY, ms INTEGER NOT NULL,"
     "  response BLOB NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX requests_ms ON requests(ms);",
+    /* 2: each chunk's last value beside its min and max, so a downsampled
+     * curve's per-bucket last value needs no decoding (NULL for chunks
+     * written before, and when the last value is NaN: then it decodes) */
+    "ALTER TABLE metric_chunks ADD COLUMN vlast REAL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -112,6 +119,7 @@ enum stmt_id {
     Q_CHUNK_PUT,
     Q_CHUNKS_FROM,
     Q_CHUNK_AT,
+    Q_CHUNK_LAST,
     Q_PARAM_GET,
     Q_PARAM_PUT,
     Q_TAG_PUT,
@@ -143,7 +151,9 @@ static const char *const stmt_sql[Q_COUNT] = {
                   " count = excluded.count, last_step = excluded.last_step,"
                   " last_ms = excluded.last_ms",
     [Q_CHUNK_PUT] = "INSERT INTO metric_chunks(run, key_id, first_seq, n, first_step, last_step,"
-                    " vmin, vmax, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    " vmin, vmax, data, vlast) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_CHUNK_LAST] = "SELECT vlast FROM metric_chunks"
+                     " WHERE run = ?1 AND key_id = ?2 AND first_seq = ?3",
     /* the chunks holding seq ?3 and after, in order */
     [Q_CHUNKS_FROM] = "SELECT first_seq, n, data FROM metric_chunks"
                       " WHERE run = ?1 AND key_id = ?2 AND first_seq >= coalesce("
@@ -1670,6 +1680,7 @@ static int chunk_put(struct store *st, int64_t run_id, int64_t key_id, int64_t f
     bind_real_or_null(s, 7, have_v, vmin);
     bind_real_or_null(s, 8, have_v, vmax);
     sqlite3_bind_blob(s, 9, st->enc, (int)len, SQLITE_STATIC);
+    bind_real_or_null(s, 10, !isnan(vals[n - 1]), vals[n - 1]);
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         ret = db_fail(st, rc, err, "storing a metric chunk");
@@ -1993,6 +2004,19 @@ static int curve_chunks(struct store *st, const uint8_t run[16], const char *key
     s = NULL;
 
     for (int i = 0; i < k; i++) {
+        /* the bucket's last value is its last chunk's: kept in the row
+         * (schema 2), or decoded when it is not (NaN, or an older chunk) */
+        sqlite3_stmt *lq = st->q[Q_CHUNK_LAST];
+        sqlite3_bind_int64(lq, 1, run_id);
+        sqlite3_bind_int64(lq, 2, key_id);
+        sqlite3_bind_int64(lq, 3, last_seq[i]);
+        rc = sqlite3_step(lq);
+        int known = rc == SQLITE_ROW && sqlite3_column_type(lq, 0) != SQLITE_NULL;
+        if (known)
+            lasts[i] = sqlite3_column_double(lq, 0);
+        sqlite3_reset(lq);
+        if (known)
+            continue;
         sqlite3_stmt *at = st->q[Q_CHUNK_AT];
         sqlite3_bind_int64(at, 1, run_id);
         sqlite3_bind_int64(at, 2, key_id);
@@ -2022,7 +2046,7 @@ out:
 }
 
 /* Buckets split [smallest step, largest step] evenly; empty buckets are
- * left out, so *n may be below `buckets`. With at least 2 * buckets chunks
+ * left out, so *n may be below `buckets`. With at least `buckets` chunks
  * the buckets are made of whole chunks (placed by their smallest step), so
  * the cost follows the number of chunks; otherwise of single points. *count
  * is the number of points of the series; an unknown key gives *n = 0. */
@@ -2073,7 +2097,7 @@ int store_metric_curve(struct store *st, const uint8_t run[16], const char *key,
     s = NULL;
     if (chunks == 0)
         goto out;
-    if (chunks >= 2 * (int64_t)buckets)
+    if (chunks >= (int64_t)buckets)
         ret = curve_chunks(st, run, key, run_id, key_id, lo, hi, buckets, steps, mins, maxs, lasts,
                            n, err);
     else

@@ -742,7 +742,7 @@ Test(store, big_appends_are_split_into_chunks)
     start_run(id, e, "r", 1);
     append(id, "loss", steps, times, vals, n);
     cr_assert_eq(store_counts(st, &c, &err), 0);
-    cr_assert_eq(c.metric_chunks, 3);
+    cr_assert_eq(c.metric_chunks, (int64_t)((n + 4095) / 4096)); /* chunks of at most 4096 */
     cr_assert_eq(c.metric_points, (int64_t)n);
     cr_assert_eq(store_metric_history(st, id, "loss", 70000, 0, collect_pts, &got, &next, &err), 0);
     check_series(&got, 70000, n - 70000);
@@ -1205,4 +1205,64 @@ Test(store, reopening_keeps_the_data)
     cr_assert_eq(store_counts(st, &c, &err), 0);
     cr_assert_eq(c.runs, 5);
     cr_assert_eq(store_check(st, &err), 0, "%s", err.msg);
+}
+
+/* Curve lasts of a 40-chunk series, checked against the decoded points. */
+static void check_curve_lasts(const uint8_t id[16], int64_t n)
+{
+    int64_t steps[20], count = 0;
+    double mins[20], maxs[20], lasts[20];
+    int nb = 0;
+
+    cr_assert_eq(
+        store_metric_curve(st, id, "loss", 20, steps, mins, maxs, lasts, &nb, &count, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(count, n);
+    cr_assert_gt(nb, 0);
+    /* values are 1/(step+1): decreasing, so a bucket's last is its min */
+    for (int i = 0; i < nb; i++)
+        cr_assert(same_bits(lasts[i], mins[i]), "bucket %d: last %g, min %g", i, lasts[i], mins[i]);
+    cr_assert(same_bits(lasts[nb - 1], 1.0 / (double)n), "last bucket's last %g", lasts[nb - 1]);
+}
+
+Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
+{
+    const int64_t n = 40 * 4096;
+    int64_t *steps = malloc((size_t)n * 8), *times = malloc((size_t)n * 8);
+    double *vals = malloc((size_t)n * 8);
+    int64_t e = experiment("e");
+    uint8_t id[16];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+
+    fill(steps, times, vals, (size_t)n, 0);
+    id_of(id, 1);
+    start_run(id, e, "r", 1);
+    append(id, "loss", steps, times, vals, (size_t)n);
+    check_curve_lasts(id, n);
+    store_close(st);
+    st = NULL;
+
+    /* make it what schema 1 wrote: no vlast column, user_version 1 */
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "ALTER TABLE metric_chunks DROP COLUMN vlast;"
+                              " PRAGMA user_version = 1;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    cr_assert_eq(store_open(dbpath, &(struct store_opts){0}, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 2, "migrated to schema 2");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    /* the old chunks have no last value stored: the curve decodes them */
+    check_curve_lasts(id, n);
+    cr_assert_eq(store_check(st, &err), 0, "%s", err.msg);
+    free(steps);
+    free(times);
+    free(vals);
 }
