@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "track_limits.h"
@@ -35,6 +36,7 @@
 #define SPOOL_VERSION 1
 #define SPOOL_HDR     32
 #define REC_HDR       20
+#define SLICE_MS      200 /* longest hold of the lock while delivering */
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -114,7 +116,23 @@ static int spool_open(struct track_client *c, int create, uint64_t *delivered, o
                 strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX) < 0 || fstat(fd, &sb) < 0)
+    /* wait for the lock no longer than a call may take: a delivering
+     * process lets go between slices of SLICE_MS */
+    int64_t give_up = wire_mono_ms() + c->timeout_ms;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            goto io;
+        if (wire_mono_ms() >= give_up) {
+            cl_fail(err, TRACK_E_UNAVAILABLE,
+                    "spool %s is held by another process for longer than %d ms", c->spool_path,
+                    c->timeout_ms);
+            close(fd);
+            return -1;
+        }
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (fstat(fd, &sb) < 0)
         goto io;
     if (sb.st_size < SPOOL_HDR) {
         memset(hdr, 0, sizeof(hdr));
@@ -220,24 +238,26 @@ out:
     return rc;
 }
 
-int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err)
+/* Delivers records under the lock until the spool is empty (0), `slice`
+ * passes with records left (1), or an error. Round trips are bounded by
+ * `deadline`, the whole delivery's. */
+static int deliver_slice(struct track_client *c, int64_t slice, int64_t deadline, int *sent,
+                         struct track_err *err)
 {
     uint64_t off;
     off_t size;
-    int64_t deadline = wire_mono_ms() + budget_ms, saved_deadline = c->deadline_ms;
+    int64_t saved_deadline = c->deadline_ms;
     uint8_t *buf = NULL, rh[REC_HDR], digest[16], hdr8[8];
     size_t cap = 0;
     int fd, rc = 0;
 
-    if (sent)
-        *sent = 0;
     fd = spool_open(c, 0, &off, &size, err);
     if (fd == -2)
         return 0;
     if (fd < 0)
         return err ? err->code : TRACK_E_UNAVAILABLE;
     while ((off_t)off < size) {
-        if (wire_mono_ms() >= deadline) {
+        if (wire_mono_ms() >= slice) {
             rc = 1; /* more next time */
             break;
         }
@@ -297,6 +317,26 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct tr
     free(buf);
     close(fd);
     return rc;
+}
+
+int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err)
+{
+    int64_t deadline = wire_mono_ms() + budget_ms;
+    int rc;
+
+    if (sent)
+        *sent = 0;
+    /* in slices, letting go of the lock between them, so that a long
+     * delivery (track sync) never holds up another process's write for
+     * longer than a slice */
+    for (;;) {
+        int64_t now = wire_mono_ms(), slice = now + SLICE_MS;
+        if (now >= deadline)
+            return 1;
+        rc = deliver_slice(c, slice < deadline ? slice : deadline, deadline, sent, err);
+        if (rc != 1)
+            return rc;
+    }
 }
 
 int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err)

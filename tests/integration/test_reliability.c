@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -432,6 +433,45 @@ Test(reliability, full_spool_drops_oldest_first_and_says_so, .timeout = 60)
     cr_assert_eq(track_sync(c, &sent, &err), 0, "%s", err.msg);
     cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
     cr_assert_eq(reqs, 0);
+    track_client_close(c);
+    fx_daemon_cleanup(&d, 0);
+}
+
+Test(reliability, a_spool_held_by_another_process_costs_a_write_its_timeout_not_more, .timeout = 60)
+{
+    struct fx_daemon d;
+    char spool[400], uri[400];
+    struct track_client *c;
+    struct track_err err = {0};
+    track_run_id id;
+
+    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    fx_daemon_stop(&d); /* the daemon is away: writes go to the spool */
+    snprintf(spool, sizeof(spool), "%s/spool.bin", d.dir);
+    snprintf(uri, sizeof(uri), "%s", d.uri);
+    struct track_opts o = {.server = uri, .spool_path = spool, .timeout_ms = 300};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0);
+    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
+    cr_assert_eq(err.code, TRACK_E_SPOOLED);
+
+    /* another process (here: another open file description) holds the
+     * spool's lock, as a long `track sync` would between its slices */
+    int fd = open(spool, O_RDWR);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    long long t0 = fx_now_ms();
+    int rc = track_set_tag(c, "k", "v", &err);
+    long long took = fx_now_ms() - t0;
+    cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "held by another process"), "%s", err.msg);
+    cr_assert(took < 300 + 250, "the write waited %lld ms for the lock (timeout 300)", took);
+    close(fd); /* lets go of the lock */
+
+    cr_assert_eq(track_set_tag(c, "k", "v", &err), 0, "%s", err.msg);
+    cr_assert_eq(err.code, TRACK_E_SPOOLED, "%s", err.msg);
+    int64_t reqs = 0, bytes = 0;
+    cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
+    cr_assert_eq(reqs, 2, "run start and the second tag are spooled");
     track_client_close(c);
     fx_daemon_cleanup(&d, 0);
 }
