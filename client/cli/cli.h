@@ -60,6 +60,18 @@ const char *cli_run_arg(void);
 
 /* Splits "K=V" into a kv pointing into s (modified). -1 without '='. */
 int cli_split_kv(char *s, struct track_kv *kv);
+
+/* --param/--tag K=V options of `run start` and `exec`; tags has room for
+ * CLI_SYS_TAGS more, which exec adds itself. */
+#define CLI_MAX_KV   1024
+#define CLI_SYS_TAGS 16
+struct cli_kv_args {
+    struct track_kv params[CLI_MAX_KV], tags[CLI_MAX_KV + CLI_SYS_TAGS];
+    size_t n_params, n_tags;
+};
+/* Adds one K=V (arg is modified) as a param or a tag of command `cmd`;
+ * exits 2 on a malformed one or past the limit. */
+void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg);
 /* Parses a whole decimal int64 / double; -1 on junk or range. */
 int cli_parse_i64(const char *s, int64_t *v);
 int cli_parse_double(const char *s, double *v);

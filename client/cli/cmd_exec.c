@@ -17,8 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_KV 1024
-
 /* First line of a command's stdout into buf; -1 when it fails. */
 static int capture(const char *cmd, char *buf, size_t len)
 {
@@ -91,20 +89,18 @@ int cmd_exec(int argc, char **argv)
                                              {"tag", required_argument, NULL, 't'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
-    static struct track_kv params[MAX_KV], tags[MAX_KV + 16];
+    static struct cli_kv_args kv;
     static char cmdline[8192], cwd[4096], host[256], commit[128], branch[256], dirty[8],
         exitbuf[32];
     const char *name = argv[0];
     struct track_run_opts ro = {0};
     struct track_err err = {0};
-    size_t np = 0, nt = 0;
     track_run_id id;
     char hex[33];
     int opt, status, rc;
 
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-        struct track_kv kv;
         switch (opt) {
         case 'e':
             ro.experiment = optarg;
@@ -114,15 +110,7 @@ int cmd_exec(int argc, char **argv)
             break;
         case 'p':
         case 't':
-            if (cli_split_kv(optarg, &kv))
-                cli_usage_error(name, "--%s: expected K=V, got \"%s\"",
-                                opt == 'p' ? "param" : "tag", optarg);
-            if ((opt == 'p' ? np : nt) >= MAX_KV)
-                cli_usage_error(name, "too many --param/--tag options");
-            if (opt == 'p')
-                params[np++] = kv;
-            else
-                tags[nt++] = kv;
+            cli_add_kv(name, &kv, opt == 'p', optarg);
             break;
         default:
             if (!cli_common_opt(opt, name))
@@ -135,32 +123,32 @@ int cmd_exec(int argc, char **argv)
     int child_argc = argc - optind;
 
     join_command(child_argv, child_argc, cmdline, sizeof(cmdline));
-    tags[nt++] = (struct track_kv){"sys.command", cmdline};
+    kv.tags[kv.n_tags++] = (struct track_kv){"sys.command", cmdline};
     if (getcwd(cwd, sizeof(cwd)))
-        tags[nt++] = (struct track_kv){"sys.cwd", cwd};
+        kv.tags[kv.n_tags++] = (struct track_kv){"sys.cwd", cwd};
     if (gethostname(host, sizeof(host)) == 0) {
         host[sizeof(host) - 1] = '\0';
-        tags[nt++] = (struct track_kv){"sys.host", host};
+        kv.tags[kv.n_tags++] = (struct track_kv){"sys.host", host};
     }
     const char *user = getenv("USER");
     if (user && *user)
-        tags[nt++] = (struct track_kv){"sys.user", user};
+        kv.tags[kv.n_tags++] = (struct track_kv){"sys.user", user};
     if (capture("git rev-parse HEAD 2>/dev/null", commit, sizeof(commit)) > 0) {
-        tags[nt++] = (struct track_kv){"sys.git.commit", commit};
+        kv.tags[kv.n_tags++] = (struct track_kv){"sys.git.commit", commit};
         if (capture("git rev-parse --abbrev-ref HEAD 2>/dev/null", branch, sizeof(branch)) > 0)
-            tags[nt++] = (struct track_kv){"sys.git.branch", branch};
+            kv.tags[kv.n_tags++] = (struct track_kv){"sys.git.branch", branch};
         char line[512];
         int d =
             capture("git status --porcelain --untracked-files=no 2>/dev/null", line, sizeof(line));
         if (d >= 0) {
             snprintf(dirty, sizeof(dirty), "%s", d > 0 ? "true" : "false");
-            tags[nt++] = (struct track_kv){"sys.git.dirty", dirty};
+            kv.tags[kv.n_tags++] = (struct track_kv){"sys.git.dirty", dirty};
         }
     }
-    ro.params = params;
-    ro.n_params = np;
-    ro.tags = tags;
-    ro.n_tags = nt;
+    ro.params = kv.params;
+    ro.n_params = kv.n_params;
+    ro.tags = kv.tags;
+    ro.n_tags = kv.n_tags;
 
     fflush(NULL);
     struct track_client *c = cli_client();

@@ -5,27 +5,6 @@
 
 #include <string.h>
 
-#define MAX_KV 1024
-
-/* Collects --param/--tag K=V into arrays; exits 2 on a malformed one. */
-struct kv_args {
-    struct track_kv params[MAX_KV], tags[MAX_KV];
-    size_t n_params, n_tags;
-};
-
-static void add_kv(const char *cmd, struct kv_args *a, int param, char *arg)
-{
-    struct track_kv kv;
-    if (cli_split_kv(arg, &kv))
-        cli_usage_error(cmd, "--%s: expected K=V, got \"%s\"", param ? "param" : "tag", arg);
-    if ((param ? a->n_params : a->n_tags) == MAX_KV)
-        cli_usage_error(cmd, "more than %d --%s options", MAX_KV, param ? "param" : "tag");
-    if (param)
-        a->params[a->n_params++] = kv;
-    else
-        a->tags[a->n_tags++] = kv;
-}
-
 int cmd_run_start(int argc, char **argv)
 {
     static const struct option longopts[] = {{"experiment", required_argument, NULL, 'e'},
@@ -36,7 +15,7 @@ int cmd_run_start(int argc, char **argv)
                                              {"export", no_argument, NULL, 'x'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
-    static struct kv_args kv;
+    static struct cli_kv_args kv;
     const char *name = argv[0];
     struct track_run_opts ro = {0};
     struct track_err err = {0};
@@ -53,10 +32,10 @@ int cmd_run_start(int argc, char **argv)
             ro.name = optarg;
             break;
         case 'p':
-            add_kv(name, &kv, 1, optarg);
+            cli_add_kv(name, &kv, 1, optarg);
             break;
         case 't':
-            add_kv(name, &kv, 0, optarg);
+            cli_add_kv(name, &kv, 0, optarg);
             break;
         case 'P':
             ro.parent = optarg;

@@ -122,6 +122,19 @@ int cli_split_kv(char *s, struct track_kv *kv)
     return 0;
 }
 
+void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg)
+{
+    struct track_kv kv;
+    if (cli_split_kv(arg, &kv))
+        cli_usage_error(cmd, "--%s: expected K=V, got \"%s\"", param ? "param" : "tag", arg);
+    if ((param ? a->n_params : a->n_tags) == CLI_MAX_KV)
+        cli_usage_error(cmd, "more than %d --%s options", CLI_MAX_KV, param ? "param" : "tag");
+    if (param)
+        a->params[a->n_params++] = kv;
+    else
+        a->tags[a->n_tags++] = kv;
+}
+
 int cli_parse_i64(const char *s, int64_t *v)
 {
     char *end;
