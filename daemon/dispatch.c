@@ -704,17 +704,10 @@ static int op_metric_history(struct srv_call *call)
     if (resolve_run(call, "run", q->run, id))
         return -1;
     /* size the reply from the summary so the arrays are allocated once */
-    struct summary_list sums = {.call = call};
-    rc = store_metric_summaries(call->st, id, summary_collect, &sums, &err);
+    int64_t count = 0;
+    rc = store_metric_count(call->st, id, q->key, &count, &err);
     if (rc)
-        return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
-    int64_t count = -1;
-    for (size_t i = 0; i < sums.n; i++)
-        if (strcmp(sums.items[i]->key, q->key) == 0)
-            count = sums.items[i]->count;
-    if (count < 0)
-        return fail(call, TRACK__V1__CODE__NOT_FOUND, "metric \"%s\": not logged in run %s", q->key,
-                    q->run);
+        return fail_store(call, rc, &err);
     int64_t avail = count - q->after_seq;
     h.cap = (size_t)(avail < 0 ? 0 : avail < max ? avail : max);
     if (h.cap) {

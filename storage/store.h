@@ -191,6 +191,9 @@ struct store_metric_summary {
     int64_t last_step;
     int64_t last_ms;
 };
+/* Points logged for (run, key); STORE_E_NOT_FOUND when the run has none. */
+int store_metric_count(struct store *st, const uint8_t run[16], const char *key, int64_t *count,
+                       struct store_err *err);
 typedef int (*store_summary_cb)(void *ctx, const struct store_metric_summary *s);
 int store_metric_summaries(struct store *st, const uint8_t run[16], store_summary_cb cb, void *ctx,
                            struct store_err *err);

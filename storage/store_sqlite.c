@@ -1770,6 +1770,45 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
     return ret;
 }
 
+/* The number of points of (run, key); STORE_E_NOT_FOUND naming the key
+ * when the run never logged it. */
+int store_metric_count(struct store *st, const uint8_t run[16], const char *key, int64_t *count,
+                       struct store_err *err)
+{
+    char hex[33], cbuf[CLIP_LEN + 4];
+    int64_t run_id, key_id;
+    sqlite3_stmt *s;
+    int rc, ret;
+
+    err_clear(err);
+    if (run == NULL || key == NULL || count == NULL)
+        return fail(err, STORE_E_INVALID, "run id, key or count missing");
+    ret = run_find(st, run, &run_id, "run", err);
+    if (ret)
+        return ret;
+    ret = key_find(st, key, 0, &key_id, err);
+    if (ret < 0)
+        return ret;
+    if (ret == 0) {
+        s = st->q[Q_SUM_GET];
+        sqlite3_bind_int64(s, 1, run_id);
+        sqlite3_bind_int64(s, 2, key_id);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            *count = sqlite3_column_int64(s, 2);
+        else if (rc == SQLITE_DONE)
+            ret = 1;
+        else
+            ret = db_fail(st, rc, err, "reading a metric summary");
+        sqlite3_reset(s);
+        if (ret <= 0)
+            return ret;
+    }
+    hex_of(run, hex);
+    return fail(err, STORE_E_NOT_FOUND, "metric \"%s\": not logged in run %s",
+                clip(key, cbuf, sizeof cbuf), hex);
+}
+
 /* One call of cb per metric of the run, by key name; `last` is bit-exact,
  * `min`/`max` NaN when every point is NaN. A non-zero answer stops. */
 int store_metric_summaries(struct store *st, const uint8_t run[16], store_summary_cb cb, void *ctx,
