@@ -24,9 +24,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "track_limits.h"
 
 #define DRAIN_BUDGET         512         /* frames per wake-up */
@@ -349,32 +352,134 @@ static void maintain(struct loop *l)
         checkpoint(l);
 }
 
+/* 1 when something accepts connections on the unix socket `path`, 0 when
+ * nothing does (ECONNREFUSED: a stale file), -1 when it cannot be told
+ * (errno set). A full backlog (EAGAIN) is someone listening. */
+static int ipc_listener_alive(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, rc;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN ||
+        errno == EINPROGRESS)
+        rc = 1;
+    else
+        rc = errno == ECONNREFUSED ? 0 : -1;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* Makes the socket's directory (the default one private: 0700, ours, no
+ * symlink) and clears the way for bind: a stale socket from a crashed
+ * daemon is removed, but a socket someone still listens on, or a file that
+ * is not a socket, is left alone and trackd refuses to start. */
 static int prepare_ipc_dir(const char *uri)
 {
-    char path[1024], *slash;
+    char path[1024], msg[600], *slash;
+    const char *sock = uri + 6;
+    struct stat sb;
+
     if (strncmp(uri, "ipc://", 6) != 0)
         return 0;
-    snprintf(path, sizeof(path), "%s", uri + 6);
+    snprintf(path, sizeof(path), "%s", sock);
     slash = strrchr(path, '/');
     if (slash && slash != path) {
         *slash = '\0';
-        if (mkdir(path, 0700) && errno != EEXIST) {
+        if (paths_is_default_socket(uri)) {
+            if (paths_prepare_private_dir(path, msg, sizeof(msg))) {
+                srv_log(SRV_LOG_ERROR, "loop", "%s", msg);
+                return -1;
+            }
+        } else if (mkdir(path, 0700) && errno != EEXIST) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot create socket directory %s: %s", path,
                     strerror(errno));
             return -1;
         }
     }
+    if (lstat(sock, &sb) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        srv_log(SRV_LOG_ERROR, "loop", "cannot examine %s: %s", sock, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(sb.st_mode)) {
+        srv_log(SRV_LOG_ERROR, "loop",
+                "%s exists and is not a socket; refusing to remove it (choose another --listen)",
+                sock);
+        return -1;
+    }
+    switch (ipc_listener_alive(sock)) {
+    case 0:
+        break;
+    case 1:
+        srv_log(SRV_LOG_ERROR, "loop",
+                "another daemon listens on %s; refusing to start (stop it, or give this one "
+                "another --listen)",
+                sock);
+        return -1;
+    default:
+        srv_log(SRV_LOG_ERROR, "loop",
+                "cannot tell whether a daemon listens on %s (%s); refusing to replace it", sock,
+                strerror(errno));
+        return -1;
+    }
     /* a stale socket from a crashed daemon would make bind fail */
-    unlink(uri + 6);
+    if (unlink(sock) < 0 && errno != ENOENT) {
+        srv_log(SRV_LOG_ERROR, "loop", "cannot remove the stale socket %s: %s", sock,
+                strerror(errno));
+        return -1;
+    }
+    srv_log(SRV_LOG_INFO, "loop", "removed a stale socket path=%s", sock);
     return 0;
 }
 
+static unsigned socket_mode(const struct loop *l)
+{
+    return l->srv->cfg.socket_mode ? l->srv->cfg.socket_mode : 0600;
+}
+
+/* Binds an ipc socket with the configured mode. The umask keeps the file
+ * private between bind and chmod. 0, or -1 logged. */
+static int bind_ipc(struct loop *l, int s, const char *uri)
+{
+    mode_t old = umask(0177);
+    int rc = nn_bind(s, uri);
+    int e = nn_errno();
+
+    umask(old);
+    if (rc < 0) {
+        srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri, nn_strerror(e));
+        return -1;
+    }
+    if (chmod(uri + 6, (mode_t)socket_mode(l)) < 0) {
+        srv_log(SRV_LOG_ERROR, "loop", "cannot set mode %04o on %s: %s", socket_mode(l), uri + 6,
+                strerror(errno));
+        unlink(uri + 6); /* ours: bound a moment ago */
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens every listener. A listener that fails is closed before returning,
+ * so close_sockets never unlinks a socket path this daemon did not bind
+ * (another daemon's, refused above). */
 static int open_sockets(struct loop *l)
 {
     int maxsize = (int)LIMIT_FRAME_BYTES;
 
     for (int i = 0; i < l->srv->cfg.n_listen; i++) {
         const char *uri = l->srv->cfg.listen[i];
+        int ipc = strncmp(uri, "ipc://", 6) == 0;
         int s = nn_socket(AF_SP_RAW, NN_REP);
         int fd;
         size_t fdsz = sizeof(fd);
@@ -383,18 +488,34 @@ static int open_sockets(struct loop *l)
             srv_log(SRV_LOG_ERROR, "loop", "nn_socket: %s", nn_strerror(nn_errno()));
             return -1;
         }
+        if (nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(maxsize)) < 0) {
+            srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
+                    nn_strerror(nn_errno()));
+            nn_close(s);
+            return -1;
+        }
+        if (ipc && (prepare_ipc_dir(uri) < 0 || bind_ipc(l, s, uri) < 0)) {
+            nn_close(s);
+            return -1;
+        }
+        if (!ipc && nn_bind(s, uri) < 0) {
+            srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
+                    nn_strerror(nn_errno()));
+            nn_close(s);
+            return -1;
+        }
+        /* bound: from here close_sockets owns it (and unlinks its file) */
         l->socks[l->n_socks++] = s;
-        if (nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(maxsize)) < 0 ||
-            prepare_ipc_dir(uri) < 0 || nn_bind(s, uri) < 0 ||
-            nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdsz) < 0) {
+        if (nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdsz) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
                     nn_strerror(nn_errno()));
             return -1;
         }
-        if (strncmp(uri, "ipc://", 6) == 0)
-            chmod(uri + 6, 0600);
         l->pfd[i] = (struct pollfd){.fd = fd, .events = POLLIN};
-        srv_log(SRV_LOG_INFO, "loop", "listening uri=%s", uri);
+        if (ipc)
+            srv_log(SRV_LOG_INFO, "loop", "listening uri=%s mode=%04o", uri, socket_mode(l));
+        else
+            srv_log(SRV_LOG_INFO, "loop", "listening uri=%s", uri);
     }
     return 0;
 }

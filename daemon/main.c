@@ -5,7 +5,13 @@
  *
  *   trackd [--data-dir DIR] [--listen URI]... [--log-level LEVEL]
  *          [--durability normal|full] [--workers N] [--config FILE]
+ *          [--socket-mode 0600|0660|0666] [--insecure-tcp]
  *          [--force] [--check] [--restore FILE]
+ *
+ * Who may connect: an ipc socket file gets --socket-mode (0600 unless told);
+ * the default socket's directory must be private (see paths.h). TCP has no
+ * authentication yet, so tcp:// listens only on loopback unless
+ * --insecure-tcp says otherwise, and either way a warning says who can reach it.
  */
 #include "srv.h"
 
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +43,13 @@ static const char usage[] =
     "                        crash of trackd; full: it also survives power loss\n"
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
-    "                        lines `key = value`: log_level, durability, workers\n"
+    "                        lines `key = value`: log_level, durability, workers,\n"
+    "                        socket_mode, insecure_tcp (true/false)\n"
+    "  --socket-mode MODE    mode of ipc socket files: 0600 (default: only this\n"
+    "                        user), 0660 (and the daemon's group) or 0666 (anyone)\n"
+    "  --insecure-tcp        let tcp:// listen beyond loopback (TCP is neither\n"
+    "                        authenticated nor encrypted: anyone reaching the port\n"
+    "                        can read and write everything)\n"
     "  --force               start even if the database fails its integrity check\n"
     "  --check               verify the database and exit (0 clean, 1 not)\n"
     "  --restore FILE        replace the database with the backup FILE and exit\n"
@@ -55,6 +68,95 @@ static int parse_durability(const char *s)
     if (strcmp(s, "full") == 0)
         return STORE_DURABILITY_FULL;
     return -1;
+}
+
+/* Settings of the config file that the command line may already have given
+ * (-1: not yet): kept here, not in read_config's arguments, as SIGHUP does
+ * not apply them (a listener's mode or address is fixed at start). */
+static int opt_socket_mode = -1, opt_insecure_tcp = -1;
+
+/* "0600", "0660" or "0666" (also without the leading 0); -1 for anything
+ * else: a socket mode needs read and write for whoever may connect, and
+ * nothing else means anything on a socket. */
+static int parse_socket_mode(const char *s)
+{
+    char *end;
+    long m;
+
+    if (strlen(s) < 3 || strlen(s) > 4 || strspn(s, "01234567") != strlen(s))
+        return -1;
+    m = strtol(s, &end, 8);
+    if (*end || (m != 0600 && m != 0660 && m != 0666))
+        return -1;
+    return (int)m;
+}
+
+static int parse_bool(const char *s)
+{
+    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "1") == 0)
+        return 1;
+    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "0") == 0)
+        return 0;
+    return -1;
+}
+
+/* 1 when tcp://HOST:PORT names a loopback host (127.0.0.0/8, ::1,
+ * localhost), 0 otherwise ("*", 0.0.0.0, any other address or interface). */
+static int tcp_is_loopback(const char *uri)
+{
+    char host[256], *colon;
+    unsigned char a[16];
+    size_t n;
+
+    snprintf(host, sizeof(host), "%s", uri + 6);
+    colon = strrchr(host, ':');
+    if (!colon)
+        return 0;
+    *colon = '\0';
+    n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        memmove(host, host + 1, n - 1);
+    }
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1)
+        return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+    return 0;
+}
+
+/* Refuses tcp:// listeners beyond loopback unless insecure_tcp, and warns
+ * about every TCP listener at start. 0, or -1 logged. */
+static int check_tcp_listeners(const struct srv_config *cfg)
+{
+    for (int i = 0; i < cfg->n_listen; i++) {
+        const char *uri = cfg->listen[i];
+        if (strncmp(uri, "tcp://", 6) != 0)
+            continue;
+        if (tcp_is_loopback(uri)) {
+            srv_log(SRV_LOG_WARN, "main",
+                    "%s has no authentication yet: every user of this machine can connect "
+                    "and read or write all data",
+                    uri);
+        } else if (cfg->insecure_tcp) {
+            srv_log(SRV_LOG_WARN, "main",
+                    "%s listens beyond this machine (--insecure-tcp): TCP is neither "
+                    "authenticated nor encrypted, anyone who reaches the port can read and "
+                    "write all data",
+                    uri);
+        } else {
+            srv_log(SRV_LOG_ERROR, "main",
+                    "refusing to listen on %s: it is not a loopback address (127.0.0.0/8, "
+                    "::1, localhost) and TCP is neither authenticated nor encrypted yet; "
+                    "listen on tcp://127.0.0.1:PORT, or give --insecure-tcp "
+                    "(config insecure_tcp = true) to accept the risk",
+                    uri);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Reads `key = value` lines. Settings given on the command line win, so
@@ -112,6 +214,18 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
                 goto bad;
             if (*workers < 0)
                 *workers = (int)n;
+        } else if (strcmp(k, "socket_mode") == 0) {
+            int m = parse_socket_mode(v);
+            if (m < 0)
+                goto bad;
+            if (opt_socket_mode < 0)
+                opt_socket_mode = m;
+        } else if (strcmp(k, "insecure_tcp") == 0) {
+            int b = parse_bool(v);
+            if (b < 0)
+                goto bad;
+            if (opt_insecure_tcp < 0)
+                opt_insecure_tcp = b;
         } else {
             srv_log(SRV_LOG_ERROR, "config", "%s:%d: unknown key \"%s\"", path, lineno, k);
             fclose(f);
@@ -225,6 +339,8 @@ int main(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"check", no_argument, NULL, 'C'},
         {"restore", required_argument, NULL, 'R'},
+        {"socket-mode", required_argument, NULL, 'm'},
+        {"insecure-tcp", no_argument, NULL, 'I'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -275,6 +391,13 @@ int main(int argc, char **argv)
         case 'R':
             restore = optarg;
             break;
+        case 'm':
+            if ((opt_socket_mode = parse_socket_mode(optarg)) < 0)
+                die_usage("--socket-mode: expected 0600, 0660 or 0666");
+            break;
+        case 'I':
+            opt_insecure_tcp = 1;
+            break;
         case 'V':
             printf("trackd %s\n", TRACKD_VERSION);
             return 0;
@@ -309,11 +432,15 @@ int main(int argc, char **argv)
     srv_log_level = log_level >= 0 ? log_level : SRV_LOG_INFO;
     srv.cfg.durability = durability >= 0 ? durability : STORE_DURABILITY_NORMAL;
     srv.cfg.workers = workers > 0 ? workers : 2;
+    srv.cfg.socket_mode = opt_socket_mode > 0 ? (unsigned)opt_socket_mode : 0600;
+    srv.cfg.insecure_tcp = opt_insecure_tcp > 0;
     if (!srv.cfg.n_listen) {
         if (paths_default_server(default_listen, sizeof(default_listen)))
             die_usage("cannot work out the default socket; use --listen");
         srv.cfg.listen[srv.cfg.n_listen++] = default_listen;
     }
+    if (check_tcp_listeners(&srv.cfg))
+        return 1;
 
     if (check)
         return do_check(&srv);

@@ -49,6 +49,8 @@ struct srv_config {
     int durability;
     int workers;
     char config_path[1100];
+    unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
+    int insecure_tcp;     /* tcp:// may listen beyond loopback */
 };
 
 struct srv {

@@ -25,12 +25,82 @@ static int fit(int n, size_t len)
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
-int paths_default_server(char *buf, size_t len)
+int paths_default_socket_dir(char *buf, size_t len)
 {
     const char *rt = getenv("XDG_RUNTIME_DIR");
+    const char *tmp = getenv("TRACK_TMPDIR");
     if (rt && *rt)
-        return fit(snprintf(buf, len, "ipc://%s/track/trackd.sock", rt), len);
-    return fit(snprintf(buf, len, "ipc:///tmp/track-%u/trackd.sock", (unsigned)getuid()), len);
+        return fit(snprintf(buf, len, "%s/track", rt), len);
+    /* TRACK_TMPDIR (as tmux's TMUX_TMPDIR), not TMPDIR: batch systems set
+     * TMPDIR per job, and every job would look for its own daemon */
+    if (!tmp || tmp[0] != '/')
+        tmp = "/tmp";
+    return fit(snprintf(buf, len, "%s/track-%u", tmp, (unsigned)getuid()), len);
+}
+
+int paths_default_server(char *buf, size_t len)
+{
+    char dir[1024];
+    if (paths_default_socket_dir(dir, sizeof(dir)))
+        return -1;
+    return fit(snprintf(buf, len, "ipc://%s/trackd.sock", dir), len);
+}
+
+int paths_is_default_socket(const char *uri)
+{
+    char dir[1024];
+    size_t n;
+
+    if (strncmp(uri, "ipc://", 6) != 0 || paths_default_socket_dir(dir, sizeof(dir)))
+        return 0;
+    uri += 6;
+    n = strlen(dir);
+    return strncmp(uri, dir, n) == 0 && uri[n] == '/' && !strchr(uri + n + 1, '/');
+}
+
+int paths_check_private_dir(const char *dir, char *msg, size_t msglen)
+{
+    struct stat sb;
+
+    if (lstat(dir, &sb) < 0) {
+        if (errno == ENOENT)
+            return 1;
+        snprintf(msg, msglen, "cannot examine the socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(sb.st_mode) || !S_ISDIR(sb.st_mode)) {
+        snprintf(msg, msglen,
+                 "unsafe socket directory %s: it is %s (owner uid %u, mode %04o), not a "
+                 "directory; refusing to use it (remove it, or set XDG_RUNTIME_DIR)",
+                 dir, S_ISLNK(sb.st_mode) ? "a symlink" : "not a directory", (unsigned)sb.st_uid,
+                 (unsigned)(sb.st_mode & 07777));
+        return -1;
+    }
+    if (sb.st_uid != geteuid() || (sb.st_mode & 077)) {
+        snprintf(msg, msglen,
+                 "unsafe socket directory %s: owner uid %u, mode %04o; it must belong to "
+                 "uid %u with no access for group or others (mode 0700); refusing to use it "
+                 "(remove it, or set XDG_RUNTIME_DIR)",
+                 dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), (unsigned)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
+int paths_prepare_private_dir(const char *dir, char *msg, size_t msglen)
+{
+    int rc;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(msg, msglen, "cannot create the socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    rc = paths_check_private_dir(dir, msg, msglen);
+    if (rc > 0) {
+        snprintf(msg, msglen, "the socket directory %s vanished while being created", dir);
+        return -1;
+    }
+    return rc;
 }
 
 int paths_default_data_dir(char *buf, size_t len)

@@ -6,7 +6,14 @@
  * once whether a daemon listens (nanomsg would queue the request and wait
  * out the timeout). When nobody listens on the user's default socket and
  * autostart is on, a personal trackd is started in the background (as
- * gpg-agent is): fork before any nanomsg socket exists, exec at once.
+ * gpg-agent is): fork before any nanomsg socket exists, exec at once. The
+ * start is bounded by the call's deadline, and a daemon that exits instead
+ * of listening is noticed at once (a pipe it holds closes) and its reason
+ * read from its log.
+ *
+ * The default socket's directory is checked before every connect (paths.h):
+ * one that is not ours and private is refused, never used. A socket the
+ * caller may not open is reported as permission denied, not as absent.
  */
 #include "internal.h"
 
@@ -22,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,22 +50,47 @@ int cl_fail(struct track_err *err, int code, const char *fmt, ...)
     return code;
 }
 
-/* 1 when something accepts connections on the ipc socket, 0 when not. */
-static int ipc_alive(const char *uri)
+/* 1 when something accepts connections on the ipc socket, 0 when not,
+ * with the reason in *why (an errno: ENOENT, ECONNREFUSED, EACCES...). */
+static int ipc_probe(const char *uri, int *why)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     const char *path = uri + 6;
     int fd, ok;
 
+    *why = ENAMETOOLONG;
     if (strlen(path) >= sizeof(sa.sun_path))
         return 0;
     memcpy(sa.sun_path, path, strlen(path) + 1);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        *why = errno;
         return 0;
+    }
     ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    *why = ok ? 0 : errno;
     close(fd);
     return ok;
+}
+
+static int ipc_alive(const char *uri)
+{
+    int why;
+    return ipc_probe(uri, &why);
+}
+
+/* For the default socket: its directory must be ours and private. 0, or
+ * TRACK_E_PERMISSION_DENIED with a message naming path, owner and mode. */
+static int check_socket_dir(const struct track_client *c, struct track_err *err)
+{
+    char dir[1024], msg[700];
+
+    if (!paths_is_default_socket(c->server) || paths_default_socket_dir(dir, sizeof(dir)))
+        return 0;
+    if (paths_check_private_dir(dir, msg, sizeof(msg)) < 0)
+        return cl_fail(err, TRACK_E_PERMISSION_DENIED, "cannot use trackd at %s: %s", c->server,
+                       msg);
+    return 0;
 }
 
 /* 1 when something accepts TCP connections at tcp://HOST:PORT within
@@ -127,21 +160,63 @@ static void trackd_path(char *buf, size_t len)
     snprintf(buf, len, "trackd");
 }
 
-/* Starts `trackd --data-dir <default> --listen <uri>` detached, then waits
- * up to 3 s for its socket. */
-static int autostart(struct track_client *c, struct track_err *err)
+/* The last error line trackd wrote to its log from `off` on, into buf
+ * (empty when there is none). */
+static void log_reason(const char *logpath, off_t off, char *buf, size_t len)
 {
-    char bin[1100], data[1024], logpath[1100];
+    char chunk[8192];
+    int fd = open(logpath, O_RDONLY | O_CLOEXEC);
+    ssize_t n = 0;
+
+    buf[0] = '\0';
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size - off > (off_t)sizeof(chunk) - 1)
+        off = size - (off_t)sizeof(chunk) + 1;
+    if (off >= 0 && lseek(fd, off, SEEK_SET) == off)
+        n = read(fd, chunk, sizeof(chunk) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    chunk[n] = '\0';
+    for (char *line = chunk, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "error ", 6) == 0) {
+            const char *m = strstr(line, ": ");
+            snprintf(buf, len, "%s", m ? m + 2 : line + 6);
+        } else if (strncmp(line, "trackd: ", 8) == 0) {
+            snprintf(buf, len, "%s", line + 8);
+        }
+    }
+}
+
+/* Starts `trackd --data-dir <default> --listen <uri>` detached, then waits
+ * until its socket accepts, it exits (a pipe only it holds closes), or the
+ * deadline (monotonic ms) passes. */
+static int autostart(struct track_client *c, int64_t deadline, struct track_err *err)
+{
+    char bin[1100], data[1024], logpath[1100], reason[600];
+    struct stat sb;
+    off_t log_off;
     pid_t pid;
-    int status;
+    int status, hold[2];
 
     if (paths_default_data_dir(data, sizeof(data)) || paths_mkdirs(data, 0700))
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot create the data directory %s", data);
     trackd_path(bin, sizeof(bin));
     snprintf(logpath, sizeof(logpath), "%s/trackd.log", data);
-    pid = fork();
-    if (pid < 0)
+    log_off = stat(logpath, &sb) == 0 ? sb.st_size : 0;
+    if (pipe2(hold, O_CLOEXEC) < 0)
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot start trackd: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0) {
+        close(hold[0]);
+        close(hold[1]);
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot start trackd: %s", strerror(errno));
+    }
     if (pid == 0) {
         /* double fork: the daemon is nobody's child and leaves no zombie */
         if (setsid() < 0 || fork() != 0)
@@ -154,33 +229,73 @@ static int autostart(struct track_client *c, struct track_err *err)
             dup2(out, 1);
             dup2(out, 2);
         }
+        /* the write end stays open in trackd for as long as it runs */
+        close(hold[0]);
+        fcntl(hold[1], F_SETFD, 0);
         execlp(bin, bin, "--data-dir", data, "--listen", c->server, (char *)NULL);
+        static const char msg[] = "trackd: cannot run the trackd program\n";
+        ssize_t w = write(2, msg, sizeof(msg) - 1);
+        (void)w;
         _exit(127);
     }
+    close(hold[1]);
     waitpid(pid, &status, 0);
-    for (int i = 0; i < 300; i++) {
-        if (ipc_alive(c->server))
+    for (;;) {
+        if (ipc_alive(c->server)) {
+            close(hold[0]);
             return 0;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        }
+        int64_t left = deadline - wire_mono_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = hold[0], .events = POLLIN};
+        if (poll(&p, 1, left < 10 ? (int)left : 10) == 1) {
+            /* EOF: trackd exited (or could not be run) without listening */
+            close(hold[0]);
+            if (ipc_alive(c->server))
+                return 0;
+            log_reason(logpath, log_off, reason, sizeof(reason));
+            if (!reason[0])
+                snprintf(reason, sizeof(reason), "%.500s exited at once", bin);
+            return cl_fail(err, TRACK_E_UNAVAILABLE, "could not start trackd: %s (log: %s)",
+                           reason, logpath);
+        }
     }
+    close(hold[0]);
     return cl_fail(err, TRACK_E_UNAVAILABLE,
-                   "started %s but it did not listen on %s within 3 s (see %s)", bin, c->server,
-                   logpath);
+                   "started %s but it did not listen on %s within the call's %d ms (see %s)", bin,
+                   c->server, c->timeout_ms, logpath);
 }
 
-static int connect_sock(struct track_client *c, struct track_err *err)
+/* Connects c->sock if it is not; `deadline` (monotonic ms) bounds an
+ * autostart. */
+static int connect_sock(struct track_client *c, int64_t deadline, struct track_err *err)
 {
-    int s, maxsize = (int)LIMIT_FRAME_BYTES + (1 << 20), resend = 3600 * 1000;
+    int s, maxsize = (int)LIMIT_FRAME_BYTES + (1 << 20), resend = 3600 * 1000, why = 0;
 
     if (c->sock >= 0)
         return 0;
-    if (strncmp(c->server, "ipc://", 6) == 0 && !ipc_alive(c->server)) {
+    if (strncmp(c->server, "ipc://", 6) == 0) {
+        int rc = check_socket_dir(c, err);
+        if (rc)
+            return rc;
+    }
+    if (strncmp(c->server, "ipc://", 6) == 0 && !ipc_probe(c->server, &why)) {
         int rc = TRACK_E_UNAVAILABLE;
+        if (why == EACCES || why == EPERM)
+            return cl_fail(err, TRACK_E_PERMISSION_DENIED,
+                           "cannot connect to trackd at %s: permission denied on %s or its "
+                           "directory (ask the daemon's owner for access: --socket-mode and "
+                           "group)",
+                           c->server, c->server + 6);
         if (c->autostart && !c->server_explicit && !getenv("TRACK_NO_AUTOSTART"))
-            rc = autostart(c, err);
+            rc = autostart(c, deadline, err);
         else
             cl_fail(err, rc, "cannot reach trackd at %s: no daemon listens there", c->server);
+        if (rc)
+            return rc;
+        /* what was started made the directory: it is checked like any */
+        rc = check_socket_dir(c, err);
         if (rc)
             return rc;
     }
@@ -230,14 +345,16 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
     if (c->sock >= 0 && strncmp(c->server, "ipc://", 6) == 0 &&
         wire_mono_ms() - c->last_ok_ms > 1000 && !ipc_alive(c->server))
         cl_disconnect(c);
-    rc = connect_sock(c, err);
+    /* every call of the public API is bounded by one timeout in all: a
+     * round trip (and a daemon started for it) gets what is left of the
+     * caller's deadline, or of this call's timeout when there is none */
+    int64_t deadline = c->deadline_ms ? c->deadline_ms : wire_mono_ms() + c->timeout_ms;
+    rc = connect_sock(c, deadline, err);
     if (rc)
         return rc;
-    /* every call of the public API is bounded by one timeout in all: a
-     * round trip gets what is left of the caller's deadline */
     int t = c->timeout_ms;
-    if (c->deadline_ms) {
-        int64_t left = c->deadline_ms - wire_mono_ms();
+    {
+        int64_t left = deadline - wire_mono_ms();
         if (left < 1)
             return cl_fail(err, TRACK_E_UNAVAILABLE,
                            "cannot reach trackd at %s: no time left within %d ms", c->server,
