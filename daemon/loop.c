@@ -498,6 +498,15 @@ static int open_sockets(struct loop *l)
             nn_close(s);
             return -1;
         }
+        /* nanomsg binds IPv4 only unless told: an IPv6 literal ([::1]) needs it */
+        int v4only = 0;
+        if (!ipc && strchr(uri + 6, '[') &&
+            nn_setsockopt(s, NN_SOL_SOCKET, NN_IPV4ONLY, &v4only, sizeof(v4only)) < 0) {
+            srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
+                    nn_strerror(nn_errno()));
+            nn_close(s);
+            return -1;
+        }
         if (!ipc && nn_bind(s, uri) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
                     nn_strerror(nn_errno()));

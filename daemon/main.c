@@ -159,6 +159,20 @@ static int check_tcp_listeners(const struct srv_config *cfg)
     return 0;
 }
 
+/* nanomsg binds addresses and interface names, not host names: a
+ * tcp://localhost:PORT listener binds 127.0.0.1 instead. */
+static void loopback_by_address(struct srv_config *cfg)
+{
+    static char spelled[SRV_MAX_LISTEN][300];
+
+    for (int i = 0; i < cfg->n_listen; i++) {
+        if (strncmp(cfg->listen[i], "tcp://localhost:", 16) != 0)
+            continue;
+        snprintf(spelled[i], sizeof(spelled[i]), "tcp://127.0.0.1:%.250s", cfg->listen[i] + 16);
+        cfg->listen[i] = spelled[i];
+    }
+}
+
 /* Reads `key = value` lines. Settings given on the command line win, so
  * this only fills what is still unset (-1 markers). Returns 0, or -1 with a
  * message naming the line. */
@@ -441,6 +455,7 @@ int main(int argc, char **argv)
     }
     if (check_tcp_listeners(&srv.cfg))
         return 1;
+    loopback_by_address(&srv.cfg);
 
     if (check)
         return do_check(&srv);

@@ -257,8 +257,8 @@ static int autostart(struct track_client *c, int64_t deadline, struct track_err 
             log_reason(logpath, log_off, reason, sizeof(reason));
             if (!reason[0])
                 snprintf(reason, sizeof(reason), "%.500s exited at once", bin);
-            return cl_fail(err, TRACK_E_UNAVAILABLE, "could not start trackd: %s (log: %s)",
-                           reason, logpath);
+            return cl_fail(err, TRACK_E_UNAVAILABLE, "could not start trackd: %s (log: %s)", reason,
+                           logpath);
         }
     }
     close(hold[0]);
@@ -272,6 +272,8 @@ static int autostart(struct track_client *c, int64_t deadline, struct track_err 
 static int connect_sock(struct track_client *c, int64_t deadline, struct track_err *err)
 {
     int s, maxsize = (int)LIMIT_FRAME_BYTES + (1 << 20), resend = 3600 * 1000, why = 0;
+    /* nanomsg speaks IPv4 only unless told: an IPv6 literal ([::1]) needs it */
+    int v4only = 0, ipv6 = strncmp(c->server, "tcp://[", 7) == 0;
 
     if (c->sock >= 0)
         return 0;
@@ -312,6 +314,7 @@ static int connect_sock(struct track_client *c, int64_t deadline, struct track_e
         nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &c->timeout_ms, sizeof(int)) < 0 ||
         nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(int)) < 0 ||
         nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(int)) < 0 ||
+        (ipv6 && nn_setsockopt(s, NN_SOL_SOCKET, NN_IPV4ONLY, &v4only, sizeof(int)) < 0) ||
         nn_connect(s, c->server) < 0) {
         int e = nn_errno();
         nn_close(s);

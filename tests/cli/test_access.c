@@ -41,10 +41,10 @@
 
 #define NOBODY 65534
 
-static char root[256];      /* temp area of the test */
-static char sockdir[320];   /* $TRACK_TMPDIR/track-<uid> */
-static char sockpath[400];  /* sockdir/trackd.sock */
-static struct fx_daemon D;  /* a daemon some tests start with the fixture */
+static char root[256];     /* temp area of the test */
+static char sockdir[320];  /* $TRACK_TMPDIR/track-<uid> */
+static char sockpath[400]; /* sockdir/trackd.sock */
+static struct fx_daemon D; /* a daemon some tests start with the fixture */
 
 static void sleep_ms(int ms)
 {
@@ -78,6 +78,22 @@ static char *read_file(const char *path)
     buf[n] = '\0';
     fclose(f);
     return buf;
+}
+
+/* 1 when `needle` appears in the file within ms. */
+static int wait_log(const char *path, const char *needle, int ms)
+{
+    long long end = fx_now_ms() + ms;
+    for (;;) {
+        char *text = read_file(path);
+        int found = strstr(text, needle) != NULL;
+        free(text);
+        if (found)
+            return 1;
+        if (fx_now_ms() >= end)
+            return 0;
+        sleep_ms(10);
+    }
 }
 
 /* A process started with stdout+stderr into `log`. */
@@ -224,8 +240,7 @@ static void assert_both_refuse(const char *detail)
     char *out = NULL, *err = NULL, dd[300];
     int rc = run_track(&out, &err, "status", NULL);
     cr_expect_neq(rc, 0, "track status used an unsafe socket directory");
-    cr_expect(strstr(err, "unsafe socket directory") && strstr(err, sockdir) &&
-                  strstr(err, detail),
+    cr_expect(strstr(err, "unsafe socket directory") && strstr(err, sockdir) && strstr(err, detail),
               "track's message names neither the path nor \"%s\": %s", detail, err);
     free(out);
     free(err);
@@ -233,8 +248,7 @@ static void assert_both_refuse(const char *detail)
     data_dir(dd, sizeof(dd));
     rc = run_trackd(&out, dd, NULL);
     cr_expect_eq(rc, 1, "trackd did not refuse the unsafe directory (status %d): %s", rc, out);
-    cr_expect(strstr(out, "unsafe socket directory") && strstr(out, sockdir) &&
-                  strstr(out, detail),
+    cr_expect(strstr(out, "unsafe socket directory") && strstr(out, sockdir) && strstr(out, detail),
               "trackd's message names neither the path nor \"%s\": %s", detail, out);
     free(out);
 }
@@ -268,6 +282,40 @@ Test(socket_dir, symlink_is_refused)
     cr_assert_eq(mkdir(target, 0700), 0);
     cr_assert_eq(symlink(target, sockdir), 0);
     assert_both_refuse("a symlink");
+}
+
+/* The attack itself: another user made the directory first, open to all,
+ * and listens in it. A write with a secret must not reach them. */
+Test(socket_dir, hijacker_listening_there_receives_nothing)
+{
+    char *out = NULL, *err = NULL;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    cr_assert_eq(mkdir(sockdir, 0777), 0);
+    chmod(sockdir, 0777);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    cr_assert_lt(strlen(sockpath), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(lfd, 16), 0);
+    cr_assert_eq(chown(sockdir, NOBODY, NOBODY), 0);
+    cr_assert_eq(chown(sockpath, NOBODY, NOBODY), 0);
+
+    const char *argv[] = {TRACK_BIN, "run", "start", "--param", "api_key=s3cret", NULL};
+    int rc = fx_run(argv, NULL, NULL, &out, &err);
+    cr_expect_neq(rc, 0, "run start went ahead on a hijacked socket directory: %s", err);
+    cr_expect(strstr(err, "unsafe socket directory") && strstr(err, sockdir) &&
+                  strstr(err, "owner uid 65534") && strstr(err, "mode 0777"),
+              "%s", err);
+    cr_expect(!strstr(err, "spool"), "the write was spooled instead of refused: %s", err);
+    int cfd = accept(lfd, NULL, NULL);
+    cr_expect(cfd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+              "the hijacker's listener got a connection");
+    if (cfd >= 0)
+        close(cfd);
+    close(lfd);
+    free(out);
+    free(err);
 }
 
 Test(socket_dir, absent_is_made_private_and_served)
@@ -330,6 +378,9 @@ Test(tcp, loopback_is_served_with_a_warning)
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", free_port());
     const char *extra[] = {"--listen", uri, NULL};
     cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd refused loopback tcp");
+    char listening[80];
+    snprintf(listening, sizeof(listening), "listening uri=%s", uri);
+    cr_assert(wait_log(D.log, listening, 5000), "trackd does not listen on %s", uri);
     char *log = read_file(D.log);
     cr_expect(strstr(log, "warn main: ") && strstr(log, uri) && strstr(log, "no authentication"),
               "no warning about %s at start: %s", uri, log);
@@ -341,6 +392,40 @@ Test(tcp, loopback_is_served_with_a_warning)
     free(out);
     free(err);
     cr_expect_eq(fx_daemon_stop(&D), 0);
+}
+
+Test(tcp, localhost_is_served_on_127_0_0_1)
+{
+    char uri[64], *out = NULL, *err = NULL;
+    int port = free_port();
+    snprintf(uri, sizeof(uri), "tcp://localhost:%d", port);
+    const char *extra[] = {"--listen", uri, NULL};
+    cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd refused %s", uri);
+    char bound[64];
+    snprintf(bound, sizeof(bound), "listening uri=tcp://127.0.0.1:%d", port);
+    cr_expect(wait_log(D.log, bound, 5000), "no \"%s\" in the log", bound);
+    const char *argv[] = {TRACK_BIN, "--server", uri, "status", NULL};
+    int rc = fx_run(argv, NULL, NULL, &out, &err);
+    cr_expect_eq(rc, 0, "track status over %s: %s", uri, err);
+    free(out);
+    free(err);
+    cr_expect_eq(fx_daemon_stop(&D), 0);
+}
+
+/* Every spelling of loopback passes the check (--check: nothing is bound). */
+Test(tcp, loopback_spellings_are_accepted)
+{
+    char uri[64], *out = NULL;
+    const char *hosts[] = {"127.0.0.1", "127.3.4.5", "[::1]", "localhost"};
+    cr_assert_eq(fx_daemon_start(&D, NULL), 0);
+    cr_assert_eq(fx_daemon_stop(&D), 0);
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        snprintf(uri, sizeof(uri), "tcp://%s:%d", hosts[i], 40000 + (int)i);
+        int rc = run_trackd(&out, D.dir, "--listen", uri, "--check", NULL);
+        cr_expect_eq(rc, 0, "%s: status %d: %s", uri, rc, out);
+        cr_expect(!strstr(out, "refusing") && strstr(out, "no authentication"), "%s: %s", uri, out);
+        free(out);
+    }
 }
 
 /* --insecure-tcp (flag or config) lifts the refusal, with a warning. Tried
@@ -595,6 +680,20 @@ Test(autostart, locked_data_directory_is_reported_within_the_timeout)
         free(err);
     }
     cr_expect_eq(fx_daemon_stop(&D), 0);
+}
+
+Test(autostart, unrunnable_trackd_is_reported_at_once)
+{
+    char *out = NULL, *err = NULL;
+    setenv("TRACKD", "/nonexistent/trackd", 1);
+    long long t0 = fx_now_ms();
+    int rc = run_track(&out, &err, "status", NULL);
+    long long took = fx_now_ms() - t0;
+    cr_expect_neq(rc, 0);
+    cr_expect(strstr(err, "could not start trackd: cannot run the trackd program"), "%s", err);
+    cr_expect_lt(took, 1000, "took %lld ms", took);
+    free(out);
+    free(err);
 }
 
 /* ---- permission denied ------------------------------------------------------------ */
