@@ -193,9 +193,14 @@ static void log_reason(const char *logpath, off_t off, char *buf, size_t len)
     }
 }
 
+/* How long a client whose trackd exited at start still waits for another
+ * one (started by a concurrent client) to listen. */
+#define AUTOSTART_GRACE_MS 1000
+
 /* Starts `trackd --data-dir <default> --listen <uri>` detached, then waits
- * until its socket accepts, it exits (a pipe only it holds closes), or the
- * deadline (monotonic ms) passes. */
+ * until its socket accepts, it exits (a pipe only it holds closes; then
+ * briefly for a concurrent client's trackd), or the deadline (monotonic
+ * ms) passes. */
 static int autostart(struct track_client *c, int64_t deadline, struct track_err *err)
 {
     char bin[1100], data[1024], logpath[1100], reason[600];
@@ -252,9 +257,21 @@ static int autostart(struct track_client *c, int64_t deadline, struct track_err 
         if (poll(&p, 1, left < 10 ? (int)left : 10) == 1) {
             /* EOF: trackd exited (or could not be run) without listening */
             close(hold[0]);
-            if (ipc_alive(c->server))
-                return 0;
             log_reason(logpath, log_off, reason, sizeof(reason));
+            /* clients started together each start a trackd and all but one
+             * find the data directory locked: the one that won may be a
+             * moment from listening on this very socket */
+            int64_t grace = wire_mono_ms() + AUTOSTART_GRACE_MS;
+            if (strstr(reason, "cannot run the trackd program"))
+                grace = 0;
+            for (;;) {
+                if (ipc_alive(c->server))
+                    return 0;
+                if (wire_mono_ms() >= grace || wire_mono_ms() >= deadline)
+                    break;
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
             if (!reason[0])
                 snprintf(reason, sizeof(reason), "%.500s exited at once", bin);
             return cl_fail(err, TRACK_E_UNAVAILABLE, "could not start trackd: %s (log: %s)", reason,

@@ -682,6 +682,55 @@ Test(autostart, locked_data_directory_is_reported_within_the_timeout)
     cr_expect_eq(fx_daemon_stop(&D), 0);
 }
 
+/* Clients started together each start a trackd; one wins the data
+ * directory, the others' find it locked, and their clients use the winner. */
+Test(autostart, clients_started_together_all_reach_one_daemon)
+{
+    enum { N = 4 };
+    pid_t kids[N];
+    char sock[400];
+    snprintf(sock, sizeof(sock), "%s/run/track/trackd.sock", root);
+    fflush(NULL);
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        cr_assert_geq(kids[i], 0);
+        if (kids[i] == 0) {
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl(TRACK_BIN, TRACK_BIN, "status", (char *)NULL);
+            _exit(127);
+        }
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        int st;
+        waitpid(kids[i], &st, 0);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    cr_expect_eq(ok, N, "%d of %d clients started together reached a daemon", ok, N);
+    /* find the one daemon left (the others exited) through status */
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_track(&out, &err, "status", NULL), 0, "%s", err);
+    const char *p = strstr(out, "(pid ");
+    cr_assert_not_null(p);
+    autostarted = (pid_t)strtol(p + 5, NULL, 10);
+    free(out);
+    free(err);
+    /* the losers were our (subreaped) children too: collect them */
+    int st;
+    while (waitpid(-1, &st, WNOHANG) > 0 || (errno == EINTR))
+        ;
+    cr_assert_eq(kill(autostarted, SIGTERM), 0);
+    long long end = fx_now_ms() + 10000;
+    pid_t w = 0;
+    while (fx_now_ms() < end && (w = waitpid(autostarted, &st, WNOHANG)) == 0)
+        sleep_ms(10);
+    cr_expect_eq(w, autostarted);
+    autostarted = 0;
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 Test(autostart, unrunnable_trackd_is_reported_at_once)
 {
     char *out = NULL, *err = NULL;
