@@ -410,9 +410,9 @@ static void frame(const struct watch *w, FILE *f, int screen)
     char el[32], head[700], buf[700];
     size_t key_w = 6;
 
+    /* the last frame, left on the normal screen, keeps the live one's
+     * layout: it fits the terminal as that did */
     term_size(&cols, &rows);
-    if (!screen)
-        rows = 1000;
     int64_t end = w->end_ms > 0 ? w->end_ms : wall_ms();
     cli_fmt_duration(w->start_ms > 0 ? end - w->start_ms : 0, el, sizeof(el));
     if (screen)
