@@ -764,17 +764,46 @@ static int op_metric_curve(struct srv_call *call)
     if (!r)
         return oom(call);
     track__v1__metric_curve_result__init(r);
-    r->steps = srv_alloc(a, (size_t)q->buckets * sizeof(int64_t));
-    r->mins = srv_alloc(a, (size_t)q->buckets * sizeof(double));
-    r->maxs = srv_alloc(a, (size_t)q->buckets * sizeof(double));
-    r->lasts = srv_alloc(a, (size_t)q->buckets * sizeof(double));
-    if (!r->steps || !r->mins || !r->maxs || !r->lasts)
+    size_t nb = (size_t)q->buckets, d8 = nb * sizeof(double), i8 = nb * sizeof(int64_t);
+    struct store_bucket *b = srv_alloc(a, nb * sizeof(*b));
+    r->steps = srv_alloc(a, i8);
+    r->mins = srv_alloc(a, d8);
+    r->maxs = srv_alloc(a, d8);
+    r->lasts = srv_alloc(a, d8);
+    r->firsts = srv_alloc(a, d8);
+    r->first_steps = srv_alloc(a, i8);
+    r->min_steps = srv_alloc(a, i8);
+    r->max_steps = srv_alloc(a, i8);
+    r->last_steps = srv_alloc(a, i8);
+    r->first_times = srv_alloc(a, i8);
+    r->min_times = srv_alloc(a, i8);
+    r->max_times = srv_alloc(a, i8);
+    r->last_times = srv_alloc(a, i8);
+    if (!b || !r->steps || !r->mins || !r->maxs || !r->lasts || !r->firsts || !r->first_steps ||
+        !r->min_steps || !r->max_steps || !r->last_steps || !r->first_times || !r->min_times ||
+        !r->max_times || !r->last_times)
         return oom(call);
-    rc = store_metric_curve(call->st, id, q->key, q->buckets, r->steps, r->mins, r->maxs, r->lasts,
-                            &n, &count, &err);
+    rc = store_metric_m4(call->st, id, q->key, q->buckets, b, &n, &count, &err);
     if (rc)
         return fail_store(call, rc, &err);
-    r->n_steps = r->n_mins = r->n_maxs = r->n_lasts = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        r->steps[i] = b[i].lo_step;
+        r->firsts[i] = b[i].first.value;
+        r->mins[i] = b[i].min.value;
+        r->maxs[i] = b[i].max.value;
+        r->lasts[i] = b[i].last.value;
+        r->first_steps[i] = b[i].first.step;
+        r->min_steps[i] = b[i].min.step;
+        r->max_steps[i] = b[i].max.step;
+        r->last_steps[i] = b[i].last.step;
+        r->first_times[i] = b[i].first.time_ms;
+        r->min_times[i] = b[i].min.time_ms;
+        r->max_times[i] = b[i].max.time_ms;
+        r->last_times[i] = b[i].last.time_ms;
+    }
+    r->n_steps = r->n_mins = r->n_maxs = r->n_lasts = r->n_firsts = (size_t)n;
+    r->n_first_steps = r->n_min_steps = r->n_max_steps = r->n_last_steps = (size_t)n;
+    r->n_first_times = r->n_min_times = r->n_max_times = r->n_last_times = (size_t)n;
     r->count = count;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_METRIC_CURVE;
     call->rs->metric_curve = r;

@@ -215,6 +215,27 @@ int store_metric_curve(struct store *st, const uint8_t run[16], const char *key,
                        int64_t *steps, double *mins, double *maxs, double *lasts, int *n,
                        int64_t *count, struct store_err *err);
 
+/* One point of a downsampled curve, and one bucket of it (M4: the first and
+ * last logged points, the first smallest and largest non-NaN value, each with
+ * its step and time; min and max are the first point when all are NaN).
+ * lo_step is the bucket's smallest step. */
+struct store_curve_point {
+    int64_t step, time_ms;
+    double value;
+};
+struct store_bucket {
+    int64_t lo_step;
+    struct store_curve_point first, min, max, last;
+};
+
+/* Downsamples (run, key) as store_metric_curve does, keeping four points per
+ * bucket in out[0..buckets), so that a drawn envelope shows every spike and
+ * no bucket's value stands for a pattern the data lacks. Cost: the chunk
+ * rows, plus at most four decoded chunks per bucket. *n is the number of
+ * buckets filled (empty ones are left out), in step order. */
+int store_metric_m4(struct store *st, const uint8_t run[16], const char *key, int buckets,
+                    struct store_bucket *out, int *n, int64_t *count, struct store_err *err);
+
 /* Merges runs of small consecutive chunks (fewer than `small` points) into
  * one chunk each, at most `max_groups` groups per call, in the caller's
  * transaction. *merged is how many chunks were merged away. */

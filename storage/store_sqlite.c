@@ -1939,10 +1939,34 @@ static int bucket_of(int64_t step, int64_t lo, double scale, int buckets)
     return (int)f;
 }
 
+/* Folds the point (step, t, v) into bucket b: the bucket's first and last
+ * points are the first and last logged, its min and max the first smallest
+ * and largest non-NaN value (both stay NaN at the first point while every
+ * value is NaN). */
+static void m4_add(struct store_bucket *b, int seen, int64_t step, int64_t t, double v)
+{
+    struct store_curve_point p = {step, t, v};
+
+    if (!seen) {
+        b->lo_step = step;
+        b->first = b->min = b->max = b->last = p;
+        return;
+    }
+    if (step < b->lo_step)
+        b->lo_step = step;
+    if (!isnan(v)) {
+        if (isnan(b->min.value) || v < b->min.value)
+            b->min = p;
+        if (isnan(b->max.value) || v > b->max.value)
+            b->max = p;
+    }
+    b->last = p;
+}
+
 /* Buckets every point: for series with few chunks. */
 static int curve_points(struct store *st, const uint8_t run[16], const char *key, int64_t run_id,
-                        int64_t key_id, int64_t lo, int64_t hi, int buckets, int64_t *steps,
-                        double *mins, double *maxs, double *lasts, int *nb, struct store_err *err)
+                        int64_t key_id, int64_t lo, int64_t hi, int buckets,
+                        struct store_bucket *out, int *nb, struct store_err *err)
 {
     sqlite3_stmt *s = st->q[Q_CHUNKS_FROM];
     double scale = (double)buckets / ((double)((uint64_t)hi - (uint64_t)lo) + 1.0);
@@ -1964,38 +1988,18 @@ static int curve_points(struct store *st, const uint8_t run[16], const char *key
             goto out;
         }
         for (int64_t i = 0; i < n; i++) {
-            int64_t step = st->d_steps[i];
-            double v = st->d_vals[i];
-            int b = bucket_of(step, lo, scale, buckets);
-            if (!seen[b]) {
-                seen[b] = 1;
-                steps[b] = step;
-                mins[b] = maxs[b] = NAN;
-            } else if (step < steps[b]) {
-                steps[b] = step;
-            }
-            if (!isnan(v)) {
-                if (isnan(mins[b]) || v < mins[b])
-                    mins[b] = v;
-                if (isnan(maxs[b]) || v > maxs[b])
-                    maxs[b] = v;
-            }
-            lasts[b] = v;
+            int b = bucket_of(st->d_steps[i], lo, scale, buckets);
+            m4_add(&out[b], seen[b], st->d_steps[i], st->d_times[i], st->d_vals[i]);
+            seen[b] = 1;
         }
     }
     if (rc != SQLITE_DONE) {
         ret = db_fail(st, rc, err, "reading a metric curve");
         goto out;
     }
-    for (int b = 0; b < buckets; b++) {
-        if (!seen[b])
-            continue;
-        steps[k] = steps[b];
-        mins[k] = mins[b];
-        maxs[k] = maxs[b];
-        lasts[k] = lasts[b];
-        k++;
-    }
+    for (int b = 0; b < buckets; b++)
+        if (seen[b])
+            out[k++] = out[b];
     *nb = k;
 out:
     sqlite3_reset(s);
@@ -2003,95 +2007,139 @@ out:
     return ret;
 }
 
-/* Buckets whole chunks by their smallest step, in SQL; decodes only the
- * last chunk of each bucket, for its last value. */
+/* Which chunks (by first_seq) hold a bucket's four points, from chunk rows. */
+struct m4_chunks {
+    int64_t first, last, min, max;
+    double vmin, vmax; /* NaN until a chunk with a non-NaN value */
+};
+
+/* Decodes the chunk at first_seq `seq` and folds what it holds for the roles
+ * it plays in bucket b (first point, last point, minimum, maximum). */
+static int m4_decode(struct store *st, const uint8_t run[16], const char *key, int64_t run_id,
+                     int64_t key_id, int64_t seq, const struct m4_chunks *c,
+                     struct store_bucket *b, struct store_err *err)
+{
+    sqlite3_stmt *at = st->q[Q_CHUNK_AT];
+    int rc, ret = 0;
+
+    sqlite3_bind_int64(at, 1, run_id);
+    sqlite3_bind_int64(at, 2, key_id);
+    sqlite3_bind_int64(at, 3, seq);
+    rc = sqlite3_step(at);
+    if (rc != SQLITE_ROW) {
+        ret = db_fail(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, err, "reading a metric curve");
+        goto out;
+    }
+    int64_t n = sqlite3_column_int64(at, 0);
+    ret = decode_into(st, sqlite3_column_blob(at, 1), sqlite3_column_bytes(at, 1), 0, n, err);
+    if (ret) {
+        if (ret == STORE_E_CORRUPT)
+            ret = chunk_corrupt(err, run, key, seq, "an unreadable chunk");
+        goto out;
+    }
+    const int64_t *sp = st->d_steps, *tp = st->d_times;
+    const double *vp = st->d_vals;
+    if (seq == c->first)
+        b->first = (struct store_curve_point){sp[0], tp[0], vp[0]};
+    if (seq == c->last)
+        b->last = (struct store_curve_point){sp[n - 1], tp[n - 1], vp[n - 1]};
+    for (int64_t i = 0; i < n && (seq == c->min || seq == c->max); i++) {
+        struct store_curve_point p = {sp[i], tp[i], vp[i]};
+        if (isnan(vp[i]))
+            continue;
+        if (seq == c->min && (isnan(b->min.value) || vp[i] < b->min.value))
+            b->min = p;
+        if (seq == c->max && (isnan(b->max.value) || vp[i] > b->max.value))
+            b->max = p;
+    }
+out:
+    sqlite3_reset(at);
+    return ret;
+}
+
+/* Buckets whole chunks by their smallest step, from the chunk rows (their
+ * vmin/vmax say which chunk holds a bucket's extremes), then decodes only the
+ * chunks that hold one of a bucket's four points: at most four per bucket,
+ * and never more than the chunks there are. */
 static int curve_chunks(struct store *st, const uint8_t run[16], const char *key, int64_t run_id,
-                        int64_t key_id, int64_t lo, int64_t hi, int buckets, int64_t *steps,
-                        double *mins, double *maxs, double *lasts, int *nb, struct store_err *err)
+                        int64_t key_id, int64_t lo, int64_t hi, int buckets,
+                        struct store_bucket *out, int *nb, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int64_t *last_seq = calloc((size_t)buckets, sizeof *last_seq);
+    double scale = (double)buckets / ((double)((uint64_t)hi - (uint64_t)lo) + 1.0);
+    struct m4_chunks *c = calloc((size_t)buckets, sizeof *c);
+    int *slot = malloc((size_t)buckets * sizeof *slot);
     int rc, ret, k = 0;
 
-    if (last_seq == NULL)
-        return fail(err, STORE_E_INTERNAL, "out of memory for %d buckets", buckets);
+    if (c == NULL || slot == NULL) {
+        ret = fail(err, STORE_E_INTERNAL, "out of memory for %d buckets", buckets);
+        goto out;
+    }
+    for (int b = 0; b < buckets; b++)
+        slot[b] = -1;
     ret = prep(st,
-               "SELECT min(first_step), min(vmin), max(vmax), max(first_seq) FROM"
-               " (SELECT min(?3 - 1, max(0, CAST((first_step - ?4) * 1.0 / (?5 - ?4 + 1.0) * ?3"
-               " AS INTEGER))) AS b, first_step, vmin, vmax, first_seq FROM metric_chunks"
-               " WHERE run = ?1 AND key_id = ?2) GROUP BY b ORDER BY b",
+               "SELECT first_seq, first_step, vmin, vmax FROM metric_chunks"
+               " WHERE run = ?1 AND key_id = ?2 ORDER BY first_seq",
                &s, err);
     if (ret)
         goto out;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int64(s, 2, key_id);
-    sqlite3_bind_int(s, 3, buckets);
-    sqlite3_bind_int64(s, 4, lo);
-    sqlite3_bind_int64(s, 5, hi);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < buckets) {
-        steps[k] = sqlite3_column_int64(s, 0);
-        mins[k] = real_or_nan(s, 1);
-        maxs[k] = real_or_nan(s, 2);
-        last_seq[k] = sqlite3_column_int64(s, 3);
-        k++;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(s, 0), step = sqlite3_column_int64(s, 1);
+        double vmin = real_or_nan(s, 2), vmax = real_or_nan(s, 3);
+        int b = bucket_of(step, lo, scale, buckets);
+        if (slot[b] < 0) {
+            slot[b] = 1;
+            c[b] = (struct m4_chunks){seq, seq, seq, seq, vmin, vmax};
+            out[b].lo_step = step;
+            out[b].min.value = out[b].max.value = NAN;
+            continue;
+        }
+        c[b].last = seq;
+        if (step < out[b].lo_step)
+            out[b].lo_step = step;
+        if (!isnan(vmin) && (isnan(c[b].vmin) || vmin < c[b].vmin)) {
+            c[b].vmin = vmin;
+            c[b].min = seq;
+        }
+        if (!isnan(vmax) && (isnan(c[b].vmax) || vmax > c[b].vmax)) {
+            c[b].vmax = vmax;
+            c[b].max = seq;
+        }
     }
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    if (rc != SQLITE_DONE) {
         ret = db_fail(st, rc, err, "reading a metric curve");
         goto out;
     }
-    sqlite3_finalize(s);
-    s = NULL;
-
-    for (int i = 0; i < k; i++) {
-        /* the bucket's last value is its last chunk's: kept in the row
-         * (schema 2), or decoded when it is not (NaN, or an older chunk) */
-        sqlite3_stmt *lq = st->q[Q_CHUNK_LAST];
-        sqlite3_bind_int64(lq, 1, run_id);
-        sqlite3_bind_int64(lq, 2, key_id);
-        sqlite3_bind_int64(lq, 3, last_seq[i]);
-        rc = sqlite3_step(lq);
-        int known = rc == SQLITE_ROW && sqlite3_column_type(lq, 0) != SQLITE_NULL;
-        if (known)
-            lasts[i] = sqlite3_column_double(lq, 0);
-        sqlite3_reset(lq);
-        if (known)
+    for (int b = 0; b < buckets; b++) {
+        if (slot[b] < 0)
             continue;
-        sqlite3_stmt *at = st->q[Q_CHUNK_AT];
-        sqlite3_bind_int64(at, 1, run_id);
-        sqlite3_bind_int64(at, 2, key_id);
-        sqlite3_bind_int64(at, 3, last_seq[i]);
-        rc = sqlite3_step(at);
-        if (rc == SQLITE_ROW) {
-            int64_t n = sqlite3_column_int64(at, 0);
-            ret =
-                decode_into(st, sqlite3_column_blob(at, 1), sqlite3_column_bytes(at, 1), 0, n, err);
-            if (ret == 0)
-                lasts[i] = st->d_vals[n - 1];
-            else if (ret == STORE_E_CORRUPT)
-                ret = chunk_corrupt(err, run, key, last_seq[i], "an unreadable chunk");
-        } else {
-            ret =
-                db_fail(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, err, "reading a metric curve");
+        int64_t seqs[4] = {c[b].first, c[b].min, c[b].max, c[b].last};
+        for (int i = 0; i < 4 && !ret; i++) {
+            int dup = 0;
+            for (int j = 0; j < i; j++)
+                dup |= seqs[j] == seqs[i];
+            if (!dup)
+                ret = m4_decode(st, run, key, run_id, key_id, seqs[i], &c[b], &out[b], err);
         }
-        sqlite3_reset(at);
         if (ret)
             goto out;
+        /* a bucket of NaN only: its extremes are its first point */
+        if (isnan(out[b].min.value))
+            out[b].min = out[b].max = out[b].first;
+        out[k++] = out[b];
     }
     *nb = k;
 out:
     sqlite3_finalize(s);
-    free(last_seq);
+    free(c);
+    free(slot);
     return ret;
 }
 
-/* Buckets split [smallest step, largest step] evenly; empty buckets are
- * left out, so *n may be below `buckets`. With at least `buckets` chunks
- * the buckets are made of whole chunks (placed by their smallest step), so
- * the cost follows the number of chunks; otherwise of single points. *count
- * is the number of points of the series; an unknown key gives *n = 0. */
-int store_metric_curve(struct store *st, const uint8_t run[16], const char *key, int buckets,
-                       int64_t *steps, double *mins, double *maxs, double *lasts, int *n,
-                       int64_t *count, struct store_err *err)
+int store_metric_m4(struct store *st, const uint8_t run[16], const char *key, int buckets,
+                    struct store_bucket *out, int *n, int64_t *count, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int64_t run_id, key_id, chunks = 0, lo = 0, hi = 0;
@@ -2102,7 +2150,7 @@ int store_metric_curve(struct store *st, const uint8_t run[16], const char *key,
         *n = 0;
     if (count)
         *count = 0;
-    if (run == NULL || !steps || !mins || !maxs || !lasts || !n || !count)
+    if (run == NULL || !out || !n || !count)
         return fail(err, STORE_E_INVALID, "run id or curve output missing");
     if (buckets < 1 || buckets > CURVE_MAX_BUCKETS)
         return fail(err, STORE_E_INVALID, "buckets %d is not in 1..%d", buckets, CURVE_MAX_BUCKETS);
@@ -2137,13 +2185,38 @@ int store_metric_curve(struct store *st, const uint8_t run[16], const char *key,
     if (chunks == 0)
         goto out;
     if (chunks >= (int64_t)buckets)
-        ret = curve_chunks(st, run, key, run_id, key_id, lo, hi, buckets, steps, mins, maxs, lasts,
-                           n, err);
+        ret = curve_chunks(st, run, key, run_id, key_id, lo, hi, buckets, out, n, err);
     else
-        ret = curve_points(st, run, key, run_id, key_id, lo, hi, buckets, steps, mins, maxs, lasts,
-                           n, err);
+        ret = curve_points(st, run, key, run_id, key_id, lo, hi, buckets, out, n, err);
 out:
     sqlite3_finalize(s);
+    return ret;
+}
+
+/* The older four-column form, kept for its callers: steps[] is each bucket's
+ * smallest step, lasts[] its last logged value. */
+int store_metric_curve(struct store *st, const uint8_t run[16], const char *key, int buckets,
+                       int64_t *steps, double *mins, double *maxs, double *lasts, int *n,
+                       int64_t *count, struct store_err *err)
+{
+    struct store_bucket *b;
+    int ret;
+
+    if (!steps || !mins || !maxs || !lasts)
+        return fail(err, STORE_E_INVALID, "run id or curve output missing");
+    if (buckets < 1 || buckets > CURVE_MAX_BUCKETS)
+        return fail(err, STORE_E_INVALID, "buckets %d is not in 1..%d", buckets, CURVE_MAX_BUCKETS);
+    b = malloc((size_t)buckets * sizeof *b);
+    if (b == NULL)
+        return fail(err, STORE_E_INTERNAL, "out of memory for %d buckets", buckets);
+    ret = store_metric_m4(st, run, key, buckets, b, n, count, err);
+    for (int i = 0; ret == 0 && i < *n; i++) {
+        steps[i] = b[i].lo_step;
+        mins[i] = b[i].min.value;
+        maxs[i] = b[i].max.value;
+        lasts[i] = b[i].last.value;
+    }
+    free(b);
     return ret;
 }
 

@@ -31,7 +31,6 @@
 #define MAX_SEL       64 /* --metric, --goal and --experiment options */
 #define MAX_PARAMS    1024
 #define SPARK_BUCKETS 20
-#define PLOT_BUCKETS  300
 #define LABEL_COL_MAX 32
 #define CELL_COL_MAX  24
 
@@ -520,44 +519,17 @@ static void mark_best(struct cmp *x)
     }
 }
 
-/* Fetches the curve of (run i, metric m) in `buckets` buckets. Returns 0 with
- * *res set, 0 with *res NULL when the run lacks the metric, or 1 after
- * printing an error. */
-static int get_curve(struct cmp *x, size_t i, size_t m, int buckets, struct track_result **res,
-                     const int64_t **steps, const double **lasts, size_t *n)
-{
-    struct track_err err = {0};
-    const double *mins, *maxs;
-    int64_t count;
-
-    *res = NULL;
-    *n = 0;
-    if (!metric_of(&x->runs[i], x->metrics[m]))
-        return 0;
-    if (track_metric_curve(x->c, x->hex[i], x->metrics[m], buckets, res, steps, &mins, &maxs, lasts,
-                           n, &count, &err)) {
-        if (err.code == TRACK_E_NOT_FOUND)
-            return 0;
-        return cli_track_error(&err);
-    }
-    return 0;
-}
-
 static int make_sparklines(struct cmp *x)
 {
     for (size_t m = 0; m < x->nm; m++) {
         for (size_t i = 0; i < x->n; i++) {
-            struct track_result *res;
-            const int64_t *steps;
-            const double *lasts;
-            size_t n;
             char buf[SPARK_BUCKETS * 3 + 1];
-            if (get_curve(x, i, m, SPARK_BUCKETS, &res, &steps, &lasts, &n))
-                return 1;
-            if (!res)
+            int found; /* an empty line when the series has no point */
+            if (!metric_of(&x->runs[i], x->metrics[m]))
                 continue;
-            render_sparkline(lasts, n, buf, sizeof(buf));
-            track_result_free(res);
+            if (plot_sparkline(x->c, x->hex[i], x->metrics[m], SPARK_BUCKETS, buf, sizeof(buf),
+                               &found))
+                return 1;
             if (!(x->spark[m][i] = strdup(buf)))
                 return cli_error("out of memory");
         }
@@ -565,57 +537,14 @@ static int make_sparklines(struct cmp *x)
     return 0;
 }
 
-/* One panel per metric, one polyline per run (the last value of each of
- * PLOT_BUCKETS buckets against its first step), fetched a panel at a time. */
-static int write_plot(struct cmp *x, const char *path)
+/* The --plot file: plot_compare.c draws the runs' curves. */
+static int write_plot(struct cmp *x, const char *path, const struct plot_opts *o)
 {
-    struct review_file rf;
-    struct render_series series[MAX_RUNS];
-    char names[MAX_RUNS][300], title[128];
-    double *xs = malloc(sizeof(double) * PLOT_BUCKETS * MAX_RUNS);
-    int rc = 0;
+    struct plot_run runs[MAX_RUNS];
 
-    if (!xs)
-        return cli_error("out of memory");
-    if (review_file_open(&rf, path)) {
-        free(xs);
-        return 1;
-    }
     for (size_t i = 0; i < x->n; i++)
-        snprintf(names[i], sizeof(names[i]), "%s (%.8s)", x->runs[i].name, x->hex[i]);
-    snprintf(title, sizeof(title), "track compare: %zu runs", x->n);
-    render_svg_open(rf.f, title, x->nm ? render_svg_panel_height(x->n) * (double)x->nm : 60);
-    for (size_t m = 0; m < x->nm && !rc; m++) {
-        struct track_result *res[MAX_RUNS] = {0};
-        for (size_t i = 0; i < x->n && !rc; i++) {
-            const int64_t *steps;
-            const double *lasts = NULL;
-            size_t n;
-            series[i] = (struct render_series){.name = names[i]};
-            rc = get_curve(x, i, m, PLOT_BUCKETS, &res[i], &steps, &lasts, &n);
-            if (rc || !res[i])
-                continue;
-            double *col = xs + i * PLOT_BUCKETS;
-            n = n > PLOT_BUCKETS ? PLOT_BUCKETS : n;
-            for (size_t k = 0; k < n; k++)
-                col[k] = (double)steps[k];
-            series[i].x = col;
-            series[i].y = lasts;
-            series[i].n = n;
-        }
-        if (!rc) {
-            struct render_panel p = {.title = x->metrics[m], .series = series, .n_series = x->n};
-            render_svg_panel(rf.f, &p, render_svg_panel_height(x->n) * (double)m, "step");
-        }
-        for (size_t i = 0; i < x->n; i++)
-            track_result_free(res[i]);
-    }
-    free(xs);
-    if (rc || render_svg_close(rf.f)) {
-        review_file_abort(&rf);
-        return rc ? rc : cli_error("%s: writing failed", path);
-    }
-    return review_file_commit(&rf);
+        runs[i] = (struct plot_run){x->hex[i], x->runs[i].name, x->runs[i].start_ms};
+    return plot_compare(x->c, runs, x->n, x->metrics, x->nm, o, path);
 }
 
 static void cmp_free(struct cmp *x)
@@ -641,6 +570,9 @@ int cmd_compare(int argc, char **argv)
                                              {"goal", required_argument, NULL, 'g'},
                                              {"format", required_argument, NULL, 'F'},
                                              {"plot", required_argument, NULL, 'p'},
+                                             {"smooth", required_argument, NULL, 'S'},
+                                             {"log-y", no_argument, NULL, 'L'},
+                                             {"x", required_argument, NULL, 'X'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     static const char *exps[MAX_SEL + 1];
@@ -649,6 +581,8 @@ int cmd_compare(int argc, char **argv)
     size_t n_sel = 0, n_goal = 0, n_exp = 0;
     enum fmt fmt = FMT_TABLE;
     struct grid g = {0};
+    struct plot_opts po = {0};
+    const char *plot_flag = NULL; /* a plot option given, for the message without --plot */
 
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -702,11 +636,34 @@ int cmd_compare(int argc, char **argv)
                 cli_usage_error(name, "--plot: expected a file name");
             plot = optarg;
             break;
+        case 'S':
+            if (cli_parse_double(optarg, &po.smooth) || !(po.smooth >= 0 && po.smooth < 1))
+                cli_usage_error(name, "--smooth: expected a weight from 0 to below 1, got \"%s\"",
+                                optarg);
+            plot_flag = "--smooth";
+            break;
+        case 'L':
+            po.log_y = 1;
+            plot_flag = "--log-y";
+            break;
+        case 'X':
+            if (strcmp(optarg, "step") == 0)
+                po.x = PLOT_X_STEP;
+            else if (strcmp(optarg, "time") == 0)
+                po.x = PLOT_X_TIME;
+            else if (strcmp(optarg, "relative") == 0)
+                po.x = PLOT_X_RELATIVE;
+            else
+                cli_usage_error(name, "--x: expected step, time or relative, got \"%s\"", optarg);
+            plot_flag = "--x";
+            break;
         default:
             if (!cli_common_opt(opt, name))
                 cli_usage_error(name, "unknown option");
         }
     }
+    if (plot_flag && !plot)
+        cli_usage_error(name, "%s: only with --plot FILE", plot_flag);
     if (cli_opt.json)
         fmt = FMT_JSON;
     int n_args = argc - optind;
@@ -789,7 +746,7 @@ int cmd_compare(int argc, char **argv)
         cli_error("writing the output failed");
         goto out;
     }
-    if (plot && write_plot(x, plot))
+    if (plot && write_plot(x, plot, &po))
         goto out;
     rc = 0;
 out:

@@ -9,6 +9,16 @@
  * so a fast run costs each refresh a bounded read and nothing is ever read
  * twice. A metric that appears mid-run shows up in the next refresh.
  *
+ * The rows below the header are shared out among the metrics: with room,
+ * each gets a block (a line with its value, last step, points per second and
+ * the steps its chart covers, then a chart up to CHART_ROWS_MAX rows tall,
+ * eight levels a row, its max and min at the left); with less, a line each
+ * with a one-row chart between its min and max. A chart shows the last
+ * WINDOW points, downsampled (M4) to its width when there are more, each
+ * cell as high as the largest value it stands for. Points per second are
+ * averaged over the last RATE_WINDOW_MS of refreshes, so they read steady
+ * while the client flushes in batches.
+ *
  * On a terminal the view is full-screen: the alternate screen, the cursor
  * hidden, stdin in non-canonical mode so `q` quits at once. Signals only
  * set a flag that the loop checks, and every exit path goes through one
@@ -33,10 +43,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_KEYS     64  /* metrics shown */
-#define WINDOW       240 /* recent values kept per metric for its chart */
-#define KEY_COL_MAX  24
-#define RATE_SPAN_MS 1000 /* points per second are measured over this long */
+#define MAX_KEYS       64   /* metrics shown */
+#define WINDOW         2048 /* recent points kept per metric for its chart */
+#define KEY_COL_MAX    24
+#define RATE_WINDOW_MS 5000 /* points per second are averaged over this long */
+#define RATE_MIN_MS    1000 /* and shown once measured over at least this */
+#define RATE_SAMPLES   128  /* refreshes kept for it: 5 s at the fastest interval */
+#define CHART_ROWS_MAX 8
+#define SCALE_W        10 /* a chart's min and max labels ("%.4g") */
 
 struct wkey {
     char key[256];
@@ -45,9 +59,11 @@ struct wkey {
     double last;
     int64_t count, last_step, shown_count;
     double ring[WINDOW];
+    int64_t ring_step[WINDOW];
     size_t ring_n, ring_at;
-    int64_t rate_t0, rate_c0;
-    double rate; /* NAN until measured */
+    int64_t rate_t[RATE_SAMPLES], rate_c[RATE_SAMPLES]; /* (time, count) of recent refreshes */
+    size_t rate_n;
+    double rate; /* NAN until measured over RATE_MIN_MS */
 };
 
 struct watch {
@@ -191,12 +207,38 @@ static struct wkey *find_key(struct watch *w, const char *key, int add)
     return k;
 }
 
-static void ring_push(struct wkey *k, double v)
+static void ring_push(struct wkey *k, int64_t step, double v)
 {
     k->ring[k->ring_at] = v;
+    k->ring_step[k->ring_at] = step;
     k->ring_at = (k->ring_at + 1) % WINDOW;
     if (k->ring_n < WINDOW)
         k->ring_n++;
+}
+
+/* Adds this refresh's (time, count) and averages the rate over the samples
+ * of the last RATE_WINDOW_MS: one refresh's count over one interval jumps
+ * with every batch the client flushes; five seconds of them read steady. */
+static void rate_sample(struct wkey *k, int64_t now)
+{
+    if (k->rate_n == RATE_SAMPLES) {
+        memmove(k->rate_t, k->rate_t + 1, (RATE_SAMPLES - 1) * sizeof(k->rate_t[0]));
+        memmove(k->rate_c, k->rate_c + 1, (RATE_SAMPLES - 1) * sizeof(k->rate_c[0]));
+        k->rate_n--;
+    }
+    k->rate_t[k->rate_n] = now;
+    k->rate_c[k->rate_n++] = k->count;
+    /* drop samples older than the window, keeping one at or beyond it */
+    size_t drop = 0;
+    while (drop + 2 < k->rate_n && k->rate_t[drop + 1] <= now - RATE_WINDOW_MS)
+        drop++;
+    if (drop) {
+        memmove(k->rate_t, k->rate_t + drop, (k->rate_n - drop) * sizeof(k->rate_t[0]));
+        memmove(k->rate_c, k->rate_c + drop, (k->rate_n - drop) * sizeof(k->rate_c[0]));
+        k->rate_n -= drop;
+    }
+    int64_t span = now - k->rate_t[0];
+    k->rate = span >= RATE_MIN_MS ? (double)(k->count - k->rate_c[0]) * 1000.0 / (double)span : NAN;
 }
 
 /* Reads the points of k logged since its cursor, up to `count` (what the
@@ -219,7 +261,7 @@ static int read_new(struct watch *w, struct wkey *k, struct track_err *err)
                                  &vals, &n, &next, &more, err))
             return -1;
         for (size_t i = 0; i < n; i++)
-            ring_push(k, vals[i]);
+            ring_push(k, steps[i], vals[i]);
         track_result_free(res);
         if (n == 0 || next <= from)
             break; /* the daemon has fewer than its summary said: wait */
@@ -250,19 +292,11 @@ static int refresh(struct watch *w, struct track_err *err)
         struct wkey *k = find_key(w, m->key, 1);
         if (!k)
             continue;
-        if (!k->present) {
-            k->rate_t0 = now;
-            k->rate_c0 = m->count;
-        }
         k->present = 1;
         k->last = m->last;
         k->count = m->count;
         k->last_step = m->last_step;
-        if (now - k->rate_t0 >= RATE_SPAN_MS) {
-            k->rate = (double)(k->count - k->rate_c0) * 1000.0 / (double)(now - k->rate_t0);
-            k->rate_t0 = now;
-            k->rate_c0 = k->count;
-        }
+        rate_sample(k, now);
     }
     track_result_free(res);
     for (size_t i = 0; i < w->nk; i++)
@@ -273,8 +307,102 @@ static int refresh(struct watch *w, struct track_err *err)
 
 /* ---- output ----------------------------------------------------------------------- */
 
+/* The chart's values: the last points of k, downsampled (M4) to at most
+ * `cells` buckets when there are more, each cell then as high as its
+ * bucket's largest value, so a spike between cells still shows. *lo and *hi
+ * are the finite range drawn, *s0 and *s1 the steps it covers. Returns the
+ * cells. */
+static size_t chart_values(const struct wkey *k, size_t cells, double *v, double *lo, double *hi,
+                           int64_t *s0, int64_t *s1)
+{
+    static double xs[WINDOW], ys[WINDOW];
+    static struct render_m4 m4[WINDOW];
+    size_t n = k->ring_n, out;
+
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    *s0 = *s1 = 0;
+    if (n == 0 || cells == 0)
+        return 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t at = (k->ring_at + WINDOW - n + j) % WINDOW;
+        xs[j] = (double)k->ring_step[at];
+        ys[j] = k->ring[at];
+        if (isfinite(ys[j])) {
+            *lo = fmin(*lo, ys[j]);
+            *hi = fmax(*hi, ys[j]);
+        }
+    }
+    *s0 = k->ring_step[(k->ring_at + WINDOW - n) % WINDOW];
+    *s1 = k->ring_step[(k->ring_at + WINDOW - 1) % WINDOW];
+    if (n <= cells) {
+        memcpy(v, ys, n * sizeof(double));
+        return n;
+    }
+    out = render_m4_downsample(xs, ys, n, cells, m4);
+    for (size_t j = 0; j < out; j++)
+        v[j] = m4[j].y[2];
+    return out;
+}
+
+/* A chart's scale: 4 significant digits, at most SCALE_W columns. */
+static void scale_label(double v, char *buf, size_t len)
+{
+    if (!isfinite(v))
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%.4g", v == 0 ? 0.0 : v);
+}
+
+/* One metric as a block: a line with its value, step, rate and the steps the
+ * chart covers, then a chart `rows` tall with its max and min at the left. */
+static void metric_block(const struct wkey *k, FILE *f, const char *eol, int cols, int rows,
+                         size_t key_w)
+{
+    char key[KEY_COL_MAX * 4 + 8], val[32], rate[32], line[700], buf[700];
+    char lo_s[32], hi_s[32], row[CHART_ROWS_MAX][RENDER_SPARK_MAX * 3 + 1];
+    char *rowp[CHART_ROWS_MAX];
+    double v[RENDER_SPARK_MAX], lo, hi;
+    int64_t s0, s1;
+    /* the scale at the left; a one-row chart has its max at the right too */
+    int scale = SCALE_W + 2 + (rows == 1 ? SCALE_W + 2 : 0);
+    size_t cells = cols > scale + 1 ? (size_t)(cols - scale - 1) : 1;
+    cells = cells > RENDER_SPARK_MAX ? RENDER_SPARK_MAX : cells;
+    render_fit(k->key, key_w, key, sizeof(key));
+    render_num(k->last, val, sizeof(val));
+    if (isnan(k->rate))
+        snprintf(rate, sizeof(rate), "-");
+    else
+        snprintf(rate, sizeof(rate), "%.1f", k->rate);
+    size_t n = chart_values(k, cells, v, &lo, &hi, &s0, &s1);
+    snprintf(line, sizeof(line), "%s  %s  step %lld  %s pts/s  chart: steps %lld-%lld", key, val,
+             (long long)k->last_step, rate, (long long)s0, (long long)s1);
+    render_fit(line, (size_t)cols - 1, buf, sizeof(buf));
+    fprintf(f, "\x1b[1m%s\x1b[0m%s", buf, eol);
+    for (int r = 0; r < rows; r++)
+        rowp[r] = row[r];
+    if (!isfinite(lo)) {
+        lo = 0;
+        hi = 0;
+    }
+    render_spark_rows(v, n, lo, hi, rows, rowp, sizeof(row[0]));
+    scale_label(hi, hi_s, sizeof(hi_s));
+    scale_label(lo, lo_s, sizeof(lo_s));
+    if (rows == 1) {
+        fprintf(f, "%*s ┤%s├ %s%s", SCALE_W, lo_s, row[0], hi_s, eol);
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        const char *lab = r == 0 ? hi_s : r == rows - 1 ? lo_s : "";
+        fprintf(f, "%*s %s%s%s", SCALE_W, lab, r == 0 || r == rows - 1 ? "┤" : "│", row[r], eol);
+    }
+}
+
 /* The frame into f; `screen`: cursor home, every line cleared to its end
- * and the rest of the screen cleared, else plain lines. */
+ * and the rest of the screen cleared, else plain lines. The rows below the
+ * header are shared by the metrics: as blocks with charts up to
+ * CHART_ROWS_MAX tall when there is room, else a line each (a one-row chart
+ * between its min and max). */
 static void frame(const struct watch *w, FILE *f, int screen)
 {
     const char *eol = screen ? "\x1b[K\n" : "\n";
@@ -282,9 +410,9 @@ static void frame(const struct watch *w, FILE *f, int screen)
     char el[32], head[700], buf[700];
     size_t key_w = 6;
 
+    /* the last frame, left on the normal screen, keeps the live one's
+     * layout: it fits the terminal as that did */
     term_size(&cols, &rows);
-    if (!screen)
-        rows = 1000;
     int64_t end = w->end_ms > 0 ? w->end_ms : wall_ms();
     cli_fmt_duration(w->start_ms > 0 ? end - w->start_ms : 0, el, sizeof(el));
     if (screen)
@@ -308,42 +436,71 @@ static void frame(const struct watch *w, FILE *f, int screen)
         key_w = kw > key_w ? kw : key_w;
     }
     key_w = key_w > KEY_COL_MAX ? KEY_COL_MAX : key_w;
-    /* metric, value, step, pts/s, then the chart takes what is left */
-    int fixed = (int)key_w + 2 + 12 + 2 + 10 + 2 + 9 + 2;
-    size_t chart = cols - fixed > 8 ? (size_t)(cols - fixed) : 8;
-    chart = chart > WINDOW ? WINDOW : chart;
+    int room = rows - 4; /* three header lines, and the last row left empty */
+    int shown = 0;
+    for (size_t i = 0; i < w->nk; i++)
+        shown += w->keys[i].present;
     if (w->nk == 0) {
         fprintf(f, "no metrics logged yet%s", eol);
+    } else if (shown && room / shown >= 2) {
+        /* blocks: a line, a chart, and a blank line between when it fits */
+        int per = room / shown, chart = per >= 4 ? per - 2 : per - 1;
+        chart = chart > CHART_ROWS_MAX ? CHART_ROWS_MAX : chart;
+        int first = 1;
+        for (size_t i = 0; i < w->nk; i++) {
+            const struct wkey *k = &w->keys[i];
+            if (!k->present)
+                continue;
+            if (!first && per >= 4)
+                fputs(eol, f);
+            first = 0;
+            metric_block(k, f, eol, cols, chart, key_w);
+        }
+        for (size_t i = 0; i < w->nk; i++) {
+            char key[KEY_COL_MAX * 4 + 8];
+            if (w->keys[i].present)
+                continue;
+            render_fit(w->keys[i].key, key_w, key, sizeof(key));
+            fprintf(f, "%s  (not logged yet)%s", key, eol);
+        }
     } else {
+        /* metric, value, step, pts/s, min, the chart, max */
+        int fixed = (int)key_w + 2 + 12 + 2 + 10 + 2 + 9 + 2 + SCALE_W + 1 + 1 + SCALE_W + 1;
+        size_t cells = cols - fixed > 8 ? (size_t)(cols - fixed) : 8;
+        cells = cells > RENDER_SPARK_MAX ? RENDER_SPARK_MAX : cells;
         render_pad(f, "METRIC", key_w, 0, NULL);
-        fprintf(f, "  %12s  %10s  %9s  TREND%s", "VALUE", "STEP", "PTS/S", eol);
-    }
-    int room = rows - 5;
-    for (size_t i = 0; i < w->nk; i++) {
-        const struct wkey *k = &w->keys[i];
-        char key[KEY_COL_MAX * 4 + 8], val[32], rate[32], spark[WINDOW * 3 + 1];
-        double vals[WINDOW];
-        if (room <= 1 && i + 1 < w->nk) {
-            fprintf(f, "... %zu more (choose with --metric)%s", w->nk - i, eol);
-            break;
-        }
+        fprintf(f, "  %12s  %10s  %9s  %*s %-*s MAX%s", "VALUE", "STEP", "PTS/S", SCALE_W, "MIN",
+                (int)cells, "TREND", eol);
         room--;
-        render_fit(k->key, key_w, key, sizeof(key));
-        render_pad(f, key, key_w, 0, NULL);
-        if (!k->present) {
-            fprintf(f, "  %12s%s", "(not logged yet)", eol);
-            continue;
+        for (size_t i = 0; i < w->nk; i++) {
+            const struct wkey *k = &w->keys[i];
+            char key[KEY_COL_MAX * 4 + 8], val[32], rate[32], spark[RENDER_SPARK_MAX * 3 + 1];
+            char lo_s[32], hi_s[32];
+            double v[RENDER_SPARK_MAX], lo, hi;
+            int64_t s0, s1;
+            if (room <= 1 && i + 1 < w->nk) {
+                fprintf(f, "... %zu more (choose with --metric)%s", w->nk - i, eol);
+                break;
+            }
+            room--;
+            render_fit(k->key, key_w, key, sizeof(key));
+            render_pad(f, key, key_w, 0, NULL);
+            if (!k->present) {
+                fprintf(f, "  %12s%s", "(not logged yet)", eol);
+                continue;
+            }
+            render_num(k->last, val, sizeof(val));
+            if (isnan(k->rate))
+                snprintf(rate, sizeof(rate), "-");
+            else
+                snprintf(rate, sizeof(rate), "%.1f", k->rate);
+            size_t n = chart_values(k, cells, v, &lo, &hi, &s0, &s1);
+            render_sparkline(v, n, spark, sizeof(spark));
+            scale_label(lo, lo_s, sizeof(lo_s));
+            scale_label(hi, hi_s, sizeof(hi_s));
+            fprintf(f, "  %12s  %10lld  %9s  %*s %s %s%s", val, (long long)k->last_step, rate,
+                    SCALE_W, lo_s, spark, hi_s, eol);
         }
-        render_num(k->last, val, sizeof(val));
-        if (isnan(k->rate))
-            snprintf(rate, sizeof(rate), "-");
-        else
-            snprintf(rate, sizeof(rate), "%.1f", k->rate);
-        size_t take = k->ring_n < chart ? k->ring_n : chart;
-        for (size_t j = 0; j < take; j++)
-            vals[j] = k->ring[(k->ring_at + WINDOW - take + j) % WINDOW];
-        render_sparkline(vals, take, spark, sizeof(spark));
-        fprintf(f, "  %12s  %10lld  %9s  %s%s", val, (long long)k->last_step, rate, spark, eol);
     }
     if (screen)
         fputs("\x1b[J", f);

@@ -44,7 +44,8 @@ static const struct cli_cmd commands[] = {
      "search runs: filter by metrics, params, tags and attributes; sort; list"},
     {"compare", cmd_compare,
      "RUN RUN... | --filter EXPR [--experiment NAME] [--metric KEY]... [--all-params] "
-     "[--goal KEY=min|max]... [--format table|markdown|csv|json] [--plot FILE.svg]",
+     "[--goal KEY=min|max]... [--format table|markdown|csv|json] "
+     "[--plot FILE.svg [--smooth K] [--log-y] [--x step|time|relative]]",
      "compare runs side by side: params that differ, metrics with the best marked"},
     {"watch", cmd_watch, "[RUN] [--metric KEY]... [--interval MS]",
      "live view of a running run (one line per update without a terminal)"},

@@ -212,6 +212,29 @@ int track_metric_curve(struct track_client *c, const char *run, const char *key,
                        const double **maxs, const double **lasts, size_t *n, int64_t *count,
                        struct track_err *err);
 
+/* One point of a downsampled curve, and one bucket: its first and last logged
+ * points and its smallest and largest value (the first of each), with the
+ * steps and times where they occur (M4). Drawing the four through every
+ * bucket shows each spike and swing the full series has, and no pattern it
+ * lacks. In a bucket of NaN only, min and max are its first point. */
+struct track_curve_point {
+    int64_t step, time_ms;
+    double value;
+};
+struct track_curve_bucket {
+    int64_t lo_step; /* the bucket's smallest step */
+    struct track_curve_point first, min, max, last;
+};
+
+/* The curve of (run, key) in at most `buckets` buckets (1..4096), in step
+ * order, empty buckets left out: *b is an array of *n that the caller frees
+ * with free(); *count is the series' point count. An unknown key gives
+ * *n = 0. A daemon too old to send the M4 points answers TRACK_E_INTERNAL
+ * ("malformed curve reply"). */
+int track_metric_curve_m4(struct track_client *c, const char *run, const char *key, int buckets,
+                          struct track_curve_bucket **b, size_t *n, int64_t *count,
+                          struct track_err *err);
+
 struct track_server_status {
     const char *server_version;
     int64_t uptime_ms;

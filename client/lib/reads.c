@@ -319,6 +319,55 @@ int track_metric_curve(struct track_client *c, const char *run, const char *key,
     return 0;
 }
 
+int track_metric_curve_m4(struct track_client *c, const char *run, const char *key, int buckets,
+                          struct track_curve_bucket **b, size_t *n, int64_t *count,
+                          struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__MetricCurve mc = TRACK__V1__METRIC_CURVE__INIT;
+    struct track_result *res = NULL;
+    int rc;
+
+    *b = NULL;
+    *n = 0;
+    *count = 0;
+    mc.run = wire_str(run);
+    mc.key = wire_str(key);
+    mc.buckets = buckets;
+    rq.op_case = TRACK__V1__REQUEST__OP_METRIC_CURVE;
+    rq.metric_curve = &mc;
+    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_METRIC_CURVE, &res, err);
+    if (rc)
+        return rc;
+    Track__V1__MetricCurveResult *r = res->rs->metric_curve;
+    size_t k = r->n_steps;
+    if (r->n_mins != k || r->n_maxs != k || r->n_lasts != k || r->n_firsts != k ||
+        r->n_first_steps != k || r->n_min_steps != k || r->n_max_steps != k ||
+        r->n_last_steps != k || r->n_first_times != k || r->n_min_times != k ||
+        r->n_max_times != k || r->n_last_times != k) {
+        rc = cl_fail(err, TRACK_E_INTERNAL, "malformed curve reply");
+        goto out;
+    }
+    if (k && !(*b = malloc(k * sizeof(**b)))) {
+        rc = cl_fail(err, TRACK_E_INTERNAL, "out of memory for %zu curve buckets", k);
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++) {
+        (*b)[i] = (struct track_curve_bucket){
+            .lo_step = r->steps[i],
+            .first = {r->first_steps[i], r->first_times[i], r->firsts[i]},
+            .min = {r->min_steps[i], r->min_times[i], r->mins[i]},
+            .max = {r->max_steps[i], r->max_times[i], r->maxs[i]},
+            .last = {r->last_steps[i], r->last_times[i], r->lasts[i]},
+        };
+    }
+    *n = k;
+    *count = r->count;
+out:
+    track_result_free(res);
+    return rc;
+}
+
 int track_status(struct track_client *c, struct track_result **res, struct track_server_status *st,
                  struct track_err *err)
 {

@@ -846,7 +846,7 @@ Test(compare, the_plot_is_well_formed_svg_with_a_line_per_run_and_metric)
     char *svg = slurp(path);
     const char *why = "";
     cr_assert_eq(xml_check(svg, &why), 0, "%s", why);
-    cr_assert_eq(count_of(svg, "<polyline"), 6, "3 runs x 2 metrics");
+    cr_assert_eq(count_of(svg, "<path fill=\"none\""), 6, "3 runs x 2 metrics");
     cr_assert_eq(count_of(svg, "<svg "), 1);
     cr_assert(strstr(svg, "a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;"));
     cr_assert_null(strstr(svg, "nan"), "non-finite values are skipped");
