@@ -460,7 +460,8 @@ static int op_run_end(struct srv_call *call)
         return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "end_ms: must not be negative");
     if (resolve_run(call, "run", q->run, id))
         return -1;
-    rc = store_run_end(call->st, id, (int)q->status, q->end_ms ? q->end_ms : wire_now_ms(), &err);
+    /* end_ms 0: the store takes now, never before the run's start */
+    rc = store_run_end(call->st, id, (int)q->status, q->end_ms, &err);
     if (rc)
         return fail_store(call, rc, &err);
     if (load_run(call, id, &run))

@@ -11,7 +11,15 @@
  * after its data is committed, and a failing write undoes only itself.
  *
  * Exactly once: each applied write's request id is stored with its packed
- * response in the same transaction; a repeated id gets that response again.
+ * response and a BLAKE2b digest of the request without its id, in the same
+ * transaction; a repeated id with the same body gets that response again,
+ * with another body a CONFLICT. Ids are forgotten only when they are both
+ * older than REQUEST_KEEP_MS by the wall clock and outside the newest
+ * REQUEST_KEEP_COUNT applied (a count no clock can move), so a clock set
+ * forward never makes a recent retry apply twice.
+ *
+ * TRACKD_TEST_CLOCK_SKEW_MS (tests only) shifts the wall clock used for
+ * request ids by that many milliseconds; it is read once, at start.
  */
 #include "srv.h"
 
@@ -19,6 +27,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <poll.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +42,7 @@
 #define DRAIN_BYTES          (64u << 20) /* bytes per wake-up */
 #define IDLE_TICK_MS         1000
 #define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
+#define REQUEST_KEEP_COUNT   100000 /* newest ids kept whatever their age */
 #define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of WAL: checkpoint even when busy */
 
 struct pending {
@@ -56,6 +66,39 @@ struct loop {
     int64_t last_maint;
     int stop;
 };
+
+/* Milliseconds added to the wall clock of request ids (tests only). */
+static int64_t clock_skew_ms;
+
+static int64_t ids_now_ms(void)
+{
+    return wire_now_ms() + clock_skew_ms;
+}
+
+struct digest_buf {
+    ProtobufCBuffer base;
+    crypto_generichash_state h;
+};
+
+static void digest_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    struct digest_buf *d = (struct digest_buf *)b;
+    crypto_generichash_update(&d->h, data, len);
+}
+
+/* BLAKE2b-256 of rq packed without its request id: what a retry must
+ * repeat exactly. Packed straight into the hash, never into a buffer. */
+static void request_digest(const Track__V1__Request *rq, uint8_t out[STORE_DIGEST_BYTES])
+{
+    Track__V1__Request body = *rq;
+    struct digest_buf d = {.base = {.append = digest_append}};
+
+    body.request_id.len = 0;
+    body.request_id.data = NULL;
+    crypto_generichash_init(&d.h, NULL, 0, STORE_DIGEST_BYTES);
+    protobuf_c_message_pack_to_buffer(&body.base, &d.base);
+    crypto_generichash_final(&d.h, out, STORE_DIGEST_BYTES);
+}
 
 static void free_control(void *control)
 {
@@ -137,17 +180,29 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
     }
     for (int i = 0; i < n; i++) {
         struct pending *p = &w[i];
-        uint8_t *prev = NULL;
+        uint8_t *prev = NULL, digest[STORE_DIGEST_BYTES];
         size_t prev_len = 0;
+        int known = 0;
 
-        if (p->rq->request_id.len == WIRE_ID_BYTES &&
-            store_request_lookup(st, p->rq->request_id.data, &prev, &prev_len, &err) == 1) {
+        request_digest(p->rq, digest);
+        if (p->rq->request_id.len == WIRE_ID_BYTES)
+            known = store_request_lookup(st, p->rq->request_id.data, digest, &prev, &prev_len,
+                                         &err);
+        if (known == 1) {
             p->reply = prev;
             p->reply_len = prev_len;
             p->replayed = 1;
             continue;
         }
         Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
+        if (known == STORE_E_CONFLICT) {
+            Track__V1__Error e;
+            srv_error_response(&rs, &e, TRACK__V1__CODE__CONFLICT, err.msg);
+            rs.request_id = p->rq->request_id;
+            p->reply = srv_pack_response(&rs, &p->reply_len);
+            srv_log(SRV_LOG_DEBUG, "loop", "%s refused: %s", srv_op_name(p->rq), err.msg);
+            continue;
+        }
         struct srv_call call = {.srv = l->srv, .st = st, .rq = p->rq, .rs = &rs};
         if (!solo && store_save(st, &err)) {
             Track__V1__Error e;
@@ -159,8 +214,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         srv_dispatch(&call);
         p->reply = srv_pack_response(&rs, &p->reply_len);
         if (!rs.error && p->reply &&
-            store_request_put(st, p->rq->request_id.data, p->reply, p->reply_len, wire_now_ms(),
-                              &err) == 0) {
+            store_request_put(st, p->rq->request_id.data, digest, p->reply, p->reply_len,
+                              ids_now_ms(), &err) == 0) {
             p->applied = 1;
             if (!solo)
                 store_release(st);
@@ -328,12 +383,13 @@ static void maintain(struct loop *l)
 {
     struct store *st = l->srv->wst;
     struct store_err err = {0};
-    int merged = 0;
+    int merged = 0, pruned = 0;
 
     if (store_begin(st, &err))
         return;
     if (store_metric_compact(st, 256, 64, &merged, &err) ||
-        store_request_prune(st, wire_now_ms() - REQUEST_KEEP_MS, 10000, &err)) {
+        store_request_prune(st, ids_now_ms() - REQUEST_KEEP_MS, REQUEST_KEEP_COUNT, 10000,
+                            &pruned, &err)) {
         store_rollback(st);
         srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s", err.msg);
         return;
@@ -345,6 +401,8 @@ static void maintain(struct loop *l)
     }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
+    if (pruned)
+        srv_log(SRV_LOG_DEBUG, "store", "forgot request ids=%d", pruned);
     if (store_wal_pages(st) > 0)
         checkpoint(l);
 }
@@ -429,6 +487,16 @@ int srv_loop_run(struct srv *srv)
     sigset_t mask;
     int status = 1;
 
+    const char *skew = getenv("TRACKD_TEST_CLOCK_SKEW_MS");
+    if (skew && *skew) {
+        clock_skew_ms = strtoll(skew, NULL, 10);
+        srv_log(SRV_LOG_WARN, "loop", "test clock: request ids use the wall clock %+lld ms",
+                (long long)clock_skew_ms);
+    }
+    if (sodium_init() < 0) {
+        srv_log(SRV_LOG_ERROR, "loop", "libsodium failed to initialise");
+        goto out;
+    }
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
