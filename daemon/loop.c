@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <sodium.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -336,7 +337,22 @@ static int drain(struct loop *l)
             progress = 1;
             bytes += (size_t)len;
             Track__V1__Request *rq = track__v1__request__unpack(NULL, (size_t)len, body);
+            char nul_field[120];
+            /* unpacking cut such a string at its NUL: refuse, never store a
+             * shorter key than the one sent */
+            int has_nul = rq && wire_find_nul_string(&track__v1__request__descriptor, body,
+                                                     (size_t)len, nul_field, sizeof(nul_field));
             nn_freemsg(body);
+            if (has_nul) {
+                char msg[200];
+                snprintf(msg, sizeof(msg), "%s: contains a NUL byte, which no key, name or value "
+                                           "may hold",
+                         nul_field);
+                reply_error(l->socks[s], control, &rq->request_id,
+                            TRACK__V1__CODE__INVALID_ARGUMENT, msg);
+                track__v1__request__free_unpacked(rq, NULL);
+                continue;
+            }
             if (!rq) {
                 srv_log(SRV_LOG_INFO, "loop", "bad frame bytes=%d", len);
                 reply_error(l->socks[s], control, NULL, TRACK__V1__CODE__INVALID_ARGUMENT,

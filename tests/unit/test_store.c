@@ -1391,3 +1391,59 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
+
+/* Joins n copies of unit with sep into a malloc'd string. */
+static char *joined(const char *unit, const char *sep, int n)
+{
+    size_t cap = (size_t)n * (strlen(unit) + strlen(sep) + 8) + 1, at = 0;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    s[0] = '\0';
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(s + at, cap - at, "%s%s", i ? sep : "", unit);
+    return s;
+}
+
+Test(store, run_list_at_the_filter_limits_runs_and_past_them_is_invalid_naming_the_limit)
+{
+    int64_t e = experiment("e");
+    uint8_t id[16];
+    struct run_seen seen = {0};
+    const char *forms[] = {"metrics.a=1", "params.p='x'", "tags.t IN ('a','b','c')",
+                           "min(metrics.a) > 1", "not duration < 5s"};
+    id_of(id, 1);
+    start_run(id, e, "r", 1);
+    for (int u = 0; u < 5; u++) {
+        char *ok = joined(forms[u], " or ", 100), *bad = joined(forms[u], " and ", 101);
+        struct store_run_query q = {.filter = ok};
+        cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), 0, "%s: %s", forms[u],
+                     err.msg);
+        q.filter = bad;
+        cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), STORE_E_INVALID, "%s: %s",
+                     forms[u], err.msg);
+        cr_assert(strstr(err.msg, "more than 100 terms (limit 100)"), "%s", err.msg);
+        free(ok);
+        free(bad);
+    }
+    /* the deepest filter allowed: 64 levels of parentheses holding 100 terms */
+    char *inner = joined("metrics.a=1", " or ", 100), deep[4096];
+    snprintf(deep, sizeof deep, "%.64s%s%.64s",
+             "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((", inner,
+             "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))");
+    struct store_run_query q = {.filter = deep};
+    cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), 0, "%s", err.msg);
+    free(inner);
+    const char *orders[] = {"name", "metrics.a desc", "params.p", "min(metrics.a)"};
+    for (int u = 0; u < 4; u++) {
+        char *ok = joined(orders[u], ", ", 16), *bad = joined(orders[u], ", ", 17);
+        struct store_run_query o = {.filter = "metrics.a > 0 or name = 'r'", .order_by = ok};
+        cr_assert_eq(store_run_list(st, &o, collect_run, &seen, &err), 0, "%s: %s", orders[u],
+                     err.msg);
+        o.order_by = bad;
+        cr_assert_eq(store_run_list(st, &o, collect_run, &seen, &err), STORE_E_INVALID, "%s: %s",
+                     orders[u], err.msg);
+        cr_assert(strstr(err.msg, "order-by") && strstr(err.msg, "(limit 16)"), "%s", err.msg);
+        free(ok);
+        free(bad);
+    }
+}
