@@ -888,10 +888,12 @@ void srv_dispatch(struct srv_call *call)
         fail(call, TRACK__V1__CODE__INTERNAL, "operation failed");
     Track__V1__Error *e = srv_alloc(&call->arena, sizeof(*e));
     if (!e) {
-        static Track__V1__Error oom_err = TRACK__V1__ERROR__INIT;
-        oom_err.code = TRACK__V1__CODE__RESOURCE_EXHAUSTED;
-        oom_err.message = wire_str("daemon out of memory");
-        rs->error = &oom_err;
+        /* in the call, not static: calls run on several threads at once */
+        Track__V1__Error *oom_err = &call->oom_err;
+        track__v1__error__init(oom_err);
+        oom_err->code = TRACK__V1__CODE__RESOURCE_EXHAUSTED;
+        oom_err->message = wire_str("daemon out of memory");
+        rs->error = oom_err;
         rs->result_case = TRACK__V1__RESPONSE__RESULT__NOT_SET;
         return;
     }

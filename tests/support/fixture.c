@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,8 +52,10 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
     argv[n++] = d->dir;
     argv[n++] = "--listen";
     argv[n++] = d->uri;
-    argv[n++] = "--log-level";
-    argv[n++] = "debug";
+    if (!d->no_log_flag) {
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+    }
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -110,8 +113,11 @@ int fx_daemon_stop(struct fx_daemon *d)
     kill(d->pid, SIGTERM);
     for (int i = 0; i < 1000; i++) {
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            int status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             d->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (status && !d->bad_stop)
+                d->bad_stop = status;
+            return status;
         }
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -119,6 +125,8 @@ int fx_daemon_stop(struct fx_daemon *d)
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &st, 0);
     d->pid = 0;
+    if (!d->bad_stop)
+        d->bad_stop = -1;
     return -1;
 }
 
@@ -145,24 +153,86 @@ void fx_rmtree(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static char *read_log(const char *path, long from)
+{
+    FILE *f = fopen(path, "r");
+    long size;
+    char *buf;
+
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    if (size < from)
+        from = size;
+    fseek(f, from, SEEK_SET);
+    buf = malloc((size_t)(size - from) + 1);
+    if (buf) {
+        size_t n = fread(buf, 1, (size_t)(size - from), f);
+        buf[n] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+long fx_log_size(struct fx_daemon *d)
+{
+    struct stat sb;
+    return stat(d->log, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+int fx_wait_log(struct fx_daemon *d, long from, const char *needle, int timeout_ms)
+{
+    long long until = fx_now_ms() + timeout_ms;
+    for (;;) {
+        char *log = read_log(d->log, from);
+        int found = log && strstr(log, needle) != NULL;
+        free(log);
+        if (found)
+            return 1;
+        if (fx_now_ms() >= until)
+            return 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static const char *const sanitizer_marks[] = {"ERROR: AddressSanitizer", "runtime error:",
+                                              "LeakSanitizer"};
+
 void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
 {
+    const char *mark = NULL;
+    char *log;
+
     if (d->pid > 0) {
         kill(d->pid, SIGCONT);
         fx_daemon_stop(d);
     }
-    if (show_log) {
-        FILE *f = fopen(d->log, "r");
-        char line[1024];
-        fprintf(stderr, "---- trackd log %s ----\n", d->log);
-        while (f && fgets(line, sizeof(line), f))
-            fputs(line, stderr);
-        if (f)
-            fclose(f);
-        fprintf(stderr, "---- end of log ----\n");
+    log = d->dir[0] ? read_log(d->log, 0) : NULL;
+    for (size_t i = 0; log && i < sizeof(sanitizer_marks) / sizeof(sanitizer_marks[0]); i++)
+        if (strstr(log, sanitizer_marks[i]))
+            mark = sanitizer_marks[i];
+    if (d->bad_stop || mark) {
+        if (d->bad_stop)
+            fprintf(stderr, "fixture: trackd did not exit cleanly: %s %d\n",
+                    d->bad_stop < 0 ? "still running 10 s after SIGTERM," : "exit status",
+                    d->bad_stop);
+        if (mark)
+            fprintf(stderr, "fixture: trackd's log holds a sanitizer report (\"%s\")\n", mark);
+        show_log = 1;
     }
-    if (d->dir[0])
+    if (show_log) {
+        fprintf(stderr, "---- trackd log %s (kept) ----\n%s---- end of log ----\n", d->log,
+                log ? log : "(no log)\n");
+    } else if (d->dir[0]) {
         fx_rmtree(d->dir);
+    }
+    free(log);
+    if (d->bad_stop || mark) {
+        fflush(NULL);
+        abort(); /* see fixture.h: the only way a .fini fails a Criterion run */
+    }
 }
 
 /* Reads both pipes until EOF. */
