@@ -15,6 +15,27 @@
 
 #include "fixture.h"
 
+/* File-wide, so that the suite's fini stops it even when an assertion
+ * ends a test early (a local one would outlive its test) */
+static struct fx_daemon d;
+static int passed; /* set by the last line of a test: fini shows the log otherwise */
+
+#define PASS() (passed = 1)
+
+static void setup(void)
+{
+    memset(&d, 0, sizeof(d));
+    passed = 0;
+}
+
+static void teardown(void)
+{
+    if (d.dir[0])
+        fx_daemon_cleanup(&d, !passed);
+}
+
+TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -64,7 +85,6 @@ Test(daemon, help_and_version_exit_0_and_usage_errors_exit_2)
 
 Test(daemon, a_bad_config_line_is_named_and_stops_the_start)
 {
-    struct fx_daemon d;
     char conf[400];
     cr_assert_eq(fx_daemon_start(&d, NULL), 0);
     cr_assert_eq(fx_daemon_stop(&d), 0);
@@ -79,7 +99,7 @@ Test(daemon, a_bad_config_line_is_named_and_stops_the_start)
     log = slurp(d.log);
     cr_assert(strstr(log, "durability=full"), "log: %s", log);
     free(log);
-    fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 /* A read refused with NOT_FOUND: logged at debug level only. The worker
@@ -97,7 +117,6 @@ static void refused_read(struct fx_daemon *dm)
 
 Test(daemon, sighup_rereads_the_log_level_when_no_flag_set_it)
 {
-    struct fx_daemon d;
     char conf[400];
     cr_assert_eq(fx_daemon_start(&d, NULL), 0);
     cr_assert_eq(fx_daemon_stop(&d), 0);
@@ -119,12 +138,11 @@ Test(daemon, sighup_rereads_the_log_level_when_no_flag_set_it)
     cr_assert(strstr(log + from, "run_get failed code=NOT_FOUND"), "debug line missing: %s", log);
     free(log);
     cr_assert_eq(fx_daemon_stop(&d), 0);
-    fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(daemon, sighup_keeps_the_log_level_the_flag_set)
 {
-    struct fx_daemon d;
     char conf[400];
     cr_assert_eq(fx_daemon_start(&d, NULL), 0);
     cr_assert_eq(fx_daemon_stop(&d), 0);
@@ -143,12 +161,11 @@ Test(daemon, sighup_keeps_the_log_level_the_flag_set)
               "the file's level replaced --log-level: %s", log);
     free(log);
     cr_assert_eq(fx_daemon_stop(&d), 0);
-    fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(daemon, check_on_a_clean_database_says_ok)
 {
-    struct fx_daemon d;
     char *out = NULL, *err = NULL;
     cr_assert_eq(fx_daemon_start(&d, NULL), 0);
     cr_assert_eq(fx_track(&d, NULL, NULL, &out, &err, "run", "start", NULL), 0, "%s", err);
@@ -160,5 +177,5 @@ Test(daemon, check_on_a_clean_database_says_ok)
     cr_assert(strncmp(out, "ok ", 3) == 0, "%s", out);
     free(out);
     free(err);
-    fx_daemon_cleanup(&d, 0);
+    PASS();
 }
