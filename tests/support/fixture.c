@@ -200,11 +200,14 @@ int fx_wait_log(struct fx_daemon *d, long from, const char *needle, int timeout_
 static const char *const sanitizer_marks[] = {"ERROR: AddressSanitizer", "runtime error:",
                                               "LeakSanitizer"};
 
-void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
+int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap)
 {
     const char *mark = NULL;
     char *log;
+    size_t at = 0;
 
+    if (cap)
+        why[0] = '\0';
     if (d->pid > 0) {
         kill(d->pid, SIGCONT);
         fx_daemon_stop(d);
@@ -213,23 +216,32 @@ void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
     for (size_t i = 0; log && i < sizeof(sanitizer_marks) / sizeof(sanitizer_marks[0]); i++)
         if (strstr(log, sanitizer_marks[i]))
             mark = sanitizer_marks[i];
-    if (d->bad_stop || mark) {
-        if (d->bad_stop)
-            fprintf(stderr, "fixture: trackd did not exit cleanly: %s %d\n",
-                    d->bad_stop < 0 ? "still running 10 s after SIGTERM," : "exit status",
-                    d->bad_stop);
-        if (mark)
-            fprintf(stderr, "fixture: trackd's log holds a sanitizer report (\"%s\")\n", mark);
-        show_log = 1;
-    }
-    if (show_log) {
+    free(log);
+    if (d->bad_stop && at < cap)
+        at += (size_t)snprintf(why + at, cap - at, "trackd did not exit cleanly: %s %d; ",
+                               d->bad_stop < 0 ? "still running 10 s after SIGTERM,"
+                                               : "exit status",
+                               d->bad_stop);
+    if (mark && at < cap)
+        snprintf(why + at, cap - at, "trackd's log holds a sanitizer report (\"%s\")", mark);
+    return d->bad_stop || mark ? -1 : 0;
+}
+
+void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
+{
+    char why[400];
+    int bad = fx_daemon_verdict(d, why, sizeof(why)) != 0;
+    char *log = (bad || show_log) && d->dir[0] ? read_log(d->log, 0) : NULL;
+
+    if (bad)
+        fprintf(stderr, "fixture: %s\n", why);
+    if (bad || show_log)
         fprintf(stderr, "---- trackd log %s (kept) ----\n%s---- end of log ----\n", d->log,
                 log ? log : "(no log)\n");
-    } else if (d->dir[0]) {
+    else if (d->dir[0])
         fx_rmtree(d->dir);
-    }
     free(log);
-    if (d->bad_stop || mark) {
+    if (bad) {
         fflush(NULL);
         abort(); /* see fixture.h: the only way a .fini fails a Criterion run */
     }

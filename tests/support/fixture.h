@@ -40,6 +40,10 @@ void fx_daemon_kill(struct fx_daemon *d);
  * .fini, but reports a crash there and exits 1. Otherwise prints the log
  * when `show_log` (keeping the directory then too) or removes the dir. */
 void fx_daemon_cleanup(struct fx_daemon *d, int show_log);
+/* The check fx_daemon_cleanup makes, without aborting: stops the daemon
+ * if it runs, then 0 when every stop exited 0 and the log holds no
+ * sanitizer report, else -1 with the reason in `why`. */
+int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap);
 /* Bytes in the daemon's log now: an offset for fx_wait_log. */
 long fx_log_size(struct fx_daemon *d);
 /* Waits up to timeout_ms for `needle` in the daemon's log after byte
