@@ -44,7 +44,7 @@
 #define IDLE_TICK_MS         1000
 #define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
 #define REQUEST_KEEP_COUNT   100000 /* newest ids kept whatever their age */
-#define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of WAL: checkpoint even when busy */
+#define WAL_CHECKPOINT_PAGES 4096   /* 16 MiB of WAL: checkpoint even when busy */
 
 struct pending {
     int sock;
@@ -187,8 +187,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
 
         request_digest(p->rq, digest);
         if (p->rq->request_id.len == WIRE_ID_BYTES)
-            known = store_request_lookup(st, p->rq->request_id.data, digest, &prev, &prev_len,
-                                         &err);
+            known =
+                store_request_lookup(st, p->rq->request_id.data, digest, &prev, &prev_len, &err);
         if (known == 1) {
             p->reply = prev;
             p->reply_len = prev_len;
@@ -345,8 +345,8 @@ static int drain(struct loop *l)
             nn_freemsg(body);
             if (has_nul) {
                 char msg[200];
-                snprintf(msg, sizeof(msg), "%s: contains a NUL byte, which no key, name or value "
-                                           "may hold",
+                snprintf(msg, sizeof(msg),
+                         "%s: contains a NUL byte, which no key, name or value may hold",
                          nul_field);
                 reply_error(l->socks[s], control, &rq->request_id,
                             TRACK__V1__CODE__INVALID_ARGUMENT, msg);
@@ -404,8 +404,8 @@ static void maintain(struct loop *l)
     if (store_begin(st, &err))
         return;
     if (store_metric_compact(st, 256, 64, &merged, &err) ||
-        store_request_prune(st, ids_now_ms() - REQUEST_KEEP_MS, REQUEST_KEEP_COUNT, 10000,
-                            &pruned, &err)) {
+        store_request_prune(st, ids_now_ms() - REQUEST_KEEP_MS, REQUEST_KEEP_COUNT, 10000, &pruned,
+                            &err)) {
         store_rollback(st);
         srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s", err.msg);
         return;

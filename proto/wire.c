@@ -129,8 +129,9 @@ static int nul_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
         if (read_varint(&p, end, &n) || n > (uint64_t)(end - p))
             return 0;
         const ProtobufCFieldDescriptor *fd =
-            tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3))
-                                   : NULL;
+            tag >> 3 <= UINT32_MAX
+                ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3))
+                : NULL;
         if (fd && (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_MESSAGE)) {
             int w = snprintf(field + at, at < cap ? cap - at : 0, "%s%s", at ? "." : "", fd->name);
             size_t next = w > 0 && at + (size_t)w < cap ? at + (size_t)w : at;

@@ -113,8 +113,8 @@ static const char *msg_of(const Track__V1__Response *rs)
 
 static void expect_ok(Track__V1__Response *rs, const char *what)
 {
-    cr_assert_eq(code_of(rs), 0, "%s: expected OK, got %s: %s", what,
-                 wire_code_name(code_of(rs)), msg_of(rs));
+    cr_assert_eq(code_of(rs), 0, "%s: expected OK, got %s: %s", what, wire_code_name(code_of(rs)),
+                 msg_of(rs));
     track__v1__response__free_unpacked(rs, NULL);
 }
 
@@ -152,8 +152,8 @@ static void start_run(int s, uint8_t seed, int64_t start_ms, char hex[33])
 }
 
 /* A packed LogBatch of one point (step, value) of run/key under rid. */
-static uint8_t *point_frame(const uint8_t rid[16], const char *run, const char *key,
-                            int64_t step, double value, size_t *len)
+static uint8_t *point_frame(const uint8_t rid[16], const char *run, const char *key, int64_t step,
+                            double value, size_t *len)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__LogBatch lb = TRACK__V1__LOG_BATCH__INIT;

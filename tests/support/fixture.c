@@ -197,8 +197,8 @@ int fx_wait_log(struct fx_daemon *d, long from, const char *needle, int timeout_
     }
 }
 
-static const char *const sanitizer_marks[] = {"ERROR: AddressSanitizer", "runtime error:",
-                                              "LeakSanitizer"};
+static const char *const sanitizer_marks[] = {"ERROR: AddressSanitizer",
+                                              "runtime error:", "LeakSanitizer"};
 
 int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap)
 {
@@ -218,10 +218,9 @@ int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap)
             mark = sanitizer_marks[i];
     free(log);
     if (d->bad_stop && at < cap)
-        at += (size_t)snprintf(why + at, cap - at, "trackd did not exit cleanly: %s %d; ",
-                               d->bad_stop < 0 ? "still running 10 s after SIGTERM,"
-                                               : "exit status",
-                               d->bad_stop);
+        at += (size_t)snprintf(
+            why + at, cap - at, "trackd did not exit cleanly: %s %d; ",
+            d->bad_stop < 0 ? "still running 10 s after SIGTERM," : "exit status", d->bad_stop);
     if (mark && at < cap)
         snprintf(why + at, cap - at, "trackd's log holds a sanitizer report (\"%s\")", mark);
     return d->bad_stop || mark ? -1 : 0;
