@@ -978,11 +978,14 @@ int store_request_put(struct store *st, const uint8_t id[16],
 
 /* Deletes the oldest ids (by wall clock) that are both older than
  * before_ms and outside the newest keep_last (by seq, the order they were
- * recorded in, which no clock moves), at most `limit` (0 or less: all). */
+ * recorded in, which no clock moves), at most `limit` (0 or less: all).
+ * Walks the ms index, skipping at most keep_last rows; nothing at all
+ * while the table holds no more than keep_last ids. */
 int store_request_prune(struct store *st, int64_t before_ms, int64_t keep_last, int limit,
                         int *pruned, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
+    int64_t cut = 0;
     int rc, ret;
 
     err_clear(err);
@@ -990,17 +993,27 @@ int store_request_prune(struct store *st, int64_t before_ms, int64_t keep_last, 
         *pruned = 0;
     if ((ret = writable(st, err)) != 0)
         return ret;
+    ret = prep(st, "SELECT coalesce(max(seq), 0) FROM requests", &s, err);
+    if (ret)
+        return ret;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        cut = sqlite3_column_int64(s, 0) - (keep_last > 0 ? keep_last : 0);
+    else
+        ret = db_fail(st, rc, err, "counting request ids");
+    sqlite3_finalize(s);
+    s = NULL;
+    if (ret || cut <= 0)
+        return ret;
     ret = prep(st,
                "DELETE FROM requests WHERE seq IN"
-               " (SELECT seq FROM requests WHERE ms < ?1"
-               " AND seq <= (SELECT coalesce(max(seq), 0) FROM requests) - ?3"
-               " ORDER BY ms LIMIT ?2)",
+               " (SELECT seq FROM requests WHERE ms < ?1 AND seq <= ?3 ORDER BY ms LIMIT ?2)",
                &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, before_ms);
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
-    sqlite3_bind_int64(s, 3, keep_last > 0 ? keep_last : 0);
+    sqlite3_bind_int64(s, 3, cut);
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         ret = db_fail(st, rc, err, "pruning request ids");
