@@ -79,8 +79,7 @@ int64_t wire_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads a varint at *p (before end); 0 and *v, or -1 when malformed. */
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
     for (int shift = 0; shift < 64 && *p < end; shift += 7) {
@@ -104,11 +103,11 @@ static int nul_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
     if (depth > NUL_WALK_DEPTH)
         return 0;
     while (p < end) {
-        if (read_varint(&p, end, &tag))
+        if (wire_varint(&p, end, &tag))
             return 0;
         switch (tag & 7) {
         case 0:
-            if (read_varint(&p, end, &n))
+            if (wire_varint(&p, end, &n))
                 return 0;
             continue;
         case 1:
@@ -126,7 +125,7 @@ static int nul_walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
         default:
             return 0; /* groups: not in track.proto, and unpack refused them */
         }
-        if (read_varint(&p, end, &n) || n > (uint64_t)(end - p))
+        if (wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
             return 0;
         const ProtobufCFieldDescriptor *fd =
             tag >> 3 <= UINT32_MAX
