@@ -1,12 +1,17 @@
 /*
  * test_fixture.c: the test fixture's own promise (tests/support/fixture.h):
  * a trackd that stops with a status other than 0, or whose log holds a
- * sanitizer report, makes its test's teardown fail; a clean one does not.
+ * sanitizer report, makes its test's teardown fail; a clean one does not;
+ * and a daemon a failed test leaves running dies with the test process.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -77,4 +82,37 @@ Test(fixture, a_sanitizer_report_in_the_log_fails_the_teardown)
         cr_assert_not_null(f);
         fclose(f);
     }
+}
+
+Test(fixture, a_daemon_left_behind_by_a_failed_test_dies_with_the_test_process)
+{
+    int fds[2];
+    pid_t daemon_pid = 0;
+    char dir[sizeof(d.dir)] = "";
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        /* as a test body whose assertion fails with its daemon running */
+        struct fx_daemon local;
+        if (fx_daemon_start(&local, NULL) != 0)
+            _exit(2);
+        if (write(fds[1], &local.pid, sizeof(local.pid)) != (ssize_t)sizeof(local.pid) ||
+            write(fds[1], local.dir, sizeof(local.dir)) != (ssize_t)sizeof(local.dir))
+            _exit(3);
+        exit(1);
+    }
+    close(fds[1]);
+    cr_assert_eq(read(fds[0], &daemon_pid, sizeof(daemon_pid)), (ssize_t)sizeof(daemon_pid));
+    cr_assert_eq(read(fds[0], dir, sizeof(dir)), (ssize_t)sizeof(dir));
+    close(fds[0]);
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    /* exit() ran its handlers (LeakSanitizer may add its own status: a
+     * forked copy of Criterion's threaded worker confuses it) */
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 2 && WEXITSTATUS(st) != 3, "child status %d", st);
+    /* its parent reaped it on the way out: it is gone, not an orphan */
+    cr_assert_eq(kill(daemon_pid, 0), -1, "trackd %d outlived its test", (int)daemon_pid);
+    cr_assert_eq(errno, ESRCH);
+    fx_rmtree(dir);
 }

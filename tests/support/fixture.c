@@ -42,6 +42,43 @@ static int sock_alive(const char *path)
     return ok;
 }
 
+/* Daemons started and not yet reaped. A test that fails an assertion
+ * leaves its body early, and one whose fx_daemon is a local never reaches
+ * its cleanup: the test process's exit then kills what is left, so no
+ * trackd outlives its test (Criterion's workers end through exit()). */
+static pid_t live[32];
+
+static void kill_leftovers(void)
+{
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+        int st;
+        if (live[i] <= 0)
+            continue;
+        kill(live[i], SIGKILL);
+        waitpid(live[i], &st, 0);
+        live[i] = 0;
+    }
+}
+
+static void live_add(pid_t pid)
+{
+    static int hooked;
+    if (!hooked && atexit(kill_leftovers) == 0)
+        hooked = 1;
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (live[i] <= 0) {
+            live[i] = pid;
+            return;
+        }
+}
+
+static void live_del(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
 static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
 {
     const char *argv[32];
@@ -74,11 +111,13 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
         _exit(127);
     }
     d->pid = pid;
+    live_add(pid);
     for (int i = 0; i < 1000; i++) {
         if (sock_alive(d->uri + 6))
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            live_del(pid);
             d->pid = 0;
             return -1;
         }
@@ -114,6 +153,7 @@ int fx_daemon_stop(struct fx_daemon *d)
     for (int i = 0; i < 1000; i++) {
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
             int status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            live_del(d->pid);
             d->pid = 0;
             if (status && !d->bad_stop)
                 d->bad_stop = status;
@@ -124,6 +164,7 @@ int fx_daemon_stop(struct fx_daemon *d)
     }
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &st, 0);
+    live_del(d->pid);
     d->pid = 0;
     if (!d->bad_stop)
         d->bad_stop = -1;
@@ -137,6 +178,7 @@ void fx_daemon_kill(struct fx_daemon *d)
         return;
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &st, 0);
+    live_del(d->pid);
     d->pid = 0;
 }
 
