@@ -460,7 +460,8 @@ static int op_run_end(struct srv_call *call)
         return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "end_ms: must not be negative");
     if (resolve_run(call, "run", q->run, id))
         return -1;
-    rc = store_run_end(call->st, id, (int)q->status, q->end_ms ? q->end_ms : wire_now_ms(), &err);
+    /* end_ms 0: the store takes now, never before the run's start */
+    rc = store_run_end(call->st, id, (int)q->status, q->end_ms, &err);
     if (rc)
         return fail_store(call, rc, &err);
     if (load_run(call, id, &run))
@@ -916,10 +917,12 @@ void srv_dispatch(struct srv_call *call)
         fail(call, TRACK__V1__CODE__INTERNAL, "operation failed");
     Track__V1__Error *e = srv_alloc(&call->arena, sizeof(*e));
     if (!e) {
-        static Track__V1__Error oom_err = TRACK__V1__ERROR__INIT;
-        oom_err.code = TRACK__V1__CODE__RESOURCE_EXHAUSTED;
-        oom_err.message = wire_str("daemon out of memory");
-        rs->error = &oom_err;
+        /* in the call, not static: calls run on several threads at once */
+        Track__V1__Error *oom_err = &call->oom_err;
+        track__v1__error__init(oom_err);
+        oom_err->code = TRACK__V1__CODE__RESOURCE_EXHAUSTED;
+        oom_err->message = wire_str("daemon out of memory");
+        rs->error = oom_err;
         rs->result_case = TRACK__V1__RESPONSE__RESULT__NOT_SET;
         return;
     }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int srv_log_level = SRV_LOG_INFO;
+_Atomic int srv_log_level = SRV_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 

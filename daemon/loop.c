@@ -11,7 +11,15 @@
  * after its data is committed, and a failing write undoes only itself.
  *
  * Exactly once: each applied write's request id is stored with its packed
- * response in the same transaction; a repeated id gets that response again.
+ * response and a BLAKE2b digest of its frame without the id, in the same
+ * transaction; a repeated id with the same body gets that response again,
+ * with another body a CONFLICT. Ids are forgotten only when they are both
+ * older than REQUEST_KEEP_MS by the wall clock and outside the newest
+ * REQUEST_KEEP_COUNT applied (a count no clock can move), so a clock set
+ * forward never makes a recent retry apply twice.
+ *
+ * TRACKD_TEST_CLOCK_SKEW_MS (tests only) shifts the wall clock used for
+ * request ids by that many milliseconds; it is read once, at start.
  */
 #include "srv.h"
 
@@ -19,7 +27,9 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <poll.h>
+#include <sodium.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -36,7 +46,8 @@
 #define DRAIN_BYTES          (64u << 20) /* bytes per wake-up */
 #define IDLE_TICK_MS         1000
 #define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
-#define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of WAL: checkpoint even when busy */
+#define REQUEST_KEEP_COUNT   100000 /* newest ids kept whatever their age */
+#define WAL_CHECKPOINT_PAGES 4096   /* 16 MiB of WAL: checkpoint even when busy */
 
 struct pending {
     int sock;
@@ -44,8 +55,9 @@ struct pending {
     Track__V1__Request *rq;
     uint8_t *reply; /* malloc'd packed response */
     size_t reply_len;
-    int applied;  /* a write that succeeded inside the transaction */
-    int replayed; /* answered from the request table */
+    int applied;                        /* a write that succeeded inside the transaction */
+    int replayed;                       /* answered from the request table */
+    uint8_t digest[STORE_DIGEST_BYTES]; /* of a write's frame (frame_digest) */
 };
 
 struct loop {
@@ -59,6 +71,56 @@ struct loop {
     int64_t last_maint;
     int stop;
 };
+
+/* Milliseconds added to the wall clock of request ids (tests only). */
+static int64_t clock_skew_ms;
+
+static int64_t ids_now_ms(void)
+{
+    return wire_now_ms() + clock_skew_ms;
+}
+
+/* BLAKE2b-256 of the frame without its request_id field(s): the request a
+ * retry must repeat byte for byte (libtrack, its spool and nanomsg's REQ
+ * resend the very frame). Hashes the bytes as received, at about 1.6 ms
+ * per MB, rather than packing the decoded request again (twice that). */
+static void frame_digest(const uint8_t *buf, size_t len, uint8_t out[STORE_DIGEST_BYTES])
+{
+    crypto_generichash_state h;
+    const uint8_t *p = buf, *end = buf + len, *from = buf;
+    uint64_t tag, n;
+
+    crypto_generichash_init(&h, NULL, 0, STORE_DIGEST_BYTES);
+    while (p < end) {
+        const uint8_t *field = p;
+        if (wire_varint(&p, end, &tag))
+            break;
+        int ok = 0;
+        switch (tag & 7) {
+        case 0:
+            ok = wire_varint(&p, end, &n) == 0;
+            break;
+        case 1:
+        case 5:
+            n = (tag & 7) == 1 ? 8 : 4;
+            ok = n <= (uint64_t)(end - p);
+            break;
+        case 2:
+            ok = wire_varint(&p, end, &n) == 0 && n <= (uint64_t)(end - p);
+            break;
+        }
+        if (!ok)
+            break; /* unpacking accepted the frame, so never here; hash the rest */
+        if ((tag & 7) != 0)
+            p += n;
+        if (tag >> 3 == 1) {
+            crypto_generichash_update(&h, from, (size_t)(field - from));
+            from = p;
+        }
+    }
+    crypto_generichash_update(&h, from, (size_t)(end - from));
+    crypto_generichash_final(&h, out, STORE_DIGEST_BYTES);
+}
 
 static void free_control(void *control)
 {
@@ -140,17 +202,29 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
     }
     for (int i = 0; i < n; i++) {
         struct pending *p = &w[i];
+        const uint8_t *digest = p->digest;
         uint8_t *prev = NULL;
         size_t prev_len = 0;
+        int known = 0;
 
-        if (p->rq->request_id.len == WIRE_ID_BYTES &&
-            store_request_lookup(st, p->rq->request_id.data, &prev, &prev_len, &err) == 1) {
+        if (p->rq->request_id.len == WIRE_ID_BYTES)
+            known =
+                store_request_lookup(st, p->rq->request_id.data, digest, &prev, &prev_len, &err);
+        if (known == 1) {
             p->reply = prev;
             p->reply_len = prev_len;
             p->replayed = 1;
             continue;
         }
         Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
+        if (known == STORE_E_CONFLICT) {
+            Track__V1__Error e;
+            srv_error_response(&rs, &e, TRACK__V1__CODE__CONFLICT, err.msg);
+            rs.request_id = p->rq->request_id;
+            p->reply = srv_pack_response(&rs, &p->reply_len);
+            srv_log(SRV_LOG_DEBUG, "loop", "%s refused: %s", srv_op_name(p->rq), err.msg);
+            continue;
+        }
         struct srv_call call = {.srv = l->srv, .st = st, .rq = p->rq, .rs = &rs};
         if (!solo && store_save(st, &err)) {
             Track__V1__Error e;
@@ -162,8 +236,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         srv_dispatch(&call);
         p->reply = srv_pack_response(&rs, &p->reply_len);
         if (!rs.error && p->reply &&
-            store_request_put(st, p->rq->request_id.data, p->reply, p->reply_len, wire_now_ms(),
-                              &err) == 0) {
+            store_request_put(st, p->rq->request_id.data, digest, p->reply, p->reply_len,
+                              ids_now_ms(), &err) == 0) {
             p->applied = 1;
             if (!solo)
                 store_release(st);
@@ -284,7 +358,25 @@ static int drain(struct loop *l)
             progress = 1;
             bytes += (size_t)len;
             Track__V1__Request *rq = track__v1__request__unpack(NULL, (size_t)len, body);
+            char nul_field[120];
+            /* unpacking cut such a string at its NUL: refuse, never store a
+             * shorter key than the one sent */
+            int has_nul = rq && wire_find_nul_string(&track__v1__request__descriptor, body,
+                                                     (size_t)len, nul_field, sizeof(nul_field));
+            uint8_t digest[STORE_DIGEST_BYTES] = {0};
+            if (rq && !has_nul && srv_op_kind(rq) == SRV_WRITE)
+                frame_digest(body, (size_t)len, digest);
             nn_freemsg(body);
+            if (has_nul) {
+                char msg[200];
+                snprintf(msg, sizeof(msg),
+                         "%s: contains a NUL byte, which no key, name or value may hold",
+                         nul_field);
+                reply_error(l->socks[s], control, &rq->request_id,
+                            TRACK__V1__CODE__INVALID_ARGUMENT, msg);
+                track__v1__request__free_unpacked(rq, NULL);
+                continue;
+            }
             if (!rq) {
                 srv_log(SRV_LOG_INFO, "loop", "bad frame bytes=%d", len);
                 reply_error(l->socks[s], control, NULL, TRACK__V1__CODE__INVALID_ARGUMENT,
@@ -304,6 +396,7 @@ static int drain(struct loop *l)
                 continue;
             }
             l->batch[n] = (struct pending){.sock = l->socks[s], .control = control, .rq = rq};
+            memcpy(l->batch[n].digest, digest, sizeof(digest));
             n++;
         }
     }
@@ -331,12 +424,13 @@ static void maintain(struct loop *l)
 {
     struct store *st = l->srv->wst;
     struct store_err err = {0};
-    int merged = 0;
+    int merged = 0, pruned = 0;
 
     if (store_begin(st, &err))
         return;
     if (store_metric_compact(st, 256, 64, &merged, &err) ||
-        store_request_prune(st, wire_now_ms() - REQUEST_KEEP_MS, 10000, &err)) {
+        store_request_prune(st, ids_now_ms() - REQUEST_KEEP_MS, REQUEST_KEEP_COUNT, 10000, &pruned,
+                            &err)) {
         store_rollback(st);
         srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s", err.msg);
         return;
@@ -348,6 +442,8 @@ static void maintain(struct loop *l)
     }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
+    if (pruned)
+        srv_log(SRV_LOG_DEBUG, "store", "forgot request ids=%d", pruned);
     if (store_wal_pages(st) > 0)
         checkpoint(l);
 }
@@ -559,6 +655,16 @@ int srv_loop_run(struct srv *srv)
     sigset_t mask;
     int status = 1;
 
+    const char *skew = getenv("TRACKD_TEST_CLOCK_SKEW_MS");
+    if (skew && *skew) {
+        clock_skew_ms = strtoll(skew, NULL, 10);
+        srv_log(SRV_LOG_WARN, "loop", "test clock: request ids use the wall clock %+lld ms",
+                (long long)clock_skew_ms);
+    }
+    if (sodium_init() < 0) {
+        srv_log(SRV_LOG_ERROR, "loop", "libsodium failed to initialise");
+        goto out;
+    }
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);

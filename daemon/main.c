@@ -44,7 +44,8 @@ static const char usage[] =
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
     "                        lines `key = value`: log_level, durability, workers,\n"
-    "                        socket_mode, insecure_tcp (true/false)\n"
+    "                        socket_mode, insecure_tcp (true/false);\n"
+    "                        SIGHUP re-reads log_level; a flag given here wins\n"
     "  --socket-mode MODE    mode of ipc socket files: 0600 (default: only this\n"
     "                        user), 0660 (and the daemon's group) or 0666 (anyone)\n"
     "  --insecure-tcp        let tcp:// listen beyond loopback (TCP is neither\n"
@@ -255,14 +256,25 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
     return 0;
 }
 
+/* The --log-level given on the command line, -1 when none: it wins over
+ * the config file at start and at every reload alike. */
+static int flag_log_level = -1;
+
 void srv_reload_config(struct srv *srv)
 {
-    int lv = -1, d = -1, w = -1;
+    int lv = flag_log_level, d = -1, w = -1;
     if (!srv->cfg.config_path[0])
         return;
-    if (read_config(srv->cfg.config_path, &lv, &d, &w, 0) == 0 && lv >= 0) {
+    if (read_config(srv->cfg.config_path, &lv, &d, &w, 0) != 0)
+        return;
+    if (flag_log_level >= 0) {
+        srv_log(SRV_LOG_INFO, "config", "reloaded; log_level=%d stays as --log-level set it",
+                flag_log_level);
+    } else if (lv >= 0) {
         srv_log_level = lv;
         srv_log(SRV_LOG_INFO, "config", "reloaded log_level=%d", lv);
+    } else {
+        srv_log(SRV_LOG_INFO, "config", "reloaded");
     }
 }
 
@@ -383,6 +395,7 @@ int main(int argc, char **argv)
         case 'L':
             if ((log_level = srv_log_level_parse(optarg)) < 0)
                 die_usage("--log-level: expected error, warn, info or debug");
+            flag_log_level = log_level;
             break;
         case 'D':
             if ((durability = parse_durability(optarg)) < 0)

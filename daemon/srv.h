@@ -20,7 +20,8 @@
 
 /* ---- logging -------------------------------------------------------------- */
 enum srv_log_level { SRV_LOG_ERROR = 0, SRV_LOG_WARN, SRV_LOG_INFO, SRV_LOG_DEBUG };
-extern int srv_log_level;
+/* Written by the loop (SIGHUP), read by every thread: atomic. */
+extern _Atomic int srv_log_level;
 /* One line to stderr: "level component: message". */
 void srv_log(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -70,6 +71,7 @@ struct srv_call {
     struct srv_arena arena;
     int code; /* wire code of the failure, 0 on success */
     char msg[600];
+    Track__V1__Error oom_err; /* the error when even the arena is out of memory */
 };
 
 enum srv_kind { SRV_READ = 1, SRV_WRITE = 2, SRV_OWN_TXN = 4 };

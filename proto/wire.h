@@ -34,6 +34,16 @@ int wire_is_run_prefix(const char *s);
 int64_t wire_now_ms(void);
 int64_t wire_mono_ms(void);
 
+/* Reads a protobuf varint at *p (before end), advancing *p: 0 and *v, or
+ * -1 when it is cut short or longer than 10 bytes. */
+int wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+/* protobuf-c cuts a string field at its first NUL byte when it unpacks (a
+ * C string has no length), so "a\0b" would silently arrive as "a". This
+ * walks the packed message `buf` of type `desc` (already known to unpack)
+ * and returns 1 when any string field, at any depth, holds a NUL byte,
+ * with its path ("log_batch.metrics.key") in `field` (cap bytes); else 0. */
+int wire_find_nul_string(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                         char *field, size_t cap);
 /* protobuf-c declares string fields `char *` though it never writes them
  * when packing; this is the one place a const string is handed over. */
 static inline char *wire_str(const char *s)

@@ -1359,9 +1359,9 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
     for (;;) {
         struct term t;
         const char *dir = " ASC";
-        if (++p.terms > FILTER_MAX_TERMS)
-            return perr(&p, p.tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
-                        FILTER_MAX_TERMS);
+        if (++p.terms > FILTER_MAX_ORDER_TERMS)
+            return perr(&p, p.tok.pos, "more than %d terms (limit %d)", FILTER_MAX_ORDER_TERMS,
+                        FILTER_MAX_ORDER_TERMS);
         if (parse_term(&p, &t))
             return -1;
         if (is_kw(&p, "asc") || is_kw(&p, "desc")) {

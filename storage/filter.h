@@ -18,14 +18,20 @@
 #include "store.h"
 
 /* Bounds on what filter_compile accepts; each violation is STORE_E_INVALID
- * naming the limit. They apply to the filter and the order-by text alike. */
+ * naming the limit. They apply to the filter and the order-by text alike,
+ * except the term counts. */
 #define FILTER_MAX_TEXT  65536   /* bytes of filter or order-by text */
 #define FILTER_MAX_DEPTH 64      /* nested parentheses and NOTs */
-#define FILTER_MAX_TERMS 1000    /* comparisons in a filter, terms in an order-by */
+#define FILTER_MAX_TERMS 100     /* comparisons in a filter (see below) */
 #define FILTER_MAX_IN    1000    /* values in one IN (...) list */
 #define FILTER_MAX_KEY   250     /* bytes of a metric, param or tag key */
 #define FILTER_MAX_BINDS 10000   /* bind parameters in all (SQLite allows 32766) */
 #define FILTER_MAX_SQL   4194304 /* bytes of compiled SQL, each of where and order */
+/* SQLite refuses an expression deeper than 1000 (each OR or AND adds a
+ * level) and an ORDER BY of more than 2000 terms (each of ours is two), as
+ * INTERNAL errors; FILTER_MAX_TERMS and this stay far under both, nesting
+ * and IN lists included. */
+#define FILTER_MAX_ORDER_TERMS 16 /* terms in an order-by */
 
 enum filter_bind_type {
     FILTER_BIND_INT = 1,

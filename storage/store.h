@@ -88,14 +88,25 @@ void store_rollback_to(struct store *st);
 
 /* ---- request ids (exactly-once) ----------------------------------------
  * The daemon records each applied write's 16-byte id with its packed
- * response in the same transaction as the write. */
-/* 1 and a malloc'd copy in *resp (caller frees) when known; 0 when not. */
-int store_request_lookup(struct store *st, const uint8_t id[16], uint8_t **resp, size_t *len,
+ * response, and the digest of the request's body, in the same transaction
+ * as the write. Ids are numbered in the order they are recorded. */
+#define STORE_DIGEST_BYTES 32
+/* 1 and a malloc'd copy in *resp (caller frees) when known; 0 when not;
+ * STORE_E_CONFLICT (nothing in *resp) when `digest` (may be NULL: not
+ * compared) differs from the one recorded with the id. */
+int store_request_lookup(struct store *st, const uint8_t id[16],
+                         const uint8_t digest[STORE_DIGEST_BYTES], uint8_t **resp, size_t *len,
                          struct store_err *err);
-int store_request_put(struct store *st, const uint8_t id[16], const uint8_t *resp, size_t len,
+/* `digest` may be NULL (then any body replays the response). */
+int store_request_put(struct store *st, const uint8_t id[16],
+                      const uint8_t digest[STORE_DIGEST_BYTES], const uint8_t *resp, size_t len,
                       int64_t now_ms, struct store_err *err);
-/* Forgets ids older than `before_ms`, at most `limit` of them. */
-int store_request_prune(struct store *st, int64_t before_ms, int limit, struct store_err *err);
+/* Forgets ids older than `before_ms` that are not among the newest
+ * `keep_last` recorded, oldest first, at most `limit` of them (0: all);
+ * *pruned (may be NULL) gets how many. A wall clock set forward cannot make
+ * it forget the newest keep_last ids. */
+int store_request_prune(struct store *st, int64_t before_ms, int64_t keep_last, int limit,
+                        int *pruned, struct store_err *err);
 
 /* ---- experiments --------------------------------------------------------- */
 struct store_experiment {
@@ -141,6 +152,10 @@ struct store_run_start {
 /* Creates the run. Starting the same id again with the same experiment is
  * accepted (replays); with anything else STORE_E_EXISTS. */
 int store_run_start(struct store *st, const struct store_run_start *r, struct store_err *err);
+/* Ends a RUNNING run. end_ms 0 means now (or the run's start, when the
+ * start lies ahead of this clock); an end_ms before the run's start_ms is
+ * STORE_E_INVALID naming end_ms. Ending it again with the same status is
+ * accepted; with another, STORE_E_CONFLICT. */
 int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t end_ms,
                   struct store_err *err);
 

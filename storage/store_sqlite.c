@@ -97,6 +97,17 @@ static const char *const migrations[] = {
      * curve's per-bucket last value needs no decoding (NULL for chunks
      * written before, and when the last value is NaN: then it decodes) */
     "ALTER TABLE metric_chunks ADD COLUMN vlast REAL;",
+    /* 3: request ids numbered in the order they were applied (seq), so that
+     * pruning can keep the newest ones whatever the wall clock did, and the
+     * digest of each request's body, so that an id reused for a different
+     * request is refused (NULL for ids recorded before: replayed as before) */
+    "CREATE TABLE requests_v3(seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
+    "  ms INTEGER NOT NULL, digest BLOB, response BLOB NOT NULL);"
+    "INSERT INTO requests_v3(id, ms, response) SELECT id, ms, response FROM requests"
+    "  ORDER BY ms, id;"
+    "DROP TABLE requests;"
+    "ALTER TABLE requests_v3 RENAME TO requests;"
+    "CREATE INDEX requests_ms ON requests(ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -166,8 +177,8 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_PARAM_PUT] = "INSERT INTO params(run, key, value) VALUES(?1, ?2, ?3)",
     [Q_TAG_PUT] = "INSERT INTO tags(run, key, value) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
-    [Q_REQ_GET] = "SELECT response FROM requests WHERE id = ?1",
-    [Q_REQ_PUT] = "INSERT INTO requests(id, ms, response) VALUES(?1, ?2, ?3)",
+    [Q_REQ_GET] = "SELECT response, digest FROM requests WHERE id = ?1",
+    [Q_REQ_PUT] = "INSERT INTO requests(id, ms, response, digest) VALUES(?1, ?2, ?3, ?4)",
     /* per-run reads: prepared once, since listing many runs with their
      * details runs them once per run */
     [Q_RUN_GET] = "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user,"
@@ -884,10 +895,12 @@ int store_checkpoint(struct store *st, struct store_err *err)
 
 /* See store.h; *resp is malloc'd (at least one byte, even for an empty
  * response) and the caller frees it. */
-int store_request_lookup(struct store *st, const uint8_t id[16], uint8_t **resp, size_t *len,
+int store_request_lookup(struct store *st, const uint8_t id[16],
+                         const uint8_t digest[STORE_DIGEST_BYTES], uint8_t **resp, size_t *len,
                          struct store_err *err)
 {
     sqlite3_stmt *s = st->q[Q_REQ_GET];
+    char hex[33];
     int rc, ret = 0;
 
     err_clear(err);
@@ -900,6 +913,17 @@ int store_request_lookup(struct store *st, const uint8_t id[16], uint8_t **resp,
     if (rc == SQLITE_ROW) {
         const void *b = sqlite3_column_blob(s, 0);
         size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        const void *kept = sqlite3_column_blob(s, 1);
+        /* an id recorded before digests were kept has none: replayed */
+        if (digest && kept && sqlite3_column_bytes(s, 1) == STORE_DIGEST_BYTES &&
+            memcmp(kept, digest, STORE_DIGEST_BYTES) != 0) {
+            hex_of(id, hex);
+            ret = fail(err, STORE_E_CONFLICT,
+                       "request_id: %s was reused with a different body; a retry must resend "
+                       "the same request, a new request needs a new id",
+                       hex);
+            goto out;
+        }
         *resp = malloc(n ? n : 1);
         if (*resp == NULL) {
             ret = fail(err, STORE_E_INTERNAL, "out of memory for a %zu-byte response", n);
@@ -919,7 +943,8 @@ out:
 
 /* Records a request id once: a second put of the same id is STORE_E_EXISTS
  * (the first response stands; the caller rolls back the duplicate). */
-int store_request_put(struct store *st, const uint8_t id[16], const uint8_t *resp, size_t len,
+int store_request_put(struct store *st, const uint8_t id[16],
+                      const uint8_t digest[STORE_DIGEST_BYTES], const uint8_t *resp, size_t len,
                       int64_t now, struct store_err *err)
 {
     sqlite3_stmt *s = st->q[Q_REQ_PUT];
@@ -936,6 +961,10 @@ int store_request_put(struct store *st, const uint8_t id[16], const uint8_t *res
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_blob(s, 3, resp ? (const void *)resp : "", (int)len, SQLITE_STATIC);
+    if (digest)
+        sqlite3_bind_blob(s, 4, digest, STORE_DIGEST_BYTES, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 4);
     rc = sqlite3_step(s);
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {
         hex_of(id, hex);
@@ -947,27 +976,49 @@ int store_request_put(struct store *st, const uint8_t id[16], const uint8_t *res
     return ret;
 }
 
-/* Deletes the oldest ids older than before_ms, at most `limit` (0 or less:
- * all of them). */
-int store_request_prune(struct store *st, int64_t before_ms, int limit, struct store_err *err)
+/* Deletes the oldest ids (by wall clock) that are both older than
+ * before_ms and outside the newest keep_last (by seq, the order they were
+ * recorded in, which no clock moves), at most `limit` (0 or less: all).
+ * Walks the ms index, skipping at most keep_last rows; nothing at all
+ * while the table holds no more than keep_last ids. */
+int store_request_prune(struct store *st, int64_t before_ms, int64_t keep_last, int limit,
+                        int *pruned, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
+    int64_t cut = 0;
     int rc, ret;
 
     err_clear(err);
+    if (pruned)
+        *pruned = 0;
     if ((ret = writable(st, err)) != 0)
         return ret;
+    ret = prep(st, "SELECT coalesce(max(seq), 0) FROM requests", &s, err);
+    if (ret)
+        return ret;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        cut = sqlite3_column_int64(s, 0) - (keep_last > 0 ? keep_last : 0);
+    else
+        ret = db_fail(st, rc, err, "counting request ids");
+    sqlite3_finalize(s);
+    s = NULL;
+    if (ret || cut <= 0)
+        return ret;
     ret = prep(st,
-               "DELETE FROM requests WHERE id IN"
-               " (SELECT id FROM requests WHERE ms < ?1 ORDER BY ms LIMIT ?2)",
+               "DELETE FROM requests WHERE seq IN"
+               " (SELECT seq FROM requests WHERE ms < ?1 AND seq <= ?3 ORDER BY ms LIMIT ?2)",
                &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, before_ms);
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+    sqlite3_bind_int64(s, 3, cut);
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         ret = db_fail(st, rc, err, "pruning request ids");
+    else if (pruned)
+        *pruned = sqlite3_changes(st->db);
     sqlite3_finalize(s);
     return ret;
 }
@@ -1226,6 +1277,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     sqlite3_stmt *s = NULL;
     char hex[33];
     int rc, ret, cur;
+    int64_t start;
 
     err_clear(err);
     if (id == NULL)
@@ -1236,7 +1288,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     if ((ret = writable(st, err)) != 0)
         return ret;
     hex_of(id, hex);
-    ret = prep(st, "SELECT status FROM runs WHERE uuid = ?1", &s, err);
+    ret = prep(st, "SELECT status, start_ms FROM runs WHERE uuid = ?1", &s, err);
     if (ret)
         return ret;
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
@@ -1250,10 +1302,22 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
         goto out;
     }
     cur = sqlite3_column_int(s, 0);
+    start = sqlite3_column_int64(s, 1);
     sqlite3_finalize(s);
     s = NULL;
     if (cur == status)
         goto out;
+    if (end_ms == 0) {
+        end_ms = now_ms();
+        if (end_ms < start)
+            end_ms = start;
+    } else if (end_ms < start) {
+        ret = fail(err, STORE_E_INVALID,
+                   "end_ms: %lld is before the run's start_ms %lld; a run cannot end before it "
+                   "starts",
+                   (long long)end_ms, (long long)start);
+        goto out;
+    }
     if (cur != STORE_RUNNING) {
         ret = fail(err, STORE_E_CONFLICT, "run %s already ended as %s, cannot end it as %s", hex,
                    status_name(cur), status_name(status));

@@ -110,6 +110,24 @@ static void assert_exactly_once(struct fx_daemon *d, const char *run, const char
     free(err);
 }
 
+/* Waits (up to timeout_ms) until the daemon stores a point of (run, key):
+ * a client started in the background is then streaming. */
+static void wait_for_points(struct fx_daemon *d, const char *run, const char *key, int timeout_ms)
+{
+    long long until = fx_now_ms() + timeout_ms;
+    for (;;) {
+        char *out = NULL, *err = NULL;
+        int st = fx_track(d, NULL, NULL, &out, &err, "metric", "history", run, key, "--csv", NULL);
+        int some = st == 0 && out && strchr(out, '\n') && strchr(strchr(out, '\n') + 1, ',');
+        free(out);
+        free(err);
+        if (some)
+            return;
+        cr_assert_lt(fx_now_ms(), until, "no point of %s stored within %d ms", key, timeout_ms);
+        sleep_ms(20);
+    }
+}
+
 static int run_check(const char *dir, char **err_out)
 {
     const char *argv[] = {TRACKD_BIN, "--check", "--data-dir", dir, NULL};
@@ -194,11 +212,11 @@ Test(reliability, stopped_then_killed_daemon_never_blocks_the_training_loop, .ti
                           "1000",
                           NULL};
     pid_t pid = spawn_bg(argv, out);
-    sleep_ms(700);
+    wait_for_points(&d, run, "loss", 10000);
     kill(d.pid, SIGSTOP);
-    sleep_ms(1500);
+    sleep_ms(1500);     /* the fault itself: a daemon hung this long */
     fx_daemon_kill(&d); /* SIGKILL ends a stopped process too */
-    sleep_ms(800);
+    sleep_ms(800);      /* and then away this long */
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
     int st;
     waitpid(pid, &st, 0);
@@ -357,7 +375,7 @@ Test(reliability, backup_while_writing_is_consistent_and_restores, .timeout = 12
         STRESS_CLIENT_BIN, "--server", d.uri, "--run",   run,   "--key",      "loss", "--points",
         "30000",           "--batch",  "200", "--spool", spool, "--sleep-us", "20",   NULL};
     pid_t pid = spawn_bg(argv, out);
-    sleep_ms(300);
+    wait_for_points(&d, run, "loss", 10000); /* the backup runs while it writes */
     cr_assert_eq(fx_track(&d, NULL, NULL, &o, &e, "--run", run, "log-metric", "marker", "1", NULL),
                  0, "%s", e);
     free(o);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +42,43 @@ static int sock_alive(const char *path)
     return ok;
 }
 
+/* Daemons started and not yet reaped. A test that fails an assertion
+ * leaves its body early, and one whose fx_daemon is a local never reaches
+ * its cleanup: the test process's exit then kills what is left, so no
+ * trackd outlives its test (Criterion's workers end through exit()). */
+static pid_t live[32];
+
+static void kill_leftovers(void)
+{
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+        int st;
+        if (live[i] <= 0)
+            continue;
+        kill(live[i], SIGKILL);
+        waitpid(live[i], &st, 0);
+        live[i] = 0;
+    }
+}
+
+static void live_add(pid_t pid)
+{
+    static int hooked;
+    if (!hooked && atexit(kill_leftovers) == 0)
+        hooked = 1;
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (live[i] <= 0) {
+            live[i] = pid;
+            return;
+        }
+}
+
+static void live_del(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
 static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
 {
     const char *argv[32];
@@ -51,8 +89,10 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
     argv[n++] = d->dir;
     argv[n++] = "--listen";
     argv[n++] = d->uri;
-    argv[n++] = "--log-level";
-    argv[n++] = "debug";
+    if (!d->no_log_flag) {
+        argv[n++] = "--log-level";
+        argv[n++] = "debug";
+    }
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -71,11 +111,13 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
         _exit(127);
     }
     d->pid = pid;
+    live_add(pid);
     for (int i = 0; i < 1000; i++) {
         if (sock_alive(d->uri + 6))
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            live_del(pid);
             d->pid = 0;
             return -1;
         }
@@ -110,15 +152,22 @@ int fx_daemon_stop(struct fx_daemon *d)
     kill(d->pid, SIGTERM);
     for (int i = 0; i < 1000; i++) {
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            int status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            live_del(d->pid);
             d->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (status && !d->bad_stop)
+                d->bad_stop = status;
+            return status;
         }
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &st, 0);
+    live_del(d->pid);
     d->pid = 0;
+    if (!d->bad_stop)
+        d->bad_stop = -1;
     return -1;
 }
 
@@ -129,6 +178,7 @@ void fx_daemon_kill(struct fx_daemon *d)
         return;
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &st, 0);
+    live_del(d->pid);
     d->pid = 0;
 }
 
@@ -145,24 +195,97 @@ void fx_rmtree(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
+static char *read_log(const char *path, long from)
 {
+    FILE *f = fopen(path, "r");
+    long size;
+    char *buf;
+
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    if (size < from)
+        from = size;
+    fseek(f, from, SEEK_SET);
+    buf = malloc((size_t)(size - from) + 1);
+    if (buf) {
+        size_t n = fread(buf, 1, (size_t)(size - from), f);
+        buf[n] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+long fx_log_size(struct fx_daemon *d)
+{
+    struct stat sb;
+    return stat(d->log, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+int fx_wait_log(struct fx_daemon *d, long from, const char *needle, int timeout_ms)
+{
+    long long until = fx_now_ms() + timeout_ms;
+    for (;;) {
+        char *log = read_log(d->log, from);
+        int found = log && strstr(log, needle) != NULL;
+        free(log);
+        if (found)
+            return 1;
+        if (fx_now_ms() >= until)
+            return 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static const char *const sanitizer_marks[] = {"ERROR: AddressSanitizer",
+                                              "runtime error:", "LeakSanitizer"};
+
+int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap)
+{
+    const char *mark = NULL;
+    char *log;
+    size_t at = 0;
+
+    if (cap)
+        why[0] = '\0';
     if (d->pid > 0) {
         kill(d->pid, SIGCONT);
         fx_daemon_stop(d);
     }
-    if (show_log) {
-        FILE *f = fopen(d->log, "r");
-        char line[1024];
-        fprintf(stderr, "---- trackd log %s ----\n", d->log);
-        while (f && fgets(line, sizeof(line), f))
-            fputs(line, stderr);
-        if (f)
-            fclose(f);
-        fprintf(stderr, "---- end of log ----\n");
-    }
-    if (d->dir[0])
+    log = d->dir[0] ? read_log(d->log, 0) : NULL;
+    for (size_t i = 0; log && i < sizeof(sanitizer_marks) / sizeof(sanitizer_marks[0]); i++)
+        if (strstr(log, sanitizer_marks[i]))
+            mark = sanitizer_marks[i];
+    free(log);
+    if (d->bad_stop && at < cap)
+        at += (size_t)snprintf(
+            why + at, cap - at, "trackd did not exit cleanly: %s %d; ",
+            d->bad_stop < 0 ? "still running 10 s after SIGTERM," : "exit status", d->bad_stop);
+    if (mark && at < cap)
+        snprintf(why + at, cap - at, "trackd's log holds a sanitizer report (\"%s\")", mark);
+    return d->bad_stop || mark ? -1 : 0;
+}
+
+void fx_daemon_cleanup(struct fx_daemon *d, int show_log)
+{
+    char why[400];
+    int bad = fx_daemon_verdict(d, why, sizeof(why)) != 0;
+    char *log = (bad || show_log) && d->dir[0] ? read_log(d->log, 0) : NULL;
+
+    if (bad)
+        fprintf(stderr, "fixture: %s\n", why);
+    if (bad || show_log)
+        fprintf(stderr, "---- trackd log %s (kept) ----\n%s---- end of log ----\n", d->log,
+                log ? log : "(no log)\n");
+    else if (d->dir[0])
         fx_rmtree(d->dir);
+    free(log);
+    if (bad) {
+        fflush(NULL);
+        abort(); /* see fixture.h: the only way a .fini fails a Criterion run */
+    }
 }
 
 /* Reads both pipes until EOF. */

@@ -16,6 +16,9 @@ struct fx_daemon {
     char uri[320]; /* ipc://DIR/trackd.sock */
     char log[320];
     char spool[320]; /* a spool path inside dir for clients */
+    int bad_stop;    /* first status other than 0 of a stop (-1: would not stop) */
+    int no_log_flag; /* set before a (re)start: no --log-level debug, the
+                      * config file decides */
 };
 
 /* Makes a temp dir and starts trackd on it with extra args (NULL-terminated
@@ -23,12 +26,29 @@ struct fx_daemon {
 int fx_daemon_start(struct fx_daemon *d, const char *const *extra);
 /* Starts trackd again on the same dir (after a kill). */
 int fx_daemon_restart(struct fx_daemon *d, const char *const *extra);
-/* SIGTERM and wait; returns the exit status (or -1). Keeps the dir. */
+/* SIGTERM and wait; returns the exit status (or -1 when it had to be
+ * killed after 10 s). Keeps the dir. A status other than 0 is remembered
+ * (bad_stop) and fails the test at fx_daemon_cleanup. */
 int fx_daemon_stop(struct fx_daemon *d);
-/* SIGKILL and wait. */
+/* SIGKILL and wait: on purpose, so its exit status is not checked. */
 void fx_daemon_kill(struct fx_daemon *d);
-/* Stops if running, prints the log when `show_log`, removes the dir. */
+/* Stops the daemon if it runs (SIGTERM, as fx_daemon_stop), then checks
+ * that every stop of it exited 0 and that its log holds no sanitizer report
+ * ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"). When
+ * that check fails it prints why and the log, keeps the directory and
+ * aborts the test process: Criterion 2.4 does not count an assertion in a
+ * .fini, but reports a crash there and exits 1. Otherwise prints the log
+ * when `show_log` (keeping the directory then too) or removes the dir. */
 void fx_daemon_cleanup(struct fx_daemon *d, int show_log);
+/* The check fx_daemon_cleanup makes, without aborting: stops the daemon
+ * if it runs, then 0 when every stop exited 0 and the log holds no
+ * sanitizer report, else -1 with the reason in `why`. */
+int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap);
+/* Bytes in the daemon's log now: an offset for fx_wait_log. */
+long fx_log_size(struct fx_daemon *d);
+/* Waits up to timeout_ms for `needle` in the daemon's log after byte
+ * `from`; 1 when it appeared, 0 when not in time. */
+int fx_wait_log(struct fx_daemon *d, long from, const char *needle, int timeout_ms);
 
 /* Runs argv (argv[0] a path) with extra environment entries "K=V" (NULL-
  * terminated, may be NULL), feeding `in` (may be NULL) to stdin. Captures

@@ -242,6 +242,28 @@ Test(store, run_start_get_end)
     cr_assert_eq(store_run_get(st, nobody, collect_run, &seen, &err), STORE_E_NOT_FOUND);
 }
 
+Test(store, run_end_before_its_start_is_refused_naming_end_ms)
+{
+    int64_t e = experiment("exp"), future = 4102444800000LL; /* 2100-01-01 */
+    uint8_t id[16], ahead[16];
+    struct run_seen seen = {0};
+
+    id_of(id, 3);
+    id_of(ahead, 4);
+    start_run(id, e, "r", 1000);
+    cr_assert_eq(store_run_end(st, id, STORE_FINISHED, 999, &err), STORE_E_INVALID);
+    cr_assert(strstr(err.msg, "end_ms") && strstr(err.msg, "start_ms 1000"), "%s", err.msg);
+    cr_assert_eq(store_run_get(st, id, collect_run, &seen, &err), 0);
+    cr_assert_eq(seen.r[0].status, STORE_RUNNING, "the refused end changed the run");
+    cr_assert_eq(store_run_end(st, id, STORE_FINISHED, 1000, &err), 0, "%s", err.msg);
+    /* no end time given, a start ahead of this clock: ends at its start */
+    start_run(ahead, e, "a", future);
+    cr_assert_eq(store_run_end(st, ahead, STORE_FINISHED, 0, &err), 0, "%s", err.msg);
+    seen.n = 0;
+    cr_assert_eq(store_run_get(st, ahead, collect_run, &seen, &err), 0);
+    cr_assert_eq(seen.r[0].end_ms, future);
+}
+
 Test(store, run_start_replay_and_conflict)
 {
     int64_t a = experiment("a"), b = experiment("b");
@@ -967,29 +989,82 @@ Test(store, request_ids_put_lookup_prune)
     for (int i = 0; i < 3; i++)
         id_of(ids[i], (unsigned)i + 40);
     id_of(other, 99);
-    cr_assert_eq(store_request_put(st, ids[0], (const uint8_t *)"one", 3, 100, &err), 0);
-    cr_assert_eq(store_request_put(st, ids[1], (const uint8_t *)"", 0, 200, &err), 0);
-    cr_assert_eq(store_request_put(st, ids[2], (const uint8_t *)"three", 5, 300, &err), 0);
-    cr_assert_eq(store_request_put(st, ids[0], (const uint8_t *)"again", 5, 400, &err),
+    cr_assert_eq(store_request_put(st, ids[0], NULL, (const uint8_t *)"one", 3, 100, &err), 0);
+    cr_assert_eq(store_request_put(st, ids[1], NULL, (const uint8_t *)"", 0, 200, &err), 0);
+    cr_assert_eq(store_request_put(st, ids[2], NULL, (const uint8_t *)"three", 5, 300, &err), 0);
+    cr_assert_eq(store_request_put(st, ids[0], NULL, (const uint8_t *)"again", 5, 400, &err),
                  STORE_E_EXISTS);
 
-    cr_assert_eq(store_request_lookup(st, ids[0], &resp, &len, &err), 1);
+    cr_assert_eq(store_request_lookup(st, ids[0], NULL, &resp, &len, &err), 1);
     cr_assert_eq(len, 3);
     cr_assert(memcmp(resp, "one", 3) == 0, "the first response stands");
     free(resp);
-    cr_assert_eq(store_request_lookup(st, ids[1], &resp, &len, &err), 1);
+    cr_assert_eq(store_request_lookup(st, ids[1], NULL, &resp, &len, &err), 1);
     cr_assert_eq(len, 0);
     free(resp);
-    cr_assert_eq(store_request_lookup(st, other, &resp, &len, &err), 0);
+    cr_assert_eq(store_request_lookup(st, other, NULL, &resp, &len, &err), 0);
     cr_assert_null(resp);
 
-    cr_assert_eq(store_request_prune(st, 250, 1, &err), 0);
-    cr_assert_eq(store_request_lookup(st, ids[0], &resp, &len, &err), 0);
-    cr_assert_eq(store_request_lookup(st, ids[1], &resp, &len, &err), 1);
+    cr_assert_eq(store_request_prune(st, 250, 0, 1, NULL, &err), 0);
+    cr_assert_eq(store_request_lookup(st, ids[0], NULL, &resp, &len, &err), 0);
+    cr_assert_eq(store_request_lookup(st, ids[1], NULL, &resp, &len, &err), 1);
     free(resp);
-    cr_assert_eq(store_request_prune(st, 250, 0, &err), 0);
-    cr_assert_eq(store_request_lookup(st, ids[1], &resp, &len, &err), 0);
-    cr_assert_eq(store_request_lookup(st, ids[2], &resp, &len, &err), 1);
+    cr_assert_eq(store_request_prune(st, 250, 0, 0, NULL, &err), 0);
+    cr_assert_eq(store_request_lookup(st, ids[1], NULL, &resp, &len, &err), 0);
+    cr_assert_eq(store_request_lookup(st, ids[2], NULL, &resp, &len, &err), 1);
+    free(resp);
+}
+
+Test(store, request_ids_survive_a_clock_set_forward_while_among_the_newest)
+{
+    const int64_t day = 24LL * 3600 * 1000, now = 1764000000000LL, keep = 7 * day;
+    uint8_t x[16], y[16], z[16], *resp = NULL;
+    size_t len = 0;
+    int pruned = -1;
+
+    id_of(x, 70);
+    id_of(y, 71);
+    id_of(z, 72);
+    /* x and y recorded while the clock was 30 days behind */
+    cr_assert_eq(store_request_put(st, x, NULL, (const uint8_t *)"x", 1, now - 30 * day, &err), 0);
+    cr_assert_eq(store_request_put(st, y, NULL, (const uint8_t *)"y", 1, now - 30 * day, &err), 0);
+    cr_assert_eq(store_request_put(st, z, NULL, (const uint8_t *)"z", 1, now, &err), 0);
+    /* the clock set right: both look 30 days old, but the 3 newest are kept */
+    cr_assert_eq(store_request_prune(st, now - keep, 3, 0, &pruned, &err), 0, "%s", err.msg);
+    cr_assert_eq(pruned, 0);
+    cr_assert_eq(store_request_lookup(st, x, NULL, &resp, &len, &err), 1, "x was forgotten");
+    free(resp);
+    /* keeping only the 2 newest: x, the oldest recorded, goes; y stays */
+    cr_assert_eq(store_request_prune(st, now - keep, 2, 0, &pruned, &err), 0, "%s", err.msg);
+    cr_assert_eq(pruned, 1);
+    cr_assert_eq(store_request_lookup(st, x, NULL, &resp, &len, &err), 0);
+    cr_assert_eq(store_request_lookup(st, y, NULL, &resp, &len, &err), 1);
+    free(resp);
+    /* outside the newest but young by the clock: kept too */
+    cr_assert_eq(store_request_prune(st, now - 31 * day, 0, 0, &pruned, &err), 0);
+    cr_assert_eq(pruned, 0);
+    cr_assert_eq(store_request_lookup(st, y, NULL, &resp, &len, &err), 1);
+    free(resp);
+}
+
+Test(store, request_id_with_another_digest_is_a_conflict)
+{
+    uint8_t id[16], d1[STORE_DIGEST_BYTES], d2[STORE_DIGEST_BYTES], *resp = NULL;
+    size_t len = 0;
+
+    id_of(id, 80);
+    memset(d1, 1, sizeof d1);
+    memset(d2, 2, sizeof d2);
+    cr_assert_eq(store_request_put(st, id, d1, (const uint8_t *)"ok", 2, 1, &err), 0);
+    cr_assert_eq(store_request_lookup(st, id, d1, &resp, &len, &err), 1);
+    cr_assert_eq(len, 2);
+    free(resp);
+    resp = NULL;
+    cr_assert_eq(store_request_lookup(st, id, d2, &resp, &len, &err), STORE_E_CONFLICT);
+    cr_assert_null(resp);
+    cr_assert(strstr(err.msg, "reused with a different body"), "%s", err.msg);
+    /* no digest to compare with: the response is replayed */
+    cr_assert_eq(store_request_lookup(st, id, NULL, &resp, &len, &err), 1);
     free(resp);
 }
 
@@ -1004,21 +1079,21 @@ Test(store, savepoint_rollback_undoes_one_request_only)
     id_of(c, 3);
     cr_assert_eq(store_begin(st, &err), 0);
     cr_assert_eq(store_save(st, &err), 0);
-    cr_assert_eq(store_request_put(st, a, (const uint8_t *)"a", 1, 1, &err), 0);
+    cr_assert_eq(store_request_put(st, a, NULL, (const uint8_t *)"a", 1, 1, &err), 0);
     store_release(st);
     cr_assert_eq(store_save(st, &err), 0);
-    cr_assert_eq(store_request_put(st, b, (const uint8_t *)"b", 1, 1, &err), 0);
+    cr_assert_eq(store_request_put(st, b, NULL, (const uint8_t *)"b", 1, 1, &err), 0);
     cr_assert_eq(store_experiment_create(st, "from-b", 1, NULL, &err), 0);
     store_rollback_to(st);
     cr_assert_eq(store_save(st, &err), 0);
-    cr_assert_eq(store_request_put(st, c, (const uint8_t *)"c", 1, 1, &err), 0);
+    cr_assert_eq(store_request_put(st, c, NULL, (const uint8_t *)"c", 1, 1, &err), 0);
     store_release(st);
     cr_assert_eq(store_commit(st, &err), 0);
 
-    cr_assert_eq(store_request_lookup(st, a, &resp, &len, &err), 1);
+    cr_assert_eq(store_request_lookup(st, a, NULL, &resp, &len, &err), 1);
     free(resp);
-    cr_assert_eq(store_request_lookup(st, b, &resp, &len, &err), 0);
-    cr_assert_eq(store_request_lookup(st, c, &resp, &len, &err), 1);
+    cr_assert_eq(store_request_lookup(st, b, NULL, &resp, &len, &err), 0);
+    cr_assert_eq(store_request_lookup(st, c, NULL, &resp, &len, &err), 1);
     free(resp);
     struct store_counts n;
     cr_assert_eq(store_counts(st, &n, &err), 0);
@@ -1256,7 +1331,7 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 2, "migrated to schema 2");
+    cr_assert_eq(sqlite3_column_int(q, 0), 3, "migrated to schema 3");
     sqlite3_finalize(q);
     sqlite3_close(db);
     /* the old chunks have no last value stored: the curve decodes them */
@@ -1265,4 +1340,110 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     free(steps);
     free(times);
     free(vals);
+}
+
+Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
+{
+    uint8_t old[16], fresh[16], dg[STORE_DIGEST_BYTES], *resp = NULL;
+    size_t len = 0;
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    char sql[512], hx[33];
+
+    id_of(old, 90);
+    id_of(fresh, 91);
+    memset(dg, 7, sizeof dg);
+    store_close(st);
+    st = NULL;
+    /* make the requests table what schema 2 wrote, holding one id */
+    hex(old, hx);
+    snprintf(sql, sizeof sql,
+             "DROP TABLE requests;"
+             " CREATE TABLE requests(id BLOB PRIMARY KEY, ms INTEGER NOT NULL,"
+             " response BLOB NOT NULL) WITHOUT ROWID;"
+             " CREATE INDEX requests_ms ON requests(ms);"
+             " INSERT INTO requests VALUES(x'%s', 5, x'6f6c64');"
+             " PRAGMA user_version = 2;",
+             hx);
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+
+    cr_assert_eq(store_open(dbpath, &(struct store_opts){0}, &st, &err), 0, "%s", err.msg);
+    /* recorded without a digest: any body replays the first response */
+    cr_assert_eq(store_request_lookup(st, old, dg, &resp, &len, &err), 1, "%s", err.msg);
+    cr_assert_eq(len, 3);
+    cr_assert(memcmp(resp, "old", 3) == 0);
+    free(resp);
+    cr_assert_eq(store_request_put(st, fresh, dg, (const uint8_t *)"new", 3, 6, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT seq FROM requests ORDER BY seq", -1, &q, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 1, "the old id is first in order");
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* Joins n copies of unit with sep into a malloc'd string. */
+static char *joined(const char *unit, const char *sep, int n)
+{
+    size_t cap = (size_t)n * (strlen(unit) + strlen(sep) + 8) + 1, at = 0;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    s[0] = '\0';
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(s + at, cap - at, "%s%s", i ? sep : "", unit);
+    return s;
+}
+
+Test(store, run_list_at_the_filter_limits_runs_and_past_them_is_invalid_naming_the_limit)
+{
+    int64_t e = experiment("e");
+    uint8_t id[16];
+    struct run_seen seen = {0};
+    const char *forms[] = {"metrics.a=1", "params.p='x'", "tags.t IN ('a','b','c')",
+                           "min(metrics.a) > 1", "not duration < 5s"};
+    id_of(id, 1);
+    start_run(id, e, "r", 1);
+    for (int u = 0; u < 5; u++) {
+        char *ok = joined(forms[u], " or ", 100), *bad = joined(forms[u], " and ", 101);
+        struct store_run_query q = {.filter = ok};
+        cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), 0, "%s: %s", forms[u],
+                     err.msg);
+        q.filter = bad;
+        cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), STORE_E_INVALID, "%s: %s",
+                     forms[u], err.msg);
+        cr_assert(strstr(err.msg, "more than 100 terms (limit 100)"), "%s", err.msg);
+        free(ok);
+        free(bad);
+    }
+    /* the deepest filter allowed: 64 levels of parentheses holding 100 terms */
+    char *inner = joined("metrics.a=1", " or ", 100), deep[4096];
+    snprintf(deep, sizeof deep, "%.64s%s%.64s",
+             "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((", inner,
+             "))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))");
+    struct store_run_query q = {.filter = deep};
+    cr_assert_eq(store_run_list(st, &q, collect_run, &seen, &err), 0, "%s", err.msg);
+    free(inner);
+    const char *orders[] = {"name", "metrics.a desc", "params.p", "min(metrics.a)"};
+    for (int u = 0; u < 4; u++) {
+        char *ok = joined(orders[u], ", ", 16), *bad = joined(orders[u], ", ", 17);
+        struct store_run_query o = {.filter = "metrics.a > 0 or name = 'r'", .order_by = ok};
+        cr_assert_eq(store_run_list(st, &o, collect_run, &seen, &err), 0, "%s: %s", orders[u],
+                     err.msg);
+        o.order_by = bad;
+        cr_assert_eq(store_run_list(st, &o, collect_run, &seen, &err), STORE_E_INVALID, "%s: %s",
+                     orders[u], err.msg);
+        cr_assert(strstr(err.msg, "order-by") && strstr(err.msg, "(limit 16)"), "%s", err.msg);
+        free(ok);
+        free(bad);
+    }
 }
