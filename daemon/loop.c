@@ -62,11 +62,11 @@
 #define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
 #define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of WAL: checkpoint even when busy */
 #define HELD_MAX             (SRV_MAX_HELD_BYTES / SRV_HELD_MIN_BYTES) /* tracked replies */
-#define MMAP_THRESHOLD       (1 << 20) /* allocations this big are mmap'd, freed at once */
+#define MMAP_THRESHOLD       (1 << 20)   /* allocations this big are mmap'd, freed at once */
 #define TRIM_AFTER_BYTES     (16u << 20) /* malloc_trim once this much big memory was freed */
-#define FD_RESERVE           32   /* descriptors kept free: below it, a listener pauses */
-#define FD_CHECK_MS          100  /* how often descriptors are counted when near the limit */
-#define PAUSE_MIN_MS         1000 /* first pause of a listener; doubles up to PAUSE_MAX_MS */
+#define FD_RESERVE           32          /* descriptors kept free: below it, a listener pauses */
+#define FD_CHECK_MS          100         /* how often descriptors are counted when near the limit */
+#define PAUSE_MIN_MS         1000        /* first pause of a listener; doubles up to PAUSE_MAX_MS */
 #define PAUSE_MAX_MS         30000
 
 struct pending {
@@ -92,7 +92,7 @@ struct held {
 struct loop {
     struct srv *srv;
     int socks[SRV_MAX_LISTEN];
-    int eids[SRV_MAX_LISTEN];            /* endpoint of each listener, -1 while paused */
+    int eids[SRV_MAX_LISTEN];             /* endpoint of each listener, -1 while paused */
     uint32_t frame_limit[SRV_MAX_LISTEN]; /* NN_RCVMAXSIZE of each listener */
     int n_socks;
     struct pollfd pfd[SRV_MAX_LISTEN + 2];
@@ -106,10 +106,10 @@ struct loop {
     size_t held_bytes;
     size_t freed_big; /* big buffers freed since the last malloc_trim */
     int64_t fd_checked_ms;
-    int fd_busy;          /* half the descriptors in use: count them every FD_CHECK_MS */
-    int fd_warned;        /* warned about the descriptor limit (until usage falls) */
-    int64_t resume_ms;    /* when paused listeners bind again */
-    int64_t pause_ms;     /* length of the next pause */
+    int fd_busy;       /* half the descriptors in use: count them every FD_CHECK_MS */
+    int fd_warned;     /* warned about the descriptor limit (until usage falls) */
+    int64_t resume_ms; /* when paused listeners bind again */
+    int64_t pause_ms;  /* length of the next pause */
     int64_t last_pause_ms;
 };
 
@@ -379,8 +379,7 @@ static void handle_batch(struct loop *l, int n)
         if (rc < 0) {
             char msg[200];
             if (rc == -1)
-                snprintf(msg, sizeof(msg),
-                         "trackd is busy: %d reads in flight (the limit); retry",
+                snprintf(msg, sizeof(msg), "trackd is busy: %d reads in flight (the limit); retry",
                          SRV_MAX_QUEUED_READS);
             else
                 snprintf(msg, sizeof(msg),
@@ -559,8 +558,8 @@ static int open_sockets(struct loop *l)
         size_t fdsz = sizeof(fd);
         /* over tcp anyone who reaches the port may declare a frame: no more
          * than the largest batch needs (Hello reports it) */
-        int maxsize = strncmp(uri, "tcp://", 6) == 0 ? (int)SRV_TCP_FRAME_BYTES
-                                                     : (int)LIMIT_FRAME_BYTES;
+        int maxsize =
+            strncmp(uri, "tcp://", 6) == 0 ? (int)SRV_TCP_FRAME_BYTES : (int)LIMIT_FRAME_BYTES;
 
         if (s < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "nn_socket: %s", nn_strerror(nn_errno()));

@@ -112,8 +112,7 @@ static long cpu_ticks(pid_t pid)
     cr_assert_not_null(p);
     long ut = 0, st = 0;
     /* after ") ": state is field 3; utime and stime are fields 14 and 15 */
-    cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st),
-                 2);
+    cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st), 2);
     return ut + st;
 }
 
@@ -315,7 +314,7 @@ static uint8_t *history_request(const char *run, size_t *len)
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__MetricHistory h = TRACK__V1__METRIC_HISTORY__INIT;
     h.run = (char *)(uintptr_t)run;
-    h.key = (char *)(uintptr_t)"loss";
+    h.key = (char *)(uintptr_t) "loss";
     h.max_points = HISTORY_POINTS;
     rq.op_case = TRACK__V1__REQUEST__OP_METRIC_HISTORY;
     rq.metric_history = &h;
@@ -328,7 +327,7 @@ static uint8_t *curve_request(const char *run, size_t *len)
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__MetricCurve c = TRACK__V1__METRIC_CURVE__INIT;
     c.run = (char *)(uintptr_t)run;
-    c.key = (char *)(uintptr_t)"loss";
+    c.key = (char *)(uintptr_t) "loss";
     c.buckets = 1000;
     rq.op_case = TRACK__V1__REQUEST__OP_METRIC_CURVE;
     rq.metric_curve = &c;
@@ -339,7 +338,7 @@ static uint8_t *hello_request(size_t *len)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__Hello h = TRACK__V1__HELLO__INIT;
-    h.client_version = (char *)(uintptr_t)"test";
+    h.client_version = (char *)(uintptr_t) "test";
     rq.op_case = TRACK__V1__REQUEST__OP_HELLO;
     rq.hello = &h;
     return pack(&rq, len);
@@ -377,8 +376,8 @@ static uint8_t *padded_status_request(size_t pad, size_t *len)
 
 static struct track_client *client(int timeout_ms)
 {
-    struct track_opts o = {.server = d.uri, .timeout_ms = timeout_ms, .no_spool = 1,
-                           .flush_points = 65536};
+    struct track_opts o = {
+        .server = d.uri, .timeout_ms = timeout_ms, .no_spool = 1, .flush_points = 65536};
     struct track_client *c = NULL;
     struct track_err err = {0};
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
@@ -428,8 +427,8 @@ static long history_points(int timeout_ms, const char *run, struct track_err *er
     size_t n = 0;
     int64_t next;
     int more;
-    int rc = track_metric_history(c, run, "loss", 0, HISTORY_POINTS, &res, &steps, &times, &values, &n, &next,
-                                  &more, err);
+    int rc = track_metric_history(c, run, "loss", 0, HISTORY_POINTS, &res, &steps, &times, &values,
+                                  &n, &next, &more, err);
     track_result_free(res);
     track_client_close(c);
     return rc ? rc : (long)n;
@@ -437,7 +436,7 @@ static long history_points(int timeout_ms, const char *run, struct track_err *er
 
 /* ---- replies nobody reads ------------------------------------------------------- */
 
-#define NON_READERS    48     /* unbounded, they would hold 48 x 8.5 MB = 408 MB */
+#define NON_READERS 48 /* unbounded, they would hold 48 x 8.5 MB = 408 MB */
 
 Test(memory, clients_that_never_read_big_replies_hold_a_bounded_amount)
 {
@@ -467,8 +466,7 @@ Test(memory, clients_that_never_read_big_replies_hold_a_bounded_amount)
         cr_assert_eq(recv(fds[i], h, 9, MSG_PEEK | MSG_WAITALL), 9);
         if (get_be64(h + 1) > MIB) {
             if (!big)
-                cr_log_info("a history reply of %llu bytes",
-                            (unsigned long long)get_be64(h + 1));
+                cr_log_info("a history reply of %llu bytes", (unsigned long long)get_be64(h + 1));
             big++;
             continue;
         }
@@ -581,8 +579,7 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
         (void)!write(tcp[i], chunk, MIB); /* may fail once trackd has closed it */
     }
     for (int i = 0; i < STALLERS; i++) {
-        cr_assert(closed_by_peer(tcp[i], 5000), "tcp connection %d declaring 15 MiB still open",
-                  i);
+        cr_assert(closed_by_peer(tcp[i], 5000), "tcp connection %d declaring 15 MiB still open", i);
         close(tcp[i]);
     }
     /* over ipc (the owner only) frames up to 16 MiB are taken; one cut
