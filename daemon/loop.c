@@ -30,8 +30,8 @@
  *
  * Descriptors. nanomsg's accept retries without pause when accept fails
  * with EMFILE (one thread at 100% while a connection waits), so the loop
- * counts open descriptors (every second, every FD_CHECK_MS once half are
- * in use): it logs once at 90% of the limit,
+ * counts open descriptors (every second, every FD_CHECK_MS once a quarter
+ * are in use): it logs once at 90% of the limit,
  * and when fewer than FD_RESERVE are left it shuts the busiest listener
  * (which closes that listener's connections; their REQ clients resend
  * after reconnecting) and binds it again after a pause that doubles while
@@ -106,7 +106,7 @@ struct loop {
     size_t held_bytes;
     size_t freed_big; /* big buffers freed since the last malloc_trim */
     int64_t fd_checked_ms;
-    int fd_busy;       /* half the descriptors in use: count them every FD_CHECK_MS */
+    int fd_busy;       /* a quarter of the descriptors in use: count every FD_CHECK_MS */
     int fd_warned;     /* warned about the descriptor limit (until usage falls) */
     int64_t resume_ms; /* when paused listeners bind again */
     int64_t pause_ms;  /* length of the next pause */
@@ -676,9 +676,9 @@ static void watch_fds(struct loop *l)
         used = (int)limit; /* not even one left to count them with */
     else if (used < 0)
         return;
-    /* nothing wakes the loop when nanomsg accepts: look more often once
-     * half are in use, so a listener pauses within FD_CHECK_MS of the edge */
-    l->fd_busy = used >= limit / 2;
+    /* nothing wakes the loop when nanomsg accepts: look more often once a
+     * quarter are in use, so a listener pauses within FD_CHECK_MS of the edge */
+    l->fd_busy = used >= limit / 4;
     if (used >= limit - limit / 10) {
         if (!l->fd_warned)
             srv_log(SRV_LOG_WARN, "loop",

@@ -612,7 +612,7 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
 
 /* ---- reads queued behind slow reads ------------------------------------------------ */
 
-#define SLOW_READS 40 /* curves over 500,000 points: seconds of work for one worker */
+#define SLOW_READS 80 /* curves over 500,000 points: seconds of work for one worker */
 #define FAT_CONNS  3
 #define FAT_EACH   10 /* 30 reads of 15 MiB: 450 MiB if they all waited in the queue */
 
