@@ -149,6 +149,18 @@ static int count_in(const char *hay, const char *needle)
     return n;
 }
 
+/* Stops trackd and asserts it exited 0 without a sanitizer report. */
+static void stop_clean(void)
+{
+    int st = fx_daemon_stop(&d);
+    char *log = slurp(d.log);
+    cr_assert_not_null(log);
+    cr_assert_eq(st, 0, "trackd exited with %d", st);
+    cr_assert_null(strstr(log, "Sanitizer"), "sanitizer report in trackd's log");
+    cr_assert_null(strstr(log, "runtime error"), "UBSan report in trackd's log");
+    free(log);
+}
+
 /* ---- raw nanomsg over plain sockets -------------------------------------------- */
 
 /* SP header of a REQ peer: "\0SP\0", protocol 48 (NN_REQ), reserved. */
@@ -504,6 +516,7 @@ Test(memory, clients_that_never_read_big_replies_hold_a_bounded_amount)
     /* and the budget came back with them: a big read is served again */
     struct track_err err = {0};
     cr_assert_eq(history_points(20000, run, &err), HISTORY_POINTS, "big read after: %s", err.msg);
+    stop_clean();
     PASS();
 }
 
@@ -609,6 +622,7 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
     long after = wait_rss_below(rss0 + 16 * MIB, 10000);
     cr_assert_lt(after, rss0 + 16 * MIB, "RSS stayed at %ld MB after (was %ld)", after / MIB,
                  rss0 / MIB);
+    stop_clean();
     PASS();
 }
 
@@ -693,6 +707,7 @@ Test(memory, reads_queued_behind_slow_reads_are_bounded_in_bytes)
     cr_assert_lt(after, rss0 + 64 * MIB, "RSS stayed at %ld MB after the burst (was %ld)",
                  after / MIB, rss0 / MIB);
     good_client_is_served(5000, "after the burst");
+    stop_clean();
     PASS();
 }
 
@@ -719,6 +734,7 @@ Test(memory, soft_descriptor_limit_is_raised_to_the_hard_one)
     char *log = slurp(d.log);
     cr_assert_not_null(strstr(log, "descriptor limit raised from 200"), "log:\n%s", log);
     free(log);
+    stop_clean();
     PASS();
 }
 
@@ -772,5 +788,6 @@ Test(memory, out_of_descriptors_trackd_does_not_spin_and_serves_again)
     cr_assert(warned >= 1 && warned <= 3, "warned %d times; log:\n%s", warned, log);
     cr_assert_geq(count_in(log, "out of descriptors:"), 1, "log:\n%s", log);
     free(log);
+    stop_clean();
     PASS();
 }
