@@ -583,6 +583,20 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
     close(t);
     close(u);
 
+    /* and a full batch (max_batch_points, 262,144 points) fits it */
+    struct track_opts o = {.server = listen, .timeout_ms = 20000, .no_spool = 1,
+                           .flush_points = 262144, .flush_interval_ms = 600000};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    track_run_id id;
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
+    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "run start over tcp: %s", err.msg);
+    for (int i = 0; i < 262144; i++)
+        cr_assert_eq(track_log_metric(c, "loss", i * 0.5, i, 0, &err), 0, "log: %s", err.msg);
+    cr_assert_eq(track_flush(c, &err), 0, "a full batch over tcp: %s", err.msg);
+    cr_assert_eq(err.code, 0, "a full batch over tcp: %s", err.msg);
+    track_client_close(c);
+
     long rss0 = rss();
     char *chunk = calloc(1, MIB);
     /* over tcp a frame declared past 8 MiB is refused at its header: the
