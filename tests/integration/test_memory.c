@@ -584,8 +584,11 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
     close(u);
 
     /* and a full batch (max_batch_points, 262,144 points) fits it */
-    struct track_opts o = {.server = listen, .timeout_ms = 20000, .no_spool = 1,
-                           .flush_points = 262144, .flush_interval_ms = 600000};
+    struct track_opts o = {.server = listen,
+                           .timeout_ms = 20000,
+                           .no_spool = 1,
+                           .flush_points = 262144,
+                           .flush_interval_ms = 600000};
     struct track_client *c = NULL;
     struct track_err err = {0};
     track_run_id id;
