@@ -105,6 +105,7 @@ struct loop {
     int n_held;
     size_t held_bytes;
     size_t freed_big; /* big buffers freed since the last malloc_trim */
+    int64_t trimmed_ms;
     int64_t fd_checked_ms;
     int fd_busy;       /* a quarter of the descriptors in use: count every FD_CHECK_MS */
     int fd_warned;     /* warned about the descriptor limit (until usage falls) */
@@ -243,12 +244,15 @@ static void held_expire(struct loop *l)
     }
 }
 
-/* Gives freed memory back to the system once enough big buffers went. */
+/* Gives freed memory back to the system once enough big buffers went, at
+ * most once a second (a trim walks every arena). */
 static void trim_memory(struct loop *l)
 {
-    if (l->freed_big < TRIM_AFTER_BYTES)
+    int64_t now = wire_mono_ms();
+    if (l->freed_big < TRIM_AFTER_BYTES || now - l->trimmed_ms < IDLE_TICK_MS)
         return;
     l->freed_big = 0;
+    l->trimmed_ms = now;
     malloc_trim(0);
 }
 
