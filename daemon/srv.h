@@ -96,9 +96,11 @@ void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, 
  *
  *   - a request frame: LIMIT_FRAME_BYTES (16 MiB) on ipc, SRV_TCP_FRAME_BYTES
  *     on tcp, where anyone who reaches the port may declare a frame; nanomsg
- *     allocates a frame as its bytes arrive, so N connections that each stop
- *     inside a frame hold at most N x the frame limit (100 x 8 MiB = 800 MiB
- *     over tcp, the one bound that grows with connections);
+ *     allocates the declared size at once, but its pages become resident
+ *     only as the bytes arrive, so N connections that each stop inside a
+ *     frame hold what they sent, at most N x the frame limit (100 x 8 MiB =
+ *     800 MiB over tcp): with one unread reply per connection (at most
+ *     LIMIT_FRAME_BYTES), the one bound that grows with connections;
  *   - reads queued or running: SRV_MAX_READ_BYTES of request frames;
  *   - replies built and waiting for the loop: SRV_MAX_DONE_BYTES (a worker
  *     waits before starting the next read past it);
