@@ -286,7 +286,7 @@ static int op_hello(struct srv_call *call)
     track__v1__hello_result__init(h);
     h->server_version = wire_str(TRACKD_VERSION);
     h->protocol = WIRE_PROTOCOL;
-    h->max_frame_bytes = LIMIT_FRAME_BYTES;
+    h->max_frame_bytes = call->frame_limit ? call->frame_limit : LIMIT_FRAME_BYTES;
     h->max_batch_points = LIMIT_BATCH_POINTS;
     h->max_key_bytes = LIMIT_KEY_BYTES;
     h->max_value_bytes = LIMIT_VALUE_BYTES;

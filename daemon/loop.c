@@ -20,10 +20,36 @@
  *
  * TRACKD_TEST_CLOCK_SKEW_MS (tests only) shifts the wall clock used for
  * request ids by that many milliseconds; it is read once, at start.
+ *
+ * Memory (the bounds are in srv.h). nanomsg keeps a reply it could not yet
+ * write to its connection, one per connection: raw REP drops a reply to a
+ * connection still busy with the previous one, and NN_SNDBUF sizes only
+ * the kernel's buffer, not that message. A client that asks for a big
+ * history and never reads therefore pins the whole reply, and nothing in
+ * nanomsg's API says when it is gone. The loop keeps an estimate: each
+ * read reply of SRV_HELD_MIN_BYTES or more is counted against its
+ * connection (the pipe key in the nanomsg header) until that connection
+ * sends its next request (a REQ client reads its reply first), until there
+ * are more counted replies than open connections on the listener (the
+ * oldest go: their clients have left), or for SRV_HELD_KEEP_MS at most.
+ * Past SRV_MAX_HELD_BYTES new reads are answered RESOURCE_EXHAUSTED.
+ * Big buffers are mmap'd (a fixed M_MMAP_THRESHOLD) so freeing them gives
+ * the memory back, and malloc_trim runs after big replies were freed.
+ *
+ * Descriptors. nanomsg's accept retries without pause when accept fails
+ * with EMFILE (one thread at 100% while a connection waits), so the loop
+ * counts open descriptors (every second, every FD_CHECK_MS once a quarter
+ * are in use): it logs once at 90% of the limit,
+ * and when fewer than FD_RESERVE are left it shuts the busiest listener
+ * (which closes that listener's connections; their REQ clients resend
+ * after reconnecting) and binds it again after a pause that doubles while
+ * it keeps happening.
  */
 #include "srv.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 #include <poll.h>
@@ -33,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,10 +75,19 @@
 #define REQUEST_KEEP_MS      (7LL * 24 * 3600 * 1000)
 #define REQUEST_KEEP_COUNT   100000 /* newest ids kept whatever their age */
 #define WAL_CHECKPOINT_PAGES 4096   /* 16 MiB of WAL: checkpoint even when busy */
+#define HELD_MAX             (SRV_MAX_HELD_BYTES / SRV_HELD_MIN_BYTES) /* tracked replies */
+#define MMAP_THRESHOLD       (1 << 20)   /* allocations this big are mmap'd, freed at once */
+#define TRIM_AFTER_BYTES     (16u << 20) /* malloc_trim once this much big memory was freed */
+#define FD_RESERVE           32          /* descriptors kept free: below it, a listener pauses */
+#define FD_CHECK_MS          100         /* how often descriptors are counted when near the limit */
+#define PAUSE_MIN_MS         1000        /* first pause of a listener; doubles up to PAUSE_MAX_MS */
+#define PAUSE_MAX_MS         30000
 
 struct pending {
     int sock;
-    void *control; /* nanomsg header, NN_MSG-owned */
+    uint32_t frame_limit; /* of its listener */
+    size_t bytes;         /* the request frame's size */
+    void *control;        /* nanomsg header, NN_MSG-owned */
     Track__V1__Request *rq;
     uint8_t *reply; /* malloc'd packed response */
     size_t reply_len;
@@ -60,9 +96,19 @@ struct pending {
     uint8_t digest[STORE_DIGEST_BYTES]; /* of a write's frame (frame_digest) */
 };
 
+/* a read reply counted as still held by nanomsg for its connection */
+struct held {
+    int sock;
+    uint32_t pipe;
+    size_t bytes;
+    int64_t at_ms;
+};
+
 struct loop {
     struct srv *srv;
     int socks[SRV_MAX_LISTEN];
+    int eids[SRV_MAX_LISTEN];             /* endpoint of each listener, -1 while paused */
+    uint32_t frame_limit[SRV_MAX_LISTEN]; /* NN_RCVMAXSIZE of each listener */
     int n_socks;
     struct pollfd pfd[SRV_MAX_LISTEN + 2];
     int efd, sfd;
@@ -70,6 +116,17 @@ struct loop {
     struct pending *batch;
     int64_t last_maint;
     int stop;
+    struct held *held; /* oldest first */
+    int n_held;
+    size_t held_bytes;
+    size_t freed_big; /* big buffers freed since the last malloc_trim */
+    int64_t trimmed_ms;
+    int64_t fd_checked_ms;
+    int fd_busy;       /* a quarter of the descriptors in use: count every FD_CHECK_MS */
+    int fd_warned;     /* warned about the descriptor limit (until usage falls) */
+    int64_t resume_ms; /* when paused listeners bind again */
+    int64_t pause_ms;  /* length of the next pause */
+    int64_t last_pause_ms;
 };
 
 /* Milliseconds added to the wall clock of request ids (tests only). */
@@ -172,6 +229,96 @@ static void count_request(struct srv *srv)
     pthread_mutex_lock(&srv->stats_lock);
     srv->requests++;
     pthread_mutex_unlock(&srv->stats_lock);
+}
+
+/* ---- replies held by nanomsg -------------------------------------------------- */
+
+/* The connection a request came on: the pipe key raw REP puts first in the
+ * SP header of the control message (a cmsg: length, level, type, then the
+ * header's size and the header). 0 when there is none. */
+static uint32_t pipe_key(const void *control)
+{
+    const struct nn_cmsghdr *c = control;
+    const unsigned char *p;
+    size_t n;
+
+    if (!c || c->cmsg_level != PROTO_SP || c->cmsg_type != SP_HDR ||
+        c->cmsg_len < NN_CMSG_LEN(sizeof(size_t) + 4))
+        return 0;
+    p = NN_CMSG_DATA(c);
+    memcpy(&n, p, sizeof(n));
+    if (n < 4)
+        return 0;
+    p += sizeof(size_t);
+    return ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) |
+           0x80000000u; /* never 0 */
+}
+
+static void held_forget(struct loop *l, int i)
+{
+    l->held_bytes -= l->held[i].bytes;
+    l->freed_big += l->held[i].bytes;
+    memmove(&l->held[i], &l->held[i + 1], (size_t)(l->n_held - i - 1) * sizeof(*l->held));
+    l->n_held--;
+}
+
+/* A request arrived on (sock, pipe): its client has read its last reply. */
+static void held_read(struct loop *l, int sock, uint32_t pipe)
+{
+    for (int i = 0; pipe && i < l->n_held; i++) {
+        if (l->held[i].sock == sock && l->held[i].pipe == pipe) {
+            held_forget(l, i);
+            return;
+        }
+    }
+}
+
+static void held_add(struct loop *l, int sock, uint32_t pipe, size_t bytes)
+{
+    if (!pipe || bytes < SRV_HELD_MIN_BYTES)
+        return;
+    held_read(l, sock, pipe); /* raw REP drops a second reply: one per pipe */
+    if (l->n_held == (int)HELD_MAX)
+        held_forget(l, 0);
+    l->held[l->n_held++] = (struct held){sock, pipe, bytes, wire_mono_ms()};
+    l->held_bytes += bytes;
+}
+
+/* Forgets replies past SRV_HELD_KEEP_MS, and the oldest of a listener that
+ * counts more of them than it has connections. */
+static void held_expire(struct loop *l)
+{
+    int64_t cutoff = wire_mono_ms() - SRV_HELD_KEEP_MS;
+    while (l->n_held && l->held[0].at_ms < cutoff)
+        held_forget(l, 0);
+    for (int s = 0; s < l->n_socks && l->n_held; s++) {
+        uint64_t conns = nn_get_statistic(l->socks[s], NN_STAT_CURRENT_CONNECTIONS);
+        uint64_t count = 0;
+        if (conns == (uint64_t)-1)
+            continue;
+        for (int i = 0; i < l->n_held; i++)
+            count += l->held[i].sock == l->socks[s];
+        for (int i = 0; i < l->n_held && count > conns;) {
+            if (l->held[i].sock == l->socks[s]) {
+                held_forget(l, i);
+                count--;
+            } else {
+                i++;
+            }
+        }
+    }
+}
+
+/* Gives freed memory back to the system once enough big buffers went, at
+ * most once a second (a trim walks every arena). */
+static void trim_memory(struct loop *l)
+{
+    int64_t now = wire_mono_ms();
+    if (l->freed_big < TRIM_AFTER_BYTES || now - l->trimmed_ms < IDLE_TICK_MS)
+        return;
+    l->freed_big = 0;
+    l->trimmed_ms = now;
+    malloc_trim(0);
 }
 
 static void checkpoint(struct loop *l)
@@ -306,10 +453,22 @@ static void handle_batch(struct loop *l, int n)
         job->tag = b[i].control;
         job->sock = b[i].sock;
         job->rq = b[i].rq;
-        if (srv_workers_submit(l->workers, job) < 0) {
+        job->rq_bytes = b[i].bytes;
+        memcpy(job->request_id, b[i].rq->request_id.data, WIRE_ID_BYTES);
+        job->frame_limit = b[i].frame_limit;
+        int rc = srv_workers_submit(l->workers, job);
+        if (rc < 0) {
+            char msg[200];
+            if (rc == -1)
+                snprintf(msg, sizeof(msg), "trackd is busy: %d reads in flight (the limit); retry",
+                         SRV_MAX_QUEUED_READS);
+            else
+                snprintf(msg, sizeof(msg),
+                         "trackd is busy: reads in flight hold %u MiB of requests "
+                         "(the limit); retry",
+                         SRV_MAX_READ_BYTES >> 20);
             reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
-                        TRACK__V1__CODE__RESOURCE_EXHAUSTED,
-                        "trackd is busy: too many reads in flight; retry");
+                        TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
             track__v1__request__free_unpacked(b[i].rq, NULL);
             free(job);
         }
@@ -325,6 +484,8 @@ static void handle_batch(struct loop *l, int n)
                 reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
                             TRACK__V1__CODE__RESOURCE_EXHAUSTED, "daemon out of memory");
         }
+        if (b[i].bytes >= SRV_HELD_MIN_BYTES)
+            l->freed_big += b[i].bytes;
         free(b[i].reply);
         track__v1__request__free_unpacked(b[i].rq, NULL);
     }
@@ -357,6 +518,8 @@ static int drain(struct loop *l)
             }
             progress = 1;
             bytes += (size_t)len;
+            if (l->n_held)
+                held_read(l, l->socks[s], pipe_key(control));
             Track__V1__Request *rq = track__v1__request__unpack(NULL, (size_t)len, body);
             char nul_field[120];
             /* unpacking cut such a string at its NUL: refuse, never store a
@@ -395,7 +558,11 @@ static int drain(struct loop *l)
                 track__v1__request__free_unpacked(rq, NULL);
                 continue;
             }
-            l->batch[n] = (struct pending){.sock = l->socks[s], .control = control, .rq = rq};
+            l->batch[n] = (struct pending){.sock = l->socks[s],
+                                           .frame_limit = l->frame_limit[s],
+                                           .bytes = (size_t)len,
+                                           .control = control,
+                                           .rq = rq};
             memcpy(l->batch[n].digest, digest, sizeof(digest));
             n++;
         }
@@ -408,10 +575,27 @@ static void reply_done(struct loop *l)
     struct srv_job *j = srv_workers_done(l->workers);
     while (j) {
         struct srv_job *next = j->next;
-        if (j->reply)
+        ProtobufCBinaryData rid = {.len = WIRE_ID_BYTES, .data = j->request_id};
+        if (j->reply_len >= SRV_HELD_MIN_BYTES || j->rq_bytes >= SRV_HELD_MIN_BYTES)
+            l->freed_big += j->reply_len + j->rq_bytes;
+        if (j->reply && j->reply_len >= SRV_HELD_MIN_BYTES &&
+            l->held_bytes + j->reply_len > SRV_MAX_HELD_BYTES)
+            held_expire(l);
+        if (j->reply && j->reply_len >= SRV_HELD_MIN_BYTES &&
+            l->held_bytes + j->reply_len > SRV_MAX_HELD_BYTES) {
+            /* small replies still go out: only a big one is refused */
+            char msg[200];
+            snprintf(msg, sizeof(msg),
+                     "trackd is busy: replies not yet read by their clients hold %zu MiB "
+                     "(limit %u MiB); retry",
+                     l->held_bytes >> 20, SRV_MAX_HELD_BYTES >> 20);
+            reply_error(j->sock, j->tag, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
+        } else if (j->reply) {
+            uint32_t pipe = pipe_key(j->tag);
             send_reply(j->sock, j->tag, j->reply, j->reply_len);
-        else
-            reply_error(j->sock, j->tag, NULL, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
+            held_add(l, j->sock, pipe, j->reply_len);
+        } else
+            reply_error(j->sock, j->tag, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
                         "daemon out of memory");
         free(j->reply);
         free(j);
@@ -560,10 +744,11 @@ static int bind_ipc(struct loop *l, int s, const char *uri)
     if (chmod(uri + 6, (mode_t)socket_mode(l)) < 0) {
         srv_log(SRV_LOG_ERROR, "loop", "cannot set mode %04o on %s: %s", socket_mode(l), uri + 6,
                 strerror(errno));
+        nn_shutdown(s, rc);
         unlink(uri + 6); /* ours: bound a moment ago */
         return -1;
     }
-    return 0;
+    return rc;
 }
 
 /* Opens every listener. A listener that fails is closed before returning,
@@ -571,14 +756,16 @@ static int bind_ipc(struct loop *l, int s, const char *uri)
  * (another daemon's, refused above). */
 static int open_sockets(struct loop *l)
 {
-    int maxsize = (int)LIMIT_FRAME_BYTES;
-
     for (int i = 0; i < l->srv->cfg.n_listen; i++) {
         const char *uri = l->srv->cfg.listen[i];
         int ipc = strncmp(uri, "ipc://", 6) == 0;
         int s = nn_socket(AF_SP_RAW, NN_REP);
         int fd;
         size_t fdsz = sizeof(fd);
+        /* over tcp anyone who reaches the port may declare a frame: no more
+         * than the largest batch needs (Hello reports it) */
+        int maxsize =
+            strncmp(uri, "tcp://", 6) == 0 ? (int)SRV_TCP_FRAME_BYTES : (int)LIMIT_FRAME_BYTES;
 
         if (s < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "nn_socket: %s", nn_strerror(nn_errno()));
@@ -590,7 +777,8 @@ static int open_sockets(struct loop *l)
             nn_close(s);
             return -1;
         }
-        if (ipc && (prepare_ipc_dir(uri) < 0 || bind_ipc(l, s, uri) < 0)) {
+        l->eids[l->n_socks] = -1;
+        if (ipc && (prepare_ipc_dir(uri) < 0 || (l->eids[l->n_socks] = bind_ipc(l, s, uri)) < 0)) {
             nn_close(s);
             return -1;
         }
@@ -603,13 +791,14 @@ static int open_sockets(struct loop *l)
             nn_close(s);
             return -1;
         }
-        if (!ipc && nn_bind(s, uri) < 0) {
+        if (!ipc && (l->eids[l->n_socks] = nn_bind(s, uri)) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
                     nn_strerror(nn_errno()));
             nn_close(s);
             return -1;
         }
         /* bound: from here close_sockets owns it (and unlinks its file) */
+        l->frame_limit[l->n_socks] = (uint32_t)maxsize;
         l->socks[l->n_socks++] = s;
         if (nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdsz) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
@@ -623,6 +812,117 @@ static int open_sockets(struct loop *l)
             srv_log(SRV_LOG_INFO, "loop", "listening uri=%s", uri);
     }
     return 0;
+}
+
+/* ---- descriptors ---------------------------------------------------------------- */
+
+/* Descriptors open in this process, or -1 (errno set). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* Shuts the listener with the most connections: nanomsg then stops
+ * accepting on it (and closes its connections), the only way to stop it
+ * accepting, which it would otherwise retry without pause on EMFILE. */
+static void pause_busiest(struct loop *l, int used, long limit)
+{
+    int best = -1;
+    uint64_t most = 0;
+
+    for (int i = 0; i < l->n_socks; i++) {
+        uint64_t c = nn_get_statistic(l->socks[i], NN_STAT_CURRENT_CONNECTIONS);
+        if (l->eids[i] >= 0 && (best < 0 || (c != (uint64_t)-1 && c > most))) {
+            best = i;
+            most = c == (uint64_t)-1 ? 0 : c;
+        }
+    }
+    if (best < 0)
+        return;
+    int64_t now = wire_mono_ms();
+    /* pauses in a row double; a quiet minute starts again from the shortest */
+    if (!l->pause_ms || now - l->last_pause_ms > 60000)
+        l->pause_ms = PAUSE_MIN_MS;
+    else if (l->pause_ms < PAUSE_MAX_MS)
+        l->pause_ms *= 2;
+    l->last_pause_ms = now;
+    srv_log(SRV_LOG_WARN, "loop",
+            "out of descriptors: %d of %ld in use (RLIMIT_NOFILE); closing uri=%s and its %llu "
+            "connections, listening again in %lld ms",
+            used, limit, l->srv->cfg.listen[best], (unsigned long long)most,
+            (long long)l->pause_ms);
+    nn_shutdown(l->socks[best], l->eids[best]);
+    l->eids[best] = -1;
+    l->resume_ms = now + l->pause_ms;
+}
+
+static void resume_listeners(struct loop *l)
+{
+    for (int i = 0; i < l->n_socks; i++) {
+        const char *uri = l->srv->cfg.listen[i];
+        if (l->eids[i] >= 0)
+            continue;
+        int ipc = strncmp(uri, "ipc://", 6) == 0;
+        /* ipc: under the same umask and socket mode as open_sockets */
+        l->eids[i] = ipc ? bind_ipc(l, l->socks[i], uri) : nn_bind(l->socks[i], uri);
+        if (l->eids[i] < 0) {
+            srv_log(SRV_LOG_WARN, "loop", "cannot listen again uri=%s: %s; retrying", uri,
+                    nn_strerror(nn_errno()));
+            l->resume_ms = wire_mono_ms() + PAUSE_MIN_MS;
+            continue;
+        }
+        srv_log(SRV_LOG_INFO, "loop", "listening again uri=%s", uri);
+    }
+}
+
+/* Counts descriptors (every tick, and every FD_CHECK_MS when near the
+ * limit), warns once at 90%, pauses a listener when fewer than FD_RESERVE
+ * are left and resumes paused ones when their pause is over. */
+static void watch_fds(struct loop *l)
+{
+    struct rlimit rl;
+    int64_t now = wire_mono_ms();
+    int paused = 0;
+
+    for (int i = 0; i < l->n_socks; i++)
+        paused |= l->eids[i] < 0;
+    if (paused && now >= l->resume_ms)
+        resume_listeners(l);
+    if (now - l->fd_checked_ms < (l->fd_busy ? FD_CHECK_MS : IDLE_TICK_MS))
+        return;
+    l->fd_checked_ms = now;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    long limit = (long)rl.rlim_cur;
+    int used = count_fds();
+    if (used < 0 && (errno == EMFILE || errno == ENFILE))
+        used = (int)limit; /* not even one left to count them with */
+    else if (used < 0)
+        return;
+    /* nothing wakes the loop when nanomsg accepts: look more often once a
+     * quarter are in use, so a listener pauses within FD_CHECK_MS of the edge */
+    l->fd_busy = used >= limit / 4;
+    if (used >= limit - limit / 10) {
+        if (!l->fd_warned)
+            srv_log(SRV_LOG_WARN, "loop",
+                    "descriptors: %d of %ld in use (RLIMIT_NOFILE, 90%% or more); past %ld "
+                    "trackd stops accepting for a while",
+                    used, limit, limit - FD_RESERVE);
+        l->fd_warned = 1;
+    } else if (used < limit - limit / 5) {
+        l->fd_warned = 0; /* warn again next time */
+    }
+    if (used >= limit - FD_RESERVE)
+        pause_busiest(l, used, limit);
 }
 
 static void close_sockets(struct loop *l)
@@ -672,7 +972,13 @@ int srv_loop_run(struct srv *srv)
     l.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     l.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     l.batch = calloc(DRAIN_BUDGET, sizeof(*l.batch));
-    if (l.sfd < 0 || l.efd < 0 || !l.batch) {
+    l.held = calloc(HELD_MAX, sizeof(*l.held));
+    for (int i = 0; i < SRV_MAX_LISTEN; i++)
+        l.eids[i] = -1;
+    /* a fixed threshold (glibc's own grows to 32 MiB after the first big
+     * free) keeps replies and frames mmap'd: freeing one gives it back */
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    if (l.sfd < 0 || l.efd < 0 || !l.batch || !l.held) {
         srv_log(SRV_LOG_ERROR, "loop", "cannot set up: %s", strerror(errno));
         goto out;
     }
@@ -689,7 +995,7 @@ int srv_loop_run(struct srv *srv)
     l.last_maint = wire_mono_ms();
 
     while (!l.stop) {
-        int rc = poll(l.pfd, (nfds_t)nfd, IDLE_TICK_MS);
+        int rc = poll(l.pfd, (nfds_t)nfd, l.fd_busy ? FD_CHECK_MS : IDLE_TICK_MS);
         if (rc < 0 && errno != EINTR) {
             srv_log(SRV_LOG_ERROR, "loop", "poll: %s", strerror(errno));
             goto out;
@@ -707,8 +1013,11 @@ int srv_loop_run(struct srv *srv)
             handle_batch(&l, n);
         if (n == 0 && wire_mono_ms() - l.last_maint >= IDLE_TICK_MS) {
             maintain(&l);
+            held_expire(&l);
             l.last_maint = wire_mono_ms();
         }
+        trim_memory(&l);
+        watch_fds(&l);
     }
     /* drain: finish what the workers hold, answer it, then close */
     srv_workers_stop(l.workers);
@@ -726,5 +1035,6 @@ out:
     if (l.efd >= 0)
         close(l.efd);
     free(l.batch);
+    free(l.held);
     return status;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,6 +279,25 @@ void srv_reload_config(struct srv *srv)
     }
 }
 
+/* Raises the soft descriptor limit to the hard one: every connection is a
+ * descriptor, and a soft limit of 1024 (a shell's default) would make a
+ * team server refuse clients long before the system would. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl))
+        srv_log(SRV_LOG_WARN, "main", "cannot raise the descriptor limit from %llu to %llu: %s",
+                (unsigned long long)soft, (unsigned long long)rl.rlim_max, strerror(errno));
+    else
+        srv_log(SRV_LOG_INFO, "main", "descriptor limit raised from %llu to %llu (the hard limit)",
+                (unsigned long long)soft, (unsigned long long)rl.rlim_max);
+}
+
 static int lock_data_dir(const char *dir)
 {
     char path[1200];
@@ -485,6 +505,7 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     struct store_opts so = {.durability = srv.cfg.durability};
     if (store_open(srv.cfg.db_path, &so, &srv.wst, &err)) {

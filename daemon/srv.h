@@ -72,6 +72,7 @@ struct srv_call {
     int code; /* wire code of the failure, 0 on success */
     char msg[600];
     Track__V1__Error oom_err; /* the error when even the arena is out of memory */
+    uint32_t frame_limit; /* the listener's largest request frame (Hello); 0: LIMIT_FRAME_BYTES */
 };
 
 enum srv_kind { SRV_READ = 1, SRV_WRITE = 2, SRV_OWN_TXN = 4 };
@@ -94,11 +95,42 @@ uint8_t *srv_pack_response(Track__V1__Response *rs, size_t *len);
 /* Fills rs as an error with a formatted message. */
 void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, const char *msg);
 
+/* ---- memory bounds -------------------------------------------------------------
+ * What a client can make trackd hold is bounded in bytes, not only in count:
+ *
+ *   - a request frame: LIMIT_FRAME_BYTES (16 MiB) on ipc, SRV_TCP_FRAME_BYTES
+ *     on tcp, where anyone who reaches the port may declare a frame; nanomsg
+ *     allocates the declared size at once, but its pages become resident
+ *     only as the bytes arrive, so N connections that each stop inside a
+ *     frame hold what they sent, at most N x the frame limit (100 x 8 MiB =
+ *     800 MiB over tcp): with one unread reply per connection (at most
+ *     LIMIT_FRAME_BYTES), the one bound that grows with connections;
+ *   - reads queued or running: SRV_MAX_READ_BYTES of request frames;
+ *   - replies built and waiting for the loop: SRV_MAX_DONE_BYTES (a worker
+ *     waits before starting the next read past it);
+ *   - replies handed to nanomsg that their client has not yet read:
+ *     SRV_MAX_HELD_BYTES (estimated, see loop.c).
+ * Past the read and held bounds a read is answered RESOURCE_EXHAUSTED with a
+ * message naming the limit; writes are never refused for it (their replies
+ * are small and their requests are freed once applied). */
+/* a full LogBatch (LIMIT_BATCH_POINTS, 262,144 points) packs to 4.3 MiB with
+ * steps under 2^21 and times in ms (17 bytes a point), 7 MiB at the widest
+ * varints (28 bytes a point) */
+#define SRV_TCP_FRAME_BYTES (8u << 20)
+#define SRV_MAX_READ_BYTES  (64u << 20)  /* request bytes of reads queued or running */
+#define SRV_MAX_DONE_BYTES  (64u << 20)  /* replies built, not yet sent */
+#define SRV_MAX_HELD_BYTES  (128u << 20) /* replies sent, not yet read by their client */
+#define SRV_HELD_MIN_BYTES  (64u << 10)  /* smaller replies are not tracked */
+#define SRV_HELD_KEEP_MS    10000        /* a tracked reply is forgotten after this */
+
 /* ---- read workers ------------------------------------------------------------ */
 struct srv_job {
     struct srv_job *next;
     void *tag; /* the loop's reply address (nanomsg header) */
     int sock;
+    uint32_t frame_limit;              /* of the listener the request came in on */
+    size_t rq_bytes;                   /* the request's frame size, counted in SRV_MAX_READ_BYTES */
+    uint8_t request_id[WIRE_ID_BYTES]; /* for an error reply after rq is freed */
     Track__V1__Request *rq; /* unpacked; freed by the worker */
     uint8_t *reply;         /* packed response, filled by the worker */
     size_t reply_len;
@@ -110,9 +142,11 @@ int srv_workers_start(struct srv *srv, int n, int efd, struct srv_workers **out)
  * answers RESOURCE_EXHAUSTED) rather than queued without bound. */
 #define SRV_MAX_QUEUED_READS 4096
 /* Queues a job; -1 (job still the caller's) when SRV_MAX_QUEUED_READS are
- * already in flight. */
+ * already in flight, -2 when job->rq_bytes would take the reads in flight
+ * past SRV_MAX_READ_BYTES. */
 int srv_workers_submit(struct srv_workers *w, struct srv_job *job);
-/* Takes the list of finished jobs (may be NULL). */
+/* Takes the list of finished jobs (may be NULL); their replies no longer
+ * count in SRV_MAX_DONE_BYTES, so the caller sends them at once. */
 struct srv_job *srv_workers_done(struct srv_workers *w);
 void srv_workers_stop(struct srv_workers *w); /* joins; done jobs stay */
 void srv_workers_free(struct srv_workers *w);

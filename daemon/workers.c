@@ -4,6 +4,12 @@
  * never stalls logging. The loop submits decoded requests; a worker packs
  * the response, puts the job on the done list and wakes the loop through
  * an eventfd. Replies are sent by the loop's thread only.
+ *
+ * Memory: the bytes of requests queued or running are bounded
+ * (SRV_MAX_READ_BYTES, checked at submit), and so are the bytes of replies
+ * built and not yet taken by the loop (SRV_MAX_DONE_BYTES): past it a worker
+ * waits before starting the next read, so a loop held up by a long group
+ * commit never finds thousands of finished replies piled up.
  */
 #include "srv.h"
 
@@ -20,7 +26,9 @@ struct srv_workers {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct srv_job *queue, *queue_tail;
-    int queued; /* jobs submitted and not yet finished */
+    int queued;        /* jobs submitted and not yet finished */
+    size_t read_bytes; /* their request bytes */
+    size_t done_bytes; /* reply bytes on the done list */
     struct srv_job *done;
     int stopping;
 };
@@ -33,7 +41,8 @@ struct worker_arg {
 static void serve(struct srv_workers *w, struct store *st, struct srv_job *job)
 {
     Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
-    struct srv_call call = {.srv = w->srv, .st = st, .rq = job->rq, .rs = &rs};
+    struct srv_call call = {
+        .srv = w->srv, .st = st, .rq = job->rq, .rs = &rs, .frame_limit = job->frame_limit};
 
     struct store_err err = {0};
     /* one read transaction per request: a consistent view, and one lock
@@ -61,7 +70,8 @@ static void *worker_main(void *p)
 
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->queue && !w->stopping)
+        /* cond is signalled on submit and when the loop takes the done list */
+        while (!w->stopping && (!w->queue || w->done_bytes >= SRV_MAX_DONE_BYTES))
             pthread_cond_wait(&w->cond, &w->lock);
         if (!w->queue && w->stopping) {
             pthread_mutex_unlock(&w->lock);
@@ -79,6 +89,8 @@ static void *worker_main(void *p)
         job->next = w->done;
         w->done = job;
         w->queued--;
+        w->read_bytes -= job->rq_bytes;
+        w->done_bytes += job->reply_len;
         pthread_mutex_unlock(&w->lock);
         uint64_t one = 1;
         ssize_t r = write(w->efd, &one, sizeof(one));
@@ -137,7 +149,13 @@ int srv_workers_submit(struct srv_workers *w, struct srv_job *job)
         pthread_mutex_unlock(&w->lock);
         return -1;
     }
+    /* one request alone is always taken (it is within the frame limit) */
+    if (w->read_bytes && w->read_bytes + job->rq_bytes > SRV_MAX_READ_BYTES) {
+        pthread_mutex_unlock(&w->lock);
+        return -2;
+    }
     w->queued++;
+    w->read_bytes += job->rq_bytes;
     if (w->queue_tail)
         w->queue_tail->next = job;
     else
@@ -153,6 +171,9 @@ struct srv_job *srv_workers_done(struct srv_workers *w)
     pthread_mutex_lock(&w->lock);
     struct srv_job *d = w->done;
     w->done = NULL;
+    if (w->done_bytes >= SRV_MAX_DONE_BYTES)
+        pthread_cond_broadcast(&w->cond);
+    w->done_bytes = 0;
     pthread_mutex_unlock(&w->lock);
     return d;
 }
