@@ -651,7 +651,7 @@ int cmd_compare(int argc, char **argv)
     struct grid g = {0};
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         switch (opt) {
         case 'f':
             if (strlen(optarg) > 65536)

@@ -23,7 +23,7 @@ int cmd_run_start(int argc, char **argv)
     int opt, export = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         switch (opt) {
         case 'e':
             ro.experiment = optarg;
@@ -96,7 +96,7 @@ int cmd_run_end(int argc, char **argv)
     int opt, status = TRACK_FINISHED;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 's') {
             if ((status = parse_status(optarg)) < 0)
                 cli_usage_error(name, "--status: expected finished, failed or killed, got \"%s\"",
@@ -138,14 +138,13 @@ int cmd_run_list(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 'e') {
             if (n_exp == 64)
                 cli_usage_error(name, "at most 64 --experiment options");
             exps[n_exp++] = optarg;
         } else if (opt == 'l') {
-            if (cli_parse_i64(optarg, &limit) || limit < 1 || limit > 100000)
-                cli_usage_error(name, "--limit: expected a number from 1 to 100000");
+            limit = cli_arg_i64(name, "--limit", optarg, 1, 100000);
         } else if (!cli_common_opt(opt, name)) {
             cli_usage_error(name, "unknown option");
         }
@@ -195,7 +194,7 @@ int cmd_run_show(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind + 1 == argc)

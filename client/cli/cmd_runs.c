@@ -269,7 +269,7 @@ int cmd_runs(int argc, char **argv)
     int opt, csv = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         switch (opt) {
         case 'e':
             if (n_exp == MAX_EXPERIMENTS)
@@ -283,9 +283,7 @@ int cmd_runs(int argc, char **argv)
             q.order_by = optarg;
             break;
         case 'l':
-            if (cli_parse_i64(optarg, &limit) || limit < 1 || limit > 100000)
-                cli_usage_error(name, "--limit: expected a number from 1 to 100000, got \"%s\"",
-                                optarg);
+            limit = cli_arg_i64(name, "--limit", optarg, 1, 100000);
             break;
         case 'c':
             csv = 1;
