@@ -121,6 +121,9 @@ void cli_fmt_duration(int64_t ms, char *buf, size_t len);
 /* Shortest round-tripping text for a double, "nan", "inf", "-inf" (full
  * precision: for --csv and --json). Tables use render_num. */
 void cli_fmt_double(double v, char *buf, size_t len);
+/* Columns of the output: $COLUMNS, else the terminal's width (TIOCGWINSZ
+ * on stdout), else 80 (see render_term_width). */
+int cli_term_width(void);
 const char *cli_status_name(int status);
 
 /* JSON helpers (DESIGN.md "JSON"): numbers, with NaN/±Inf as strings. */

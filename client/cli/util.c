@@ -3,13 +3,16 @@
  * error lines, the client, number parsing, time and JSON formatting.
  */
 #include "cli.h"
+#include "render.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 struct cli_common cli_opt;
 
@@ -443,6 +446,15 @@ void cli_fmt_double(double v, char *buf, size_t len)
         if (strtod(buf, NULL) == v)
             return;
     }
+}
+
+int cli_term_width(void)
+{
+    struct winsize ws;
+    int cols = 0;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+        cols = ws.ws_col;
+    return render_term_width(getenv("COLUMNS"), cols);
 }
 
 const char *cli_status_name(int status)
