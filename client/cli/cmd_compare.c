@@ -13,16 +13,19 @@
  * from stored chunks, so comparing runs of a million points costs about the
  * same as comparing short ones.
  *
- * The same rows are printed four ways: a table folded to the terminal
- * width (render_fold), a GitHub markdown table, CSV (one row per row label,
- * a column per run, full precision) and JSON. --plot adds an SVG file.
+ * The same rows are printed four ways: a table, a GitHub markdown table,
+ * CSV (one row per row label, a column per run, full precision) and JSON.
+ * --plot adds an SVG file. The table has a column per run when they all fit
+ * the terminal side by side (or with --columns runs, folded into blocks
+ * then, render_fold); else, or with --columns metrics, it is transposed: a
+ * row per run and a column per param and metric (its last value), as
+ * `track runs` prints them.
  */
 #include "cli.h"
 #include "render.h"
 
 #include <math.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,7 +180,7 @@ static int build_grid(const struct cmp *x, struct grid *g, int machine)
         if (machine)
             snprintf(buf, sizeof(buf), "%s", x->runs[i].name);
         else
-            render_fit(x->runs[i].name, CELL_COL_MAX, buf, sizeof(buf));
+            render_fit_middle(x->runs[i].name, CELL_COL_MAX, buf, sizeof(buf));
         if (grid_set(g, r, i, buf, 0))
             return -1;
     }
@@ -258,15 +261,6 @@ static int build_grid(const struct cmp *x, struct grid *g, int machine)
 
 /* ---- output ---------------------------------------------------------------------- */
 
-static int term_width(void)
-{
-    struct winsize ws;
-    int cols = 0;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
-        cols = ws.ws_col;
-    return render_term_width(getenv("COLUMNS"), cols);
-}
-
 static void print_table(const struct grid *g, int colour)
 {
     size_t label_w = 0, col_w[MAX_RUNS], starts[MAX_RUNS];
@@ -286,7 +280,7 @@ static void print_table(const struct grid *g, int colour)
             col_w[c] = w > col_w[c] ? w : col_w[c];
         }
     }
-    size_t ng = render_fold(label_w, col_w, g->ncols, (size_t)term_width(), 2, starts);
+    size_t ng = render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
     for (size_t k = 0; k < ng; k++) {
         size_t c0 = starts[k], c1 = k + 1 < ng ? starts[k + 1] : g->ncols;
         if (k)
@@ -307,6 +301,113 @@ static void print_table(const struct grid *g, int colour)
                 fputs("  ", stdout);
                 /* no trailing blanks after the last column */
                 render_pad(stdout, cell, c + 1 < c1 ? col_w[c] : 0, 0, sgr);
+            }
+            fputc('\n', stdout);
+        }
+    }
+}
+
+/* Whether the runs-as-columns table fits the terminal in one block. */
+static int table_fits(const struct grid *g)
+{
+    size_t label_w = 0, total;
+
+    for (size_t r = 0; r < g->nrows; r++) {
+        size_t w = render_width(g->labels[r]);
+        label_w = w > label_w ? w : label_w;
+    }
+    total = label_w > LABEL_COL_MAX ? LABEL_COL_MAX : label_w;
+    for (size_t c = 0; c < g->ncols; c++) {
+        size_t cw = 0;
+        for (size_t r = 0; r < g->nrows; r++) {
+            size_t w = render_width(grid_cell(g, r, c)) +
+                       ((g->flags[r * g->ncols + c] & CELL_BEST) ? 2 : 0);
+            cw = w > cw ? w : cw;
+        }
+        total += 2 + cw;
+    }
+    return total <= (size_t)cli_term_width();
+}
+
+/* The transposed table (--columns metrics, or runs that do not fit side by
+ * side): a row per run; columns run, name, status, duration, the params
+ * shown (params.K) and each metric's last value (metrics.K, the best
+ * marked *), the language's names as in `track runs`. Columns that do not
+ * fit fold into further blocks, each repeating run and name. */
+static void print_transposed(const struct cmp *x, const struct grid *g, int colour)
+{
+    size_t rows[4 + MAX_PARAMS + MAX_METRICS], nr = 0; /* grid rows shown as columns */
+    char heads[4 + MAX_PARAMS + MAX_METRICS][64];
+    size_t w[4 + MAX_PARAMS + MAX_METRICS], starts[4 + MAX_PARAMS + MAX_METRICS];
+    size_t width = (size_t)cli_term_width(), p = 0, m = 0;
+    char buf[600];
+
+    for (size_t r = 0; r < g->nrows; r++) {
+        const char *l = g->labels[r];
+        char label[600];
+        if (r < 4) {
+            snprintf(label, sizeof(label), "%s", l);
+        } else if (strncmp(l, "param ", 6) == 0 && p < x->np) {
+            snprintf(label, sizeof(label), "params.%s", x->params[p++]);
+        } else if (m < x->nm && strlen(l) == strlen(x->metrics[m]) + 5 &&
+                   strcmp(l + strlen(x->metrics[m]), " last") == 0) {
+            snprintf(label, sizeof(label), "metrics.%s", x->metrics[m++]);
+        } else {
+            continue;
+        }
+        size_t cw = 0;
+        for (size_t c = 0; c < g->ncols; c++) {
+            size_t cellw = r == 1 ? render_width(x->runs[c].name) : render_width(grid_cell(g, r, c));
+            cellw += r >= 4 && strncmp(l, "param ", 6) != 0 ? 2 : 0; /* " *" or "  " */
+            cw = cellw > cw ? cellw : cw;
+        }
+        size_t cap = r == 1 ? 24 : CELL_COL_MAX + 2, lw = render_width(label);
+        cw = cw > cap ? cap : cw;
+        /* a label gives way to narrow values down to 12 columns */
+        size_t hw = lw <= cw ? lw : cw > 12 ? cw : lw < 12 ? lw : 12;
+        w[nr] = cw > hw ? cw : hw;
+        render_fit_middle(label, w[nr], heads[nr], sizeof(heads[nr]));
+        rows[nr++] = r;
+    }
+    /* run and name lead every block */
+    size_t lead = w[0] + 2 + w[1];
+    size_t ng = render_fold(lead, w + 2, nr - 2, width, 2, starts);
+    if (ng == 0) {
+        ng = 1;
+        starts[0] = 0;
+    }
+    for (size_t k = 0; k < ng; k++) {
+        size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr;
+        if (k)
+            fputc('\n', stdout);
+        for (size_t line = 0; line <= g->ncols; line++) {
+            for (size_t j = 0; j < c1; j++) {
+                if (j >= 2 && j < c0)
+                    continue;
+                size_t r = rows[j], i = line - 1;
+                int fl = line ? g->flags[r * g->ncols + i] : 0, last = j + 1 == c1;
+                const char *sgr = NULL;
+                if (line == 0)
+                    snprintf(buf, sizeof(buf), "%s", heads[j]);
+                else if (r == 1)
+                    render_fit_middle(x->runs[i].name, w[j], buf, sizeof(buf));
+                else /* "0.25 *" and "0.31  ": the digits stay aligned */
+                    snprintf(buf, sizeof(buf), "%s%s", grid_cell(g, r, i),
+                             (fl & CELL_BEST)      ? " *"
+                             : j >= 4 + p && !last ? "  "
+                                                   : "");
+                if (colour && (fl & CELL_BEST))
+                    sgr = "1";
+                else if (colour && (fl & CELL_DIFFER))
+                    sgr = "33";
+                if (j)
+                    fputs("  ", stdout);
+                int right = j >= 4 + p;
+                /* no trailing blanks after a left-aligned last column */
+                size_t pw = last && !right ? 0 : w[j];
+                if (last && right && line && !(fl & CELL_BEST))
+                    pw -= 2; /* the "  " that keeps digits aligned, left out at the end */
+                render_pad(stdout, buf, pw, right, sgr);
             }
             fputc('\n', stdout);
         }
@@ -641,6 +742,7 @@ int cmd_compare(int argc, char **argv)
                                              {"goal", required_argument, NULL, 'g'},
                                              {"format", required_argument, NULL, 'F'},
                                              {"plot", required_argument, NULL, 'p'},
+                                             {"columns", required_argument, NULL, 'C'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     static const char *exps[MAX_SEL + 1];
@@ -648,6 +750,7 @@ int cmd_compare(int argc, char **argv)
     int goal_max[MAX_SEL], opt, all_params = 0, rc = 1;
     size_t n_sel = 0, n_goal = 0, n_exp = 0;
     enum fmt fmt = FMT_TABLE;
+    enum { COLS_AUTO, COLS_RUNS, COLS_METRICS } columns = COLS_AUTO;
     struct grid g = {0};
 
     opterr = 0;
@@ -702,6 +805,14 @@ int cmd_compare(int argc, char **argv)
                 cli_usage_error(name, "--plot: expected a file name");
             plot = optarg;
             break;
+        case 'C':
+            if (strcmp(optarg, "runs") == 0)
+                columns = COLS_RUNS;
+            else if (strcmp(optarg, "metrics") == 0)
+                columns = COLS_METRICS;
+            else
+                cli_usage_error(name, "--columns: expected runs or metrics, got \"%s\"", optarg);
+            break;
         default:
             if (!cli_common_opt(opt, name))
                 cli_usage_error(name, "unknown option");
@@ -709,6 +820,8 @@ int cmd_compare(int argc, char **argv)
     }
     if (cli_opt.json)
         fmt = FMT_JSON;
+    if (columns != COLS_AUTO && fmt != FMT_TABLE)
+        cli_usage_error(name, "--columns: applies to --format table only");
     int n_args = argc - optind;
     if (filter || n_exp) {
         if (n_args)
@@ -782,7 +895,11 @@ int cmd_compare(int argc, char **argv)
             print_markdown(&g);
         } else {
             const char *nc = getenv("NO_COLOR");
-            print_table(&g, !nc && isatty(STDOUT_FILENO));
+            int colour = !nc && isatty(STDOUT_FILENO);
+            if (columns == COLS_METRICS || (columns == COLS_AUTO && !table_fits(&g)))
+                print_transposed(x, &g, colour);
+            else
+                print_table(&g, colour);
         }
     }
     if (fflush(stdout) || ferror(stdout)) {
