@@ -15,11 +15,10 @@
  *
  * The same rows are printed four ways: a table, a GitHub markdown table,
  * CSV (one row per row label, a column per run, full precision) and JSON.
- * --plot adds an SVG file. The table has a column per run when they all fit
- * the terminal side by side (or with --columns runs, folded into blocks
- * then, render_fold); else, or with --columns metrics, it is transposed: a
- * row per run and a column per param and metric (its last value), as
- * `track runs` prints them.
+ * --plot adds an SVG file. The table has a column per run (folded into
+ * blocks that fit the terminal, render_fold) unless a transposed table, a
+ * row per run and a column per param and metric (its last value) as `track
+ * runs` prints them, needs fewer blocks; --columns runs|metrics chooses.
  */
 #include "cli.h"
 #include "render.h"
@@ -307,34 +306,35 @@ static void print_table(const struct grid *g, int colour)
     }
 }
 
-/* Whether the runs-as-columns table fits the terminal in one block. */
-static int table_fits(const struct grid *g)
+/* How many blocks the runs-as-columns table folds into at the terminal's
+ * width (as print_table lays it out). */
+static size_t table_blocks(const struct grid *g)
 {
-    size_t label_w = 0, total;
+    size_t label_w = 0, col_w[MAX_RUNS], starts[MAX_RUNS];
 
     for (size_t r = 0; r < g->nrows; r++) {
         size_t w = render_width(g->labels[r]);
         label_w = w > label_w ? w : label_w;
     }
-    total = label_w > LABEL_COL_MAX ? LABEL_COL_MAX : label_w;
+    label_w = label_w > LABEL_COL_MAX ? LABEL_COL_MAX : label_w;
     for (size_t c = 0; c < g->ncols; c++) {
-        size_t cw = 0;
+        col_w[c] = 0;
         for (size_t r = 0; r < g->nrows; r++) {
             size_t w = render_width(grid_cell(g, r, c)) +
                        ((g->flags[r * g->ncols + c] & CELL_BEST) ? 2 : 0);
-            cw = w > cw ? w : cw;
+            col_w[c] = w > col_w[c] ? w : col_w[c];
         }
-        total += 2 + cw;
     }
-    return total <= (size_t)cli_term_width();
+    return render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
 }
 
-/* The transposed table (--columns metrics, or runs that do not fit side by
- * side): a row per run; columns run, name, status, duration, the params
- * shown (params.K) and each metric's last value (metrics.K, the best
- * marked *), the language's names as in `track runs`. Columns that do not
- * fit fold into further blocks, each repeating run and name. */
-static void print_transposed(const struct cmp *x, const struct grid *g, int colour)
+/* The transposed table (--columns metrics, or when it needs fewer blocks
+ * than a column per run): a row per run; columns run, name, status,
+ * duration, the params shown (params.K) and each metric's last value
+ * (metrics.K, the best marked *), the language's names as in `track runs`.
+ * Columns that do not fit fold into further blocks, each repeating run and
+ * name. With `dry`, prints nothing and returns the number of blocks. */
+static size_t print_transposed(const struct cmp *x, const struct grid *g, int colour, int dry)
 {
     size_t rows[4 + MAX_PARAMS + MAX_METRICS], nr = 0; /* grid rows shown as columns */
     char heads[4 + MAX_PARAMS + MAX_METRICS][64];
@@ -376,7 +376,7 @@ static void print_transposed(const struct cmp *x, const struct grid *g, int colo
         ng = 1;
         starts[0] = 0;
     }
-    for (size_t k = 0; k < ng; k++) {
+    for (size_t k = 0; k < ng && !dry; k++) {
         size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr;
         if (k)
             fputc('\n', stdout);
@@ -412,6 +412,7 @@ static void print_transposed(const struct cmp *x, const struct grid *g, int colo
             fputc('\n', stdout);
         }
     }
+    return ng;
 }
 
 /* A markdown table cell: '|' escaped, line breaks as spaces. */
@@ -896,8 +897,11 @@ int cmd_compare(int argc, char **argv)
         } else {
             const char *nc = getenv("NO_COLOR");
             int colour = !nc && isatty(STDOUT_FILENO);
-            if (columns == COLS_METRICS || (columns == COLS_AUTO && !table_fits(&g)))
-                print_transposed(x, &g, colour);
+            /* the layout that needs fewer blocks; a tie keeps a column per
+             * run, which also shows min, max, points and the trend */
+            if (columns == COLS_METRICS ||
+                (columns == COLS_AUTO && print_transposed(x, &g, 0, 1) < table_blocks(&g)))
+                print_transposed(x, &g, colour, 0);
             else
                 print_table(&g, colour);
         }

@@ -152,9 +152,10 @@ static const struct cli_cmd commands[] = {
                                  "(default min)"},
           {"--format F", "table, markdown, csv or json (default table; --json is json)"},
           {"--plot FILE.svg", "also write the metric curves as an SVG file (default: none)"},
-          {"--columns C", "runs: a column per run; metrics: a row per run and a column per "
-                          "metric (default: runs when every run fits the terminal, else "
-                          "metrics)"}),
+          {"--columns C", "runs: a column per run (blocks folded to the terminal's width); "
+                          "metrics: a row per run and a column per param and metric, its last "
+                          "value (default: whichever needs fewer blocks, runs on a tie; table "
+                          "format only)"}),
      "2 to 50 runs. The best run of each metric (by its last value) is marked *. Tables show "
      "values to about 6 significant digits; csv and json have them in full.",
      "track compare 3f2a 9bc1 77d0\n"
