@@ -336,9 +336,10 @@ static size_t table_blocks(const struct grid *g)
  * name. With `dry`, prints nothing and returns the number of blocks. */
 static size_t print_transposed(const struct cmp *x, const struct grid *g, int colour, int dry)
 {
-    size_t rows[4 + MAX_PARAMS + MAX_METRICS], nr = 0; /* grid rows shown as columns */
-    char heads[4 + MAX_PARAMS + MAX_METRICS][64];
-    size_t w[4 + MAX_PARAMS + MAX_METRICS], starts[4 + MAX_PARAMS + MAX_METRICS];
+    enum { MAXC = 4 + MAX_PARAMS + MAX_METRICS };
+    size_t rows[MAXC], nr = 0; /* grid rows shown as columns */
+    char *heads[MAXC];         /* their whole labels, malloc'd */
+    size_t w[MAXC], full[MAXC], starts[MAXC];
     size_t width = (size_t)cli_term_width(), p = 0, m = 0;
     char buf[600];
 
@@ -363,18 +364,38 @@ static size_t print_transposed(const struct cmp *x, const struct grid *g, int co
         }
         size_t cap = r == 1 ? 24 : CELL_COL_MAX + 2, lw = render_width(label);
         cw = cw > cap ? cap : cw;
-        /* a label gives way to narrow values down to 12 columns */
+        /* a label gives way to narrow values down to 12 columns, and takes
+         * its whole width back where the line has room */
         size_t hw = lw <= cw ? lw : cw > 12 ? cw : lw < 12 ? lw : 12;
         w[nr] = cw > hw ? cw : hw;
-        render_fit_middle(label, w[nr], heads[nr], sizeof(heads[nr]));
+        full[nr] = lw > w[nr] ? (lw > 40 ? 40 : lw) : w[nr];
+        if (!(heads[nr] = strdup(label)))
+            break;
         rows[nr++] = r;
     }
+    /* names give way (down to 12 columns) when that saves a fold */
+    size_t total = 0;
+    for (size_t j = 0; j < nr; j++)
+        total += w[j] + (j ? 2 : 0);
+    if (nr > 1 && total > width && w[1] > 12 && total - width <= w[1] - 12)
+        w[1] -= total - width;
     /* run and name lead every block */
-    size_t lead = w[0] + 2 + w[1];
-    size_t ng = render_fold(lead, w + 2, nr - 2, width, 2, starts);
+    size_t lead = w[0] + 2 + (nr > 1 ? w[1] : 0);
+    size_t ng = nr > 2 ? render_fold(lead, w + 2, nr - 2, width, 2, starts) : 0;
     if (ng == 0) {
         ng = 1;
         starts[0] = 0;
+    }
+    for (size_t k = 0; k < ng; k++) {
+        size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr, used = lead;
+        for (size_t j = c0; j < c1; j++)
+            used += 2 + w[j];
+        for (size_t j = c0; j < c1 && used < width; j++) {
+            size_t more = full[j] > w[j] ? full[j] - w[j] : 0;
+            more = more < width - used ? more : width - used;
+            w[j] += more;
+            used += more;
+        }
     }
     for (size_t k = 0; k < ng && !dry; k++) {
         size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr;
@@ -388,7 +409,7 @@ static size_t print_transposed(const struct cmp *x, const struct grid *g, int co
                 int fl = line ? g->flags[r * g->ncols + i] : 0, last = j + 1 == c1;
                 const char *sgr = NULL;
                 if (line == 0)
-                    snprintf(buf, sizeof(buf), "%s", heads[j]);
+                    render_fit_middle(heads[j], w[j], buf, sizeof(buf));
                 else if (r == 1)
                     render_fit_middle(x->runs[i].name, w[j], buf, sizeof(buf));
                 else /* "0.25 *" and "0.31  ": the digits stay aligned */
@@ -412,6 +433,8 @@ static size_t print_transposed(const struct cmp *x, const struct grid *g, int co
             fputc('\n', stdout);
         }
     }
+    for (size_t j = 0; j < nr; j++)
+        free(heads[j]);
     return ng;
 }
 

@@ -254,7 +254,8 @@ void cli_usage(const char *name, int to_stderr)
         cli_help(name, NULL);
         return;
     }
-    fprintf(f, "usage: track %s %s\n(see 'track %s --help')\n", c->name, c->args, c->name);
+    fprintf(f, "usage: track %s%s%s\n(see 'track %s --help')\n", c->name, *c->args ? " " : "",
+            c->args, c->name);
 }
 
 void cli_help(const char *name, const struct option *longopts)
@@ -265,7 +266,7 @@ void cli_help(const char *name, const struct option *longopts)
 
     if (!c)
         return;
-    fprintf(f, "usage: track %s %s\n\n", c->name, c->args);
+    fprintf(f, "usage: track %s%s%s\n\n", c->name, *c->args ? " " : "", c->args);
     fprintf(f, "  ");
     put_wrapped(f, c->summary, 2, 2);
     if (c->about) {

@@ -213,11 +213,13 @@ Test(polish, help_of_every_command_is_on_stdout_exit_0_and_documents_each_option
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         char noun[32] = "", verb[32] = "", want[64];
         sscanf(commands[i], "%31s %31s", noun, verb);
-        snprintf(want, sizeof(want), "usage: track %s ", commands[i]);
+        snprintf(want, sizeof(want), "usage: track %s", commands[i]);
         struct res r = verb[0] ? T(noun, verb, "--help") : T(noun, "--help");
         cr_assert_eq(r.rc, 0, "%s --help: exit %d: %s", commands[i], r.rc, r.err);
         cr_assert_str_empty(r.err, "%s --help wrote to stderr: %s", commands[i], r.err);
         cr_assert_not_null(strstr(r.out, want), "%s --help: %s", commands[i], r.out);
+        char after = strstr(r.out, want)[strlen(want)];
+        cr_assert(after == ' ' || after == '\n', "%s --help: %s", commands[i], r.out);
         const char *ex = strstr(r.out, "\nexamples:\n  ");
         cr_assert(ex && strstr(ex, "track "), "%s: no example: %s", commands[i], r.out);
         cr_assert_null(strstr(r.out, "(undocumented)"), "%s: an option without help: %s",
