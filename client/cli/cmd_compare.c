@@ -358,7 +358,8 @@ static size_t print_transposed(const struct cmp *x, const struct grid *g, int co
         }
         size_t cw = 0;
         for (size_t c = 0; c < g->ncols; c++) {
-            size_t cellw = r == 1 ? render_width(x->runs[c].name) : render_width(grid_cell(g, r, c));
+            size_t cellw =
+                r == 1 ? render_width(x->runs[c].name) : render_width(grid_cell(g, r, c));
             cellw += r >= 4 && strncmp(l, "param ", 6) != 0 ? 2 : 0; /* " *" or "  " */
             cw = cellw > cw ? cellw : cw;
         }

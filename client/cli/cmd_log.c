@@ -97,8 +97,7 @@ static int log_stdin(struct track_client *c, int64_t *points, struct track_err *
         }
         if (st && ((nrc = cli_parse_i64(st, &step)) || step < 0)) {
             rc = cli_error("stdin line %ld: step \"%s\" %s", lineno, st,
-                           nrc == CLI_NUM_RANGE ? "is out of range"
-                                                : "is not a whole number >= 0");
+                           nrc == CLI_NUM_RANGE ? "is out of range" : "is not a whole number >= 0");
             break;
         }
         size_t k = 0;

@@ -209,8 +209,8 @@ static int key_differs(const struct track_run_info *runs, size_t n, int metric, 
 enum { C_RUN, C_NAME, C_EXP, C_STATUS, C_START, C_DUR, C_KEY };
 
 struct tcol {
-    int kind;   /* C_* */
-    size_t key; /* index into keys[] for C_KEY */
+    int kind;    /* C_* */
+    size_t key;  /* index into keys[] for C_KEY */
     size_t w;    /* display columns */
     size_t full; /* what it would take with room to spare: the whole label or name */
     int right;
@@ -235,8 +235,8 @@ static size_t table_width(const struct table *t)
     return w;
 }
 
-static const char *const fixed_head[] = {"RUN", "NAME", "EXPERIMENT", "STATUS", "STARTED",
-                                         "DURATION"};
+static const char *const fixed_head[] = {"RUN",    "NAME",    "EXPERIMENT",
+                                         "STATUS", "STARTED", "DURATION"};
 
 /* The text of column c for run r, at most `max` columns wide. */
 static void cell_text(const struct table *t, const struct tcol *c, const struct track_run_info *r,
@@ -334,7 +334,6 @@ static void expand(struct table *t, size_t width)
     }
 }
 
-
 /* Adds key column k if it fits in `room` more columns of the line. */
 static int add_key_col(struct table *t, const struct render_key *k, size_t room)
 {
@@ -377,7 +376,8 @@ static void layout(struct table *t, const struct render_key *mentioned, size_t n
     }
     for (size_t k = 0; k < nm && t->nk < MAX_KEY_COLS; k++) {
         t->keys[t->nk] = mentioned[k];
-        struct tcol c = {.kind = C_KEY, .key = t->nk, .right = mentioned[k].kind == RENDER_KEY_METRIC};
+        struct tcol c = {
+            .kind = C_KEY, .key = t->nk, .right = mentioned[k].kind == RENDER_KEY_METRIC};
         c.w = col_width(t, &c, KEY_COL_MAX);
         t->cols[t->ncols++] = c;
         t->nk++;
@@ -445,8 +445,7 @@ static void print_table(struct table *t, const struct render_key *mentioned, siz
         for (size_t c = 0; c < t->ncols; c++) {
             const struct tcol *col = &t->cols[c];
             cell_text(t, col, &t->runs[i], col->w, cell, sizeof(cell));
-            render_pad(stdout, cell, col->right || c + 1 < t->ncols ? col->w : 0, col->right,
-                       NULL);
+            render_pad(stdout, cell, col->right || c + 1 < t->ncols ? col->w : 0, col->right, NULL);
             fputs(c + 1 < t->ncols ? "  " : "\n", stdout);
         }
     }

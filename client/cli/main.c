@@ -177,13 +177,13 @@ static const struct cli_cmd commands[] = {
      "Values are written in full precision; NaN and +-Inf as in the JSON conventions.",
      "track export --experiment mnist --format csv -o mnist.csv\n"
      "track export 3f2a --format jsonl --history > run.jsonl\n"},
-    {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts",
-     NO_OPTS, NULL, "track status\ntrack status --json\n"},
+    {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
+     NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
      "Any successful write delivers the spool too; sync does it on its own.", "track sync\n"},
     {"backup", cmd_backup, "FILE",
-     "consistent online copy of the database while writes go on (trackd --restore FILE)",
-     NO_OPTS, "FILE is written by trackd, so it must be a path trackd can write.",
+     "consistent online copy of the database while writes go on (trackd --restore FILE)", NO_OPTS,
+     "FILE is written by trackd, so it must be a path trackd can write.",
      "track backup /var/backups/track-$(date +%F).db\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -290,10 +290,12 @@ void cli_help(const char *name, const struct option *longopts)
         put_opt(f, opt, "(undocumented)");
     }
     fprintf(f, "\ncommon options:\n");
-    put_opt(f, "--server URI", "the trackd to use: ipc://PATH or tcp://HOST:PORT (default "
-                               "$TRACK_SERVER, else the user's own socket)");
-    put_opt(f, "--run RUN", "the run: an id or a unique prefix of 4+ hex characters (default "
-                            "$TRACK_RUN_ID)");
+    put_opt(f, "--server URI",
+            "the trackd to use: ipc://PATH or tcp://HOST:PORT (default "
+            "$TRACK_SERVER, else the user's own socket)");
+    put_opt(f, "--run RUN",
+            "the run: an id or a unique prefix of 4+ hex characters (default "
+            "$TRACK_RUN_ID)");
     put_opt(f, "--json", "print JSON (default: text)");
     put_opt(f, "--help, -h", "this help");
     if (c->examples) {
@@ -309,72 +311,71 @@ void cli_help(const char *name, const struct option *longopts)
 /* The filter language, as storage/filter.c compiles it. */
 static void help_filter(FILE *f)
 {
-    fputs(
-        "usage: track runs --filter EXPR [--order-by EXPR]\n"
-        "       track compare --filter EXPR\n"
-        "\n"
-        "  The language of run search (MLflow's, extended). Keywords, prefixes and\n"
-        "  attribute names are case-insensitive; keys are not.\n"
-        "\n"
-        "terms:\n"
-        "  metrics.KEY           a metric's last logged value (prefix also metric.)\n"
-        "  min(metrics.KEY)      its smallest value; max(metrics.KEY) its largest\n"
-        "  params.KEY            a param, a string (also param., parameters., parameter.)\n"
-        "  tags.KEY              a tag, a string (also tag.)\n"
-        "  status                RUNNING, FINISHED, FAILED or KILLED, quoted, any case\n"
-        "  name                  the run's name (also run_name)\n"
-        "  user                  the run's user (also user_id)\n"
-        "  experiment            the experiment's name\n"
-        "  run_id                the 32-hex id; = is exact, use LIKE 'abcd%' for a prefix\n"
-        "  start_time, end_time  ms since the epoch; a running run has no end_time\n"
-        "  duration              ms; a running run's duration runs up to now\n"
-        "  Attributes may also be written attributes.NAME (or attribute., attr., run.).\n"
-        "  A key of letters, digits and _ - . / : is written as it is; any other key in\n"
-        "  backticks or double quotes: metrics.`val loss`. Keys are 1 to 250 bytes.\n"
-        "\n"
-        "operators:\n"
-        "  =  ==  !=  <>  <  <=  >  >=     compare with a value\n"
-        "  [NOT] LIKE 'pattern'           % any text, _ one character; case-sensitive\n"
-        "  [NOT] ILIKE 'pattern'          the same ignoring ASCII case\n"
-        "  [NOT] IN (v1, v2, ...)         one of the values (up to 1000)\n"
-        "  IS NULL, IS NOT NULL           the run lacks / has the term\n"
-        "  AND, OR, NOT, ( )              NOT binds tighter than AND, AND than OR\n"
-        "  In patterns a backslash escapes % and _ (and itself).\n"
-        "\n"
-        "values:\n"
-        "  'text' or \"text\"       a string; a doubled quote or \\' stands for the quote\n"
-        "  12, -0.5, 1e-3         a number\n"
-        "  500ms 30s 5m 2h 1d     a duration (also combined: 1h30m); compared with\n"
-        "                         start_time or end_time it means that long before now:\n"
-        "                         start_time > 1d is \"started in the last day\"\n"
-        "\n"
-        "rules:\n"
-        "  metrics take numbers: = != < <= > >= IN IS. A metric whose last value is\n"
-        "    NaN counts as missing there (IS NULL matches it).\n"
-        "  params and tags are strings: = != IN LIKE ILIKE compare text, and a number\n"
-        "    compares as the text it is written as (params.lr = 0.01 matches \"0.01\",\n"
-        "    not \"1e-2\"). < <= > >= with a number compare numerically, and only values\n"
-        "    that look like numbers take part; with a string they compare bytes.\n"
-        "  status takes = != IN and IS NULL only.\n"
-        "  name, user, experiment and run_id take strings only, every operator.\n"
-        "  start_time, end_time and duration take numbers (ms) or durations.\n"
-        "  A run that lacks the metric, param or tag matches no comparison, not even !=\n"
-        "  or NOT IN, nor the NOT of one: only IS NULL.\n"
-        "\n"
-        "order-by:\n"
-        "  TERM [ASC|DESC], ...   runs lacking the value sort last either way; params\n"
-        "                         and tags sort as text; then newest first\n"
-        "\n"
-        "limits: 65536 bytes of text, 1000 comparisons, 64 levels of nesting.\n"
-        "A mistake is an error naming its column: filter: column 15: ...\n"
-        "\n"
-        "examples:\n"
-        "  track runs --filter \"metrics.val_loss < 0.2 and params.lr >= 0.01\"\n"
-        "  track runs --filter \"status = 'RUNNING' and start_time > 2h\"\n"
-        "  track runs --filter \"name LIKE 'resnet%' or tags.stage IN ('ft', 'eval')\"\n"
-        "  track runs --filter \"min(metrics.loss) < 0.1 and duration < 30m\"\n"
-        "  track runs --order-by \"metrics.val_acc DESC, params.lr\"\n",
-        f);
+    fputs("usage: track runs --filter EXPR [--order-by EXPR]\n"
+          "       track compare --filter EXPR\n"
+          "\n"
+          "  The language of run search (MLflow's, extended). Keywords, prefixes and\n"
+          "  attribute names are case-insensitive; keys are not.\n"
+          "\n"
+          "terms:\n"
+          "  metrics.KEY           a metric's last logged value (prefix also metric.)\n"
+          "  min(metrics.KEY)      its smallest value; max(metrics.KEY) its largest\n"
+          "  params.KEY            a param, a string (also param., parameters., parameter.)\n"
+          "  tags.KEY              a tag, a string (also tag.)\n"
+          "  status                RUNNING, FINISHED, FAILED or KILLED, quoted, any case\n"
+          "  name                  the run's name (also run_name)\n"
+          "  user                  the run's user (also user_id)\n"
+          "  experiment            the experiment's name\n"
+          "  run_id                the 32-hex id; = is exact, use LIKE 'abcd%' for a prefix\n"
+          "  start_time, end_time  ms since the epoch; a running run has no end_time\n"
+          "  duration              ms; a running run's duration runs up to now\n"
+          "  Attributes may also be written attributes.NAME (or attribute., attr., run.).\n"
+          "  A key of letters, digits and _ - . / : is written as it is; any other key in\n"
+          "  backticks or double quotes: metrics.`val loss`. Keys are 1 to 250 bytes.\n"
+          "\n"
+          "operators:\n"
+          "  =  ==  !=  <>  <  <=  >  >=     compare with a value\n"
+          "  [NOT] LIKE 'pattern'           % any text, _ one character; case-sensitive\n"
+          "  [NOT] ILIKE 'pattern'          the same ignoring ASCII case\n"
+          "  [NOT] IN (v1, v2, ...)         one of the values (up to 1000)\n"
+          "  IS NULL, IS NOT NULL           the run lacks / has the term\n"
+          "  AND, OR, NOT, ( )              NOT binds tighter than AND, AND than OR\n"
+          "  In patterns a backslash escapes % and _ (and itself).\n"
+          "\n"
+          "values:\n"
+          "  'text' or \"text\"       a string; a doubled quote or \\' stands for the quote\n"
+          "  12, -0.5, 1e-3         a number\n"
+          "  500ms 30s 5m 2h 1d     a duration (also combined: 1h30m); compared with\n"
+          "                         start_time or end_time it means that long before now:\n"
+          "                         start_time > 1d is \"started in the last day\"\n"
+          "\n"
+          "rules:\n"
+          "  metrics take numbers: = != < <= > >= IN IS. A metric whose last value is\n"
+          "    NaN counts as missing there (IS NULL matches it).\n"
+          "  params and tags are strings: = != IN LIKE ILIKE compare text, and a number\n"
+          "    compares as the text it is written as (params.lr = 0.01 matches \"0.01\",\n"
+          "    not \"1e-2\"). < <= > >= with a number compare numerically, and only values\n"
+          "    that look like numbers take part; with a string they compare bytes.\n"
+          "  status takes = != IN and IS NULL only.\n"
+          "  name, user, experiment and run_id take strings only, every operator.\n"
+          "  start_time, end_time and duration take numbers (ms) or durations.\n"
+          "  A run that lacks the metric, param or tag matches no comparison, not even !=\n"
+          "  or NOT IN, nor the NOT of one: only IS NULL.\n"
+          "\n"
+          "order-by:\n"
+          "  TERM [ASC|DESC], ...   runs lacking the value sort last either way; params\n"
+          "                         and tags sort as text; then newest first\n"
+          "\n"
+          "limits: 65536 bytes of text, 1000 comparisons, 64 levels of nesting.\n"
+          "A mistake is an error naming its column: filter: column 15: ...\n"
+          "\n"
+          "examples:\n"
+          "  track runs --filter \"metrics.val_loss < 0.2 and params.lr >= 0.01\"\n"
+          "  track runs --filter \"status = 'RUNNING' and start_time > 2h\"\n"
+          "  track runs --filter \"name LIKE 'resnet%' or tags.stage IN ('ft', 'eval')\"\n"
+          "  track runs --filter \"min(metrics.loss) < 0.1 and duration < 30m\"\n"
+          "  track runs --order-by \"metrics.val_acc DESC, params.lr\"\n",
+          f);
 }
 
 static void usage_all(FILE *f)
@@ -452,8 +453,8 @@ static int unknown_command(const char *word)
         int many = 0;
         for (size_t k = 0; k < nc; k++)
             many += dist[k] == best;
-        fprintf(stderr, "\n%s\n", many > 1 ? "The most similar commands are"
-                                           : "The most similar command is");
+        fprintf(stderr, "\n%s\n",
+                many > 1 ? "The most similar commands are" : "The most similar command is");
         for (size_t k = 0; k < nc; k++)
             if (dist[k] == best)
                 fprintf(stderr, "\t%s\n", cands[k]);

@@ -84,9 +84,8 @@ static int is_common_val(int val)
 
 /* Reports an option getopt_long refused (exits 2). `elem` is the argument
  * it was reading (NULL when not known). */
-__attribute__((noreturn)) static void bad_option(const char *name, const char *elem,
-                                                 const char *shortopts,
-                                                 const struct option *longopts)
+__attribute__((noreturn)) static void
+bad_option(const char *name, const char *elem, const char *shortopts, const struct option *longopts)
 {
     char typed[128];
     size_t n;

@@ -86,7 +86,7 @@ static struct res trk(const char *const *env, const char *in, ...)
     return r;
 }
 
-#define T(...)          trk(NULL, NULL, __VA_ARGS__, NULL)
+#define T(...)           trk(NULL, NULL, __VA_ARGS__, NULL)
 #define TE(env, in, ...) trk(env, in, __VA_ARGS__, NULL)
 
 static void res_free(struct res *r)
@@ -202,10 +202,24 @@ static int64_t count_points(const char *hex, const char *key)
 /* ---- help ------------------------------------------------------------------------- */
 
 static const char *const commands[] = {
-    "experiment create", "experiment list", "run start",      "run end", "run list",
-    "run show",          "log-param",       "tag",            "log-metric",
-    "metric history",    "exec",            "runs",           "compare", "watch",
-    "export",            "status",          "sync",           "backup",
+    "experiment create",
+    "experiment list",
+    "run start",
+    "run end",
+    "run list",
+    "run show",
+    "log-param",
+    "tag",
+    "log-metric",
+    "metric history",
+    "exec",
+    "runs",
+    "compare",
+    "watch",
+    "export",
+    "status",
+    "sync",
+    "backup",
 };
 
 Test(polish, help_of_every_command_is_on_stdout_exit_0_and_documents_each_option)
@@ -234,8 +248,8 @@ Test(polish, help_of_every_command_is_on_stdout_exit_0_and_documents_each_option
                 continue; /* "-- CMD" of exec */
             snprintf(opt, sizeof(opt), "--%.*s", (int)n, p + 2);
             snprintf(line, sizeof(line), "\n  %s", opt);
-            cr_assert_not_null(strstr(r.out, line), "%s: %s is not described: %s", commands[i],
-                               opt, r.out);
+            cr_assert_not_null(strstr(r.out, line), "%s: %s is not described: %s", commands[i], opt,
+                               r.out);
         }
         cr_assert_not_null(strstr(r.out, "default"), "%s: no default named", commands[i]);
         /* `track help X` prints the same */
@@ -255,9 +269,9 @@ Test(polish, help_of_every_command_is_on_stdout_exit_0_and_documents_each_option
 
 Test(polish, help_of_a_noun_lists_its_verbs_on_stdout_exit_0)
 {
-    static const char *const nouns[][2] = {
-        {"run", "track run start"}, {"experiment", "track experiment create"},
-        {"metric", "track metric history"}};
+    static const char *const nouns[][2] = {{"run", "track run start"},
+                                           {"experiment", "track experiment create"},
+                                           {"metric", "track metric history"}};
     for (size_t i = 0; i < 3; i++) {
         struct res forms[3] = {T(nouns[i][0], "--help"), T(nouns[i][0], "-h"),
                                T("help", nouns[i][0])};
@@ -287,18 +301,64 @@ Test(polish, help_filter_documents_every_operator_term_and_attribute)
 {
     /* the words storage/filter.c accepts (its grammar and attribute table) */
     static const char *const words[] = {
-        "metrics.KEY", "min(metrics.KEY)", "max(metrics.KEY)", "params.KEY", "tags.KEY",
-        "metric.",     "param.",           "parameters.",      "parameter.", "tag.",
-        "attributes.", "attribute.",       "attr.",            "run.",       "status",
-        "RUNNING",     "FINISHED",         "FAILED",           "KILLED",     "name",
-        "run_name",    "user",             "user_id",          "experiment", "run_id",
-        "start_time",  "end_time",         "duration",         " = ",        "==",
-        "!=",          "<>",               " < ",              "<=",         " > ",
-        ">=",          "LIKE",             "ILIKE",            "NOT",        "IN (",
-        "IS NULL",     "IS NOT NULL",      "AND",              "OR",         "( )",
-        "ASC",         "DESC",             "ms",               "30s",        "5m",
-        "2h",          "1d",               "1h30m",            "backticks",  "NaN",
-        "%",           "_ one character",  "1e-3",
+        "metrics.KEY",
+        "min(metrics.KEY)",
+        "max(metrics.KEY)",
+        "params.KEY",
+        "tags.KEY",
+        "metric.",
+        "param.",
+        "parameters.",
+        "parameter.",
+        "tag.",
+        "attributes.",
+        "attribute.",
+        "attr.",
+        "run.",
+        "status",
+        "RUNNING",
+        "FINISHED",
+        "FAILED",
+        "KILLED",
+        "name",
+        "run_name",
+        "user",
+        "user_id",
+        "experiment",
+        "run_id",
+        "start_time",
+        "end_time",
+        "duration",
+        " = ",
+        "==",
+        "!=",
+        "<>",
+        " < ",
+        "<=",
+        " > ",
+        ">=",
+        "LIKE",
+        "ILIKE",
+        "NOT",
+        "IN (",
+        "IS NULL",
+        "IS NOT NULL",
+        "AND",
+        "OR",
+        "( )",
+        "ASC",
+        "DESC",
+        "ms",
+        "30s",
+        "5m",
+        "2h",
+        "1d",
+        "1h30m",
+        "backticks",
+        "NaN",
+        "%",
+        "_ one character",
+        "1e-3",
     };
     struct res r = T("help", "filter");
     cr_assert_eq(r.rc, 0, "%s", r.err);
@@ -358,11 +418,11 @@ Test(polish, numbers_are_parsed_strictly_and_alike_everywhere)
     const char *const *e = ENV(env);
 
     /* VALUE */
-    static const char *const bad_values[] = {"0x10", " 1.5", "1.5 ", "1,5", "nan(1)", "", "1e",
-                                             "0x1p3", "1.5e+"};
+    static const char *const bad_values[] = {"0x10", " 1.5", "1.5 ",  "1,5",  "nan(1)",
+                                             "",     "1e",   "0x1p3", "1.5e+"};
     for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++)
-        expect_usage(TE(e, NULL, "log-metric", "v", bad_values[i]), "VALUE",
-                     "is not a number", NULL);
+        expect_usage(TE(e, NULL, "log-metric", "v", bad_values[i]), "VALUE", "is not a number",
+                     NULL);
     expect_usage(TE(e, NULL, "log-metric", "v", "1e400"), "VALUE", "\"1e400\" is out of range",
                  NULL);
     expect_usage(TE(e, NULL, "log-metric", "v", "-1e400"), "out of range", NULL);
@@ -370,8 +430,8 @@ Test(polish, numbers_are_parsed_strictly_and_alike_everywhere)
     cr_assert_eq(count_points(hex, "v"), 0, "a refused value was stored");
 
     /* accepted forms, NaN and infinities included */
-    static const char *const good[] = {"1.5", "-2", "+3", ".5", "1.", "1e-4", "2E+3",
-                                       "nan", "NaN", "-inf", "Infinity", "007"};
+    static const char *const good[] = {"1.5",  "-2",  "+3",  ".5",   "1.",       "1e-4",
+                                       "2E+3", "nan", "NaN", "-inf", "Infinity", "007"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct res r = TE(e, NULL, "log-metric", "v", good[i]);
         cr_assert_eq(r.rc, 0, "\"%s\" refused: %s", good[i], r.err);
@@ -569,13 +629,11 @@ Test(polish, tables_show_6_digits_and_json_and_csv_keep_full_precision)
     cr_assert_not_null(strstr(r.out, "1.23457e+16"), "%s", r.out);
     res_free(&r);
     r = T("run", "show", R1, "--json");
-    cr_assert_not_null(strstr(r.out, "0.12345678901234566") ||
-                           strstr(r.out, "0.12345678901234567"),
+    cr_assert_not_null(strstr(r.out, "0.12345678901234566") || strstr(r.out, "0.12345678901234567"),
                        "%s", r.out);
     res_free(&r);
     r = T("runs", "--experiment", "tbl", "--csv");
-    cr_assert_not_null(strstr(r.out, "0.12345678901234567") ||
-                           strstr(r.out, "0.12345678901234566"),
+    cr_assert_not_null(strstr(r.out, "0.12345678901234567") || strstr(r.out, "0.12345678901234566"),
                        "%s", r.out);
     res_free(&r);
     r = T("metric", "history", R1, "loss");
