@@ -427,22 +427,20 @@ static void help_noun(FILE *f, const char *noun)
 /* git's answer to a word that is no command: the closest ones, if any. */
 static int unknown_command(const char *word)
 {
-    const char *cands[N_COMMANDS + 1];
+    static char cands[N_COMMANDS + 1][32]; /* first words, each once, and "help" */
     size_t nc = 0;
     int best = 99;
 
-    /* first words, each once, and "help" */
-    static char words[N_COMMANDS + 1][32];
     for (size_t i = 0; i < N_COMMANDS; i++) {
         size_t l = strcspn(commands[i].name, " ");
-        snprintf(words[nc], sizeof(words[nc]), "%.*s", (int)l, commands[i].name);
         int dup = 0;
+        snprintf(cands[nc], sizeof(cands[nc]), "%.*s", (int)l, commands[i].name);
         for (size_t k = 0; k < nc; k++)
-            dup |= strcmp(words[k], words[nc]) == 0;
+            dup |= strcmp(cands[k], cands[nc]) == 0;
         if (!dup)
-            cands[nc] = words[nc], nc++;
+            nc++;
     }
-    cands[nc++] = "help";
+    snprintf(cands[nc++], sizeof(cands[0]), "help");
     int dist[N_COMMANDS + 1];
     for (size_t k = 0; k < nc; k++) {
         dist[k] = cli_edit_distance(word, strlen(word), cands[k], strlen(cands[k]));
