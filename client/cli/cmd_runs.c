@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "render.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -191,7 +192,7 @@ static int key_differs(const struct track_run_info *runs, size_t n, int metric, 
             const struct track_metric_summary *m = metric_of(&runs[i], key);
             if (!m != !m0)
                 return 1;
-            if (m && memcmp(&m->last, &m0->last, sizeof(double)) != 0 && m->last != m0->last)
+            if (m && !(isnan(m->last) && isnan(m0->last)) && m->last != m0->last)
                 return 1;
         }
         return 0;
@@ -220,7 +221,7 @@ struct table {
     const struct track_run_info *runs;
     size_t n;
     struct render_key keys[MAX_KEY_COLS];
-    size_t nk, n_mentioned;
+    size_t nk;
     struct tcol cols[6 + MAX_KEY_COLS];
     size_t ncols;
     int full_ids, short_dates;
@@ -382,7 +383,6 @@ static void layout(struct table *t, const struct render_key *mentioned, size_t n
         t->cols[t->ncols++] = c;
         t->nk++;
     }
-    t->n_mentioned = t->nk;
     /* too wide already: names and mentioned keys give way down to a floor */
     for (size_t c = 0; c < t->ncols && table_width(t) > width; c++) {
         struct tcol *col = &t->cols[c];
