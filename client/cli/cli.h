@@ -35,7 +35,9 @@ extern struct cli_common cli_opt;
     }
 
 /* Handles a common option (returns 1), a usage error (exits 2), or returns 0
- * for the command's own. `name` is the command for --help. */
+ * for the command's own. `name` is the command for --help. Commands read
+ * their options with cli_getopt, which calls this and says more about a
+ * refused option; it stays for code that runs getopt_long itself. */
 int cli_common_opt(int opt, const char *name);
 
 /* Prints the usage of command `name` from the table (stdout on --help). */

@@ -1,6 +1,7 @@
 /*
- * util.c: helpers the subcommands share (see cli.h): option handling,
- * error lines, the client, number parsing, time and JSON formatting.
+ * util.c: helpers the subcommands share (see cli.h): option handling (with
+ * git's "did you mean" from an edit distance), error lines, the client, the
+ * ended-run warning, strict number parsing, time and JSON formatting.
  */
 #include "cli.h"
 #include "render.h"
