@@ -170,7 +170,9 @@ int cmd_log_metric(int argc, char **argv)
         if (takes_value && i + 1 < argc) {
             opts[n_opts++] = argv[i++];
             opts[n_opts++] = argv[i];
-        } else if (a[0] == '-' && a[1] != '\0' && cli_parse_double(a, &dummy) == CLI_NUM_BAD) {
+        } else if (a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9') && a[1] != '.' &&
+                   cli_parse_double(a, &dummy) == CLI_NUM_BAD) {
+            /* an option; "-0x10" or "-1,5" is a VALUE, refused as one */
             opts[n_opts++] = argv[i];
         } else if (n_pos < 3) {
             pos[n_pos++] = argv[i];

@@ -418,8 +418,8 @@ Test(polish, numbers_are_parsed_strictly_and_alike_everywhere)
     const char *const *e = ENV(env);
 
     /* VALUE */
-    static const char *const bad_values[] = {"0x10", " 1.5", "1.5 ",  "1,5",  "nan(1)",
-                                             "",     "1e",   "0x1p3", "1.5e+"};
+    static const char *const bad_values[] = {"0x10", " 1.5",  "1.5 ",  "1,5",   "nan(1)", "",
+                                             "1e",   "0x1p3", "1.5e+", "-0x10", "-1,5"};
     for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++)
         expect_usage(TE(e, NULL, "log-metric", "v", bad_values[i]), "VALUE", "is not a number",
                      NULL);
