@@ -326,7 +326,7 @@ static void help_filter(FILE *f)
           "  name                  the run's name (also run_name)\n"
           "  user                  the run's user (also user_id)\n"
           "  experiment            the experiment's name\n"
-          "  run_id                the 32-hex id, any case (= is whole; LIKE 'ab12%': prefix)\n"
+          "  run_id                the 32-hex id, any case; LIKE 'ab12%' for a prefix\n"
           "  start_time, end_time  ms since the epoch; a running run has no end_time\n"
           "  duration              ms; a running run's duration runs up to now\n"
           "  Attributes may also be written attributes.NAME (or attribute., attr., run.).\n"
