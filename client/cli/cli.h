@@ -35,7 +35,9 @@ extern struct cli_common cli_opt;
     }
 
 /* Handles a common option (returns 1), a usage error (exits 2), or returns 0
- * for the command's own. `name` is the command for --help. */
+ * for the command's own. `name` is the command for --help. Commands read
+ * their options with cli_getopt, which calls this and says more about a
+ * refused option; it stays for code that runs getopt_long itself. */
 int cli_common_opt(int opt, const char *name);
 
 /* Prints the usage of command `name` from the table (stdout on --help). */
@@ -72,16 +74,58 @@ struct cli_kv_args {
 /* Adds one K=V (arg is modified) as a param or a tag of command `cmd`;
  * exits 2 on a malformed one or past the limit. */
 void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg);
-/* Parses a whole decimal int64 / double; -1 on junk or range. */
+/* Numbers, parsed the same way for every argument, option and stdin line:
+ * plain decimal only, an optional sign, for a double an optional fraction
+ * and exponent ("0.31", "-2", "1e-4"), or nan, inf, infinity in any case
+ * (NaN and +-Inf are legitimate metric values). Refused: hex ("0x10"),
+ * blanks before or after (" 1.5", "1.5 "), "nan(...)", an empty string.
+ * Return 0, CLI_NUM_BAD (not such a number) or CLI_NUM_RANGE (beyond int64,
+ * or beyond a double's range: 1e400, and 1e-400 which would read as 0). */
+#define CLI_NUM_BAD   (-1)
+#define CLI_NUM_RANGE (-2)
 int cli_parse_i64(const char *s, int64_t *v);
 int cli_parse_double(const char *s, double *v);
+/* The same for a command-line argument `what` ("--step", "VALUE") of
+ * command `cmd`: returns the value, or exits 2 with a message naming the
+ * argument, its text and the accepted range [min, max]. */
+int64_t cli_arg_i64(const char *cmd, const char *what, const char *s, int64_t min, int64_t max);
+double cli_arg_double(const char *cmd, const char *what, const char *s);
+
+/* getopt_long for a command whose name is argv[0]: handles the common
+ * options and --help itself (full help on stdout, exit 0), and refuses an
+ * unknown option, a missing value or an unwanted one with a usage error that
+ * names the option and suggests the closest of longopts ("unknown option
+ * '--stpe'; did you mean '--step'?"), exit 2. Returns the command's own
+ * options, -1 at the end of them. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* The full help of command `name` on stdout: usage, what it does, each of
+ * longopts with its default, the common options, examples (main.c, from
+ * the command table). */
+void cli_help(const char *name, const struct option *longopts);
+
+/* Optimal string alignment distance (Levenshtein plus swaps of two
+ * neighbours, so "stpe" is 1 from "step"), capped at 99. */
+int cli_edit_distance(const char *a, size_t na, const char *b, size_t nb);
+/* Whether a typed word is close enough to a candidate to suggest it. */
+int cli_is_close(size_t typed_len, int distance);
+
+/* Warns (one line on stderr) when the client's current run has ended, after
+ * a write into it: "run 3f2a9c1e (lr-0.5) is FINISHED, ended ...; logged
+ * into it anyway". One cheap read (a run list narrowed to the id, without
+ * details); says nothing when that read fails. */
+void cli_warn_if_ended(struct track_client *c);
 
 /* "2026-11-25 03:48:20" in local time; "-" for 0. */
 void cli_fmt_time(int64_t ms, char *buf, size_t len);
 /* "1h02m", "3.2s", ... */
 void cli_fmt_duration(int64_t ms, char *buf, size_t len);
-/* Shortest round-tripping text for a double, "nan", "inf", "-inf". */
+/* Shortest round-tripping text for a double, "nan", "inf", "-inf" (full
+ * precision: for --csv and --json). Tables use render_num. */
 void cli_fmt_double(double v, char *buf, size_t len);
+/* Columns of the output: $COLUMNS, else the terminal's width (TIOCGWINSZ
+ * on stdout), else 80 (see render_term_width). */
+int cli_term_width(void);
 const char *cli_status_name(int status);
 
 /* JSON helpers (DESIGN.md "JSON"): numbers, with NaN/±Inf as strings. */

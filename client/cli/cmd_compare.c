@@ -13,16 +13,18 @@
  * from stored chunks, so comparing runs of a million points costs about the
  * same as comparing short ones.
  *
- * The same rows are printed four ways: a table folded to the terminal
- * width (render_fold), a GitHub markdown table, CSV (one row per row label,
- * a column per run, full precision) and JSON. --plot adds an SVG file.
+ * The same rows are printed four ways: a table, a GitHub markdown table,
+ * CSV (one row per row label, a column per run, full precision) and JSON.
+ * --plot adds an SVG file. The table has a column per run (folded into
+ * blocks that fit the terminal, render_fold) unless a transposed table, a
+ * row per run and a column per param and metric (its last value) as `track
+ * runs` prints them, needs fewer blocks; --columns runs|metrics chooses.
  */
 #include "cli.h"
 #include "render.h"
 
 #include <math.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,7 +178,7 @@ static int build_grid(const struct cmp *x, struct grid *g, int machine)
         if (machine)
             snprintf(buf, sizeof(buf), "%s", x->runs[i].name);
         else
-            render_fit(x->runs[i].name, CELL_COL_MAX, buf, sizeof(buf));
+            render_fit_middle(x->runs[i].name, CELL_COL_MAX, buf, sizeof(buf));
         if (grid_set(g, r, i, buf, 0))
             return -1;
     }
@@ -257,15 +259,6 @@ static int build_grid(const struct cmp *x, struct grid *g, int machine)
 
 /* ---- output ---------------------------------------------------------------------- */
 
-static int term_width(void)
-{
-    struct winsize ws;
-    int cols = 0;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
-        cols = ws.ws_col;
-    return render_term_width(getenv("COLUMNS"), cols);
-}
-
 static void print_table(const struct grid *g, int colour)
 {
     size_t label_w = 0, col_w[MAX_RUNS], starts[MAX_RUNS];
@@ -285,7 +278,7 @@ static void print_table(const struct grid *g, int colour)
             col_w[c] = w > col_w[c] ? w : col_w[c];
         }
     }
-    size_t ng = render_fold(label_w, col_w, g->ncols, (size_t)term_width(), 2, starts);
+    size_t ng = render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
     for (size_t k = 0; k < ng; k++) {
         size_t c0 = starts[k], c1 = k + 1 < ng ? starts[k + 1] : g->ncols;
         if (k)
@@ -310,6 +303,139 @@ static void print_table(const struct grid *g, int colour)
             fputc('\n', stdout);
         }
     }
+}
+
+/* How many blocks the runs-as-columns table folds into at the terminal's
+ * width (as print_table lays it out). */
+static size_t table_blocks(const struct grid *g)
+{
+    size_t label_w = 0, col_w[MAX_RUNS], starts[MAX_RUNS];
+
+    for (size_t r = 0; r < g->nrows; r++) {
+        size_t w = render_width(g->labels[r]);
+        label_w = w > label_w ? w : label_w;
+    }
+    label_w = label_w > LABEL_COL_MAX ? LABEL_COL_MAX : label_w;
+    for (size_t c = 0; c < g->ncols; c++) {
+        col_w[c] = 0;
+        for (size_t r = 0; r < g->nrows; r++) {
+            size_t w = render_width(grid_cell(g, r, c)) +
+                       ((g->flags[r * g->ncols + c] & CELL_BEST) ? 2 : 0);
+            col_w[c] = w > col_w[c] ? w : col_w[c];
+        }
+    }
+    return render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
+}
+
+/* The transposed table (--columns metrics, or when it needs fewer blocks
+ * than a column per run): a row per run; columns run, name, status,
+ * duration, the params shown (params.K) and each metric's last value
+ * (metrics.K, the best marked *), the language's names as in `track runs`.
+ * Columns that do not fit fold into further blocks, each repeating run and
+ * name. With `dry`, prints nothing and returns the number of blocks. */
+static size_t print_transposed(const struct cmp *x, const struct grid *g, int colour, int dry)
+{
+    enum { MAXC = 4 + MAX_PARAMS + MAX_METRICS };
+    size_t rows[MAXC], nr = 0; /* grid rows shown as columns */
+    char *heads[MAXC];         /* their whole labels, malloc'd */
+    size_t w[MAXC], full[MAXC], starts[MAXC];
+    size_t width = (size_t)cli_term_width(), p = 0, m = 0;
+    char buf[600];
+
+    for (size_t r = 0; r < g->nrows; r++) {
+        const char *l = g->labels[r];
+        char label[600];
+        if (r < 4) {
+            snprintf(label, sizeof(label), "%s", l);
+        } else if (strncmp(l, "param ", 6) == 0 && p < x->np) {
+            snprintf(label, sizeof(label), "params.%s", x->params[p++]);
+        } else if (m < x->nm && strlen(l) == strlen(x->metrics[m]) + 5 &&
+                   strcmp(l + strlen(x->metrics[m]), " last") == 0) {
+            snprintf(label, sizeof(label), "metrics.%s", x->metrics[m++]);
+        } else {
+            continue;
+        }
+        size_t cw = 0;
+        for (size_t c = 0; c < g->ncols; c++) {
+            size_t cellw =
+                r == 1 ? render_width(x->runs[c].name) : render_width(grid_cell(g, r, c));
+            cellw += r >= 4 && strncmp(l, "param ", 6) != 0 ? 2 : 0; /* " *" or "  " */
+            cw = cellw > cw ? cellw : cw;
+        }
+        size_t cap = r == 1 ? 24 : CELL_COL_MAX + 2, lw = render_width(label);
+        cw = cw > cap ? cap : cw;
+        /* a label gives way to narrow values down to 12 columns, and takes
+         * its whole width back where the line has room */
+        size_t hw = lw <= cw ? lw : cw > 12 ? cw : lw < 12 ? lw : 12;
+        w[nr] = cw > hw ? cw : hw;
+        full[nr] = lw > w[nr] ? (lw > 40 ? 40 : lw) : w[nr];
+        if (!(heads[nr] = strdup(label)))
+            break;
+        rows[nr++] = r;
+    }
+    /* names give way (down to 12 columns) when that saves a fold */
+    size_t total = 0;
+    for (size_t j = 0; j < nr; j++)
+        total += w[j] + (j ? 2 : 0);
+    if (nr > 1 && total > width && w[1] > 12 && total - width <= w[1] - 12)
+        w[1] -= total - width;
+    /* run and name lead every block */
+    size_t lead = w[0] + 2 + (nr > 1 ? w[1] : 0);
+    size_t ng = nr > 2 ? render_fold(lead, w + 2, nr - 2, width, 2, starts) : 0;
+    if (ng == 0) {
+        ng = 1;
+        starts[0] = 0;
+    }
+    for (size_t k = 0; k < ng; k++) {
+        size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr, used = lead;
+        for (size_t j = c0; j < c1; j++)
+            used += 2 + w[j];
+        for (size_t j = c0; j < c1 && used < width; j++) {
+            size_t more = full[j] > w[j] ? full[j] - w[j] : 0;
+            more = more < width - used ? more : width - used;
+            w[j] += more;
+            used += more;
+        }
+    }
+    for (size_t k = 0; k < ng && !dry; k++) {
+        size_t c0 = 2 + starts[k], c1 = k + 1 < ng ? 2 + starts[k + 1] : nr;
+        if (k)
+            fputc('\n', stdout);
+        for (size_t line = 0; line <= g->ncols; line++) {
+            for (size_t j = 0; j < c1; j++) {
+                if (j >= 2 && j < c0)
+                    continue;
+                size_t r = rows[j], i = line - 1;
+                int fl = line ? g->flags[r * g->ncols + i] : 0, last = j + 1 == c1;
+                const char *sgr = NULL;
+                if (line == 0)
+                    render_fit_middle(heads[j], w[j], buf, sizeof(buf));
+                else if (r == 1)
+                    render_fit_middle(x->runs[i].name, w[j], buf, sizeof(buf));
+                else /* "0.25 *" and "0.31  ": the digits stay aligned */
+                    snprintf(buf, sizeof(buf), "%s%s", grid_cell(g, r, i),
+                             (fl & CELL_BEST)      ? " *"
+                             : j >= 4 + p && !last ? "  "
+                                                   : "");
+                if (colour && (fl & CELL_BEST))
+                    sgr = "1";
+                else if (colour && (fl & CELL_DIFFER))
+                    sgr = "33";
+                if (j)
+                    fputs("  ", stdout);
+                int right = j >= 4 + p;
+                /* no trailing blanks after a left-aligned last column */
+                size_t pw = last && !right ? 0 : w[j];
+                if (last && right && line && !(fl & CELL_BEST))
+                    pw -= 2; /* the "  " that keeps digits aligned, left out at the end */
+                render_pad(stdout, buf, pw, right, sgr);
+            }
+            fputc('\n', stdout);
+        }
+    }
+    for (size_t j = 0; j < nr; j++)
+        free(heads[j]);
+    return ng;
 }
 
 /* A markdown table cell: '|' escaped, line breaks as spaces. */
@@ -573,6 +699,7 @@ int cmd_compare(int argc, char **argv)
                                              {"smooth", required_argument, NULL, 'S'},
                                              {"log-y", no_argument, NULL, 'L'},
                                              {"x", required_argument, NULL, 'X'},
+                                             {"columns", required_argument, NULL, 'C'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     static const char *exps[MAX_SEL + 1];
@@ -580,12 +707,13 @@ int cmd_compare(int argc, char **argv)
     int goal_max[MAX_SEL], opt, all_params = 0, rc = 1;
     size_t n_sel = 0, n_goal = 0, n_exp = 0;
     enum fmt fmt = FMT_TABLE;
+    enum { COLS_AUTO, COLS_RUNS, COLS_METRICS } columns = COLS_AUTO;
     struct grid g = {0};
     struct plot_opts po = {0};
     const char *plot_flag = NULL; /* a plot option given, for the message without --plot */
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         switch (opt) {
         case 'f':
             if (strlen(optarg) > 65536)
@@ -657,6 +785,14 @@ int cmd_compare(int argc, char **argv)
                 cli_usage_error(name, "--x: expected step, time or relative, got \"%s\"", optarg);
             plot_flag = "--x";
             break;
+        case 'C':
+            if (strcmp(optarg, "runs") == 0)
+                columns = COLS_RUNS;
+            else if (strcmp(optarg, "metrics") == 0)
+                columns = COLS_METRICS;
+            else
+                cli_usage_error(name, "--columns: expected runs or metrics, got \"%s\"", optarg);
+            break;
         default:
             if (!cli_common_opt(opt, name))
                 cli_usage_error(name, "unknown option");
@@ -666,6 +802,8 @@ int cmd_compare(int argc, char **argv)
         cli_usage_error(name, "%s: only with --plot FILE", plot_flag);
     if (cli_opt.json)
         fmt = FMT_JSON;
+    if (columns != COLS_AUTO && fmt != FMT_TABLE)
+        cli_usage_error(name, "--columns: applies to --format table only");
     int n_args = argc - optind;
     if (filter || n_exp) {
         if (n_args)
@@ -739,7 +877,14 @@ int cmd_compare(int argc, char **argv)
             print_markdown(&g);
         } else {
             const char *nc = getenv("NO_COLOR");
-            print_table(&g, !nc && isatty(STDOUT_FILENO));
+            int colour = !nc && isatty(STDOUT_FILENO);
+            /* the layout that needs fewer blocks; a tie keeps a column per
+             * run, which also shows min, max, points and the trend */
+            if (columns == COLS_METRICS ||
+                (columns == COLS_AUTO && print_transposed(x, &g, 0, 1) < table_blocks(&g)))
+                print_transposed(x, &g, colour, 0);
+            else
+                print_table(&g, colour);
         }
     }
     if (fflush(stdout) || ferror(stdout)) {

@@ -1,7 +1,7 @@
 /*
  * cmd_exec.c: `track exec -- CMD [ARGS...]` wraps a whole training process:
  * it starts a run, records sys.* tags (command line, working directory,
- * host, user, git commit/branch/dirty), runs CMD with TRACK_RUN_ID and
+ * host, git commit/branch/dirty), runs CMD with TRACK_RUN_ID and
  * TRACK_SERVER in its environment and stdout/stderr untouched, and ends the
  * run FINISHED (exit 0), FAILED (non-zero) or KILLED (a signal), then exits
  * with CMD's status (128+N for signal N, as a shell does).
@@ -100,7 +100,7 @@ int cmd_exec(int argc, char **argv)
     int opt, status, rc;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         switch (opt) {
         case 'e':
             ro.experiment = optarg;
@@ -130,9 +130,7 @@ int cmd_exec(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         kv.tags[kv.n_tags++] = (struct track_kv){"sys.host", host};
     }
-    const char *user = getenv("USER");
-    if (user && *user)
-        kv.tags[kv.n_tags++] = (struct track_kv){"sys.user", user};
+    /* no sys.user tag: the user is a field of every run (libtrack sets it) */
     if (capture("git rev-parse HEAD 2>/dev/null", commit, sizeof(commit)) > 0) {
         kv.tags[kv.n_tags++] = (struct track_kv){"sys.git.commit", commit};
         if (capture("git rev-parse --abbrev-ref HEAD 2>/dev/null", branch, sizeof(branch)) > 0)

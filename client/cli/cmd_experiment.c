@@ -12,7 +12,7 @@ int cmd_experiment_create(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind + 1 != argc)
@@ -43,7 +43,7 @@ int cmd_experiment_list(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind != argc)

@@ -263,7 +263,7 @@ int cmd_export(int argc, char **argv)
 
     opterr = 0;
     /* no "+": options may follow the RUN arguments */
-    while ((opt = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "ho:", longopts)) != -1) {
         switch (opt) {
         case 'e':
             if (n_exp == MAX_EXPERIMENTS)

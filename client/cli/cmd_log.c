@@ -4,6 +4,7 @@
  * and the matching read `track metric history`.
  */
 #include "cli.h"
+#include "render.h"
 
 #include <string.h>
 
@@ -19,7 +20,7 @@ static int log_kvs(int argc, char **argv, int params)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind == argc)
@@ -39,6 +40,8 @@ static int log_kvs(int argc, char **argv, int params)
             rc = cli_track_error(&err);
         else if (err.code == TRACK_E_SPOOLED)
             cli_warn("%s", err.msg);
+        else
+            cli_warn_if_ended(c);
     }
     track_client_close(c);
     return rc;
@@ -86,12 +89,15 @@ static int log_stdin(struct track_client *c, int64_t *points, struct track_err *
             rc = cli_error("stdin line %ld: expected \"KEY VALUE [STEP]\"", lineno);
             break;
         }
-        if (cli_parse_double(val, &v)) {
-            rc = cli_error("stdin line %ld: value \"%s\" is not a number", lineno, val);
+        int nrc = cli_parse_double(val, &v);
+        if (nrc) {
+            rc = cli_error("stdin line %ld: value \"%s\" %s", lineno, val,
+                           nrc == CLI_NUM_RANGE ? "is out of range" : "is not a number");
             break;
         }
-        if (st && (cli_parse_i64(st, &step) || step < 0)) {
-            rc = cli_error("stdin line %ld: step \"%s\" is not a whole number >= 0", lineno, st);
+        if (st && ((nrc = cli_parse_i64(st, &step)) || step < 0)) {
+            rc = cli_error("stdin line %ld: step \"%s\" %s", lineno, st,
+                           nrc == CLI_NUM_RANGE ? "is out of range" : "is not a whole number >= 0");
             break;
         }
         size_t k = 0;
@@ -110,10 +116,16 @@ static int log_stdin(struct track_client *c, int64_t *points, struct track_err *
             snprintf(steps[n_steps].key, sizeof(steps[0].key), "%s", key);
             steps[n_steps++].next = 0;
         }
+        if (step < 0 && k < n_steps && steps[k].next < 0) {
+            /* the step before was INT64_MAX: there is no next one */
+            rc = cli_error("stdin line %ld: no step after %lld for \"%s\"; give the STEP", lineno,
+                           (long long)INT64_MAX, key);
+            break;
+        }
         if (step < 0)
             step = k < n_steps ? steps[k].next : 0;
         if (k < n_steps)
-            steps[k].next = step + 1;
+            steps[k].next = step < INT64_MAX ? step + 1 : -1;
         err->code = 0;
         if (track_log_metric(c, key, v, step, 0, err)) {
             rc = cli_error("stdin line %ld: %s: %s", lineno, track_code_name(err->code), err->msg);
@@ -158,7 +170,9 @@ int cmd_log_metric(int argc, char **argv)
         if (takes_value && i + 1 < argc) {
             opts[n_opts++] = argv[i++];
             opts[n_opts++] = argv[i];
-        } else if (a[0] == '-' && a[1] != '\0' && cli_parse_double(a, &dummy) != 0) {
+        } else if (a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9') && a[1] != '.' &&
+                   cli_parse_double(a, &dummy) == CLI_NUM_BAD) {
+            /* an option; "-0x10" or "-1,5" is a VALUE, refused as one */
             opts[n_opts++] = argv[i];
         } else if (n_pos < 3) {
             pos[n_pos++] = argv[i];
@@ -168,14 +182,11 @@ int cmd_log_metric(int argc, char **argv)
         }
     }
     opterr = 0;
-    while ((opt = getopt_long(n_opts, opts, "+h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(n_opts, opts, "+h", longopts)) != -1) {
         if (opt == 's') {
-            if (cli_parse_i64(optarg, &step) || step < 0)
-                cli_usage_error(name, "--step: expected a whole number >= 0, got \"%s\"", optarg);
+            step = cli_arg_i64(name, "--step", optarg, 0, INT64_MAX);
         } else if (opt == 't') {
-            if (cli_parse_i64(optarg, &time_ms) || time_ms <= 0)
-                cli_usage_error(name, "--time: expected milliseconds since the epoch, got \"%s\"",
-                                optarg);
+            time_ms = cli_arg_i64(name, "--time (ms since the epoch)", optarg, 1, INT64_MAX);
         } else if (opt == 'i') {
             from_stdin = 1;
         } else if (!cli_common_opt(opt, name)) {
@@ -192,8 +203,7 @@ int cmd_log_metric(int argc, char **argv)
     } else {
         if (n_pos != 2)
             cli_usage_error(name, "expected KEY VALUE");
-        if (cli_parse_double(pos[1], &value))
-            cli_usage_error(name, "VALUE: \"%s\" is not a number", pos[1]);
+        value = cli_arg_double(name, "VALUE", pos[1]);
     }
     struct track_client *c = cli_client();
     int rc = cli_use_run(c);
@@ -211,6 +221,8 @@ int cmd_log_metric(int argc, char **argv)
     } else if (ferr.code == TRACK_E_SPOOLED) {
         cli_warn("trackd unreachable: %s spooled (%s); `track sync` delivers %s",
                  from_stdin ? "points" : "the point", ferr.msg, from_stdin ? "them" : "it");
+    } else if (points || !from_stdin) {
+        cli_warn_if_ended(c);
     }
 out:
     track_client_close(c);
@@ -228,7 +240,7 @@ int cmd_metric_history(int argc, char **argv)
     json_t *arr = NULL;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 'c')
             csv = 1;
         else if (!cli_common_opt(opt, name))
@@ -242,10 +254,8 @@ int cmd_metric_history(int argc, char **argv)
     struct track_client *c = cli_client();
     if (cli_opt.json)
         arr = json_array();
-    else if (csv)
-        printf("step,time_ms,value\n");
-    else
-        printf("%10s  %-23s  %s\n", "STEP", "TIME", "VALUE");
+    /* the header waits for the first reply: an error prints alone */
+    int header = !arr;
     while (more) {
         const int64_t *steps, *times;
         const double *vals;
@@ -255,6 +265,13 @@ int cmd_metric_history(int argc, char **argv)
                                  &more, &err)) {
             rc = cli_track_error(&err);
             break;
+        }
+        if (header) {
+            if (csv)
+                printf("step,timestamp,value\n");
+            else
+                printf("%10s  %-23s  %s\n", "STEP", "TIME", "VALUE");
+            header = 0;
         }
         for (size_t i = 0; i < n; i++) {
             char v[40];
@@ -266,7 +283,10 @@ int cmd_metric_history(int argc, char **argv)
                 json_array_append_new(arr, o);
                 continue;
             }
-            cli_fmt_double(vals[i], v, sizeof(v));
+            if (csv)
+                cli_fmt_double(vals[i], v, sizeof(v));
+            else
+                render_num(vals[i], v, sizeof(v));
             if (csv) {
                 printf("%lld,%lld,%s\n", (long long)steps[i], (long long)times[i], v);
             } else {

@@ -1,7 +1,9 @@
 /*
- * cmd_run.c: `track run start|end|list|show`.
+ * cmd_run.c: `track run start|end|list|show`. `run show` fits its tables
+ * to the terminal (cli_term_width) with render.c's text helpers.
  */
 #include "cli.h"
+#include "render.h"
 
 #include <string.h>
 
@@ -23,7 +25,7 @@ int cmd_run_start(int argc, char **argv)
     int opt, export = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         switch (opt) {
         case 'e':
             ro.experiment = optarg;
@@ -96,7 +98,7 @@ int cmd_run_end(int argc, char **argv)
     int opt, status = TRACK_FINISHED;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 's') {
             if ((status = parse_status(optarg)) < 0)
                 cli_usage_error(name, "--status: expected finished, failed or killed, got \"%s\"",
@@ -138,14 +140,13 @@ int cmd_run_list(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 'e') {
             if (n_exp == 64)
                 cli_usage_error(name, "at most 64 --experiment options");
             exps[n_exp++] = optarg;
         } else if (opt == 'l') {
-            if (cli_parse_i64(optarg, &limit) || limit < 1 || limit > 100000)
-                cli_usage_error(name, "--limit: expected a number from 1 to 100000");
+            limit = cli_arg_i64(name, "--limit", optarg, 1, 100000);
         } else if (!cli_common_opt(opt, name)) {
             cli_usage_error(name, "unknown option");
         }
@@ -185,6 +186,77 @@ int cmd_run_list(int argc, char **argv)
     return 0;
 }
 
+/* Params, tags and the metric table of `run show`, fitted to the terminal:
+ * keys shrink with an ellipsis in the middle, values print to 6 significant
+ * digits (--json has them in full), every column aligned. */
+static void show_sections(const struct track_run_info *r)
+{
+    size_t width = (size_t)cli_term_width(), cap = width / 2 > 32 ? 32 : width / 2;
+    char key[1024];
+
+    for (int sec = 0; sec < 2; sec++) {
+        const struct track_kv *kv = sec ? r->tags : r->params;
+        size_t n = sec ? r->n_tags : r->n_params;
+        if (!n)
+            continue;
+        size_t kw = 0;
+        for (size_t i = 0; i < n; i++)
+            kw = render_width(kv[i].key) > kw ? render_width(kv[i].key) : kw;
+        kw = kw > cap ? cap : kw;
+        printf("\n%s\n", sec ? "tags" : "params");
+        for (size_t i = 0; i < n; i++) {
+            render_fit_middle(kv[i].key, kw, key, sizeof(key));
+            fputs("  ", stdout);
+            render_pad(stdout, key, kw, 0, NULL);
+            printf("  %s\n", kv[i].value);
+        }
+    }
+    if (!r->n_metrics)
+        return;
+    /* columns: metric, last, min, max, step, points */
+    static const char *const head[6] = {"metric", "last", "min", "max", "step", "points"};
+    size_t w[6];
+    for (int c = 0; c < 6; c++)
+        w[c] = strlen(head[c]);
+    for (size_t i = 0; i < r->n_metrics; i++)
+        w[0] = render_width(r->metrics[i].key) > w[0] ? render_width(r->metrics[i].key) : w[0];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            size_t rest = 2;
+            for (int c = 1; c < 6; c++)
+                rest += 2 + w[c];
+            if (rest + w[0] > width)
+                w[0] = width > rest + 8 ? width - rest : 8;
+            fputs("\n  ", stdout);
+            for (int c = 0; c < 6; c++) {
+                render_pad(stdout, head[c], c < 5 ? w[c] : 0, c > 0, NULL);
+                fputs(c < 5 ? "  " : "\n", stdout);
+            }
+        }
+        for (size_t i = 0; i < r->n_metrics; i++) {
+            const struct track_metric_summary *m = &r->metrics[i];
+            char cell[6][40];
+            render_num(m->last, cell[1], sizeof(cell[1]));
+            render_num(m->min, cell[2], sizeof(cell[2]));
+            render_num(m->max, cell[3], sizeof(cell[3]));
+            snprintf(cell[4], sizeof(cell[4]), "%lld", (long long)m->last_step);
+            snprintf(cell[5], sizeof(cell[5]), "%lld", (long long)m->count);
+            for (int c = 1; c < 6 && pass == 0; c++)
+                w[c] = strlen(cell[c]) > w[c] ? strlen(cell[c]) : w[c];
+            if (pass == 0)
+                continue;
+            render_fit_middle(m->key, w[0], key, sizeof(key));
+            fputs("  ", stdout);
+            render_pad(stdout, key, w[0], 0, NULL);
+            for (int c = 1; c < 6; c++) {
+                fputs("  ", stdout);
+                render_pad(stdout, cell[c], w[c], 1, NULL);
+            }
+            fputc('\n', stdout);
+        }
+    }
+}
+
 int cmd_run_show(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
@@ -195,7 +267,7 @@ int cmd_run_show(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind + 1 == argc)
@@ -233,29 +305,7 @@ int cmd_run_show(int argc, char **argv)
         track_run_id_hex(&r.parent, hex);
         printf("parent      %s\n", hex);
     }
-    if (r.n_params) {
-        printf("\nparams\n");
-        for (size_t i = 0; i < r.n_params; i++)
-            printf("  %-24s %s\n", r.params[i].key, r.params[i].value);
-    }
-    if (r.n_tags) {
-        printf("\ntags\n");
-        for (size_t i = 0; i < r.n_tags; i++)
-            printf("  %-24s %s\n", r.tags[i].key, r.tags[i].value);
-    }
-    if (r.n_metrics) {
-        printf("\n  %-22s %14s %14s %14s %8s %8s\n", "metric", "last", "min", "max", "step",
-               "points");
-        for (size_t i = 0; i < r.n_metrics; i++) {
-            const struct track_metric_summary *m = &r.metrics[i];
-            char l[32], mn[32], mx[32];
-            cli_fmt_double(m->last, l, sizeof(l));
-            cli_fmt_double(m->min, mn, sizeof(mn));
-            cli_fmt_double(m->max, mx, sizeof(mx));
-            printf("  %-22s %14s %14s %14s %8lld %8lld\n", m->key, l, mn, mx,
-                   (long long)m->last_step, (long long)m->count);
-        }
-    }
+    show_sections(&r);
     track_result_free(res);
     return 0;
 }

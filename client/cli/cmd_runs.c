@@ -4,9 +4,14 @@
  * errors, which come back as INVALID_ARGUMENT naming the column); this file
  * only chooses the columns and prints a table, JSON or CSV.
  *
- * The table shows, beside the fixed columns, the metrics, params and tags
+ * The table fits the terminal (cli_term_width). Beside the fixed columns
+ * (8-character ids as git's short hashes unless --full-ids; EXPERIMENT only
+ * when the runs are of more than one) it shows the metrics, params and tags
  * the order-by and the filter mention (order-by first: the sort key is what
- * a reader looks for), found by a light scan in render.c.
+ * a reader looks for; found by a light scan in render.c), then the params
+ * and metrics whose values differ between the listed runs, as many as fit.
+ * Long names and labels lose their middle to "…", so their ends, which
+ * tell sweeps apart, stay; values print as render_num's 6 digits.
  *
  * Also home of review_runs_csv (render.h), the runs-as-CSV writer that
  * `track export --format csv` shares.
@@ -14,14 +19,18 @@
 #include "cli.h"
 #include "render.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
 #define MAX_EXPERIMENTS 64
-#define MAX_EXTRA_COLS  8  /* key columns beyond the fixed ones */
-#define NAME_COL_MAX    24 /* display columns, longer names end in "…" */
+#define MAX_EXTRA_COLS  8  /* key columns the filter and order-by add */
+#define MAX_KEY_COLS    64 /* key columns in all */
+#define NAME_COL_MAX    20 /* display columns; longer names lose their middle to "…" */
+#define FULL_MAX        40 /* a name or label grows to this when the line has room */
 #define EXP_COL_MAX     16
 #define KEY_COL_MAX     24
+#define LABEL_MIN       12 /* a key column shows at least this much of its label */
 
 static int64_t now_ms(void)
 {
@@ -152,9 +161,10 @@ out:
 
 /* ---- table ------------------------------------------------------------------ */
 
-/* The text of key column k for run r: "-" when the run lacks it. */
-static void key_cell(const struct track_run_info *r, const struct render_key *k, char *buf,
-                     size_t len)
+/* The text of key column k for run r, cut to `max` columns with an ellipsis
+ * in the middle: "-" when the run lacks it. */
+static void key_cell(const struct track_run_info *r, const struct render_key *k, size_t max,
+                     char *buf, size_t len)
 {
     const char *s = NULL;
     if (k->kind == RENDER_KEY_METRIC) {
@@ -169,81 +179,274 @@ static void key_cell(const struct track_run_info *r, const struct render_key *k,
     } else {
         s = k->kind == RENDER_KEY_PARAM ? param_of(r, k->key) : tag_of(r, k->key);
     }
-    render_fit(s ? s : "-", KEY_COL_MAX, buf, len);
+    render_fit_middle(s ? s : "-", max, buf, len);
 }
 
-static void print_table(const struct track_run_info *runs, size_t n, const struct render_key *keys,
-                        size_t nk)
+/* Whether the runs disagree on param (or metric: last value) `key`; a run
+ * lacking it disagrees with one that has it. NaN equals NaN here. */
+static int key_differs(const struct track_run_info *runs, size_t n, int metric, const char *key)
 {
-    /* cells: run, name, experiment, status, start, duration, keys... */
-    enum { FIXED = 6 };
-    static const char *const head[FIXED] = {"RUN",    "NAME",    "EXPERIMENT",
-                                            "STATUS", "STARTED", "DURATION"};
-    size_t w[FIXED + MAX_EXTRA_COLS];
-    char labels[MAX_EXTRA_COLS][300], cell[128];
-    int64_t now = now_ms();
-
-    for (size_t c = 0; c < FIXED; c++)
-        w[c] = strlen(head[c]);
-    for (size_t k = 0; k < nk; k++) {
-        render_key_label(&keys[k], labels[k], sizeof(labels[k]));
-        char fit[300];
-        render_fit(labels[k], KEY_COL_MAX, fit, sizeof(fit));
-        snprintf(labels[k], sizeof(labels[k]), "%s", fit);
-        w[FIXED + k] = render_width(labels[k]);
-    }
-    /* two passes over the rows, one to size the columns, one to print */
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            for (size_t c = 0; c < FIXED + nk; c++) {
-                int right = c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC;
-                render_pad(stdout, c < FIXED ? head[c] : labels[c - FIXED],
-                           right || c + 1 < FIXED + nk ? w[c] : 0, right, NULL);
-                fputs(c + 1 < FIXED + nk ? "  " : "\n", stdout);
-            }
+    if (metric) {
+        const struct track_metric_summary *m0 = metric_of(&runs[0], key);
+        for (size_t i = 1; i < n; i++) {
+            const struct track_metric_summary *m = metric_of(&runs[i], key);
+            if (!m != !m0)
+                return 1;
+            if (m && !(isnan(m->last) && isnan(m0->last)) && m->last != m0->last)
+                return 1;
         }
-        for (size_t i = 0; i < n; i++) {
-            const struct track_run_info *r = &runs[i];
-            for (size_t c = 0; c < FIXED + nk; c++) {
-                char hex[33];
-                switch (c) {
-                case 0:
-                    track_run_id_hex(&r->id, hex);
-                    snprintf(cell, sizeof(cell), "%.8s", hex);
-                    break;
-                case 1:
-                    render_fit(r->name, NAME_COL_MAX, cell, sizeof(cell));
-                    break;
-                case 2:
-                    render_fit(r->experiment, EXP_COL_MAX, cell, sizeof(cell));
-                    break;
-                case 3:
-                    snprintf(cell, sizeof(cell), "%s", cli_status_name(r->status));
-                    break;
-                case 4:
-                    cli_fmt_time(r->start_ms, cell, sizeof(cell));
-                    break;
-                case 5:
-                    /* a running run's duration runs up to now, as in the filter */
-                    if (r->start_ms <= 0)
-                        snprintf(cell, sizeof(cell), "-");
-                    else
-                        cli_fmt_duration((r->end_ms > 0 ? r->end_ms : now) - r->start_ms, cell,
-                                         sizeof(cell));
-                    break;
-                default:
-                    key_cell(r, &keys[c - FIXED], cell, sizeof(cell));
-                }
-                if (pass == 0) {
-                    size_t cw = render_width(cell);
-                    w[c] = cw > w[c] ? cw : w[c];
-                } else {
-                    int right = c >= FIXED && keys[c - FIXED].kind == RENDER_KEY_METRIC;
-                    /* no trailing blanks after a left-aligned last column */
-                    render_pad(stdout, cell, right || c + 1 < FIXED + nk ? w[c] : 0, right, NULL);
-                    fputs(c + 1 < FIXED + nk ? "  " : "\n", stdout);
-                }
-            }
+        return 0;
+    }
+    const char *v0 = param_of(&runs[0], key);
+    for (size_t i = 1; i < n; i++) {
+        const char *v = param_of(&runs[i], key);
+        if (!v != !v0 || (v && strcmp(v, v0) != 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The table's columns: the fixed ones, then key columns. */
+enum { C_RUN, C_NAME, C_EXP, C_STATUS, C_START, C_DUR, C_KEY };
+
+struct tcol {
+    int kind;    /* C_* */
+    size_t key;  /* index into keys[] for C_KEY */
+    size_t w;    /* display columns */
+    size_t full; /* what it would take with room to spare: the whole label or name */
+    int right;
+};
+
+struct table {
+    const struct track_run_info *runs;
+    size_t n;
+    struct render_key keys[MAX_KEY_COLS];
+    size_t nk;
+    struct tcol cols[6 + MAX_KEY_COLS];
+    size_t ncols;
+    int full_ids, short_dates;
+    int64_t now;
+};
+
+static size_t table_width(const struct table *t)
+{
+    size_t w = 0;
+    for (size_t c = 0; c < t->ncols; c++)
+        w += t->cols[c].w + (c ? 2 : 0);
+    return w;
+}
+
+static const char *const fixed_head[] = {"RUN",    "NAME",    "EXPERIMENT",
+                                         "STATUS", "STARTED", "DURATION"};
+
+/* The text of column c for run r, at most `max` columns wide. */
+static void cell_text(const struct table *t, const struct tcol *c, const struct track_run_info *r,
+                      size_t max, char *cell, size_t len)
+{
+    char hex[33];
+    switch (c->kind) {
+    case C_RUN:
+        track_run_id_hex(&r->id, hex);
+        snprintf(cell, len, "%.*s", t->full_ids ? 32 : 8, hex);
+        break;
+    case C_NAME:
+        render_fit_middle(r->name, max, cell, len);
+        break;
+    case C_EXP:
+        render_fit_middle(r->experiment, max, cell, len);
+        break;
+    case C_STATUS:
+        snprintf(cell, len, "%s", cli_status_name(r->status));
+        break;
+    case C_START:
+        if (r->start_ms <= 0) {
+            snprintf(cell, len, "-");
+        } else {
+            time_t s = (time_t)(r->start_ms / 1000);
+            struct tm tm;
+            localtime_r(&s, &tm);
+            strftime(cell, len, t->short_dates ? "%m-%d %H:%M" : "%Y-%m-%d", &tm);
+        }
+        break;
+    case C_DUR:
+        /* a running run's duration runs up to now, as in the filter */
+        if (r->start_ms <= 0)
+            snprintf(cell, len, "-");
+        else
+            cli_fmt_duration((r->end_ms > 0 ? r->end_ms : t->now) - r->start_ms, cell, len);
+        break;
+    default:
+        key_cell(r, &t->keys[c->key], max, cell, len);
+    }
+}
+
+/* The header of column c, cut to its width. */
+static void head_text(const struct table *t, const struct tcol *c, char *buf, size_t len)
+{
+    char label[300];
+    if (c->kind != C_KEY) {
+        snprintf(buf, len, "%s", fixed_head[c->kind]);
+        return;
+    }
+    render_key_label(&t->keys[c->key], label, sizeof(label));
+    render_fit_middle(label, c->w, buf, len);
+}
+
+/* Compact width of a column: its widest cell up to `cap`, and of its label
+ * as much as fits beside the cells (at least LABEL_MIN of it). Sets c->full
+ * to the width of the whole label (or of the widest name, up to FULL_MAX). */
+static size_t col_width(const struct table *t, struct tcol *c, size_t cap)
+{
+    char cell[300], label[300];
+    size_t w = 0, full = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        cell_text(t, c, &t->runs[i], c->kind == C_NAME ? FULL_MAX : cap, cell, sizeof(cell));
+        size_t cw = render_width(cell);
+        full = cw > full ? cw : full;
+        w = (cw > cap ? cap : cw) > w ? (cw > cap ? cap : cw) : w;
+    }
+    if (c->kind == C_KEY) {
+        render_key_label(&t->keys[c->key], label, sizeof(label));
+        size_t lw = render_width(label);
+        full = lw > w ? lw : w;
+        lw = lw > LABEL_MIN ? (w > LABEL_MIN ? (lw < w ? lw : w) : LABEL_MIN) : lw;
+        w = lw > w ? lw : w;
+    } else {
+        w = strlen(fixed_head[c->kind]) > w ? strlen(fixed_head[c->kind]) : w;
+        full = full > w ? full : w;
+    }
+    c->full = full > FULL_MAX ? FULL_MAX : full;
+    return w > cap ? cap : w;
+}
+
+/* Gives the room left on the line to columns shown narrower than they
+ * would like: key labels first, then names. */
+static void expand(struct table *t, size_t width)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            struct tcol *col = &t->cols[c];
+            size_t tw = table_width(t);
+            if ((pass == 0) != (col->kind == C_KEY) || col->full <= col->w || tw >= width)
+                continue;
+            size_t more = col->full - col->w;
+            col->w += more < width - tw ? more : width - tw;
+        }
+    }
+}
+
+/* Adds key column k if it fits in `room` more columns of the line. */
+static int add_key_col(struct table *t, const struct render_key *k, size_t room)
+{
+    if (t->nk == MAX_KEY_COLS)
+        return 0;
+    t->keys[t->nk] = *k;
+    struct tcol c = {.kind = C_KEY, .key = t->nk, .right = k->kind == RENDER_KEY_METRIC};
+    c.w = col_width(t, &c, KEY_COL_MAX);
+    if (c.w + 2 > room)
+        return 0;
+    t->cols[t->ncols++] = c;
+    t->nk++;
+    return 1;
+}
+
+/* Chooses the columns: the fixed ones (EXPERIMENT only when the runs are of
+ * more than one), the keys the filter and order-by mention (always), then
+ * the params and metrics that differ between the runs, as many as fit
+ * `width`, params taking at most half the room while metrics wait. */
+static void layout(struct table *t, const struct render_key *mentioned, size_t nm, size_t width)
+{
+    int many_exps = 0, this_year = 1;
+    struct tm now_tm, tm;
+    time_t now_s = (time_t)(t->now / 1000);
+    localtime_r(&now_s, &now_tm);
+    for (size_t i = 0; i < t->n; i++) {
+        time_t st = (time_t)(t->runs[i].start_ms / 1000);
+        localtime_r(&st, &tm);
+        this_year &= tm.tm_year == now_tm.tm_year;
+        many_exps |= strcmp(t->runs[i].experiment, t->runs[0].experiment) != 0;
+    }
+    /* this year's runs show month, day and time; older ones their date */
+    t->short_dates = this_year;
+    for (int k = C_RUN; k <= C_DUR; k++) {
+        if (k == C_EXP && !many_exps)
+            continue;
+        struct tcol c = {.kind = k};
+        c.w = col_width(t, &c, k == C_NAME ? NAME_COL_MAX : k == C_EXP ? EXP_COL_MAX : 64);
+        t->cols[t->ncols++] = c;
+    }
+    for (size_t k = 0; k < nm && t->nk < MAX_KEY_COLS; k++) {
+        t->keys[t->nk] = mentioned[k];
+        struct tcol c = {
+            .kind = C_KEY, .key = t->nk, .right = mentioned[k].kind == RENDER_KEY_METRIC};
+        c.w = col_width(t, &c, KEY_COL_MAX);
+        t->cols[t->ncols++] = c;
+        t->nk++;
+    }
+    /* too wide already: names and mentioned keys give way down to a floor */
+    for (size_t c = 0; c < t->ncols && table_width(t) > width; c++) {
+        struct tcol *col = &t->cols[c];
+        size_t floor = col->kind == C_NAME ? 12 : col->kind == C_KEY ? 8 : col->w;
+        size_t over = table_width(t) - width;
+        if (col->w > floor)
+            col->w = col->w - floor > over ? col->w - over : floor;
+    }
+    if (t->n < 2) {
+        expand(t, width);
+        return;
+    }
+    size_t np, nmk;
+    const char **pk = key_union(t->runs, t->n, 0, &np), **mk = key_union(t->runs, t->n, 1, &nmk);
+    int metrics_differ = 0;
+    for (size_t k = 0; k < nmk && !metrics_differ; k++)
+        metrics_differ = key_differs(t->runs, t->n, 1, mk[k]);
+    for (int round = 0; round < 3; round++) {
+        /* round 0: params in half the room; 1: metrics; 2: params again */
+        int metric = round == 1;
+        const char **keys = metric ? mk : pk;
+        size_t nkeys = metric ? nmk : np;
+        size_t limit = width > table_width(t) ? width - table_width(t) : 0;
+        if (round == 0 && metrics_differ)
+            limit /= 2;
+        size_t start = table_width(t);
+        for (size_t k = 0; keys && k < nkeys; k++) {
+            struct render_key rk = {.kind = metric ? RENDER_KEY_METRIC : RENDER_KEY_PARAM};
+            size_t used = table_width(t) - start;
+            if (strlen(keys[k]) >= sizeof(rk.key) || used >= limit)
+                continue;
+            snprintf(rk.key, sizeof(rk.key), "%s", keys[k]);
+            int dup = 0;
+            for (size_t j = 0; j < t->nk; j++)
+                dup |= t->keys[j].kind == rk.kind && t->keys[j].agg == 0 &&
+                       strcmp(t->keys[j].key, rk.key) == 0;
+            if (dup || !key_differs(t->runs, t->n, metric, keys[k]))
+                continue;
+            add_key_col(t, &rk, limit - used);
+        }
+    }
+    free(pk);
+    free(mk);
+    expand(t, width);
+}
+
+static void print_table(struct table *t, const struct render_key *mentioned, size_t nm)
+{
+    char cell[300];
+
+    layout(t, mentioned, nm, (size_t)cli_term_width());
+    for (size_t c = 0; c < t->ncols; c++) {
+        const struct tcol *col = &t->cols[c];
+        head_text(t, col, cell, sizeof(cell));
+        /* no trailing blanks after a left-aligned last column */
+        render_pad(stdout, cell, col->right || c + 1 < t->ncols ? col->w : 0, col->right, NULL);
+        fputs(c + 1 < t->ncols ? "  " : "\n", stdout);
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const struct tcol *col = &t->cols[c];
+            cell_text(t, col, &t->runs[i], col->w, cell, sizeof(cell));
+            render_pad(stdout, cell, col->right || c + 1 < t->ncols ? col->w : 0, col->right, NULL);
+            fputs(c + 1 < t->ncols ? "  " : "\n", stdout);
         }
     }
 }
@@ -255,6 +458,7 @@ int cmd_runs(int argc, char **argv)
                                              {"order-by", required_argument, NULL, 'o'},
                                              {"limit", required_argument, NULL, 'l'},
                                              {"csv", no_argument, NULL, 'c'},
+                                             {"full-ids", no_argument, NULL, 'I'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     static const char *exps[MAX_EXPERIMENTS + 1];
@@ -266,10 +470,10 @@ int cmd_runs(int argc, char **argv)
     struct render_key keys[MAX_EXTRA_COLS];
     size_t n, n_exp = 0, nk = 0;
     int64_t limit = 0;
-    int opt, csv = 0;
+    int opt, csv = 0, full_ids = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         switch (opt) {
         case 'e':
             if (n_exp == MAX_EXPERIMENTS)
@@ -283,12 +487,13 @@ int cmd_runs(int argc, char **argv)
             q.order_by = optarg;
             break;
         case 'l':
-            if (cli_parse_i64(optarg, &limit) || limit < 1 || limit > 100000)
-                cli_usage_error(name, "--limit: expected a number from 1 to 100000, got \"%s\"",
-                                optarg);
+            limit = cli_arg_i64(name, "--limit", optarg, 1, 100000);
             break;
         case 'c':
             csv = 1;
+            break;
+        case 'I':
+            full_ids = 1;
             break;
         default:
             if (!cli_common_opt(opt, name))
@@ -310,7 +515,8 @@ int cmd_runs(int argc, char **argv)
         nk = render_expr_keys(q.order_by, keys, 0, MAX_EXTRA_COLS);
         nk = render_expr_keys(q.filter, keys, nk, MAX_EXTRA_COLS);
     }
-    q.with_details = csv || cli_opt.json || nk > 0;
+    /* the table shows the params and metrics that differ: details always */
+    q.with_details = 1;
 
     struct track_client *c = cli_client();
     int rc = track_run_list(c, &q, &res, &runs, &n, &err);
@@ -325,7 +531,14 @@ int cmd_runs(int argc, char **argv)
     } else if (csv) {
         rc = review_runs_csv(stdout, runs, n);
     } else {
-        print_table(runs, n, keys, nk);
+        struct table *t = calloc(1, sizeof(*t));
+        if (!t) {
+            rc = cli_error("out of memory");
+        } else {
+            *t = (struct table){.runs = runs, .n = n, .full_ids = full_ids, .now = now_ms()};
+            print_table(t, keys, nk);
+            free(t);
+        }
     }
     track_result_free(res);
     if (!rc && fflush(stdout))

@@ -21,7 +21,7 @@ int cmd_status(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind != argc)
@@ -75,7 +75,7 @@ int cmd_sync(int argc, char **argv)
     int sent = 0, opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind != argc)
@@ -106,7 +106,7 @@ int cmd_backup(int argc, char **argv)
     int opt;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
         if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     if (optind + 1 != argc)

@@ -582,7 +582,7 @@ int cmd_watch(int argc, char **argv)
     int opt, rc = 1, quit = 0;
 
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (opt == 'm') {
             if (n_sel == MAX_KEYS)
                 cli_usage_error(name, "--metric: at most %d", MAX_KEYS);
@@ -590,11 +590,7 @@ int cmd_watch(int argc, char **argv)
                 cli_usage_error(name, "--metric: expected a key of 1 to 250 bytes");
             sel[n_sel++] = optarg;
         } else if (opt == 'i') {
-            if (cli_parse_i64(optarg, &interval) || interval < 50 || interval > 60000)
-                cli_usage_error(name,
-                                "--interval: expected milliseconds from 50 to 60000, got "
-                                "\"%s\"",
-                                optarg);
+            interval = cli_arg_i64(name, "--interval (ms)", optarg, 50, 60000);
         } else if (!cli_common_opt(opt, name)) {
             cli_usage_error(name, "unknown option");
         }

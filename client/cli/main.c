@@ -1,8 +1,13 @@
 /*
  * main.c: the `track` command. One table maps "noun verb" (or a single
- * word) to the function that runs it and to its usage text; --help and the
- * command list come from the same table, so a new command is one file and
- * one row.
+ * word) to the function that runs it, its usage text and its help: what
+ * each option does and its default, more words, examples. --help, `track
+ * help ...` and the command list come from the same table, so a new command
+ * is one file and one row. `track help COMMAND` runs the command itself with
+ * --help, so the help lists the long options it really takes and marks any
+ * the table forgot. Unknown commands, verbs and options get git's "did you
+ * mean" (cli_edit_distance in util.c); `track help filter` documents the
+ * search language of storage/filter.c.
  *
  * Global options may stand before the command: track [--server URI]
  * [--run RUN] [--json] COMMAND ...; each command accepts them too.
@@ -11,51 +16,183 @@
 
 #include <string.h>
 
+/* One option of a command, as its help shows it: "--step N" and what it
+ * does, its default included. */
+struct cli_optdoc {
+    const char *opt;
+    const char *text;
+};
+
 struct cli_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *args;
     const char *summary;
+    const struct cli_optdoc *opts; /* {NULL} ends; every long option of the command */
+    const char *about;             /* more on what it does, or NULL */
+    const char *examples;          /* one per line */
 };
 
+#define OPTS(...) ((const struct cli_optdoc[]){__VA_ARGS__, {NULL, NULL}})
+#define NO_OPTS   ((const struct cli_optdoc[]){{NULL, NULL}})
+
 static const struct cli_cmd commands[] = {
-    {"experiment create", cmd_experiment_create, "NAME", "create an experiment"},
-    {"experiment list", cmd_experiment_list, "[--json]", "list experiments with run counts"},
+    {"experiment create", cmd_experiment_create, "NAME", "create an experiment", NO_OPTS,
+     "Prints the new experiment's id. A run started with --experiment NAME creates it as well; "
+     "an existing NAME is an ALREADY_EXISTS error (exit 1).",
+     "track experiment create mnist\n"},
+    {"experiment list", cmd_experiment_list, "[--json]", "list experiments with run counts",
+     NO_OPTS, "One line per experiment: id, name, number of runs, creation time.",
+     "track experiment list\ntrack experiment list --json\n"},
     {"run start", cmd_run_start,
      "[--experiment NAME] [--name NAME] [--param K=V]... [--tag K=V]... [--parent RUN] "
      "[--export]",
-     "start a run and print its id (--export: as `export TRACK_RUN_ID=...`)"},
+     "start a run and print its id (--export: as `export TRACK_RUN_ID=...`)",
+     OPTS({"--experiment NAME", "the run's experiment, created if new (default: Default)"},
+          {"--name NAME", "the run's name (default: a generated adjective-noun-NN)"},
+          {"--param K=V", "a param (immutable), repeatable (default: none)"},
+          {"--tag K=V", "a tag (mutable), repeatable (default: none)"},
+          {"--parent RUN", "the parent run, for sweeps and lineage (default: none)"},
+          {"--export", "print `export TRACK_RUN_ID=ID`, for eval in a shell (default: the id "
+                       "alone)"}),
+     "Later commands find the run through --run RUN or TRACK_RUN_ID.",
+     "eval \"$(track run start --experiment mnist --param lr=0.01 --export)\"\n"
+     "track run start --name baseline --tag stage=pretrain\n"},
     {"run end", cmd_run_end, "[--run RUN] [--status finished|failed|killed]",
-     "end a run (default status finished)"},
+     "end a run (default status finished)",
+     OPTS({"--status S", "finished, failed or killed, in any case (default finished)"}),
+     "Ends the run named by --run or TRACK_RUN_ID.",
+     "track run end\ntrack run end --run 3f2a --status failed\n"},
     {"run list", cmd_run_list, "[--experiment NAME]... [--limit N] [--json]",
-     "list runs, newest first"},
-    {"run show", cmd_run_show, "RUN [--json]", "show a run: params, tags, metric summaries"},
-    {"log-param", cmd_log_param, "[--run RUN] K=V...", "log params (immutable)"},
-    {"tag", cmd_tag, "[--run RUN] K=V...", "set tags (mutable)"},
+     "list runs, newest first",
+     OPTS({"--experiment NAME", "only runs of this experiment, repeatable (default: all)"},
+          {"--limit N", "at most N runs, 1 to 100000 (default: all, up to 100000)"}),
+     "For search, sorting and metric columns see `track runs`.",
+     "track run list --experiment mnist --limit 20\n"},
+    {"run show", cmd_run_show, "RUN [--json]", "show a run: params, tags, metric summaries",
+     NO_OPTS,
+     "RUN is an id or a unique prefix of 4 or more hex characters (default: --run or "
+     "TRACK_RUN_ID). Tables show values to about 6 significant digits; --json has them in "
+     "full.",
+     "track run show 3f2a\ntrack run show 3f2a --json\n"},
+    {"log-param", cmd_log_param, "[--run RUN] K=V...", "log params (immutable)", NO_OPTS,
+     "The same value again is fine; a different one is a CONFLICT error naming both values. "
+     "Logging into a run that has ended works, with a warning naming the run and its status.",
+     "track log-param lr=0.01 batch=64 optimizer=adam\n"},
+    {"tag", cmd_tag, "[--run RUN] K=V...", "set tags (mutable)", NO_OPTS,
+     "A tag set again takes the new value. Tags named sys.* are written by track itself.",
+     "track tag stage=finetune note='first try'\n"},
     {"log-metric", cmd_log_metric, "[--run RUN] KEY VALUE [--step N] [--time MS] | --stdin",
-     "log a metric point; --stdin reads lines \"KEY VALUE [STEP]\" and sends them batched"},
+     "log a metric point; --stdin reads lines \"KEY VALUE [STEP]\" and sends them batched",
+     OPTS({"--step N", "the point's step, a whole number >= 0 (default 0)"},
+          {"--time MS", "the point's time in milliseconds since the epoch (default: now)"},
+          {"--stdin", "read lines \"KEY VALUE [STEP]\" from stdin instead, sent in batches; a "
+                      "line without STEP takes its key's next step (0, 1, 2, ...), a line "
+                      "starting with # is skipped, the first bad line stops with its number "
+                      "(default: KEY VALUE from the arguments)"}),
+     "VALUE and STEP are plain decimal numbers: 0.31, -2, 1e-4 (no hex, no blanks around "
+     "them). VALUE may also be nan, inf or -inf (any case): NaN and +-Inf are legitimate "
+     "metric values and are stored as they are. Logging into a run that has ended works, with "
+     "a warning naming the run and its status. With trackd unreachable the point is spooled "
+     "(exit 0, one warning) and `track sync` delivers it.",
+     "track log-metric loss 0.31 --step 120\n"
+     "track log-metric val_acc nan --step 3\n"
+     "printf 'loss 0.30 121\\nacc 0.91 121\\n' | track log-metric --stdin\n"},
     {"metric history", cmd_metric_history, "RUN KEY [--json|--csv]",
-     "print every point of a metric"},
+     "print every point of a metric",
+     OPTS({"--csv", "CSV with the columns step,timestamp,value, values in full (default: a "
+                    "table)"}),
+     "Points come in logged order. The table shows values to about 6 significant digits; "
+     "--csv and --json have them in full, the time as `timestamp` (ms since the epoch).",
+     "track metric history 3f2a loss\ntrack metric history 3f2a loss --csv > loss.csv\n"},
     {"exec", cmd_exec,
      "[--experiment NAME] [--name NAME] [--param K=V]... [--tag K=V]... -- CMD [ARGS...]",
-     "run CMD inside a new run: records the command, git state and exit status"},
+     "run CMD inside a new run: records the command, git state and exit status",
+     OPTS({"--experiment NAME", "the run's experiment (default: Default)"},
+          {"--name NAME", "the run's name (default: generated)"},
+          {"--param K=V", "a param of the run, repeatable (default: none)"},
+          {"--tag K=V", "a tag of the run, repeatable (default: none)"}),
+     "CMD gets TRACK_RUN_ID and TRACK_SERVER in its environment. Tags recorded: sys.command, "
+     "sys.cwd, sys.host, and in a git work tree sys.git.commit, sys.git.branch, sys.git.dirty; "
+     "sys.exit_code at the end (the user is the run's user field). The run ends FINISHED on "
+     "exit 0, FAILED otherwise, KILLED on a signal; track exits with CMD's status (128+N for "
+     "signal N).",
+     "track exec --experiment sweep --param lr=0.01 -- ./train --lr 0.01\n"},
     {"runs", cmd_runs,
-     "[--experiment NAME]... [--filter EXPR] [--order-by EXPR] [--limit N] [--json|--csv]",
-     "search runs: filter by metrics, params, tags and attributes; sort; list"},
+     "[--experiment NAME]... [--filter EXPR] [--order-by EXPR] [--limit N] [--json|--csv] "
+     "[--full-ids]",
+     "search runs: filter by metrics, params, tags and attributes; sort; list",
+     OPTS({"--experiment NAME", "only runs of this experiment, repeatable (default: all)"},
+          {"--filter EXPR", "only runs matching EXPR, see `track help filter` (default: all)"},
+          {"--order-by EXPR", "sort by terms, each ASC or DESC, comma-separated (default: "
+                              "newest first)"},
+          {"--limit N", "at most N runs, 1 to 100000 (default: all, up to 100000)"},
+          {"--csv", "CSV: every param and metric (last value) of the runs, in full (default: "
+                    "a table)"},
+          {"--full-ids", "show whole 32-character run ids (default: 8 characters, as git's "
+                         "short hashes)"}),
+     "The table shows the terms the filter and order-by mention, then the params and metrics "
+     "whose values differ between the listed runs, as many as fit the terminal (COLUMNS, else "
+     "the terminal's width, else 80); long names shrink with an ellipsis in the middle. "
+     "--json prints whole run objects.",
+     "track runs --experiment mnist --order-by 'metrics.val_loss ASC' --limit 10\n"
+     "track runs --filter \"params.opt = 'adam' and metrics.loss < 0.5\"\n"
+     "track runs --filter 'status = \"RUNNING\" and start_time > 1d' --csv\n"},
     {"compare", cmd_compare,
      "RUN RUN... | --filter EXPR [--experiment NAME] [--metric KEY]... [--all-params] "
-     "[--goal KEY=min|max]... [--format table|markdown|csv|json] "
+     "[--goal KEY=min|max]... [--format table|markdown|csv|json] [--columns runs|metrics] "
      "[--plot FILE.svg [--smooth K] [--log-y] [--x step|time|relative]]",
-     "compare runs side by side: params that differ, metrics with the best marked"},
+     "compare runs side by side: params that differ, metrics with the best marked",
+     OPTS({"--filter EXPR", "compare the runs matching EXPR (`track help filter`) instead of "
+                            "RUN arguments"},
+          {"--experiment NAME", "compare the runs of this experiment, repeatable"},
+          {"--metric KEY", "show this metric, repeatable (default: every metric of the runs)"},
+          {"--all-params", "show every param (default: only those that differ)"},
+          {"--goal KEY=min|max", "whether lower or higher is best for KEY, repeatable "
+                                 "(default min)"},
+          {"--format F", "table, markdown, csv or json (default table; --json is json)"},
+          {"--plot FILE.svg", "also write the metric curves as an SVG file (default: none)"},
+         {"--smooth K", "with --plot: draw an exponential moving average of weight K, 0 to "
+                        "below 1 (TensorBoard's debiased smoothing), the raw curve faint behind "
+                        "(default 0: none)"},
+         {"--log-y", "with --plot: a logarithmic y axis; values <= 0 are skipped and noted "
+                     "(default: linear)"},
+         {"--x X", "with --plot: step, time (wall clock) or relative (seconds since each "
+                   "run's start) on the x axis (default step)"},
+          {"--columns C", "runs: a column per run (blocks folded to the terminal's width); "
+                          "metrics: a row per run and a column per param and metric, its last "
+                          "value (default: whichever needs fewer blocks, runs on a tie; table "
+                          "format only)"}),
+     "2 to 50 runs. The best run of each metric (by its last value) is marked *. Tables show "
+     "values to about 6 significant digits; csv and json have them in full.",
+     "track compare 3f2a 9bc1 77d0\n"
+     "track compare --experiment mnist --goal val_acc=max --plot mnist.svg\n"
+     "track compare --experiment sweep --plot sweep.svg --smooth 0.9 --log-y\n"
+     "track compare --filter \"params.opt = 'adam'\" --format markdown\n"},
     {"watch", cmd_watch, "[RUN] [--metric KEY]... [--interval MS]",
-     "live view of a running run (one line per update without a terminal)"},
+     "live view of a running run (one line per update without a terminal)",
+     OPTS({"--metric KEY", "show this metric, repeatable (default: every metric)"},
+          {"--interval MS", "refresh every MS milliseconds, 50 to 60000 (default 250)"}),
+     "RUN defaults to --run or TRACK_RUN_ID. q quits; the view ends when the run ends.",
+     "track watch 3f2a --metric loss --metric val_acc\n"},
     {"export", cmd_export,
      "(--experiment NAME | RUN...) --format csv|jsonl|json [--history] [-o FILE]",
-     "export runs with params, tags and metric summaries (--history: every point)"},
-    {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts"},
-    {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable"},
+     "export runs with params, tags and metric summaries (--history: every point)",
+     OPTS({"--experiment NAME", "export the runs of this experiment, repeatable"},
+          {"--format F", "csv, jsonl or json (required; --json means json)"},
+          {"--history", "add every metric point (default: summaries only)"},
+          {"--output FILE", "write FILE, atomically (also -o FILE; default: stdout)"}),
+     "Values are written in full precision; NaN and +-Inf as in the JSON conventions.",
+     "track export --experiment mnist --format csv -o mnist.csv\n"
+     "track export 3f2a --format jsonl --history > run.jsonl\n"},
+    {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
+     NULL, "track status\ntrack status --json\n"},
+    {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
+     "Any successful write delivers the spool too; sync does it on its own.", "track sync\n"},
     {"backup", cmd_backup, "FILE",
-     "consistent online copy of the database while writes go on (trackd --restore FILE)"},
+     "consistent online copy of the database while writes go on (trackd --restore FILE)", NO_OPTS,
+     "FILE is written by trackd, so it must be a path trackd can write.",
+     "track backup /var/backups/track-$(date +%F).db\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -67,15 +204,186 @@ static const struct cli_cmd *find_cmd(const char *name)
     return NULL;
 }
 
+/* Writes text wrapped at 80 columns, the first line after `used` columns
+ * already written, every further line indented by `indent`. */
+static void put_wrapped(FILE *f, const char *text, size_t used, size_t indent)
+{
+    size_t col = used;
+    int first = 1;
+
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        size_t wl = strcspn(p, " ");
+        if (!first && col + 1 + wl > 80) {
+            fprintf(f, "\n%*s", (int)indent, "");
+            col = indent;
+        } else if (!first) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, wl, f);
+        col += wl;
+        p += wl;
+        first = 0;
+    }
+    fputc('\n', f);
+}
+
+static void put_opt(FILE *f, const char *opt, const char *text)
+{
+    fprintf(f, "  %-20s", opt);
+    if (strlen(opt) > 20) {
+        fprintf(f, "\n%*s", 22, "");
+    }
+    put_wrapped(f, text, 22, 22);
+}
+
+/* The doc of long option `name`: the one whose text starts "--name". */
+static const struct cli_optdoc *find_doc(const struct cli_cmd *c, const char *name)
+{
+    size_t n = strlen(name);
+    for (const struct cli_optdoc *d = c->opts; d && d->opt; d++)
+        if (strncmp(d->opt, "--", 2) == 0 && strncmp(d->opt + 2, name, n) == 0 &&
+            (d->opt[2 + n] == '\0' || d->opt[2 + n] == ' ' || d->opt[2 + n] == '='))
+            return d;
+    return NULL;
+}
+
 void cli_usage(const char *name, int to_stderr)
 {
     FILE *f = to_stderr ? stderr : stdout;
     const struct cli_cmd *c = find_cmd(name);
     if (!c)
         return;
-    fprintf(f, "usage: track %s %s\n\n  %s\n\n", c->name, c->args, c->summary);
-    fprintf(f, "common options: --server URI (else $TRACK_SERVER, else the local default),\n"
-               "  --run RUN (else $TRACK_RUN_ID), --json, --help\n");
+    if (!to_stderr) {
+        cli_help(name, NULL);
+        return;
+    }
+    fprintf(f, "usage: track %s%s%s\n(see 'track %s --help')\n", c->name, *c->args ? " " : "",
+            c->args, c->name);
+}
+
+void cli_help(const char *name, const struct option *longopts)
+{
+    const struct cli_cmd *c = find_cmd(name);
+    FILE *f = stdout;
+    int any = 0;
+
+    if (!c)
+        return;
+    fprintf(f, "usage: track %s%s%s\n\n", c->name, *c->args ? " " : "", c->args);
+    fprintf(f, "  ");
+    put_wrapped(f, c->summary, 2, 2);
+    if (c->about) {
+        fprintf(f, "\n  ");
+        put_wrapped(f, c->about, 2, 2);
+    }
+    for (const struct cli_optdoc *d = c->opts; d && d->opt; d++) {
+        if (!any++)
+            fprintf(f, "\noptions:\n");
+        put_opt(f, d->opt, d->text);
+    }
+    /* an option the table forgot still shows, marked, so it is noticed */
+    for (const struct option *o = longopts; o && o->name; o++) {
+        if (o->val == 0x100 || o->val == 0x101 || o->val == 0x102 || o->val == 'h' ||
+            find_doc(c, o->name))
+            continue;
+        if (!any++)
+            fprintf(f, "\noptions:\n");
+        char opt[128];
+        snprintf(opt, sizeof(opt), "--%s", o->name);
+        put_opt(f, opt, "(undocumented)");
+    }
+    fprintf(f, "\ncommon options:\n");
+    put_opt(f, "--server URI",
+            "the trackd to use: ipc://PATH or tcp://HOST:PORT (default "
+            "$TRACK_SERVER, else the user's own socket)");
+    put_opt(f, "--run RUN",
+            "the run: an id or a unique prefix of 4+ hex characters (default "
+            "$TRACK_RUN_ID)");
+    put_opt(f, "--json", "print JSON (default: text)");
+    put_opt(f, "--help, -h", "this help");
+    if (c->examples) {
+        fprintf(f, "\nexamples:\n");
+        for (const char *p = c->examples; *p;) {
+            size_t l = strcspn(p, "\n");
+            fprintf(f, "  %.*s\n", (int)l, p);
+            p += l + (p[l] == '\n');
+        }
+    }
+}
+
+/* The filter language, as storage/filter.c compiles it. */
+static void help_filter(FILE *f)
+{
+    fputs("usage: track runs --filter EXPR [--order-by EXPR]\n"
+          "       track compare --filter EXPR\n"
+          "\n"
+          "  The language of run search (MLflow's, extended). Keywords, prefixes and\n"
+          "  attribute names are case-insensitive; keys are not.\n"
+          "\n"
+          "terms:\n"
+          "  metrics.KEY           a metric's last logged value (prefix also metric.)\n"
+          "  min(metrics.KEY)      its smallest value; max(metrics.KEY) its largest\n"
+          "  params.KEY            a param, a string (also param., parameters., parameter.)\n"
+          "  tags.KEY              a tag, a string (also tag.)\n"
+          "  status                RUNNING, FINISHED, FAILED or KILLED, quoted, any case\n"
+          "  name                  the run's name (also run_name)\n"
+          "  user                  the run's user (also user_id)\n"
+          "  experiment            the experiment's name\n"
+          "  run_id                the 32-hex id, any case; LIKE 'ab12%' for a prefix\n"
+          "  start_time, end_time  ms since the epoch; a running run has no end_time\n"
+          "  duration              ms; a running run's duration runs up to now\n"
+          "  Attributes may also be written attributes.NAME (or attribute., attr., run.).\n"
+          "  A key of letters, digits and _ - . / : is written as it is; any other key in\n"
+          "  backticks or double quotes: metrics.`val loss`. Keys are 1 to 250 bytes.\n"
+          "\n"
+          "operators:\n"
+          "  =  ==  !=  <>  <  <=  >  >=     compare with a value\n"
+          "  [NOT] LIKE 'pattern'           % any text, _ one character; case-sensitive\n"
+          "  [NOT] ILIKE 'pattern'          the same ignoring ASCII case\n"
+          "  [NOT] IN (v1, v2, ...)         one of the values (up to 1000)\n"
+          "  IS NULL, IS NOT NULL           the run lacks / has the term (NULL only here)\n"
+          "  AND, OR, NOT, ( )              NOT binds tighter than AND, AND than OR\n"
+          "  In patterns a backslash escapes % and _ (and itself).\n"
+          "\n"
+          "values:\n"
+          "  'text' or \"text\"       a string; a doubled quote or \\' stands for the quote\n"
+          "  12, -0.5, 1e-3         a number\n"
+          "  500ms 30s 5m 2h 1d     a duration (also combined: 1h30m); compared with\n"
+          "                         start_time or end_time it means that long before now:\n"
+          "                         start_time > 1d is \"started in the last day\"\n"
+          "\n"
+          "rules:\n"
+          "  metrics take numbers: = != < <= > >= IN IS. A metric whose last value is\n"
+          "    NaN counts as missing there (IS NULL matches it).\n"
+          "  params and tags are strings: = != IN LIKE ILIKE compare text, and a number\n"
+          "    compares as the text it is written as (params.lr = 0.01 matches \"0.01\",\n"
+          "    not \"1e-2\"). < <= > >= with a number compare numerically, and only values\n"
+          "    that look like numbers take part; with a string they compare bytes.\n"
+          "  status takes = != IN and IS NULL only.\n"
+          "  name, user, experiment and run_id take strings only, every operator.\n"
+          "  start_time, end_time and duration take numbers (ms) or durations.\n"
+          "  A run that lacks the metric, param or tag matches no comparison, not even !=\n"
+          "  or NOT IN, nor the NOT of one: only IS NULL.\n"
+          "\n"
+          "order-by:\n"
+          "  TERM [ASC|DESC], ...   runs lacking the value sort last either way; params\n"
+          "                         and tags sort as text; then newest first\n"
+          "\n"
+          "limits: 65536 bytes of text, 1000 comparisons, 64 levels of nesting.\n"
+          "A mistake is an error naming its column: filter: column 15: ...\n"
+          "\n"
+          "examples:\n"
+          "  track runs --filter \"metrics.val_loss < 0.2 and params.lr >= 0.01\"\n"
+          "  track runs --filter \"status = 'RUNNING' and start_time > 2h\"\n"
+          "  track runs --filter \"name LIKE 'resnet%' or tags.stage IN ('ft', 'eval')\"\n"
+          "  track runs --filter \"min(metrics.loss) < 0.1 and duration < 30m\"\n"
+          "  track runs --order-by \"metrics.val_acc DESC, params.lr\"\n",
+          f);
 }
 
 static void usage_all(FILE *f)
@@ -85,9 +393,145 @@ static void usage_all(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-20s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n`track COMMAND --help` for a command's options. Exit status: 0 success,\n"
+    fprintf(f, "\n`track COMMAND --help` (or `track help COMMAND`) for a command's options,\n"
+               "`track help filter` for the search language. Exit status: 0 success,\n"
                "1 error, 2 usage. Environment: TRACK_SERVER, TRACK_RUN_ID,\n"
-               "TRACK_NO_AUTOSTART=1 (do not start a personal trackd).\n");
+               "TRACK_NO_AUTOSTART=1 (do not start a personal trackd), COLUMNS.\n");
+}
+
+/* Whether `word` is the noun of some "noun verb" command. */
+static int is_noun(const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t k = 0; k < N_COMMANDS; k++)
+        if (strncmp(commands[k].name, word, n) == 0 && commands[k].name[n] == ' ')
+            return 1;
+    return 0;
+}
+
+/* The verbs of a noun: "track run VERB" lines, or one comma-separated list. */
+static void noun_verbs(FILE *f, const char *noun, int long_form)
+{
+    size_t n = strlen(noun);
+    int k = 0;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strncmp(commands[i].name, noun, n) != 0 || commands[i].name[n] != ' ')
+            continue;
+        if (long_form)
+            fprintf(f, "  track %-18s %s\n", commands[i].name, commands[i].summary);
+        else
+            fprintf(f, "%s%s", k ? ", " : "", commands[i].name + n + 1);
+        k++;
+    }
+}
+
+static void help_noun(FILE *f, const char *noun)
+{
+    fprintf(f, "usage: track %s VERB [ARGS]\n\nverbs:\n", noun);
+    noun_verbs(f, noun, 1);
+    fprintf(f, "\n`track %s VERB --help` for a verb's options.\n", noun);
+}
+
+/* git's answer to a word that is no command: the closest ones, if any. */
+static int unknown_command(const char *word)
+{
+    static char cands[N_COMMANDS + 1][32]; /* first words, each once, and "help" */
+    size_t nc = 0;
+    int best = 99;
+
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        size_t l = strcspn(commands[i].name, " ");
+        int dup = 0;
+        snprintf(cands[nc], sizeof(cands[nc]), "%.*s", (int)l, commands[i].name);
+        for (size_t k = 0; k < nc; k++)
+            dup |= strcmp(cands[k], cands[nc]) == 0;
+        if (!dup)
+            nc++;
+    }
+    snprintf(cands[nc++], sizeof(cands[0]), "help");
+    int dist[N_COMMANDS + 1];
+    for (size_t k = 0; k < nc; k++) {
+        dist[k] = cli_edit_distance(word, strlen(word), cands[k], strlen(cands[k]));
+        best = dist[k] < best ? dist[k] : best;
+    }
+    fprintf(stderr, "track: '%s' is not a track command. See 'track --help'.\n", word);
+    if (cli_is_close(strlen(word), best)) {
+        int many = 0;
+        for (size_t k = 0; k < nc; k++)
+            many += dist[k] == best;
+        fprintf(stderr, "\n%s\n",
+                many > 1 ? "The most similar commands are" : "The most similar command is");
+        for (size_t k = 0; k < nc; k++)
+            if (dist[k] == best)
+                fprintf(stderr, "\t%s\n", cands[k]);
+    }
+    return EXIT_USAGE;
+}
+
+/* "track NOUN WORD" where WORD is no verb of NOUN. */
+static int unknown_verb(const char *noun, const char *verb)
+{
+    size_t n = strlen(noun);
+    int best = 99;
+
+    fprintf(stderr, "track: '%s' is not a verb of 'track %s'; its verbs are: ", verb, noun);
+    noun_verbs(stderr, noun, 0);
+    fputc('\n', stderr);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *v = commands[i].name + n + 1;
+        if (strncmp(commands[i].name, noun, n) != 0 || commands[i].name[n] != ' ')
+            continue;
+        int d = cli_edit_distance(verb, strlen(verb), v, strlen(v));
+        best = d < best ? d : best;
+    }
+    if (cli_is_close(strlen(verb), best)) {
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            const char *v = commands[i].name + n + 1;
+            if (strncmp(commands[i].name, noun, n) == 0 && commands[i].name[n] == ' ' &&
+                cli_edit_distance(verb, strlen(verb), v, strlen(v)) == best)
+                fprintf(stderr, "did you mean 'track %s'?\n", commands[i].name);
+        }
+    }
+    return EXIT_USAGE;
+}
+
+static int is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* `track help [TOPIC...]`: a command's help (through the command itself, so
+ * it lists the options it really takes), a noun's verbs, or the filter. */
+static int help_topic(int argc, char **argv, int i)
+{
+    char name[128];
+    static char help_arg[] = "--help";
+
+    if (i >= argc) {
+        usage_all(stdout);
+        return 0;
+    }
+    if (strcmp(argv[i], "filter") == 0 || strcmp(argv[i], "search") == 0) {
+        help_filter(stdout);
+        return 0;
+    }
+    snprintf(name, sizeof(name), "%s%s%s", argv[i], i + 1 < argc ? " " : "",
+             i + 1 < argc ? argv[i + 1] : "");
+    const struct cli_cmd *c = find_cmd(name);
+    if (!c && !is_noun(argv[i]))
+        c = find_cmd(argv[i]);
+    if (c) {
+        char *args[] = {(char *)(uintptr_t)c->name, help_arg, NULL};
+        optind = 1;
+        return c->fn(2, args);
+    }
+    if (is_noun(argv[i])) {
+        if (i + 1 < argc)
+            return unknown_verb(argv[i], argv[i + 1]);
+        help_noun(stdout, argv[i]);
+        return 0;
+    }
+    return unknown_command(argv[i]);
 }
 
 int main(int argc, char **argv)
@@ -96,7 +540,7 @@ int main(int argc, char **argv)
 
     /* global options before the command */
     while (i < argc && argv[i][0] == '-') {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        if (is_help(argv[i])) {
             usage_all(stdout);
             return 0;
         } else if (strcmp(argv[i], "--version") == 0) {
@@ -117,8 +561,9 @@ int main(int argc, char **argv)
         } else if (strncmp(argv[i], "--run=", 6) == 0) {
             cli_opt.run = argv[i++] + 6;
         } else {
-            fprintf(stderr, "track: unknown option %s\n", argv[i]);
-            usage_all(stderr);
+            fprintf(stderr, "track: unknown option '%s' before the command\n", argv[i]);
+            fprintf(stderr, "usage: track [--server URI] [--run RUN] [--json] COMMAND [ARGS]\n"
+                            "(see 'track --help')\n");
             return EXIT_USAGE;
         }
     }
@@ -126,19 +571,8 @@ int main(int argc, char **argv)
         usage_all(stderr);
         return EXIT_USAGE;
     }
-    if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 < argc) {
-            char name[128];
-            snprintf(name, sizeof(name), "%s%s%s", argv[i + 1], i + 2 < argc ? " " : "",
-                     i + 2 < argc ? argv[i + 2] : "");
-            if (find_cmd(name) || find_cmd(argv[i + 1])) {
-                cli_usage(find_cmd(name) ? name : argv[i + 1], 0);
-                return 0;
-            }
-        }
-        usage_all(stdout);
-        return 0;
-    }
+    if (strcmp(argv[i], "help") == 0)
+        return help_topic(argc, argv, i + 1);
     /* "noun verb" first, then a single word */
     if (i + 1 < argc) {
         char name[128];
@@ -152,18 +586,17 @@ int main(int argc, char **argv)
     const struct cli_cmd *c = find_cmd(argv[i]);
     if (c)
         return c->fn(argc - i, argv + i);
-    /* a noun alone, or a noun with an unknown verb */
-    int noun = 0;
-    for (size_t k = 0; k < N_COMMANDS; k++) {
-        size_t n = strlen(argv[i]);
-        if (strncmp(commands[k].name, argv[i], n) == 0 && commands[k].name[n] == ' ') {
-            if (!noun)
-                fprintf(stderr, "track: %s needs a verb:\n", argv[i]);
-            fprintf(stderr, "  track %-18s %s\n", commands[k].name, commands[k].summary);
-            noun = 1;
-        }
+    if (!is_noun(argv[i]))
+        return unknown_command(argv[i]);
+    /* a noun alone, with --help, or with an unknown verb */
+    if (i + 1 < argc && is_help(argv[i + 1])) {
+        help_noun(stdout, argv[i]);
+        return 0;
     }
-    if (!noun)
-        fprintf(stderr, "track: unknown command \"%s\" (see track --help)\n", argv[i]);
+    if (i + 1 < argc)
+        return unknown_verb(argv[i], argv[i + 1]);
+    fprintf(stderr, "track: %s needs a verb:\n", argv[i]);
+    noun_verbs(stderr, argv[i], 1);
+    fprintf(stderr, "(see 'track %s --help')\n", argv[i]);
     return EXIT_USAGE;
 }

@@ -105,6 +105,44 @@ void render_fit(const char *s, size_t max, char *buf, size_t len)
     memcpy(buf + off, ellipsis, sizeof(ellipsis)); /* with its NUL */
 }
 
+/* Bytes of the first `cols` display columns of s. */
+static size_t cols_bytes(const char *s, size_t cols)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t off = 0, w = 0;
+    uint32_t cp;
+
+    while (p[off] && w < cols) {
+        size_t n = utf8_seq(p + off, &cp);
+        off += n ? n : 1;
+        w++;
+    }
+    return off;
+}
+
+void render_fit_middle(const char *s, size_t max, char *buf, size_t len)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6"; /* … */
+    size_t w = render_width(s);
+
+    if (w <= max || max < 3) {
+        render_fit(s, max, buf, len);
+        return;
+    }
+    /* the end is what tells names apart (lr3e-4 from lr1e-3): it gets the
+     * larger half */
+    size_t head = (max - 1) / 2, tail = max - 1 - head;
+    size_t hb = cols_bytes(s, head), skip = cols_bytes(s, w - tail);
+    size_t tb = strlen(s) - skip;
+    if (hb + sizeof(ellipsis) - 1 + tb + 1 > len) {
+        render_fit(s, max, buf, len);
+        return;
+    }
+    memcpy(buf, s, hb);
+    memcpy(buf + hb, ellipsis, sizeof(ellipsis) - 1);
+    memcpy(buf + hb + sizeof(ellipsis) - 1, s + skip, tb + 1);
+}
+
 void render_pad(FILE *f, const char *s, size_t width, int right, const char *sgr)
 {
     size_t w = render_width(s), pad = w < width ? width - w : 0;

@@ -30,6 +30,11 @@ size_t render_width(const char *s);
  * string ends in "…" (itself one column). Never splits a UTF-8 sequence. */
 void render_fit(const char *s, size_t max, char *buf, size_t len);
 
+/* The same with the cut in the middle: "resnet…-lr3e-4" keeps both ends,
+ * the end one column longer; falls back to render_fit for max < 3 or a
+ * buffer too small. */
+void render_fit_middle(const char *s, size_t max, char *buf, size_t len);
+
 /* Writes s padded with spaces to `width` columns, right-aligned when
  * `right`, wrapped in the ANSI `sgr` sequence (e.g. "1" for bold) when sgr
  * is not NULL. The padding stays outside the colour. */

@@ -1,14 +1,19 @@
 /*
- * util.c: helpers the subcommands share (see cli.h): option handling,
- * error lines, the client, number parsing, time and JSON formatting.
+ * util.c: helpers the subcommands share (see cli.h): option handling (with
+ * git's "did you mean" from an edit distance), error lines, the client, the
+ * ended-run warning, strict number parsing, time and JSON formatting.
  */
 #include "cli.h"
+#include "render.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 struct cli_common cli_opt;
 
@@ -35,6 +40,130 @@ int cli_common_opt(int opt, const char *name)
         cli_usage_error(name, "an option needs a value");
     default:
         return 0;
+    }
+}
+
+int cli_edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    enum { MAXL = 64 };
+    int d[MAXL + 1][MAXL + 1];
+
+    if (na > MAXL || nb > MAXL)
+        return 99;
+    for (size_t i = 0; i <= na; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= nb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        for (size_t j = 1; j <= nb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[na][nb] > 99 ? 99 : d[na][nb];
+}
+
+int cli_is_close(size_t typed_len, int distance)
+{
+    /* one slip in a short word, two in a longer one (git suggests on about
+     * the same similarity) */
+    return distance <= (typed_len < 5 ? 1 : typed_len < 9 ? 2 : 3);
+}
+
+static int is_common_val(int val)
+{
+    return val == 0x100 || val == 0x101 || val == 0x102 || val == 'h';
+}
+
+/* Reports an option getopt_long refused (exits 2). `elem` is the argument
+ * it was reading (NULL when not known). */
+__attribute__((noreturn)) static void
+bad_option(const char *name, const char *elem, const char *shortopts, const struct option *longopts)
+{
+    char typed[128];
+    size_t n;
+
+    if (optopt && (!elem || strncmp(elem, "--", 2) != 0)) {
+        const char *p = strchr(shortopts, optopt);
+        if (p && p[1] == ':')
+            cli_usage_error(name, "option '-%c' needs a value", optopt);
+        cli_usage_error(name, "unknown option '-%c'", optopt);
+    }
+    if (!elem || strncmp(elem, "--", 2) != 0)
+        cli_usage_error(name, "unknown option");
+    n = strcspn(elem + 2, "=");
+    snprintf(typed, sizeof(typed), "%.*s", (int)(n < 100 ? n : 100), elem + 2);
+    if (optopt) {
+        /* a known option: given a value it does not take, or none */
+        for (const struct option *o = longopts; o->name; o++) {
+            if (o->val != optopt || strncmp(o->name, typed, strlen(typed)) != 0)
+                continue;
+            if (elem[2 + n] == '=')
+                cli_usage_error(name, "option '--%s' takes no value", o->name);
+            cli_usage_error(name, "option '--%s' needs a value", o->name);
+        }
+    }
+    /* an abbreviation of two or more options */
+    char list[512] = "";
+    int prefixed = 0;
+    for (const struct option *o = longopts; o->name && n; o++) {
+        if (strncmp(o->name, typed, strlen(typed)) == 0) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof(list) - l, "%s'--%s'", prefixed++ ? ", " : "", o->name);
+        }
+    }
+    if (prefixed > 1)
+        cli_usage_error(name, "option '--%s' is ambiguous: it could be %s", typed, list);
+    /* the closest options by edit distance */
+    int best = 99, count = 0;
+    for (const struct option *o = longopts; o->name; o++) {
+        int dist = cli_edit_distance(typed, strlen(typed), o->name, strlen(o->name));
+        best = dist < best ? dist : best;
+    }
+    list[0] = '\0';
+    for (const struct option *o = longopts; o->name && cli_is_close(strlen(typed), best); o++) {
+        if (cli_edit_distance(typed, strlen(typed), o->name, strlen(o->name)) == best) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof(list) - l, "%s'--%s'", count++ ? ", " : "", o->name);
+        }
+    }
+    if (count == 1)
+        cli_usage_error(name, "unknown option '--%s'; did you mean %s?", typed, list);
+    if (count > 1)
+        cli_usage_error(name, "unknown option '--%s'; did you mean one of %s?", typed, list);
+    cli_usage_error(name, "unknown option '--%s'", typed);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    const char *name = argv[0];
+
+    for (;;) {
+        opterr = 0;
+        int opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (opt == '?' || opt == ':') {
+            /* a long option has moved optind past itself; a short one only
+             * when it ended its cluster, and then optopt says which */
+            const char *elem = optind > 0 && optind <= argc ? argv[optind - 1] : NULL;
+            bad_option(name, elem, shortopts, longopts);
+        }
+        if (opt == 'h') {
+            cli_help(name, longopts);
+            exit(0);
+        }
+        if (opt != -1 && is_common_val(opt)) {
+            cli_common_opt(opt, name);
+            continue;
+        }
+        return opt;
     }
 }
 
@@ -111,6 +240,30 @@ int cli_use_run(struct track_client *c)
     return 0;
 }
 
+void cli_warn_if_ended(struct track_client *c)
+{
+    track_run_id id;
+    char hex[33], filter[64], t[32];
+    struct track_run_query q = {.filter = filter, .limit = 1};
+    struct track_run_info *runs;
+    struct track_result *res;
+    struct track_err err = {0};
+    size_t n = 0;
+
+    if (track_run_current(c, &id))
+        return;
+    track_run_id_hex(&id, hex);
+    snprintf(filter, sizeof(filter), "run_id = '%s'", hex);
+    if (track_run_list(c, &q, &res, &runs, &n, &err))
+        return;
+    if (n == 1 && runs[0].status != TRACK_RUNNING) {
+        cli_fmt_time(runs[0].end_ms, t, sizeof(t));
+        cli_warn("run %.8s (%s) is %s, ended %s; logged into it anyway (is TRACK_RUN_ID stale?)",
+                 hex, runs[0].name, cli_status_name(runs[0].status), t);
+    }
+    track_result_free(res);
+}
+
 int cli_split_kv(char *s, struct track_kv *kv)
 {
     char *eq = strchr(s, '=');
@@ -135,27 +288,121 @@ void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg)
         a->tags[a->n_tags++] = kv;
 }
 
+/* The length of the plain decimal number at s (sign, digits, for a double a
+ * fraction and an exponent), 0 when s does not start with one. *nonzero says
+ * whether a mantissa digit other than 0 was seen (an underflow to 0 is then
+ * out of range, not the value 0). */
+static size_t decimal_len(const char *s, int fraction, int *nonzero)
+{
+    size_t i = 0, digits = 0;
+
+    *nonzero = 0;
+    if (s[i] == '-' || s[i] == '+')
+        i++;
+    for (; s[i] >= '0' && s[i] <= '9'; i++, digits++)
+        *nonzero |= s[i] != '0';
+    if (fraction && s[i] == '.') {
+        i++;
+        for (; s[i] >= '0' && s[i] <= '9'; i++, digits++)
+            *nonzero |= s[i] != '0';
+    }
+    if (!digits)
+        return 0;
+    if (fraction && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1, ed = 0;
+        if (s[j] == '-' || s[j] == '+')
+            j++;
+        for (; s[j] >= '0' && s[j] <= '9'; j++)
+            ed++;
+        if (!ed)
+            return 0;
+        i = j;
+    }
+    return i;
+}
+
 int cli_parse_i64(const char *s, int64_t *v)
 {
     char *end;
+    int nz;
+
+    if (!s || decimal_len(s, 0, &nz) != strlen(s) || !*s)
+        return CLI_NUM_BAD;
     errno = 0;
     long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return -1;
+    if (*end)
+        return CLI_NUM_BAD;
+    if (errno == ERANGE)
+        return CLI_NUM_RANGE;
     *v = x;
     return 0;
 }
 
 int cli_parse_double(const char *s, double *v)
 {
+    static const char *const special[] = {"nan", "inf", "infinity"};
+    const char *t;
     char *end;
+    int nz;
+
+    if (!s || !*s)
+        return CLI_NUM_BAD;
+    t = s + (*s == '-' || *s == '+');
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        if (strcasecmp(t, special[i]) == 0) {
+            double x = i == 0 ? NAN : INFINITY;
+            *v = *s == '-' ? -x : x;
+            return 0;
+        }
+    }
+    /* strtod alone would also take hex ("0x10"), "nan(...)" and leading
+     * blanks: only the plain decimal form reaches it */
+    if (decimal_len(s, 1, &nz) != strlen(s))
+        return CLI_NUM_BAD;
     errno = 0;
-    /* strtod takes "nan", "inf", "infinity" in any case: all are wanted */
     double x = strtod(s, &end);
-    if (end == s || *end || (errno == ERANGE && isinf(x)))
-        return -1;
+    if (*end)
+        return CLI_NUM_BAD;
+    if (errno == ERANGE && (isinf(x) || (x == 0 && nz)))
+        return CLI_NUM_RANGE;
     *v = x;
     return 0;
+}
+
+int64_t cli_arg_i64(const char *cmd, const char *what, const char *s, int64_t min, int64_t max)
+{
+    int64_t v = 0;
+    int rc = cli_parse_i64(s, &v);
+    char range[96];
+
+    if (min == 0 && max == INT64_MAX)
+        snprintf(range, sizeof(range), "a whole number >= 0");
+    else if (min == 1 && max == INT64_MAX)
+        snprintf(range, sizeof(range), "a whole number >= 1");
+    else
+        snprintf(range, sizeof(range), "a whole number from %lld to %lld", (long long)min,
+                 (long long)max);
+    if (rc == CLI_NUM_BAD)
+        cli_usage_error(cmd, "%s: expected %s, got \"%s\"", what, range, s);
+    if (rc == CLI_NUM_RANGE || v < min || v > max)
+        cli_usage_error(cmd, "%s: \"%s\" is out of range (expected %s)", what, s, range);
+    return v;
+}
+
+double cli_arg_double(const char *cmd, const char *what, const char *s)
+{
+    double v = 0;
+    int rc = cli_parse_double(s, &v);
+
+    if (rc == CLI_NUM_BAD)
+        cli_usage_error(cmd,
+                        "%s: \"%s\" is not a number (expected a decimal such as 0.31, -2, "
+                        "1e-4, or nan, inf, -inf)",
+                        what, s);
+    if (rc == CLI_NUM_RANGE)
+        cli_usage_error(cmd, "%s: \"%s\" is out of range (a double holds about 1e-308 to 1e308)",
+                        what, s);
+    return v;
 }
 
 void cli_fmt_time(int64_t ms, char *buf, size_t len)
@@ -199,6 +446,15 @@ void cli_fmt_double(double v, char *buf, size_t len)
         if (strtod(buf, NULL) == v)
             return;
     }
+}
+
+int cli_term_width(void)
+{
+    struct winsize ws;
+    int cols = 0;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+        cols = ws.ws_col;
+    return render_term_width(getenv("COLUMNS"), cols);
 }
 
 const char *cli_status_name(int status)

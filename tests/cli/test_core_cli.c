@@ -1068,7 +1068,7 @@ Test(cli, metric_history_prints_table_csv_and_json)
     OKRUN("log-metric", "--run", hex, "loss", "-0.125", "--step", "20", "--time", "1700000001000");
 
     char *out = OKOUT("metric", "history", hex, "loss", "--csv");
-    cr_assert_str_eq(out, "step,time_ms,value\n"
+    cr_assert_str_eq(out, "step,timestamp,value\n"
                           "10,1700000000000,2.5\n"
                           "20,1700000001000,-0.125\n");
     free(out);

@@ -688,8 +688,10 @@ Test(compare, wide_tables_fold_to_the_terminal_width)
             point("loss", 1.0 / (s + 1 + i), s);
         run_end();
     }
+    /* a column per run, as asked: folded (without --columns runs the table
+     * is transposed instead, tests/cli/test_cli_polish.c) */
     const char *env80[] = {"COLUMNS=80", NULL};
-    char *out = RUN(0, env80, "compare", "--experiment", "fold");
+    char *out = RUN(0, env80, "compare", "--experiment", "fold", "--columns", "runs");
     size_t blocks = 1;
     for (const char *p = out; *p;) {
         const char *e = strchr(p, '\n');
@@ -712,7 +714,7 @@ Test(compare, wide_tables_fold_to_the_terminal_width)
     cr_assert_null(strstr(out, "\n\n"), "one block at 400 columns: %s", out);
     free(out);
     const char *env_junk[] = {"COLUMNS=junk", NULL};
-    out = RUN(0, env_junk, "compare", "--experiment", "fold");
+    out = RUN(0, env_junk, "compare", "--experiment", "fold", "--columns", "runs");
     for (const char *p = out; *p;) {
         const char *e = strchr(p, '\n');
         size_t len = e ? (size_t)(e - p) : strlen(p);
