@@ -109,11 +109,33 @@ static void count_request(struct srv *srv)
     pthread_mutex_unlock(&srv->stats_lock);
 }
 
+/* 1 when a warning of this kind was not logged in the last minute: a
+ * fault that lasts (a full disk) is one line a minute, not one a second. */
+static int warn_due(int64_t *last_ms, int *suppressed)
+{
+    int64_t now = wire_mono_ms();
+    if (*last_ms && now - *last_ms < 60000) {
+        (*suppressed)++;
+        return 0;
+    }
+    *last_ms = now;
+    return 1;
+}
+
 static void checkpoint(struct loop *l)
 {
+    static int64_t last_warn;
+    static int suppressed;
     struct store_err err = {0};
-    if (store_checkpoint(l->srv->wst, &err))
-        srv_log(SRV_LOG_WARN, "store", "checkpoint failed: %s", err.msg);
+    if (store_checkpoint(l->srv->wst, &err) == 0)
+        return;
+    if (err.code == STORE_E_FULL)
+        srv_reserve_on_full(l->srv);
+    else if (warn_due(&last_warn, &suppressed)) {
+        srv_log(SRV_LOG_WARN, "store", "checkpoint failed: %s (%d more since the last warning)",
+                err.msg, suppressed);
+        suppressed = 0;
+    }
 }
 
 /* Applies the writes of one wake-up in one transaction. */
@@ -326,26 +348,35 @@ static void reply_done(struct loop *l)
 /* Background upkeep while idle: merge small metric chunks, forget old ids. */
 static void maintain(struct loop *l)
 {
+    static int64_t last_warn;
+    static int suppressed;
     struct store *st = l->srv->wst;
     struct store_err err = {0};
     int merged = 0;
 
+    srv_backup_sweep();
+    srv_reserve_tick(l->srv);
     if (store_begin(st, &err))
-        return;
+        goto failed;
     if (store_metric_compact(st, 256, 64, &merged, &err) ||
-        store_request_prune(st, wire_now_ms() - REQUEST_KEEP_MS, 10000, &err)) {
+        store_request_prune(st, wire_now_ms() - REQUEST_KEEP_MS, 10000, &err) ||
+        store_commit(st, &err)) {
         store_rollback(st);
-        srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s", err.msg);
-        return;
-    }
-    if (store_commit(st, &err)) {
-        store_rollback(st);
-        srv_log(SRV_LOG_WARN, "store", "upkeep commit failed: %s", err.msg);
-        return;
+        goto failed;
     }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
     if (store_wal_pages(st) > 0)
+        checkpoint(l);
+    return;
+failed:
+    if (warn_due(&last_warn, &suppressed)) {
+        srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s (%d more since the last warning)",
+                err.msg, suppressed);
+        suppressed = 0;
+    }
+    /* on a full disk, the checkpoint is what frees the way for writes */
+    if (err.code == STORE_E_FULL || store_wal_pages(st) > 0)
         checkpoint(l);
 }
 
