@@ -213,7 +213,14 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         return;
     rc = store_commit(st, &err);
     if (rc) {
-        srv_log(SRV_LOG_ERROR, "store", "group commit failed: %s", err.msg);
+        static int64_t last_full;
+        static int suppressed;
+        /* a full disk fails every commit until space comes: one line a minute */
+        if (rc != STORE_E_FULL || warn_due(&last_full, &suppressed)) {
+            srv_log(SRV_LOG_ERROR, "store", "group commit failed: %s (%d more since)", err.msg,
+                    suppressed);
+            suppressed = 0;
+        }
         store_rollback(st);
         for (int i = 0; i < n; i++) {
             if (!w[i].applied)
