@@ -125,8 +125,7 @@ static struct snap *snap_get(const char *id)
     struct snap *found = NULL;
     pthread_mutex_lock(&snaps_lock);
     for (int i = 0; i < BACKUP_MAX_SNAPSHOTS && id; i++)
-        if (snaps[i].used && snaps[i].ready && !snaps[i].closing &&
-            strcmp(snaps[i].id, id) == 0) {
+        if (snaps[i].used && snaps[i].ready && !snaps[i].closing && strcmp(snaps[i].id, id) == 0) {
             found = &snaps[i];
             found->refs++;
             found->last_ms = wire_mono_ms();
@@ -269,7 +268,7 @@ int srv_op_backup_chunk(struct srv_call *call)
         goto out;
     }
     want = q->max_bytes == 0 || q->max_bytes > SRV_BACKUP_CHUNK_BYTES ? SRV_BACKUP_CHUNK_BYTES
-                                                                       : q->max_bytes;
+                                                                      : q->max_bytes;
     if (want > s->bytes - q->offset)
         want = s->bytes - q->offset;
     Track__V1__BackupChunkResult *r = srv_alloc(&call->arena, sizeof(*r));

@@ -24,7 +24,7 @@
 #define RETRY_MS 5000 /* between attempts to take the reserve back */
 
 static char reserve_path[1200];
-static int held;           /* the reserve is allocated */
+static int held;            /* the reserve is allocated */
 static int64_t last_try_ms; /* monotonic */
 static int warned_missing;
 
@@ -77,9 +77,9 @@ void srv_reserve_on_full(struct srv *srv)
     int rc = store_checkpoint_truncate(srv->wst, &err);
     last_try_ms = wire_mono_ms();
     int again = take();
-    srv_log(SRV_LOG_WARN, "store",
-            "disk full: %s%s; %s", gave ? "gave back the reserve so the WAL could be checkpointed"
-                                        : "no reserve to give back",
+    srv_log(SRV_LOG_WARN, "store", "disk full: %s%s; %s",
+            gave ? "gave back the reserve so the WAL could be checkpointed"
+                 : "no reserve to give back",
             rc ? ", but the checkpoint failed: " : ", checkpointed",
             again == 0 ? "reserve taken again; writes resume when the disk has room"
                        : "the reserve is not back yet (retrying)");

@@ -48,7 +48,7 @@
 #define ASIDE_SFX    ".before-restore-"
 
 const char *const srv_restore_kill_points[] = {
-    "marked",   "copied",    "checkpointed", "moving", "wal-aside",
+    "marked",    "copied",   "checkpointed", "moving",    "wal-aside",
     "shm-aside", "db-aside", "installing",   "installed", NULL,
 };
 
@@ -336,6 +336,15 @@ int srv_restore(const struct srv_config *cfg, const char *from)
     int had_db, rc;
 
     memset(&j, 0, sizeof(j));
+    {
+        const char *k = getenv("TRACK_TEST_RESTORE_KILL_AT");
+        int known = !k || !*k;
+        for (int i = 0; !known && srv_restore_kill_points[i]; i++)
+            known = strcmp(k, srv_restore_kill_points[i]) == 0;
+        if (!known)
+            fprintf(stderr, "trackd: TRACK_TEST_RESTORE_KILL_AT=%s names no step of a restore\n",
+                    k);
+    }
     /* an earlier restore cut short is finished or undone first */
     if (recover_journal(cfg))
         return 1;

@@ -141,7 +141,9 @@ int store_checkpoint_file(const char *db_path, struct store_err *err)
     if (rc != SQLITE_OK)
         ret = bfail(err, rc == SQLITE_FULL ? STORE_E_FULL : STORE_E_IO,
                     "cannot checkpoint \"%s\": %s", db_path,
-                    msg ? msg : db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                    msg  ? msg
+                    : db ? sqlite3_errmsg(db)
+                         : sqlite3_errstr(rc));
     sqlite3_free(msg);
     /* the last connection to close removes the WAL once it is folded in */
     rc = sqlite3_close(db);

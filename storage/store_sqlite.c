@@ -769,7 +769,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     st->readonly = opts && opts->readonly;
     /* SQLite would create the file 0644 & ~umask, and its WAL and SHM take
      * the database's mode: make it 0600 first (and close a wider one) */
-    if (!st->readonly) {
+    if (!st->readonly && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
         ret = store_secure_files(path, err);
         if (ret)
             goto out;

@@ -375,8 +375,7 @@ static void backup_sweep_tmps(const char *path)
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
             continue;
         long pid = strtol(e->d_name + strlen(prefix), &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
-            errno != ESRCH)
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue;
         snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
         unlink(p);
@@ -502,8 +501,7 @@ int track_backup(struct track_client *c, const char *path, int64_t *bytes, struc
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         fd = -1;
-        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "backup: fsync %s: %s", tmp,
-                     strerror(errno));
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "backup: fsync %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;

@@ -170,7 +170,8 @@ static int find_entry(const char *dir, const char *prefix, char *out, size_t len
     while (d && (e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
         if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
-            !(n > 4 && (!strcmp(e->d_name + n - 4, "-wal") || !strcmp(e->d_name + n - 4, "-shm")))) {
+            !(n > 4 &&
+              (!strcmp(e->d_name + n - 4, "-wal") || !strcmp(e->d_name + n - 4, "-shm")))) {
             snprintf(out, len, "%s/%s", dir, e->d_name);
             rc = 0;
             break;
@@ -245,9 +246,9 @@ Test(restore, the_copy_kept_after_a_sigkill_holds_the_data_without_its_wal, .tim
 
 Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .timeout = 280)
 {
-    static const char *const steps[] = {"marked",    "copied",    "checkpointed",
-                                        "moving",    "wal-aside", "shm-aside",
-                                        "db-aside",  "installing", "installed"};
+    static const char *const steps[] = {"marked",   "copied",     "checkpointed",
+                                        "moving",   "wal-aside",  "shm-aside",
+                                        "db-aside", "installing", "installed"};
     /* the first step at which the restore is finished rather than undone */
     const int first_forward = 3;
     char backup[400], brun[33], bdir[64], orun[33];
@@ -500,9 +501,9 @@ Test(restore, a_backup_taken_while_writing_checks_clean_and_restores, .timeout =
     fill(&d, run, 150000); /* bigger than one chunk */
     log_metric(&d, run, "marker");
     snprintf(spool, sizeof(spool), "%s/spool.bin", d.dir);
-    const char *argv[] = {STRESS_CLIENT_BIN, "--server", d.uri, "--run", run, "--key",
-                          "loss",            "--points", "40000", "--batch", "200", "--spool",
-                          spool,             "--sleep-us", "20",  NULL};
+    const char *argv[] = {
+        STRESS_CLIENT_BIN, "--server", d.uri, "--run",   run,   "--key",      "loss", "--points",
+        "40000",           "--batch",  "200", "--spool", spool, "--sleep-us", "20",   NULL};
     pid_t pid = spawn_quiet(argv, NULL);
     sleep_ms(200);
     snprintf(backup, sizeof(backup), "%s/backup.db", d.dir);
