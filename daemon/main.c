@@ -43,7 +43,9 @@ static const char usage[] =
     "                        lines `key = value`: log_level, durability, workers\n"
     "  --force               start even if the database fails its integrity check\n"
     "  --check               verify the database and exit (0 clean, 1 not)\n"
-    "  --restore FILE        replace the database with the backup FILE and exit\n"
+    "  --restore FILE        replace the database with the backup FILE and exit; the\n"
+    "                        old one is kept whole as track.db.before-restore-MS, and a\n"
+    "                        restore cut short is finished or undone at the next start\n"
     "  --version, --help\n";
 
 static void die_usage(const char *msg)

@@ -65,11 +65,17 @@ void srv_reserve_init(const struct srv_config *cfg)
 
 void srv_reserve_on_full(struct srv *srv)
 {
+    static int64_t last_full_ms, last_log_ms;
+    static int last_outcome = -1;
     struct store_err err = {0};
-    int gave = held;
+    int gave = held, outcome;
+    int64_t now = wire_mono_ms();
 
-    if (!reserve_path[0])
+    /* a disk that stays full fails every checkpoint: one attempt per
+     * RETRY_MS, one log line a minute unless the outcome changes */
+    if (!reserve_path[0] || (last_full_ms && now - last_full_ms < RETRY_MS))
         return;
+    last_full_ms = now;
     if (held) {
         unlink(reserve_path);
         held = 0;
@@ -77,15 +83,18 @@ void srv_reserve_on_full(struct srv *srv)
     int rc = store_checkpoint_truncate(srv->wst, &err);
     last_try_ms = wire_mono_ms();
     int again = take();
-    srv_log(SRV_LOG_WARN, "store", "disk full: %s%s; %s",
+    warned_missing = again != 0;
+    outcome = (gave ? 4 : 0) | (rc ? 2 : 0) | (again ? 1 : 0);
+    if (outcome == last_outcome && now - last_log_ms < 60000)
+        return;
+    last_outcome = outcome;
+    last_log_ms = now;
+    srv_log(SRV_LOG_WARN, "store", "disk full: %s%s%s; %s",
             gave ? "gave back the reserve so the WAL could be checkpointed"
                  : "no reserve to give back",
-            rc ? ", but the checkpoint failed: " : ", checkpointed",
+            rc ? ", but the checkpoint failed: " : ", checkpointed", rc ? err.msg : "",
             again == 0 ? "reserve taken again; writes resume when the disk has room"
                        : "the reserve is not back yet (retrying)");
-    if (rc)
-        srv_log(SRV_LOG_WARN, "store", "checkpoint: %s", err.msg);
-    warned_missing = again != 0;
 }
 
 void srv_reserve_tick(struct srv *srv)
