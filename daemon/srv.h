@@ -6,7 +6,9 @@
  *               store_*, never a socket: any front end can call it)
  *   workers.c   threads with read-only store handles for reads
  *
- * plus arena.c (per-request memory), log.c and main.c (options, config).
+ * plus arena.c (per-request memory), log.c and main.c (options, config),
+ * op_backup.c (backups streamed to the client), restore.c (--restore and
+ * its recovery at start) and reserve.c (space kept for a full disk).
  */
 #ifndef TRACK_SRV_H
 #define TRACK_SRV_H
