@@ -103,9 +103,48 @@ static int exists(const char *path)
     return lstat(path, &sb) == 0;
 }
 
+/* Daemons and a tmpfs a test leaves behind when an assertion ends it are
+ * stopped, shown and removed by the suite's fini (the structs are static:
+ * a failed assertion leaves the test's stack). */
+static struct fx_daemon *live[16];
+static int n_live, passed;
+static char mounted[200];
+
+#define PASS() (passed = 1)
+
+static void track_live(struct fx_daemon *d)
+{
+    for (int i = 0; i < n_live; i++)
+        if (live[i] == d)
+            return;
+    if (n_live < 16)
+        live[n_live++] = d;
+}
+
+static int start_daemon(struct fx_daemon *d, const char *const *extra)
+{
+    int rc = fx_daemon_start(d, extra);
+    track_live(d);
+    return rc;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < n_live; i++)
+        if (live[i]->pid > 0 || !passed)
+            fx_daemon_cleanup(live[i], !passed);
+    if (mounted[0]) {
+        umount(mounted);
+        mounted[0] = '\0';
+    }
+}
+
+TestSuite(restore, .fini = teardown);
+
 /* A daemon struct for a data directory of the test's choosing. */
 static void fx_for_dir(struct fx_daemon *d, const char *dir)
 {
+    track_live(d);
     memset(d, 0, sizeof(*d));
     snprintf(d->dir, sizeof(d->dir), "%s", dir);
     snprintf(d->uri, sizeof(d->uri), "ipc://%s/trackd.sock", dir);
@@ -185,12 +224,12 @@ static int find_entry(const char *dir, const char *prefix, char *out, size_t len
 /* A backup of a fresh daemon holding run *run with the point "in_backup". */
 static void make_backup(char backup[400], char run[33], char tmpdir[64])
 {
-    struct fx_daemon s;
+    static struct fx_daemon s;
     char *o = NULL, *e = NULL;
     snprintf(tmpdir, 64, "/tmp/track-bk-XXXXXX");
     cr_assert(mkdtemp(tmpdir));
     snprintf(backup, 400, "%s/backup.db", tmpdir);
-    cr_assert_eq(fx_daemon_start(&s, NULL), 0);
+    cr_assert_eq(start_daemon(&s, NULL), 0);
     start_run(&s, run);
     log_metric(&s, run, "in_backup");
     cr_assert_eq(fx_track(&s, NULL, NULL, &o, &e, "backup", backup, NULL), 0, "backup: %s", e);
@@ -203,7 +242,7 @@ Test(restore, the_copy_kept_after_a_sigkill_holds_the_data_without_its_wal, .tim
 {
     char backup[400], brun[33], bdir[64], run[33], kept[1200], dir2[] = "/tmp/track-kept-XXXXXX";
     char db2[300];
-    struct fx_daemon d, k;
+    static struct fx_daemon d, k;
     char *e = NULL;
     int fresh = 0;
 
@@ -216,7 +255,7 @@ Test(restore, the_copy_kept_after_a_sigkill_holds_the_data_without_its_wal, .tim
         struct stat sb;
         if (attempt)
             fx_daemon_cleanup(&d, 0);
-        cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+        cr_assert_eq(start_daemon(&d, NULL), 0);
         start_run(&d, run);
         log_metric(&d, run, "before_kill");
         fx_daemon_kill(&d);
@@ -242,6 +281,7 @@ Test(restore, the_copy_kept_after_a_sigkill_holds_the_data_without_its_wal, .tim
     cr_assert(has_point(&d, brun, "in_backup"), "the restored database is not the backup");
     fx_daemon_cleanup(&d, 0);
     fx_rmtree(bdir);
+    PASS();
 }
 
 Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .timeout = 280)
@@ -252,18 +292,18 @@ Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .ti
     /* the first step at which the restore is finished rather than undone */
     const int first_forward = 3;
     char backup[400], brun[33], bdir[64], orun[33];
-    struct fx_daemon o;
+    static struct fx_daemon o;
     int n_steps = (int)(sizeof(steps) / sizeof(steps[0]));
 
     make_backup(backup, brun, bdir);
-    cr_assert_eq(fx_daemon_start(&o, NULL), 0);
+    cr_assert_eq(start_daemon(&o, NULL), 0);
     start_run(&o, orun);
     log_metric(&o, orun, "old_only");
     fx_daemon_kill(&o); /* a crashed daemon: its WAL is part of the data */
 
     for (int i = 0; i < n_steps; i++) {
         char dir[] = "/tmp/track-step-XXXXXX", from[400], to[400];
-        struct fx_daemon s;
+        static struct fx_daemon s;
         char *e = NULL;
         cr_assert(mkdtemp(dir));
         snprintf(from, sizeof(from), "%s/track.db", o.dir);
@@ -299,7 +339,7 @@ Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .ti
         cr_assert(!exists(journal), "step %s: the journal is still there", steps[i]);
         if (restored) {
             /* the old database, kept aside, is whole */
-            struct fx_daemon k;
+            static struct fx_daemon k;
             char dir2[] = "/tmp/track-kept-XXXXXX", db2[300], w1[1300], w2[320];
             cr_assert_eq(find_entry(dir, "track.db.before-restore-", kept, sizeof(kept)), 0);
             cr_assert(mkdtemp(dir2));
@@ -321,13 +361,14 @@ Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .ti
     cr_log_info("restore kill points tested: %d steps", n_steps);
     fx_daemon_cleanup(&o, 0);
     fx_rmtree(bdir);
+    PASS();
 }
 
 Test(restore, a_missing_database_beside_a_kept_copy_is_never_replaced_by_an_empty_one,
      .timeout = 60)
 {
     char dir[] = "/tmp/track-miss-XXXXXX", kept[300];
-    struct fx_daemon d;
+    static struct fx_daemon d;
     cr_assert(mkdtemp(dir));
     snprintf(kept, sizeof(kept), "%s/track.db.before-restore-1", dir);
     int fd = open(kept, O_WRONLY | O_CREAT, 0600);
@@ -341,6 +382,7 @@ Test(restore, a_missing_database_beside_a_kept_copy_is_never_replaced_by_an_empt
     snprintf(db, sizeof(db), "%s/track.db", dir);
     cr_assert(!exists(db), "an empty track.db was created");
     fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 /* Spawns argv in the background, output to /dev/null. */
@@ -383,11 +425,11 @@ static void fill(struct fx_daemon *d, const char *run, long points)
 
 Test(restore, a_killed_backup_leaves_no_partial_file_and_the_next_one_cleans_up, .timeout = 200)
 {
-    struct fx_daemon d;
+    static struct fx_daemon d;
     char run[33], file[400], tmp_dead[450], tmp_live[450], snap[450], bdir[400];
     char *o = NULL, *e = NULL;
 
-    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    cr_assert_eq(start_daemon(&d, NULL), 0);
     start_run(&d, run);
     fill(&d, run, 400000); /* several MiB: several chunks, time to kill in between */
     snprintf(file, sizeof(file), "%s/out.db", d.dir);
@@ -428,10 +470,39 @@ Test(restore, a_killed_backup_leaves_no_partial_file_and_the_next_one_cleans_up,
     cr_assert(exists(tmp_live), "a live process's tmp file was removed");
     unlink(tmp_live);
 
-    /* a snapshot a dead trackd was making inside the data directory: gone
-     * at the next start */
-    cr_assert_eq(fx_daemon_stop(&d), 0);
+    /* trackd killed while it makes the snapshot: what it left in its
+     * backups/ is gone at the next start, and the client wrote nothing */
     snprintf(bdir, sizeof(bdir), "%s/backups", d.dir);
+    char file2[420];
+    snprintf(file2, sizeof(file2), "%s/out2.db", d.dir);
+    int killed_daemon = 0;
+    for (int attempt = 0; attempt < 5 && !killed_daemon; attempt++) {
+        char env[420];
+        snprintf(env, sizeof(env), "XDG_STATE_HOME=%s/state", d.dir);
+        const char *argv[] = {TRACK_BIN, "--server", d.uri, "backup", file2, NULL};
+        const char *envv[] = {env, "TRACK_NO_AUTOSTART=1", NULL};
+        pid_t pid = spawn_quiet(argv, envv);
+        long long deadline = fx_now_ms() + 20000;
+        char seen[1200] = "";
+        while (find_entry(bdir, "snapshot-", seen, sizeof(seen)) != 0 && !exists(file2) &&
+               fx_now_ms() < deadline)
+            ;
+        killed_daemon = seen[0] != '\0';
+        fx_daemon_kill(&d);
+        /* the client would wait for its answer from a restarted trackd */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
+        if (killed_daemon) {
+            cr_assert(!exists(seen), "%s, left by a killed trackd, is still there", seen);
+            cr_assert(!exists(file2), "a backup whose daemon died left %s", file2);
+        }
+        unlink(file2);
+    }
+    cr_assert(killed_daemon, "trackd could not be killed while it made a snapshot");
+
+    /* and a leftover of any name there */
+    cr_assert_eq(fx_daemon_stop(&d), 0);
     mkdir(bdir, 0700);
     snprintf(snap, sizeof(snap), "%s/snapshot-0123.db.tmp-99999", bdir);
     close(open(snap, O_WRONLY | O_CREAT, 0600));
@@ -447,15 +518,16 @@ Test(restore, a_killed_backup_leaves_no_partial_file_and_the_next_one_cleans_up,
     free(e);
     fx_rmtree(dir2);
     fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(restore, the_old_backup_request_naming_a_daemon_side_path_is_refused, .timeout = 60)
 {
-    struct fx_daemon d;
+    static struct fx_daemon d;
     char target[400];
     uint8_t rid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
-    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    cr_assert_eq(start_daemon(&d, NULL), 0);
     snprintf(target, sizeof(target), "%s/attacker-chosen", d.dir);
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__Backup b = TRACK__V1__BACKUP__INIT;
@@ -488,15 +560,16 @@ Test(restore, the_old_backup_request_naming_a_daemon_side_path_is_refused, .time
     sleep_ms(200); /* a write would have been done before the reply; make sure */
     cr_assert(!exists(target), "trackd wrote a file at the path a client named");
     fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(restore, a_backup_taken_while_writing_checks_clean_and_restores, .timeout = 200)
 {
-    struct fx_daemon d, r;
+    static struct fx_daemon d, r;
     char run[33], spool[400], backup[400];
     char *o = NULL, *e = NULL;
 
-    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    cr_assert_eq(start_daemon(&d, NULL), 0);
     start_run(&d, run);
     fill(&d, run, 150000); /* bigger than one chunk */
     log_metric(&d, run, "marker");
@@ -518,7 +591,7 @@ Test(restore, a_backup_taken_while_writing_checks_clean_and_restores, .timeout =
     cr_assert_gt(sb.st_size, 1 << 20, "the backup (%lld bytes) took one chunk only",
                  (long long)sb.st_size);
 
-    cr_assert_eq(fx_daemon_start(&r, NULL), 0);
+    cr_assert_eq(start_daemon(&r, NULL), 0);
     fx_daemon_stop(&r);
     cr_assert_eq(run_restore(r.dir, backup, NULL, &e), 0, "restore: %s", e);
     free(e);
@@ -528,16 +601,17 @@ Test(restore, a_backup_taken_while_writing_checks_clean_and_restores, .timeout =
     cr_assert(has_point(&r, run, "marker"), "the marker is missing from the backup");
     fx_daemon_cleanup(&r, 0);
     fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(restore, files_are_private_whatever_the_umask, .timeout = 120)
 {
-    struct fx_daemon d;
+    static struct fx_daemon d;
     char data[400], p[500], run[33];
     char *o = NULL, *e = NULL;
 
     umask(0);
-    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    cr_assert_eq(start_daemon(&d, NULL), 0);
     fx_daemon_stop(&d);
     snprintf(data, sizeof(data), "%s/data", d.dir);
     const char *args[] = {"--data-dir", data, NULL};
@@ -576,12 +650,13 @@ Test(restore, files_are_private_whatever_the_umask, .timeout = 120)
     cr_assert_eq(count_lines_with(log, "open to others"), 1, "log: %s", log);
     free(log);
     fx_daemon_cleanup(&d, 0);
+    PASS();
 }
 
 Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 200)
 {
     char dir[] = "/tmp/track-full6-XXXXXX", data[200], big[320], small[320];
-    struct fx_daemon d = {0};
+    static struct fx_daemon d;
     static char block[64 * 1024];
 
     cr_assert(mkdtemp(dir));
@@ -591,6 +666,8 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
         fx_rmtree(dir);
         cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
     }
+    snprintf(mounted, sizeof(mounted), "%s", data);
+    track_live(&d);
     snprintf(d.dir, sizeof(d.dir), "%s", data);
     snprintf(d.uri, sizeof(d.uri), "ipc://%s/trackd.sock", dir);
     snprintf(d.log, sizeof(d.log), "%s/trackd.log", dir);
@@ -680,5 +757,7 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
     cr_assert_eq(run_check(data, &e2), 0, "trackd --check after a full disk: %s", e2);
     free(e2);
     umount(data);
+    mounted[0] = '\0';
     fx_rmtree(dir);
+    PASS();
 }
