@@ -811,32 +811,14 @@ static int op_metric_curve(struct srv_call *call)
     return 0;
 }
 
+/* The retired request that had the daemon write a file at a client-chosen
+ * path (anyone reaching a tcp:// listener could have it overwrite any file
+ * trackd's user may write): refused, and nothing is written. */
 static int op_backup(struct srv_call *call)
 {
-    const char *path = call->rq->backup->path;
-    struct store_err err = {0};
-    struct stat sb;
-    int rc;
-
-    if (!path || path[0] != '/')
-        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "path: must be absolute");
-    if (strlen(path) > 1024)
-        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "path: longer than 1024 bytes");
-    if (stat(path, &sb) == 0)
-        return fail(call, TRACK__V1__CODE__ALREADY_EXISTS, "path: %s already exists", path);
-    rc = store_backup(call->st, path, &err);
-    if (rc)
-        return fail_store(call, rc, &err);
-    Track__V1__BackupResult *r = srv_alloc(&call->arena, sizeof(*r));
-    if (!r)
-        return oom(call);
-    track__v1__backup_result__init(r);
-    r->path = call->rq->backup->path;
-    r->bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
-    srv_log(SRV_LOG_INFO, "backup", "wrote path=%s bytes=%lld", path, (long long)r->bytes);
-    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_BACKUP;
-    call->rs->backup = r;
-    return 0;
+    return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                "backup: trackd no longer writes a file at a path the client names; the client "
+                "streams the copy (BackupBegin, BackupChunk): use `track backup FILE`");
 }
 
 /* ---- the table ---------------------------------------------------------------------- */
@@ -860,6 +842,9 @@ static const struct srv_op ops[] = {
     OP(RUN_RESOLVE, "run_resolve", SRV_READ, op_run_resolve),
     /* a read that makes its own snapshot: not inside the worker's read transaction */
     OP(BACKUP, "backup", SRV_READ | SRV_OWN_TXN, op_backup),
+    OP(BACKUP_BEGIN, "backup_begin", SRV_READ | SRV_OWN_TXN, srv_op_backup_begin),
+    OP(BACKUP_CHUNK, "backup_chunk", SRV_READ | SRV_OWN_TXN, srv_op_backup_chunk),
+    OP(BACKUP_END, "backup_end", SRV_READ | SRV_OWN_TXN, srv_op_backup_end),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

@@ -321,11 +321,33 @@ static void trim_memory(struct loop *l)
     malloc_trim(0);
 }
 
+/* 1 when a warning of this kind was not logged in the last minute: a
+ * fault that lasts (a full disk) is one line a minute, not one a second. */
+static int warn_due(int64_t *last_ms, int *suppressed)
+{
+    int64_t now = wire_mono_ms();
+    if (*last_ms && now - *last_ms < 60000) {
+        (*suppressed)++;
+        return 0;
+    }
+    *last_ms = now;
+    return 1;
+}
+
 static void checkpoint(struct loop *l)
 {
+    static int64_t last_warn;
+    static int suppressed;
     struct store_err err = {0};
-    if (store_checkpoint(l->srv->wst, &err))
-        srv_log(SRV_LOG_WARN, "store", "checkpoint failed: %s", err.msg);
+    if (store_checkpoint(l->srv->wst, &err) == 0)
+        return;
+    if (err.code == STORE_E_FULL)
+        srv_reserve_on_full(l->srv);
+    else if (warn_due(&last_warn, &suppressed)) {
+        srv_log(SRV_LOG_WARN, "store", "checkpoint failed: %s (%d more since the last warning)",
+                err.msg, suppressed);
+        suppressed = 0;
+    }
 }
 
 /* Applies the writes of one wake-up in one transaction. */
@@ -415,7 +437,14 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         return;
     rc = store_commit(st, &err);
     if (rc) {
-        srv_log(SRV_LOG_ERROR, "store", "group commit failed: %s", err.msg);
+        static int64_t last_full;
+        static int suppressed;
+        /* a full disk fails every commit until space comes: one line a minute */
+        if (rc != STORE_E_FULL || warn_due(&last_full, &suppressed)) {
+            srv_log(SRV_LOG_ERROR, "store", "group commit failed: %s (%d more since)", err.msg,
+                    suppressed);
+            suppressed = 0;
+        }
         store_rollback(st);
         for (int i = 0; i < n; i++) {
             if (!w[i].applied)
@@ -606,29 +635,38 @@ static void reply_done(struct loop *l)
 /* Background upkeep while idle: merge small metric chunks, forget old ids. */
 static void maintain(struct loop *l)
 {
+    static int64_t last_warn;
+    static int suppressed;
     struct store *st = l->srv->wst;
     struct store_err err = {0};
     int merged = 0, pruned = 0;
 
+    srv_backup_sweep();
+    srv_reserve_tick(l->srv);
     if (store_begin(st, &err))
-        return;
+        goto failed;
     if (store_metric_compact(st, 256, 64, &merged, &err) ||
         store_request_prune(st, ids_now_ms() - REQUEST_KEEP_MS, REQUEST_KEEP_COUNT, 10000, &pruned,
-                            &err)) {
+                            &err) ||
+        store_commit(st, &err)) {
         store_rollback(st);
-        srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s", err.msg);
-        return;
-    }
-    if (store_commit(st, &err)) {
-        store_rollback(st);
-        srv_log(SRV_LOG_WARN, "store", "upkeep commit failed: %s", err.msg);
-        return;
+        goto failed;
     }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
     if (pruned)
         srv_log(SRV_LOG_DEBUG, "store", "forgot request ids=%d", pruned);
     if (store_wal_pages(st) > 0)
+        checkpoint(l);
+    return;
+failed:
+    if (warn_due(&last_warn, &suppressed)) {
+        srv_log(SRV_LOG_WARN, "store", "upkeep failed: %s (%d more since the last warning)",
+                err.msg, suppressed);
+        suppressed = 0;
+    }
+    /* on a full disk, the checkpoint is what frees the way for writes */
+    if (err.code == STORE_E_FULL || store_wal_pages(st) > 0)
         checkpoint(l);
 }
 

@@ -12,6 +12,10 @@
  * the default socket's directory must be private (see paths.h). TCP has no
  * authentication yet, so tcp:// listens only on loopback unless
  * --insecure-tcp says otherwise, and either way a warning says who can reach it.
+ *
+ * Files it keeps in the data directory are 0600 and its directories 0700,
+ * whatever the umask. The restore sequence is restore.c's; the disk-full
+ * reserve is reserve.c's.
  */
 #include "srv.h"
 
@@ -54,7 +58,9 @@ static const char usage[] =
     "                        can read and write everything)\n"
     "  --force               start even if the database fails its integrity check\n"
     "  --check               verify the database and exit (0 clean, 1 not)\n"
-    "  --restore FILE        replace the database with the backup FILE and exit\n"
+    "  --restore FILE        replace the database with the backup FILE and exit; the\n"
+    "                        old one is kept whole as track.db.before-restore-MS, and a\n"
+    "                        restore cut short is finished or undone at the next start\n"
     "  --version, --help\n";
 
 static void die_usage(const char *msg)
@@ -335,41 +341,21 @@ static int do_check(struct srv *srv)
     return 0;
 }
 
-static int do_restore(struct srv *srv, const char *from)
+/* The data directory holds everything trackd knows: 0700 when trackd
+ * makes it; an existing one keeps its mode (the owner may have reasons),
+ * with one warning when others may enter it. */
+static int check_data_dir(const char *dir)
 {
-    struct store_opts so = {.readonly = 1};
-    struct store_err err = {0};
-    struct store *st = NULL;
-    char aside[1200] = "", path[1200];
     struct stat sb;
-    int rc = store_open(from, &so, &st, &err);
-    if (!rc)
-        rc = store_check(st, &err);
-    if (!rc && stat(srv->cfg.db_path, &sb) == 0) {
-        /* keep the database being replaced, in case the backup was the
-         * wrong one; its WAL belongs to it and goes with it */
-        snprintf(aside, sizeof(aside), "%s.before-restore-%lld", srv->cfg.db_path,
-                 (long long)wire_now_ms());
-        if (rename(srv->cfg.db_path, aside) < 0) {
-            snprintf(err.msg, sizeof(err.msg), "cannot move %.300s aside: %s", srv->cfg.db_path,
-                     strerror(errno));
-            rc = STORE_E_IO;
-        }
-        snprintf(path, sizeof(path), "%s-wal", srv->cfg.db_path);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s-shm", srv->cfg.db_path);
-        unlink(path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        srv_log(SRV_LOG_ERROR, "main", "data directory %s is not a directory", dir);
+        return -1;
     }
-    if (!rc)
-        rc = store_backup(st, srv->cfg.db_path, &err);
-    if (st)
-        store_close(st);
-    if (rc) {
-        fprintf(stderr, "trackd: restore from %s: %s\n", from, err.msg);
-        return 1;
-    }
-    printf("restored %s from %s%s%s\n", srv->cfg.db_path, from, aside[0] ? "; the old one is " : "",
-           aside);
+    if (sb.st_mode & 077)
+        srv_log(SRV_LOG_WARN, "main",
+                "data directory %s is open to others (mode %04o): its files are 0600, but "
+                "`chmod 700 %s` keeps even their names private",
+                dir, (unsigned)(sb.st_mode & 07777), dir);
     return 0;
 }
 
@@ -468,6 +454,8 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
+    if (check_data_dir(srv.cfg.data_dir))
+        return 1;
     snprintf(srv.cfg.db_path, sizeof(srv.cfg.db_path), "%s/track.db", srv.cfg.data_dir);
     if (config)
         snprintf(srv.cfg.config_path, sizeof(srv.cfg.config_path), "%s", config);
@@ -495,7 +483,11 @@ int main(int argc, char **argv)
     if (lock_data_dir(srv.cfg.data_dir) < 0)
         return 1;
     if (restore)
-        return do_restore(&srv, restore);
+        return srv_restore(&srv.cfg, restore);
+    /* before anything may create track.db: a restore cut short is finished
+     * or undone, never covered by a fresh empty database */
+    if (srv_restore_recover(&srv.cfg) || srv_backup_prepare_dir(&srv.cfg))
+        return 1;
 
     /* block the signals the loop takes through signalfd, before any thread
      * (read workers, nanomsg's own) exists, so they all inherit the mask */
@@ -521,6 +513,7 @@ int main(int argc, char **argv)
         if (!force)
             goto out;
     }
+    srv_reserve_init(&srv.cfg);
     srv.started_ms = wire_now_ms();
     pthread_mutex_init(&srv.stats_lock, NULL);
     srv_log(SRV_LOG_INFO, "main", "trackd %s starting db=%s durability=%s", TRACKD_VERSION,
@@ -529,6 +522,7 @@ int main(int argc, char **argv)
     pthread_mutex_destroy(&srv.stats_lock);
     srv_log(SRV_LOG_INFO, "main", "stopped status=%d", status);
 out:
+    srv_backup_close_all();
     store_close(srv.wst);
     return status;
 }

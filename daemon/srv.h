@@ -6,7 +6,9 @@
  *               store_*, never a socket: any front end can call it)
  *   workers.c   threads with read-only store handles for reads
  *
- * plus arena.c (per-request memory), log.c and main.c (options, config).
+ * plus arena.c (per-request memory), log.c and main.c (options, config),
+ * op_backup.c (backups streamed to the client), restore.c (--restore and
+ * its recovery at start) and reserve.c (space kept for a full disk).
  */
 #ifndef TRACK_SRV_H
 #define TRACK_SRV_H
@@ -161,5 +163,39 @@ void srv_reload_config(struct srv *srv);
 
 /* Maps a STORE_E_* code to a wire code. */
 int srv_code_from_store(int store_code);
+
+/* ---- backups streamed to the client (op_backup.c) -------------------------- */
+/* Largest BackupChunk reply's data: far below the frame limit. */
+#define SRV_BACKUP_CHUNK_BYTES (1 << 20)
+/* Makes DIR/backups 0700 and empties it (snapshots left by a dead trackd). */
+int srv_backup_prepare_dir(const struct srv_config *cfg);
+int srv_op_backup_begin(struct srv_call *call);
+int srv_op_backup_chunk(struct srv_call *call);
+int srv_op_backup_end(struct srv_call *call);
+/* Closes snapshots no client read for a while (any thread). */
+void srv_backup_sweep(void);
+/* Closes every snapshot not being read (at exit). */
+void srv_backup_close_all(void);
+
+/* ---- restore (restore.c) --------------------------------------------------- */
+/* `trackd --restore FILE`: the exit status for main. The data directory is
+ * locked by the caller. */
+int srv_restore(const struct srv_config *cfg, const char *from);
+/* At start: finishes or undoes a restore cut short; -1 (logged) when trackd
+ * must not start (it would serve an empty database where data lies aside). */
+int srv_restore_recover(const struct srv_config *cfg);
+/* The steps TRACK_TEST_RESTORE_KILL_AT may name (a test hook), NULL-ended. */
+extern const char *const srv_restore_kill_points[];
+
+/* ---- disk-full reserve (reserve.c; the loop's thread only) ----------------- */
+/* Space kept in DIR/reserve so a checkpoint can run on a full disk. */
+#define SRV_RESERVE_BYTES (16LL << 20)
+/* Creates the reserve (logs when the disk has no room for it). */
+void srv_reserve_init(const struct srv_config *cfg);
+/* A write or checkpoint failed with a full disk: gives the reserve back,
+ * checkpoints with TRUNCATE, then takes the reserve again if it fits. */
+void srv_reserve_on_full(struct srv *srv);
+/* Idle tick: re-creates a reserve that was given back, when space allows. */
+void srv_reserve_tick(struct srv *srv);
 
 #endif

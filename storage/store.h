@@ -69,8 +69,26 @@ void store_close(struct store *st);
  * first problem in err otherwise. */
 int store_check(struct store *st, struct store_err *err);
 
-/* Online copy of the whole database into `dest_path` (SQLite backup API). */
+/* Online copy of the whole database into `dest_path` (SQLite backup API),
+ * which must not exist: written to a 0600 tmp file beside it, fsynced, then
+ * renamed, so dest_path never holds half a copy. */
 int store_backup(struct store *st, const char *dest_path, struct store_err *err);
+
+/* ---- files (store_backup.c) ---------------------------------------------
+ * The database's files are private to their owner: 0600 whatever the
+ * umask. */
+/* Creates `db_path` 0600 when missing and takes group/other bits off it
+ * and off its -wal and -shm when present. */
+int store_secure_files(const char *db_path, struct store_err *err);
+/* Creates `path` (must not exist; a symlink there is refused) empty, 0600. */
+int store_file_create_private(const char *path, struct store_err *err);
+/* fsyncs the file `path`; store_dir_sync fsyncs the directory holding it. */
+int store_file_sync(const char *path, struct store_err *err);
+int store_dir_sync(const char *path, struct store_err *err);
+/* Folds the WAL of the closed database `db_path` into it (opens it without
+ * migrating, checkpoints with TRUNCATE, closes), so the file alone holds
+ * every committed write. For a database no process has open. */
+int store_checkpoint_file(const char *db_path, struct store_err *err);
 
 /* Checkpoints: the read-write handle never checkpoints inside a commit.
  * store_wal_pages tells how many frames the WAL holds; store_checkpoint
@@ -78,6 +96,10 @@ int store_backup(struct store *st, const char *dest_path, struct store_err *err)
  * (SQLite's PASSIVE mode) and must be called outside a transaction. */
 int store_wal_pages(struct store *st);
 int store_checkpoint(struct store *st, struct store_err *err);
+/* Copies every WAL frame back and truncates the WAL to zero bytes, waiting
+ * for readers (the busy timeout). For recovery from a full disk: gives the
+ * WAL's space back once its frames are in the database. */
+int store_checkpoint_truncate(struct store *st, struct store_err *err);
 
 int store_begin(struct store *st, struct store_err *err);
 int store_commit(struct store *st, struct store_err *err);

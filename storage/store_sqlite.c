@@ -778,6 +778,13 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     if (st == NULL)
         return fail(err, STORE_E_INTERNAL, "out of memory");
     st->readonly = opts && opts->readonly;
+    /* SQLite would create the file 0644 & ~umask, and its WAL and SHM take
+     * the database's mode: make it 0600 first (and close a wider one) */
+    if (!st->readonly && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
+        ret = store_secure_files(path, err);
+        if (ret)
+            goto out;
+    }
     flags = st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     rc = sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -888,6 +895,20 @@ int store_checkpoint(struct store *st, struct store_err *err)
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         return db_fail(st, rc, err, "checkpointing the WAL");
     st->wal_pages = log > done ? log - done : 0;
+    return 0;
+}
+
+int store_checkpoint_truncate(struct store *st, struct store_err *err)
+{
+    int log = 0, done = 0, rc;
+
+    err_clear(err);
+    if (st->readonly)
+        return 0;
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, err, "checkpointing and truncating the WAL");
+    st->wal_pages = 0;
     return 0;
 }
 
@@ -2633,10 +2654,13 @@ int store_check(struct store *st, struct store_err *err)
 }
 
 /* Copies the database as of one moment into dest_path, which must not
- * exist. The copy goes to dest_path.tmp-PID first and is renamed when done,
- * so dest_path never holds half a backup. The source keeps a read snapshot
- * for the duration: in WAL mode writers on other connections go on, and the
- * copy never restarts. Not inside a transaction of st. */
+ * exist. The copy goes to dest_path.tmp-PID first (created O_EXCL and
+ * O_NOFOLLOW, mode 0600 whatever the umask, without a journal: a torn copy
+ * is only ever a tmp file), is fsynced and renamed when done, then the
+ * directory is fsynced, so dest_path never holds half a backup. The source
+ * keeps a read snapshot for the duration: in WAL mode writers on other
+ * connections go on, and the copy never restarts. Not inside a transaction
+ * of st. */
 int store_backup(struct store *st, const char *dest_path, struct store_err *err)
 {
     sqlite3 *dst = NULL;
@@ -2660,6 +2684,9 @@ int store_backup(struct store *st, const char *dest_path, struct store_err *err)
         return fail(err, STORE_E_INTERNAL, "out of memory");
     snprintf(tmp, len, "%s.tmp-%ld", dest_path, (long)getpid());
     unlink(tmp);
+    ret = store_file_create_private(tmp, err);
+    if (ret)
+        goto out;
 
     ret = run_q(st, Q_BEGIN_READ, err, "starting the backup");
     if (ret)
@@ -2681,6 +2708,8 @@ int store_backup(struct store *st, const char *dest_path, struct store_err *err)
                    dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
         goto out;
     }
+    /* the tmp file is thrown away if anything fails: no journal needed */
+    sqlite3_exec(dst, "PRAGMA journal_mode = OFF", NULL, NULL, NULL);
     b = sqlite3_backup_init(dst, "main", st->db, "main");
     if (b == NULL) {
         ret = fail(err, code_of(sqlite3_errcode(dst)), "backup to \"%s\": %s", dest_path,
@@ -2711,8 +2740,13 @@ int store_backup(struct store *st, const char *dest_path, struct store_err *err)
         ret = fail(err, code_of(rc), "closing backup \"%s\": %s", dest_path, sqlite3_errstr(rc));
         goto out;
     }
+    ret = store_file_sync(tmp, err);
+    if (ret)
+        goto out;
     if (rename(tmp, dest_path) != 0)
         ret = fail(err, STORE_E_IO, "renaming backup to \"%s\": %s", dest_path, strerror(errno));
+    else
+        ret = store_dir_sync(dest_path, err);
 out:
     if (b)
         sqlite3_backup_finish(b);

@@ -1,7 +1,8 @@
 /*
  * cmd_status.c: commands about the daemon and this user's client state:
  * `track status` (the daemon's figures), `track sync` (deliver the spool),
- * `track backup FILE` (a consistent online copy of the database).
+ * `track backup FILE` (a consistent online copy of the database, streamed
+ * from the daemon and written here with the caller's rights, mode 0600).
  */
 #include "cli.h"
 
@@ -101,7 +102,6 @@ int cmd_backup(int argc, char **argv)
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *name = argv[0];
     struct track_err err = {0};
-    char dir[4096], path[4200];
     int64_t bytes = 0;
     int opt;
 
@@ -111,24 +111,9 @@ int cmd_backup(int argc, char **argv)
             cli_usage_error(name, "unknown option");
     if (optind + 1 != argc)
         cli_usage_error(name, "expected one FILE");
-    /* the daemon writes the file: hand it an absolute path */
-    const char *file = argv[optind], *slash = strrchr(file, '/');
-    if (slash) {
-        size_t n = (size_t)(slash - file);
-        char parent[4096];
-        if (n >= sizeof(parent))
-            return cli_error("FILE: path too long");
-        memcpy(parent, file, n);
-        parent[n] = '\0';
-        if (!realpath(n ? parent : "/", dir))
-            return cli_error("FILE: directory %s: %s", n ? parent : "/", strerror(errno));
-        file = slash + 1;
-    } else if (!getcwd(dir, sizeof(dir))) {
-        return cli_error("cannot read the working directory: %s", strerror(errno));
-    }
-    if (!*file)
-        cli_usage_error(name, "FILE: names a directory");
-    snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", file);
+    /* the daemon streams the copy; this process writes FILE with the
+     * caller's rights, wherever the daemon runs */
+    const char *path = argv[optind];
     struct track_client *c = cli_client();
     int rc = track_backup(c, path, &bytes, &err);
     track_client_close(c);

@@ -244,8 +244,14 @@ struct track_server_status {
 int track_status(struct track_client *c, struct track_result **res, struct track_server_status *st,
                  struct track_err *err);
 
-/* Asks the daemon for a consistent online copy of its database at `path`
- * (absolute, on the daemon's machine, not existing yet); *bytes its size. */
+/* Writes a consistent online copy of the daemon's database to `path`, a
+ * file on the caller's machine written with the caller's rights (mode 0600;
+ * must not exist yet); *bytes its size. The daemon streams a snapshot in
+ * chunks; the copy is checked against its size and digest and lands under
+ * `path` only whole (PATH.tmp-PID first, fsynced; such files left by a
+ * killed backup are removed by the next one). The first request may wait
+ * up to TRACK_BACKUP_BEGIN_TIMEOUT_MS while the snapshot is made. */
+#define TRACK_BACKUP_BEGIN_TIMEOUT_MS 600000
 int track_backup(struct track_client *c, const char *path, int64_t *bytes, struct track_err *err);
 
 #ifdef __cplusplus

@@ -5,8 +5,16 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "track_limits.h"
 
@@ -393,21 +401,188 @@ int track_status(struct track_client *c, struct track_result **res, struct track
     return 0;
 }
 
+/* Removes PATH.tmp-PID files beside `path` whose PID is gone: what a
+ * `track backup` killed mid-way left. A live writer's file is kept. */
+static void backup_sweep_tmps(const char *path)
+{
+    char dir[4096], prefix[1024];
+    const char *slash = strrchr(path, '/');
+    DIR *d;
+    struct dirent *e;
+
+    if (slash) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+        if (!dir[0])
+            snprintf(dir, sizeof(dir), "/");
+    } else {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    snprintf(prefix, sizeof(prefix), "%s.tmp-", slash ? slash + 1 : path);
+    d = opendir(dir);
+    while (d && (e = readdir(d)) != NULL) {
+        char *end, p[5200];
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        long pid = strtol(e->d_name + strlen(prefix), &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+}
+
+static int backup_end(struct track_client *c, const char *id)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__BackupEnd be = TRACK__V1__BACKUP_END__INIT;
+    struct track_result *res = NULL;
+    int rc;
+
+    be.id = wire_str(id);
+    rq.op_case = TRACK__V1__REQUEST__OP_BACKUP_END;
+    rq.backup_end = &be;
+    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_BACKUP_END, &res, NULL);
+    track_result_free(res);
+    return rc;
+}
+
+/* Streams the daemon's snapshot into `path` (see track.h): PATH.tmp-PID
+ * (O_EXCL, O_NOFOLLOW, 0600), checked against the size and BLAKE2b-256
+ * digest the daemon announced, fsynced, then linked to `path` (which must
+ * still not exist) and its directory fsynced. */
 int track_backup(struct track_client *c, const char *path, int64_t *bytes, struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-    Track__V1__Backup b = TRACK__V1__BACKUP__INIT;
-    struct track_result *res;
-    int rc;
+    Track__V1__BackupBegin bb = TRACK__V1__BACKUP_BEGIN__INIT;
+    struct track_result *res = NULL;
+    crypto_generichash_state h;
+    uint8_t digest[32], want_digest[32];
+    char tmp[4200], id[40] = "";
+    int64_t size = 0, off = 0;
+    int saved_timeout = c->timeout_ms, fd = -1, rc;
+    struct stat sb;
 
-    b.path = wire_str(path);
-    rq.op_case = TRACK__V1__REQUEST__OP_BACKUP;
-    rq.backup = &b;
-    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_BACKUP, &res, err);
+    if (!path || !path[0])
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "backup: FILE is missing");
+    if (strlen(path) > 4000)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "backup: FILE is longer than 4000 bytes");
+    backup_sweep_tmps(path);
+    if (lstat(path, &sb) == 0)
+        return cl_fail(err, TRACK_E_ALREADY_EXISTS, "backup: %s already exists", path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+    unlink(tmp);
+
+    /* the snapshot of a large database takes a while: this one call may
+     * wait longer than the client's timeout */
+    if (c->timeout_ms < TRACK_BACKUP_BEGIN_TIMEOUT_MS)
+        c->timeout_ms = TRACK_BACKUP_BEGIN_TIMEOUT_MS;
+    rq.op_case = TRACK__V1__REQUEST__OP_BACKUP_BEGIN;
+    rq.backup_begin = &bb;
+    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_BACKUP_BEGIN, &res, err);
+    c->timeout_ms = saved_timeout;
     if (rc)
         return rc;
-    if (bytes)
-        *bytes = res->rs->backup->bytes;
+    {
+        Track__V1__BackupBeginResult *b = res->rs->backup_begin;
+        if (!b->id || strlen(b->id) >= sizeof(id) || b->bytes < 0 || b->digest.len != 32) {
+            track_result_free(res);
+            return cl_fail(err, TRACK_E_INTERNAL, "backup: malformed reply to backup_begin");
+        }
+        snprintf(id, sizeof(id), "%s", b->id);
+        size = b->bytes;
+        memcpy(want_digest, b->digest.data, 32);
+    }
     track_result_free(res);
-    return 0;
+    res = NULL;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "backup: cannot create %s: %s", tmp,
+                     strerror(errno));
+        goto out;
+    }
+    fchmod(fd, 0600);
+    crypto_generichash_init(&h, NULL, 0, 32);
+    for (int eof = 0; !eof;) {
+        Track__V1__Request cq = TRACK__V1__REQUEST__INIT;
+        Track__V1__BackupChunk ch = TRACK__V1__BACKUP_CHUNK__INIT;
+        ch.id = id;
+        ch.offset = off;
+        cq.op_case = TRACK__V1__REQUEST__OP_BACKUP_CHUNK;
+        cq.backup_chunk = &ch;
+        rc = call(c, &cq, TRACK__V1__RESPONSE__RESULT_BACKUP_CHUNK, &res, err);
+        if (rc)
+            goto out;
+        Track__V1__BackupChunkResult *r = res->rs->backup_chunk;
+        if (r->offset != off || (int64_t)r->data.len > size - off ||
+            (r->data.len == 0 && !r->eof)) {
+            rc = cl_fail(err, TRACK_E_INTERNAL,
+                         "backup: chunk at offset %lld of %lld bytes does not fit the snapshot",
+                         (long long)r->offset, (long long)r->data.len);
+            goto out;
+        }
+        for (size_t w = 0; w < r->data.len;) {
+            ssize_t n = write(fd, r->data.data + w, r->data.len - w);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "backup: writing %s: %s", tmp,
+                             strerror(errno));
+                goto out;
+            }
+            w += (size_t)n;
+        }
+        crypto_generichash_update(&h, r->data.data, r->data.len);
+        off += (int64_t)r->data.len;
+        eof = r->eof;
+        track_result_free(res);
+        res = NULL;
+    }
+    crypto_generichash_final(&h, digest, 32);
+    if (off != size || sodium_memcmp(digest, want_digest, 32) != 0) {
+        rc = cl_fail(err, TRACK_E_INTERNAL,
+                     "backup: the copy received (%lld bytes) does not match the snapshot "
+                     "(%lld bytes, BLAKE2b-256 digest)",
+                     (long long)off, (long long)size);
+        goto out;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "backup: fsync %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    /* link, not rename: a file that appeared at `path` meanwhile is kept */
+    if (link(tmp, path) != 0) {
+        rc = cl_fail(err, errno == EEXIST ? TRACK_E_ALREADY_EXISTS : TRACK_E_INVALID_ARGUMENT,
+                     "backup: cannot create %s: %s", path, strerror(errno));
+        goto out;
+    }
+    unlink(tmp);
+    {
+        char dir[4200];
+        const char *slash = strrchr(path, '/');
+        if (slash)
+            snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        else
+            snprintf(dir, sizeof(dir), ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    if (bytes)
+        *bytes = size;
+    rc = 0;
+out:
+    track_result_free(res);
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlink(tmp);
+    backup_end(c, id);
+    return rc;
 }
