@@ -94,4 +94,15 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
 int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
             struct track_err *err);
 
+/* ---- reads.c ---- */
+/* Checks a reply as the daemon checks a request: every column's length
+ * against the others, ids' lengths, sub-messages present. 0, or
+ * TRACK_E_INTERNAL with "malformed reply from server: field X (why)". */
+int cl_check_reply(const Track__V1__Response *rs, struct track_err *err);
+/* A metric history page with no points that says more follow (a summary
+ * counting points the server does not have): TRACK_E_INTERNAL naming run
+ * and key, so a reader stops instead of asking again forever. */
+int cl_check_history_page(const Track__V1__Response *rs, const char *run, const char *key,
+                          struct track_err *err);
+
 #endif
