@@ -9,6 +9,7 @@
  */
 #include "srv.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -297,7 +298,7 @@ static int token_decode(struct srv_call *call, ProtobufCBinaryData t, struct pag
     uint64_t idx = 0;
     for (int i = 0; i < 8; i++)
         idx |= (uint64_t)t.data[2 + i] << (8 * i);
-    if (idx > (uint64_t)LIMIT_RUN_LIST)
+    if (idx > (uint64_t)INT32_MAX)
         return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
                     "page_token: run index %llu out of range", (unsigned long long)idx);
     c->run_index = (int64_t)idx;
@@ -519,6 +520,8 @@ struct exp_list {
     struct srv_call *call;
     Track__V1__Experiment **items;
     size_t n, cap;
+    struct page *pg; /* NULL: no bound */
+    int64_t skip, seen;
 };
 
 static int exp_collect(void *ctx, const struct store_experiment *x)
@@ -526,6 +529,8 @@ static int exp_collect(void *ctx, const struct store_experiment *x)
     struct exp_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
+    if (l->seen++ < l->skip)
+        return 0;
     if (grow(a, (void ***)&l->items, l->n, &l->cap))
         return -1;
     Track__V1__Experiment *e = srv_alloc(a, sizeof(*e));
@@ -539,16 +544,30 @@ static int exp_collect(void *ctx, const struct store_experiment *x)
     e->archived = x->archived != 0;
     e->created_ms = x->created_ms;
     e->run_count = x->run_count;
+    if (l->pg) {
+        size_t cost = item_cost(track__v1__experiment__get_packed_size(e));
+        if (cost > l->pg->left) {
+            l->pg->full = 1;
+            return 1;
+        }
+        l->pg->left -= cost;
+    }
     l->items[l->n++] = e;
     return 0;
 }
 
 static int op_experiment_list(struct srv_call *call)
 {
-    struct exp_list l = {.call = call};
+    struct page_cursor cur;
+    struct page pg = page_new(0);
+    struct exp_list l = {.call = call, .pg = &pg};
     struct store_err err = {0};
+
+    if (token_decode(call, call->rq->experiment_list->page_token, &cur))
+        return -1;
+    l.skip = cur.run_index; /* experiments of earlier pages */
     int rc = store_experiment_list(call->st, exp_collect, &l, &err);
-    if (rc)
+    if (rc < 0)
         return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
     Track__V1__ExperimentListResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
@@ -556,6 +575,10 @@ static int op_experiment_list(struct srv_call *call)
     track__v1__experiment_list_result__init(r);
     r->experiments = l.items;
     r->n_experiments = l.n;
+    pg.section = 0;
+    pg.key[0] = '\0';
+    if (pg.full && token_encode(call, cur.run_index + (int64_t)l.n, &pg, &r->next_page_token))
+        return -1;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST;
     call->rs->experiment_list = r;
     return 0;

@@ -265,38 +265,6 @@ int track_experiment_create(struct track_client *c, const char *name, int64_t *i
     return rc;
 }
 
-int track_experiment_list(struct track_client *c, struct track_result **res,
-                          const struct track_experiment_info **exps, size_t *n,
-                          struct track_err *err)
-{
-    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-    Track__V1__ExperimentList el = TRACK__V1__EXPERIMENT_LIST__INIT;
-    int rc;
-
-    rq.op_case = TRACK__V1__REQUEST__OP_EXPERIMENT_LIST;
-    rq.experiment_list = &el;
-    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST, res, err);
-    if (rc)
-        return rc;
-    Track__V1__ExperimentListResult *l = (*res)->rs->experiment_list;
-    struct track_experiment_info *v = keep(*res, l->n_experiments * sizeof(*v));
-    if (!v) {
-        track_result_free(*res);
-        *res = NULL;
-        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    for (size_t i = 0; i < l->n_experiments; i++) {
-        v[i].id = l->experiments[i]->id;
-        v[i].name = l->experiments[i]->name;
-        v[i].archived = l->experiments[i]->archived;
-        v[i].created_ms = l->experiments[i]->created_ms;
-        v[i].run_count = l->experiments[i]->run_count;
-    }
-    *exps = v;
-    *n = l->n_experiments;
-    return 0;
-}
-
 /* A paged read's runs as they came: one piece per Run message, a piece
  * with `cont` set continuing the details of the run before it. */
 struct pieces {
@@ -427,6 +395,60 @@ static int next_page(struct track_client *c, Track__V1__Request *rq, ProtobufCBi
     one->rs = NULL;
     track_result_free(one);
     return keep_page(r, *page, err);
+}
+
+int track_experiment_list(struct track_client *c, struct track_result **res,
+                          const struct track_experiment_info **exps, size_t *n,
+                          struct track_err *err)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__ExperimentList el = TRACK__V1__EXPERIMENT_LIST__INIT;
+    int rc;
+
+    rq.op_case = TRACK__V1__REQUEST__OP_EXPERIMENT_LIST;
+    rq.experiment_list = &el;
+    rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST, res, err);
+    if (rc)
+        return rc;
+    /* follow the pages; each must bring experiments, or it would never end */
+    Track__V1__ExperimentListResult *l = (*res)->rs->experiment_list;
+    size_t total = l->n_experiments;
+    while (l->next_page_token.len) {
+        Track__V1__Response *page;
+        if (l->n_experiments == 0) {
+            rc = malformed(err, "next_page_token", "a page that brought nothing promises more");
+            break;
+        }
+        rc = next_page(c, &rq, &el.page_token, l->next_page_token,
+                       TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST, *res, &page, err);
+        if (rc)
+            break;
+        l = page->experiment_list;
+        total += l->n_experiments;
+    }
+    struct track_experiment_info *v = rc ? NULL : keep(*res, total * sizeof(*v));
+    if (!rc && !v)
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc) {
+        track_result_free(*res);
+        *res = NULL;
+        return rc;
+    }
+    size_t at = 0;
+    for (size_t p = 0; p <= (*res)->n_pages; p++) {
+        const Track__V1__Response *rs = p ? (*res)->pages[p - 1] : (*res)->rs;
+        const Track__V1__ExperimentListResult *pl = rs->experiment_list;
+        for (size_t i = 0; i < pl->n_experiments; i++, at++) {
+            v[at].id = pl->experiments[i]->id;
+            v[at].name = pl->experiments[i]->name;
+            v[at].archived = pl->experiments[i]->archived;
+            v[at].created_ms = pl->experiments[i]->created_ms;
+            v[at].run_count = pl->experiments[i]->run_count;
+        }
+    }
+    *exps = v;
+    *n = total;
+    return 0;
 }
 
 int track_run_get(struct track_client *c, const char *run, struct track_result **res,

@@ -311,6 +311,64 @@ Test(paging, run_of_70k_long_keys_is_read_whole_by_every_command)
     passed = 1;
 }
 
+/* ---- experiments: the other list that grows with the data ------------------------ */
+
+#define N_EXPS 72000
+
+Test(paging, experiment_list_of_18_mb_is_read_whole)
+{
+    char db[400];
+
+    /* 72,000 experiments with 239-byte names: 250 bytes each packed, 18 MB,
+     * past the frame limit;
+     * written straight into the database while trackd is stopped */
+    cr_assert_eq(fx_daemon_stop(&d), 0);
+    snprintf(db, sizeof(db), "%s/track.db", d.dir);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, "INSERT INTO experiments(name, created_ms) VALUES(?1, 1)",
+                                    -1, &st, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    for (int i = 0; i < N_EXPS; i++) {
+        char name[256];
+        snprintf(name, sizeof(name), "e-%0230d-%06d", 0, i);
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    cr_assert_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start again");
+
+    struct track_client *c = client(d.uri);
+    struct track_err err = {0};
+    struct track_result *res = NULL;
+    const struct track_experiment_info *e = NULL;
+    size_t n = 0;
+    cr_assert_eq(track_experiment_list(c, &res, &e, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, N_EXPS, "%zu experiments", n);
+    for (size_t i = 0; i < n; i++) {
+        char name[256];
+        snprintf(name, sizeof(name), "e-%0230d-%06zu", 0, i);
+        cr_assert_str_eq(e[i].name, name, "experiment %zu", i);
+    }
+    track_result_free(res);
+    track_client_close(c);
+
+    char *out = NULL, *errs = NULL;
+    int rc = fx_track(&d, NULL, NULL, &out, &errs, "experiment", "list", "--json", NULL);
+    cr_assert_eq(rc, 0, "experiment list: %s", errs);
+    json_t *j = parse(out, "experiment list --json");
+    cr_assert_eq(json_array_size(j), N_EXPS);
+    json_decref(j);
+    free(out);
+    free(errs);
+    passed = 1;
+}
+
 /* ---- item 27: a summary counting more points than are stored ----------------- */
 
 Test(paging, history_past_the_stored_points_ends_with_a_message)
