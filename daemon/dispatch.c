@@ -254,8 +254,8 @@ static int one_run_cb(void *ctx, const struct store_run *r)
  * params, 1 tags, 2 metrics) and the last key sent in that section. */
 
 #define REPLY_PAGE_BYTES (LIMIT_FRAME_BYTES / 4)
-#define REPLY_SLACK 64 /* the envelope: request id, result tag, lengths */
-#define TOKEN_HEAD 11
+#define REPLY_SLACK      64 /* the envelope: request id, result tag, lengths */
+#define TOKEN_HEAD       11
 
 struct page {
     size_t left; /* bytes this page may still take */
@@ -396,8 +396,8 @@ static int run_details_page(struct srv_call *call, Track__V1__Run *m, int sectio
         snprintf(pg->key, sizeof(pg->key), "%s", from);
         pg->section = sec;
         if (sec == 0)
-            rc = store_param_list_after(call->st, m->run_id.data, from, limit, kv_collect_paged,
-                                        &d, &err);
+            rc = store_param_list_after(call->st, m->run_id.data, from, limit, kv_collect_paged, &d,
+                                        &err);
         else if (sec == 1) {
             d.kv = &tags;
             rc = store_tag_list_after(call->st, m->run_id.data, from, limit, kv_collect_paged, &d,

@@ -207,8 +207,7 @@ int store_param_list_after(struct store *st, const uint8_t run[16], const char *
 int store_tag_list_after(struct store *st, const uint8_t run[16], const char *after, int limit,
                          store_kv_cb cb, void *ctx, struct store_err *err);
 int store_metric_summaries_after(struct store *st, const uint8_t run[16], const char *after,
-                                 int limit, store_summary_cb cb, void *ctx,
-                                 struct store_err *err);
+                                 int limit, store_summary_cb cb, void *ctx, struct store_err *err);
 
 /* Calls cb with consecutive slices of the points of (run, key), in logged
  * order, starting after the first `after_seq` points, until `max_points`

@@ -1879,9 +1879,8 @@ static const char *const after_sql[] = {
 static int many_summaries(struct store *st, int64_t run_id, int *many, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = prep(st,
-                   "SELECT count(*) FROM (SELECT 1 FROM metric_summary WHERE run = ?1 LIMIT ?2)",
-                   &s, err);
+    int ret = prep(
+        st, "SELECT count(*) FROM (SELECT 1 FROM metric_summary WHERE run = ?1 LIMIT ?2)", &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, run_id);

@@ -513,12 +513,13 @@ static int send_kvs(struct track_client *c, int params, const struct track_kv *k
             lb.tags = ptrs + at;
             lb.n_tags = k;
         }
-        struct track_err e2 = {0};
         rc = cl_pack(c, &rq, &len, err);
-        if (!rc)
+        if (!rc) {
+            struct track_err e2 = {0};
             rc = cl_write(c, c->pack, len, NULL, &e2);
-        if (err && (rc || e2.code))
-            *err = e2;
+            if (err && (rc || e2.code))
+                *err = e2;
+        }
         at += k;
     }
 out:

@@ -247,6 +247,8 @@ size_t cl_frame_limit(struct track_client *c)
     uint64_t f = c->server_frame ? c->server_frame : LIMIT_FRAME_BYTES;
     if (f > LIMIT_FRAME_BYTES)
         f = LIMIT_FRAME_BYTES; /* what our own socket and the spool take */
+    if (f < 2 * FRAME_HEADROOM)
+        f = 2 * FRAME_HEADROOM; /* a server's nonsense must not wrap below */
     return (size_t)(f - FRAME_HEADROOM);
 }
 

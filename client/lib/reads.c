@@ -57,8 +57,7 @@ static int keep_page(struct track_result *r, Track__V1__Response *rs, struct tra
 
 static int malformed(struct track_err *err, const char *field, const char *why)
 {
-    return cl_fail(err, TRACK_E_INTERNAL, "malformed reply from server: field %s (%s)", field,
-                   why);
+    return cl_fail(err, TRACK_E_INTERNAL, "malformed reply from server: field %s (%s)", field, why);
 }
 
 static int check_str(const char *s, const char *field, struct track_err *err)
@@ -87,8 +86,7 @@ static int check_run(const Track__V1__Run *m, const char *where, struct track_er
         check_str(m->user, f, err))
         return TRACK_E_INTERNAL;
     for (size_t i = 0; i < m->n_params + m->n_tags; i++) {
-        const Track__V1__KeyValue *kv =
-            i < m->n_params ? m->params[i] : m->tags[i - m->n_params];
+        const Track__V1__KeyValue *kv = i < m->n_params ? m->params[i] : m->tags[i - m->n_params];
         snprintf(f, sizeof(f), "%s.%s", where, i < m->n_params ? "params" : "tags");
         if (!kv || !kv->key || !kv->value)
             return malformed(err, f, "an entry without key or value");
@@ -152,8 +150,7 @@ int cl_check_reply(const Track__V1__Response *rs, struct track_err *err)
         if (!rs->experiment_list)
             return malformed(err, "experiment_list", "missing");
         for (size_t i = 0; i < rs->experiment_list->n_experiments; i++)
-            if (!rs->experiment_list->experiments[i] ||
-                !rs->experiment_list->experiments[i]->name)
+            if (!rs->experiment_list->experiments[i] || !rs->experiment_list->experiments[i]->name)
                 return malformed(err, "experiment_list.experiments", "an entry without name");
         return 0;
     case TRACK__V1__RESPONSE__RESULT_RUN_RESOLVE:
@@ -307,8 +304,8 @@ static int pieces_page(struct pieces *p, Track__V1__Run **runs, size_t n, int mo
     size_t items = 0, fresh = 0;
 
     for (size_t i = 0; i < n; i++) {
-        int cont = i == 0 && p->n && memcmp(p->m[p->n - 1]->run_id.data, runs[0]->run_id.data,
-                                            16) == 0;
+        int cont =
+            i == 0 && p->n && memcmp(p->m[p->n - 1]->run_id.data, runs[0]->run_id.data, 16) == 0;
         items += runs[i]->n_params + runs[i]->n_tags + runs[i]->n_metrics;
         fresh += !cont;
         if (piece_add(p, runs[i], cont, err))

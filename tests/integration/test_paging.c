@@ -303,11 +303,12 @@ Test(paging, run_of_70k_long_keys_is_read_whole_by_every_command)
     }
 
     long hwm = status_kb(d.pid, "VmHWM:"), rss = status_kb(d.pid, "VmRSS:");
-    fprintf(stderr, "paging: trackd VmHWM %ld kB after the writes, %ld kB after the reads (VmRSS %ld kB)\n",
+    fprintf(stderr,
+            "paging: trackd VmHWM %ld kB after the writes, %ld kB after the reads (VmRSS %ld kB)\n",
             hwm_writes, hwm, rss);
     cr_assert_lt(hwm, RSS_BOUND_KB, "trackd peaked at %ld kB", hwm);
-    cr_assert_lt(hwm - hwm_writes, RSS_READS_GROW_KB, "the reads took trackd's peak from %ld to %ld kB",
-                 hwm_writes, hwm);
+    cr_assert_lt(hwm - hwm_writes, RSS_READS_GROW_KB,
+                 "the reads took trackd's peak from %ld to %ld kB", hwm_writes, hwm);
     passed = 1;
 }
 
