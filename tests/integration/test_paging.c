@@ -312,6 +312,59 @@ Test(paging, run_of_70k_long_keys_is_read_whole_by_every_command)
     passed = 1;
 }
 
+/* ---- item 21 against trackd: values at the limit, batches past a frame ------------ */
+
+#define N_BIG 300
+
+Test(paging, params_and_tags_of_20_mb_are_split_and_read_back_whole)
+{
+    struct track_client *c = client(d.uri);
+    struct track_err err = {0};
+    track_run_id id;
+    char hex[33];
+    static struct track_kv kv[N_BIG];
+    static char keys[N_BIG][16], *vals[N_BIG];
+
+    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
+    track_run_id_hex(&id, hex);
+    /* 300 values of exactly 64 KiB, each its own: 19.7 MB, past a frame */
+    for (int i = 0; i < N_BIG; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%03d", i);
+        vals[i] = malloc(65537);
+        memset(vals[i], 'a' + i % 26, 65536);
+        vals[i][0] = (char)('A' + i % 26);
+        vals[i][65536] = '\0';
+        kv[i] = (struct track_kv){keys[i], vals[i]};
+    }
+    cr_assert_eq(track_log_params(c, kv, N_BIG, &err), 0, "log params: %s", err.msg);
+    cr_assert_eq(err.code, 0, "%s", err.msg);
+    cr_assert_eq(track_set_tags(c, kv, N_BIG, &err), 0, "set tags: %s", err.msg);
+
+    struct track_result *res = NULL;
+    struct track_run_info info;
+    cr_assert_eq(track_run_get(c, hex, &res, &info, &err), 0, "run get: %s", err.msg);
+    cr_assert_eq(info.n_params, N_BIG, "%zu params", info.n_params);
+    cr_assert_eq(info.n_tags, N_BIG, "%zu tags", info.n_tags);
+    for (int i = 0; i < N_BIG; i++) {
+        cr_assert_str_eq(info.params[i].key, keys[i]);
+        cr_assert_eq(memcmp(info.params[i].value, vals[i], 65537), 0, "param %d differs", i);
+        cr_assert_str_eq(info.tags[i].key, keys[i]);
+        cr_assert_eq(memcmp(info.tags[i].value, vals[i], 65537), 0, "tag %d differs", i);
+    }
+    track_result_free(res);
+
+    /* a run start cannot be split: refused at once, naming size and limit */
+    struct track_run_opts ro = {.params = kv, .n_params = N_BIG};
+    long long t0 = fx_now_ms();
+    cr_assert_eq(track_run_start(c, &ro, &id, &err), TRACK_E_INVALID_ARGUMENT, "%s", err.msg);
+    cr_assert_lt(fx_now_ms() - t0, 5000);
+    cr_assert(strstr(err.msg, "request of ") && strstr(err.msg, "exceeds"), "%s", err.msg);
+    track_client_close(c);
+    for (int i = 0; i < N_BIG; i++)
+        free(vals[i]);
+    passed = 1;
+}
+
 /* ---- experiments: the other list that grows with the data ------------------------ */
 
 #define N_EXPS 72000
