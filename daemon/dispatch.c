@@ -9,6 +9,7 @@
  */
 #include "srv.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,30 +228,6 @@ static Track__V1__Run *run_from_store(struct srv_arena *a, const struct store_ru
     return m;
 }
 
-/* Adds params, tags and metric summaries of run `m` from storage. */
-static int run_details(struct srv_call *call, Track__V1__Run *m)
-{
-    struct store_err err = {0};
-    struct kv_list params = {.call = call}, tags = {.call = call};
-    struct summary_list sums = {.call = call};
-    int rc;
-
-    rc = store_param_list(call->st, m->run_id.data, kv_collect, &params, &err);
-    if (!rc)
-        rc = store_tag_list(call->st, m->run_id.data, kv_collect, &tags, &err);
-    if (!rc)
-        rc = store_metric_summaries(call->st, m->run_id.data, summary_collect, &sums, &err);
-    if (rc)
-        return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
-    m->params = params.items;
-    m->n_params = params.n;
-    m->tags = tags.items;
-    m->n_tags = tags.n;
-    m->metrics = sums.items;
-    m->n_metrics = sums.n;
-    return 0;
-}
-
 struct one_run {
     struct srv_call *call;
     Track__V1__Run *run;
@@ -263,6 +240,192 @@ static int one_run_cb(void *ctx, const struct store_run *r)
     return o->run ? 0 : -1;
 }
 
+/* ---- paged replies ---------------------------------------------------------------
+ * A reply that grows with the data (a run's params, tags and metric
+ * summaries; a list of runs) is built against a byte budget, measured with
+ * protobuf-c's own sizes as each item is added, and stops at the first item
+ * that does not fit, with a cursor for the next page. So no reply is ever
+ * built past REPLY_PAGE_BYTES, however many keys a run has, and the arena of
+ * a page holds a few times that at most. One item (a 64 KiB value and its
+ * key) always fits in an empty page, so every page makes progress.
+ *
+ * The cursor travels as an opaque page token: "P1", the index of the run in
+ * the listing (8 bytes, little-endian), the section of its details (0
+ * params, 1 tags, 2 metrics) and the last key sent in that section. */
+
+#define REPLY_PAGE_BYTES (LIMIT_FRAME_BYTES / 4)
+#define REPLY_SLACK      64 /* the envelope: request id, result tag, lengths */
+#define TOKEN_HEAD       11
+
+struct page {
+    size_t left; /* bytes this page may still take */
+    int full;    /* an item did not fit: stopped at (section, key) */
+    int section;
+    char key[LIMIT_KEY_BYTES + 1];
+};
+
+struct page_cursor {
+    int64_t run_index;
+    int section;
+    char key[LIMIT_KEY_BYTES + 1];
+};
+
+static size_t varint_len(size_t n)
+{
+    size_t len = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        len++;
+    }
+    return len;
+}
+
+/* What a sub-message of packed size n costs inside a repeated field. */
+static size_t item_cost(size_t n)
+{
+    return 1 + varint_len(n) + n;
+}
+
+static int token_decode(struct srv_call *call, ProtobufCBinaryData t, struct page_cursor *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (t.len == 0)
+        return 0;
+    if (t.len < TOKEN_HEAD || t.len > TOKEN_HEAD + LIMIT_KEY_BYTES || t.data[0] != 'P' ||
+        t.data[1] != '1' || t.data[10] > 2 || memchr(t.data + TOKEN_HEAD, 0, t.len - TOKEN_HEAD))
+        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                    "page_token: not a token this server gave (%zu bytes)", t.len);
+    uint64_t idx = 0;
+    for (int i = 0; i < 8; i++)
+        idx |= (uint64_t)t.data[2 + i] << (8 * i);
+    if (idx > (uint64_t)INT32_MAX)
+        return fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                    "page_token: run index %llu out of range", (unsigned long long)idx);
+    c->run_index = (int64_t)idx;
+    c->section = t.data[10];
+    memcpy(c->key, t.data + TOKEN_HEAD, t.len - TOKEN_HEAD);
+    c->key[t.len - TOKEN_HEAD] = '\0';
+    return 0;
+}
+
+static int token_encode(struct srv_call *call, int64_t run_index, const struct page *pg,
+                        ProtobufCBinaryData *t)
+{
+    size_t klen = strlen(pg->key);
+    uint8_t *p = srv_alloc(&call->arena, TOKEN_HEAD + klen);
+    if (!p)
+        return oom(call);
+    p[0] = 'P';
+    p[1] = '1';
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)run_index >> (8 * i));
+    p[10] = (uint8_t)pg->section;
+    memcpy(p + TOKEN_HEAD, pg->key, klen);
+    t->data = p;
+    t->len = TOKEN_HEAD + klen;
+    return 0;
+}
+
+struct detail_page {
+    struct page *pg;
+    struct kv_list *kv;
+    struct summary_list *sums;
+};
+
+/* Takes the item when it fits (then remembers its key), else stops. */
+static int page_take(struct page *pg, size_t packed, const char *key)
+{
+    size_t cost = item_cost(packed);
+    if (cost > pg->left) {
+        pg->full = 1;
+        return 1;
+    }
+    pg->left -= cost;
+    size_t klen = strlen(key);
+    if (klen > LIMIT_KEY_BYTES)
+        klen = LIMIT_KEY_BYTES;
+    memcpy(pg->key, key, klen);
+    pg->key[klen] = '\0';
+    return 0;
+}
+
+static int kv_collect_paged(void *ctx, const char *key, const char *value)
+{
+    struct detail_page *d = ctx;
+    Track__V1__KeyValue kv = TRACK__V1__KEY_VALUE__INIT;
+
+    kv.key = wire_str(key);
+    kv.value = wire_str(value);
+    if (page_take(d->pg, track__v1__key_value__get_packed_size(&kv), key))
+        return 1;
+    return kv_collect(d->kv, key, value);
+}
+
+static int summary_collect_paged(void *ctx, const struct store_metric_summary *s)
+{
+    struct detail_page *d = ctx;
+    Track__V1__MetricSummary m = TRACK__V1__METRIC_SUMMARY__INIT;
+
+    m.key = wire_str(s->key);
+    m.last = s->last;
+    m.min = s->min;
+    m.max = s->max;
+    m.count = s->count;
+    m.last_step = s->last_step;
+    m.last_ms = s->last_ms;
+    if (page_take(d->pg, track__v1__metric_summary__get_packed_size(&m), s->key))
+        return 1;
+    return summary_collect(d->sums, s);
+}
+
+/* Adds to run `m` its details from (section, after) on, while they fit in
+ * pg; pg->full then says where it stopped. */
+static int run_details_page(struct srv_call *call, Track__V1__Run *m, int section,
+                            const char *after, struct page *pg)
+{
+    struct store_err err = {0};
+    struct kv_list params = {.call = call}, tags = {.call = call};
+    struct summary_list sums = {.call = call};
+    struct detail_page d = {.pg = pg, .kv = &params, .sums = &sums};
+    int rc = 0;
+
+    for (int sec = section; sec <= 2 && !pg->full; sec++) {
+        const char *from = sec == section ? after : "";
+        /* each item costs 5 bytes at least: no page holds more rows */
+        int limit = (int)(pg->left / 5 + 1);
+        snprintf(pg->key, sizeof(pg->key), "%s", from);
+        pg->section = sec;
+        if (sec == 0)
+            rc = store_param_list_after(call->st, m->run_id.data, from, limit, kv_collect_paged, &d,
+                                        &err);
+        else if (sec == 1) {
+            d.kv = &tags;
+            rc = store_tag_list_after(call->st, m->run_id.data, from, limit, kv_collect_paged, &d,
+                                      &err);
+        } else
+            rc = store_metric_summaries_after(call->st, m->run_id.data, from, limit,
+                                              summary_collect_paged, &d, &err);
+        if (rc < 0)
+            return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
+    }
+    m->params = params.items;
+    m->n_params = params.n;
+    m->tags = tags.items;
+    m->n_tags = tags.n;
+    m->metrics = sums.items;
+    m->n_metrics = sums.n;
+    return 0;
+}
+
+static struct page page_new(size_t used)
+{
+    struct page pg = {0};
+    pg.left = REPLY_PAGE_BYTES - REPLY_SLACK - (used < REPLY_PAGE_BYTES / 2 ? used : 0);
+    return pg;
+}
+
+/* The run's header and the first page of its details (a write's reply:
+ * the client reads the rest with RunGet). */
 static int load_run(struct srv_call *call, const uint8_t id[16], Track__V1__Run **out)
 {
     struct store_err err = {0};
@@ -270,7 +433,8 @@ static int load_run(struct srv_call *call, const uint8_t id[16], Track__V1__Run 
     int rc = store_run_get(call->st, id, one_run_cb, &o, &err);
     if (rc)
         return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
-    if (run_details(call, o.run))
+    struct page pg = page_new(track__v1__run__get_packed_size(o.run));
+    if (run_details_page(call, o.run, 0, "", &pg))
         return -1;
     *out = o.run;
     return 0;
@@ -356,6 +520,8 @@ struct exp_list {
     struct srv_call *call;
     Track__V1__Experiment **items;
     size_t n, cap;
+    struct page *pg; /* NULL: no bound */
+    int64_t skip, seen;
 };
 
 static int exp_collect(void *ctx, const struct store_experiment *x)
@@ -363,6 +529,8 @@ static int exp_collect(void *ctx, const struct store_experiment *x)
     struct exp_list *l = ctx;
     struct srv_arena *a = &l->call->arena;
 
+    if (l->seen++ < l->skip)
+        return 0;
     if (grow(a, (void ***)&l->items, l->n, &l->cap))
         return -1;
     Track__V1__Experiment *e = srv_alloc(a, sizeof(*e));
@@ -376,16 +544,30 @@ static int exp_collect(void *ctx, const struct store_experiment *x)
     e->archived = x->archived != 0;
     e->created_ms = x->created_ms;
     e->run_count = x->run_count;
+    if (l->pg) {
+        size_t cost = item_cost(track__v1__experiment__get_packed_size(e));
+        if (cost > l->pg->left) {
+            l->pg->full = 1;
+            return 1;
+        }
+        l->pg->left -= cost;
+    }
     l->items[l->n++] = e;
     return 0;
 }
 
 static int op_experiment_list(struct srv_call *call)
 {
-    struct exp_list l = {.call = call};
+    struct page_cursor cur;
+    struct page pg = page_new(0);
+    struct exp_list l = {.call = call, .pg = &pg};
     struct store_err err = {0};
+
+    if (token_decode(call, call->rq->experiment_list->page_token, &cur))
+        return -1;
+    l.skip = cur.run_index; /* experiments of earlier pages */
     int rc = store_experiment_list(call->st, exp_collect, &l, &err);
-    if (rc)
+    if (rc < 0)
         return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
     Track__V1__ExperimentListResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
@@ -393,6 +575,10 @@ static int op_experiment_list(struct srv_call *call)
     track__v1__experiment_list_result__init(r);
     r->experiments = l.items;
     r->n_experiments = l.n;
+    pg.section = 0;
+    pg.key[0] = '\0';
+    if (pg.full && token_encode(call, cur.run_index + (int64_t)l.n, &pg, &r->next_page_token))
+        return -1;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST;
     call->rs->experiment_list = r;
     return 0;
@@ -473,16 +659,28 @@ static int op_run_end(struct srv_call *call)
 
 static int op_run_get(struct srv_call *call)
 {
+    const Track__V1__RunGet *q = call->rq->run_get;
+    struct store_err err = {0};
+    struct one_run o = {.call = call};
+    struct page_cursor cur;
     uint8_t id[16];
-    Track__V1__Run *run;
+    int rc;
 
-    if (resolve_run(call, "run", call->rq->run_get->run, id) || load_run(call, id, &run))
+    if (token_decode(call, q->page_token, &cur) || resolve_run(call, "run", q->run, id))
+        return -1;
+    rc = store_run_get(call->st, id, one_run_cb, &o, &err);
+    if (rc)
+        return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
+    struct page pg = page_new(track__v1__run__get_packed_size(o.run));
+    if (run_details_page(call, o.run, cur.section, cur.key, &pg))
         return -1;
     Track__V1__RunGetResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return oom(call);
     track__v1__run_get_result__init(r);
-    r->run = run;
+    r->run = o.run;
+    if (pg.full && token_encode(call, 0, &pg, &r->next_page_token))
+        return -1;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_RUN_GET;
     call->rs->run_get = r;
     return 0;
@@ -523,15 +721,35 @@ struct run_list {
     size_t n, cap;
 };
 
-static int run_collect(void *ctx, const struct store_run *r)
+struct run_page {
+    struct run_list *l;
+    struct page *pg;
+    int64_t skip, seen; /* runs of earlier pages, runs listed */
+};
+
+/* Skips the runs of earlier pages; takes run headers while they fit. */
+static int run_collect_paged(void *ctx, const struct store_run *r)
 {
-    struct run_list *l = ctx;
+    struct run_page *p = ctx;
+    struct run_list *l = p->l;
     struct srv_arena *a = &l->call->arena;
 
+    if (p->seen++ < p->skip)
+        return 0;
     if (grow(a, (void ***)&l->items, l->n, &l->cap))
         return -1;
-    l->items[l->n] = run_from_store(a, r);
-    return l->items[l->n++] ? 0 : -1;
+    Track__V1__Run *m = run_from_store(a, r);
+    if (!m)
+        return -1;
+    /* 4 bytes beyond the header's own length: room for its details' growth */
+    size_t cost = item_cost(track__v1__run__get_packed_size(m)) + 4;
+    if (cost > p->pg->left) {
+        p->pg->full = 1;
+        return 1;
+    }
+    p->pg->left -= cost;
+    l->items[l->n++] = m;
+    return 0;
 }
 
 static int op_run_list(struct srv_call *call)
@@ -540,6 +758,7 @@ static int op_run_list(struct srv_call *call)
     struct store_run_query sq = {0};
     struct run_list l = {.call = call};
     struct store_err err = {0};
+    struct page_cursor cur;
     const char **exps = NULL;
     char msg[400];
     int rc;
@@ -565,23 +784,52 @@ static int op_run_list(struct srv_call *call)
             exps[i] = q->experiments[i];
         }
     }
+    if (token_decode(call, q->page_token, &cur))
+        return -1;
     sq.experiments = exps;
     sq.filter = q->filter;
     sq.order_by = q->order_by;
     sq.limit = q->limit ? q->limit : LIMIT_RUN_LIST;
-    rc = store_run_list(call->st, &sq, run_collect, &l, &err);
-    if (rc)
-        return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
+    /* with details, headers take half a page at most: the rest is for the
+     * details, so the first run of a page always gets some */
+    struct page pg = page_new(0), hpg = pg;
     if (q->with_details)
-        for (size_t i = 0; i < l.n; i++)
-            if (run_details(call, l.items[i]))
+        hpg.left /= 2;
+    size_t header_budget = hpg.left;
+    struct run_page rp = {.l = &l, .pg = &hpg, .skip = cur.run_index};
+    rc = store_run_list(call->st, &sq, run_collect_paged, &rp, &err);
+    if (rc < 0)
+        return err.msg[0] ? fail_store(call, rc, &err) : oom(call);
+    pg.left -= header_budget - hpg.left;
+    pg.full = hpg.full;
+    int64_t next = cur.run_index + (int64_t)l.n;
+    if (q->with_details) {
+        for (size_t i = 0; i < l.n; i++) {
+            struct page dpg = pg;
+            dpg.full = 0;
+            if (run_details_page(call, l.items[i], i ? 0 : cur.section, i ? "" : cur.key, &dpg))
                 return -1;
+            pg.left = dpg.left;
+            if (dpg.full) {
+                pg = dpg;
+                l.n = i + 1;
+                next = cur.run_index + (int64_t)i;
+                break;
+            }
+        }
+    }
+    if (pg.full && next == cur.run_index + (int64_t)l.n) {
+        pg.section = 0; /* stopped between runs: the next one from its start */
+        pg.key[0] = '\0';
+    }
     Track__V1__RunListResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return oom(call);
     track__v1__run_list_result__init(r);
     r->runs = l.items;
     r->n_runs = l.n;
+    if (pg.full && token_encode(call, next, &pg, &r->next_page_token))
+        return -1;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_RUN_LIST;
     call->rs->run_list = r;
     return 0;
@@ -723,6 +971,17 @@ static int op_metric_history(struct srv_call *call)
                               &next, &err);
     if (rc)
         return fail_store(call, rc, &err);
+    /* the summary promised points the chunks do not hold: answer what
+     * there is, and say so when nothing is left, rather than a page that
+     * is empty yet "more" (which a reader would ask for again forever) */
+    if (h.cap && h.n == 0) {
+        char hex[33];
+        wire_hex(id, hex);
+        return fail(call, TRACK__V1__CODE__INTERNAL,
+                    "metric \"%s\" of run %s: the summary counts %lld points but the store has "
+                    "none after seq %lld; the data is inconsistent (run trackd --check)",
+                    q->key, hex, (long long)count, (long long)q->after_seq);
+    }
     Track__V1__MetricHistoryResult *r = srv_alloc(a, sizeof(*r));
     Track__V1__MetricSeries *s = srv_alloc(a, sizeof(*s));
     if (!r || !s)

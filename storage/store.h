@@ -235,6 +235,17 @@ typedef int (*store_summary_cb)(void *ctx, const struct store_metric_summary *s)
 int store_metric_summaries(struct store *st, const uint8_t run[16], store_summary_cb cb, void *ctx,
                            struct store_err *err);
 
+/* Paged forms of store_param_list, store_tag_list and store_metric_summaries:
+ * keys after `after` (NULL or "": from the first), by key, at most `limit`
+ * rows (0: no limit). A callback's answer > 0 stops the listing and is
+ * returned (a full page, not an error); < 0 stops it as an error. */
+int store_param_list_after(struct store *st, const uint8_t run[16], const char *after, int limit,
+                           store_kv_cb cb, void *ctx, struct store_err *err);
+int store_tag_list_after(struct store *st, const uint8_t run[16], const char *after, int limit,
+                         store_kv_cb cb, void *ctx, struct store_err *err);
+int store_metric_summaries_after(struct store *st, const uint8_t run[16], const char *after,
+                                 int limit, store_summary_cb cb, void *ctx, struct store_err *err);
+
 /* Calls cb with consecutive slices of the points of (run, key), in logged
  * order, starting after the first `after_seq` points, until `max_points`
  * were given (0: all). *next_seq is the cursor for the next call. The

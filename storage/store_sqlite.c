@@ -1936,6 +1936,123 @@ out:
     return ret;
 }
 
+/* ---- paged detail listings ------------------------------------------------------ */
+
+/* The key-ordered listings above, from the first key after `after`, at most
+ * `limit` rows. Prepared per call: a page is far dearer than a prepare.
+ *
+ * Params and tags come in key order from their primary key. Summaries are
+ * keyed by key id, so their name order costs a sort of the run's rows, in
+ * memory: fine for a run of a few thousand keys, but a sort of 10^6 names on
+ * every page would grow with the run. A run with more than SUMMARY_SORT_MAX
+ * keys is read in name order from metric_keys' name index instead, each name
+ * looked up in the run's summaries (CROSS JOIN keeps that loop order): no
+ * sort, and the pages of one listing walk the index once between them. */
+#define SUMMARY_SORT_MAX 8192
+static const char *const after_sql[] = {
+    "SELECT key, value FROM params WHERE run = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+    "SELECT key, value FROM tags WHERE run = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+    " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
+    " WHERE s.run = ?1 AND k.name > ?2 ORDER BY k.name LIMIT ?3",
+    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+    " FROM metric_keys k CROSS JOIN metric_summary s"
+    " WHERE k.name > ?2 AND s.run = ?1 AND s.key_id = k.id ORDER BY k.name LIMIT ?3",
+};
+
+/* 1 when the run has more than SUMMARY_SORT_MAX metric keys. */
+static int many_summaries(struct store *st, int64_t run_id, int *many, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = prep(
+        st, "SELECT count(*) FROM (SELECT 1 FROM metric_summary WHERE run = ?1 LIMIT ?2)", &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_int(s, 2, SUMMARY_SORT_MAX + 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *many = sqlite3_column_int(s, 0) > SUMMARY_SORT_MAX;
+    else
+        ret = db_fail(st, rc, err, "counting metric summaries");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int list_after(struct store *st, const uint8_t run[16], int which, const char *after,
+                      int limit, store_kv_cb kv_cb, store_summary_cb sum_cb, void *ctx,
+                      struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t run_id;
+    int rc, ret;
+
+    err_clear(err);
+    if (run == NULL || (kv_cb == NULL && sum_cb == NULL))
+        return fail(err, STORE_E_INVALID, "run id or callback missing");
+    ret = run_find(st, run, &run_id, "run", err);
+    if (ret)
+        return ret;
+    if (which == 2) {
+        int many = 0;
+        ret = many_summaries(st, run_id, &many, err);
+        if (ret)
+            return ret;
+        which += many;
+    }
+    ret = prep(st, after_sql[which], &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_text(s, 2, after ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : -1);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(s, 0);
+        if (kv_cb) {
+            const char *v = (const char *)sqlite3_column_text(s, 1);
+            ret = kv_cb(ctx, k ? k : "", v ? v : "");
+        } else {
+            struct store_metric_summary m;
+            uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
+            m.key = k ? k : "";
+            memcpy(&m.last, &bits, sizeof m.last);
+            m.min = real_or_nan(s, 2);
+            m.max = real_or_nan(s, 3);
+            m.count = sqlite3_column_int64(s, 4);
+            m.last_step = sqlite3_column_int64(s, 5);
+            m.last_ms = sqlite3_column_int64(s, 6);
+            ret = sum_cb(ctx, &m);
+        }
+        if (ret) {
+            ret = cb_stop(err, ret);
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        ret = db_fail(st, rc, err, "listing run details");
+out:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_param_list_after(struct store *st, const uint8_t run[16], const char *after, int limit,
+                           store_kv_cb cb, void *ctx, struct store_err *err)
+{
+    return list_after(st, run, 0, after, limit, cb, NULL, ctx, err);
+}
+
+int store_tag_list_after(struct store *st, const uint8_t run[16], const char *after, int limit,
+                         store_kv_cb cb, void *ctx, struct store_err *err)
+{
+    return list_after(st, run, 1, after, limit, cb, NULL, ctx, err);
+}
+
+int store_metric_summaries_after(struct store *st, const uint8_t run[16], const char *after,
+                                 int limit, store_summary_cb cb, void *ctx, struct store_err *err)
+{
+    return list_after(st, run, 2, after, limit, NULL, cb, ctx, err);
+}
+
 static int chunk_corrupt(struct store_err *err, const uint8_t run[16], const char *key, int64_t seq,
                          const char *what)
 {

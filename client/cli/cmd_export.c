@@ -6,7 +6,9 @@
  *
  * A run's history can hold millions of points, so it is never held whole:
  * it is paged from the daemon with the history cursor and streamed out as it
- * arrives. JSON framing around the streamed points is written here; every
+ * arrives. Runs are streamed one by one too (read, written, freed), after
+ * every RUN argument was resolved; only the CSV of summaries, whose columns
+ * are the keys of all runs, reads them all first. JSON framing around the streamed points is written here; every
  * string inside it still goes through jansson, and values are written with
  * render_double (cli_fmt_double's text, faster), so escaping and
  * NaN/Infinity follow DESIGN.md's "JSON".
@@ -213,34 +215,78 @@ static int run_json(struct export *x, const struct track_run_info *r)
     return 0;
 }
 
-static int export_runs(struct export *x, const struct track_run_info *runs, size_t n)
+/* Streams the runs named by `ids` one at a time: each run is read (its
+ * details paged by libtrack), written and freed before the next, so an
+ * export of many large runs holds one of them at a time. */
+static int export_stream(struct export *x, char (*ids)[33], size_t n)
 {
     int rc = 0;
 
-    if (x->fmt == FMT_CSV && !x->history)
-        return review_runs_csv(x->out, runs, n);
-    if (x->fmt == FMT_CSV) {
+    if (x->fmt == FMT_CSV)
         fputs("run_id,key,step,timestamp,value\n", x->out);
-        for (size_t i = 0; i < n && !rc; i++) {
-            char hex[33];
-            track_run_id_hex(&runs[i].id, hex);
-            for (size_t k = 0; k < runs[i].n_metrics && !rc; k++)
-                rc = each_page(x, hex, runs[i].metrics[k].key, page_csv, NULL);
-        }
-        return rc;
-    }
-    if (x->fmt == FMT_JSON)
+    else if (x->fmt == FMT_JSON)
         fputs("[", x->out);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (x->fmt == FMT_JSON)
-            fputs(i ? ",\n" : "\n", x->out);
-        rc = run_json(x, &runs[i]);
-        if (x->fmt == FMT_JSONL)
-            fputc('\n', x->out);
+        struct track_err err = {0};
+        struct track_result *res = NULL;
+        struct track_run_info r;
+        if (track_run_get(x->c, ids[i], &res, &r, &err))
+            return cli_track_error(&err);
+        if (x->fmt == FMT_CSV) {
+            for (size_t k = 0; k < r.n_metrics && !rc; k++)
+                rc = each_page(x, ids[i], r.metrics[k].key, page_csv, NULL);
+        } else {
+            if (x->fmt == FMT_JSON)
+                fputs(i ? ",\n" : "\n", x->out);
+            rc = run_json(x, &r);
+            if (x->fmt == FMT_JSONL)
+                fputc('\n', x->out);
+        }
+        track_result_free(res);
     }
-    if (x->fmt == FMT_JSON)
+    if (!rc && x->fmt == FMT_JSON)
         fputs(n ? "\n]\n" : "]\n", x->out);
     return rc;
+}
+
+/* The runs to export as full ids, resolved before anything is written (a
+ * bad RUN argument fails the export with no output); *ids is malloc'd. */
+static int export_ids(struct export *x, const char *const *exps, char **args, size_t n_args,
+                      char (**ids)[33], size_t *n)
+{
+    struct track_err err = {0};
+
+    *n = 0;
+    if (exps) {
+        struct track_run_query q = {.experiments = exps};
+        struct track_result *res = NULL;
+        struct track_run_info *runs = NULL;
+        size_t nr = 0;
+        if (track_run_list(x->c, &q, &res, &runs, &nr, &err))
+            return cli_track_error(&err);
+        *ids = calloc(nr ? nr : 1, sizeof(**ids));
+        if (!*ids) {
+            track_result_free(res);
+            return cli_error("out of memory");
+        }
+        for (size_t i = 0; i < nr; i++)
+            track_run_id_hex(&runs[i].id, (*ids)[i]);
+        *n = nr;
+        track_result_free(res);
+        return 0;
+    }
+    *ids = calloc(n_args ? n_args : 1, sizeof(**ids));
+    if (!*ids)
+        return cli_error("out of memory");
+    for (size_t i = 0; i < n_args; i++) {
+        track_run_id id;
+        if (track_run_use(x->c, args[i], &err))
+            return cli_track_error(&err);
+        track_run_current(x->c, &id);
+        track_run_id_hex(&id, (*ids)[i]);
+        *n = i + 1;
+    }
+    return 0;
 }
 
 int cmd_export(int argc, char **argv)
@@ -257,6 +303,7 @@ int cmd_export(int argc, char **argv)
     struct track_err err = {0};
     struct track_run_info *runs = NULL;
     struct track_result **results = NULL;
+    char(*ids)[33] = NULL;
     struct review_file rf = {0};
     size_t n_exp = 0, n = 0, n_res = 0;
     int opt, rc = 0;
@@ -303,34 +350,24 @@ int cmd_export(int argc, char **argv)
         cli_usage_error(name, "at most %d RUN arguments", MAX_RUN_ARGS);
 
     x.c = cli_client();
-    if (n_exp) {
-        struct track_run_query q = {.experiments = exps, .with_details = 1};
-        exps[n_exp] = NULL;
-        results = calloc(1, sizeof(*results));
-        if (!results) {
-            rc = cli_error("out of memory");
-            goto out;
-        }
-        if (track_run_list(x.c, &q, &results[0], &runs, &n, &err)) {
-            rc = cli_track_error(&err);
-            goto out;
-        }
-        n_res = 1;
-    } else {
-        size_t want = (size_t)(argc - optind);
-        results = calloc(want, sizeof(*results));
-        runs = calloc(want, sizeof(*runs));
+    exps[n_exp] = NULL;
+    rc = export_ids(&x, n_exp ? exps : NULL, argv + optind, (size_t)(argc - optind), &ids, &n);
+    if (rc)
+        goto out;
+    /* a CSV of summaries has a column per key of any run: it needs them all */
+    if (x.fmt == FMT_CSV && !x.history) {
+        results = calloc(n ? n : 1, sizeof(*results));
+        runs = calloc(n ? n : 1, sizeof(*runs));
         if (!results || !runs) {
             rc = cli_error("out of memory");
             goto out;
         }
-        for (size_t i = 0; i < want; i++) {
-            if (track_run_get(x.c, argv[optind + i], &results[i], &runs[i], &err)) {
+        for (size_t i = 0; i < n; i++) {
+            if (track_run_get(x.c, ids[i], &results[i], &runs[i], &err)) {
                 rc = cli_track_error(&err);
                 goto out;
             }
             n_res++;
-            n++;
         }
     }
     if (path) {
@@ -340,7 +377,7 @@ int cmd_export(int argc, char **argv)
     } else {
         x.out = stdout;
     }
-    rc = export_runs(&x, runs, n);
+    rc = runs ? review_runs_csv(x.out, runs, n) : export_stream(&x, ids, n);
     if (path) {
         if (rc)
             review_file_abort(&rf);
@@ -353,8 +390,8 @@ out:
     track_client_close(x.c);
     for (size_t i = 0; i < n_res; i++)
         track_result_free(results[i]);
-    if (!n_exp)
-        free(runs);
+    free(runs);
     free(results);
+    free(ids);
     return rc;
 }

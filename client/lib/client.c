@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pwd.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -489,9 +490,38 @@ static int send_kvs(struct track_client *c, int params, const struct track_kv *k
     }
     rq.op_case = TRACK__V1__REQUEST__OP_LOG_BATCH;
     rq.log_batch = &lb;
-    rc = cl_pack(c, &rq, &len, err);
-    if (!rc)
-        rc = cl_write(c, c->pack, len, NULL, err);
+    /* more than a frame holds goes as several batches, each under the
+     * server's limit (4096 values of 64 KiB would be 256 MiB) */
+    size_t room = SIZE_MAX;
+    if (track__v1__log_batch__get_packed_size(&lb) > CL_FRAME_ASK_ABOVE) {
+        size_t limit = cl_frame_limit(c);
+        room = limit > 4096 ? limit - 1024 : limit;
+    }
+    for (size_t at = 0; at < n && !rc;) {
+        size_t k = 0, bytes = 0;
+        while (at + k < n) {
+            size_t one = track__v1__key_value__get_packed_size(ptrs[at + k]) + 6;
+            if (k && bytes + one > room)
+                break;
+            bytes += one;
+            k++;
+        }
+        if (params) {
+            lb.params = ptrs + at;
+            lb.n_params = k;
+        } else {
+            lb.tags = ptrs + at;
+            lb.n_tags = k;
+        }
+        rc = cl_pack(c, &rq, &len, err);
+        if (!rc) {
+            struct track_err e2 = {0};
+            rc = cl_write(c, c->pack, len, NULL, &e2);
+            if (err && (rc || e2.code))
+                *err = e2;
+        }
+        at += k;
+    }
 out:
     free(kvs);
     free(ptrs);
@@ -652,6 +682,16 @@ int track_flush(struct track_client *c, struct track_err *err)
         lb.n_metrics = k;
         rq.op_case = TRACK__V1__REQUEST__OP_LOG_BATCH;
         rq.log_batch = &lb;
+        /* a batch over the server's frame limit goes as smaller ones: the
+         * series past the first half wait for the next round */
+        while (k > 1 && track__v1__log_batch__get_packed_size(&lb) + 64 > CL_FRAME_ASK_ABOVE &&
+               track__v1__log_batch__get_packed_size(&lb) + 64 > cl_frame_limit(c)) {
+            size_t keep = k / 2;
+            while (i > 0 && k > keep)
+                if (c->series[--i].n)
+                    k--;
+            lb.n_metrics = k;
+        }
         rc = cl_pack(c, &rq, &len, err);
         if (!rc) {
             struct track_err e2 = {0};

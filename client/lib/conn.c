@@ -23,6 +23,7 @@
 #include <nanomsg/reqrep.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -349,6 +350,53 @@ void cl_disconnect(struct track_client *c)
         nn_close(c->sock);
         c->sock = -1;
     }
+    c->server_frame = 0; /* the next server may have another limit */
+}
+
+/* nanomsg's REQ header (4 bytes) inside the server's frame, and room for
+ * an envelope around the request */
+#define FRAME_HEADROOM 64
+
+size_t cl_frame_limit(struct track_client *c)
+{
+    if (!c->server_frame) {
+        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+        Track__V1__Hello h = TRACK__V1__HELLO__INIT;
+        Track__V1__Response *rs = NULL;
+        uint8_t rid[16], buf[128];
+        struct track_err e2 = {0};
+
+        randombytes_buf(rid, sizeof(rid));
+        h.client_version = wire_str(TRACK_VERSION);
+        rq.request_id.data = rid;
+        rq.request_id.len = sizeof(rid);
+        rq.op_case = TRACK__V1__REQUEST__OP_HELLO;
+        rq.hello = &h;
+        size_t len = track__v1__request__pack(&rq, buf);
+        if (cl_roundtrip(c, buf, len, &rs, &e2) == 0 && !cl_response_error(rs, NULL) &&
+            rs->result_case == TRACK__V1__RESPONSE__RESULT_HELLO && rs->hello->max_frame_bytes)
+            c->server_frame = rs->hello->max_frame_bytes;
+        if (rs)
+            track__v1__response__free_unpacked(rs, NULL);
+    }
+    uint64_t f = c->server_frame ? c->server_frame : LIMIT_FRAME_BYTES;
+    if (f > LIMIT_FRAME_BYTES)
+        f = LIMIT_FRAME_BYTES; /* what our own socket and the spool take */
+    if (f < 2 * FRAME_HEADROOM)
+        f = 2 * FRAME_HEADROOM; /* a server's nonsense must not wrap below */
+    return (size_t)(f - FRAME_HEADROOM);
+}
+
+int cl_frame_check(struct track_client *c, size_t len, struct track_err *err)
+{
+    if (len <= CL_FRAME_ASK_ABOVE)
+        return 0;
+    size_t limit = cl_frame_limit(c);
+    if (len <= limit)
+        return 0;
+    return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                   "request of %zu bytes exceeds the server's frame limit of %zu bytes", len,
+                   limit);
 }
 
 int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
@@ -370,6 +418,9 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
      * caller's deadline, or of this call's timeout when there is none */
     int64_t deadline = c->deadline_ms ? c->deadline_ms : wire_mono_ms() + c->timeout_ms;
     rc = connect_sock(c, deadline, err);
+    if (rc)
+        return rc;
+    rc = cl_frame_check(c, len, err);
     if (rc)
         return rc;
     int t = c->timeout_ms;

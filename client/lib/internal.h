@@ -53,6 +53,8 @@ struct track_client {
     uint8_t rid[16]; /* request id of the request in c->pack */
     uint8_t *pack;   /* reusable packing buffer */
     size_t pack_cap;
+
+    uint64_t server_frame; /* the server's frame limit from Hello; 0: not asked yet */
 };
 
 /* Fills err (may be NULL) and returns code. */
@@ -66,6 +68,18 @@ int cl_fail(struct track_err *err, int code, const char *fmt, ...)
  * (no daemon, timeout) return TRACK_E_UNAVAILABLE naming the address. */
 int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
                  struct track_err *err);
+/* The largest request this client may send the server: its frame limit
+ * from Hello (asked once per connection), less room for the transport's
+ * header. When the server cannot be asked, our own limit. */
+size_t cl_frame_limit(struct track_client *c);
+/* Requests up to this size go without asking the server's limit: every
+ * listener takes at least a full log batch, far more than this. */
+#define CL_FRAME_ASK_ABOVE (256u << 10)
+/* 0 when a request of len bytes fits cl_frame_limit, else
+ * TRACK_E_INVALID_ARGUMENT: "request of N bytes exceeds the server's frame
+ * limit of M bytes" (sent, it would only time out). Small requests are
+ * never held up by asking. */
+int cl_frame_check(struct track_client *c, size_t len, struct track_err *err);
 /* Maps a response's error to a return code with its message; 0 if none. */
 int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
 void cl_disconnect(struct track_client *c);
@@ -93,5 +107,16 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
 /* Sends a read and returns its response, or an error. */
 int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
             struct track_err *err);
+
+/* ---- reads.c ---- */
+/* Checks a reply as the daemon checks a request: every column's length
+ * against the others, ids' lengths, sub-messages present. 0, or
+ * TRACK_E_INTERNAL with "malformed reply from server: field X (why)". */
+int cl_check_reply(const Track__V1__Response *rs, struct track_err *err);
+/* A metric history page with no points that says more follow (a summary
+ * counting points the server does not have): TRACK_E_INTERNAL naming run
+ * and key, so a reader stops instead of asking again forever. */
+int cl_check_history_page(const Track__V1__Response *rs, const char *run, const char *key,
+                          struct track_err *err);
 
 #endif

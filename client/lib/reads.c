@@ -20,6 +20,8 @@
 
 struct track_result {
     Track__V1__Response *rs;
+    Track__V1__Response **pages; /* the pages after the first of a paged read */
+    size_t n_pages, cap_pages;
     void *mem[8]; /* arrays made for the caller's view */
     int n_mem;
 };
@@ -32,7 +34,170 @@ void track_result_free(struct track_result *r)
         free(r->mem[i]);
     if (r->rs)
         track__v1__response__free_unpacked(r->rs, NULL);
+    for (size_t i = 0; i < r->n_pages; i++)
+        track__v1__response__free_unpacked(r->pages[i], NULL);
+    free(r->pages);
     free(r);
+}
+
+/* Keeps one more page of a paged read in r (freed with it); on failure the
+ * page is freed here. */
+static int keep_page(struct track_result *r, Track__V1__Response *rs, struct track_err *err)
+{
+    if (r->n_pages == r->cap_pages) {
+        size_t cap = r->cap_pages ? r->cap_pages * 2 : 8;
+        Track__V1__Response **p = realloc(r->pages, cap * sizeof(*p));
+        if (!p) {
+            track__v1__response__free_unpacked(rs, NULL);
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        r->pages = p;
+        r->cap_pages = cap;
+    }
+    r->pages[r->n_pages++] = rs;
+    return 0;
+}
+
+/* ---- checking replies ----------------------------------------------------------
+ * A reply is checked as the daemon checks a request: every column's length
+ * against the others, every id's length, every sub-message present, before
+ * any of it is handed to the caller. */
+
+static int malformed(struct track_err *err, const char *field, const char *why)
+{
+    return cl_fail(err, TRACK_E_INTERNAL, "malformed reply from server: field %s (%s)", field, why);
+}
+
+static int check_str(const char *s, const char *field, struct track_err *err)
+{
+    return s ? 0 : malformed(err, field, "missing");
+}
+
+static int check_run(const Track__V1__Run *m, const char *where, struct track_err *err)
+{
+    char f[96];
+
+    if (!m) {
+        snprintf(f, sizeof(f), "%s", where);
+        return malformed(err, f, "missing");
+    }
+    if (m->run_id.len != 16) {
+        snprintf(f, sizeof(f), "%s.run_id", where);
+        return malformed(err, f, "not 16 bytes");
+    }
+    if (m->parent_id.len != 0 && m->parent_id.len != 16) {
+        snprintf(f, sizeof(f), "%s.parent_id", where);
+        return malformed(err, f, "neither empty nor 16 bytes");
+    }
+    snprintf(f, sizeof(f), "%s.name", where);
+    if (check_str(m->name, f, err) || check_str(m->experiment, f, err) ||
+        check_str(m->user, f, err))
+        return TRACK_E_INTERNAL;
+    for (size_t i = 0; i < m->n_params + m->n_tags; i++) {
+        const Track__V1__KeyValue *kv = i < m->n_params ? m->params[i] : m->tags[i - m->n_params];
+        snprintf(f, sizeof(f), "%s.%s", where, i < m->n_params ? "params" : "tags");
+        if (!kv || !kv->key || !kv->value)
+            return malformed(err, f, "an entry without key or value");
+    }
+    for (size_t i = 0; i < m->n_metrics; i++) {
+        snprintf(f, sizeof(f), "%s.metrics", where);
+        if (!m->metrics[i] || !m->metrics[i]->key)
+            return malformed(err, f, "an entry without key");
+    }
+    return 0;
+}
+
+static int check_series(const Track__V1__MetricSeries *s, struct track_err *err)
+{
+    if (!s)
+        return 0;
+    if (!s->key)
+        return malformed(err, "metric_history.series.key", "missing");
+    if (s->n_steps != s->n_values)
+        return malformed(err, "metric_history.series.steps", "length differs from values");
+    if (s->n_times_ms != s->n_values)
+        return malformed(err, "metric_history.series.times_ms", "length differs from values");
+    return 0;
+}
+
+int cl_check_reply(const Track__V1__Response *rs, struct track_err *err)
+{
+    switch (rs->result_case) {
+    case TRACK__V1__RESPONSE__RESULT_RUN:
+        return check_run(rs->run, "run", err);
+    case TRACK__V1__RESPONSE__RESULT_RUN_GET:
+        if (!rs->run_get)
+            return malformed(err, "run_get", "missing");
+        return check_run(rs->run_get->run, "run_get.run", err);
+    case TRACK__V1__RESPONSE__RESULT_RUN_LIST:
+        if (!rs->run_list)
+            return malformed(err, "run_list", "missing");
+        for (size_t i = 0; i < rs->run_list->n_runs; i++)
+            if (check_run(rs->run_list->runs[i], "run_list.runs", err))
+                return TRACK_E_INTERNAL;
+        return 0;
+    case TRACK__V1__RESPONSE__RESULT_METRIC_HISTORY:
+        if (!rs->metric_history)
+            return malformed(err, "metric_history", "missing");
+        if (rs->metric_history->next_seq < 0)
+            return malformed(err, "metric_history.next_seq", "negative");
+        return check_series(rs->metric_history->series, err);
+    case TRACK__V1__RESPONSE__RESULT_METRIC_CURVE: {
+        const Track__V1__MetricCurveResult *c = rs->metric_curve;
+        if (!c)
+            return malformed(err, "metric_curve", "missing");
+        if (c->n_mins != c->n_steps)
+            return malformed(err, "metric_curve.mins", "length differs from steps");
+        if (c->n_maxs != c->n_steps)
+            return malformed(err, "metric_curve.maxs", "length differs from steps");
+        if (c->n_lasts != c->n_steps)
+            return malformed(err, "metric_curve.lasts", "length differs from steps");
+        return 0;
+    }
+    case TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST:
+        if (!rs->experiment_list)
+            return malformed(err, "experiment_list", "missing");
+        for (size_t i = 0; i < rs->experiment_list->n_experiments; i++)
+            if (!rs->experiment_list->experiments[i] || !rs->experiment_list->experiments[i]->name)
+                return malformed(err, "experiment_list.experiments", "an entry without name");
+        return 0;
+    case TRACK__V1__RESPONSE__RESULT_RUN_RESOLVE:
+        if (!rs->run_resolve || rs->run_resolve->run_id.len != 16)
+            return malformed(err, "run_resolve.run_id", "not 16 bytes");
+        return 0;
+    case TRACK__V1__RESPONSE__RESULT_STATUS:
+        if (!rs->status)
+            return malformed(err, "status", "missing");
+        if (!rs->status->server_version || !rs->status->data_dir)
+            return malformed(err, "status.server_version", "missing");
+        return 0;
+    case TRACK__V1__RESPONSE__RESULT_HELLO:
+        if (!rs->hello)
+            return malformed(err, "hello", "missing");
+        return 0;
+    case TRACK__V1__RESPONSE__RESULT_BACKUP:
+        if (!rs->backup)
+            return malformed(err, "backup", "missing");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int cl_check_history_page(const Track__V1__Response *rs, const char *run, const char *key,
+                          struct track_err *err)
+{
+    const Track__V1__MetricHistoryResult *h = rs->metric_history;
+    size_t n = h && h->series ? h->series->n_values : 0;
+
+    /* a page with no points that says more follow would be asked for again
+     * and again: the server's summary counts points it does not have */
+    if (h && h->more && n == 0)
+        return cl_fail(err, TRACK_E_INTERNAL,
+                       "metric \"%.250s\" of run %.40s: the server says more points follow "
+                       "seq %lld but sent none; its data is inconsistent (run trackd --check)",
+                       key ? key : "", run ? run : "", (long long)h->next_seq);
+    return 0;
 }
 
 static void *keep(struct track_result *r, size_t n)
@@ -59,6 +224,11 @@ static int call(struct track_client *c, Track__V1__Request *rq, int want, struct
         track__v1__response__free_unpacked(rs, NULL);
         return cl_fail(err, TRACK_E_INTERNAL, "unexpected reply from trackd (result %d)",
                        (int)rs->result_case);
+    }
+    rc = cl_check_reply(rs, err);
+    if (rc) {
+        track__v1__response__free_unpacked(rs, NULL);
+        return rc;
     }
     *out = calloc(1, sizeof(**out));
     if (!*out) {
@@ -100,6 +270,138 @@ int track_experiment_create(struct track_client *c, const char *name, int64_t *i
     return rc;
 }
 
+/* A paged read's runs as they came: one piece per Run message, a piece
+ * with `cont` set continuing the details of the run before it. */
+struct pieces {
+    const Track__V1__Run **m;
+    unsigned char *cont;
+    size_t n, cap;
+};
+
+static int piece_add(struct pieces *p, const Track__V1__Run *m, int cont, struct track_err *err)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        const Track__V1__Run **nm = realloc(p->m, cap * sizeof(*nm));
+        if (nm)
+            p->m = nm;
+        unsigned char *nc = realloc(p->cont, cap);
+        if (nc)
+            p->cont = nc;
+        if (!nm || !nc)
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        p->cap = cap;
+    }
+    p->m[p->n] = m;
+    p->cont[p->n++] = (unsigned char)(cont != 0);
+    return 0;
+}
+
+static void pieces_free(struct pieces *p)
+{
+    free(p->m);
+    free(p->cont);
+}
+
+/* Adds a page's runs to p. The first may continue the last run before it
+ * (same id); a page that promises more must bring something new, else a
+ * server sending the same page forever would keep us here forever. */
+static int pieces_page(struct pieces *p, Track__V1__Run **runs, size_t n, int more,
+                       struct track_err *err)
+{
+    size_t items = 0, fresh = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int cont =
+            i == 0 && p->n && memcmp(p->m[p->n - 1]->run_id.data, runs[0]->run_id.data, 16) == 0;
+        items += runs[i]->n_params + runs[i]->n_tags + runs[i]->n_metrics;
+        fresh += !cont;
+        if (piece_add(p, runs[i], cont, err))
+            return TRACK_E_RESOURCE_EXHAUSTED;
+    }
+    if (more && items == 0 && fresh == 0)
+        return malformed(err, "next_page_token", "a page that brought nothing promises more");
+    return 0;
+}
+
+/* Views for the runs of p: one info per run, its params, tags and metrics
+ * gathered from all of its pieces, in three allocations kept in r. */
+static int runs_view(struct track_result *r, const struct pieces *p, struct track_run_info **out,
+                     size_t *n_out, struct track_err *err)
+{
+    size_t n_kv = 0, n_m = 0, n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        n_kv += p->m[i]->n_params + p->m[i]->n_tags;
+        n_m += p->m[i]->n_metrics;
+        n += !p->cont[i];
+    }
+    struct track_run_info *infos = keep(r, n * sizeof(*infos));
+    struct track_kv *kvs = keep(r, n_kv * sizeof(*kvs));
+    struct track_metric_summary *ms = keep(r, n_m * sizeof(*ms));
+    if (!infos || !kvs || !ms)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    size_t g = 0;
+    for (size_t i = 0; i < p->n;) {
+        const Track__V1__Run *m = p->m[i];
+        struct track_run_info *info = &infos[g++];
+        size_t end = i + 1;
+        while (end < p->n && p->cont[end])
+            end++;
+        memset(info, 0, sizeof(*info));
+        memcpy(info->id.b, m->run_id.data, 16);
+        info->name = m->name;
+        info->experiment = m->experiment;
+        info->status = (int)m->status;
+        info->start_ms = m->start_ms;
+        info->end_ms = m->end_ms;
+        info->user = m->user;
+        if (m->parent_id.len == 16) {
+            info->has_parent = 1;
+            memcpy(info->parent.b, m->parent_id.data, 16);
+        }
+        info->params = kvs;
+        for (size_t k = i; k < end; k++)
+            for (size_t j = 0; j < p->m[k]->n_params; j++)
+                *kvs++ = (struct track_kv){p->m[k]->params[j]->key, p->m[k]->params[j]->value};
+        info->n_params = (size_t)(kvs - info->params);
+        info->tags = kvs;
+        for (size_t k = i; k < end; k++)
+            for (size_t j = 0; j < p->m[k]->n_tags; j++)
+                *kvs++ = (struct track_kv){p->m[k]->tags[j]->key, p->m[k]->tags[j]->value};
+        info->n_tags = (size_t)(kvs - info->tags);
+        info->metrics = ms;
+        for (size_t k = i; k < end; k++)
+            for (size_t j = 0; j < p->m[k]->n_metrics; j++) {
+                const Track__V1__MetricSummary *s = p->m[k]->metrics[j];
+                *ms++ = (struct track_metric_summary){s->key,   s->last,      s->min,    s->max,
+                                                      s->count, s->last_step, s->last_ms};
+            }
+        info->n_metrics = (size_t)(ms - info->metrics);
+        i = end;
+    }
+    *out = infos;
+    *n_out = n;
+    return 0;
+}
+
+/* Sends rq again for the page after `token`, keeping the reply in r. */
+static int next_page(struct track_client *c, Track__V1__Request *rq, ProtobufCBinaryData *slot,
+                     ProtobufCBinaryData token, int want, struct track_result *r,
+                     Track__V1__Response **page, struct track_err *err)
+{
+    struct track_result *one;
+    int rc;
+
+    *slot = token;
+    rc = call(c, rq, want, &one, err);
+    if (rc)
+        return rc;
+    *page = one->rs;
+    one->rs = NULL;
+    track_result_free(one);
+    return keep_page(r, *page, err);
+}
+
 int track_experiment_list(struct track_client *c, struct track_result **res,
                           const struct track_experiment_info **exps, size_t *n,
                           struct track_err *err)
@@ -113,85 +415,44 @@ int track_experiment_list(struct track_client *c, struct track_result **res,
     rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST, res, err);
     if (rc)
         return rc;
+    /* follow the pages; each must bring experiments, or it would never end */
     Track__V1__ExperimentListResult *l = (*res)->rs->experiment_list;
-    struct track_experiment_info *v = keep(*res, l->n_experiments * sizeof(*v));
-    if (!v) {
+    size_t total = l->n_experiments;
+    while (l->next_page_token.len) {
+        Track__V1__Response *page;
+        if (l->n_experiments == 0) {
+            rc = malformed(err, "next_page_token", "a page that brought nothing promises more");
+            break;
+        }
+        rc = next_page(c, &rq, &el.page_token, l->next_page_token,
+                       TRACK__V1__RESPONSE__RESULT_EXPERIMENT_LIST, *res, &page, err);
+        if (rc)
+            break;
+        l = page->experiment_list;
+        total += l->n_experiments;
+    }
+    struct track_experiment_info *v = rc ? NULL : keep(*res, total * sizeof(*v));
+    if (!rc && !v)
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc) {
         track_result_free(*res);
         *res = NULL;
-        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        return rc;
     }
-    for (size_t i = 0; i < l->n_experiments; i++) {
-        v[i].id = l->experiments[i]->id;
-        v[i].name = l->experiments[i]->name;
-        v[i].archived = l->experiments[i]->archived;
-        v[i].created_ms = l->experiments[i]->created_ms;
-        v[i].run_count = l->experiments[i]->run_count;
+    size_t at = 0;
+    for (size_t p = 0; p <= (*res)->n_pages; p++) {
+        const Track__V1__Response *rs = p ? (*res)->pages[p - 1] : (*res)->rs;
+        const Track__V1__ExperimentListResult *pl = rs->experiment_list;
+        for (size_t i = 0; i < pl->n_experiments; i++, at++) {
+            v[at].id = pl->experiments[i]->id;
+            v[at].name = pl->experiments[i]->name;
+            v[at].archived = pl->experiments[i]->archived;
+            v[at].created_ms = pl->experiments[i]->created_ms;
+            v[at].run_count = pl->experiments[i]->run_count;
+        }
     }
     *exps = v;
-    *n = l->n_experiments;
-    return 0;
-}
-
-/* Fills info from m; kv and metric arrays are allocated into r. */
-static int run_view(struct track_result *r, const Track__V1__Run *m, struct track_run_info *info,
-                    struct track_kv *kvs, struct track_metric_summary *ms)
-{
-    memset(info, 0, sizeof(*info));
-    if (m->run_id.len == 16)
-        memcpy(info->id.b, m->run_id.data, 16);
-    info->name = m->name;
-    info->experiment = m->experiment;
-    info->status = (int)m->status;
-    info->start_ms = m->start_ms;
-    info->end_ms = m->end_ms;
-    info->user = m->user;
-    if (m->parent_id.len == 16) {
-        info->has_parent = 1;
-        memcpy(info->parent.b, m->parent_id.data, 16);
-    }
-    (void)r;
-    for (size_t i = 0; i < m->n_params; i++) {
-        kvs[i].key = m->params[i]->key;
-        kvs[i].value = m->params[i]->value;
-    }
-    for (size_t i = 0; i < m->n_tags; i++) {
-        kvs[m->n_params + i].key = m->tags[i]->key;
-        kvs[m->n_params + i].value = m->tags[i]->value;
-    }
-    info->params = kvs;
-    info->n_params = m->n_params;
-    info->tags = kvs + m->n_params;
-    info->n_tags = m->n_tags;
-    for (size_t i = 0; i < m->n_metrics; i++) {
-        const Track__V1__MetricSummary *s = m->metrics[i];
-        ms[i] = (struct track_metric_summary){s->key,   s->last,      s->min,    s->max,
-                                              s->count, s->last_step, s->last_ms};
-    }
-    info->metrics = ms;
-    info->n_metrics = m->n_metrics;
-    return 0;
-}
-
-/* Views for `n` runs, with their kv and metric arrays in two allocations. */
-static int runs_view(struct track_result *r, Track__V1__Run **runs, size_t n,
-                     struct track_run_info **out, struct track_err *err)
-{
-    size_t n_kv = 0, n_m = 0;
-    for (size_t i = 0; i < n; i++) {
-        n_kv += runs[i]->n_params + runs[i]->n_tags;
-        n_m += runs[i]->n_metrics;
-    }
-    struct track_run_info *infos = keep(r, n * sizeof(*infos));
-    struct track_kv *kvs = keep(r, n_kv * sizeof(*kvs));
-    struct track_metric_summary *ms = keep(r, n_m * sizeof(*ms));
-    if (!infos || !kvs || !ms)
-        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        run_view(r, runs[i], &infos[i], kvs, ms);
-        kvs += runs[i]->n_params + runs[i]->n_tags;
-        ms += runs[i]->n_metrics;
-    }
-    *out = infos;
+    *n = total;
     return 0;
 }
 
@@ -201,6 +462,8 @@ int track_run_get(struct track_client *c, const char *run, struct track_result *
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__RunGet rg = TRACK__V1__RUN_GET__INIT;
     struct track_run_info *v = NULL;
+    struct pieces p = {0};
+    size_t n = 0;
     int rc;
 
     rg.run = wire_str(run);
@@ -209,12 +472,28 @@ int track_run_get(struct track_client *c, const char *run, struct track_result *
     rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_RUN_GET, res, err);
     if (rc)
         return rc;
-    if (!(*res)->rs->run_get->run) {
-        track_result_free(*res);
-        *res = NULL;
-        return cl_fail(err, TRACK_E_INTERNAL, "empty reply to run_get");
+    /* the run's details come page by page: follow the cursor to the end,
+     * asking by the full id so every page is of the same run */
+    Track__V1__RunGetResult *g = (*res)->rs->run_get;
+    char hex[33];
+    wire_hex(g->run->run_id.data, hex);
+    rg.run = hex;
+    rc = pieces_page(&p, &g->run, 1, g->next_page_token.len != 0, err);
+    while (!rc && g->next_page_token.len) {
+        Track__V1__Response *page;
+        rc = next_page(c, &rq, &rg.page_token, g->next_page_token,
+                       TRACK__V1__RESPONSE__RESULT_RUN_GET, *res, &page, err);
+        if (rc)
+            break;
+        g = page->run_get;
+        if (memcmp(g->run->run_id.data, p.m[0]->run_id.data, 16) != 0)
+            rc = malformed(err, "run_get.run.run_id", "another run on a later page");
+        else
+            rc = pieces_page(&p, &g->run, 1, g->next_page_token.len != 0, err);
     }
-    rc = runs_view(*res, &(*res)->rs->run_get->run, 1, &v, err);
+    if (!rc)
+        rc = runs_view(*res, &p, &v, &n, err);
+    pieces_free(&p);
     if (rc) {
         track_result_free(*res);
         *res = NULL;
@@ -230,6 +509,7 @@ int track_run_list(struct track_client *c, const struct track_run_query *q,
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__RunList rl = TRACK__V1__RUN_LIST__INIT;
+    struct pieces p = {0};
     size_t ne = 0;
     int rc;
 
@@ -248,13 +528,24 @@ int track_run_list(struct track_client *c, const struct track_run_query *q,
     if (rc)
         return rc;
     Track__V1__RunListResult *l = (*res)->rs->run_list;
-    rc = runs_view(*res, l->runs, l->n_runs, runs, err);
+    rc = pieces_page(&p, l->runs, l->n_runs, l->next_page_token.len != 0, err);
+    while (!rc && l->next_page_token.len) {
+        Track__V1__Response *page;
+        rc = next_page(c, &rq, &rl.page_token, l->next_page_token,
+                       TRACK__V1__RESPONSE__RESULT_RUN_LIST, *res, &page, err);
+        if (rc)
+            break;
+        l = page->run_list;
+        rc = pieces_page(&p, l->runs, l->n_runs, l->next_page_token.len != 0, err);
+    }
+    if (!rc)
+        rc = runs_view(*res, &p, runs, n, err);
+    pieces_free(&p);
     if (rc) {
         track_result_free(*res);
         *res = NULL;
         return rc;
     }
-    *n = l->n_runs;
     return 0;
 }
 
@@ -276,6 +567,12 @@ int track_metric_history(struct track_client *c, const char *run, const char *ke
     rc = call(c, &rq, TRACK__V1__RESPONSE__RESULT_METRIC_HISTORY, res, err);
     if (rc)
         return rc;
+    rc = cl_check_history_page((*res)->rs, run, key, err);
+    if (rc) {
+        track_result_free(*res);
+        *res = NULL;
+        return rc;
+    }
     Track__V1__MetricHistoryResult *h = (*res)->rs->metric_history;
     static const int64_t none64[1];
     static const double noned[1];
