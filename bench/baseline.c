@@ -5,7 +5,7 @@
  * timestamp, value, with the primary key on (run, key, step, ts) as MLflow
  * has, as an ordinary rowid table with its automatic index, which is what
  * MLflow's SQLAlchemy schema becomes in SQLite), with trackd's pragmas
- * (storage/store_sqlite.c: busy_timeout 5000, foreign_keys ON,
+ * (storage/store_core.c: busy_timeout 5000, foreign_keys ON,
  * cache_size -32768, temp_store MEMORY, journal_mode WAL, synchronous
  * NORMAL), one prepared INSERT reused for every row and one transaction per
  * 1000 rows.
@@ -125,7 +125,7 @@ out:
 
 /* The storage work of one set-tag request alone, for B3's ceiling: the
  * tables and statements trackd touches for it (tags, the exactly-once
- * requests row and its index; schema as in storage/store_sqlite.c), the same
+ * requests row and its index; schema as in storage/store_core.c), the same
  * pragmas and no checkpoint inside a commit (as trackd), one transaction a
  * request: look the request id up, set the tag, keep the id. */
 int bench_tag_commits(const char *path, int64_t n, double *us_each, char *msg, size_t cap)

@@ -1,7 +1,7 @@
 /*
  * chunk.h: the packed metric chunk codec. A chunk holds the n points of one
  * (run, key) that one batch brought: int64 steps, int64 times (ms) and double
- * values, stored as one BLOB row by store_sqlite.c. This module only turns
+ * values, stored as one BLOB row by store_metric.c. This module only turns
  * arrays into bytes and back; it knows nothing of SQLite, allocates nothing
  * and keeps no state, so it is safe to call from any thread.
  *

@@ -1,6 +1,6 @@
 /*
  * filter.h: the run search language (`track runs --filter`, `--order-by`),
- * compiled to a parameterized SQL fragment over the schema in store_sqlite.c.
+ * compiled to a parameterized SQL fragment over the schema in store_core.c.
  * No value from a filter is ever pasted into SQL text: literals and keys
  * become bind parameters.
  *

@@ -1,8 +1,9 @@
 /*
  * store.h: the storage layer of trackd. Everything above storage/ speaks only
  * these functions and types; nothing here knows of sockets, protobuf or the
- * daemon. The first implementation is SQLite (store_sqlite.c); a PostgreSQL
- * one can stand beside it behind the same functions.
+ * daemon. The first implementation is SQLite (store_core.c and one
+ * store_<noun>.c per entity); a PostgreSQL one can stand beside it behind
+ * the same functions.
  *
  * Errors: every function returns 0 or a negative STORE_E_* code and, where a
  * `struct store_err *` is passed, a message naming the field or limit.

@@ -4,7 +4,7 @@
  * with the database's own mode), fsyncs of a file and of its directory for
  * the copy-then-rename sequences of backup and restore, and folding the WAL
  * of a closed database into it (so a database moved aside is whole in one
- * file). The online copy itself is store_backup, in store_sqlite.c beside
+ * file). The online copy itself is store_backup, in store_core.c beside
  * the handle it reads. Nothing here logs.
  */
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * test_store.c: the SQLite store (storage/store_sqlite.c) through store.h
+ * test_store.c: the SQLite store (storage/store_*.c) through store.h
  * only, except where a test damages or rewrites the database file on
  * purpose. Each test opens a fresh database in its own mkdtemp directory,
  * removed afterwards.

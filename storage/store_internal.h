@@ -1,0 +1,140 @@
+/*
+ * store_internal.h: what the store_*.c files share and nothing outside
+ * storage/ sees: the handle (struct store), the prepared statements' ids,
+ * size limits, and the helpers of store_util.c (prefix sq_).
+ */
+#ifndef TRACK_STORE_INTERNAL_H
+#define TRACK_STORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "chunk.h"
+#include "filter.h"
+#include "store.h"
+
+enum {
+    /* largest chunk written: appends split, merges stop. 4096 points keep a
+     * 10^5-point series at 25 chunks, enough for a sparkline to be drawn from
+     * chunk rows alone, at ~40 bytes of row overhead per 28 KB chunk */
+    CHUNK_MAX_POINTS = 4096,
+    DECODE_MAX_POINTS = 1 << 20, /* largest chunk read back */
+    KEY_CACHE_SLOTS = 512,       /* a power of two */
+    RESOLVE_CANDIDATES = 8,
+    BACKUP_PAGES_PER_STEP = 256,
+    BACKUP_MAX_BUSY_WAITS = 1000, /* of 5 ms each */
+    RUN_LIST_MAX_EXPERIMENTS = 1000,
+    SQL_MAX_LEN = 1 << 20,
+    CURVE_MAX_BUCKETS = 1 << 20,
+    CLIP_LEN = 100, /* bytes of a user's string quoted in a message */
+};
+/* ---- prepared statements ------------------------------------------------- */
+
+enum stmt_id {
+    Q_BEGIN,
+    Q_BEGIN_READ,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SAVE,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
+    Q_RUN_ID,
+    Q_KEY_GET,
+    Q_KEY_PUT,
+    Q_SUM_GET,
+    Q_SUM_PUT,
+    Q_CHUNK_PUT,
+    Q_CHUNKS_FROM,
+    Q_CHUNK_AT,
+    Q_CHUNK_LAST,
+    Q_PARAM_GET,
+    Q_PARAM_PUT,
+    Q_TAG_PUT,
+    Q_REQ_GET,
+    Q_REQ_PUT,
+    Q_RUN_GET,
+    Q_PARAM_LIST,
+    Q_TAG_LIST,
+    Q_SUM_LIST,
+    Q_COUNT
+};
+#define RUN_SELECT                                                                                 \
+    "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid"         \
+    " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+
+/* ---- the handle ---------------------------------------------------------- */
+
+struct key_slot {
+    char *name; /* NULL: empty slot */
+    int64_t id;
+};
+
+struct store {
+    sqlite3 *db;
+    int readonly;
+    sqlite3_stmt *q[Q_COUNT];
+
+    struct key_slot keys[KEY_CACHE_SLOTS];
+    int n_keys;
+    int run_cached;
+    uint8_t run_uuid[16];
+    int64_t run_id;
+
+    uint8_t *enc; /* chunk encoding buffer, at most chunk_bound(CHUNK_MAX_POINTS) */
+    size_t enc_cap;
+    int64_t *d_steps, *d_times; /* decoding buffers, d_cap points each */
+    double *d_vals;
+    size_t d_cap;
+
+    /* every chunk with id <= compact_mark was looked at by the last complete
+     * compaction with this `small`: only (run, key)s with newer small chunks
+     * need another look */
+    int64_t compact_mark;
+    int compact_small;
+
+    int wal_pages; /* frames in the WAL after the last commit (sq_wal_hook) */
+};
+
+/* A string built for one query, capped at SQL_MAX_LEN (sq_sb_add). */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+/* ---- helpers (store_util.c) ------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) int sq_fail(struct store_err *err, int code, const char *fmt,
+                                                  ...);
+void sq_err_clear(struct store_err *err);
+int sq_code_of(int rc);
+void sq_cache_drop(struct store *st);
+int sq_db_fail(struct store *st, int rc, struct store_err *err, const char *what);
+int sq_cb_stop(struct store_err *err, int rc);
+const char *sq_clip(const char *s, char *buf, size_t cap);
+void sq_hex_of(const uint8_t id[16], char out[33]);
+const char *sq_status_name(int status);
+int64_t sq_now_ms(void);
+double sq_real_or_nan(sqlite3_stmt *s, int col);
+void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v);
+int sq_writable(struct store *st, struct store_err *err);
+int sq_prep(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err);
+int sq_run_q(struct store *st, enum stmt_id id, struct store_err *err, const char *what);
+int sq_exec_sql(struct store *st, const char *sql, struct store_err *err, const char *what);
+int sq_user_version(struct store *st, int *v, struct store_err *err, const char *what);
+__attribute__((format(printf, 2, 3))) void sq_sb_add(struct sbuf *b, const char *fmt, ...);
+int sq_enc_reserve(struct store *st, size_t need, struct store_err *err);
+int sq_dec_reserve(struct store *st, size_t need, struct store_err *err);
+int sq_decode_into(struct store *st, const void *blob, int len, size_t at, int64_t expect,
+                   struct store_err *err);
+int sq_key_find(struct store *st, const char *name, int create, int64_t *id, struct store_err *err);
+int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const char *what,
+                struct store_err *err);
+int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
+int sq_check_name(const char *name, const char *what, struct store_err *err);
+int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
+                        struct store_err *err);
+
+#endif
