@@ -14,7 +14,7 @@
  * a chunk read holds a reference, so a sweep or an End never closes a
  * descriptor under a pread.
  */
-#include "srv.h"
+#include "op.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -324,4 +324,15 @@ void srv_backup_close_all(void)
             memset(&snaps[i], 0, sizeof(snaps[i]));
         }
     pthread_mutex_unlock(&snaps_lock);
+}
+
+/* The retired request that had the daemon write a file at a client-chosen
+ * path (anyone reaching a tcp:// listener could have it overwrite any file
+ * trackd's user may write): refused, and nothing is written. */
+int srv_op_backup(struct srv_call *call)
+{
+    return srv_op_fail(
+        call, TRACK__V1__CODE__INVALID_ARGUMENT,
+        "backup: trackd no longer writes a file at a path the client names; the client "
+        "streams the copy (BackupBegin, BackupChunk): use `track backup FILE`");
 }

@@ -2,8 +2,9 @@
  * srv.h: trackd's internals (prefix srv_). The daemon is three parts:
  *
  *   loop.c      sockets, poll(2), group commit, replies (knows nanomsg)
- *   dispatch.c  the operation table and its handlers (knows protobuf and
- *               store_*, never a socket: any front end can call it)
+ *   dispatch.c  the operation table; its handlers are op_<noun>.c (op.h)
+ *               (know protobuf and store_*, never a socket: any front end
+ *               can call them)
  *   workers.c   threads with read-only store handles for reads
  *
  * plus arena.c (per-request memory), log.c and main.c (options, config),
