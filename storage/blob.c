@@ -436,14 +436,18 @@ static int slot_get(struct blob_store *bs, const char *id, struct upload **out,
 static int dir_open(int at, const char *name, int *fd, int *created, struct store_err *err)
 {
     *created = 0;
-    if (mkdirat(at, name, 0700) == 0)
+    /* mkdir's mode passes through the umask (0777 would leave us a 0000 directory that a
+     * non-root daemon cannot open): set it by name first, then on the descriptor */
+    if (mkdirat(at, name, 0700) == 0) {
         *created = 1;
-    else if (errno != EEXIST)
+        if (fchmodat(at, name, 0700, 0) != 0)
+            return io_fail(err, errno, name);
+    } else if (errno != EEXIST) {
         return io_fail(err, errno, name);
+    }
     *fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (*fd < 0)
         return io_fail(err, errno, name);
-    /* mkdir's mode passes through the umask: set it explicitly */
     if (fchmod(*fd, 0700) != 0)
         return io_fail(err, errno, name);
     return 0;
