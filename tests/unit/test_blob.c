@@ -911,3 +911,66 @@ Test(blob, gc_epoch_keeps_digest_of_upload_in_flight_across_restart)
     blob_gc_end(bs);
     free(data);
 }
+
+Test(blob, pins_are_bounded)
+{
+    uint8_t d[BLOB_DIGEST_BYTES] = {0};
+
+    for (int i = 0; i < BLOB_PINS_MAX; i++) {
+        memcpy(d, &i, sizeof i);
+        cr_assert_eq(blob_pin(bs, d, &err), 0, "pin #%d: %s", i, err.msg);
+    }
+    d[5] = 1;
+    cr_assert_eq(blob_pin(bs, d, &err), STORE_E_FULL);
+    cr_assert(strstr(err.msg, "pins"), "message: %s", err.msg);
+    d[5] = 0;
+    cr_assert_eq(blob_pin(bs, d, &err), 0, "a digest pinned already counts once more: %s",
+                 err.msg);
+    cr_assert_eq(blob_unpin(bs, d, &err), 0);
+    cr_assert_eq(blob_unpin(bs, d, &err), 0);
+    d[5] = 1;
+    cr_assert_eq(blob_pin(bs, d, &err), 0, "a freed entry is reused: %s", err.msg);
+}
+
+Test(blob, gc_epoch_that_overflows_keeps_every_blob)
+{
+    uint8_t *data = every_byte(100), d[BLOB_DIGEST_BYTES], p[BLOB_DIGEST_BYTES] = {0};
+
+    cr_assert_eq(put(data, 100, 100, d), 0, "%s", err.msg);
+    cr_assert_eq(blob_unpin(bs, d, &err), 0);
+    cr_assert_eq(blob_gc_begin(bs, &err), 0, "%s", err.msg);
+    for (int i = 0; i <= BLOB_TOUCHED_MAX; i++) {
+        memcpy(p + 8, &i, sizeof i);
+        p[0] = (uint8_t)i; /* spread over the set */
+        cr_assert_eq(blob_pin(bs, p, &err), 0, "%s", err.msg);
+        cr_assert_eq(blob_unpin(bs, p, &err), 0);
+    }
+    cr_assert_eq(blob_remove(bs, d, &err), 1, "an epoch that lost track removed a blob");
+    blob_gc_end(bs);
+    cr_assert_eq(blob_remove(bs, d, &err), 0, "%s", err.msg);
+    free(data);
+}
+
+Test(blob, symlink_planted_in_the_store_is_not_followed)
+{
+    uint8_t d[BLOB_DIGEST_BYTES];
+    char link[512], target[512];
+    int fd = -1;
+    uint64_t size;
+
+    hash_of("secret", 6, d);
+    snprintf(target, sizeof target, "%s/outside", dir);
+    FILE *f = fopen(target, "w");
+    cr_assert_not_null(f);
+    fputs("secret", f);
+    fclose(f);
+    blob_file(d, link, sizeof link);
+    char sub[512];
+    snprintf(sub, sizeof sub, "%.*s", (int)(strrchr(link, '/') - link), link);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(symlink(target, link), 0);
+    cr_assert_neq(blob_open_read(bs, d, &fd, &size, &err), 0, "a symlink was opened as a blob");
+    cr_assert_eq(fd, -1);
+    cr_assert_neq(blob_exists(bs, d, &err), 1);
+    cr_assert_eq(blobs_stored(), 0, "blob_each listed a symlink");
+}
