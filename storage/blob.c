@@ -57,7 +57,8 @@ struct touched {
 };
 
 struct blob_store {
-    struct upload up[BLOB_UPLOADS_MAX]; /* first: crypto_generichash_state wants 64-byte alignment */
+    /* first: crypto_generichash_state wants 64-byte alignment */
+    struct upload up[BLOB_UPLOADS_MAX];
     pthread_mutex_t mu;
     int dfd; /* blobs/ */
     int tfd; /* blobs/tmp/ */
@@ -363,8 +364,9 @@ static int slot_load(struct blob_store *bs, struct upload *u, int *fatal, struct
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > u->size) {
         *fatal = 1;
-        rc = fail(err, STORE_E_CORRUPT, "upload %s: tmp file holds %jd bytes of %" PRIu64
-                  " announced", u->id, (intmax_t)st.st_size, u->size);
+        rc = fail(err, STORE_E_CORRUPT,
+                  "upload %s: tmp file holds %jd bytes of %" PRIu64 " announced", u->id,
+                  (intmax_t)st.st_size, u->size);
         goto out;
     }
     buf = malloc(HASH_BUF);
@@ -374,8 +376,8 @@ static int slot_load(struct blob_store *bs, struct upload *u, int *fatal, struct
     }
     crypto_generichash_init(&u->h, NULL, 0, BLOB_DIGEST_BYTES);
     while (off < (uint64_t)st.st_size) {
-        size_t want = (uint64_t)st.st_size - off < HASH_BUF ? (size_t)((uint64_t)st.st_size - off)
-                                                            : HASH_BUF;
+        size_t want =
+            (uint64_t)st.st_size - off < HASH_BUF ? (size_t)((uint64_t)st.st_size - off) : HASH_BUF;
         ssize_t n = pread(fd, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
@@ -598,8 +600,7 @@ int blob_size(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], ui
 
 /* ---- uploads ------------------------------------------------------------------------- */
 
-int blob_upload_begin(struct blob_store *bs, uint64_t size,
-                      const uint8_t digest[BLOB_DIGEST_BYTES],
+int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
                       char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err)
 {
     struct upload *u = NULL;
@@ -634,8 +635,7 @@ int blob_upload_begin(struct blob_store *bs, uint64_t size,
             u = &bs->up[i];
     if (u == NULL) {
         pin_release(bs, digest);
-        rc = fail(err, STORE_E_FULL, "uploads: %d in flight already (the limit)",
-                  BLOB_UPLOADS_MAX);
+        rc = fail(err, STORE_E_FULL, "uploads: %d in flight already (the limit)", BLOB_UPLOADS_MAX);
         goto unlock;
     }
     randombytes_buf(rnd, sizeof rnd);
@@ -691,8 +691,8 @@ int blob_upload_find(struct blob_store *bs, uint64_t size, const uint8_t digest[
     }
     pthread_mutex_unlock(&bs->mu);
     blob_digest_hex(digest, hex);
-    return fail(err, STORE_E_NOT_FOUND, "digest %s: no upload of %" PRIu64 " bytes in flight",
-                hex, size);
+    return fail(err, STORE_E_NOT_FOUND, "digest %s: no upload of %" PRIu64 " bytes in flight", hex,
+                size);
 }
 
 int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, uint64_t *size,
@@ -893,8 +893,7 @@ int blob_open_read(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES
     return 0;
 }
 
-int blob_read_at(int fd, uint64_t offset, void *buf, size_t len, size_t *got,
-                 struct store_err *err)
+int blob_read_at(int fd, uint64_t offset, void *buf, size_t len, size_t *got, struct store_err *err)
 {
     uint8_t *p = buf;
     size_t done = 0;
@@ -902,8 +901,7 @@ int blob_read_at(int fd, uint64_t offset, void *buf, size_t len, size_t *got,
     err_clear(err);
     *got = 0;
     if (offset > (uint64_t)INT64_MAX)
-        return fail(err, STORE_E_INVALID, "offset: %" PRIu64 " is beyond the largest file",
-                    offset);
+        return fail(err, STORE_E_INVALID, "offset: %" PRIu64 " is beyond the largest file", offset);
     while (done < len) {
         ssize_t n = pread(fd, p + done, len - done, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
@@ -951,8 +949,8 @@ int blob_verify(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES],
     if (sodium_memcmp(got, digest, sizeof got) != 0) {
         blob_digest_hex(got, hex);
         blob_digest_hex(digest, want);
-        rc = fail(err, STORE_E_CORRUPT, "blob %s: its %" PRIu64 " bytes hash to %s", want, off,
-                  hex);
+        rc =
+            fail(err, STORE_E_CORRUPT, "blob %s: its %" PRIu64 " bytes hash to %s", want, off, hex);
     }
 out:
     free(buf);
@@ -998,8 +996,7 @@ int blob_each(struct blob_store *bs, blob_each_cb cb, void *ctx, struct store_er
             memcpy(hex + 2, e->d_name, BLOB_DIGEST_HEX - 2 + 1);
             if (hex_decode(hex, BLOB_DIGEST_BYTES, b.digest) != 0)
                 continue;
-            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                !S_ISREG(st.st_mode))
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
                 continue;
             b.size = (uint64_t)st.st_size;
             b.mtime_ms = mtime_ms_of(&st);
@@ -1012,8 +1009,7 @@ int blob_each(struct blob_store *bs, blob_each_cb cb, void *ctx, struct store_er
     return rc;
 }
 
-int blob_pin(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES],
-             struct store_err *err)
+int blob_pin(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], struct store_err *err)
 {
     int rc;
 
@@ -1093,9 +1089,9 @@ int blob_remove(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES],
 
 /* Walks blobs/tmp/; `cb` gets each regular file with what its name and the
  * slot table say. */
-static int tmp_walk(struct blob_store *bs, int (*cb)(struct blob_store *, void *,
-                                                     const struct blob_tmp_info *),
-                    void *ctx, struct store_err *err)
+static int tmp_walk(struct blob_store *bs,
+                    int (*cb)(struct blob_store *, void *, const struct blob_tmp_info *), void *ctx,
+                    struct store_err *err)
 {
     int fd = openat(bs->tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
     DIR *d;

@@ -94,12 +94,12 @@
 #include "store.h"
 
 #define BLOB_DIGEST_BYTES  32
-#define BLOB_DIGEST_HEX    64      /* characters, without the NUL */
-#define BLOB_UPLOAD_ID_HEX 32      /* characters, without the NUL */
-#define BLOB_UPLOADS_MAX   64      /* uploads in flight */
+#define BLOB_DIGEST_HEX    64          /* characters, without the NUL */
+#define BLOB_UPLOAD_ID_HEX 32          /* characters, without the NUL */
+#define BLOB_UPLOADS_MAX   64          /* uploads in flight */
 #define BLOB_WRITE_MAX     (16u << 20) /* bytes in one blob_upload_write */
-#define BLOB_PINS_MAX      1024    /* distinct pinned digests */
-#define BLOB_TOUCHED_MAX   4096    /* digests one gc epoch remembers */
+#define BLOB_PINS_MAX      1024        /* distinct pinned digests */
+#define BLOB_TOUCHED_MAX   4096        /* digests one gc epoch remembers */
 
 struct blob_store;
 
@@ -139,8 +139,7 @@ int blob_size(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], ui
  * *exists = 0 and id_out gets the new upload's id. STORE_E_FULL when
  * BLOB_UPLOADS_MAX uploads are in flight or BLOB_PINS_MAX digests pinned, or
  * the disk is full. */
-int blob_upload_begin(struct blob_store *bs, uint64_t size,
-                      const uint8_t digest[BLOB_DIGEST_BYTES],
+int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
                       char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err);
 /* How many bytes of upload `id` arrived (in order): the offset of the next
  * write. `size` and `digest` (each may be NULL) get what begin announced.
@@ -206,8 +205,7 @@ int blob_each(struct blob_store *bs, blob_each_cb cb, void *ctx, struct store_er
  * count. A digest need not be stored to be pinned. blob_pin answers
  * STORE_E_FULL beyond BLOB_PINS_MAX digests; blob_unpin of a digest not
  * pinned answers STORE_E_NOT_FOUND. */
-int blob_pin(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES],
-             struct store_err *err);
+int blob_pin(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], struct store_err *err);
 int blob_unpin(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES],
                struct store_err *err);
 
@@ -226,7 +224,7 @@ struct blob_tmp_info {
     const char *name; /* the tmp file's name, valid during the callback only */
     int resumable;    /* 1: a known upload (id, size, digest below are set) */
     char id[BLOB_UPLOAD_ID_HEX + 1];
-    uint64_t size;    /* announced */
+    uint64_t size; /* announced */
     uint8_t digest[BLOB_DIGEST_BYTES];
     uint64_t have;    /* bytes on disk */
     int64_t mtime_ms; /* last write */

@@ -159,13 +159,12 @@ Test(blob, malformed_upload_id_is_invalid_and_unknown_one_not_found)
     cr_assert_eq(blob_upload_status(bs, "xyz", &have, NULL, NULL, &err), STORE_E_INVALID);
     cr_assert(strstr(err.msg, "upload id"), "message: %s", err.msg);
     cr_assert_eq(blob_upload_write(bs, NULL, 0, "", 0, &err), STORE_E_INVALID);
-    cr_assert_eq(blob_upload_commit(bs, "0123456789ABCDEF0123456789abcdef", &err),
-                 STORE_E_INVALID);
+    cr_assert_eq(blob_upload_commit(bs, "0123456789ABCDEF0123456789abcdef", &err), STORE_E_INVALID);
     cr_assert_eq(blob_upload_abort(bs, "0123456789abcdef0123456789abcdef", &err),
                  STORE_E_NOT_FOUND);
-    cr_assert_eq(blob_upload_status(bs, "0123456789abcdef0123456789abcdef", &have, NULL, NULL,
-                                    &err),
-                 STORE_E_NOT_FOUND);
+    cr_assert_eq(
+        blob_upload_status(bs, "0123456789abcdef0123456789abcdef", &have, NULL, NULL, &err),
+        STORE_E_NOT_FOUND);
 }
 
 /* ---- uploads ------------------------------------------------------------------------ */
@@ -191,9 +190,9 @@ Test(blob, round_trip_of_every_byte_value)
     cr_assert_eq(size, len);
     size_t off = 0, got;
     do {
-        cr_assert_eq(blob_read_at(fd, off, back + off, len - off < 5000 ? len - off : 5000, &got,
-                                  &err),
-                     0, "%s", err.msg);
+        cr_assert_eq(
+            blob_read_at(fd, off, back + off, len - off < 5000 ? len - off : 5000, &got, &err), 0,
+            "%s", err.msg);
         off += got;
     } while (got > 0 && off < len);
     cr_assert_eq(off, len);
@@ -300,8 +299,8 @@ Test(blob, oversized_write_is_refused_before_any_io)
     char id[BLOB_UPLOAD_ID_HEX + 1];
     int exists;
 
-    cr_assert_eq(blob_upload_begin(bs, (uint64_t)BLOB_WRITE_MAX * 2, d, id, &exists, &err), 0,
-                 "%s", err.msg);
+    cr_assert_eq(blob_upload_begin(bs, (uint64_t)BLOB_WRITE_MAX * 2, d, id, &exists, &err), 0, "%s",
+                 err.msg);
     cr_assert_eq(blob_upload_write(bs, id, 0, NULL, (size_t)BLOB_WRITE_MAX + 1, &err),
                  STORE_E_INVALID);
     cr_assert(strstr(err.msg, "chunk"), "message: %s", err.msg);
@@ -357,8 +356,7 @@ Test(blob, upload_resumes_after_store_reopen)
     cr_assert_eq(have, 177777);
     cr_assert_eq(size, len);
     cr_assert_eq(memcmp(d, d2, sizeof d), 0);
-    cr_assert_eq(blob_upload_write(bs, id, have, data + have, len - have, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(blob_upload_write(bs, id, have, data + have, len - have, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_upload_commit(bs, id, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_verify(bs, d, &err), 0, "%s", err.msg);
     cr_assert_eq(count_files("blobs/tmp"), 0);
@@ -385,8 +383,7 @@ Test(blob, resumed_upload_rehashes_the_bytes_on_disk)
     cr_assert_eq(pwrite(fd, "\xff", 1, 500), 1);
     close(fd);
     cr_assert_eq(blob_store_open(dir, &bs, &err), 0, "%s", err.msg);
-    cr_assert_eq(blob_upload_write(bs, id, 1000, data + 1000, len - 1000, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(blob_upload_write(bs, id, 1000, data + 1000, len - 1000, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_upload_commit(bs, id, &err), STORE_E_INVALID,
                  "the hash did not cover the bytes on disk");
     cr_assert_eq(blobs_stored(), 0);
@@ -751,8 +748,8 @@ Test(blob, streamed_256mib_upload_keeps_peak_rss_bounded, .timeout = 110)
     for (size_t i = 0; i < n; i++) {
         memset(buf, (int)(i * 13 + 1), 4096);
         buf[chunk - 1] = (uint8_t)i;
-        cr_assert_eq(blob_upload_write(bs, id, i * chunk, buf, chunk, &err), 0, "chunk %zu: %s",
-                     i, err.msg);
+        cr_assert_eq(blob_upload_write(bs, id, i * chunk, buf, chunk, &err), 0, "chunk %zu: %s", i,
+                     err.msg);
     }
     cr_assert_eq(blob_upload_commit(bs, id, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_verify(bs, d, &err), 0, "%s", err.msg);
@@ -924,8 +921,7 @@ Test(blob, pins_are_bounded)
     cr_assert_eq(blob_pin(bs, d, &err), STORE_E_FULL);
     cr_assert(strstr(err.msg, "pins"), "message: %s", err.msg);
     d[5] = 0;
-    cr_assert_eq(blob_pin(bs, d, &err), 0, "a digest pinned already counts once more: %s",
-                 err.msg);
+    cr_assert_eq(blob_pin(bs, d, &err), 0, "a digest pinned already counts once more: %s", err.msg);
     cr_assert_eq(blob_unpin(bs, d, &err), 0);
     cr_assert_eq(blob_unpin(bs, d, &err), 0);
     d[5] = 1;
