@@ -227,6 +227,7 @@ Test(blob, begin_of_existing_digest_reports_exists_and_makes_no_tmp_file)
     cr_assert_eq(blob_upload_begin(bs, 10000, d, id, &exists, &err), 0, "%s", err.msg);
     cr_assert_eq(exists, 1);
     cr_assert_eq(id[0], '\0', "no upload id for a dedup");
+    cr_assert_eq(blob_remove(bs, d, &err), 1, "the dedup begin's pin is held");
     cr_assert_eq(count_files("blobs/tmp"), 0, "a dedup begin made a tmp file");
     cr_assert_eq(blobs_stored(), 1);
     free(data);
@@ -522,6 +523,11 @@ Test(blob, two_uploads_of_the_same_bytes_leave_one_blob)
     cr_assert_eq(blobs_stored(), 1);
     cr_assert_eq(count_files("blobs/tmp"), 0);
     cr_assert_eq(blob_verify(bs, d, &err), 0, "%s", err.msg);
+    /* each commit, the one that found the blob in place included, handed a pin over */
+    cr_assert_eq(blob_unpin(bs, d, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_unpin(bs, d, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_unpin(bs, d, &err), STORE_E_NOT_FOUND);
+    cr_assert_eq(blob_upload_find(bs, 20000, d, a, &err), STORE_E_NOT_FOUND);
     free(data);
 }
 
