@@ -772,8 +772,12 @@ int track_spool_deliver(struct track_client *c, int all, struct track_sync_repor
 
     if (!r)
         r = &local;
+    if (err)
+        err->code = 0;
     rc = cl_spool_deliver(c, 3600 * 1000, all, r, err);
-    if (rc > 0)
+    if (rc > 0 && err && err->code) /* the spool's lock stayed held */
+        rc = err->code;
+    else if (rc > 0)
         rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool delivery took longer than an hour");
     if (rc == 0) {
         c->down_until_ms = 0;

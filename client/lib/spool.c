@@ -455,7 +455,8 @@ static int move_aside(struct track_client *c, struct spool *sp, struct cl_spool_
 
 /* Opens and locks the spool (creating it when `create`), waiting for the
  * lock until the call's deadline. 0 with sp filled, 1 when there is no
- * spool (and !create), or a negative code. */
+ * spool (and !create), 2 when another process held the lock all that time
+ * (err says so), or a negative code. */
 static int spool_open(struct track_client *c, int create, struct spool *sp,
                       struct cl_spool_note *note, struct track_err *err)
 {
@@ -490,10 +491,10 @@ static int spool_open(struct track_client *c, int create, struct spool *sp,
             }
             if (wire_mono_ms() >= give_up) {
                 close(fd);
-                return cl_fail(err, TRACK_E_UNAVAILABLE,
-                               "spool %s is held by another process for longer than this "
-                               "call's %d ms",
-                               c->spool_path, c->timeout_ms);
+                cl_fail(err, TRACK_E_UNAVAILABLE,
+                        "spool %s is held by another process for longer than this call's %d ms",
+                        c->spool_path, c->timeout_ms);
+                return 2;
             }
             struct timespec ts = {0, 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -716,7 +717,7 @@ int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len,
     rc = spool_open(c, 1, &sp, note, err);
     if (rc) {
         free(frame);
-        return rc < 0 ? rc : TRACK_E_UNAVAILABLE;
+        return rc < 0 ? rc : TRACK_E_UNAVAILABLE; /* the lock stayed held */
     }
     if ((off_t)sp.end != sp.size && (rc = fix_tail(c, &sp, note, err)))
         goto out;
@@ -909,7 +910,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
     if (rc == 1)
         return 0;
     if (rc)
-        return rc;
+        return rc; /* 2: the lock stayed held */
     if (!d->walking || sp.ino != d->ino || sp.gen != d->gen) {
         /* a fresh walk: the file was rewritten since the last slice */
         d->pos = d->first_keep = (off_t)sp.first_live;
@@ -1047,6 +1048,11 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct trac
             break;
         }
         rc = deliver_slice(d, slice < d->deadline ? slice : d->deadline, err);
+        if (rc == 2) {
+            /* not the server's fault: the spool is busy; err says why */
+            rc = 1;
+            break;
+        }
         if (rc != 1)
             break;
     }
@@ -1076,12 +1082,22 @@ int cl_spool_walk(struct track_client *c,
     struct walk w;
     struct rec rec;
     char uri[URI_MAX + 1];
-    int rc = spool_open(c, 0, &sp, NULL, err), got;
+    struct cl_spool_note note = {0};
+    int rc = spool_open(c, 0, &sp, &note, err), got;
 
+    if (note.moved[0] && r) {
+        snprintf(r->moved, sizeof(r->moved), "%s", note.moved);
+        r->salvaged = note.salvaged;
+    } else if (note.moved[0]) {
+        fprintf(stderr,
+                "track: warning: spool %s had a damaged header: moved it to %s, kept the %d "
+                "valid records found in it\n",
+                c->spool_path, note.moved, note.salvaged);
+    }
     if (rc == 1)
         return 0;
     if (rc)
-        return rc;
+        return rc < 0 ? rc : TRACK_E_UNAVAILABLE;
     walk_init(&w, sp.fd, (off_t)sp.first_live, sp.size);
     while ((got = walk_next(&w, &rec)) == 1) {
         if (rec.state == STATE_DONE)
