@@ -557,11 +557,10 @@ static int fix_tail(struct track_client *c, struct spool *sp, struct cl_spool_no
     struct walk w;
     struct rec r;
     int rc;
-    off_t from = (off_t)sp->first_live;
 
-    if (sp->end >= sp->first_live && (off_t)sp->end <= sp->size)
-        from = (off_t)sp->end; /* what was appended before it checked out then */
-    walk_init(&w, sp->fd, from, sp->size);
+    /* from the first live record, not from the recorded end: bytes may have
+     * moved, and a valid record straddling that end must not be cut */
+    walk_init(&w, sp->fd, (off_t)sp->first_live, sp->size);
     while ((rc = walk_next(&w, &r)) == 1)
         ;
     free(w.b.p);

@@ -185,6 +185,15 @@ static int record_offsets(const char *path, long *offs, int max)
     size_t n = fread(buf, 1, sizeof(buf), f);
     fclose(f);
     int k = 0;
+    if (n >= 12 && buf[8] == 1) {
+        /* version 1 (before records were framed): 32-byte header, records
+         * of u32 length | 16-byte digest | payload */
+        for (size_t i = 32; i + 20 <= n && k < max; k++) {
+            offs[k] = (long)i;
+            i += 20 + (buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16 | (size_t)buf[i + 3] << 24);
+        }
+        return k;
+    }
     for (size_t i = 64; i + 4 <= n && k < max; i++)
         if (memcmp(buf + i, "TRKR", 4) == 0)
             offs[k++] = (long)i;
