@@ -146,20 +146,20 @@ int track_spool_pending(struct track_client *c, int64_t *requests, int64_t *byte
 /* What one delivery of the spool did. Every spooled request belongs to the
  * server it was written for and is only ever sent there. */
 struct track_sync_report {
-    int delivered;               /* applied by their servers */
-    int rejected;                /* refused for good: moved to rejected_path with the reason */
-    int rejected_code;           /* the first one's code */
-    int kept;                    /* left in the spool, in order, for a later sync */
-    int other_servers;           /* left for other servers (a delivery of one server only) */
-    int damaged;                 /* damaged stretches of the spool skipped (their bytes lost) */
+    int delivered;     /* applied by their servers */
+    int rejected;      /* refused for good: moved to rejected_path with the reason */
+    int rejected_code; /* the first one's code */
+    int kept;          /* left in the spool, in order, for a later sync */
+    int other_servers; /* left for other servers (a delivery of one server only) */
+    int damaged;       /* damaged stretches of the spool skipped (their bytes lost) */
     int64_t damaged_bytes;
-    int n_rejected_reasons;      /* the first reasons: "SERVER: CODE: message" */
+    int n_rejected_reasons; /* the first reasons: "SERVER: CODE: message" */
     char rejected_reasons[3][300];
-    int n_kept_reasons;          /* why records were kept, one per server */
+    int n_kept_reasons; /* why records were kept, one per server */
     char kept_reasons[4][300];
-    char rejected_path[1200];    /* set when something was rejected */
-    char moved[1200];            /* a spool with a damaged header, moved aside to here */
-    int salvaged;                /* valid records taken from it into a new spool */
+    char rejected_path[1200]; /* set when something was rejected */
+    char moved[1200];         /* a spool with a damaged header, moved aside to here */
+    int salvaged;             /* valid records taken from it into a new spool */
 };
 /* Delivers the spool: every server's records (all = 1) or this client's
  * server's only (all = 0), each to its own server. A request refused for good

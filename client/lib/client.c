@@ -213,13 +213,10 @@ static void spool_warn(const struct track_client *c, const struct track_sync_rep
                 c->spool_path, r->moved, r->salvaged);
     if (r->damaged)
         fprintf(stderr, "track: warning: spool %s: skipped %d damaged record%s (%lld bytes)\n",
-                c->spool_path, r->damaged, r->damaged == 1 ? "" : "s",
-                (long long)r->damaged_bytes);
+                c->spool_path, r->damaged, r->damaged == 1 ? "" : "s", (long long)r->damaged_bytes);
     if (r->rejected)
-        fprintf(stderr,
-                "track: warning: %d spooled request%s refused for good, moved to %s: %s\n",
-                r->rejected, r->rejected == 1 ? "" : "s", r->rejected_path,
-                r->rejected_reasons[0]);
+        fprintf(stderr, "track: warning: %d spooled request%s refused for good, moved to %s: %s\n",
+                r->rejected, r->rejected == 1 ? "" : "s", r->rejected_path, r->rejected_reasons[0]);
 }
 
 static void mark_down(struct track_client *c)
@@ -758,9 +755,9 @@ int track_sync(struct track_client *c, int *sent, struct track_err *err)
     if (sent)
         *sent = r.delivered;
     if (rc == 0 && r.rejected)
-        rc = cl_fail(err, r.rejected_code, "%d spooled request%s refused for good (moved to %s): %s",
-                     r.rejected, r.rejected == 1 ? "" : "s", r.rejected_path,
-                     r.rejected_reasons[0]);
+        rc =
+            cl_fail(err, r.rejected_code, "%d spooled request%s refused for good (moved to %s): %s",
+                    r.rejected, r.rejected == 1 ? "" : "s", r.rejected_path, r.rejected_reasons[0]);
     return rc;
 }
 

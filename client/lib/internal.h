@@ -88,9 +88,10 @@ int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len,
 /* Delivers spooled requests in order, each to its own server (all = 1) or
  * c's only (all = 0), until none is left, a server fails, or budget_ms (and
  * c->deadline_ms, when set) passes. r (may be NULL) is filled. Returns 0 when
- * nothing is left to deliver, 1 when the time ran out with records left,
- * TRACK_E_UNAVAILABLE (or the code a server answered) when records were
- * kept, another negative code on a spool error. */
+ * nothing is left to deliver, 1 when the time ran out with records left (or
+ * another process held the lock all that time: err says so),
+ * TRACK_E_UNAVAILABLE when records were kept, another negative code on a
+ * spool error. */
 int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct track_sync_report *r,
                      struct track_err *err);
 /* Calls fn for each live record in order (stops when fn returns nonzero);

@@ -372,8 +372,8 @@ static int tmp_open(struct track_client *c, char *tmp, size_t len, uint64_t gen,
 }
 
 /* Puts the rewritten file (fd, locked, `used` bytes) in place of the spool. */
-static int tmp_commit(struct track_client *c, struct spool *sp, int fd, const char *tmp,
-                      off_t used, uint64_t gen, struct track_err *err)
+static int tmp_commit(struct track_client *c, struct spool *sp, int fd, const char *tmp, off_t used,
+                      uint64_t gen, struct track_err *err)
 {
     struct stat sb;
     uint8_t h[SPOOL_HDR];
@@ -417,8 +417,7 @@ static int move_aside(struct track_client *c, struct spool *sp, struct cl_spool_
         if (r.state == STATE_DONE || used + (r.next - r.off) > c->spool_max)
             continue;
         uint8_t h[REC_HDR];
-        if (full_pread(sp->fd, h, REC_HDR, r.off) < 0 ||
-            full_pwrite(fd, h, REC_HDR, used) < 0 ||
+        if (full_pread(sp->fd, h, REC_HDR, r.off) < 0 || full_pwrite(fd, h, REC_HDR, used) < 0 ||
             full_pwrite(fd, w.b.p, (size_t)r.uri_len + r.len, used + REC_HDR) < 0) {
             rc = -1;
             break;
@@ -438,8 +437,9 @@ static int move_aside(struct track_client *c, struct spool *sp, struct cl_spool_
             rc = -1;
     }
     if (rc) {
-        cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s has a damaged header and cannot be moved aside: %s",
-                c->spool_path, strerror(errno));
+        cl_fail(err, TRACK_E_UNAVAILABLE,
+                "spool %s has a damaged header and cannot be moved aside: %s", c->spool_path,
+                strerror(errno));
         close(fd);
         unlink(tmp);
         return -1;
@@ -473,8 +473,8 @@ static int spool_open(struct track_client *c, int create, struct spool *sp,
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot create spool directory %s: %s", dir,
                        strerror(errno));
     for (int tries = 0;; tries++) {
-        int fd = open(c->spool_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0),
-                      0600);
+        int fd =
+            open(c->spool_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
         if (fd < 0) {
             if (!create && errno == ENOENT)
                 return 1;
@@ -486,8 +486,8 @@ static int spool_open(struct track_client *c, int create, struct spool *sp,
         while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
             if (errno != EWOULDBLOCK && errno != EINTR) {
                 close(fd);
-                return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot lock spool %s: %s",
-                               c->spool_path, strerror(errno));
+                return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot lock spool %s: %s", c->spool_path,
+                               strerror(errno));
             }
             if (wire_mono_ms() >= give_up) {
                 close(fd);
@@ -924,8 +924,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
         }
         int got = walk_next(&w, &r);
         if (got < 0) {
-            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path,
-                         strerror(errno));
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
             break;
         }
         if (w.damaged) {
@@ -1059,10 +1058,11 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct trac
         if (d->t[i].cl)
             track_client_close(d->t[i].cl);
     if (rc == 0 && (d->own_kept || (all && r->kept))) {
-        if (d->own_err.code && !all)
-            rc = cl_fail(err, d->own_err.code == TRACK_E_UNAVAILABLE ? TRACK_E_UNAVAILABLE
-                                                                        : d->own_err.code,
-                         "%s", d->own_err.msg);
+        if (d->own_err.code == TRACK_E_UNAVAILABLE && !all)
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "%s", d->own_err.msg);
+        else if (d->own_err.code && !all)
+            rc = cl_fail(err, TRACK_E_UNAVAILABLE, "%s refused a spooled request for now: %s: %s",
+                         c->server, track_code_name(d->own_err.code), d->own_err.msg);
         else
             rc = cl_fail(err, TRACK_E_UNAVAILABLE, "%d spooled requests kept: %s", r->kept,
                          r->n_kept_reasons ? r->kept_reasons[0] : "");

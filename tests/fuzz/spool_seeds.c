@@ -14,8 +14,8 @@
 
 static int spool_some(const char *path, const char *server, int points)
 {
-    struct track_opts o = {.server = server, .spool_path = path, .timeout_ms = 50,
-                           .flush_points = 5};
+    struct track_opts o = {
+        .server = server, .spool_path = path, .timeout_ms = 50, .flush_points = 5};
     struct track_client *c;
     struct track_err err = {0};
     track_run_id id;

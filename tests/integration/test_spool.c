@@ -50,10 +50,10 @@ TestSuite(spool, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- nn_send, cut between a flush's batches ------------------------------ */
 
-static int hook_at = -1;           /* the send (counted from arming) to act on; -1: off */
-static int hook_sends;             /* sends since arming */
-static int hook_refuse;            /* 1: rename the run in that frame; 0: kill the daemon */
-static char hook_run[33];          /* the run's id as it appears in the frame */
+static int hook_at = -1;  /* the send (counted from arming) to act on; -1: off */
+static int hook_sends;    /* sends since arming */
+static int hook_refuse;   /* 1: rename the run in that frame; 0: kill the daemon */
+static char hook_run[33]; /* the run's id as it appears in the frame */
 static struct fx_daemon *hook_daemon;
 
 int nn_send(int s, const void *buf, size_t len, int flags);
@@ -112,8 +112,8 @@ static size_t steps_of(struct fx_daemon *dd, const char *run, const char *key, i
         int64_t next;
         int more;
         struct track_err err = {0};
-        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n,
-                                      &next, &more, &err);
+        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
+                                      &more, &err);
         if (rc == TRACK_E_NOT_FOUND)
             break;
         cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
@@ -217,8 +217,8 @@ static void assert_steps(const char *hex, const int64_t *want, size_t n_want)
     size_t n = steps_of(&d, hex, "loss", got, 64);
     cr_assert_eq(n, n_want, "%zu points stored, expected %zu", n, n_want);
     for (size_t i = 0; i < n; i++)
-        cr_assert_eq(got[i], want[i], "point %zu: step %lld, expected %lld", i,
-                     (long long)got[i], (long long)want[i]);
+        cr_assert_eq(got[i], want[i], "point %zu: step %lld, expected %lld", i, (long long)got[i],
+                     (long long)want[i]);
 }
 
 /* ---- item 1: damage stays local ------------------------------------------- */
@@ -483,8 +483,7 @@ Test(spool, records_refused_for_now_stay_in_order_until_the_disk_has_room, .time
     int rc = track_spool_deliver(c, 1, &r, &err);
     cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
     cr_assert_eq(r.delivered, 0, "%d delivered to a full disk", r.delivered);
-    cr_assert_eq(r.rejected, 0, "a record refused for now was rejected: %s",
-                 r.rejected_reasons[0]);
+    cr_assert_eq(r.rejected, 0, "a record refused for now was rejected: %s", r.rejected_reasons[0]);
     cr_assert_eq(r.kept, 3, "%d kept", r.kept);
     cr_assert(strstr(r.kept_reasons[0], "RESOURCE_EXHAUSTED") ||
                   strstr(r.kept_reasons[0], "INTERNAL"),
@@ -566,8 +565,7 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
     /* B comes up: its records go to B, never to A */
     cr_assert_eq(fx_daemon_restart(&b, NULL), 0);
     rc = track_spool_deliver(cs, 1, &r, &err);
-    cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "the TCP server's records are still kept: %s",
-                 err.msg);
+    cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "the TCP server's records are still kept: %s", err.msg);
     cr_assert_eq(r.delivered, 2);
     cr_assert_eq(r.kept, 2);
     track_client_close(cs);
@@ -615,8 +613,7 @@ Test(spool, a_full_spool_keeps_the_run_start_and_the_newest_points)
         struct track_err e = {0};
         cr_assert_eq(track_log_metric(c, "loss", (double)i, i, 0, &e), 0, "%s", e.msg);
         if (e.code == TRACK_E_SPOOLED) {
-            cr_assert(strstr(e.msg, "and then the") == NULL, "dropped more than points: %s",
-                      e.msg);
+            cr_assert(strstr(e.msg, "and then the") == NULL, "dropped more than points: %s", e.msg);
             dropped += dropped_points_in(e.msg);
         }
     }
