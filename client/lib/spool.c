@@ -898,7 +898,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
     struct spool sp;
     struct walk w;
     struct rec r;
-    int rc, done = 0;
+    int rc, done = 0, at_end = 0;
 
     struct cl_spool_note note = {0};
     rc = spool_open(c, 0, &sp, &note, err);
@@ -938,9 +938,8 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
             if (w.last_bad >= 0 && ftruncate(sp.fd, w.last_bad) == 0) {
                 /* a torn tail: counted as damaged above */
                 sp.size = w.last_bad;
-                sp.end = (uint64_t)sp.size;
             }
-            done = 1;
+            done = at_end = 1;
             break;
         }
         if (r.state == STATE_DONE) {
@@ -1005,8 +1004,12 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
         if (rewrite(c, &sp, NULL, 0, NULL, &e2) == 0)
             d->walking = 0;
     } else if (rc >= 0) {
-        if ((uint64_t)d->first_keep > sp.first_live) {
-            sp.first_live = (uint64_t)d->first_keep;
+        int tail_checked = at_end && sp.end != (uint64_t)sp.size;
+        if ((uint64_t)d->first_keep > sp.first_live || tail_checked) {
+            if ((uint64_t)d->first_keep > sp.first_live)
+                sp.first_live = (uint64_t)d->first_keep;
+            if (tail_checked)
+                sp.end = (uint64_t)sp.size; /* walked to here: it ends well */
             write_header(&sp);
         }
         if (done)
