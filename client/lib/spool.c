@@ -1025,14 +1025,15 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct trac
                      struct track_err *err)
 {
     struct track_sync_report local;
-    struct delivery *d = calloc(1, sizeof(*d));
+    struct delivery *d;
     int rc = 0;
 
-    if (!d)
-        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
     if (!r)
         r = &local;
     memset(r, 0, sizeof(*r));
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
     d->c = c;
     d->all = all;
     d->r = r;
