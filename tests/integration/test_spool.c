@@ -1,9 +1,9 @@
 /*
  * test_spool.c: what the client said was kept in the spool arrives, or is
  * reported. Fault injection on the spool file (a torn tail, a flipped byte,
- * a damaged header), delivery against a daemon that refuses for good and one
- * whose disk is full, two servers' records in one spool, a full spool, the
- * spool's lock held by another process, a flush of many keys cut between its
+ * a damaged header), delivery against a daemon that refuses for good (the
+ * daemon whose disk is full is in test_spool_full_disk.c), two servers' records in one spool, a
+ * full spool, the spool's lock held by another process, a flush of many keys cut between its
  * batches, and the spool's file modes.
  *
  * Every test runs real trackd processes (tests/support/fixture.h) and the
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -408,102 +407,6 @@ Test(spool, a_request_refused_for_good_goes_to_the_rejected_file)
     cr_assert(strstr(out, "\"delivered\": 0") && strstr(out, "\"rejected\": 0"), "%s", out);
     free(out);
     free(err);
-    PASS();
-}
-
-/* The daemon's disk is full: every record is refused for now and stays, in
- * order, until space comes back. */
-Test(spool, records_refused_for_now_stay_in_order_until_the_disk_has_room, .timeout = 180)
-{
-    char dir[] = "/tmp/track-spoolfull-XXXXXX", data[200], filler[320], spool[320];
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=6m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
-    struct fx_daemon full = {0};
-    snprintf(full.dir, sizeof(full.dir), "%s", data);
-    snprintf(full.uri, sizeof(full.uri), "ipc://%s/trackd.sock", dir);
-    snprintf(full.log, sizeof(full.log), "%s/trackd.log", dir);
-    snprintf(full.spool, sizeof(full.spool), "%s/spool-reader.bin", dir);
-    snprintf(spool, sizeof(spool), "%s/spool.bin", dir);
-    snprintf(filler, sizeof(filler), "%s/filler", data);
-    cr_assert_eq(fx_daemon_restart(&full, NULL), 0, "trackd did not start on the tmpfs");
-
-    struct track_opts o = {.server = full.uri,
-                           .spool_path = spool,
-                           .timeout_ms = 3000,
-                           .flush_points = 20000,
-                           .flush_interval_ms = 3600000};
-    struct track_client *c = NULL;
-    struct track_err err = {0};
-    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
-    track_run_id id;
-    char hex[33];
-    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
-    cr_assert_neq(err.code, TRACK_E_SPOOLED);
-    track_run_id_hex(&id, hex);
-    cr_assert_eq(fx_daemon_stop(&full), 0);
-    /* three batches of points that do not compress, spooled */
-    uint64_t x = 88172645463325252ULL;
-    int64_t step = 0;
-    for (int b = 0; b < 3; b++) {
-        for (int i = 0; i < 20000; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            double v;
-            memcpy(&v, &x, sizeof(v));
-            if (v != v)
-                v = 0.5;
-            cr_assert_eq(track_log_metric(c, "noise", v, step++, 0, &err), 0, "%s", err.msg);
-        }
-        /* the last point made the batch due: it is in the spool already */
-        cr_assert_eq(err.code, TRACK_E_SPOOLED, "batch %d: %s", b, err.msg);
-    }
-    int64_t reqs = 0, bytes = 0;
-    cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
-    cr_assert_eq(reqs, 3, "%lld requests spooled", (long long)reqs);
-    track_client_close(c);
-    cr_assert_eq(fx_daemon_restart(&full, NULL), 0);
-    /* fill the disk to the last byte */
-    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    static char block[64 * 1024];
-    memset(block, 0x5a, sizeof(block));
-    for (int i = 0; i < 1000; i++)
-        if (write(fd, block, sizeof(block)) < (ssize_t)sizeof(block))
-            break;
-    for (int i = 0; i < 100000; i++)
-        if (write(fd, block, 512) <= 0)
-            break;
-    close(fd);
-
-    c = client_for(full.uri, spool, 3000, 0);
-    struct track_sync_report r;
-    int rc = track_spool_deliver(c, 1, &r, &err);
-    cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
-    cr_assert_eq(r.delivered, 0, "%d delivered to a full disk", r.delivered);
-    cr_assert_eq(r.rejected, 0, "a record refused for now was rejected: %s", r.rejected_reasons[0]);
-    cr_assert_eq(r.kept, 3, "%d kept", r.kept);
-    cr_assert(strstr(r.kept_reasons[0], "RESOURCE_EXHAUSTED") ||
-                  strstr(r.kept_reasons[0], "INTERNAL"),
-              "%s", r.kept_reasons[0]);
-    cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
-    cr_assert_eq(reqs, 3, "%lld requests left in the spool", (long long)reqs);
-    /* space comes back: everything arrives, once, in order */
-    unlink(filler);
-    rc = track_spool_deliver(c, 1, &r, &err);
-    cr_assert_eq(rc, 0, "%s", err.msg);
-    cr_assert_eq(r.delivered, 3);
-    track_client_close(c);
-    static int64_t steps[60001];
-    size_t n = steps_of(&full, hex, "noise", steps, 60001);
-    cr_assert_eq(n, 60000, "%zu points stored", n);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(steps[i], (int64_t)i, "point %zu has step %lld", i, (long long)steps[i]);
-    fx_daemon_stop(&full);
-    umount(data);
-    fx_rmtree(dir);
     PASS();
 }
 
