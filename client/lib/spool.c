@@ -770,12 +770,17 @@ static int permanent(int code)
            code == TRACK_E_PERMISSION_DENIED;
 }
 
-static void add_reason(char (*list)[300], int *n, int max, const char *fmt, const char *a,
-                       const char *b, const char *m)
+/* Appends "URI: CODE: message" to a report's list, cut to its size. */
+static void add_reason(char (*list)[300], int *n, int max, const char *uri, const char *code,
+                       const char *msg)
 {
+    char buf[URI_MAX + 1 + 64 + sizeof(((struct track_err *)0)->msg) + 8];
     if (*n >= max)
         return;
-    snprintf(list[*n], sizeof(list[0]), fmt, a, b, m);
+    snprintf(buf, sizeof(buf), "%s: %s%s%s", uri, code, *code ? ": " : "", msg);
+    size_t len = strlen(buf) < sizeof(list[0]) ? strlen(buf) : sizeof(list[0]) - 1;
+    memcpy(list[*n], buf, len);
+    list[*n][len] = '\0';
     (*n)++;
 }
 
@@ -848,8 +853,7 @@ static int send_one(struct delivery *d, struct target *t, const struct rec *r)
                                    .no_spool = 1};
             if (track_client_open(&o, &t->cl, &e)) {
                 t->blocked = 1;
-                add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, "%s%s: %s", t->uri, "",
-                           e.msg);
+                add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, t->uri, "", e.msg);
                 return 1;
             }
         }
@@ -870,7 +874,7 @@ static int send_one(struct delivery *d, struct target *t, const struct rec *r)
     if (permanent(rc) && reject(d, r, t->uri, &e) == 0) {
         if (!d->r->rejected++)
             d->r->rejected_code = rc;
-        add_reason(d->r->rejected_reasons, &d->r->n_rejected_reasons, 3, "%s: %s: %s", t->uri,
+        add_reason(d->r->rejected_reasons, &d->r->n_rejected_reasons, 3, t->uri,
                    track_code_name(rc), e.msg);
         return 0;
     }
@@ -878,8 +882,7 @@ static int send_one(struct delivery *d, struct target *t, const struct rec *r)
     t->blocked = 1;
     if (own)
         d->own_err = e;
-    add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, "%s: %s: %s", t->uri,
-               track_code_name(rc), e.msg);
+    add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, t->uri, track_code_name(rc), e.msg);
     return 1;
 }
 
@@ -958,8 +961,8 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
                 break;
             }
         } else if (!t) {
-            add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, "%s%s%s",
-                       "records of more than ", "32 servers: ", "run track sync again");
+            add_reason(d->r->kept_reasons, &d->r->n_kept_reasons, 4, "(others)", "",
+                       "records of more than 32 servers: run track sync again");
         }
         if (sent == 0) {
             if (mark_done(&sp, r.off) < 0) {
