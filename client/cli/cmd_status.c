@@ -68,12 +68,24 @@ int cmd_status(int argc, char **argv)
     return rc;
 }
 
+static json_t *json_strings(const char (*list)[300], int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_string(list[i]));
+    return a;
+}
+
+/* `track sync`: every spooled request goes to the server it was written
+ * for. Exit 0: all delivered; 1: something was refused for good (see the
+ * rejected file), kept for a later sync, or damaged in the spool. */
 int cmd_sync(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *name = argv[0];
     struct track_err err = {0};
-    int sent = 0, opt;
+    struct track_sync_report r;
+    int opt;
 
     opterr = 0;
     while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
@@ -82,19 +94,52 @@ int cmd_sync(int argc, char **argv)
     if (optind != argc)
         cli_usage_error(name, "unexpected argument \"%s\"", argv[optind]);
     struct track_client *c = cli_client();
-    int rc = track_sync(c, &sent, &err);
+    int rc = track_spool_deliver(c, 1, &r, &err);
     track_client_close(c);
-    if (rc) {
-        cli_error("delivered %d spooled requests, then: %s", sent, err.msg);
+    if (rc && !(rc == TRACK_E_UNAVAILABLE && r.kept)) {
+        cli_error("delivered %d spooled requests, then: %s", r.delivered, err.msg);
         return 1;
     }
+    int bad = r.rejected || r.kept || r.damaged || r.moved[0];
     if (cli_opt.json) {
         json_t *o = json_object();
-        json_object_set_new(o, "delivered", json_integer(sent));
-        return cli_json_print(o);
+        json_object_set_new(o, "delivered", json_integer(r.delivered));
+        json_object_set_new(o, "rejected", json_integer(r.rejected));
+        json_object_set_new(o, "kept", json_integer(r.kept));
+        json_object_set_new(o, "damaged", json_integer(r.damaged));
+        json_object_set_new(o, "damaged_bytes", json_integer(r.damaged_bytes));
+        json_object_set_new(o, "rejected_file",
+                            r.rejected ? json_string(r.rejected_path) : json_null());
+        json_object_set_new(o, "rejected_reasons",
+                            json_strings(r.rejected_reasons, r.n_rejected_reasons));
+        json_object_set_new(o, "kept_reasons", json_strings(r.kept_reasons, r.n_kept_reasons));
+        json_object_set_new(o, "moved_to", r.moved[0] ? json_string(r.moved) : json_null());
+        json_object_set_new(o, "salvaged", json_integer(r.salvaged));
+        rc = cli_json_print(o);
+        return rc ? rc : bad;
     }
-    printf("delivered %d spooled requests\n", sent);
-    return 0;
+    printf("delivered %d spooled requests\n", r.delivered);
+    fflush(stdout);
+    if (r.moved[0])
+        cli_warn("the spool's header was damaged: moved it to %s; kept the %d valid records "
+                 "found in it",
+                 r.moved, r.salvaged);
+    if (r.damaged)
+        cli_warn("skipped %d damaged spool record%s (%lld bytes): lost", r.damaged,
+                 r.damaged == 1 ? "" : "s", (long long)r.damaged_bytes);
+    if (r.rejected) {
+        cli_error("%d spooled request%s refused for good, moved to %s:", r.rejected,
+                  r.rejected == 1 ? "" : "s", r.rejected_path);
+        for (int i = 0; i < r.n_rejected_reasons; i++)
+            fprintf(stderr, "  %s\n", r.rejected_reasons[i]);
+    }
+    if (r.kept) {
+        cli_error("%d spooled request%s kept for a later `track sync`:", r.kept,
+                  r.kept == 1 ? "" : "s");
+        for (int i = 0; i < r.n_kept_reasons; i++)
+            fprintf(stderr, "  %s\n", r.kept_reasons[i]);
+    }
+    return bad;
 }
 
 int cmd_backup(int argc, char **argv)

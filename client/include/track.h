@@ -134,10 +134,42 @@ int track_log_metric(struct track_client *c, const char *key, double value, int6
                      int64_t time_ms, struct track_err *err);
 /* Sends everything buffered (err->code TRACK_E_SPOOLED when it was spooled). */
 int track_flush(struct track_client *c, struct track_err *err);
-/* Delivers the spool. *sent is the number of spooled requests delivered. */
+/* Delivers this client's server's spooled requests. *sent is the number
+ * delivered. 0 when all were delivered; TRACK_E_UNAVAILABLE when some are
+ * kept for later; the first rejection's code when some were refused for good
+ * (moved to the rejected file; see track_spool_deliver). */
 int track_sync(struct track_client *c, int *sent, struct track_err *err);
 /* Requests waiting in the spool, and its size in bytes. */
 int track_spool_pending(struct track_client *c, int64_t *requests, int64_t *bytes,
+                        struct track_err *err);
+
+/* What one delivery of the spool did. Every spooled request belongs to the
+ * server it was written for and is only ever sent there. */
+struct track_sync_report {
+    int delivered;     /* applied by their servers */
+    int rejected;      /* refused for good: moved to rejected_path with the reason */
+    int rejected_code; /* the first one's code */
+    int kept;          /* left in the spool, in order, for a later sync */
+    int other_servers; /* left for other servers (a delivery of one server only) */
+    int damaged;       /* damaged stretches of the spool skipped (their bytes lost) */
+    int64_t damaged_bytes;
+    int n_rejected_reasons; /* the first reasons: "SERVER: CODE: message" */
+    char rejected_reasons[3][300];
+    int n_kept_reasons; /* why records were kept, one per server */
+    char kept_reasons[4][300];
+    char rejected_path[1200]; /* set when something was rejected */
+    char moved[1200];         /* a spool with a damaged header, moved aside to here */
+    int salvaged;             /* valid records taken from it into a new spool */
+};
+/* Delivers the spool: every server's records (all = 1) or this client's
+ * server's only (all = 0), each to its own server. A request refused for good
+ * (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, CONFLICT, PERMISSION_DENIED)
+ * goes to `<spool>.rejected`; one refused for now (RESOURCE_EXHAUSTED,
+ * UNAVAILABLE, INTERNAL, UNAUTHENTICATED) or for an unreachable server stays,
+ * with that server's later ones. Returns 0 when nothing is left to deliver,
+ * TRACK_E_UNAVAILABLE when records were kept, another negative code when the
+ * spool could not be read; r (may be NULL) says what happened either way. */
+int track_spool_deliver(struct track_client *c, int all, struct track_sync_report *r,
                         struct track_err *err);
 
 /* ---- reads --------------------------------------------------------------- */

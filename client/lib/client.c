@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -164,24 +165,59 @@ static int spool_it(struct track_client *c, const uint8_t *req, size_t len, cons
                     struct track_err *err)
 {
     struct track_err e2 = {0};
+    struct cl_spool_note n;
+    char extra[1400] = "";
+    size_t used = 0;
+
     if (c->no_spool)
         return cl_fail(err, TRACK_E_UNAVAILABLE, "%s", why);
-    int dropped = 0;
-    int rc = cl_spool_append(c, req, len, &dropped, &e2);
+    int rc = cl_spool_append(c, req, len, &n, &e2);
     if (rc) {
         if (err)
             *err = e2;
         return rc;
     }
-    if (dropped)
-        cl_fail(err, TRACK_E_SPOOLED,
-                "%s; kept in the spool %s, which is full: dropped the %d oldest spooled "
-                "request%s to make room",
-                why, c->spool_path, dropped, dropped == 1 ? "" : "s");
-    else
-        cl_fail(err, TRACK_E_SPOOLED, "%s; kept in the spool %s for later delivery", why,
-                c->spool_path);
+    /* say exactly what the append cost: nothing is lost without a word */
+    if (n.moved[0])
+        used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+                                 "; its header was damaged: moved it to %s and kept the %d valid "
+                                 "records found in it",
+                                 n.moved, n.salvaged);
+    if (n.cut_bytes && used < sizeof(extra))
+        used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+                                 "; cut a torn record of %lld bytes off its end",
+                                 (long long)n.cut_bytes);
+    if ((n.dropped_batches || n.dropped_other) && used < sizeof(extra))
+        used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+                                 "; it was full: dropped the %d oldest spooled metric batch%s "
+                                 "(%lld points)",
+                                 n.dropped_batches, n.dropped_batches == 1 ? "" : "es",
+                                 (long long)n.dropped_points);
+    if (n.dropped_other && used < sizeof(extra))
+        snprintf(extra + used, sizeof(extra) - used,
+                 " and then the %d oldest other requests (run starts and ends, params, tags)",
+                 n.dropped_other);
+    cl_fail(err, TRACK_E_SPOOLED, "%s; kept in the spool %s for later delivery%s", why,
+            c->spool_path, extra);
     return 0;
+}
+
+/* What a delivery nobody asked for (before a write) found: the one place
+ * libtrack writes to stderr, since these records would otherwise be
+ * lost or set aside without a word. */
+static void spool_warn(const struct track_client *c, const struct track_sync_report *r)
+{
+    if (r->moved[0])
+        fprintf(stderr,
+                "track: warning: spool %s had a damaged header: moved it to %s, kept the %d "
+                "valid records found in it\n",
+                c->spool_path, r->moved, r->salvaged);
+    if (r->damaged)
+        fprintf(stderr, "track: warning: spool %s: skipped %d damaged record%s (%lld bytes)\n",
+                c->spool_path, r->damaged, r->damaged == 1 ? "" : "s", (long long)r->damaged_bytes);
+    if (r->rejected)
+        fprintf(stderr, "track: warning: %d spooled request%s refused for good, moved to %s: %s\n",
+                r->rejected, r->rejected == 1 ? "" : "s", r->rejected_path, r->rejected_reasons[0]);
 }
 
 static void mark_down(struct track_client *c)
@@ -192,43 +228,63 @@ static void mark_down(struct track_client *c)
         c->down_backoff_ms = DOWN_BACKOFF_MAX;
 }
 
+/* One deadline per public call, set by the outermost: 1 when this caller
+ * set it (and must clear it with call_end). */
+static int call_begin(struct track_client *c)
+{
+    if (c->deadline_ms)
+        return 0;
+    c->deadline_ms = wire_mono_ms() + c->timeout_ms;
+    return 1;
+}
+
+static void call_end(struct track_client *c, int owned)
+{
+    if (owned)
+        c->deadline_ms = 0;
+}
+
 int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
              struct track_err *err)
 {
     Track__V1__Response *rs = NULL;
     struct track_err e2 = {0};
-    int rc;
+    int rc, owned;
 
     if (out)
         *out = NULL;
     if (err)
         err->code = 0;
-    if (c->down_until_ms && wire_mono_ms() < c->down_until_ms)
-        return spool_it(c, req, len, "trackd was unreachable moments ago", err);
-    /* the whole write, spool delivery included, fits in one timeout */
-    c->deadline_ms = wire_mono_ms() + c->timeout_ms;
+    /* the whole write, spool delivery and append included, fits in one
+     * timeout (the enclosing call's, when there is one) */
+    owned = call_begin(c);
+    if (c->down_until_ms && wire_mono_ms() < c->down_until_ms) {
+        rc = spool_it(c, req, len, "trackd was unreachable moments ago", err);
+        goto out;
+    }
     /* older spooled writes go first, so a run's points keep their order */
     if (!c->no_spool) {
-        rc = cl_spool_deliver(c, c->timeout_ms, NULL, &e2);
+        struct track_sync_report r;
+        rc = cl_spool_deliver(c, c->timeout_ms, 0, &r, &e2);
+        spool_warn(c, &r);
         if (rc) {
-            c->deadline_ms = 0;
             if (rc < 0)
                 mark_down(c);
-            return spool_it(c, req, len,
-                            rc > 0 ? "older spooled writes are still being delivered" : e2.msg,
-                            err);
+            rc = spool_it(c, req, len,
+                          rc > 0 ? "older spooled writes are still being delivered" : e2.msg, err);
+            goto out;
         }
     }
     rc = cl_roundtrip(c, req, len, &rs, &e2);
-    c->deadline_ms = 0;
     if (rc == TRACK_E_UNAVAILABLE) {
         mark_down(c);
-        return spool_it(c, req, len, e2.msg, err);
+        rc = spool_it(c, req, len, e2.msg, err);
+        goto out;
     }
     if (rc) {
         if (err)
             *err = e2;
-        return rc;
+        goto out;
     }
     c->down_until_ms = 0;
     c->down_backoff_ms = DOWN_BACKOFF_MIN;
@@ -237,6 +293,8 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
         *out = rs;
     else
         track__v1__response__free_unpacked(rs, NULL);
+out:
+    call_end(c, owned);
     return rc;
 }
 
@@ -321,7 +379,7 @@ int track_run_start(struct track_client *c, const struct track_run_opts *o, trac
     char msg[400];
     uint8_t rid[16];
     size_t len, n;
-    int rc;
+    int rc, owned = 0;
 
     if (!o)
         o = &none;
@@ -338,6 +396,7 @@ int track_run_start(struct track_client *c, const struct track_run_opts *o, trac
         rc = check_kvs("tag", o->tags, o->n_tags, err);
     if (rc)
         return rc;
+    owned = call_begin(c); /* the flush and the start within one timeout */
     rc = track_flush(c, NULL);
     n = o->n_params + o->n_tags;
     if (n) {
@@ -374,6 +433,7 @@ int track_run_start(struct track_client *c, const struct track_run_opts *o, trac
     if (id)
         memcpy(id->b, rid, 16);
 out:
+    call_end(c, owned);
     free(kvs);
     free(ptrs);
     return rc;
@@ -440,8 +500,10 @@ int track_run_end(struct track_client *c, int status, struct track_err *err)
         return rc;
     if (status < TRACK_FINISHED || status > TRACK_KILLED)
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "status: must be finished, failed or killed");
+    int owned = call_begin(c); /* the flush and the end within one timeout */
     rc = track_flush(c, &ferr);
     if (rc) {
+        call_end(c, owned);
         if (err)
             *err = ferr;
         return rc;
@@ -454,6 +516,7 @@ int track_run_end(struct track_client *c, int status, struct track_err *err)
     rc = cl_pack(c, &rq, &len, err);
     if (!rc)
         rc = cl_write(c, c->pack, len, NULL, err);
+    call_end(c, owned);
     return rc;
 }
 
@@ -650,14 +713,18 @@ int track_flush(struct track_client *c, struct track_err *err)
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__LogBatch lb = TRACK__V1__LOG_BATCH__INIT;
     Track__V1__MetricSeries ms[64], *mp[64];
-    size_t len, i = 0;
-    int rc = 0;
+    size_t idx[64], len, i = 0;
+    int rc = 0, owned;
 
     if (err)
         err->code = 0;
     if (c->buffered == 0)
         return 0;
-    /* 64 series per batch: a loop with more keys sends several batches */
+    owned = call_begin(c); /* every batch of this flush within one timeout */
+    /* 64 series per batch: a loop with more keys sends several batches. A
+     * batch leaves the buffer exactly when the daemon answered it (applied,
+     * or refused for good) or it is in the spool; one that could be neither
+     * stays, with every later one, for the next flush */
     while (i < c->n_series) {
         size_t k = 0;
         for (; i < c->n_series && k < 64; i++) {
@@ -673,6 +740,7 @@ int track_flush(struct track_client *c, struct track_err *err)
             ms[k].values = s->values;
             ms[k].n_values = s->n;
             mp[k] = &ms[k];
+            idx[k] = i;
             k++;
         }
         if (!k)
@@ -692,31 +760,61 @@ int track_flush(struct track_client *c, struct track_err *err)
                     k--;
             lb.n_metrics = k;
         }
-        rc = cl_pack(c, &rq, &len, err);
-        if (!rc) {
-            struct track_err e2 = {0};
-            rc = cl_write(c, c->pack, len, NULL, &e2);
-            if (err && (rc || e2.code))
-                *err = e2;
-        }
-        if (rc)
+        struct track_err e2 = {0};
+        int brc = cl_pack(c, &rq, &len, &e2);
+        if (!brc)
+            brc = cl_write(c, c->pack, len, NULL, &e2);
+        if (brc == TRACK_E_UNAVAILABLE) {
+            if (!rc) {
+                rc = brc;
+                if (err)
+                    *err = e2;
+            }
             break;
+        }
+        for (size_t j = 0; j < k; j++) {
+            c->buffered -= c->series[idx[j]].n;
+            c->series[idx[j]].n = 0;
+        }
+        /* the first refusal is the one reported; later batches still go */
+        if (!rc && err && (brc || e2.code))
+            *err = e2; /* a refusal, or TRACK_E_SPOOLED saying where it went */
+        if (!rc)
+            rc = brc;
     }
-    if (rc == 0 || rc != TRACK_E_UNAVAILABLE) {
-        /* delivered, spooled, or refused for good: either way not resent */
-        for (size_t j = 0; j < c->n_series; j++)
-            c->series[j].n = 0;
-        c->buffered = 0;
-    }
+    call_end(c, owned);
     return rc;
 }
 
 int track_sync(struct track_client *c, int *sent, struct track_err *err)
 {
+    struct track_sync_report r;
     int rc = track_flush(c, NULL);
     (void)rc;
-    rc = cl_spool_deliver(c, 3600 * 1000, sent, err);
-    if (rc > 0)
+    rc = track_spool_deliver(c, 0, &r, err);
+    if (sent)
+        *sent = r.delivered;
+    if (rc == 0 && r.rejected)
+        rc =
+            cl_fail(err, r.rejected_code, "%d spooled request%s refused for good (moved to %s): %s",
+                    r.rejected, r.rejected == 1 ? "" : "s", r.rejected_path, r.rejected_reasons[0]);
+    return rc;
+}
+
+int track_spool_deliver(struct track_client *c, int all, struct track_sync_report *r,
+                        struct track_err *err)
+{
+    struct track_sync_report local;
+    int rc;
+
+    if (!r)
+        r = &local;
+    if (err)
+        err->code = 0;
+    rc = cl_spool_deliver(c, 3600 * 1000, all, r, err);
+    if (rc > 0 && err && err->code) /* the spool's lock stayed held */
+        rc = err->code;
+    else if (rc > 0)
         rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool delivery took longer than an hour");
     if (rc == 0) {
         c->down_until_ms = 0;

@@ -85,16 +85,34 @@ int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
 void cl_disconnect(struct track_client *c);
 
 /* ---- spool.c ---- */
-/* Appends one packed request. */
-/* Appends one packed request; when the spool is full the oldest records
- * are dropped first and *dropped says how many. */
-int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len, int *dropped,
-                    struct track_err *err);
-/* Delivers spooled requests in order until the spool is empty, the daemon
- * fails, or budget_ms passes. *sent counts delivered requests. Returns 0
- * when the spool is now empty, 1 when the budget ran out with records left,
- * or a negative code (TRACK_E_UNAVAILABLE: the daemon failed). */
-int cl_spool_deliver(struct track_client *c, int budget_ms, int *sent, struct track_err *err);
+/* What an append had to do besides appending. */
+struct cl_spool_note {
+    int dropped_batches;    /* the spool was full: metric batches dropped, oldest first */
+    int64_t dropped_points; /* their points */
+    int dropped_other;      /* then other records (run starts and ends, params, tags) */
+    int64_t cut_bytes;      /* a torn record cut off the end */
+    char moved[1200];       /* a spool with a damaged header, moved aside to here */
+    int salvaged;           /* valid records taken from it */
+};
+/* Appends one packed request for c's server, waiting for the lock no later
+ * than c->deadline_ms (or one timeout when unset). note (may be NULL) says
+ * what else happened. */
+int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len,
+                    struct cl_spool_note *note, struct track_err *err);
+/* Delivers spooled requests in order, each to its own server (all = 1) or
+ * c's only (all = 0), until none is left, a server fails, or budget_ms (and
+ * c->deadline_ms, when set) passes. r (may be NULL) is filled. Returns 0 when
+ * nothing is left to deliver, 1 when the time ran out with records left (or
+ * another process held the lock all that time: err says so),
+ * TRACK_E_UNAVAILABLE when records were kept, another negative code on a
+ * spool error. */
+int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct track_sync_report *r,
+                     struct track_err *err);
+/* Calls fn for each live record in order (stops when fn returns nonzero);
+ * damaged stretches go into r (may be NULL). */
+int cl_spool_walk(struct track_client *c,
+                  int (*fn)(void *arg, const char *uri, const uint8_t *req, size_t len), void *arg,
+                  struct track_sync_report *r, struct track_err *err);
 int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err);
 
 /* ---- client.c ---- */

@@ -1,0 +1,159 @@
+/*
+ * test_spool_full_disk.c: spooled records that the daemon refuses for now
+ * (its disk is full) stay in the spool, in order, and arrive once space
+ * comes back. A suite of its own: it mounts a small tmpfs (root only, else
+ * skipped) and runs for seconds, and Criterion's runner leaks a little of
+ * its own memory when such a test finishes beside short ones (--jobs 2).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "track.h"
+
+static struct track_client *client_for(const char *uri, const char *spool, int timeout_ms,
+                                       int no_spool)
+{
+    struct track_opts o = {.server = uri,
+                           .spool_path = spool,
+                           .timeout_ms = timeout_ms,
+                           .no_spool = no_spool,
+                           .flush_interval_ms = 3600000};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
+    return c;
+}
+
+/* Every step of RUN's KEY on daemon dd, in logged order; returns the count. */
+static size_t steps_of(struct fx_daemon *dd, const char *run, const char *key, int64_t *out,
+                       size_t max)
+{
+    struct track_client *c = client_for(dd->uri, dd->spool, 5000, 1);
+    int64_t seq = 0;
+    size_t total = 0;
+    for (int page = 0; page < 1000; page++) {
+        struct track_result *res;
+        const int64_t *steps, *times;
+        const double *values;
+        size_t n;
+        int64_t next;
+        int more;
+        struct track_err err = {0};
+        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
+                                      &more, &err);
+        if (rc == TRACK_E_NOT_FOUND)
+            break;
+        cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
+        for (size_t i = 0; i < n && total < max; i++)
+            out[total++] = steps[i];
+        track_result_free(res);
+        if (!more || n == 0)
+            break;
+        seq = next;
+    }
+    track_client_close(c);
+    return total;
+}
+
+/* The daemon's disk is full: every record is refused for now and stays, in
+ * order, until space comes back. */
+Test(spool_full_disk, records_refused_for_now_stay_in_order_until_the_disk_has_room, .timeout = 180)
+{
+    char dir[] = "/tmp/track-spoolfull-XXXXXX", data[200], filler[320], spool[320];
+    cr_assert(mkdtemp(dir));
+    snprintf(data, sizeof(data), "%s/data", dir);
+    mkdir(data, 0700);
+    if (mount("tmpfs", data, "tmpfs", 0, "size=6m") != 0) {
+        fx_rmtree(dir);
+        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
+    }
+    struct fx_daemon full = {0};
+    snprintf(full.dir, sizeof(full.dir), "%s", data);
+    snprintf(full.uri, sizeof(full.uri), "ipc://%s/trackd.sock", dir);
+    snprintf(full.log, sizeof(full.log), "%s/trackd.log", dir);
+    snprintf(full.spool, sizeof(full.spool), "%s/spool-reader.bin", dir);
+    snprintf(spool, sizeof(spool), "%s/spool.bin", dir);
+    snprintf(filler, sizeof(filler), "%s/filler", data);
+    cr_assert_eq(fx_daemon_restart(&full, NULL), 0, "trackd did not start on the tmpfs");
+
+    struct track_opts o = {.server = full.uri,
+                           .spool_path = spool,
+                           .timeout_ms = 3000,
+                           .flush_points = 20000,
+                           .flush_interval_ms = 3600000};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
+    track_run_id id;
+    char hex[33];
+    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
+    cr_assert_neq(err.code, TRACK_E_SPOOLED);
+    track_run_id_hex(&id, hex);
+    cr_assert_eq(fx_daemon_stop(&full), 0);
+    /* three batches of points that do not compress, spooled */
+    uint64_t x = 88172645463325252ULL;
+    int64_t step = 0;
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < 20000; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            double v;
+            memcpy(&v, &x, sizeof(v));
+            if (v != v)
+                v = 0.5;
+            cr_assert_eq(track_log_metric(c, "noise", v, step++, 0, &err), 0, "%s", err.msg);
+        }
+        /* the last point made the batch due: it is in the spool already */
+        cr_assert_eq(err.code, TRACK_E_SPOOLED, "batch %d: %s", b, err.msg);
+    }
+    int64_t reqs = 0, bytes = 0;
+    cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
+    cr_assert_eq(reqs, 3, "%lld requests spooled", (long long)reqs);
+    track_client_close(c);
+    cr_assert_eq(fx_daemon_restart(&full, NULL), 0);
+    /* fill the disk to the last byte */
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    static char block[64 * 1024];
+    memset(block, 0x5a, sizeof(block));
+    for (int i = 0; i < 1000; i++)
+        if (write(fd, block, sizeof(block)) < (ssize_t)sizeof(block))
+            break;
+    for (int i = 0; i < 100000; i++)
+        if (write(fd, block, 512) <= 0)
+            break;
+    close(fd);
+
+    c = client_for(full.uri, spool, 3000, 0);
+    struct track_sync_report r;
+    int rc = track_spool_deliver(c, 1, &r, &err);
+    cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
+    cr_assert_eq(r.delivered, 0, "%d delivered to a full disk", r.delivered);
+    cr_assert_eq(r.rejected, 0, "a record refused for now was rejected: %s", r.rejected_reasons[0]);
+    cr_assert_eq(r.kept, 3, "%d kept", r.kept);
+    cr_assert(strstr(r.kept_reasons[0], "RESOURCE_EXHAUSTED") ||
+                  strstr(r.kept_reasons[0], "INTERNAL"),
+              "%s", r.kept_reasons[0]);
+    cr_assert_eq(track_spool_pending(c, &reqs, &bytes, &err), 0);
+    cr_assert_eq(reqs, 3, "%lld requests left in the spool", (long long)reqs);
+    /* space comes back: everything arrives, once, in order */
+    unlink(filler);
+    rc = track_spool_deliver(c, 1, &r, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_eq(r.delivered, 3);
+    track_client_close(c);
+    static int64_t steps[60001];
+    size_t n = steps_of(&full, hex, "noise", steps, 60001);
+    cr_assert_eq(n, 60000, "%zu points stored", n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(steps[i], (int64_t)i, "point %zu has step %lld", i, (long long)steps[i]);
+    fx_daemon_stop(&full);
+    umount(data);
+    fx_rmtree(dir);
+}
