@@ -618,6 +618,28 @@ int track_set_tags(struct track_client *c, const struct track_kv *kv, size_t n,
 
 /* ---- metrics ----------------------------------------------------------------- */
 
+/* Frees the series that hold no points and closes the gaps, keeping the
+ * others in their order (a flush sends them in it). Returns how many went. */
+static size_t drop_empty_series(struct track_client *c)
+{
+    size_t w = 0, n = c->n_series;
+
+    for (size_t i = 0; i < n; i++) {
+        if (c->series[i].n == 0) {
+            free(c->series[i].steps);
+            free(c->series[i].times);
+            free(c->series[i].values);
+            continue;
+        }
+        if (w != i)
+            c->series[w] = c->series[i];
+        w++;
+    }
+    c->n_series = w;
+    c->last_series = 0;
+    return n - w;
+}
+
 static struct series *find_series(struct track_client *c, const char *key, struct track_err *err)
 {
     char msg[400];
@@ -635,8 +657,15 @@ static struct series *find_series(struct track_client *c, const char *key, struc
         cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
         return NULL;
     }
+    if (c->n_series == LIMIT_BATCH_SERIES && drop_empty_series(c) == 0) {
+        /* every key holds points: send them, then make room */
+        track_flush(c, NULL);
+        drop_empty_series(c);
+    }
     if (c->n_series == LIMIT_BATCH_SERIES) {
-        cl_fail(err, TRACK_E_INVALID_ARGUMENT, "metric key: more than %d distinct keys",
+        cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
+                "metric key: %d distinct keys hold unsent points (the limit of one batch); "
+                "flush or wait for the server",
                 LIMIT_BATCH_SERIES);
         return NULL;
     }

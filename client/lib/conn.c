@@ -321,8 +321,10 @@ static int connect_sock(struct track_client *c, int64_t deadline, struct track_e
     }
     /* nanomsg would queue the request for a peer that never comes; ask the
      * network first, so an absent server is an error at once */
-    if (strncmp(c->server, "tcp://", 6) == 0 &&
-        !tcp_alive(c->server, c->timeout_ms < 1000 ? c->timeout_ms : 1000))
+    int64_t probe = deadline - wire_mono_ms(); /* within the call's deadline, 1 s at most */
+    if (probe > 1000)
+        probe = 1000;
+    if (strncmp(c->server, "tcp://", 6) == 0 && (probe < 1 || !tcp_alive(c->server, (int)probe)))
         return cl_fail(err, TRACK_E_UNAVAILABLE,
                        "cannot reach trackd at %s: nothing accepts connections there", c->server);
     s = nn_socket(AF_SP, NN_REQ);

@@ -1185,3 +1185,34 @@ Test(core, sigkill_during_ingest_loses_and_doubles_nothing)
     ingest_across_restart(1);
     PASS();
 }
+
+/* A loop may log any number of distinct keys over a client's life: the
+ * buffer makes room from keys that hold nothing, and sends what it holds
+ * when every key has points. 10,000 keys, 3 points each, all stored. */
+Test(core, ten_thousand_distinct_keys_from_one_client_are_all_stored)
+{
+    enum { KEYS = 10000, POINTS = 3 };
+    track_run_id id;
+    char hex[33], key[32];
+    struct track_err err = {0};
+
+    start_run("keys", "many-keys", &id, hex);
+    for (int p = 0; p < POINTS; p++)
+        for (int k = 0; k < KEYS; k++) {
+            snprintf(key, sizeof(key), "class/%05d", k);
+            int rc = track_log_metric(c, key, k + p * 0.5, p, 0, &err);
+            cr_assert_eq(rc, 0, "key %d point %d: %s: %s", k, p, track_code_name(rc), err.msg);
+            cr_assert_neq(err.code, TRACK_E_SPOOLED, "key %d spooled: %s", k, err.msg);
+        }
+    cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
+
+    struct track_result *res = NULL;
+    struct track_run_info r;
+    cr_assert_eq(track_run_get(c, hex, &res, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.n_metrics, (size_t)KEYS, "%zu keys stored of %d", r.n_metrics, KEYS);
+    for (size_t i = 0; i < r.n_metrics; i++)
+        cr_assert_eq(r.metrics[i].count, POINTS, "%s has %lld points", r.metrics[i].key,
+                     (long long)r.metrics[i].count);
+    track_result_free(res);
+    PASS();
+}
