@@ -147,6 +147,17 @@ int sm_train_epoch(struct sm_trainer *t, sm_batch_fn on_batch, void *ud, struct 
 /* Scores the current model on one split and fills t->confusion. */
 void sm_evaluate(struct sm_trainer *t, enum sm_split split, struct sm_metrics *m);
 
+/* ---- the model as a file (softmax_model.c) ---------------------------------- */
+
+/* Writes the trained model (standardization, weights, biases) to `path`,
+ * atomically (path.tmp, fsync, rename). */
+int sm_model_save(const struct sm_trainer *t, const char *path, struct sm_err *err);
+/* Replaces t's weights and biases with those saved in `path`. t must come
+ * from the same dataset and split (the same --seed): a file of another shape
+ * is SM_E_FORMAT, one standardized on other rows SM_E_ARG. On failure t is
+ * unchanged. */
+int sm_model_load(struct sm_trainer *t, const char *path, struct sm_err *err);
+
 /* Accuracy and macro precision/recall/F1 of a k x k confusion matrix
  * cm[true * k + predicted]; m->loss is left untouched. */
 void sm_metrics_from_confusion(const size_t *cm, size_t k, struct sm_metrics *m);

@@ -40,6 +40,7 @@
 
 struct options {
     const char *data, *experiment, *name, *server;
+    const char *save, *eval; /* --save FILE: write the model; --eval FILE: score one */
     struct sm_config cfg;
 };
 
@@ -67,6 +68,9 @@ static void usage(FILE *f)
             "  --experiment NAME  experiment (default <dataset>-softmax, e.g. iris-softmax)\n"
             "  --name NAME        run name (default: chosen by trackd)\n"
             "  --server URI       trackd address (default $TRACK_SERVER, then the local socket)\n"
+            "  --save FILE        after training, write the model to FILE (default: none)\n"
+            "  --eval FILE        train nothing, log nothing: score the model in FILE on the\n"
+            "                     validation rows of --data and --seed, and print the metrics\n"
             "  -h, --help         show this help\n"
             "\n"
             "Under `track exec`, TRACK_RUN_ID names the run to log into.\n");
@@ -133,6 +137,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"l2", required_argument, NULL, 'w'},     {"momentum", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 's'},   {"experiment", required_argument, NULL, 'x'},
         {"name", required_argument, NULL, 'n'},   {"server", required_argument, NULL, 'S'},
+        {"save", required_argument, NULL, 'o'},   {"eval", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int ch, rc = 0;
@@ -175,6 +180,14 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'S':
             rc = nonempty_opt("server", optarg);
             o->server = optarg;
+            break;
+        case 'o':
+            rc = nonempty_opt("save", optarg);
+            o->save = optarg;
+            break;
+        case 'E':
+            rc = nonempty_opt("eval", optarg);
+            o->eval = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -270,6 +283,20 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", serr.msg);
         goto out;
     }
+    if (o.eval) {
+        /* the fetched model scored on the same validation rows: its metrics
+         * are those its run logged at its last epoch */
+        if (sm_model_load(t, o.eval, &serr) != 0) {
+            fprintf(stderr, PROG ": %s\n", serr.msg);
+            goto out;
+        }
+        sm_evaluate(t, SM_VAL, &val);
+        printf("model %s val_accuracy=%.3f val_f1=%.3f val_precision=%.3f val_recall=%.3f "
+               "val_loss=%.4f\n",
+               o.eval, val.accuracy, val.f1, val.precision, val.recall, val.loss);
+        status = 0;
+        goto out;
+    }
     base = dataset_base(o.data, stem, sizeof stem);
     snprintf(experiment, sizeof experiment, "%s-softmax", stem);
 
@@ -351,6 +378,10 @@ int main(int argc, char **argv)
     rc = track_flush(rep.c, &err);
     if (tk_check(&rep, rc, &err, "flush") != 0)
         goto out;
+    if (o.save && sm_model_save(t, o.save, &serr) != 0) {
+        fprintf(stderr, PROG ": %s\n", serr.msg);
+        goto out;
+    }
     if (started) {
         rc = track_run_end(rep.c, TRACK_FINISHED, &err);
         started = 0;

@@ -497,3 +497,91 @@ Test(metrics, perfect_and_empty_matrices)
     cr_expect_eq(m.accuracy, 0.0);
     cr_expect_eq(m.f1, 0.0);
 }
+
+/* ---- the model as a file ---------------------------------------------------- */
+
+static void remove_model_files(void)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/model.txt", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/model.txt.tmp", tmpdir);
+    unlink(p);
+    remove_tmpdir();
+}
+
+Test(model, saved_and_loaded_into_a_fresh_trainer_scores_the_same_bits, .init = make_tmpdir,
+     .fini = remove_model_files)
+{
+    struct sm_dataset *d = load_ok(IRIS);
+    struct sm_config cfg;
+    double loss[30];
+    struct sm_metrics a, b;
+    struct sm_trainer *fresh = NULL;
+    struct sm_err err = {0};
+    char path[160];
+
+    sm_config_default(&cfg);
+    cfg.lr = 0.5;
+    cfg.epochs = 30;
+    cfg.seed = 2;
+    struct sm_trainer *t = train(d, &cfg, loss);
+    sm_evaluate(t, SM_VAL, &a);
+    snprintf(path, sizeof path, "%s/model.txt", tmpdir);
+    cr_assert_eq(sm_model_save(t, path, &err), 0, "%s", err.msg);
+
+    cr_assert_eq(sm_trainer_new(d, &cfg, &fresh, &err), 0, "%s", err.msg);
+    cr_assert_eq(sm_model_load(fresh, path, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(fresh->w, t->w, t->n_features * t->n_classes * sizeof(double)), 0,
+                 "weights differ after a round trip");
+    cr_assert_eq(memcmp(fresh->b, t->b, t->n_classes * sizeof(double)), 0);
+    sm_evaluate(fresh, SM_VAL, &b);
+    cr_assert_eq(memcmp(&a.loss, &b.loss, sizeof(double)), 0, "loss %.17g vs %.17g", a.loss,
+                 b.loss);
+    cr_assert_eq(a.accuracy, b.accuracy);
+    cr_assert_eq(a.f1, b.f1);
+    sm_trainer_free(fresh);
+    sm_trainer_free(t);
+    sm_dataset_free(d);
+}
+
+Test(model, another_split_or_a_damaged_file_is_refused_and_leaves_the_trainer_alone,
+     .init = make_tmpdir, .fini = remove_model_files)
+{
+    struct sm_dataset *d = load_ok(IRIS);
+    struct sm_config cfg;
+    double loss[5];
+    struct sm_trainer *other = NULL;
+    struct sm_err err = {0};
+    char path[160];
+
+    sm_config_default(&cfg);
+    cfg.epochs = 5;
+    cfg.seed = 2;
+    struct sm_trainer *t = train(d, &cfg, loss);
+    snprintf(path, sizeof path, "%s/model.txt", tmpdir);
+    cr_assert_eq(sm_model_save(t, path, &err), 0, "%s", err.msg);
+
+    cfg.seed = 3; /* another split: another standardization */
+    cr_assert_eq(sm_trainer_new(d, &cfg, &other, &err), 0, "%s", err.msg);
+    cr_assert_eq(sm_model_load(other, path, &err), SM_E_ARG);
+    cr_assert(strstr(err.msg, "another training split"), "%s", err.msg);
+    for (size_t i = 0; i < other->n_features * other->n_classes; i++)
+        cr_assert_eq(other->w[i], 0.0, "a refused load changed the weights");
+
+    /* cut the file in the middle of a weight line */
+    FILE *f = fopen(path, "r+");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), 120), 0);
+    fclose(f);
+    cfg.seed = 2;
+    sm_trainer_free(other);
+    other = NULL;
+    cr_assert_eq(sm_trainer_new(d, &cfg, &other, &err), 0, "%s", err.msg);
+    int rc = sm_model_load(other, path, &err);
+    cr_assert(rc == SM_E_FORMAT, "a cut file: %d %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "model.txt"), "the message names the file: %s", err.msg);
+    sm_trainer_free(other);
+    sm_trainer_free(t);
+    sm_dataset_free(d);
+}
