@@ -770,7 +770,9 @@ static unsigned socket_mode(const struct loop *l)
  * private between bind and chmod. 0, or -1 logged. */
 static int bind_ipc(struct loop *l, int s, const char *uri)
 {
-    mode_t old = umask(0177);
+    /* the socket file is born with its mode (a client never sees a moment
+     * of another one); the chmod below only makes sure */
+    mode_t old = umask((mode_t)(0777 & ~socket_mode(l)));
     int rc = nn_bind(s, uri);
     int e = nn_errno();
 
