@@ -1,0 +1,633 @@
+/*
+ * blob_upload.c: the blob store's uploads (blob.h, Uploads and Resume):
+ * begin, find, status, write with incremental hashing, commit (fsync, rename
+ * into place, fsync of the directories), abort; the slots of uploads in
+ * flight, found again from the tmp files' names after a restart
+ * (blob_i_tmp_scan, called by blob_store_open); and the walks of blobs/tmp/
+ * (blob_tmp_each, blob_tmp_cleanup). The store itself (open, reads, pins,
+ * gc, remove) is blob.c's.
+ *
+ * State in memory: one `struct upload` slot per upload in flight (the tmp
+ * file's name, the announced size and digest, the bytes so far, the open fd
+ * and the running BLAKE2b state), guarded by the store's one mutex. A slot
+ * being worked on is marked BUSY and its file I/O runs outside the mutex, so
+ * uploads do not wait for each other's disk writes.
+ *
+ * Every file is reached through the descriptors of blobs/ and blobs/tmp/
+ * (openat and friends, O_NOFOLLOW), as in blob.c.
+ */
+#include "blob_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- names ---------------------------------------------------------------------- */
+
+static int upload_id_check(const char *id, struct store_err *err)
+{
+    size_t n = id ? strnlen(id, BLOB_UPLOAD_ID_HEX + 1) : 0;
+
+    if (id == NULL || n != BLOB_UPLOAD_ID_HEX ||
+        blob_i_hex_decode(id, BLOB_UPLOAD_ID_HEX / 2, NULL) != 0)
+        return blob_i_fail(err, STORE_E_INVALID,
+                           "upload id: expected exactly %d lowercase hex characters",
+                           BLOB_UPLOAD_ID_HEX);
+    return 0;
+}
+
+/* Parses a tmp file's name ID-SIZE-DIGEST; 0 when it is one. */
+static int tmp_name_parse(const char *name, char id[BLOB_UPLOAD_ID_HEX + 1], uint64_t *size,
+                          uint8_t digest[BLOB_DIGEST_BYTES])
+{
+    const char *p = name;
+    uint64_t v = 0;
+    int digits = 0;
+
+    if (strnlen(name, TMP_NAME_MAX) >= TMP_NAME_MAX)
+        return -1;
+    if (blob_i_hex_decode(p, BLOB_UPLOAD_ID_HEX / 2, NULL) != 0 || p[BLOB_UPLOAD_ID_HEX] != '-')
+        return -1;
+    memcpy(id, p, BLOB_UPLOAD_ID_HEX);
+    id[BLOB_UPLOAD_ID_HEX] = '\0';
+    p += BLOB_UPLOAD_ID_HEX + 1;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (digits > 0 && v == 0)
+            return -1; /* a leading zero: not a name we made */
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (digits == 0 || *p != '-')
+        return -1;
+    p++;
+    if (strlen(p) != BLOB_DIGEST_HEX || blob_i_hex_decode(p, BLOB_DIGEST_BYTES, digest) != 0)
+        return -1;
+    *size = v;
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- upload slots ------------------------------------------------------------------ */
+
+static struct upload *slot_find(struct blob_store *bs, const char *id)
+{
+    for (int i = 0; i < BLOB_UPLOADS_MAX; i++)
+        if (bs->up[i].state != SLOT_FREE && strcmp(bs->up[i].id, id) == 0)
+            return &bs->up[i];
+    return NULL;
+}
+
+static void slot_put(struct blob_store *bs, struct upload *u)
+{
+    pthread_mutex_lock(&bs->mu);
+    u->state = SLOT_IDLE;
+    pthread_mutex_unlock(&bs->mu);
+}
+
+/* Forgets upload u (BUSY, owned by the caller): closes and removes its tmp
+ * file and releases its pin. */
+static void slot_drop(struct blob_store *bs, struct upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->name[0] != '\0')
+        unlinkat(bs->tfd, u->name, 0);
+    pthread_mutex_lock(&bs->mu);
+    blob_i_pin_release(bs, u->digest);
+    sodium_memzero(&u->h, sizeof u->h);
+    u->id[0] = '\0';
+    u->name[0] = '\0';
+    u->state = SLOT_FREE;
+    pthread_mutex_unlock(&bs->mu);
+}
+
+/* Opens a slot found at blob_store_open on its first use and rehashes the
+ * bytes on disk. *fatal = 1 when the upload cannot go on (file gone or
+ * longer than announced): the caller drops it. */
+static int slot_load(struct blob_store *bs, struct upload *u, int *fatal, struct store_err *err)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    uint64_t off = 0;
+    int fd = -1, rc = 0;
+
+    *fatal = 0;
+    if (u->fd >= 0)
+        return 0;
+    fd = openat(bs->tfd, u->name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        *fatal = errno == ENOENT;
+        rc = blob_i_io_fail(err, errno, "upload: opening its tmp file");
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = blob_i_io_fail(err, errno, "upload: fstat of its tmp file");
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > u->size) {
+        *fatal = 1;
+        rc = blob_i_fail(err, STORE_E_CORRUPT,
+                         "upload %s: tmp file holds %jd bytes of %" PRIu64 " announced", u->id,
+                         (intmax_t)st.st_size, u->size);
+        goto out;
+    }
+    buf = malloc(HASH_BUF);
+    if (buf == NULL) {
+        rc = blob_i_fail(err, STORE_E_INTERNAL, "upload: out of memory");
+        goto out;
+    }
+    crypto_generichash_init(&u->h, NULL, 0, BLOB_DIGEST_BYTES);
+    while (off < (uint64_t)st.st_size) {
+        size_t want =
+            (uint64_t)st.st_size - off < HASH_BUF ? (size_t)((uint64_t)st.st_size - off) : HASH_BUF;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? blob_i_io_fail(err, errno, "upload: rehashing its tmp file")
+                       : blob_i_fail(err, STORE_E_IO, "upload %s: tmp file shrank while rehashed",
+                                     u->id);
+            goto out;
+        }
+        crypto_generichash_update(&u->h, buf, (unsigned long long)n);
+        off += (uint64_t)n;
+    }
+    u->have = off;
+    u->fd = fd;
+    fd = -1;
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Looks up upload `id`, marks it BUSY for the caller and loads it. */
+static int slot_get(struct blob_store *bs, const char *id, struct upload **out,
+                    struct store_err *err)
+{
+    struct upload *u;
+    int rc, fatal;
+
+    rc = upload_id_check(id, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&bs->mu);
+    u = slot_find(bs, id);
+    if (u == NULL) {
+        pthread_mutex_unlock(&bs->mu);
+        return blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: no such upload in flight", id);
+    }
+    if (u->state == SLOT_BUSY) {
+        pthread_mutex_unlock(&bs->mu);
+        return blob_i_fail(err, STORE_E_BUSY, "upload id %s: in use by another request", id);
+    }
+    u->state = SLOT_BUSY;
+    pthread_mutex_unlock(&bs->mu);
+    rc = slot_load(bs, u, &fatal, err);
+    if (rc != 0) {
+        if (fatal)
+            slot_drop(bs, u);
+        else
+            slot_put(bs, u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+/* ---- resume after a restart ---------------------------------------------------- */
+
+/* Finds the uploads of a previous run in blobs/tmp/ and gives each a slot. */
+int blob_i_tmp_scan(struct blob_store *bs, struct store_err *err)
+{
+    int fd = openat(bs->tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+    DIR *d;
+    struct dirent *e;
+
+    if (fd < 0)
+        return blob_i_io_fail(err, errno, "blobs/tmp");
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return blob_i_io_fail(err, errno, "blobs/tmp");
+    }
+    while ((e = readdir(d)) != NULL && n < BLOB_UPLOADS_MAX) {
+        struct upload *u = &bs->up[n];
+        struct stat st;
+
+        if (tmp_name_parse(e->d_name, u->id, &u->size, u->digest) != 0)
+            continue;
+        if (fstatat(bs->tfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        memcpy(u->name, e->d_name, strlen(e->d_name) + 1); /* parsed: it fits */
+        u->have = (uint64_t)st.st_size;
+        u->fd = -1;
+        u->state = SLOT_IDLE;
+        if (blob_i_pin_take(bs, u->digest, err) != 0) {
+            u->state = SLOT_FREE;
+            continue;
+        }
+        n++;
+    }
+    closedir(d);
+    return 0;
+}
+
+/* ---- uploads ------------------------------------------------------------------------- */
+
+int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
+                      char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err)
+{
+    struct upload *u = NULL;
+    struct stat st;
+    uint8_t rnd[BLOB_UPLOAD_ID_HEX / 2];
+    char hex[BLOB_DIGEST_HEX + 1];
+    int rc, fd;
+
+    blob_i_err_clear(err);
+    id_out[0] = '\0';
+    *exists = 0;
+    if (size > (uint64_t)INT64_MAX)
+        return blob_i_fail(err, STORE_E_INVALID,
+                           "size: %" PRIu64 " is beyond the largest file (%jd)", size,
+                           (intmax_t)INT64_MAX);
+    pthread_mutex_lock(&bs->mu);
+    rc = blob_i_pin_take(bs, digest, err);
+    if (rc != 0)
+        goto unlock;
+    /* under the mutex, so that blob_remove cannot slip between this check and the pin */
+    rc = blob_i_stat(bs, digest, &st, err);
+    if (rc == 1) {
+        *exists = 1;
+        rc = 0;
+        goto unlock;
+    }
+    if (rc < 0) {
+        blob_i_pin_release(bs, digest);
+        goto unlock;
+    }
+    for (int i = 0; i < BLOB_UPLOADS_MAX && u == NULL; i++)
+        if (bs->up[i].state == SLOT_FREE)
+            u = &bs->up[i];
+    if (u == NULL) {
+        blob_i_pin_release(bs, digest);
+        rc = blob_i_fail(err, STORE_E_FULL, "uploads: %d in flight already (the limit)",
+                         BLOB_UPLOADS_MAX);
+        goto unlock;
+    }
+    randombytes_buf(rnd, sizeof rnd);
+    blob_i_hex_encode(rnd, sizeof rnd, u->id);
+    blob_digest_hex(digest, hex);
+    snprintf(u->name, sizeof u->name, "%s-%" PRIu64 "-%s", u->id, size, hex);
+    memcpy(u->digest, digest, BLOB_DIGEST_BYTES);
+    u->size = size;
+    u->have = 0;
+    u->fd = -1;
+    u->state = SLOT_BUSY;
+    pthread_mutex_unlock(&bs->mu);
+
+    fd = openat(bs->tfd, u->name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        /* not ours to unlink: the name may be another's (EEXIST) */
+        rc = blob_i_io_fail(err, errno, "upload: creating its tmp file");
+        u->name[0] = '\0';
+        slot_drop(bs, u);
+        return rc;
+    }
+    if (fchmod(fd, 0600) != 0) {
+        rc = blob_i_io_fail(err, errno, "upload: setting its tmp file's mode");
+        u->fd = fd;
+        slot_drop(bs, u);
+        return rc;
+    }
+    u->fd = fd;
+    crypto_generichash_init(&u->h, NULL, 0, BLOB_DIGEST_BYTES);
+    memcpy(id_out, u->id, BLOB_UPLOAD_ID_HEX + 1);
+    slot_put(bs, u);
+    return 0;
+unlock:
+    pthread_mutex_unlock(&bs->mu);
+    return rc;
+}
+
+int blob_upload_find(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
+                     char id_out[BLOB_UPLOAD_ID_HEX + 1], struct store_err *err)
+{
+    char hex[BLOB_DIGEST_HEX + 1];
+
+    blob_i_err_clear(err);
+    pthread_mutex_lock(&bs->mu);
+    for (int i = 0; i < BLOB_UPLOADS_MAX; i++) {
+        struct upload *u = &bs->up[i];
+        if (u->state != SLOT_FREE && u->size == size &&
+            memcmp(u->digest, digest, BLOB_DIGEST_BYTES) == 0) {
+            memcpy(id_out, u->id, BLOB_UPLOAD_ID_HEX + 1);
+            pthread_mutex_unlock(&bs->mu);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&bs->mu);
+    blob_digest_hex(digest, hex);
+    return blob_i_fail(err, STORE_E_NOT_FOUND,
+                       "digest %s: no upload of %" PRIu64 " bytes in flight", hex, size);
+}
+
+int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, uint64_t *size,
+                       uint8_t digest[BLOB_DIGEST_BYTES], struct store_err *err)
+{
+    struct upload *u;
+    int rc;
+
+    blob_i_err_clear(err);
+    rc = slot_get(bs, id, &u, err);
+    if (rc != 0)
+        return rc;
+    *have = u->have;
+    if (size)
+        *size = u->size;
+    if (digest)
+        memcpy(digest, u->digest, BLOB_DIGEST_BYTES);
+    slot_put(bs, u);
+    return 0;
+}
+
+int blob_upload_write(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
+                      size_t len, struct store_err *err)
+{
+    struct upload *u;
+    const uint8_t *p = buf;
+    size_t done = 0;
+    int rc;
+
+    blob_i_err_clear(err);
+    if (len > BLOB_WRITE_MAX)
+        return blob_i_fail(err, STORE_E_INVALID,
+                           "chunk: %zu bytes, beyond the %u a write may carry", len,
+                           BLOB_WRITE_MAX);
+    rc = slot_get(bs, id, &u, err);
+    if (rc != 0)
+        return rc;
+    if (offset != u->have) {
+        rc = blob_i_fail(err, STORE_E_INVALID,
+                         "offset: %" PRIu64 " is not the next byte of upload %s (expected %" PRIu64
+                         ")",
+                         offset, id, u->have);
+        goto put;
+    }
+    if (len > u->size - u->have) {
+        rc = blob_i_fail(err, STORE_E_INVALID,
+                         "chunk: %zu bytes at offset %" PRIu64
+                         " end past the announced size %" PRIu64,
+                         len, offset, u->size);
+        goto put;
+    }
+    while (done < len) {
+        ssize_t n = pwrite(u->fd, p + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            rc = blob_i_io_fail(err, e, "upload: writing its tmp file");
+            if (rc == STORE_E_FULL || ftruncate(u->fd, (off_t)u->have) != 0) {
+                slot_drop(bs, u);
+                return rc;
+            }
+            goto put;
+        }
+        done += (size_t)n;
+    }
+    crypto_generichash_update(&u->h, p, (unsigned long long)len);
+    u->have += len;
+put:
+    slot_put(bs, u);
+    return rc;
+}
+
+int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *err)
+{
+    struct upload *u;
+    uint8_t got[BLOB_DIGEST_BYTES];
+    char hex[BLOB_DIGEST_HEX + 1], want[BLOB_DIGEST_HEX + 1], rel[BLOB_DIGEST_HEX + 2];
+    struct stat st;
+    int rc, abfd = -1;
+
+    blob_i_err_clear(err);
+    rc = slot_get(bs, id, &u, err);
+    if (rc != 0)
+        return rc;
+    if (u->have != u->size) {
+        rc = blob_i_fail(err, STORE_E_INVALID,
+                         "size: upload %s received %" PRIu64 " of the %" PRIu64 " bytes announced",
+                         id, u->have, u->size);
+        goto drop;
+    }
+    crypto_generichash_final(&u->h, got, sizeof got);
+    if (sodium_memcmp(got, u->digest, sizeof got) != 0) {
+        blob_digest_hex(got, hex);
+        blob_digest_hex(u->digest, want);
+        rc = blob_i_fail(err, STORE_E_INVALID,
+                         "digest: the bytes received hash to %s, not to the announced %s", hex,
+                         want);
+        goto drop;
+    }
+    if (fsync(u->fd) != 0) {
+        rc = blob_i_io_fail(err, errno, "upload: fsync of its tmp file");
+        goto drop;
+    }
+    close(u->fd);
+    u->fd = -1;
+    blob_i_rel(u->digest, rel);
+    rel[2] = '\0'; /* rel is "ab", rel + 3 the rest of the name */
+    if (mkdirat(bs->dfd, rel, 0700) == 0) {
+        if (fchmodat(bs->dfd, rel, 0700, 0) != 0 || fsync(bs->dfd) != 0) {
+            rc = blob_i_io_fail(err, errno, "blobs: creating a digest directory");
+            goto drop;
+        }
+    } else if (errno != EEXIST) {
+        rc = blob_i_io_fail(err, errno, "blobs: creating a digest directory");
+        goto drop;
+    }
+    abfd = openat(bs->dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (abfd < 0) {
+        rc = blob_i_io_fail(err, errno, "blobs: opening a digest directory");
+        goto drop;
+    }
+    /* pinned by this upload, so gc cannot remove it between the check and our drop */
+    if (fstatat(abfd, rel + 3, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        rc = 0;
+        goto drop_keep_pin;
+    }
+    if (renameat(bs->tfd, u->name, abfd, rel + 3) != 0) {
+        rc = blob_i_io_fail(err, errno, "upload: renaming into place");
+        goto drop;
+    }
+    if (fsync(abfd) != 0 || fsync(bs->dfd) != 0) {
+        /* the blob is complete and named but maybe not durable: the caller must not
+         * reference it, so it is left to gc as garbage */
+        rc = blob_i_io_fail(err, errno, "blobs: fsync of the directory");
+        goto drop;
+    }
+drop_keep_pin:
+    /* the pin passes to the caller: take one more for it, the drop releases the upload's */
+    pthread_mutex_lock(&bs->mu);
+    blob_i_pin_take(bs, u->digest, NULL);
+    pthread_mutex_unlock(&bs->mu);
+drop:
+    slot_drop(bs, u);
+    if (abfd >= 0)
+        close(abfd);
+    return rc;
+}
+
+int blob_upload_abort(struct blob_store *bs, const char *id, struct store_err *err)
+{
+    struct upload *u;
+    int rc;
+
+    blob_i_err_clear(err);
+    rc = upload_id_check(id, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&bs->mu);
+    u = slot_find(bs, id);
+    if (u == NULL || u->state == SLOT_BUSY) {
+        pthread_mutex_unlock(&bs->mu);
+        return u ? blob_i_fail(err, STORE_E_BUSY, "upload id %s: in use by another request", id)
+                 : blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: no such upload in flight",
+                               id);
+    }
+    u->state = SLOT_BUSY;
+    pthread_mutex_unlock(&bs->mu);
+    slot_drop(bs, u);
+    return 0;
+}
+
+/* ---- blobs/tmp/: listing and cleanup --------------------------------------------- */
+
+/* Walks blobs/tmp/; `cb` gets each regular file with what its name and the
+ * slot table say. */
+static int tmp_walk(struct blob_store *bs,
+                    int (*cb)(struct blob_store *, void *, const struct blob_tmp_info *), void *ctx,
+                    struct store_err *err)
+{
+    int fd = openat(bs->tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    DIR *d;
+    struct dirent *e;
+
+    if (fd < 0)
+        return blob_i_io_fail(err, errno, "blobs/tmp");
+    d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return blob_i_io_fail(err, errno, "blobs/tmp");
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        struct blob_tmp_info t;
+        struct stat st;
+
+        if (fstatat(bs->tfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        memset(&t, 0, sizeof t);
+        t.name = e->d_name;
+        t.have = (uint64_t)st.st_size;
+        t.mtime_ms = blob_i_mtime_ms_of(&st);
+        if (tmp_name_parse(e->d_name, t.id, &t.size, t.digest) == 0) {
+            pthread_mutex_lock(&bs->mu);
+            struct upload *u = slot_find(bs, t.id);
+            t.resumable = u != NULL && strcmp(u->name, e->d_name) == 0;
+            pthread_mutex_unlock(&bs->mu);
+        }
+        if (!t.resumable) {
+            t.id[0] = '\0';
+            t.size = 0;
+            memset(t.digest, 0, sizeof t.digest);
+        }
+        rc = cb(bs, ctx, &t);
+    }
+    closedir(d);
+    return rc;
+}
+
+struct each_ctx {
+    blob_tmp_cb cb;
+    void *ctx;
+};
+
+static int each_one(struct blob_store *bs, void *ctx, const struct blob_tmp_info *t)
+{
+    struct each_ctx *c = ctx;
+
+    (void)bs;
+    return c->cb(c->ctx, t);
+}
+
+int blob_tmp_each(struct blob_store *bs, blob_tmp_cb cb, void *ctx, struct store_err *err)
+{
+    struct each_ctx c = {cb, ctx};
+    int rc;
+
+    blob_i_err_clear(err);
+    rc = tmp_walk(bs, each_one, &c, err);
+    if (rc < 0 && err && err->code != rc)
+        blob_i_fail(err, rc, "stopped by the callback (%d)", rc);
+    return rc;
+}
+
+struct cleanup_ctx {
+    int64_t before_ms; /* INT64_MAX: everything */
+    int removed;
+};
+
+static int cleanup_one(struct blob_store *bs, void *ctx, const struct blob_tmp_info *t)
+{
+    struct cleanup_ctx *c = ctx;
+    struct upload *u = NULL;
+
+    if (t->mtime_ms >= c->before_ms)
+        return 0;
+    if (t->resumable) {
+        pthread_mutex_lock(&bs->mu);
+        u = slot_find(bs, t->id);
+        if (u == NULL || u->state == SLOT_BUSY) {
+            pthread_mutex_unlock(&bs->mu);
+            return 0; /* gone meanwhile, or being written to: not abandoned */
+        }
+        u->state = SLOT_BUSY;
+        pthread_mutex_unlock(&bs->mu);
+        slot_drop(bs, u);
+        c->removed++;
+        return 0;
+    }
+    if (unlinkat(bs->tfd, t->name, 0) == 0)
+        c->removed++;
+    return 0;
+}
+
+int blob_tmp_cleanup(struct blob_store *bs, int64_t older_than_ms, int *removed,
+                     struct store_err *err)
+{
+    struct cleanup_ctx c = {older_than_ms <= 0 ? INT64_MAX : now_ms() - older_than_ms, 0};
+    int rc;
+
+    blob_i_err_clear(err);
+    rc = tmp_walk(bs, cleanup_one, &c, err);
+    if (removed)
+        *removed = c.removed;
+    return rc;
+}
