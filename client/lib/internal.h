@@ -3,7 +3,10 @@
  *
  *   conn.c    the nanomsg REQ socket, one request/response with a timeout,
  *             the liveness probe and the autostart of a personal trackd
- *   spool.c   the append-only spool file for writes made while trackd is away
+ *   spool.c   the spool for writes made while trackd is away: what a full
+ *             spool drops, delivery per server, the sync report
+ *   spool_file.c  the spool's append-only file: frames, checksums, damage,
+ *             the lock (spool.h: what the two share)
  *   client.c  the public write API: runs, params, tags, buffered metrics
  *   reads.c   the public read API and struct track_result
  */
@@ -84,7 +87,7 @@ int cl_frame_check(struct track_client *c, size_t len, struct track_err *err);
 int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
 void cl_disconnect(struct track_client *c);
 
-/* ---- spool.c ---- */
+/* ---- spool.c, spool_file.c ---- */
 /* What an append had to do besides appending. */
 struct cl_spool_note {
     int dropped_batches;    /* the spool was full: metric batches dropped, oldest first */

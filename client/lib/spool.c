@@ -1,30 +1,8 @@
 /*
- * spool.c: the spool, where writes go while trackd cannot be reached.
- *
- * One file per user (default $XDG_STATE_HOME/track/spool-<uid>.bin), shared
- * by every process of that user under flock(2); records of every server the
- * user writes to live in it, each naming its server. Layout (little endian):
- *
- *   header  "TRKSPOOL" | u32 version 2 | u32 0 | u64 first live offset |
- *           u64 end of the last append | u64 generation | 16-byte BLAKE2b of
- *           the 40 bytes before it | 8 bytes 0                 (64 bytes)
- *   record  "TRKR" | u32 state | u32 uri length | u32 payload length |
- *           u32 kind | u32 points | 16-byte BLAKE2b | uri | payload
- *
- * The record's digest covers every byte of it but its state, so damage stays
- * local: a reader that meets bytes that are not a valid frame skips them,
- * counts them as one damaged stretch, and scans on for the next magic whose
- * frame checks out; a torn tail (a crash mid-append) is a damaged stretch at
- * the end and is cut off before the next append, so a new record is never
- * buried behind garbage. The state is the one field written in place: DONE
- * once delivered (or moved to the rejected file); any other value reads as
- * live, so a damaged state at worst sends a record again, which is harmless:
- * a payload is a packed track.v1.Request with its request id, and the daemon
- * answers a repeated id without applying it twice.
- *
- * A header that does not check out (a crash mid-write, someone else's file)
- * is moved aside under a name given in the warning, and a new spool starts
- * with every valid record salvaged from it.
+ * spool.c: the spool, where writes go while trackd cannot be reached: its
+ * policy. What a full spool drops, the append, delivery of each record to
+ * its own server, what a reply means for the record, and the sync report.
+ * The bytes on disk (frames, checksums, damage, the lock) are spool_file.c's.
  *
  * Delivery walks the records in order and sends each to its own server.
  * Applied: DONE. Refused for good (INVALID_ARGUMENT, NOT_FOUND, CONFLICT,
@@ -38,16 +16,10 @@
  * file is rewritten without its DONE records and damaged stretches; if that
  * is not enough, metric batches go first, oldest first, and only then other
  * records (run starts and ends, params, tags), so a run's points never
- * outlive its start. Rewrites (and the move of a bad header) build a new file
- * beside the spool, lock it, and rename it over the spool; a process that
- * waited on the old file's lock sees that the path names another file and
- * opens it again.
- *
- * Every wait for the lock ends at the call's deadline (c->deadline_ms), the
- * same one its round trips use, so one libtrack call never takes longer than
- * its timeout however many times it touches the spool.
+ * outlive its start.
  */
 #include "internal.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,530 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "paths.h"
-#include "track_limits.h"
+#define SLICE_MS    200 /* longest hold of the lock while delivering */
+#define MAX_SERVERS 32  /* servers one delivery keeps apart */
 
-#define SPOOL_MAGIC   "TRKSPOOL"
-#define SPOOL_VERSION 2
-#define SPOOL_HDR     64
-#define REC_MAGIC     "TRKR"
-#define REC_HDR       40
-#define STATE_LIVE    0u
-#define STATE_DONE    0x454e4f44u /* "DONE" */
-#define URI_MAX       1099
-#define SLICE_MS      200 /* longest hold of the lock while delivering */
-#define MAX_SERVERS   32  /* servers one delivery keeps apart */
-
-enum { KIND_RUN_START = 1, KIND_RUN_END = 2, KIND_METRICS = 3, KIND_OTHER = 4 };
-
-struct spool {
-    int fd;
-    uint64_t first_live, end, gen;
-    off_t size;
-    ino_t ino;
-};
-
-struct rec {
-    off_t off, next;
-    uint32_t state, uri_len, len, kind, points;
-    const uint8_t *uri, *payload; /* into the reader's buffer */
-};
-
-struct rbuf {
-    uint8_t *p;
-    size_t cap;
-};
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static int full_pread(int fd, void *buf, size_t n, off_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fd, (char *)buf + done, n - done, off + (off_t)done);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-static int full_pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)buf + done, n - done, off + (off_t)done);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-static int rbuf_fit(struct rbuf *b, size_t n)
-{
-    if (n <= b->cap)
-        return 0;
-    uint8_t *p = realloc(b->p, n);
-    if (!p)
-        return -1;
-    b->p = p;
-    b->cap = n;
-    return 0;
-}
-
-/* ---- frames ---------------------------------------------------------------- */
-
-static void hdr_pack(uint8_t h[SPOOL_HDR], uint64_t first_live, uint64_t end, uint64_t gen)
-{
-    memset(h, 0, SPOOL_HDR);
-    memcpy(h, SPOOL_MAGIC, 8);
-    put_u32(h + 8, SPOOL_VERSION);
-    put_u64(h + 16, first_live);
-    put_u64(h + 24, end);
-    put_u64(h + 32, gen);
-    crypto_generichash(h + 40, 16, h, 40, NULL, 0);
-}
-
-static int hdr_unpack(const uint8_t h[SPOOL_HDR], struct spool *sp)
-{
-    uint8_t sum[16];
-    if (memcmp(h, SPOOL_MAGIC, 8) != 0 || get_u32(h + 8) != SPOOL_VERSION)
-        return -1;
-    crypto_generichash(sum, 16, h, 40, NULL, 0);
-    if (sodium_memcmp(sum, h + 40, 16) != 0)
-        return -1;
-    sp->first_live = get_u64(h + 16);
-    sp->end = get_u64(h + 24);
-    sp->gen = get_u64(h + 32);
-    return 0;
-}
-
-static void rec_digest(uint8_t out[16], const uint8_t *hdr, const uint8_t *uri, size_t uri_len,
-                       const uint8_t *payload, size_t len)
-{
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 16);
-    crypto_generichash_update(&st, hdr, 4); /* the state (bytes 4..8) is left out */
-    crypto_generichash_update(&st, hdr + 8, 16);
-    crypto_generichash_update(&st, uri, uri_len);
-    crypto_generichash_update(&st, payload, len);
-    crypto_generichash_final(&st, out, 16);
-}
-
-/* Builds a whole frame in a malloc'd buffer (caller frees); NULL on OOM. */
-static uint8_t *frame_new(const char *uri, const uint8_t *payload, size_t len, uint32_t kind,
-                          uint32_t points, size_t *total)
-{
-    size_t ul = strlen(uri);
-    uint8_t *f = malloc(REC_HDR + ul + len);
-    if (!f)
-        return NULL;
-    memcpy(f, REC_MAGIC, 4);
-    put_u32(f + 4, STATE_LIVE);
-    put_u32(f + 8, (uint32_t)ul);
-    put_u32(f + 12, (uint32_t)len);
-    put_u32(f + 16, kind);
-    put_u32(f + 20, points);
-    memcpy(f + REC_HDR, uri, ul);
-    memcpy(f + REC_HDR + ul, payload, len);
-    rec_digest(f + 24, f, f + REC_HDR, ul, f + REC_HDR + ul, len);
-    *total = REC_HDR + ul + len;
-    return f;
-}
-
-/* 1 when a valid frame starts at off (r filled, its bytes in b), 0 when
- * not, -1 on an I/O error or out of memory. */
-static int read_frame(int fd, off_t off, off_t size, struct rec *r, struct rbuf *b)
-{
-    uint8_t h[REC_HDR], sum[16];
-
-    if (off + REC_HDR > size)
-        return 0;
-    if (full_pread(fd, h, REC_HDR, off) < 0)
-        return -1;
-    uint32_t ul = get_u32(h + 8), len = get_u32(h + 12), kind = get_u32(h + 16);
-    if (memcmp(h, REC_MAGIC, 4) != 0 || ul == 0 || ul > URI_MAX || len == 0 ||
-        len > LIMIT_FRAME_BYTES || kind < KIND_RUN_START || kind > KIND_OTHER ||
-        off + REC_HDR + (off_t)ul + (off_t)len > size)
-        return 0;
-    if (rbuf_fit(b, (size_t)ul + len) < 0)
-        return -1;
-    if (full_pread(fd, b->p, (size_t)ul + len, off + REC_HDR) < 0)
-        return -1;
-    rec_digest(sum, h, b->p, ul, b->p + ul, len);
-    if (sodium_memcmp(sum, h + 24, 16) != 0)
-        return 0;
-    r->off = off;
-    r->next = off + REC_HDR + (off_t)ul + (off_t)len;
-    r->state = get_u32(h + 4);
-    r->uri_len = ul;
-    r->len = len;
-    r->kind = kind;
-    r->points = get_u32(h + 20);
-    r->uri = b->p;
-    r->payload = b->p + ul;
-    return 1;
-}
-
-/* The offset of the first valid frame after `from` (or size), -1 on error;
- * the frame is left in r and b. */
-static off_t resync(int fd, off_t from, off_t size, struct rec *r, struct rbuf *b)
-{
-    uint8_t chunk[1 << 16];
-
-    for (off_t pos = from; pos + REC_HDR <= size;) {
-        size_t n = (size_t)(size - pos) < sizeof(chunk) ? (size_t)(size - pos) : sizeof(chunk);
-        if (full_pread(fd, chunk, n, pos) < 0)
-            return -1;
-        for (size_t i = 0; i + 4 <= n; i++) {
-            if (chunk[i] != 'T' || memcmp(chunk + i, REC_MAGIC, 4) != 0)
-                continue;
-            int ok = read_frame(fd, pos + (off_t)i, size, r, b);
-            if (ok)
-                return ok < 0 ? -1 : pos + (off_t)i;
-        }
-        pos += (off_t)(n > 3 ? n - 3 : n); /* a magic may straddle two chunks */
-    }
-    return size;
-}
-
-struct walk {
-    int fd;
-    off_t pos, size;
-    struct rbuf b;
-    int damaged;           /* damaged stretches met */
-    int64_t damaged_bytes; /* and their bytes */
-    off_t last_bad;        /* start of the last damaged stretch, -1 if none */
-};
-
-/* The next valid record at or after w->pos: 1 (r filled, w->pos past it),
- * 0 at the end, -1 on an I/O error. Damaged stretches are skipped and
- * counted; one that runs to the end of the file leaves w->last_bad at it. */
-static int walk_next(struct walk *w, struct rec *r)
-{
-    if (w->pos >= w->size)
-        return 0;
-    int ok = read_frame(w->fd, w->pos, w->size, r, &w->b);
-    if (ok < 0)
-        return -1;
-    if (!ok) {
-        off_t next = resync(w->fd, w->pos + 1, w->size, r, &w->b);
-        if (next < 0)
-            return -1;
-        w->damaged++;
-        w->damaged_bytes += next - w->pos;
-        w->last_bad = w->pos;
-        w->pos = next;
-        if (next >= w->size)
-            return 0;
-    }
-    w->last_bad = -1;
-    w->pos = r->next;
-    return 1;
-}
-
-static void walk_init(struct walk *w, int fd, off_t from, off_t size)
-{
-    memset(w, 0, sizeof(*w));
-    w->fd = fd;
-    w->pos = from;
-    w->size = size;
-    w->last_bad = -1;
-}
-
-/* ---- opening, locking, rewriting --------------------------------------------- */
-
-static int write_header(struct spool *sp)
-{
-    uint8_t h[SPOOL_HDR];
-    hdr_pack(h, sp->first_live, sp->end, sp->gen);
-    return full_pwrite(sp->fd, h, SPOOL_HDR, 0);
-}
-
-static void parent_dir(const char *path, char *dir, size_t len)
-{
-    snprintf(dir, len, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
-    else
-        snprintf(dir, len, "%s", slash ? "/" : ".");
-}
-
-static void fsync_dir(const char *path)
-{
-    char dir[1100];
-    parent_dir(path, dir, sizeof(dir));
-    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d >= 0) {
-        fsync(d);
-        close(d);
-    }
-}
-
-/* Opens `<spool>.tmp`, locked, with a fresh header of generation gen. */
-static int tmp_open(struct track_client *c, char *tmp, size_t len, uint64_t gen,
-                    struct track_err *err)
-{
-    uint8_t h[SPOOL_HDR];
-    snprintf(tmp, len, "%s.tmp", c->spool_path);
-    /* only the holder of the spool's lock writes this name, so what is
-     * there is a crashed rewrite's leftover */
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || fchmod(fd, 0600) < 0) {
-        cl_fail(err, TRACK_E_UNAVAILABLE, "cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    hdr_pack(h, SPOOL_HDR, SPOOL_HDR, gen);
-    if (full_pwrite(fd, h, SPOOL_HDR, 0) < 0) {
-        cl_fail(err, TRACK_E_UNAVAILABLE, "cannot write %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    return fd;
-}
-
-/* Puts the rewritten file (fd, locked, `used` bytes) in place of the spool. */
-static int tmp_commit(struct track_client *c, struct spool *sp, int fd, const char *tmp, off_t used,
-                      uint64_t gen, struct track_err *err)
-{
-    struct stat sb;
-    uint8_t h[SPOOL_HDR];
-    hdr_pack(h, SPOOL_HDR, (uint64_t)used, gen);
-    if (full_pwrite(fd, h, SPOOL_HDR, 0) < 0 || fdatasync(fd) < 0 || fstat(fd, &sb) < 0 ||
-        rename(tmp, c->spool_path) < 0) {
-        cl_fail(err, TRACK_E_UNAVAILABLE, "cannot replace spool %s: %s", c->spool_path,
-                strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    fsync_dir(c->spool_path);
-    if (sp->fd >= 0)
-        close(sp->fd);
-    sp->fd = fd;
-    sp->first_live = SPOOL_HDR;
-    sp->end = (uint64_t)used;
-    sp->gen = gen;
-    sp->size = used;
-    sp->ino = sb.st_ino;
-    return 0;
-}
-
-/* The header does not check out: keep the file under another name, start a
- * new spool with every valid live record found in it. */
-static int move_aside(struct track_client *c, struct spool *sp, struct cl_spool_note *note,
-                      struct track_err *err)
-{
-    char tmp[1200], moved[1200];
-    struct walk w;
-    struct rec r;
-    off_t used = SPOOL_HDR;
-    int salvaged = 0, fd, rc = 0;
-
-    fd = tmp_open(c, tmp, sizeof(tmp), (uint64_t)wire_now_ms(), err);
-    if (fd < 0)
-        return -1;
-    walk_init(&w, sp->fd, 0, sp->size);
-    while ((rc = walk_next(&w, &r)) == 1) {
-        if (r.state == STATE_DONE || used + (r.next - r.off) > c->spool_max)
-            continue;
-        uint8_t h[REC_HDR];
-        if (full_pread(sp->fd, h, REC_HDR, r.off) < 0 || full_pwrite(fd, h, REC_HDR, used) < 0 ||
-            full_pwrite(fd, w.b.p, (size_t)r.uri_len + r.len, used + REC_HDR) < 0) {
-            rc = -1;
-            break;
-        }
-        used += r.next - r.off;
-        salvaged++;
-    }
-    free(w.b.p);
-    /* the old file stays reachable under its new name: a hard link, so the
-     * spool's path never names nothing */
-    for (int i = 0; rc == 0 && i < 100; i++) {
-        snprintf(moved, sizeof(moved), "%s.damaged-%lld%s%.0d", c->spool_path,
-                 (long long)wire_now_ms(), i ? "-" : "", i);
-        if (link(c->spool_path, moved) == 0)
-            break;
-        if (errno != EEXIST || i == 99)
-            rc = -1;
-    }
-    if (rc) {
-        cl_fail(err, TRACK_E_UNAVAILABLE,
-                "spool %s has a damaged header and cannot be moved aside: %s", c->spool_path,
-                strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (tmp_commit(c, sp, fd, tmp, used, (uint64_t)wire_now_ms(), err) < 0)
-        return -1;
-    if (note) {
-        snprintf(note->moved, sizeof(note->moved), "%s", moved);
-        note->salvaged = salvaged;
-    }
-    return 0;
-}
-
-/* Opens and locks the spool (creating it when `create`), waiting for the
- * lock until the call's deadline. 0 with sp filled, 1 when there is no
- * spool (and !create), 2 when another process held the lock all that time
- * (err says so), or a negative code. */
-static int spool_open(struct track_client *c, int create, struct spool *sp,
-                      struct cl_spool_note *note, struct track_err *err)
-{
-    char dir[1100];
-    struct stat sb, pb;
-    uint8_t hdr[SPOOL_HDR];
-    int64_t give_up = wire_mono_ms() + c->timeout_ms;
-    if (c->deadline_ms && c->deadline_ms < give_up)
-        give_up = c->deadline_ms;
-
-    sp->fd = -1;
-    parent_dir(c->spool_path, dir, sizeof(dir));
-    if (create && paths_mkdirs(dir, 0700))
-        return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot create spool directory %s: %s", dir,
-                       strerror(errno));
-    for (int tries = 0;; tries++) {
-        int fd =
-            open(c->spool_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
-        if (fd < 0) {
-            if (!create && errno == ENOENT)
-                return 1;
-            return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot open spool %s: %s", c->spool_path,
-                           strerror(errno));
-        }
-        /* one try at least, then no longer than the call may take: a
-         * delivering process lets go between slices of SLICE_MS */
-        while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            if (errno != EWOULDBLOCK && errno != EINTR) {
-                close(fd);
-                return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot lock spool %s: %s", c->spool_path,
-                               strerror(errno));
-            }
-            if (wire_mono_ms() >= give_up) {
-                close(fd);
-                cl_fail(err, TRACK_E_UNAVAILABLE,
-                        "spool %s is held by another process for longer than this call's %d ms",
-                        c->spool_path, c->timeout_ms);
-                return 2;
-            }
-            struct timespec ts = {0, 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        /* a rewrite renamed another file over the path while we waited */
-        if (fstat(fd, &sb) < 0 || stat(c->spool_path, &pb) < 0 || sb.st_ino != pb.st_ino ||
-            sb.st_dev != pb.st_dev) {
-            close(fd);
-            if (tries < 20)
-                continue;
-            return cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s keeps being replaced",
-                           c->spool_path);
-        }
-        sp->fd = fd;
-        break;
-    }
-    sp->size = sb.st_size;
-    sp->ino = sb.st_ino;
-    if ((sb.st_mode & 077) && sb.st_uid == getuid())
-        fchmod(sp->fd, 0600);
-    if (sp->size == 0) {
-        if (!create) {
-            close(sp->fd);
-            sp->fd = -1;
-            return 1;
-        }
-        sp->first_live = sp->end = SPOOL_HDR;
-        sp->gen = (uint64_t)wire_now_ms();
-        if (write_header(sp) < 0)
-            goto io;
-        sp->size = SPOOL_HDR;
-        return 0;
-    }
-    if (sp->size < SPOOL_HDR || full_pread(sp->fd, hdr, SPOOL_HDR, 0) < 0 ||
-        hdr_unpack(hdr, sp) < 0) {
-        int rc = move_aside(c, sp, note, err);
-        if (rc < 0) {
-            close(sp->fd);
-            sp->fd = -1;
-            return err ? err->code : TRACK_E_UNAVAILABLE;
-        }
-        return 0;
-    }
-    if (sp->first_live < SPOOL_HDR || sp->first_live > (uint64_t)sp->size)
-        sp->first_live = SPOOL_HDR;
-    return 0;
-io:
-    cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
-    close(sp->fd);
-    sp->fd = -1;
-    return TRACK_E_UNAVAILABLE;
-}
-
-/* The file does not end where the last append did (a crash mid-append, a
- * lost header update, damage): find the end of the last valid record and
- * cut what follows, so the next record is not appended behind garbage. */
-static int fix_tail(struct track_client *c, struct spool *sp, struct cl_spool_note *note,
-                    struct track_err *err)
-{
-    struct walk w;
-    struct rec r;
-    int rc;
-
-    /* from the first live record, not from the recorded end: bytes may have
-     * moved, and a valid record straddling that end must not be cut */
-    walk_init(&w, sp->fd, (off_t)sp->first_live, sp->size);
-    while ((rc = walk_next(&w, &r)) == 1)
-        ;
-    free(w.b.p);
-    if (rc < 0)
-        return cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
-    if (w.last_bad >= 0) {
-        if (ftruncate(sp->fd, w.last_bad) < 0)
-            return cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path,
-                           strerror(errno));
-        if (note)
-            note->cut_bytes += sp->size - w.last_bad;
-        sp->size = w.last_bad;
-    }
-    sp->end = (uint64_t)sp->size;
-    if (sp->first_live > sp->end)
-        sp->first_live = sp->end;
-    return 0;
-}
+/* ---- a full spool ----------------------------------------------------------- */
 
 struct live {
     off_t off, len;
@@ -600,8 +55,8 @@ static int rewrite(struct track_client *c, struct spool *sp, const uint8_t *fram
     int rc = 0, fd = -1;
     int64_t total = SPOOL_HDR + (int64_t)flen;
 
-    walk_init(&w, sp->fd, (off_t)sp->first_live, sp->size);
-    while ((rc = walk_next(&w, &r)) == 1) {
+    cl_spool_walk_init(&w, sp->fd, (off_t)sp->first_live, sp->size);
+    while ((rc = cl_spool_walk_next(&w, &r)) == 1) {
         if (r.state == STATE_DONE)
             continue;
         if (n == cap) {
@@ -636,7 +91,7 @@ static int rewrite(struct track_client *c, struct spool *sp, const uint8_t *fram
             }
         }
     }
-    fd = tmp_open(c, tmp, sizeof(tmp), sp->gen + 1, err);
+    fd = cl_spool_tmp_open(c, tmp, sizeof(tmp), sp->gen + 1, err);
     if (fd < 0) {
         rc = err ? err->code : TRACK_E_UNAVAILABLE;
         goto out;
@@ -645,18 +100,18 @@ static int rewrite(struct track_client *c, struct spool *sp, const uint8_t *fram
     for (size_t i = 0; i < n; i++) {
         if (lv[i].drop)
             continue;
-        if (rbuf_fit(&w.b, (size_t)lv[i].len) < 0 ||
-            full_pread(sp->fd, w.b.p, (size_t)lv[i].len, lv[i].off) < 0 ||
-            full_pwrite(fd, w.b.p, (size_t)lv[i].len, used) < 0)
+        if (cl_spool_rbuf_fit(&w.b, (size_t)lv[i].len) < 0 ||
+            cl_spool_full_pread(sp->fd, w.b.p, (size_t)lv[i].len, lv[i].off) < 0 ||
+            cl_spool_full_pwrite(fd, w.b.p, (size_t)lv[i].len, used) < 0)
             goto io;
         used += lv[i].len;
     }
     if (frame) {
-        if (full_pwrite(fd, frame, flen, used) < 0)
+        if (cl_spool_full_pwrite(fd, frame, flen, used) < 0)
             goto io;
         used += (off_t)flen;
     }
-    rc = tmp_commit(c, sp, fd, tmp, used, sp->gen + 1, err);
+    rc = cl_spool_tmp_commit(c, sp, fd, tmp, used, sp->gen + 1, err);
     fd = -1;
     goto out;
 io:
@@ -710,28 +165,28 @@ int cl_spool_append(struct track_client *c, const uint8_t *req, size_t len,
                        "request of %zu bytes is larger than the whole spool (%lld bytes)", len,
                        (long long)c->spool_max);
     classify(req, len, &kind, &points);
-    uint8_t *frame = frame_new(c->server, req, len, kind, points, &flen);
+    uint8_t *frame = cl_spool_frame_new(c->server, req, len, kind, points, &flen);
     if (!frame)
         return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
-    rc = spool_open(c, 1, &sp, note, err);
+    rc = cl_spool_open(c, 1, &sp, note, err);
     if (rc) {
         free(frame);
         return rc < 0 ? rc : TRACK_E_UNAVAILABLE; /* the lock stayed held */
     }
-    if ((off_t)sp.end != sp.size && (rc = fix_tail(c, &sp, note, err)))
+    if ((off_t)sp.end != sp.size && (rc = cl_spool_fix_tail(c, &sp, note, err)))
         goto out;
     if (sp.size + (int64_t)flen > c->spool_max) {
         rc = rewrite(c, &sp, frame, flen, note, err);
         goto out;
     }
-    if (full_pwrite(sp.fd, frame, flen, sp.size) < 0 || fdatasync(sp.fd) < 0) {
+    if (cl_spool_full_pwrite(sp.fd, frame, flen, sp.size) < 0 || fdatasync(sp.fd) < 0) {
         rc = cl_fail(err, TRACK_E_UNAVAILABLE, "cannot write spool %s: %s", c->spool_path,
                      strerror(errno));
         goto out;
     }
     sp.end = (uint64_t)(sp.size + (off_t)flen);
     /* a lost header update costs a scan of the tail next time, nothing more */
-    write_header(&sp);
+    cl_spool_write_header(&sp);
 out:
     free(frame);
     if (sp.fd >= 0)
@@ -886,13 +341,6 @@ static int send_one(struct delivery *d, struct target *t, const struct rec *r)
     return 1;
 }
 
-static int mark_done(struct spool *sp, off_t off)
-{
-    uint8_t s[4];
-    put_u32(s, STATE_DONE);
-    return full_pwrite(sp->fd, s, 4, off + 4);
-}
-
 /* One slice under the lock: 0 walked to the end, 1 time is up, or an
  * error. */
 static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *err)
@@ -904,7 +352,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
     int rc, done = 0, at_end = 0;
 
     struct cl_spool_note note = {0};
-    rc = spool_open(c, 0, &sp, &note, err);
+    rc = cl_spool_open(c, 0, &sp, &note, err);
     if (note.moved[0]) {
         snprintf(d->r->moved, sizeof(d->r->moved), "%s", note.moved);
         d->r->salvaged = note.salvaged;
@@ -919,13 +367,13 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
         d->any_live = 0;
         d->walking = 1;
     }
-    walk_init(&w, sp.fd, d->pos, sp.size);
+    cl_spool_walk_init(&w, sp.fd, d->pos, sp.size);
     for (;;) {
         if (wire_mono_ms() >= slice) {
             rc = 1;
             break;
         }
-        int got = walk_next(&w, &r);
+        int got = cl_spool_walk_next(&w, &r);
         if (got < 0) {
             rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
             break;
@@ -965,7 +413,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
                        "records of more than 32 servers: run track sync again");
         }
         if (sent == 0) {
-            if (mark_done(&sp, r.off) < 0) {
+            if (cl_spool_mark_done(&sp, r.off) < 0) {
                 rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path,
                              strerror(errno));
                 break;
@@ -998,7 +446,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
         if (ftruncate(sp.fd, SPOOL_HDR) == 0) {
             sp.first_live = sp.end = SPOOL_HDR;
             sp.gen++;
-            write_header(&sp);
+            cl_spool_write_header(&sp);
         }
         d->walking = 0;
     } else if (rc >= 0 && done && d->damaged_seen) {
@@ -1013,7 +461,7 @@ static int deliver_slice(struct delivery *d, int64_t slice, struct track_err *er
                 sp.first_live = (uint64_t)d->first_keep;
             if (tail_checked)
                 sp.end = (uint64_t)sp.size; /* walked to here: it ends well */
-            write_header(&sp);
+            cl_spool_write_header(&sp);
         }
         if (done)
             d->walking = 0;
@@ -1075,73 +523,5 @@ int cl_spool_deliver(struct track_client *c, int budget_ms, int all, struct trac
                          r->n_kept_reasons ? r->kept_reasons[0] : "");
     }
     free(d);
-    return rc;
-}
-
-/* ---- reading without delivering ---------------------------------------------- */
-
-int cl_spool_walk(struct track_client *c,
-                  int (*fn)(void *arg, const char *uri, const uint8_t *req, size_t len), void *arg,
-                  struct track_sync_report *r, struct track_err *err)
-{
-    struct spool sp;
-    struct walk w;
-    struct rec rec;
-    char uri[URI_MAX + 1];
-    struct cl_spool_note note = {0};
-    int rc = spool_open(c, 0, &sp, &note, err), got;
-
-    if (note.moved[0] && r) {
-        snprintf(r->moved, sizeof(r->moved), "%s", note.moved);
-        r->salvaged = note.salvaged;
-    } else if (note.moved[0]) {
-        fprintf(stderr,
-                "track: warning: spool %s had a damaged header: moved it to %s, kept the %d "
-                "valid records found in it\n",
-                c->spool_path, note.moved, note.salvaged);
-    }
-    if (rc == 1)
-        return 0;
-    if (rc)
-        return rc < 0 ? rc : TRACK_E_UNAVAILABLE;
-    walk_init(&w, sp.fd, (off_t)sp.first_live, sp.size);
-    while ((got = walk_next(&w, &rec)) == 1) {
-        if (rec.state == STATE_DONE)
-            continue;
-        memcpy(uri, rec.uri, rec.uri_len);
-        uri[rec.uri_len] = '\0';
-        if (fn && fn(arg, uri, rec.payload, rec.len))
-            break;
-    }
-    if (r) {
-        r->damaged += w.damaged;
-        r->damaged_bytes += w.damaged_bytes;
-    }
-    if (got < 0)
-        rc = cl_fail(err, TRACK_E_UNAVAILABLE, "spool %s: %s", c->spool_path, strerror(errno));
-    free(w.b.p);
-    close(sp.fd);
-    return rc;
-}
-
-struct stat_acc {
-    int64_t requests, bytes;
-};
-
-static int stat_one(void *arg, const char *uri, const uint8_t *req, size_t len)
-{
-    struct stat_acc *a = arg;
-    (void)req;
-    a->requests++;
-    a->bytes += (int64_t)(REC_HDR + strlen(uri) + len);
-    return 0;
-}
-
-int cl_spool_stat(struct track_client *c, int64_t *requests, int64_t *bytes, struct track_err *err)
-{
-    struct stat_acc a = {0, 0};
-    int rc = cl_spool_walk(c, stat_one, &a, NULL, err);
-    *requests = a.requests;
-    *bytes = a.bytes;
     return rc;
 }
