@@ -31,11 +31,11 @@
 #include "blob.h"
 #include "track_limits.h"
 
-#define GC_BATCH_ROWS      256     /* rows removed per write transaction */
-#define GC_LIST_MAX        1000    /* runs and blobs named in the reply */
-#define GC_MARK_MAX        (4 << 20)
-#define LINEAGE_DEPTH_MAX  64      /* ancestors followed (a cycle stops there) */
-#define LINEAGE_LIST_MAX   1000    /* children, artifacts, model versions */
+#define GC_BATCH_ROWS     256  /* rows removed per write transaction */
+#define GC_LIST_MAX       1000 /* runs and blobs named in the reply */
+#define GC_MARK_MAX       (4 << 20)
+#define LINEAGE_DEPTH_MAX 64   /* ancestors followed (a cycle stops there) */
+#define LINEAGE_LIST_MAX  1000 /* children, artifacts, model versions */
 
 /* ---- LifecycleSet ---------------------------------------------------------------- */
 
@@ -315,8 +315,8 @@ int srv_op_gc(struct srv_call *call)
     call->rs->gc = x.r;
     srv_log(SRV_LOG_INFO, "gc", "%s runs=%lld rows=%lld txns=%lld blobs=%lld bytes=%lld kept=%lld",
             q->dry_run ? "dry run" : "done", (long long)x.r->runs_count,
-            (long long)x.r->rows_removed, (long long)x.r->transactions,
-            (long long)x.r->blobs_count, (long long)x.r->blob_bytes, (long long)x.r->blobs_kept);
+            (long long)x.r->rows_removed, (long long)x.r->transactions, (long long)x.r->blobs_count,
+            (long long)x.r->blob_bytes, (long long)x.r->blobs_kept);
     return 0;
 fail:
     if (epoch)
@@ -454,7 +454,7 @@ static int sys_tag_cb(void *ctx, const char *key, const char *value)
     struct lineage *l = ctx;
     char **slot = strcmp(key, "sys.git.commit") == 0 ? &l->r->git_commit
                   : strcmp(key, "sys.command") == 0  ? &l->r->command
-                                                      : NULL;
+                                                     : NULL;
     if (!slot)
         return 0;
     *slot = srv_strdup(&l->call->arena, value);

@@ -178,8 +178,8 @@ struct cstate {
     int n_binds, cap_binds;
     int now_bind; /* ?N holding now_ms, 0 until first needed */
     int64_t now_ms;
-    int lifecycle; /* the text named lifecycle */
-    int rc; /* first error, 0 while none */
+    int lifecycle; /* the filter named lifecycle */
+    int rc;        /* first error, 0 while none */
     struct store_err *err;
 };
 

@@ -306,8 +306,7 @@ int store_metric_compact(struct store *st, int small, int max_groups, int *merge
 int store_run_delete(struct store *st, const uint8_t id[16], int64_t now_ms, int *changed,
                      struct store_err *err);
 /* Makes a deleted run active again; *changed 0 when it was active. */
-int store_run_restore(struct store *st, const uint8_t id[16], int *changed,
-                      struct store_err *err);
+int store_run_restore(struct store *st, const uint8_t id[16], int *changed, struct store_err *err);
 
 /* A run gc would remove: deleted before the cutoff, and no model version
  * made from it (a version keeps its run, so its lineage stays whole).

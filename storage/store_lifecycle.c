@@ -151,7 +151,7 @@ int store_run_restore(struct store *st, const uint8_t id[16], int *changed, stru
 /* ---- gc of runs --------------------------------------------------------------------- */
 
 /* The runs gc removes with cutoff ?1, as a condition on runs r. */
-#define GC_CANDIDATE "r.lifecycle = 'deleted' AND r.deleted_ms < ?1"
+#define GC_CANDIDATE      "r.lifecycle = 'deleted' AND r.deleted_ms < ?1"
 #define GC_KEEP_VERSIONED " AND NOT EXISTS (SELECT 1 FROM model_versions v WHERE v.run = r.id)"
 
 static int has_versions(struct store *st, int *yes, struct store_err *err)
@@ -172,20 +172,22 @@ int store_gc_runs(struct store *st, int64_t before_ms, store_gc_run_cb cb, void 
     if ((ret = has_versions(st, &versions, err)) != 0)
         return ret;
     ret = sq_prep(st,
-                  versions ? "SELECT r.uuid, r.name, r.deleted_ms, r.id FROM runs r WHERE " GC_CANDIDATE
-                                 GC_KEEP_VERSIONED " ORDER BY r.deleted_ms, r.id"
-                           : "SELECT r.uuid, r.name, r.deleted_ms, r.id FROM runs r WHERE " GC_CANDIDATE
-                             " ORDER BY r.deleted_ms, r.id",
+                  versions
+                      ? "SELECT r.uuid, r.name, r.deleted_ms, r.id FROM runs r WHERE " GC_CANDIDATE
+                            GC_KEEP_VERSIONED " ORDER BY r.deleted_ms, r.id"
+                      : "SELECT r.uuid, r.name, r.deleted_ms, r.id FROM runs r WHERE " GC_CANDIDATE
+                        " ORDER BY r.deleted_ms, r.id",
                   &s, err);
     if (ret)
         return ret;
     sqlite3_stmt *b = NULL;
-    ret = sq_prep(st,
-                  "SELECT coalesce((SELECT sum(length(data)) FROM metric_chunks WHERE run = ?1), 0)"
-                  " + coalesce((SELECT sum(length(key) + length(value)) FROM params WHERE run = ?1),"
-                  " 0) + coalesce((SELECT sum(length(key) + length(value)) FROM tags"
-                  " WHERE run = ?1), 0)",
-                  &b, err);
+    ret =
+        sq_prep(st,
+                "SELECT coalesce((SELECT sum(length(data)) FROM metric_chunks WHERE run = ?1), 0)"
+                " + coalesce((SELECT sum(length(key) + length(value)) FROM params WHERE run = ?1),"
+                " 0) + coalesce((SELECT sum(length(key) + length(value)) FROM tags"
+                " WHERE run = ?1), 0)",
+                &b, err);
     if (ret)
         goto out;
     sqlite3_bind_int64(s, 1, before_ms);

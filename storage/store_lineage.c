@@ -24,8 +24,8 @@ int store_lineage_children(struct store *st, const uint8_t id[16], int limit, st
     sq_err_clear(err);
     if (id == NULL || cb == NULL)
         return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
-    ret = sq_prep(st, RUN_SELECT " WHERE r.parent_uuid = ?1 ORDER BY r.start_ms, r.id LIMIT ?2",
-                  &s, err);
+    ret = sq_prep(st, RUN_SELECT " WHERE r.parent_uuid = ?1 ORDER BY r.start_ms, r.id LIMIT ?2", &s,
+                  err);
     if (ret)
         return ret;
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
@@ -45,8 +45,8 @@ int store_lineage_children(struct store *st, const uint8_t id[16], int limit, st
         r.user = (const char *)sqlite3_column_text(s, 6);
         r.has_parent = 1;
         memcpy(r.parent, id, 16);
-        r.deleted = sqlite3_column_bytes(s, 8) == 7 &&
-                    memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
+        r.deleted =
+            sqlite3_column_bytes(s, 8) == 7 && memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
         r.deleted_ms = sqlite3_column_int64(s, 9);
         if (!r.name)
             r.name = "";
@@ -93,8 +93,8 @@ int store_lineage_artifacts(struct store *st, const uint8_t id[16], int limit,
         if (!a.path)
             a.path = "";
         if (sq_digest_of(s, 1, a.digest)) {
-            ret = sq_fail(err, STORE_E_CORRUPT, "artifact \"%.200s\" has a malformed digest",
-                          a.path);
+            ret =
+                sq_fail(err, STORE_E_CORRUPT, "artifact \"%.200s\" has a malformed digest", a.path);
             goto out;
         }
         a.size = sqlite3_column_int64(s, 2);

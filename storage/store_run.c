@@ -312,8 +312,8 @@ static int run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *er
         r->experiment = "";
     if (r->user == NULL)
         r->user = "";
-    r->deleted = sqlite3_column_bytes(s, 8) == 7 &&
-                 memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
+    r->deleted =
+        sqlite3_column_bytes(s, 8) == 7 && memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
     r->deleted_ms = sqlite3_column_int64(s, 9);
     return 0;
 }

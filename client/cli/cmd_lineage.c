@@ -90,8 +90,8 @@ static void print_run(const char *indent, const struct track_lineage_run *r)
 {
     char hex[33];
     track_run_id_hex(&r->id, hex);
-    printf("%s%s  %s  %s  %s%s\n", indent, hex, r->name, r->experiment,
-           cli_status_name(r->status), r->deleted ? "  (deleted)" : "");
+    printf("%s%s  %s  %s  %s%s\n", indent, hex, r->name, r->experiment, cli_status_name(r->status),
+           r->deleted ? "  (deleted)" : "");
 }
 
 int cmd_lineage(int argc, char **argv)
@@ -144,8 +144,7 @@ int cmd_lineage(int argc, char **argv)
     printf("artifacts %zu\n", l.n_artifacts);
     for (size_t i = 0; i < l.n_artifacts; i++) {
         digest_hex(l.artifacts[i].digest, hex);
-        printf("  %s  %lld bytes  %s\n", l.artifacts[i].path, (long long)l.artifacts[i].size,
-               hex);
+        printf("  %s  %lld bytes  %s\n", l.artifacts[i].path, (long long)l.artifacts[i].size, hex);
     }
     printf("models    %zu\n", l.n_model_versions);
     for (size_t i = 0; i < l.n_model_versions; i++) {

@@ -265,10 +265,8 @@ int track_backup(struct track_client *c, const char *path, int64_t *bytes, struc
 /* Soft-deletes (track_run_delete) or restores a run given by id or unique
  * prefix. *changed (may be NULL) is 0 when it was in that state already.
  * Never spooled: a daemon that cannot be reached is TRACK_E_UNAVAILABLE. */
-int track_run_delete(struct track_client *c, const char *run, int *changed,
-                     struct track_err *err);
-int track_run_restore(struct track_client *c, const char *run, int *changed,
-                      struct track_err *err);
+int track_run_delete(struct track_client *c, const char *run, int *changed, struct track_err *err);
+int track_run_restore(struct track_client *c, const char *run, int *changed, struct track_err *err);
 
 struct track_gc_run {
     track_run_id id;

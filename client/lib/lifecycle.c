@@ -63,8 +63,7 @@ int track_run_delete(struct track_client *c, const char *run, int *changed, stru
     return set_lifecycle(c, run, 1, changed, err);
 }
 
-int track_run_restore(struct track_client *c, const char *run, int *changed,
-                      struct track_err *err)
+int track_run_restore(struct track_client *c, const char *run, int *changed, struct track_err *err)
 {
     return set_lifecycle(c, run, 0, changed, err);
 }

@@ -47,7 +47,7 @@ TestSuite(lifecycle_cli, .init = setup, .fini = teardown, .timeout = 120);
     ({                                                                                             \
         char *o_ = NULL, *e_ = NULL;                                                               \
         int r_ = fx_track(&D, NULL, NULL, &o_, &e_, __VA_ARGS__, NULL);                            \
-        cr_assert_eq(r_, want, "track %s: exit %d, stderr: %s", #__VA_ARGS__, r_, e_);           \
+        cr_assert_eq(r_, want, "track %s: exit %d, stderr: %s", #__VA_ARGS__, r_, e_);             \
         free(e_);                                                                                  \
         o_;                                                                                        \
     })
@@ -55,15 +55,15 @@ TestSuite(lifecycle_cli, .init = setup, .fini = teardown, .timeout = 120);
     do {                                                                                           \
         char *o_ = NULL;                                                                           \
         int r_ = fx_track(&D, NULL, NULL, &o_, err_out, __VA_ARGS__, NULL);                        \
-        cr_assert_eq(r_, want, "track %s: exit %d, stderr: %s", #__VA_ARGS__, r_, *(err_out));   \
+        cr_assert_eq(r_, want, "track %s: exit %d, stderr: %s", #__VA_ARGS__, r_, *(err_out));     \
         free(o_);                                                                                  \
     } while (0)
 
 static void start(const char *name, const char *parent, const char *lr, char hex[33])
 {
     struct track_kv kv = {"lr", lr};
-    struct track_run_opts ro = {.experiment = "cli", .name = name, .parent = parent,
-                                .params = &kv, .n_params = lr ? 1 : 0};
+    struct track_run_opts ro = {
+        .experiment = "cli", .name = name, .parent = parent, .params = &kv, .n_params = lr ? 1 : 0};
     struct track_err err = {0};
     track_run_id id;
     cr_assert_eq(track_run_start(C, &ro, &id, &err), 0, "%s", err.msg);
@@ -165,9 +165,9 @@ Test(lifecycle_cli, gc_dry_run_reports_bytes_and_removes_nothing_then_gc_removes
     cr_assert_eq(json_integer_value(json_object_get(j, "run_count")), 1);
     cr_assert_eq(json_integer_value(json_object_get(j, "run_bytes")), bytes);
     cr_assert_eq(json_array_size(json_object_get(j, "runs")), 1);
-    cr_assert_str_eq(json_string_value(
-                         json_object_get(json_array_get(json_object_get(j, "runs"), 0), "run_id")),
-                     b);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "runs"), 0), "run_id")),
+        b);
     cr_assert(json_is_array(json_object_get(j, "blobs")));
     json_decref(j);
     free(out);
@@ -209,9 +209,9 @@ Test(lifecycle_cli, lineage_three_deep_text_and_json_shape)
     out = RUN(0, "lineage", leaf, "--json");
     json_t *j = json_loads(out, 0, NULL);
     cr_assert_not_null(j, "%s", out);
-    static const char *const keys[] = {"run",       "parent",   "ancestors",      "children",
-                                       "git_commit", "command", "artifacts", "model_versions",
-                                       "truncated"};
+    static const char *const keys[] = {"run",       "parent",         "ancestors",
+                                       "children",  "git_commit",     "command",
+                                       "artifacts", "model_versions", "truncated"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert_not_null(json_object_get(j, keys[i]), "key %s missing:\n%s", keys[i], out);
     cr_assert_eq(json_object_size(j), sizeof keys / sizeof keys[0], "no other keys:\n%s", out);
@@ -254,8 +254,8 @@ Test(lifecycle_cli, help_pages_document_lifecycle)
     cr_assert(strstr(out, "lifecycle") && strstr(out, "'deleted'"), "%s", out);
     free(out);
     out = RUN(0, "gc", "--help");
-    cr_assert(strstr(out, "--dry-run") && strstr(out, "--grace") && strstr(out, "default 7d"),
-              "%s", out);
+    cr_assert(strstr(out, "--dry-run") && strstr(out, "--grace") && strstr(out, "default 7d"), "%s",
+              out);
     free(out);
     out = RUN(0, "help", "lineage");
     cr_assert(strstr(out, "track lineage 3f2a --json"), "%s", out);

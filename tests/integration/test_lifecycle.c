@@ -156,8 +156,7 @@ Test(lifecycle, logging_into_deleted_run_is_refused)
     cr_assert_eq(track_run_delete(c, a, NULL, &err), 0, "%s", err.msg);
 
     cr_assert_eq(track_log_param(c, "lr", "0.1", &err), TRACK_E_CONFLICT);
-    cr_assert(strstr(err.msg, a) && strstr(err.msg, "deleted"), "names run and state: %s",
-              err.msg);
+    cr_assert(strstr(err.msg, a) && strstr(err.msg, "deleted"), "names run and state: %s", err.msg);
     cr_assert_eq(track_set_tag(c, "k", "v", &err), TRACK_E_CONFLICT, "%s", err.msg);
     cr_assert_eq(track_log_metric(c, "loss", 1.0, 0, 0, &err), 0);
     cr_assert_eq(track_flush(c, &err), TRACK_E_CONFLICT, "%s", err.msg);

@@ -62,12 +62,13 @@ static void setup(void)
     snprintf(srv.cfg.data_dir, sizeof srv.cfg.data_dir, "%s", dir);
     snprintf(srv.cfg.db_path, sizeof srv.cfg.db_path, "%s/track.db", dir);
     cr_assert_eq(store_open(srv.cfg.db_path, &so, &rw, &err), 0, "%s", err.msg);
-    exec_sql("CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
-             " size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path));"
-             "CREATE TABLE models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-             "CREATE TABLE model_versions(model_id INTEGER NOT NULL, version INTEGER NOT NULL,"
-             " run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
-             " PRIMARY KEY(model_id, version));");
+    exec_sql(
+        "CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
+        " size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path));"
+        "CREATE TABLE models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE model_versions(model_id INTEGER NOT NULL, version INTEGER NOT NULL,"
+        " run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
+        " PRIMARY KEY(model_id, version));");
     cr_assert_eq(store_open(srv.cfg.db_path, &sro, &ro, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_store_open(dir, &srv.blobs, &err), 0, "%s", err.msg);
     start_run(run_active, "active");
@@ -192,11 +193,12 @@ Test(lifecycle_gc, mark_keeps_active_graced_and_versioned_blobs_removes_the_rest
         sqlite3 *db;
         sqlite3_stmt *s;
         cr_assert_eq(sqlite3_open(srv.cfg.db_path, &db), SQLITE_OK);
-        cr_assert_eq(sqlite3_prepare_v2(db,
-                                        "INSERT INTO model_versions(model_id, version, run, path,"
-                                        " digest) SELECT 1, 1, id, 'w', ?2 FROM runs WHERE uuid = ?1",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
+        cr_assert_eq(
+            sqlite3_prepare_v2(db,
+                               "INSERT INTO model_versions(model_id, version, run, path,"
+                               " digest) SELECT 1, 1, id, 'w', ?2 FROM runs WHERE uuid = ?1",
+                               -1, &s, NULL),
+            SQLITE_OK);
         sqlite3_bind_blob(s, 1, run_active, 16, SQLITE_STATIC);
         sqlite3_bind_blob(s, 2, ver, 32, SQLITE_STATIC);
         cr_assert_eq(sqlite3_step(s), SQLITE_DONE);
@@ -320,8 +322,8 @@ Test(lifecycle_gc, blob_committed_while_gc_runs_is_kept)
     cr_assert_str_empty(u->msg, "%s", u->msg);
     cr_assert_eq(gc(0, 0, &o), 0);
     removed += o.blobs;
-    fprintf(stderr, "race: %d gcs beside %d referenced and %d orphan uploads; %lld removed\n",
-            gcs, u->n_live, u->n_orphans, (long long)removed);
+    fprintf(stderr, "race: %d gcs beside %d referenced and %d orphan uploads; %lld removed\n", gcs,
+            u->n_live, u->n_orphans, (long long)removed);
     cr_assert_gt(gcs, 1, "gc ran beside the uploads");
     cr_assert_gt(u->n_live, 10);
     for (int i = 0; i < u->n_live; i++)
