@@ -319,8 +319,9 @@ struct store_gc_run {
     int64_t bytes;
 };
 typedef int (*store_gc_run_cb)(void *ctx, const struct store_gc_run *r);
-/* Calls cb for each run gc would remove with this cutoff (deleted_ms <
- * before_ms), oldest deletion first; a non-zero answer stops and is returned. */
+/* Calls cb for each run gc would remove with this cutoff (deleted_ms <=
+ * before_ms: a grace of 0 takes a run deleted this very millisecond too),
+ * oldest deletion first; a non-zero answer stops and is returned. */
 int store_gc_runs(struct store *st, int64_t before_ms, store_gc_run_cb cb, void *ctx,
                   struct store_err *err);
 /* One bounded step of gc, in the caller's write transaction: removes at most

@@ -151,7 +151,7 @@ int store_run_restore(struct store *st, const uint8_t id[16], int *changed, stru
 /* ---- gc of runs --------------------------------------------------------------------- */
 
 /* The runs gc removes with cutoff ?1, as a condition on runs r. */
-#define GC_CANDIDATE      "r.lifecycle = 'deleted' AND r.deleted_ms < ?1"
+#define GC_CANDIDATE      "r.lifecycle = 'deleted' AND r.deleted_ms <= ?1"
 #define GC_KEEP_VERSIONED " AND NOT EXISTS (SELECT 1 FROM model_versions v WHERE v.run = r.id)"
 
 static int has_versions(struct store *st, int *yes, struct store_err *err)

@@ -247,6 +247,42 @@ Test(lifecycle_gc, pinned_blob_is_kept_until_unpinned)
     cr_assert_eq(stored(p), 0);
 }
 
+static int count_cb(void *ctx, const struct store_gc_run *g)
+{
+    (void)g;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+Test(lifecycle_gc, cutoff_takes_a_run_deleted_in_the_same_millisecond)
+{
+    int n = 0;
+    int64_t rows = 0;
+    int runs = 0, more = 1, steps = 1;
+    cr_assert_eq(store_begin(rw, &err), 0);
+    cr_assert_eq(store_tag_put(rw, run_deleted, "a", "1", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_tag_put(rw, run_deleted, "b", "2", &err), 0, "%s", err.msg);
+    cr_assert_eq(store_commit(rw, &err), 0);
+    delete_run(run_deleted, 5000);
+    cr_assert_eq(store_gc_runs(ro, 4999, count_cb, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 0, "deleted after the cutoff: kept");
+    cr_assert_eq(store_gc_runs(ro, 5000, count_cb, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1, "deleted at the cutoff's millisecond (grace 0): taken");
+    cr_assert_eq(store_begin(rw, &err), 0);
+    cr_assert_eq(store_gc_step(rw, 5000, 1, &rows, &runs, &more, &err), 0, "%s", err.msg);
+    cr_assert_eq(rows, 1, "one row at most per step of max_rows 1");
+    cr_assert_eq(runs, 0);
+    cr_assert_eq(more, 1);
+    while (more && steps < 100) {
+        cr_assert_eq(store_gc_step(rw, 5000, 1, &rows, &runs, &more, &err), 0, "%s", err.msg);
+        cr_assert_leq(rows, 1);
+        steps++;
+    }
+    cr_assert_eq(runs, 1, "the run's row last");
+    cr_assert_eq(steps, 3, "two tags, then the run's row");
+    cr_assert_eq(store_commit(rw, &err), 0);
+}
+
 /* ---- the race ------------------------------------------------------------------------ */
 
 #define RACE_UPLOADS 400
