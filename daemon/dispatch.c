@@ -73,6 +73,11 @@ static const struct srv_op ops[] = {
     OP(BACKUP_BEGIN, "backup_begin", SRV_READ | SRV_OWN_TXN, srv_op_backup_begin),
     OP(BACKUP_CHUNK, "backup_chunk", SRV_READ | SRV_OWN_TXN, srv_op_backup_chunk),
     OP(BACKUP_END, "backup_end", SRV_READ | SRV_OWN_TXN, srv_op_backup_end),
+    OP(LIFECYCLE_SET, "lifecycle_set", SRV_WRITE, srv_op_lifecycle_set),
+    /* a write through a handle of its own, in short transactions, on a
+     * worker: never one long transaction in the loop's group commit */
+    OP(GC, "gc", SRV_READ | SRV_OWN_TXN, srv_op_gc),
+    OP(LINEAGE, "lineage", SRV_READ, srv_op_lineage),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "paths.h"
 
 static const char usage[] =
@@ -513,6 +514,11 @@ int main(int argc, char **argv)
         if (!force)
             goto out;
     }
+    if (blob_store_open(srv.cfg.data_dir, &srv.blobs, &err)) {
+        srv_log(SRV_LOG_ERROR, "blob", "cannot open the blob store in %s: %s", srv.cfg.data_dir,
+                err.msg);
+        goto out;
+    }
     srv_reserve_init(&srv.cfg);
     srv.started_ms = wire_now_ms();
     pthread_mutex_init(&srv.stats_lock, NULL);
@@ -523,6 +529,7 @@ int main(int argc, char **argv)
     srv_log(SRV_LOG_INFO, "main", "stopped status=%d", status);
 out:
     srv_backup_close_all();
+    blob_store_close(srv.blobs);
     store_close(srv.wst);
     return status;
 }

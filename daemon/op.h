@@ -95,6 +95,10 @@ int srv_op_run_list(struct srv_call *call);
 int srv_op_log_batch(struct srv_call *call);
 int srv_op_metric_history(struct srv_call *call);
 int srv_op_metric_curve(struct srv_call *call);
+/* op_lifecycle.c */
+int srv_op_lifecycle_set(struct srv_call *call);
+int srv_op_gc(struct srv_call *call);
+int srv_op_lineage(struct srv_call *call);
 /* op_backup.c: the retired Backup, refused (it wrote where the client said) */
 int srv_op_backup(struct srv_call *call);
 

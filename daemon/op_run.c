@@ -86,6 +86,8 @@ static Track__V1__Run *run_from_store(struct srv_arena *a, const struct store_ru
     m->status = (Track__V1__RunStatus)r->status;
     m->start_ms = r->start_ms;
     m->end_ms = r->end_ms;
+    m->deleted = r->deleted;
+    m->deleted_ms = r->deleted_ms;
     if (r->has_parent) {
         m->parent_id.data = srv_alloc(a, 16);
         if (!m->parent_id.data)

@@ -57,9 +57,12 @@ struct srv_config {
     int insecure_tcp;     /* tcp:// may listen beyond loopback */
 };
 
+struct blob_store;
+
 struct srv {
     struct srv_config cfg;
-    struct store *wst; /* the one read-write handle, main thread only */
+    struct store *wst;        /* the one read-write handle, main thread only */
+    struct blob_store *blobs; /* the blob store (blob.h; any thread) */
     int64_t started_ms;
     int64_t requests; /* served, all kinds */
     pthread_mutex_t stats_lock;

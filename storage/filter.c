@@ -28,7 +28,7 @@
  *              | series_prefix "." key
  *              | ( "min" | "max" ) "(" metric_prefix "." key ")" ;
  *   attribute  = "status" | "name" | "run_name" | "user" | "user_id" | "experiment"
- *              | "start_time" | "end_time" | "duration" | "run_id" ;
+ *              | "start_time" | "end_time" | "duration" | "run_id" | "lifecycle" ;
  *   attr_prefix   = "attributes" | "attribute" | "attr" | "run" ;
  *   metric_prefix = "metrics" | "metric" ;
  *   series_prefix = metric_prefix | "params" | "param" | "parameter" | "parameters"
@@ -78,6 +78,10 @@
  *                    NULL or 0 both count as "not ended").
  *   duration         ms: a number or a duration. A running run's duration runs
  *                    up to now_ms.
+ *   lifecycle        r.lifecycle, 'active' or 'deleted' (string literals only).
+ *                    A filter that names lifecycle anywhere sets
+ *                    filter_sql.lifecycle: the caller then lists deleted runs
+ *                    too, as the filter says; otherwise it lists active runs only.
  * LIKE is case-sensitive, as in MLflow and PostgreSQL: SQLite's LIKE ignores
  * ASCII case, so LIKE is compiled to GLOB with the pattern translated (% to
  * *, _ to ?, GLOB's own * ? [ bracketed, \x to a literal x). ILIKE compiles
@@ -174,7 +178,8 @@ struct cstate {
     int n_binds, cap_binds;
     int now_bind; /* ?N holding now_ms, 0 until first needed */
     int64_t now_ms;
-    int rc; /* first error, 0 while none */
+    int lifecycle; /* the filter named lifecycle */
+    int rc;        /* first error, 0 while none */
     struct store_err *err;
 };
 
@@ -670,6 +675,7 @@ enum kind {
     K_END,
     K_DURATION,
     K_RUNID,
+    K_LIFECYCLE,
 };
 
 enum agg { AGG_LAST, AGG_MIN, AGG_MAX };
@@ -688,17 +694,18 @@ static const struct {
     {"status", K_STATUS},    {"name", K_NAME},    {"run_name", K_NAME},
     {"user", K_USER},        {"user_id", K_USER}, {"experiment", K_EXPERIMENT},
     {"start_time", K_START}, {"end_time", K_END}, {"duration", K_DURATION},
-    {"run_id", K_RUNID},
+    {"run_id", K_RUNID},     {"lifecycle", K_LIFECYCLE},
 };
 
-#define ATTRIBUTE_LIST "status, name, user, experiment, start_time, end_time, duration, run_id"
+#define ATTRIBUTE_LIST                                                                             \
+    "status, name, user, experiment, start_time, end_time, duration, run_id, lifecycle"
 
 static const char *const status_names[] = {NULL, "RUNNING", "FINISHED", "FAILED", "KILLED"};
 
 static int kind_is_text(int kind)
 {
     return kind == K_PARAM || kind == K_TAG || kind == K_NAME || kind == K_USER ||
-           kind == K_EXPERIMENT || kind == K_RUNID;
+           kind == K_EXPERIMENT || kind == K_RUNID || kind == K_LIFECYCLE;
 }
 
 static int lookup_attribute(const char *s, size_t n)
@@ -777,6 +784,8 @@ static int parse_term(struct parser *p, struct term *out)
             return perr(p, t.pos, "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
                         (int)(t.len > 40 ? 40 : t.len), w);
         out->len = t.len;
+        if (out->kind == K_LIFECYCLE)
+            p->c->lifecycle = 1;
         if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
             return -1;
         return lex(p);
@@ -803,6 +812,8 @@ static int parse_term(struct parser *p, struct term *out)
                 return perr(p, t.kpos,
                             "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
                             (int)(t.klen > 40 ? 40 : t.klen), p->s + t.kpos);
+            if (out->kind == K_LIFECYCLE)
+                p->c->lifecycle = 1;
             if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
                 return -1;
             return lex(p);
@@ -886,6 +897,9 @@ static void emit_term(struct parser *p, struct sbuf *b, const struct term *t, in
         break;
     case K_RUNID:
         sb_str(b, "r.hex");
+        break;
+    case K_LIFECYCLE:
+        sb_str(b, "r.lifecycle");
         break;
     }
 }
@@ -976,7 +990,8 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
     case K_NAME:
     case K_USER:
     case K_EXPERIMENT:
-    case K_RUNID: {
+    case K_RUNID:
+    case K_LIFECYCLE: {
         char *s;
         if (v.type != TK_STRING)
             return perr(p, v.pos, "expected a string in quotes to compare with %.*s but found %s",
@@ -1407,6 +1422,7 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
 
     if (!is_blank(filter) && compile_where(&c, filter, &where))
         goto fail;
+    out->lifecycle = c.lifecycle; /* the filter's mention only, not the order's */
     if (is_blank(order_by)) {
         sb_str(&order, "r.start_ms DESC, r.id DESC");
         if (order.oom) {

@@ -6,7 +6,7 @@
  *
  * The fragments refer to the tables by these aliases only:
  *   r  runs         (id, uuid, hex, experiment_id, name, status, start_ms,
- *                    end_ms, user, parent_uuid)
+ *                    end_ms, user, parent_uuid, lifecycle, deleted_ms)
  *   e  experiments  (id, name)
  * and reach params, tags and metric summaries through correlated subqueries.
  */
@@ -51,6 +51,7 @@ struct filter_sql {
     char *order;               /* e.g. "... ASC, r.start_ms DESC", never NULL after success */
     struct filter_bind *binds; /* bind i is parameter ?(i+1) */
     int n_binds;
+    int lifecycle; /* the filter names lifecycle: deleted runs are the filter's to pick */
 };
 
 /* Compiles `filter` (NULL or blank: no condition) and `order_by` (NULL or

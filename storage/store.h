@@ -160,6 +160,8 @@ struct store_run {
     const char *user;
     int has_parent;
     uint8_t parent[16];
+    int deleted;        /* soft-deleted (store_run_delete) */
+    int64_t deleted_ms; /* when, 0 while active */
 };
 
 struct store_run_start {
@@ -290,6 +292,84 @@ int store_metric_m4(struct store *st, const uint8_t run[16], const char *key, in
  * transaction. *merged is how many chunks were merged away. */
 int store_metric_compact(struct store *st, int small, int max_groups, int *merged,
                          struct store_err *err);
+
+/* ---- lifecycle: soft deletion, restore, gc (store_lifecycle.c) -------------------
+ * A run is active or deleted. A deleted run keeps every row: store_run_get
+ * and the per-run reads still answer (struct store_run.deleted says so),
+ * store_run_list leaves it out unless the filter names lifecycle, and writes
+ * into it (params, tags, metrics, end) answer STORE_E_CONFLICT naming it.
+ * gc removes the rows of runs deleted before its grace period, a bounded
+ * number of rows per call so that each call fits a short transaction. */
+
+/* Marks the run deleted at now_ms (0: now). *changed (may be NULL) is 0 when
+ * it was deleted already (then its first deleted_ms stays). */
+int store_run_delete(struct store *st, const uint8_t id[16], int64_t now_ms, int *changed,
+                     struct store_err *err);
+/* Makes a deleted run active again; *changed 0 when it was active. */
+int store_run_restore(struct store *st, const uint8_t id[16], int *changed, struct store_err *err);
+
+/* A run gc would remove: deleted before the cutoff, and no model version
+ * made from it (a version keeps its run, so its lineage stays whole).
+ * bytes: its metric chunks, params and tags as stored (an estimate of the
+ * space its rows take). */
+struct store_gc_run {
+    uint8_t id[16];
+    const char *name; /* valid during the callback only */
+    int64_t deleted_ms;
+    int64_t bytes;
+};
+typedef int (*store_gc_run_cb)(void *ctx, const struct store_gc_run *r);
+/* Calls cb for each run gc would remove with this cutoff (deleted_ms <=
+ * before_ms: a grace of 0 takes a run deleted this very millisecond too),
+ * oldest deletion first; a non-zero answer stops and is returned. */
+int store_gc_runs(struct store *st, int64_t before_ms, store_gc_run_cb cb, void *ctx,
+                  struct store_err *err);
+/* One bounded step of gc, in the caller's write transaction: removes at most
+ * `max_rows` rows of the first run store_gc_runs would give (its metric
+ * chunks and summaries, params, tags and artifact rows; the run's row last,
+ * once nothing hangs on it). Never touches other tables (request ids, audit).
+ * *rows gets the rows removed, *runs 1 when a run's row went, *more 1 when
+ * work is left (call again, in a new transaction). */
+int store_gc_step(struct store *st, int64_t before_ms, int max_rows, int64_t *rows, int *runs,
+                  int *more, struct store_err *err);
+
+/* The digests that must keep their blobs: those of the artifacts of every run
+ * gc keeps with this cutoff (active runs, and deleted runs inside the grace
+ * period, which a restore brings back whole), and those of every model
+ * version (a version keeps its blob even when its run is deleted). Each
+ * table is read only if it exists (artifacts and models are other modules'),
+ * so this answers nothing, not an error, on a store without them. A digest
+ * may come more than once. before_ms INT64_MIN: every run's artifacts. */
+typedef int (*store_digest_cb)(void *ctx, const uint8_t digest[32]);
+int store_gc_live_digests(struct store *st, int64_t before_ms, store_digest_cb cb, void *ctx,
+                          struct store_err *err);
+
+/* ---- lineage (store_lineage.c) --------------------------------------------------------
+ * What a run was made from and what was made from it. The artifacts and
+ * model-version tables belong to other modules; each listing below answers
+ * no rows (not an error) when its table does not exist. */
+/* Calls cb for each child run (parent = id), oldest first, at most limit. */
+int store_lineage_children(struct store *st, const uint8_t id[16], int limit, store_run_cb cb,
+                           void *ctx, struct store_err *err);
+struct store_lineage_artifact {
+    const char *path; /* valid during the callback only */
+    uint8_t digest[32];
+    int64_t size;
+};
+typedef int (*store_lineage_artifact_cb)(void *ctx, const struct store_lineage_artifact *a);
+/* The run's artifacts by path, at most limit. */
+int store_lineage_artifacts(struct store *st, const uint8_t id[16], int limit,
+                            store_lineage_artifact_cb cb, void *ctx, struct store_err *err);
+struct store_lineage_version {
+    const char *model; /* valid during the callback only */
+    int64_t version;
+    const char *path;
+    uint8_t digest[32];
+};
+typedef int (*store_lineage_version_cb)(void *ctx, const struct store_lineage_version *v);
+/* The model versions made from the run, by model and version, at most limit. */
+int store_lineage_versions(struct store *st, const uint8_t id[16], int limit,
+                           store_lineage_version_cb cb, void *ctx, struct store_err *err);
 
 /* ---- whole-store figures ---------------------------------------------------------- */
 struct store_counts {

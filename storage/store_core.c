@@ -92,6 +92,12 @@ static const char *const migrations[] = {
     "DROP TABLE requests;"
     "ALTER TABLE requests_v3 RENAME TO requests;"
     "CREATE INDEX requests_ms ON requests(ms);",
+    /* 4: soft deletion (store_lifecycle.c): a run is 'active' or 'deleted'
+     * (since deleted_ms); lists leave deleted runs out, gc removes those
+     * deleted before its grace period */
+    "ALTER TABLE runs ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'active';"
+    "ALTER TABLE runs ADD COLUMN deleted_ms INTEGER;"
+    "CREATE INDEX runs_deleted ON runs(lifecycle, deleted_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -103,7 +109,7 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_SAVE] = "SAVEPOINT store_request",
     [Q_RELEASE] = "RELEASE store_request",
     [Q_ROLLBACK_TO] = "ROLLBACK TO store_request",
-    [Q_RUN_ID] = "SELECT id FROM runs WHERE uuid = ?1",
+    [Q_RUN_ID] = "SELECT id, lifecycle = 'deleted' FROM runs WHERE uuid = ?1",
     [Q_KEY_GET] = "SELECT id FROM metric_keys WHERE name = ?1",
     [Q_KEY_PUT] = "INSERT INTO metric_keys(name) VALUES(?1)",
     [Q_SUM_GET] = "SELECT min, max, count FROM metric_summary WHERE run = ?1 AND key_id = ?2",
@@ -133,9 +139,7 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_REQ_PUT] = "INSERT INTO requests(id, ms, response, digest) VALUES(?1, ?2, ?3, ?4)",
     /* per-run reads: prepared once, since listing many runs with their
      * details runs them once per run */
-    [Q_RUN_GET] = "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user,"
-                  " r.parent_uuid FROM runs r JOIN experiments e ON e.id = r.experiment_id"
-                  " WHERE r.uuid = ?1",
+    [Q_RUN_GET] = RUN_SELECT " WHERE r.uuid = ?1",
     [Q_PARAM_LIST] = "SELECT key, value FROM params WHERE run = ?1 ORDER BY key",
     [Q_TAG_LIST] = "SELECT key, value FROM tags WHERE run = ?1 ORDER BY key",
     [Q_SUM_LIST] = "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"

@@ -61,8 +61,8 @@ enum stmt_id {
     Q_COUNT
 };
 #define RUN_SELECT                                                                                 \
-    "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid"         \
-    " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+    "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid,"        \
+    " r.lifecycle, r.deleted_ms FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 
 /* ---- the handle ---------------------------------------------------------- */
 
@@ -81,6 +81,7 @@ struct store {
     int run_cached;
     uint8_t run_uuid[16];
     int64_t run_id;
+    int run_deleted; /* the run of the last sq_run_find is deleted (never cached) */
 
     uint8_t *enc; /* chunk encoding buffer, at most chunk_bound(CHUNK_MAX_POINTS) */
     size_t enc_cap;
@@ -132,6 +133,14 @@ int sq_decode_into(struct store *st, const void *blob, int len, size_t at, int64
 int sq_key_find(struct store *st, const char *name, int create, int64_t *id, struct store_err *err);
 int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const char *what,
                 struct store_err *err);
+/* sq_run_find for a write: a deleted run answers STORE_E_CONFLICT naming it
+ * (store_lifecycle.c). */
+int sq_run_find_live(struct store *st, const uint8_t uuid[16], int64_t *id, struct store_err *err);
+/* *yes 1 when table `name` exists (store_lifecycle.c): for the tables of
+ * modules that may not be in this build (artifacts, model_versions). */
+int sq_table_exists(struct store *st, const char *name, int *yes, struct store_err *err);
+/* A digest column: 32 bytes as a blob, or 64 hex characters; 0 or -1. */
+int sq_digest_of(sqlite3_stmt *s, int col, uint8_t out[32]);
 int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 int sq_check_name(const char *name, const char *what, struct store_err *err);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,

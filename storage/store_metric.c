@@ -89,7 +89,7 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
         return ret;
     if (n > (size_t)INT64_MAX / 2)
         return sq_fail(err, STORE_E_INVALID, "%zu points is too many", n);
-    ret = sq_run_find(st, run, &run_id, "run", err);
+    ret = sq_run_find_live(st, run, &run_id, err);
     if (ret || n == 0)
         return ret;
     ret = sq_key_find(st, key, 1, &key_id, err);

@@ -160,6 +160,8 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     if ((ret = sq_writable(st, err)) != 0)
         return ret;
     sq_hex_of(id, hex);
+    if ((ret = sq_run_find_live(st, id, &start, err)) != 0 && ret != STORE_E_NOT_FOUND)
+        return ret;
     ret = sq_prep(st, "SELECT status, start_ms FROM runs WHERE uuid = ?1", &s, err);
     if (ret)
         return ret;
@@ -310,6 +312,9 @@ static int run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *er
         r->experiment = "";
     if (r->user == NULL)
         r->user = "";
+    r->deleted =
+        sqlite3_column_bytes(s, 8) == 7 && memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
+    r->deleted_ms = sqlite3_column_int64(s, 9);
     return 0;
 }
 
@@ -401,6 +406,8 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
     }
     if (f.where)
         sq_sb_add(&sql, " AND (%s)", f.where);
+    if (!f.lifecycle) /* deleted runs only when the filter asks for them */
+        sq_sb_add(&sql, " AND r.lifecycle = 'active'");
     order = f.order ? f.order : "r.start_ms DESC";
     olen = strlen(order);
     /* newest-created first among ties, unless the order already says so */
@@ -464,7 +471,7 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
         return sq_fail(err, STORE_E_INVALID, "run id or param value missing");
     if ((ret = sq_check_name(key, "param key", err)) != 0 || (ret = sq_writable(st, err)) != 0)
         return ret;
-    ret = sq_run_find(st, run, &run_id, "run", err);
+    ret = sq_run_find_live(st, run, &run_id, err);
     if (ret)
         return ret;
     s = st->q[Q_PARAM_GET];
@@ -512,7 +519,7 @@ int store_tag_put(struct store *st, const uint8_t run[16], const char *key, cons
         return sq_fail(err, STORE_E_INVALID, "run id or tag value missing");
     if ((ret = sq_check_name(key, "tag key", err)) != 0 || (ret = sq_writable(st, err)) != 0)
         return ret;
-    ret = sq_run_find(st, run, &run_id, "run", err);
+    ret = sq_run_find_live(st, run, &run_id, err);
     if (ret)
         return ret;
     s = st->q[Q_TAG_PUT];

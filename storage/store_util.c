@@ -416,6 +416,7 @@ int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const cha
     char hex[33];
     int rc, ret = 0;
 
+    st->run_deleted = 0;
     if (st->run_cached && memcmp(st->run_uuid, uuid, 16) == 0) {
         *id = st->run_id;
         return 0;
@@ -424,9 +425,11 @@ int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const cha
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(s, 0);
+        /* a deleted run is not cached: gc may remove its row meanwhile */
+        st->run_deleted = sqlite3_column_int(s, 1);
         memcpy(st->run_uuid, uuid, 16);
         st->run_id = *id;
-        st->run_cached = 1;
+        st->run_cached = !st->run_deleted;
     } else if (rc == SQLITE_DONE) {
         sq_hex_of(uuid, hex);
         ret = sq_fail(err, STORE_E_NOT_FOUND, "%s %s not found", what, hex);

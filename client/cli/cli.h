@@ -154,5 +154,9 @@ int cmd_watch(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
+int cmd_run_delete(int argc, char **argv);  /* cmd_run.c */
+int cmd_run_restore(int argc, char **argv); /* cmd_run.c */
+int cmd_gc(int argc, char **argv);          /* cmd_gc.c */
+int cmd_lineage(int argc, char **argv);     /* cmd_lineage.c */
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * cmd_run.c: `track run start|end|list|show`. `run show` fits its tables
- * to the terminal (cli_term_width) with render.c's text helpers.
+ * cmd_run.c: `track run start|end|list|show|delete|restore`. `run show`
+ * fits its tables to the terminal (cli_term_width) with render.c's text
+ * helpers.
  */
 #include "cli.h"
 #include "render.h"
@@ -282,7 +283,10 @@ int cmd_run_show(int argc, char **argv)
     if (rc)
         return cli_track_error(&err);
     if (cli_opt.json) {
-        rc = cli_json_print(cli_json_run(&r));
+        json_t *o = cli_json_run(&r);
+        json_object_set_new(o, "lifecycle", json_string(r.deleted ? "deleted" : "active"));
+        json_object_set_new(o, "deleted_time", cli_json_time(r.deleted ? r.deleted_ms : 0));
+        rc = cli_json_print(o);
         track_result_free(res);
         return rc;
     }
@@ -294,6 +298,10 @@ int cmd_run_show(int argc, char **argv)
     printf("name        %s\n", r.name);
     printf("experiment  %s\n", r.experiment);
     printf("status      %s\n", cli_status_name(r.status));
+    if (r.deleted) {
+        cli_fmt_time(r.deleted_ms, d, sizeof(d));
+        printf("lifecycle   deleted %s (track run restore brings it back)\n", d);
+    }
     printf("user        %s\n", r.user);
     printf("started     %s\n", t);
     printf("ended       %s\n", e);
@@ -308,4 +316,52 @@ int cmd_run_show(int argc, char **argv)
     show_sections(&r);
     track_result_free(res);
     return 0;
+}
+
+/* `track run delete RUN` and `track run restore RUN`. */
+static int run_lifecycle(int argc, char **argv, int deleted)
+{
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    const char *name = argv[0], *run;
+    struct track_err err = {0};
+    int opt, changed = 0;
+
+    opterr = 0;
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
+        if (!cli_common_opt(opt, name))
+            cli_usage_error(name, "unknown option");
+    if (optind + 1 != argc)
+        cli_usage_error(name, "expected one RUN");
+    run = argv[optind];
+    struct track_client *c = cli_client();
+    int rc = deleted ? track_run_delete(c, run, &changed, &err)
+                     : track_run_restore(c, run, &changed, &err);
+    track_client_close(c);
+    if (rc)
+        return cli_track_error(&err);
+    if (cli_opt.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "run", json_string(run));
+        json_object_set_new(o, "lifecycle", json_string(deleted ? "deleted" : "active"));
+        json_object_set_new(o, "changed", json_boolean(changed));
+        return cli_json_print(o);
+    }
+    if (deleted)
+        printf(changed ? "deleted run %s (track run restore %s brings it back; track gc removes "
+                         "it for good after the grace period)\n"
+                       : "run %s was deleted already%.0s\n",
+               run, run);
+    else
+        printf(changed ? "restored run %s\n" : "run %s is not deleted\n", run);
+    return 0;
+}
+
+int cmd_run_delete(int argc, char **argv)
+{
+    return run_lifecycle(argc, argv, 1);
+}
+
+int cmd_run_restore(int argc, char **argv)
+{
+    return run_lifecycle(argc, argv, 0);
 }

@@ -75,6 +75,18 @@ static const struct cli_cmd commands[] = {
      "TRACK_RUN_ID). Tables show values to about 6 significant digits; --json has them in "
      "full.",
      "track run show 3f2a\ntrack run show 3f2a --json\n"},
+    {"run delete", cmd_run_delete, "RUN [--json]",
+     "delete a run (soft: restorable until `track gc` removes it)", NO_OPTS,
+     "The run leaves `track runs`, `run list` and `compare` (a filter on lifecycle still finds "
+     "it: --filter \"lifecycle = 'deleted'\"); `run show` still shows it, marked deleted. "
+     "Logging into it is refused (CONFLICT naming the run). `track gc` removes it for good "
+     "once it has been deleted longer than the grace period (default 7 days). Deleting a "
+     "deleted run again changes nothing.",
+     "track run delete 3f2a\ntrack runs --filter \"lifecycle = 'deleted'\"\n"},
+    {"run restore", cmd_run_restore, "RUN [--json]", "bring back a deleted run", NO_OPTS,
+     "Until `track gc` has removed it, a deleted run comes back whole: params, tags, metrics, "
+     "artifacts.",
+     "track run restore 3f2a\n"},
     {"log-param", cmd_log_param, "[--run RUN] K=V...", "log params (immutable)", NO_OPTS,
      "The same value again is fine; a different one is a CONFLICT error naming both values. "
      "Logging into a run that has ended works, with a warning naming the run and its status.",
@@ -185,6 +197,26 @@ static const struct cli_cmd commands[] = {
      "Values are written in full precision; NaN and +-Inf as in the JSON conventions.",
      "track export --experiment mnist --format csv -o mnist.csv\n"
      "track export 3f2a --format jsonl --history > run.jsonl\n"},
+    {"gc", cmd_gc, "[--dry-run] [--grace DURATION] [--json]",
+     "remove runs deleted before the grace period, then blobs nothing live references",
+     OPTS({"--dry-run", "print what would go (runs, blobs) and how many bytes, remove nothing "
+                        "(default: remove)"},
+          {"--grace DURATION", "only runs deleted longer ago than this: 0, or e.g. 30s, 5m, 2h, "
+                               "7d, 1h30m (default 7d)"}),
+     "Runs go with their params, tags, metrics and artifact rows, a few hundred rows per "
+     "transaction, so logging by other clients goes on meanwhile. A run that a model version "
+     "was made from stays (deleted). Then every blob that no active run, no run inside the "
+     "grace period and no model version references is removed, except one an upload "
+     "commits or pins while gc runs: that one is always kept.",
+     "track gc --dry-run\ntrack gc\ntrack gc --grace 0 --json\n"},
+    {"lineage", cmd_lineage, "RUN [--json]",
+     "where a run came from and what came of it: parents, children, commit, artifacts, models",
+     NO_OPTS,
+     "Prints the run, its git commit and command (the sys.git.commit and sys.command tags "
+     "`track exec` records), its parent chain up to the root, its child runs, its artifacts "
+     "with their digests and the model versions made from it. RUN is an id or a unique prefix "
+     "(default: --run or TRACK_RUN_ID). --json's shape is in README.md (Lineage).",
+     "track lineage 3f2a\ntrack lineage 3f2a --json\n"},
     {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
      NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
@@ -337,6 +369,9 @@ static void help_filter(FILE *f)
           "  run_id                the 32-hex id, any case; LIKE 'ab12%' for a prefix\n"
           "  start_time, end_time  ms since the epoch; a running run has no end_time\n"
           "  duration              ms; a running run's duration runs up to now\n"
+          "  lifecycle             'active' or 'deleted' (track run delete). Deleted runs\n"
+          "                        are left out unless the filter names lifecycle:\n"
+          "                        lifecycle = 'deleted' lists only them\n"
           "  Attributes may also be written attributes.NAME (or attribute., attr., run.).\n"
           "  A key of letters, digits and _ - . / : is written as it is; any other key in\n"
           "  backticks or double quotes: metrics.`val loss`. Keys are 1 to 250 bytes.\n"
@@ -365,7 +400,8 @@ static void help_filter(FILE *f)
           "    not \"1e-2\"). < <= > >= with a number compare numerically, and only values\n"
           "    that look like numbers take part; with a string they compare bytes.\n"
           "  status takes = != IN and IS NULL only.\n"
-          "  name, user, experiment and run_id take strings only, every operator.\n"
+          "  name, user, experiment, run_id and lifecycle take strings only, every\n"
+          "    operator.\n"
           "  start_time, end_time and duration take numbers (ms) or durations.\n"
           "  A run that lacks the metric, param or tag matches no comparison, not even !=\n"
           "  or NOT IN, nor the NOT of one: only IS NULL.\n"
@@ -382,7 +418,8 @@ static void help_filter(FILE *f)
           "  track runs --filter \"status = 'RUNNING' and start_time > 2h\"\n"
           "  track runs --filter \"name LIKE 'resnet%' or tags.stage IN ('ft', 'eval')\"\n"
           "  track runs --filter \"min(metrics.loss) < 0.1 and duration < 30m\"\n"
-          "  track runs --order-by \"metrics.val_acc DESC, params.lr\"\n",
+          "  track runs --order-by \"metrics.val_acc DESC, params.lr\"\n"
+          "  track runs --filter \"lifecycle = 'deleted'\"\n",
           f);
 }
 

@@ -195,6 +195,8 @@ struct track_run_info {
     size_t n_tags;
     const struct track_metric_summary *metrics;
     size_t n_metrics;
+    int deleted;        /* soft-deleted (track_run_delete); still readable */
+    int64_t deleted_ms; /* when; 0 while active */
 };
 
 /* A reply to a read, owned by the caller: free with track_result_free. */
@@ -285,6 +287,85 @@ int track_status(struct track_client *c, struct track_result **res, struct track
  * up to TRACK_BACKUP_BEGIN_TIMEOUT_MS while the snapshot is made. */
 #define TRACK_BACKUP_BEGIN_TIMEOUT_MS 600000
 int track_backup(struct track_client *c, const char *path, int64_t *bytes, struct track_err *err);
+
+/* ---- lifecycle: delete, restore, gc, lineage (lifecycle.c) --------------
+ * A deleted run leaves run lists, compare and search (unless a filter names
+ * lifecycle: "lifecycle = 'deleted'"), still answers track_run_get (with
+ * deleted = 1), refuses new writes (TRACK_E_CONFLICT naming the run), and is
+ * removed for good by track_gc once older than its grace period. */
+
+/* Soft-deletes (track_run_delete) or restores a run given by id or unique
+ * prefix. *changed (may be NULL) is 0 when it was in that state already.
+ * Never spooled: a daemon that cannot be reached is TRACK_E_UNAVAILABLE. */
+int track_run_delete(struct track_client *c, const char *run, int *changed, struct track_err *err);
+int track_run_restore(struct track_client *c, const char *run, int *changed, struct track_err *err);
+
+struct track_gc_run {
+    track_run_id id;
+    const char *name;
+    int64_t deleted_ms;
+    int64_t bytes; /* its rows as stored: metric chunks, params, tags */
+};
+struct track_gc_report {
+    int dry_run;
+    int64_t runs, run_bytes;   /* runs removed (or that would be) and their bytes */
+    int64_t blobs, blob_bytes; /* blobs likewise */
+    int64_t blobs_kept;        /* unreferenced but pinned while gc ran: kept */
+    int64_t rows_removed, transactions;
+    const struct track_gc_run *run_list; /* the first 1000 runs */
+    size_t n_run_list;
+    const uint8_t (*blob_digests)[32]; /* the first 1000 blobs */
+    size_t n_blob_digests;
+    void *priv_; /* owns the strings above */
+};
+/* Removes runs deleted more than grace_ms ago (0: every deleted run), then
+ * the blobs nothing live references; dry_run removes nothing and reports what
+ * would go. On success *rep is filled and released with
+ * track_gc_report_free. Waits up to TRACK_GC_TIMEOUT_MS. */
+#define TRACK_GC_TIMEOUT_MS 600000
+int track_gc(struct track_client *c, int dry_run, int64_t grace_ms, struct track_gc_report *rep,
+             struct track_err *err);
+void track_gc_report_free(struct track_gc_report *rep);
+
+struct track_lineage_run {
+    track_run_id id;
+    const char *name;
+    const char *experiment;
+    int status;
+    int deleted;
+    int64_t start_ms;
+};
+struct track_lineage_artifact {
+    const char *path;
+    uint8_t digest[32];
+    int64_t size;
+};
+struct track_lineage_version {
+    const char *model;
+    int64_t version;
+    const char *path;
+    uint8_t digest[32];
+};
+struct track_lineage {
+    struct track_lineage_run run;
+    const struct track_lineage_run *ancestors; /* parent first, up to the root */
+    size_t n_ancestors;
+    const struct track_lineage_run *children;
+    size_t n_children;
+    const char *git_commit; /* "" when the run has no sys.git.commit tag */
+    const char *command;    /* sys.command, or "" */
+    const struct track_lineage_artifact *artifacts;
+    size_t n_artifacts;
+    const struct track_lineage_version *model_versions;
+    size_t n_model_versions;
+    int truncated; /* a list stopped at its cap (1000; 64 ancestors) */
+    void *priv_;
+};
+/* Where run came from and what came of it. On success *out is filled and
+ * released with track_lineage_free. */
+int track_lineage_get(struct track_client *c, const char *run, struct track_lineage *out,
+                      struct track_err *err);
+void track_lineage_free(struct track_lineage *l);
 
 #ifdef __cplusplus
 }

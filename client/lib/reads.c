@@ -355,6 +355,8 @@ static int runs_view(struct track_result *r, const struct pieces *p, struct trac
         info->start_ms = m->start_ms;
         info->end_ms = m->end_ms;
         info->user = m->user;
+        info->deleted = m->deleted;
+        info->deleted_ms = m->deleted_ms;
         if (m->parent_id.len == 16) {
             info->has_parent = 1;
             memcpy(info->parent.b, m->parent_id.data, 16);

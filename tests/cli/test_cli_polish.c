@@ -401,7 +401,7 @@ Test(polish, an_unknown_command_or_verb_lists_the_closest)
     struct res r = T("frobnicate");
     cr_assert_null(strstr(r.err, "most similar"), "%s", r.err);
     expect_usage(r, "'frobnicate' is not a track command", NULL);
-    expect_usage(T("run", "delete"), "'delete' is not a verb of 'track run'",
+    expect_usage(T("run", "purge"), "'purge' is not a verb of 'track run'",
                  "start, end, list, show", NULL);
     expect_usage(T("run", "strat"), "did you mean 'track run start'?", NULL);
     expect_usage(T("experiment", "lsit"), "did you mean 'track experiment list'?", NULL);

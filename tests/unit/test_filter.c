@@ -543,10 +543,10 @@ Test(errors, unknown_attribute_lists_the_valid_ones)
 {
     expect_error("  stauts = 1", NULL,
                  "filter: column 3: unknown attribute \"stauts\" (expected one of status, name, "
-                 "user, experiment, start_time, end_time, duration, run_id)");
+                 "user, experiment, start_time, end_time, duration, run_id, lifecycle)");
     expect_error("name = 'a' and attributes.colour = 'x'", NULL,
                  "filter: column 27: unknown attribute \"colour\" (expected one of status, name, "
-                 "user, experiment, start_time, end_time, duration, run_id)");
+                 "user, experiment, start_time, end_time, duration, run_id, lifecycle)");
     expect_error("foo.bar = 1", NULL,
                  "filter: column 1: unknown prefix \"foo\" (expected metrics, params, tags or "
                  "attributes)");

@@ -1300,6 +1300,11 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
     cr_assert(same_bits(lasts[nb - 1], 1.0 / (double)n), "last bucket's last %g", lasts[nb - 1]);
 }
 
+/* what migration 4 (runs' lifecycle) added, taken off again */
+#define UNDO_LIFECYCLE                                                                             \
+    "DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                            \
+    " ALTER TABLE runs DROP COLUMN lifecycle;"
+
 Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
 {
     const int64_t n = 40 * 4096;
@@ -1322,7 +1327,7 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db,
                               "ALTER TABLE metric_chunks DROP COLUMN vlast;"
-                              " PRAGMA user_version = 1;",
+                              " " UNDO_LIFECYCLE " PRAGMA user_version = 1;",
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -1331,7 +1336,7 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 3, "migrated to schema 3");
+    cr_assert_eq(sqlite3_column_int(q, 0), 4, "migrated to schema 4");
     sqlite3_finalize(q);
     sqlite3_close(db);
     /* the old chunks have no last value stored: the curve decodes them */
@@ -1348,7 +1353,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     size_t len = 0;
     sqlite3 *db;
     sqlite3_stmt *q;
-    char sql[512], hx[33];
+    char sql[1024], hx[33];
 
     id_of(old, 90);
     id_of(fresh, 91);
@@ -1363,7 +1368,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
              " response BLOB NOT NULL) WITHOUT ROWID;"
              " CREATE INDEX requests_ms ON requests(ms);"
              " INSERT INTO requests VALUES(x'%s', 5, x'6f6c64');"
-             " PRAGMA user_version = 2;",
+             " " UNDO_LIFECYCLE " PRAGMA user_version = 2;",
              hx);
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
@@ -1387,7 +1392,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     sqlite3_finalize(q);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 3);
+    cr_assert_eq(sqlite3_column_int(q, 0), 4);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
