@@ -136,8 +136,7 @@ static double time_box(const uint8_t *src, size_t len, const uint8_t *k, const u
                   crypto_box_open_easy_afternm(m, c, len + crypto_box_MACBYTES, nonce, k) != 0;
         else
             bad = crypto_box_easy(c, src, len, nonce, spk, csk) != 0 ||
-                  crypto_box_open_easy(m, c, len + crypto_box_MACBYTES, nonce, client_pk, ssk) !=
-                      0;
+                  crypto_box_open_easy(m, c, len + crypto_box_MACBYTES, nonce, client_pk, ssk) != 0;
     }
     double ns = (double)(now_ns() - t0) / (double)items;
     free(c);
@@ -163,8 +162,7 @@ static void pair_free(struct pair *p)
     seal_client_free(p->cli);
 }
 
-static void row(const char *id, const char *what, const char *fig, const char *base,
-                double ratio)
+static void row(const char *id, const char *what, const char *fig, const char *base, double ratio)
 {
     printf("| %-3s | %-62s | %-16s | %-16s | %6.3f |\n", id, what, fig, base, ratio);
 }
@@ -243,8 +241,9 @@ int main(int argc, char **argv)
            mpre = median(pre, reps), mfull = median(full, reps);
 
     printf("| id  | %-62s | %-16s | %-16s | ratio  |\n", "what", "figure", "baseline");
-    printf("|-----|%s|%s|%s|--------|\n", "----------------------------------------------------------------",
-           "------------------", "------------------");
+    printf("|-----|%s|%s|%s|--------|\n",
+           "----------------------------------------------------------------", "------------------",
+           "------------------");
     snprintf(fig, sizeof(fig), "%.0f ns/req", ms1);
     snprintf(base, sizeof(base), "%.0f ns (copies)", mb1);
     row("E1", "100 B request: seal + open (vs 2 malloc'd copies)", fig, base, mb1 / ms1);

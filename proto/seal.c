@@ -18,8 +18,12 @@
  * inserted at server time t is therefore kept until at least t + 2 x window,
  * and the frame's own timestamp is at most t + window, so by the time the
  * digest is dropped the frame is stale and refused anyway. A clock that
- * jumps back keeps digests longer (more memory, never less safety); one that
- * jumps ahead drops them early, but the same jump makes those frames stale.
+ * jumps ahead drops digests early, but the same jump makes those frames
+ * stale. One that jumps back keeps them longer (more memory, never less
+ * safety), at most until it is 2 x window before the earliest digest: then
+ * every recorded frame is too far in the future to open, and both
+ * generations are cleared, so a clock set back by hours does not leave the
+ * server refusing everything as FULL until it catches up.
  * When the current generation holds replay_cap digests a fresh frame is
  * refused with SEAL_E_FULL: forgetting a digest could let a replay in.
  */
@@ -64,20 +68,34 @@ static int init_sodium(struct seal_err *err)
 const char *seal_strerror(int code)
 {
     switch (code) {
-    case SEAL_OK: return "OK";
-    case SEAL_E_BAD_FRAME: return "BAD_FRAME";
-    case SEAL_E_UNKNOWN_KEY: return "UNKNOWN_KEY";
-    case SEAL_E_TAMPERED: return "TAMPERED";
-    case SEAL_E_STALE: return "STALE";
-    case SEAL_E_REPLAYED: return "REPLAYED";
-    case SEAL_E_FULL: return "FULL";
-    case SEAL_E_WRONG_SERVER: return "WRONG_SERVER";
-    case SEAL_E_IO: return "IO";
-    case SEAL_E_PERM: return "PERM";
-    case SEAL_E_EXISTS: return "EXISTS";
-    case SEAL_E_INVALID: return "INVALID";
-    case SEAL_E_NOMEM: return "NOMEM";
-    default: return "UNKNOWN";
+    case SEAL_OK:
+        return "OK";
+    case SEAL_E_BAD_FRAME:
+        return "BAD_FRAME";
+    case SEAL_E_UNKNOWN_KEY:
+        return "UNKNOWN_KEY";
+    case SEAL_E_TAMPERED:
+        return "TAMPERED";
+    case SEAL_E_STALE:
+        return "STALE";
+    case SEAL_E_REPLAYED:
+        return "REPLAYED";
+    case SEAL_E_FULL:
+        return "FULL";
+    case SEAL_E_WRONG_SERVER:
+        return "WRONG_SERVER";
+    case SEAL_E_IO:
+        return "IO";
+    case SEAL_E_PERM:
+        return "PERM";
+    case SEAL_E_EXISTS:
+        return "EXISTS";
+    case SEAL_E_INVALID:
+        return "INVALID";
+    case SEAL_E_NOMEM:
+        return "NOMEM";
+    default:
+        return "UNKNOWN";
     }
 }
 
@@ -232,8 +250,7 @@ int seal_key_file_write(const char *path, const uint8_t *sk, struct seal_err *er
     }
     made = 1;
     /* the umask may have taken bits away (0600 & ~0277 is 0400): set it exactly */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, text, SECRET_TEXT_LEN + 1) != 0 ||
-        fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || write_all(fd, text, SECRET_TEXT_LEN + 1) != 0 || fsync(fd) != 0) {
         rc = fail(err, SEAL_E_IO, "%.200s: cannot write: %s", tmp, strerror(errno));
         goto out;
     }
@@ -245,11 +262,10 @@ int seal_key_file_write(const char *path, const uint8_t *sk, struct seal_err *er
     fd = -1;
     if (rename_noreplace(tmp, path) != 0) {
         if (errno == EEXIST)
-            rc = fail(err, SEAL_E_EXISTS,
-                      "%.200s: already exists; a key file is never overwritten", path);
+            rc = fail(err, SEAL_E_EXISTS, "%.200s: already exists; a key file is never overwritten",
+                      path);
         else
-            rc = fail(err, SEAL_E_IO, "%.200s: cannot move into place: %s", path,
-                      strerror(errno));
+            rc = fail(err, SEAL_E_IO, "%.200s: cannot move into place: %s", path, strerror(errno));
         goto out;
     }
     made = 0;
@@ -286,8 +302,10 @@ int seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_er
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ELOOP)
-            rc = fail(err, SEAL_E_PERM, "%.200s: is a symbolic link; refusing a secret key file "
-                      "that is not a regular file", path);
+            rc = fail(err, SEAL_E_PERM,
+                      "%.200s: is a symbolic link; refusing a secret key file "
+                      "that is not a regular file",
+                      path);
         else
             rc = fail(err, SEAL_E_IO, "%.200s: cannot open: %s", path, strerror(errno));
         goto out;
@@ -297,20 +315,22 @@ int seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_er
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, SEAL_E_PERM, "%.200s: not a regular file; refusing it as a secret key",
-                  path);
+        rc =
+            fail(err, SEAL_E_PERM, "%.200s: not a regular file; refusing it as a secret key", path);
         goto out;
     }
     if (st.st_uid != geteuid()) {
-        rc = fail(err, SEAL_E_PERM, "%.200s: owned by uid %u, not by you (uid %u); refusing "
-                  "a secret key another user controls", path, (unsigned)st.st_uid,
-                  (unsigned)geteuid());
+        rc = fail(err, SEAL_E_PERM,
+                  "%.200s: owned by uid %u, not by you (uid %u); refusing "
+                  "a secret key another user controls",
+                  path, (unsigned)st.st_uid, (unsigned)geteuid());
         goto out;
     }
     if (st.st_mode & 077) {
-        rc = fail(err, SEAL_E_PERM, "%.200s: mode 0%03o lets group or others read the secret "
-                  "key; it must be 0600 or stricter (chmod 600 %.200s)", path,
-                  (unsigned)(st.st_mode & 0777), path);
+        rc = fail(err, SEAL_E_PERM,
+                  "%.200s: mode 0%03o lets group or others read the secret "
+                  "key; it must be 0600 or stricter (chmod 600 %.200s)",
+                  path, (unsigned)(st.st_mode & 0777), path);
         goto out;
     }
     for (;;) {
@@ -330,8 +350,10 @@ int seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_er
     if (n == SECRET_TEXT_LEN + 1 && text[SECRET_TEXT_LEN] == '\n')
         n--;
     if (n != SECRET_TEXT_LEN || memcmp(text, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1) != 0) {
-        rc = fail(err, SEAL_E_INVALID, "%.200s: not a track secret key file (one line \"%s\" "
-                  "and 43 base64url characters)", path, SECRET_PREFIX);
+        rc = fail(err, SEAL_E_INVALID,
+                  "%.200s: not a track secret key file (one line \"%s\" "
+                  "and 43 base64url characters)",
+                  path, SECRET_PREFIX);
         goto out;
     }
     kp->sk = sodium_malloc(SEAL_SECRET_BYTES);
@@ -346,8 +368,10 @@ int seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_er
         }
     }
     if (rc != 0 || b64_32(text + sizeof(SECRET_PREFIX) - 1, kp->sk) != 0) {
-        rc = fail(err, SEAL_E_INVALID, "%.200s: the secret key is not 43 base64url characters "
-                  "in canonical form", path);
+        rc = fail(err, SEAL_E_INVALID,
+                  "%.200s: the secret key is not 43 base64url characters "
+                  "in canonical form",
+                  path);
         goto out;
     }
     crypto_scalarmult_base(kp->pk, kp->sk);
@@ -413,6 +437,7 @@ struct srv_secret {
 struct replay_gen {
     uint8_t (*slot)[16]; /* all-zero: empty */
     size_t count;
+    int64_t lo; /* the earliest server time a digest in it was recorded at */
 };
 
 struct seal_server {
@@ -469,9 +494,10 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
         s->o.clock_ms = default_clock;
     if (s->o.key_cache > (1u << 24) || s->o.replay_cap > (1u << 26) ||
         s->o.window_ms > INT64_C(1) << 40 || s->o.max_frame < SEAL_REQ_OVERHEAD) {
-        rc = fail(err, SEAL_E_INVALID, "seal server: key_cache %zu (max %u), replay_cap %zu "
-                  "(max %u), window_ms or max_frame out of range", s->o.key_cache, 1u << 24,
-                  s->o.replay_cap, 1u << 26);
+        rc = fail(err, SEAL_E_INVALID,
+                  "seal server: key_cache %zu (max %u), replay_cap %zu "
+                  "(max %u), window_ms or max_frame out of range",
+                  s->o.key_cache, 1u << 24, s->o.replay_cap, 1u << 26);
         goto out;
     }
     s->sec = sodium_malloc(sizeof(*s->sec));
@@ -645,6 +671,13 @@ void seal_server_forget(struct seal_server *srv, const uint8_t pk[SEAL_PUBLIC_BY
     srv->kc_used--;
 }
 
+static void replay_clear(struct seal_server *s, struct replay_gen *g)
+{
+    if (g->count)
+        memset(g->slot, 0, (s->rp_mask + 1) * sizeof(*g->slot));
+    g->count = 0;
+}
+
 /* Advances the replay generations to server time now (see the header). */
 static void replay_rotate(struct seal_server *s, int64_t now)
 {
@@ -654,20 +687,26 @@ static void replay_rotate(struct seal_server *s, int64_t now)
         s->gen_start = now;
         return;
     }
+    if (now < s->gen_start) {
+        /* the clock went back: every recorded frame has ts >= lo - window, so
+         * once now < lo - 2 x window they are all too far ahead to open */
+        int64_t lo = INT64_MAX;
+        for (int g = 0; g < 2; g++) {
+            if (s->gen[g].count && s->gen[g].lo < lo)
+                lo = s->gen[g].lo;
+        }
+        if (lo == INT64_MAX || now < lo - 2 * s->o.window_ms) {
+            replay_clear(s, &s->gen[0]);
+            replay_clear(s, &s->gen[1]);
+            s->gen_start = now;
+        }
+        return;
+    }
     if (now - s->gen_start < period)
         return;
-    struct replay_gen *old = &s->gen[1 - s->cur];
-    if (old->count) {
-        memset(old->slot, 0, (s->rp_mask + 1) * sizeof(*old->slot));
-        old->count = 0;
-    }
-    if (now - s->gen_start >= 2 * period) {
-        struct replay_gen *c = &s->gen[s->cur];
-        if (c->count) {
-            memset(c->slot, 0, (s->rp_mask + 1) * sizeof(*c->slot));
-            c->count = 0;
-        }
-    }
+    replay_clear(s, &s->gen[1 - s->cur]);
+    if (now - s->gen_start >= 2 * period)
+        replay_clear(s, &s->gen[s->cur]);
     s->cur = 1 - s->cur;
     s->gen_start = now;
 }
@@ -692,8 +731,8 @@ static size_t replay_slot(const struct seal_server *s, const struct replay_gen *
 }
 
 /* 0 and d recorded; SEAL_E_REPLAYED when seen; SEAL_E_FULL at the cap. */
-static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t *nonce,
-                        int64_t now, struct seal_err *err)
+static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t *nonce, int64_t now,
+                        struct seal_err *err)
 {
     uint8_t id[SEAL_PUBLIC_BYTES + SEAL_NONCE_BYTES], d[16];
     int found = 0;
@@ -709,15 +748,18 @@ static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t 
         at = replay_slot(s, g, d, &found);
         if (!found) {
             if (g->count >= s->o.replay_cap)
-                return fail(err, SEAL_E_FULL, "replay cache full: %zu frames opened within %lld s "
+                return fail(err, SEAL_E_FULL,
+                            "replay cache full: %zu frames opened within %lld s "
                             "(replay_cap); refusing new frames until older ones expire",
                             g->count, (long long)(2 * s->o.window_ms / 1000));
             memcpy(g->slot[at], d, 16);
-            g->count++;
+            if (g->count++ == 0 || now < g->lo)
+                g->lo = now;
             return 0;
         }
     }
-    return fail(err, SEAL_E_REPLAYED, "frame replayed: this nonce from this key was already "
+    return fail(err, SEAL_E_REPLAYED,
+                "frame replayed: this nonce from this key was already "
                 "opened");
 }
 
@@ -733,18 +775,23 @@ int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
     *plain = NULL;
     *plain_len = 0;
     if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REQ)
-        return fail(err, SEAL_E_BAD_FRAME, "not a sealed request (first byte 0x%02x, expected "
-                    "0x%02x): plain frames are refused here", len ? frame[0] : 0u,
-                    SEAL_MAGIC_REQ);
+        return fail(err, SEAL_E_BAD_FRAME,
+                    "not a sealed request (first byte 0x%02x, expected "
+                    "0x%02x): plain frames are refused here",
+                    (frame && len) ? frame[0] : 0u, SEAL_MAGIC_REQ);
     if (frame[1] != SEAL_VERSION)
         return fail(err, SEAL_E_BAD_FRAME, "sealed request version %u, this server speaks %u",
                     frame[1], SEAL_VERSION);
     if (len < SEAL_REQ_OVERHEAD)
-        return fail(err, SEAL_E_BAD_FRAME, "sealed request of %zu bytes: shorter than its %u "
-                    "bytes of header and MAC", len, SEAL_REQ_OVERHEAD);
+        return fail(err, SEAL_E_BAD_FRAME,
+                    "sealed request of %zu bytes: shorter than its %u "
+                    "bytes of header and MAC",
+                    len, SEAL_REQ_OVERHEAD);
     if (len > srv->o.max_frame)
-        return fail(err, SEAL_E_BAD_FRAME, "sealed request of %zu bytes: over the %zu byte "
-                    "frame limit", len, srv->o.max_frame);
+        return fail(err, SEAL_E_BAD_FRAME,
+                    "sealed request of %zu bytes: over the %zu byte "
+                    "frame limit",
+                    len, srv->o.max_frame);
     pk = frame + 2;
     nonce = frame + 2 + SEAL_PUBLIC_BYTES;
     if (srv->o.key_known(srv->o.key_arg, pk) != 1)
@@ -758,7 +805,8 @@ int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
         return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", n);
     if (crypto_box_open_easy_afternm(buf, frame + SEAL_REQ_HEADER, len - SEAL_REQ_HEADER, nonce,
                                      k) != 0) {
-        rc = fail(err, SEAL_E_TAMPERED, "sealed request does not verify: altered on the way, "
+        rc = fail(err, SEAL_E_TAMPERED,
+                  "sealed request does not verify: altered on the way, "
                   "or not sealed for this server's key");
         goto out;
     }
@@ -772,7 +820,8 @@ int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
     ts = (int64_t)get_be64(nonce);
     diff = ts >= now ? ts - now : now - ts;
     if (diff > srv->o.window_ms) {
-        rc = fail(err, SEAL_E_STALE, "sealed request timestamped %.1f s %s the server's clock, "
+        rc = fail(err, SEAL_E_STALE,
+                  "sealed request timestamped %.1f s %s the server's clock, "
                   "outside the +-%lld s window: the client's and server's clocks differ%s",
                   (double)diff / 1000.0, ts >= now ? "ahead of" : "behind",
                   (long long)(srv->o.window_ms / 1000),
@@ -810,8 +859,10 @@ int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer
     *frame = NULL;
     *frame_len = 0;
     if (len > srv->o.max_frame - SEAL_REPLY_OVERHEAD)
-        return fail(err, SEAL_E_INVALID, "reply of %zu bytes: over the %zu byte frame limit "
-                    "less %u bytes of envelope", len, srv->o.max_frame, SEAL_REPLY_OVERHEAD);
+        return fail(err, SEAL_E_INVALID,
+                    "reply of %zu bytes: over the %zu byte frame limit "
+                    "less %u bytes of envelope",
+                    len, srv->o.max_frame, SEAL_REPLY_OVERHEAD);
     k = kc_get(srv, peer->pk);
     if (!k)
         return fail(err, SEAL_E_INVALID, "the peer's key is not a usable public key");
@@ -863,7 +914,8 @@ int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
         return fail(err, SEAL_E_INVALID, "seal client: missing key");
     crypto_scalarmult_base(derived, sk);
     if (sodium_memcmp(derived, pk, SEAL_PUBLIC_BYTES) != 0)
-        return fail(err, SEAL_E_INVALID, "seal client: the public key is not the secret "
+        return fail(err, SEAL_E_INVALID,
+                    "seal client: the public key is not the secret "
                     "key's");
     c = sodium_malloc(sizeof(*c));
     if (!c)
@@ -871,7 +923,8 @@ int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
     memset(c, 0, sizeof(*c));
     if (crypto_box_beforenm(c->k, server_pk, sk) != 0) {
         seal_client_free(c);
-        return fail(err, SEAL_E_INVALID, "seal client: the server's key is not a usable "
+        return fail(err, SEAL_E_INVALID,
+                    "seal client: the server's key is not a usable "
                     "public key");
     }
     memcpy(c->pk, pk, SEAL_PUBLIC_BYTES);
@@ -903,8 +956,10 @@ int seal_client_seal(struct seal_client *c, const uint8_t *plain, size_t len, ui
     *frame = NULL;
     *frame_len = 0;
     if (len > LIMIT_FRAME_BYTES - SEAL_REQ_OVERHEAD)
-        return fail(err, SEAL_E_INVALID, "request of %zu bytes: over the %u byte frame limit "
-                    "less %u bytes of envelope", len, LIMIT_FRAME_BYTES, SEAL_REQ_OVERHEAD);
+        return fail(err, SEAL_E_INVALID,
+                    "request of %zu bytes: over the %u byte frame limit "
+                    "less %u bytes of envelope",
+                    len, LIMIT_FRAME_BYTES, SEAL_REQ_OVERHEAD);
     out = malloc(len + SEAL_REQ_OVERHEAD);
     if (!out)
         return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", len);
@@ -938,11 +993,12 @@ int seal_client_open_reply(struct seal_client *c, const struct seal_ticket *tick
     *plain = NULL;
     *plain_len = 0;
     if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REPLY || frame[1] != SEAL_VERSION)
-        return fail(err, SEAL_E_BAD_FRAME, "not a sealed reply (the server answered in plain "
+        return fail(err, SEAL_E_BAD_FRAME,
+                    "not a sealed reply (the server answered in plain "
                     "or with another version): refused");
     if (len < SEAL_REPLY_OVERHEAD || len > LIMIT_FRAME_BYTES)
-        return fail(err, SEAL_E_BAD_FRAME, "sealed reply of %zu bytes: outside %u..%u bytes",
-                    len, SEAL_REPLY_OVERHEAD, LIMIT_FRAME_BYTES);
+        return fail(err, SEAL_E_BAD_FRAME, "sealed reply of %zu bytes: outside %u..%u bytes", len,
+                    SEAL_REPLY_OVERHEAD, LIMIT_FRAME_BYTES);
     nonce = frame + 2;
     if (!(nonce[0] & 0x80))
         return fail(err, SEAL_E_BAD_FRAME, "sealed reply with a request's nonce: refused");
@@ -950,16 +1006,19 @@ int seal_client_open_reply(struct seal_client *c, const struct seal_ticket *tick
     buf = malloc(n);
     if (!buf)
         return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", n);
-    if (crypto_box_open_easy_afternm(buf, frame + SEAL_REPLY_HEADER, len - SEAL_REPLY_HEADER,
-                                     nonce, c->k) != 0) {
+    if (crypto_box_open_easy_afternm(buf, frame + SEAL_REPLY_HEADER, len - SEAL_REPLY_HEADER, nonce,
+                                     c->k) != 0) {
         seal_key_to_text(c->server_pk, key);
-        rc = fail(err, SEAL_E_WRONG_SERVER, "the reply does not open with the pinned server key "
+        rc = fail(err, SEAL_E_WRONG_SERVER,
+                  "the reply does not open with the pinned server key "
                   "%s: the server's key is not the pinned one (or the reply was altered on the "
-                  "way)", key);
+                  "way)",
+                  key);
         goto out;
     }
     if (sodium_memcmp(buf, ticket->nonce, SEAL_NONCE_BYTES) != 0) {
-        rc = fail(err, SEAL_E_REPLAYED, "the sealed reply answers another request (an old "
+        rc = fail(err, SEAL_E_REPLAYED,
+                  "the sealed reply answers another request (an old "
                   "reply replayed, or replies swapped): refused");
         goto out;
     }

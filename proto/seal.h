@@ -135,18 +135,16 @@ __attribute__((warn_unused_result)) int seal_key_file_write(const char *path, co
  * for group or others (SEAL_E_PERM, naming the path and its mode); a file
  * that does not parse is SEAL_E_INVALID, a missing one SEAL_E_IO. On
  * failure kp is left empty and nothing of the file stays in memory. */
-__attribute__((warn_unused_result)) int seal_key_file_read(const char *path,
-                                                           struct seal_keypair *kp,
-                                                           struct seal_err *err);
+__attribute__((warn_unused_result)) int
+seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_err *err);
 
 /* pk as "trk1:..." text, NUL-terminated. */
 void seal_key_to_text(const uint8_t pk[SEAL_PUBLIC_BYTES], char out[SEAL_KEY_TEXT_BYTES]);
 /* Parses exactly what seal_key_to_text writes: the prefix, 43 base64url
  * characters in canonical form, nothing before or after (no whitespace).
  * 0, or SEAL_E_INVALID with a message saying what is wrong. */
-__attribute__((warn_unused_result)) int seal_key_from_text(const char *s,
-                                                           uint8_t pk[SEAL_PUBLIC_BYTES],
-                                                           struct seal_err *err);
+__attribute__((warn_unused_result)) int
+seal_key_from_text(const char *s, uint8_t pk[SEAL_PUBLIC_BYTES], struct seal_err *err);
 
 /* ---- frames ----------------------------------------------------------------- */
 
@@ -175,10 +173,10 @@ struct seal_server_opts {
     /* the server's clock in ms since the epoch; NULL: wire_now_ms */
     int64_t (*clock_ms)(void *arg);
     void *clock_arg;
-    int64_t window_ms;   /* accepted |timestamp - clock|; 0: 120 s */
-    size_t key_cache;    /* shared keys kept (LRU); 0: 1024 */
-    size_t replay_cap;   /* nonces held per generation (see seal.c); 0: 262144 */
-    size_t max_frame;    /* largest sealed frame; 0: LIMIT_FRAME_BYTES */
+    int64_t window_ms; /* accepted |timestamp - clock|; 0: 120 s */
+    size_t key_cache;  /* shared keys kept (LRU); 0: 1024 */
+    size_t replay_cap; /* nonces held per generation (see seal.c); 0: 262144 */
+    size_t max_frame;  /* largest sealed frame; 0: LIMIT_FRAME_BYTES */
 };
 
 struct seal_server;
@@ -186,8 +184,7 @@ struct seal_server;
 /* A server for secret key sk (copied into guarded memory; the caller keeps
  * and wipes its own). 0 and *out, or SEAL_E_INVALID / SEAL_E_NOMEM. */
 __attribute__((warn_unused_result)) int seal_server_new(const struct seal_server_opts *opts,
-                                                        const uint8_t *sk,
-                                                        struct seal_server **out,
+                                                        const uint8_t *sk, struct seal_server **out,
                                                         struct seal_err *err);
 /* Wipes and frees everything; NULL is fine. */
 void seal_server_free(struct seal_server *srv);
@@ -208,11 +205,9 @@ __attribute__((warn_unused_result)) int seal_server_open(struct seal_server *srv
 /* Seals reply bytes for the request peer came from. 0 and *frame malloc'd
  * (*frame_len bytes, owned by the caller), or SEAL_E_INVALID (too large for
  * max_frame) / SEAL_E_NOMEM. */
-__attribute__((warn_unused_result)) int seal_server_seal_reply(struct seal_server *srv,
-                                                               const struct seal_peer *peer,
-                                                               const uint8_t *plain, size_t len,
-                                                               uint8_t **frame, size_t *frame_len,
-                                                               struct seal_err *err);
+__attribute__((warn_unused_result)) int
+seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer, const uint8_t *plain,
+                       size_t len, uint8_t **frame, size_t *frame_len, struct seal_err *err);
 
 /* ---- client ----------------------------------------------------------------- */
 
@@ -220,10 +215,11 @@ struct seal_client;
 
 /* A client with key pair (sk, pk) that trusts only server_pk. pk must be
  * sk's public key. 0 and *out, or SEAL_E_INVALID / SEAL_E_NOMEM. */
-__attribute__((warn_unused_result)) int
-seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
-                const uint8_t server_pk[SEAL_PUBLIC_BYTES], struct seal_client **out,
-                struct seal_err *err);
+__attribute__((warn_unused_result)) int seal_client_new(const uint8_t *sk,
+                                                        const uint8_t pk[SEAL_PUBLIC_BYTES],
+                                                        const uint8_t server_pk[SEAL_PUBLIC_BYTES],
+                                                        struct seal_client **out,
+                                                        struct seal_err *err);
 void seal_client_free(struct seal_client *c);
 /* Replaces the clock of request timestamps (NULL: wire_now_ms); for tests. */
 void seal_client_set_clock(struct seal_client *c, int64_t (*clock_ms)(void *), void *arg);
@@ -231,11 +227,9 @@ void seal_client_set_clock(struct seal_client *c, int64_t (*clock_ms)(void *), v
 /* Seals a request of len bytes (at most LIMIT_FRAME_BYTES - SEAL_REQ_OVERHEAD).
  * 0, *frame malloc'd (*frame_len bytes) and *ticket to open its reply with;
  * or SEAL_E_INVALID / SEAL_E_NOMEM. */
-__attribute__((warn_unused_result)) int seal_client_seal(struct seal_client *c,
-                                                         const uint8_t *plain, size_t len,
-                                                         uint8_t **frame, size_t *frame_len,
-                                                         struct seal_ticket *ticket,
-                                                         struct seal_err *err);
+__attribute__((warn_unused_result)) int
+seal_client_seal(struct seal_client *c, const uint8_t *plain, size_t len, uint8_t **frame,
+                 size_t *frame_len, struct seal_ticket *ticket, struct seal_err *err);
 /* Opens the reply to the request of `ticket`. 0 and *plain malloc'd (NULL
  * when empty); or BAD_FRAME, WRONG_SERVER (the reply does not open with the
  * pinned server key: another server, or altered on the way), REPLAYED (a

@@ -26,8 +26,8 @@ static int known(void *arg, const uint8_t pk[SEAL_PUBLIC_BYTES])
 
 static struct seal_server *server(void)
 {
-    struct seal_server_opts o = {.key_known = known, .clock_ms = sf_clock, .key_cache = 2,
-                                 .replay_cap = 16};
+    struct seal_server_opts o = {
+        .key_known = known, .clock_ms = sf_clock, .key_cache = 2, .replay_cap = 16};
     struct seal_server *s = NULL;
     struct seal_err err;
     if (seal_server_new(&o, srv_sk, &s, &err) != 0)
@@ -67,8 +67,7 @@ static void fuzz_open(const uint8_t *data, size_t size)
     if (rc == 0) {
         if (n != size - SEAL_REQ_OVERHEAD || (n && !plain))
             abort();
-        if (seal_server_open(s, data, size, &peer, &again, &n2, &err) != SEAL_E_REPLAYED ||
-            again)
+        if (seal_server_open(s, data, size, &peer, &again, &n2, &err) != SEAL_E_REPLAYED || again)
             abort();
         if (seal_server_seal_reply(s, &peer, plain, n, &reply, &rlen, &err) != 0)
             abort();
@@ -168,10 +167,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     rest = dup_exact(data + 1, size - 1);
     switch (data[0] % SF_MODES) {
-    case SF_OPEN: fuzz_open(rest, size - 1); break;
-    case SF_REPLY: fuzz_reply(rest, size - 1); break;
-    case SF_ROUND: fuzz_round(rest, size - 1); break;
-    default: fuzz_text(rest, size - 1); break;
+    case SF_OPEN:
+        fuzz_open(rest, size - 1);
+        break;
+    case SF_REPLY:
+        fuzz_reply(rest, size - 1);
+        break;
+    case SF_ROUND:
+        fuzz_round(rest, size - 1);
+        break;
+    default:
+        fuzz_text(rest, size - 1);
+        break;
     }
     free(rest);
     return 0;

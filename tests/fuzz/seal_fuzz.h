@@ -20,7 +20,7 @@ enum sf_mode {
     SF_MODES = 4
 };
 
-static const uint8_t sf_ticket[24] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+static const uint8_t sf_ticket[24] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12,
                                       13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24};
 
 /* the server's (which = 0) or the client's (1) key pair, from a fixed seed */

@@ -57,9 +57,13 @@ static int key_known(void *arg, const uint8_t pk[SEAL_PUBLIC_BYTES])
 static struct seal_server *make_server(const struct seal_keypair *kp, size_t key_cache,
                                        size_t replay_cap, size_t max_frame)
 {
-    struct seal_server_opts o = {.key_known = key_known, .key_arg = &w, .clock_ms = srv_clock,
-                                 .window_ms = WINDOW, .key_cache = key_cache,
-                                 .replay_cap = replay_cap, .max_frame = max_frame};
+    struct seal_server_opts o = {.key_known = key_known,
+                                 .key_arg = &w,
+                                 .clock_ms = srv_clock,
+                                 .window_ms = WINDOW,
+                                 .key_cache = key_cache,
+                                 .replay_cap = replay_cap,
+                                 .max_frame = max_frame};
     struct seal_server *s = NULL;
     struct seal_err err = {0};
     int rc = seal_server_new(&o, kp->sk, &s, &err);
@@ -78,8 +82,8 @@ static void setup(void)
     for (int i = 0; i < NCLIENTS; i++) {
         cr_assert_eq(seal_keypair_generate(&w.cl[i], &err), 0);
         w.listed[i] = i < NCLIENTS - 1;
-        cr_assert_eq(seal_client_new(w.cl[i].sk, w.cl[i].pk, w.server.pk, &w.c[i], &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(seal_client_new(w.cl[i].sk, w.cl[i].pk, w.server.pk, &w.c[i], &err), 0, "%s",
+                     err.msg);
         seal_client_set_clock(w.c[i], cli_clock, NULL);
     }
     w.srv = make_server(&w.server, 0, 0, 0);
@@ -414,8 +418,7 @@ Test(seal, reply_to_another_request_is_refused)
     uint8_t *plain = NULL, *back = NULL, *got = NULL, rep[8] = {1};
     cr_assert_eq(seal_server_open(w.srv, f1, l1, &p1, &plain, &n, &err), 0);
     cr_assert_eq(seal_server_seal_reply(w.srv, &p1, rep, sizeof(rep), &back, &blen, &err), 0);
-    cr_assert_eq(seal_client_open_reply(w.c[0], &t2, back, blen, &got, &n, &err),
-                 SEAL_E_REPLAYED);
+    cr_assert_eq(seal_client_open_reply(w.c[0], &t2, back, blen, &got, &n, &err), SEAL_E_REPLAYED);
     cr_assert_null(got);
     cr_assert_eq(seal_client_open_reply(w.c[0], &t1, back, blen, &got, &n, &err), 0);
     free(got);
@@ -451,15 +454,13 @@ Test(seal, reflected_frames_are_refused)
     uint8_t *frame = seal_req(0, 16, &len, &t), *plain = NULL, *back = NULL, *got = NULL;
     uint8_t rep[16] = {3};
     /* a request sent back to its client as if it were the reply */
-    cr_assert_eq(seal_client_open_reply(w.c[0], &t, frame, len, &got, &n, &err),
-                 SEAL_E_BAD_FRAME);
+    cr_assert_eq(seal_client_open_reply(w.c[0], &t, frame, len, &got, &n, &err), SEAL_E_BAD_FRAME);
     /* its nonce and box (a valid MAC under the same shared key) in a reply's layout */
     uint8_t *refl = malloc(len - SEAL_PUBLIC_BYTES);
     refl[0] = SEAL_MAGIC_REPLY;
     refl[1] = SEAL_VERSION;
     memcpy(refl + 2, frame + 2 + SEAL_PUBLIC_BYTES, len - 2 - SEAL_PUBLIC_BYTES);
-    cr_assert_eq(seal_client_open_reply(w.c[0], &t, refl, len - SEAL_PUBLIC_BYTES, &got, &n,
-                                        &err),
+    cr_assert_eq(seal_client_open_reply(w.c[0], &t, refl, len - SEAL_PUBLIC_BYTES, &got, &n, &err),
                  SEAL_E_BAD_FRAME);
     cr_assert_null(got);
     free(refl);
@@ -534,6 +535,34 @@ Test(seal, replay_cache_at_its_cap_refuses_with_full)
     seal_server_free(s);
 }
 
+Test(seal, clock_set_far_back_clears_the_full_replay_cache_safely)
+{
+    struct seal_server *s = make_server(&w.server, 0, 4, 0);
+    struct seal_err err = {0};
+    size_t len = 0;
+    uint8_t *f[5], *fresh;
+    for (int i = 0; i < 5; i++)
+        f[i] = seal_req(0, 16, &len, NULL);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(open_on(s, f[i], len, &err), 0, "%s", err.msg);
+    cr_assert_eq(open_on(s, f[4], len, &err), SEAL_E_FULL);
+    /* set back by less than 2 windows: the digests stay, replays refused */
+    srv_now = T0 - WINDOW;
+    cr_assert_eq(open_on(s, f[0], len, &err), SEAL_E_REPLAYED, "%s", err.msg);
+    /* set back by hours: the old frames are too far ahead to open, and the
+     * cache no longer refuses fresh frames as FULL */
+    srv_now = cli_now = T0 - 3600 * 1000;
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(open_on(s, f[i], len, &err), SEAL_E_STALE, "%s", err.msg);
+    fresh = seal_req(1, 16, &len, NULL);
+    cr_assert_eq(open_on(s, fresh, len, &err), 0, "%s", err.msg);
+    cr_assert_eq(open_on(s, fresh, len, &err), SEAL_E_REPLAYED, "%s", err.msg);
+    free(fresh);
+    for (int i = 0; i < 5; i++)
+        free(f[i]);
+    seal_server_free(s);
+}
+
 Test(seal, shared_key_lru_eviction_still_opens)
 {
     /* 2 cached keys, 4 listed clients taking turns: every open is a miss
@@ -560,8 +589,8 @@ Test(seal, shared_key_lru_eviction_still_opens)
                 free(f3);
             }
             cr_assert_eq(seal_server_seal_reply(s, &peer, plain, n, &back, &blen, &err), 0);
-            cr_assert_eq(seal_client_open_reply(w.c[i], &t, back, blen, &got, &n, &err), 0,
-                         "%s", err.msg);
+            cr_assert_eq(seal_client_open_reply(w.c[i], &t, back, blen, &got, &n, &err), 0, "%s",
+                         err.msg);
             cr_assert_eq(memcmp(got, plain, n), 0);
             free(frame);
             free(plain);
