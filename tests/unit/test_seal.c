@@ -721,6 +721,28 @@ Test(seal_keyfile, file_readable_by_others_is_refused_naming_path_and_mode)
     seal_keypair_clear(&kp);
 }
 
+Test(seal_keyfile, file_owned_by_another_user_is_refused)
+{
+    char path[128];
+    struct seal_keypair kp = {0}, back = {0};
+    struct seal_err err = {0};
+    snprintf(path, sizeof(path), "%s/key", dir);
+    if (geteuid() == 0) {
+        /* root: a 0600 key file given to nobody */
+        cr_assert_eq(seal_keypair_generate(&kp, &err), 0);
+        cr_assert_eq(seal_key_file_write(path, kp.sk, &err), 0);
+        cr_assert_eq(chown(path, 65534, 65534), 0, "%s", strerror(errno));
+        seal_keypair_clear(&kp);
+    } else {
+        /* anyone else: a file root owns (the owner is checked before the mode) */
+        snprintf(path, sizeof(path), "/etc/passwd");
+    }
+    cr_assert_eq(seal_key_file_read(path, &back, &err), SEAL_E_PERM);
+    cr_assert(strstr(err.msg, "owned by uid"), "%s", err.msg);
+    cr_assert(strstr(err.msg, path), "%s", err.msg);
+    cr_assert_null(back.sk);
+}
+
 Test(seal_keyfile, existing_file_is_never_overwritten)
 {
     char path[128], buf[32] = {0};
