@@ -60,6 +60,7 @@ struct srv_config {
 struct srv {
     struct srv_config cfg;
     struct store *wst; /* the one read-write handle, main thread only */
+    struct blob_store *blobs; /* blobs/ under the data directory (blob.h; any thread) */
     int64_t started_ms;
     int64_t requests; /* served, all kinds */
     pthread_mutex_t stats_lock;
@@ -177,6 +178,11 @@ int srv_op_backup_end(struct srv_call *call);
 void srv_backup_sweep(void);
 /* Closes every snapshot not being read (at exit). */
 void srv_backup_close_all(void);
+
+/* ---- artifacts (op_artifact.c) -------------------------------------------- */
+/* After each group commit (the loop's thread): releases the blob pins of the
+ * artifact rows that commit made durable (or rolled back). */
+void srv_artifact_after_commit(struct srv *srv);
 
 /* ---- restore (restore.c) --------------------------------------------------- */
 /* `trackd --restore FILE`: the exit status for main. The data directory is

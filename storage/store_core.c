@@ -92,6 +92,11 @@ static const char *const migrations[] = {
     "DROP TABLE requests;"
     "ALTER TABLE requests_v3 RENAME TO requests;"
     "CREATE INDEX requests_ms ON requests(ms);",
+    /* 4: artifacts: (run, path) -> the digest of a blob in blobs/ (blob.h);
+     * run is runs.id; the digest index serves gc and check */
+    "CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
+    "  size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path)) WITHOUT ROWID;"
+    "CREATE INDEX artifacts_digest ON artifacts(digest);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
