@@ -154,5 +154,9 @@ int cmd_watch(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
+int cmd_artifact_put(int argc, char **argv);
+int cmd_artifact_list(int argc, char **argv);
+int cmd_artifact_get(int argc, char **argv);
+int cmd_artifact_verify(int argc, char **argv);
 
 #endif

@@ -355,6 +355,8 @@ static int runs_view(struct track_result *r, const struct pieces *p, struct trac
         info->start_ms = m->start_ms;
         info->end_ms = m->end_ms;
         info->user = m->user;
+        info->artifacts = m->artifacts;
+        info->artifact_bytes = m->artifact_bytes;
         if (m->parent_id.len == 16) {
             info->has_parent = 1;
             memcpy(info->parent.b, m->parent_id.data, 16);
@@ -695,6 +697,8 @@ int track_status(struct track_client *c, struct track_result **res, struct track
     st->db_bytes = r->db_bytes;
     st->requests = r->requests;
     st->pid = r->pid;
+    st->artifacts = r->artifacts;
+    st->artifact_bytes = r->artifact_bytes;
     return 0;
 }
 
