@@ -340,7 +340,7 @@ static int check_blob_cb(void *ctx, const struct blob_info *b)
     k->blobs++;
     if (blob_verify(k->bs, b->digest, &err) != 0) {
         blob_digest_hex(b->digest, hex);
-        fprintf(stderr, "trackd: check: blob %s: %s\n", hex, err.msg);
+        fprintf(stderr, "trackd: check: %s\n", err.msg);
         k->bad++;
     }
     return 0;

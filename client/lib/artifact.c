@@ -632,6 +632,16 @@ static int dir_get_cb(void *ctx, const struct track_artifact_info *a)
         return cl_fail(g->err, TRACK_E_INTERNAL,
                        "the daemon listed \"%s\", which is not a safe path under \"%s\"; refused",
                        a->path, g->prefix);
+    if (g->rootfd < 0) {
+        /* made at the first file, so a path with nothing under it makes nothing */
+        if (mkdir(g->local, 0777) != 0 && errno != EEXIST)
+            return cl_fail(g->err, TRACK_E_INVALID_ARGUMENT, "cannot create directory %s: %s",
+                           g->local, strerror(errno));
+        g->rootfd = open(g->local, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (g->rootfd < 0)
+            return cl_fail(g->err, TRACK_E_INVALID_ARGUMENT, "cannot open directory %s: %s",
+                           g->local, strerror(errno));
+    }
     if ((rc = open_parent(g->rootfd, rel, shown, &dfd, &leaf, g->err)) != 0)
         return rc;
     rc = fetch_blob(g->c, a->digest, a->size, dfd, leaf, shown, g->err);
@@ -704,25 +714,15 @@ int track_artifact_get_ex(struct track_client *c, const char *run, const char *a
         goto out;
     /* not a file: a directory, every artifact under PATH/ */
     snprintf(prefix, sizeof(prefix), "%s/", artifact_path);
-    if (mkdir(local_path, 0777) != 0 && errno != EEXIST) {
-        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create directory %s: %s", local_path,
-                     strerror(errno));
-        goto out;
-    }
-    dfd = open(local_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot open directory %s: %s", local_path,
-                     strerror(errno));
-        goto out;
-    }
     struct track_artifact_get_stats mine = {0};
     struct dir_get g = {.c = c,
                         .prefix = prefix,
                         .local = local_path,
-                        .rootfd = dfd,
+                        .rootfd = -1,
                         .stats = stats ? stats : &mine,
                         .err = err};
     rc = track_artifact_list(c, run, prefix, dir_get_cb, &g, err);
+    dfd = g.rootfd;
     if (rc == 0 && g.stats->files == 0)
         rc = cl_fail(err, TRACK_E_NOT_FOUND, "run %s has no artifact \"%s\" (nor any under %s)",
                      run, artifact_path, prefix);
