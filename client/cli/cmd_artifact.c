@@ -89,7 +89,7 @@ static int list_cb(void *ctx, const struct track_artifact_info *a)
         json_object_set_new(o, "path", json_string(a->path));
         json_object_set_new(o, "size", json_integer(a->size));
         json_object_set_new(o, "digest", json_string(a->digest_hex));
-        json_object_set_new(o, "logged", cli_json_time(a->logged_ms));
+        json_object_set_new(o, "logged_ms", cli_json_time(a->logged_ms));
         json_array_append_new(l->arr, o);
         return 0;
     }
