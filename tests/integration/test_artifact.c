@@ -7,8 +7,9 @@
  * that does not match its bytes, chunks out of order or past the announced
  * size, an upload abandoned halfway and resumed, SIGKILL of trackd during
  * an upload, a corrupted blob found by verify and by `trackd --check`, the
- * counts in status and run get, and log-metric answered promptly while
- * another client uploads 256 MiB.
+ * counts in status and run get, log-metric answered promptly while
+ * another client uploads 256 MiB, and a disk that fills during an upload
+ * (a 40 MiB tmpfs mounted for the test: it needs CAP_SYS_ADMIN).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -894,4 +896,80 @@ Test(artifact, log_metric_answered_while_another_client_uploads, .timeout = 280)
     struct listed l = list_of(run);
     cr_assert_eq(l.n, 1);
     cr_assert_eq(l.sizes[0], (int64_t)n);
+}
+
+/* ---- a disk that fills ------------------------------------------------------------ */
+
+static char orig_dir[256], mnt[240];
+static int mounted;
+
+static void teardown_tmpfs(void)
+{
+    if (C)
+        track_client_close(C);
+    C = NULL;
+    fx_daemon_stop(&d);
+    if (mounted)
+        umount2(mnt, MNT_DETACH);
+    mounted = 0;
+    if (orig_dir[0])
+        snprintf(d.dir, sizeof(d.dir), "%s", orig_dir);
+    fx_daemon_cleanup(&d, 0);
+}
+
+Test(artifact, disk_full_during_upload_refused_ingest_goes_on, .fini = teardown_tmpfs)
+{
+    char run[33], f[400], small[400];
+    struct track_err err = {0};
+
+    track_client_close(C);
+    C = NULL;
+    cr_assert_eq(fx_daemon_stop(&d), 0);
+    snprintf(orig_dir, sizeof(orig_dir), "%s", d.dir);
+    snprintf(mnt, sizeof(mnt), "%.200s/data", d.dir);
+    cr_assert_eq(mkdir(mnt, 0700), 0);
+    cr_assert_eq(mount("tmpfs", mnt, "tmpfs", 0, "size=40m,mode=0700"), 0,
+                 "mounting a 40 MiB tmpfs at %s (needs CAP_SYS_ADMIN): %s", mnt, strerror(errno));
+    mounted = 1;
+    /* the data directory on the small disk; socket, log and local files stay outside */
+    snprintf(d.dir, sizeof(d.dir), "%s", mnt);
+    cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
+    open_client();
+    new_run(run);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(track_log_metric(C, "loss", 1.0, i, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(track_flush(C, &err), 0, "%s", err.msg);
+
+    snprintf(f, sizeof(f), "%s/big.bin", T);
+    write_random(f, 48u << 20, 21); /* more than the disk has left */
+    int rc = track_artifact_put(C, f, "big.bin", &err);
+    cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "%d: %s", rc, err.msg);
+    cr_assert(strstr(err.msg, "full"), "the message says the disk is full: %s", err.msg);
+    cr_assert_eq(count_blobs(), 0, "a partial blob is in place");
+    cr_assert_eq(count_tmp(), 0, "the upload's tmp file is still there");
+    cr_assert_eq(list_of(run).n, 0);
+
+    /* metric ingest goes on */
+    for (int i = 10; i < 200; i++)
+        cr_assert_eq(track_log_metric(C, "loss", 0.5, i, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(track_flush(C, &err), 0, "%s", err.msg);
+    cr_assert_eq(err.code, 0, "spooled: %s", err.msg);
+    struct track_result *res;
+    const int64_t *steps;
+    const int64_t *times;
+    const double *vals;
+    size_t n = 0;
+    int64_t next = 0;
+    int more = 0;
+    cr_assert_eq(track_metric_history(C, run, "loss", 0, 0, &res, &steps, &times, &vals, &n, &next,
+                                      &more, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(n, 200);
+    track_result_free(res);
+    /* and a file that fits is stored */
+    snprintf(small, sizeof(small), "%s/small.bin", T);
+    write_random(small, 1u << 20, 22);
+    cr_assert_eq(track_artifact_put(C, small, "small.bin", &err), 0, "%s", err.msg);
+    cr_assert_eq(list_of(run).n, 1);
+    cr_assert_eq(count_blobs(), 1);
 }
