@@ -1318,10 +1318,11 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     store_close(st);
     st = NULL;
 
-    /* make it what schema 1 wrote: no vlast column, user_version 1 */
+    /* make it what schema 1 wrote: no vlast column, no artifacts, user_version 1 */
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db,
                               "ALTER TABLE metric_chunks DROP COLUMN vlast;"
+                              " DROP TABLE artifacts;"
                               " PRAGMA user_version = 1;",
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
@@ -1331,7 +1332,7 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 3, "migrated to schema 3");
+    cr_assert_eq(sqlite3_column_int(q, 0), 4, "migrated to schema 4");
     sqlite3_finalize(q);
     sqlite3_close(db);
     /* the old chunks have no last value stored: the curve decodes them */
@@ -1363,6 +1364,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
              " response BLOB NOT NULL) WITHOUT ROWID;"
              " CREATE INDEX requests_ms ON requests(ms);"
              " INSERT INTO requests VALUES(x'%s', 5, x'6f6c64');"
+             " DROP TABLE artifacts;"
              " PRAGMA user_version = 2;",
              hx);
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
@@ -1387,7 +1389,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     sqlite3_finalize(q);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 3);
+    cr_assert_eq(sqlite3_column_int(q, 0), 4);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
