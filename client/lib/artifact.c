@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -118,7 +119,7 @@ static int put_file(struct track_client *c, const char *run, const char *local, 
     char id[40] = "";
     struct stat sb;
     int fd, rc, attempts = 0, invalid_retried = 0;
-    int64_t size, off = 0;
+    int64_t size, off = 0, prev_have = -1;
 
     fd = open(local, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -134,6 +135,13 @@ again:
     if (rs)
         track__v1__response__free_unpacked(rs, NULL);
     rs = NULL;
+    if (attempts > 0) {
+        /* a daemon restarting, or an upload busy sealing in another
+         * thread: give it a moment, more each time */
+        int ms = 100 << (attempts < 5 ? attempts : 5);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     {
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
         Track__V1__ArtifactBegin b = TRACK__V1__ARTIFACT_BEGIN__INIT;
@@ -165,6 +173,11 @@ again:
         }
         snprintf(id, sizeof(id), "%s", r->upload_id);
         off = r->have;
+        /* another refusal is worth a retry as long as the upload moves on
+         * (two clients sending the same file take turns) */
+        if (off > prev_have)
+            invalid_retried = 0;
+        prev_have = off;
     }
     while (off < size) {
         size_t want = size - off < (int64_t)CHUNK_BYTES ? (size_t)(size - off) : CHUNK_BYTES;

@@ -973,3 +973,35 @@ Test(artifact, disk_full_during_upload_refused_ingest_goes_on, .fini = teardown_
     cr_assert_eq(list_of(run).n, 1);
     cr_assert_eq(count_blobs(), 1);
 }
+
+Test(artifact, two_clients_sending_the_same_file_both_succeed)
+{
+    char run[33], f[400];
+    struct track_err err = {0};
+    size_t n = 24u << 20;
+
+    snprintf(f, sizeof(f), "%s/same.bin", T);
+    write_random(f, n, 31);
+    new_run(run);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char env_run[64];
+        snprintf(env_run, sizeof(env_run), "TRACK_RUN_ID=%s", run);
+        const char *env[] = {env_run, NULL};
+        char *o = NULL, *e = NULL;
+        int rc = fx_track(&d, env, NULL, &o, &e, "artifact", "put", f, "--as", "b.bin", NULL);
+        if (rc)
+            fprintf(stderr, "second client: %s%s\n", o ? o : "", e ? e : "");
+        _exit(rc == 0 ? 0 : 1);
+    }
+    cr_assert_eq(track_artifact_put(C, f, "a.bin", &err), 0, "%s", err.msg);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the second client failed");
+    struct listed l = list_of(run);
+    cr_assert_eq(l.n, 2);
+    cr_assert_str_eq(l.digests[0], l.digests[1]);
+    cr_assert_eq(count_blobs(), 1);
+    cr_assert_eq(count_tmp(), 0);
+}
