@@ -473,6 +473,17 @@ Test(artifact, traversal_paths_refused_by_daemon)
             cr_assert(strstr(msg_of(rs), bad_paths[i]), "the message names the path: %s",
                       msg_of(rs));
         track__v1__response__free_unpacked(rs, NULL);
+        /* and a read by such a path */
+        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+        Track__V1__ArtifactGet g = TRACK__V1__ARTIFACT_GET__INIT;
+        g.run = run;
+        g.path = (char *)bad_paths[i];
+        rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_GET;
+        rq.artifact_get = &g;
+        rs = raw_call(s, &rq, NULL);
+        cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT, "get %s: %s", bad_paths[i],
+                     msg_of(rs));
+        track__v1__response__free_unpacked(rs, NULL);
     }
     char longp[1100];
     memset(longp, 'a', 1025);
