@@ -855,17 +855,37 @@ static void bench_b12(void)
         goto out;
     }
     char *cp[] = {(char *)(uintptr_t) "/bin/cp", file, copy, NULL};
-    char *put[] = {cfg.track, (char *)(uintptr_t) "--server", d.uri,
-                   (char *)(uintptr_t) "--run", run1, (char *)(uintptr_t) "artifact",
-                   (char *)(uintptr_t) "put", file, (char *)(uintptr_t) "--as",
-                   (char *)(uintptr_t) "artifact.bin", NULL};
-    char *get[] = {cfg.track, (char *)(uintptr_t) "--server", d.uri,
-                   (char *)(uintptr_t) "--run", run1, (char *)(uintptr_t) "artifact",
-                   (char *)(uintptr_t) "get", (char *)(uintptr_t) "artifact.bin",
-                   (char *)(uintptr_t) "-o", out, NULL};
-    char *dedup[] = {cfg.track, (char *)(uintptr_t) "--server", d.uri,
-                     (char *)(uintptr_t) "--run", run2, (char *)(uintptr_t) "artifact",
-                     (char *)(uintptr_t) "put", file, NULL};
+    char *put[] = {cfg.track,
+                   (char *)(uintptr_t) "--server",
+                   d.uri,
+                   (char *)(uintptr_t) "--run",
+                   run1,
+                   (char *)(uintptr_t) "artifact",
+                   (char *)(uintptr_t) "put",
+                   file,
+                   (char *)(uintptr_t) "--as",
+                   (char *)(uintptr_t) "artifact.bin",
+                   NULL};
+    char *get[] = {cfg.track,
+                   (char *)(uintptr_t) "--server",
+                   d.uri,
+                   (char *)(uintptr_t) "--run",
+                   run1,
+                   (char *)(uintptr_t) "artifact",
+                   (char *)(uintptr_t) "get",
+                   (char *)(uintptr_t) "artifact.bin",
+                   (char *)(uintptr_t) "-o",
+                   out,
+                   NULL};
+    char *dedup[] = {cfg.track,
+                     (char *)(uintptr_t) "--server",
+                     d.uri,
+                     (char *)(uintptr_t) "--run",
+                     run2,
+                     (char *)(uintptr_t) "artifact",
+                     (char *)(uintptr_t) "put",
+                     file,
+                     NULL};
     char *b2[] = {(char *)(uintptr_t) "/usr/bin/b2sum", file, NULL};
     double t_cp1 = spawn_rss_ms(cp, NULL);
     unlink(copy);

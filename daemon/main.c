@@ -357,8 +357,8 @@ static int check_row_cb(void *ctx, const uint8_t run[16], const struct store_art
         return 0;
     blob_digest_hex(a->digest, hex);
     wire_hex(run, rhex);
-    fprintf(stderr, "trackd: check: artifact \"%s\" of run %s: blob %s is missing\n", a->path,
-            rhex, hex);
+    fprintf(stderr, "trackd: check: artifact \"%s\" of run %s: blob %s is missing\n", a->path, rhex,
+            hex);
     k->bad++;
     return 0;
 }

@@ -38,10 +38,10 @@
 #include "blob.h"
 #include "track_limits.h"
 
-#define SEAL_SLOTS       BLOB_UPLOADS_MAX
-#define SEAL_KEEP_MS     (10 * 60 * 1000)
-#define VERIFY_PROBLEMS  100 /* named in one reply */
-#define LIST_PAGE_ROWS   2000 /* rows in one ArtifactList reply (under 3 MiB) */
+#define SEAL_SLOTS      BLOB_UPLOADS_MAX
+#define SEAL_KEEP_MS    (10 * 60 * 1000)
+#define VERIFY_PROBLEMS 100  /* named in one reply */
+#define LIST_PAGE_ROWS  2000 /* rows in one ArtifactList reply (under 3 MiB) */
 
 /* ---- sealed uploads waiting for their commit (any thread) ------------------ */
 
@@ -380,7 +380,8 @@ static int list_cb(void *ctx, const struct store_artifact *a)
 {
     struct list_ctx *l = ctx;
     Track__V1__ArtifactInfo *i = info_of(l->call, a);
-    if (!i || srv_op_grow(&l->call->arena, (void ***)&l->r->artifacts, l->r->n_artifacts, &l->cap)) {
+    if (!i ||
+        srv_op_grow(&l->call->arena, (void ***)&l->r->artifacts, l->r->n_artifacts, &l->cap)) {
         l->oom = 1;
         return STORE_E_INTERNAL;
     }
@@ -402,8 +403,9 @@ int srv_op_artifact_list(struct srv_call *call)
         return srv_op_oom(call);
     track__v1__artifact_list_result__init(r);
     struct list_ctx l = {.call = call, .r = r};
-    rc = store_artifact_list_after(call->st, run, q->prefix, q->after && q->after[0] ? q->after : NULL,
-                                   LIST_PAGE_ROWS + 1, list_cb, &l, &err);
+    rc = store_artifact_list_after(call->st, run, q->prefix,
+                                   q->after && q->after[0] ? q->after : NULL, LIST_PAGE_ROWS + 1,
+                                   list_cb, &l, &err);
     if (l.oom)
         return srv_op_oom(call);
     if (rc)
@@ -639,7 +641,7 @@ int srv_op_artifact_verify(struct srv_call *call)
                    : store_artifact_each(call->st, name_all_cb, &v, &err);
         if (rc) {
             ret = err.msg[0] && rc != STORE_E_INTERNAL ? srv_op_fail_store(call, rc, &err)
-                                                        : srv_op_oom(call);
+                                                       : srv_op_oom(call);
             goto out;
         }
     }

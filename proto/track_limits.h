@@ -22,7 +22,7 @@
 #define LIMIT_HISTORY_POINTS 500000 /* points in one MetricHistory reply: under 16 MiB */
 #define LIMIT_CURVE_BUCKETS  4096
 #define LIMIT_RUN_LIST       100000
-#define LIMIT_ARTIFACT_PATH  1024      /* bytes of an artifact path */
+#define LIMIT_ARTIFACT_PATH  1024       /* bytes of an artifact path */
 #define LIMIT_ARTIFACT_CHUNK (1u << 20) /* bytes in one ArtifactChunk or ArtifactRead */
 
 /* Each check returns 0 when `s` is acceptable, else -1 with a message

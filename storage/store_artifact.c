@@ -16,8 +16,7 @@ static int check_path(const char *path, const char *what, struct store_err *err)
     if (!path || !path[0])
         return sq_fail(err, STORE_E_INVALID, "%s is empty", what);
     if (strlen(path) > ARTIFACT_PATH_MAX)
-        return sq_fail(err, STORE_E_INVALID, "%s is longer than %d bytes", what,
-                       ARTIFACT_PATH_MAX);
+        return sq_fail(err, STORE_E_INVALID, "%s is longer than %d bytes", what, ARTIFACT_PATH_MAX);
     return 0;
 }
 
@@ -58,8 +57,7 @@ int store_artifact_put(struct store *st, const uint8_t run[16], const char *path
 }
 
 int store_artifact_get(struct store *st, const uint8_t run[16], const char *path,
-                       uint8_t digest[32], int64_t *size, int64_t *logged_ms,
-                       struct store_err *err)
+                       uint8_t digest[32], int64_t *size, int64_t *logged_ms, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     char hex[33], cbuf[CLIP_LEN + 4];

@@ -237,8 +237,7 @@ static int problem_cb(void *ctx, const struct track_artifact_problem *p)
         json_object_set_new(o, "problem", json_string(p->problem));
         json_array_append_new(pr->arr, o);
     } else {
-        printf("%s  run %.8s  %s  (blob %.16s)\n", p->problem, p->run_hex, p->path,
-               p->digest_hex);
+        printf("%s  run %.8s  %s  (blob %.16s)\n", p->problem, p->run_hex, p->path, p->digest_hex);
     }
     return 0;
 }

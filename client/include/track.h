@@ -287,9 +287,8 @@ struct track_artifact_put_stats {
  * same path again with another file replaces the row. */
 int track_artifact_put(struct track_client *c, const char *local_path, const char *artifact_path,
                        struct track_err *err);
-int track_artifact_put_ex(struct track_client *c, const char *local_path,
-                          const char *artifact_path, struct track_artifact_put_stats *stats,
-                          struct track_err *err);
+int track_artifact_put_ex(struct track_client *c, const char *local_path, const char *artifact_path,
+                          struct track_artifact_put_stats *stats, struct track_err *err);
 
 struct track_artifact_get_stats {
     int64_t files, bytes;

@@ -28,11 +28,11 @@
 #include "internal.h"
 #include "track_limits.h"
 
-#define CHUNK_BYTES      LIMIT_ARTIFACT_CHUNK
-#define OP_TIMEOUT_MS    30000  /* one chunk or page */
-#define LONG_TIMEOUT_MS  600000 /* the chunk that seals a blob (fsync), a verify */
-#define RETRIES          5      /* fresh begins after a failed chunk or commit */
-#define WALK_DEPTH       32     /* directory levels followed in an upload */
+#define CHUNK_BYTES     LIMIT_ARTIFACT_CHUNK
+#define OP_TIMEOUT_MS   30000  /* one chunk or page */
+#define LONG_TIMEOUT_MS 600000 /* the chunk that seals a blob (fsync), a verify */
+#define RETRIES         5      /* fresh begins after a failed chunk or commit */
+#define WALK_DEPTH      32     /* directory levels followed in an upload */
 
 /* ---- one request -------------------------------------------------------------- */
 
@@ -92,8 +92,7 @@ static int hash_fd(int fd, uint8_t *buf, const char *local, int64_t size, uint8_
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "reading %s: %s", local,
-                           strerror(errno));
+            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "reading %s: %s", local, strerror(errno));
         if (n == 0)
             return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s shrank while being read", local);
         crypto_generichash_update(&h, buf, (size_t)n);
@@ -152,8 +151,7 @@ again:
         b.digest.len = 32;
         rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_BEGIN;
         rq.artifact_begin = &b;
-        rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_BEGIN, OP_TIMEOUT_MS, &rs,
-                       err);
+        rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_BEGIN, OP_TIMEOUT_MS, &rs, err);
         if (rc == TRACK_E_UNAVAILABLE && ++attempts <= RETRIES)
             goto again;
         if (rc)
@@ -258,8 +256,7 @@ struct put_list {
     size_t n, cap;
 };
 
-static int list_add(struct put_list *l, const char *local, const char *apath,
-                    struct track_err *err)
+static int list_add(struct put_list *l, const char *local, const char *apath, struct track_err *err)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -288,8 +285,8 @@ static int name_cmp(const void *a, const void *b)
 /* Lists the files under `dir` (shown as `shown`), whose real path is
  * inside `root` (a realpath), as artifact paths under `prefix`. A symbolic
  * link is followed only when what it points at stays inside root. */
-static int walk(const char *root, const char *dir, const char *shown, const char *prefix,
-                int depth, struct put_list *l, struct track_err *err)
+static int walk(const char *root, const char *dir, const char *shown, const char *prefix, int depth,
+                struct put_list *l, struct track_err *err)
 {
     DIR *d;
     struct dirent *e;
@@ -303,8 +300,7 @@ static int walk(const char *root, const char *dir, const char *shown, const char
                        WALK_DEPTH);
     d = opendir(dir);
     if (!d)
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot read %s: %s", shown,
-                       strerror(errno));
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot read %s: %s", shown, strerror(errno));
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
@@ -387,9 +383,8 @@ static void base_name(const char *p, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)(p + len - s), s);
 }
 
-int track_artifact_put_ex(struct track_client *c, const char *local_path,
-                          const char *artifact_path, struct track_artifact_put_stats *stats,
-                          struct track_err *err)
+int track_artifact_put_ex(struct track_client *c, const char *local_path, const char *artifact_path,
+                          struct track_artifact_put_stats *stats, struct track_err *err)
 {
     struct put_list l = {0};
     char base[LIMIT_ARTIFACT_PATH + 8];
@@ -608,8 +603,7 @@ static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t 
         goto out;
     }
     if (renameat(dirfd, tmp, dirfd, leaf) != 0) {
-        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s: %s", shown,
-                     strerror(errno));
+        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s: %s", shown, strerror(errno));
         goto out;
     }
     fsync(dirfd);
@@ -706,8 +700,8 @@ int track_artifact_get_ex(struct track_client *c, const char *run, const char *a
         snprintf(dir, sizeof(dir), "%.*s", (int)(strlen(local_path) - strlen(leaf)), local_path);
         if (!leaf[0] || strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0 ||
             local_path[strlen(local_path) - 1] == '/') {
-            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "artifact: %s names a directory, not a file",
-                         local_path);
+            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                         "artifact: %s names a directory, not a file", local_path);
             goto out;
         }
         dfd = open(dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -347,10 +347,9 @@ Test(cli_artifact, file_256mib_moves_with_bounded_rss, .timeout = 280)
     long hwm0 = status_kb(d.pid, "VmHWM:");
     cr_assert_eq(track_rss(&rss_big_put, (const char *const[]){"artifact", "put", big, NULL}), 0);
     long hwm1 = status_kb(d.pid, "VmHWM:");
-    cr_assert_eq(
-        track_rss(&rss_big_get, (const char *const[]){"artifact", "get", "big.bin", "-o", out_b,
-                                                      NULL}),
-        0);
+    cr_assert_eq(track_rss(&rss_big_get,
+                           (const char *const[]){"artifact", "get", "big.bin", "-o", out_b, NULL}),
+                 0);
     long hwm2 = status_kb(d.pid, "VmHWM:");
     fprintf(stderr,
             "artifact: 256 MiB: trackd VmHWM %ld kB -> %ld (put) -> %ld kB (get); client "
@@ -358,10 +357,12 @@ Test(cli_artifact, file_256mib_moves_with_bounded_rss, .timeout = 280)
             hwm0, hwm1, hwm2, rss_big_put, rss_small_put, rss_big_get, rss_small_get);
     cr_assert(same_file(big, out_b), "the 256 MiB file came back different");
     cr_assert_lt(hwm2 - hwm0, 64 * 1000, "trackd's peak RSS grew by %ld kB", hwm2 - hwm0);
-    cr_assert_lt(rss_big_put - rss_small_put, 32 * 1000, "the uploading client's peak RSS grew "
-                                                         "by %ld kB",
+    cr_assert_lt(rss_big_put - rss_small_put, 32 * 1000,
+                 "the uploading client's peak RSS grew "
+                 "by %ld kB",
                  rss_big_put - rss_small_put);
-    cr_assert_lt(rss_big_get - rss_small_get, 32 * 1000, "the downloading client's peak RSS grew "
-                                                         "by %ld kB",
+    cr_assert_lt(rss_big_get - rss_small_get, 32 * 1000,
+                 "the downloading client's peak RSS grew "
+                 "by %ld kB",
                  rss_big_get - rss_small_get);
 }

@@ -414,8 +414,7 @@ Test(artifact, roundtrip_nested_directory)
     }
     /* a single file of the tree by its path */
     snprintf(out, sizeof(out), "%s/c.json", T);
-    cr_assert_eq(track_artifact_get(C, run, "ckpt/sub/deeper/c.json", out, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(track_artifact_get(C, run, "ckpt/sub/deeper/c.json", out, &err), 0, "%s", err.msg);
     snprintf(p, sizeof(p), "%s/tree/sub/deeper/c.json", T);
     cr_assert(same_file(p, out));
     /* neither a file nor a directory */
@@ -568,7 +567,8 @@ Test(artifact, download_never_writes_outside)
     cr_assert_eq(fx_daemon_stop(&d), 0);
     char db[400];
     snprintf(db, sizeof(db), "%s/track.db", d.dir);
-    snprintf(sql, sizeof(sql), "UPDATE artifacts SET path = 'd/../../escaped' WHERE path = 'd/a/f.txt'");
+    snprintf(sql, sizeof(sql),
+             "UPDATE artifacts SET path = 'd/../../escaped' WHERE path = 'd/a/f.txt'");
     const char *argv[] = {"/usr/bin/sqlite3", db, sql, NULL};
     cr_assert_eq(fx_run(argv, NULL, NULL, NULL, NULL), 0);
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
@@ -805,8 +805,7 @@ Test(artifact, corrupt_blob_caught_by_verify_and_check)
     cr_assert_eq(fx_daemon_stop(&d), 0);
     char *out = NULL, *errs = NULL;
     const char *argv[] = {TRACKD_BIN, "--data-dir", d.dir, "--check", NULL};
-    cr_assert_eq(fx_run(argv, NULL, NULL, &out, &errs), 1, "check passed a corrupt blob: %s",
-                 out);
+    cr_assert_eq(fx_run(argv, NULL, NULL, &out, &errs), 1, "check passed a corrupt blob: %s", out);
     cr_assert(strstr(errs, l.digests[bad]), "check names the blob: %s", errs);
     free(out);
     free(errs);
@@ -900,8 +899,9 @@ Test(artifact, log_metric_answered_while_another_client_uploads, .timeout = 280)
     cr_assert_geq(k, 20, "only %d points logged during the upload", k);
     qsort(lat, (size_t)k, sizeof(lat[0]), cmp_ll);
     long long p99 = lat[(k * 99) / 100], max = lat[k - 1];
-    fprintf(stderr, "artifact: %d log-metric during a 256 MiB upload: p50 %lld ms, p99 %lld ms, "
-                    "max %lld ms\n",
+    fprintf(stderr,
+            "artifact: %d log-metric during a 256 MiB upload: p50 %lld ms, p99 %lld ms, "
+            "max %lld ms\n",
             k, lat[k / 2], p99, max);
     cr_assert_lt(p99, 200, "log-metric p99 %lld ms while another client uploads", p99);
     struct listed l = list_of(run);
