@@ -78,6 +78,16 @@ static const struct srv_op ops[] = {
      * worker: never one long transaction in the loop's group commit */
     OP(GC, "gc", SRV_READ | SRV_OWN_TXN, srv_op_gc),
     OP(LINEAGE, "lineage", SRV_READ, srv_op_lineage),
+    /* artifacts (op_artifact.c): begin and commit write rows in the group
+     * commit; chunks and reads touch blob files only, on a worker */
+    OP(ARTIFACT_BEGIN, "artifact_begin", SRV_WRITE, srv_op_artifact_begin),
+    OP(ARTIFACT_CHUNK, "artifact_chunk", SRV_READ | SRV_OWN_TXN, srv_op_artifact_chunk),
+    OP(ARTIFACT_COMMIT, "artifact_commit", SRV_WRITE, srv_op_artifact_commit),
+    OP(ARTIFACT_LIST, "artifact_list", SRV_READ, srv_op_artifact_list),
+    OP(ARTIFACT_GET, "artifact_get", SRV_READ, srv_op_artifact_get),
+    OP(ARTIFACT_READ, "artifact_read", SRV_READ | SRV_OWN_TXN, srv_op_artifact_read),
+    /* minutes on a large store: no read transaction held that long */
+    OP(ARTIFACT_VERIFY, "artifact_verify", SRV_READ | SRV_OWN_TXN, srv_op_artifact_verify),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

@@ -505,6 +505,7 @@ static void handle_batch(struct loop *l, int n)
     if (!n_writes)
         return;
     apply_writes(l, b, n_writes);
+    srv_artifact_after_commit(l->srv); /* pins of rows now durable (or rolled back) */
     for (int i = 0; i < n_writes; i++) {
         if (b[i].control) {
             if (b[i].reply)

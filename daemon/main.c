@@ -322,6 +322,82 @@ static int lock_data_dir(const char *dir)
     return fd; /* held until exit */
 }
 
+/* ---- --check of the blob store ------------------------------------------------ */
+
+struct blob_check {
+    struct blob_store *bs;
+    int bad; /* problems printed */
+    int64_t blobs, rows;
+};
+
+/* Every stored blob hashes to its name. */
+static int check_blob_cb(void *ctx, const struct blob_info *b)
+{
+    struct blob_check *k = ctx;
+    struct store_err err = {0};
+    char hex[BLOB_DIGEST_HEX + 1];
+
+    k->blobs++;
+    if (blob_verify(k->bs, b->digest, &err) != 0) {
+        blob_digest_hex(b->digest, hex);
+        fprintf(stderr, "trackd: check: %s\n", err.msg);
+        k->bad++;
+    }
+    return 0;
+}
+
+/* Every artifact row points at a stored blob (named with its run and path). */
+static int check_row_cb(void *ctx, const uint8_t run[16], const struct store_artifact *a)
+{
+    struct blob_check *k = ctx;
+    char hex[BLOB_DIGEST_HEX + 1], rhex[33];
+
+    k->rows++;
+    if (blob_exists(k->bs, a->digest, NULL) == 1)
+        return 0;
+    blob_digest_hex(a->digest, hex);
+    wire_hex(run, rhex);
+    fprintf(stderr, "trackd: check: artifact \"%s\" of run %s: blob %s is missing\n", a->path, rhex,
+            hex);
+    k->bad++;
+    return 0;
+}
+
+static int check_blobs(struct srv *srv, struct store *st)
+{
+    struct blob_check k = {0};
+    struct store_err err = {0};
+    char blobs[1200];
+    struct stat sb;
+    int rc;
+
+    /* a data directory that never held a blob: nothing to check, nothing made */
+    snprintf(blobs, sizeof(blobs), "%s/blobs", srv->cfg.data_dir);
+    if (stat(blobs, &sb) != 0 && errno == ENOENT)
+        k.bs = NULL;
+    else if (blob_store_open(srv->cfg.data_dir, &k.bs, &err)) {
+        fprintf(stderr, "trackd: check: %s: %s\n", blobs, err.msg);
+        return -1;
+    }
+    rc = k.bs ? blob_each(k.bs, check_blob_cb, &k, &err) : 0;
+    if (rc == 0 && k.bs)
+        rc = store_artifact_each(st, check_row_cb, &k, &err);
+    else if (rc == 0)
+        rc = store_artifact_count(st, NULL, &k.rows, NULL, &err);
+    if (rc) {
+        fprintf(stderr, "trackd: check: blobs: %s\n", err.msg);
+        k.bad++;
+    } else if (!k.bs && k.rows) {
+        fprintf(stderr, "trackd: check: %lld artifacts but no %s\n", (long long)k.rows, blobs);
+        k.bad++;
+    }
+    blob_store_close(k.bs);
+    if (k.bad)
+        return -1;
+    printf("ok %s: %lld blobs, %lld artifacts\n", blobs, (long long)k.blobs, (long long)k.rows);
+    return 0;
+}
+
 static int do_check(struct srv *srv)
 {
     struct store_opts so = {.readonly = 1};
@@ -333,11 +409,15 @@ static int do_check(struct srv *srv)
         return 1;
     }
     rc = store_check(st, &err);
-    store_close(st);
     if (rc) {
+        store_close(st);
         fprintf(stderr, "trackd: check: %s: %s\n", srv->cfg.db_path, err.msg);
         return 1;
     }
+    rc = check_blobs(srv, st);
+    store_close(st);
+    if (rc)
+        return 1;
     printf("ok %s\n", srv->cfg.db_path);
     return 0;
 }
@@ -515,10 +595,12 @@ int main(int argc, char **argv)
             goto out;
     }
     if (blob_store_open(srv.cfg.data_dir, &srv.blobs, &err)) {
-        srv_log(SRV_LOG_ERROR, "blob", "cannot open the blob store in %s: %s", srv.cfg.data_dir,
-                err.msg);
+        srv_log(SRV_LOG_ERROR, "blob", "cannot open %s/blobs: %s", srv.cfg.data_dir, err.msg);
         goto out;
     }
+    /* uploads abandoned long ago (a client that never came back) */
+    if (blob_tmp_cleanup(srv.blobs, 7LL * 24 * 3600 * 1000, NULL, &err))
+        srv_log(SRV_LOG_WARN, "blob", "cleaning %s/blobs/tmp: %s", srv.cfg.data_dir, err.msg);
     srv_reserve_init(&srv.cfg);
     srv.started_ms = wire_now_ms();
     pthread_mutex_init(&srv.stats_lock, NULL);

@@ -101,5 +101,13 @@ int srv_op_gc(struct srv_call *call);
 int srv_op_lineage(struct srv_call *call);
 /* op_backup.c: the retired Backup, refused (it wrote where the client said) */
 int srv_op_backup(struct srv_call *call);
+/* op_artifact.c: uploads (begin, chunk, commit), list, get, read, verify */
+int srv_op_artifact_begin(struct srv_call *call);
+int srv_op_artifact_chunk(struct srv_call *call);
+int srv_op_artifact_commit(struct srv_call *call);
+int srv_op_artifact_list(struct srv_call *call);
+int srv_op_artifact_get(struct srv_call *call);
+int srv_op_artifact_read(struct srv_call *call);
+int srv_op_artifact_verify(struct srv_call *call);
 
 #endif

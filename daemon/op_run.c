@@ -306,6 +306,9 @@ int srv_op_run_get(struct srv_call *call)
     rc = store_run_get(call->st, id, one_run_cb, &o, &err);
     if (rc)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
+    rc = store_artifact_count(call->st, id, &o.run->artifacts, &o.run->artifact_bytes, &err);
+    if (rc)
+        return srv_op_fail_store(call, rc, &err);
     struct page pg = srv_op_page_new(track__v1__run__get_packed_size(o.run));
     if (run_details_page(call, o.run, cur.section, cur.key, &pg))
         return -1;

@@ -36,6 +36,9 @@ int srv_op_status(struct srv_call *call)
     Track__V1__StatusResult *s;
     int rc = store_counts(call->st, &c, &err);
 
+    int64_t artifacts = 0, artifact_bytes = 0;
+    if (rc == 0)
+        rc = store_artifact_count(call->st, NULL, &artifacts, &artifact_bytes, &err);
     if (rc)
         return srv_op_fail_store(call, rc, &err);
     s = srv_alloc(&call->arena, sizeof(*s));
@@ -55,6 +58,8 @@ int srv_op_status(struct srv_call *call)
     s->requests = srv->requests;
     pthread_mutex_unlock(&srv->stats_lock);
     s->pid = (int64_t)getpid();
+    s->artifacts = artifacts;
+    s->artifact_bytes = artifact_bytes;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_STATUS;
     call->rs->status = s;
     return 0;

@@ -181,6 +181,11 @@ void srv_backup_sweep(void);
 /* Closes every snapshot not being read (at exit). */
 void srv_backup_close_all(void);
 
+/* ---- artifacts (op_artifact.c) -------------------------------------------- */
+/* After each group commit (the loop's thread): releases the blob pins of the
+ * artifact rows that commit made durable (or rolled back). */
+void srv_artifact_after_commit(struct srv *srv);
+
 /* ---- restore (restore.c) --------------------------------------------------- */
 /* `trackd --restore FILE`: the exit status for main. The data directory is
  * locked by the caller. */

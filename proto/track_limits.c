@@ -135,3 +135,41 @@ int limits_check_name(const char *field, const char *s, int optional, char *msg,
     }
     return 0;
 }
+
+int limits_check_artifact_path(const char *field, const char *s, size_t len, char *msg, size_t cap)
+{
+    const char *why = NULL;
+
+    if (!s || len == 0)
+        why = "is empty";
+    else if (len > LIMIT_ARTIFACT_PATH)
+        why = "is longer than 1024 bytes";
+    else if (memchr(s, '\0', len) || strlen(s) != len)
+        why = "contains a NUL byte";
+    else if (!limits_utf8_valid(s, len))
+        why = "is not valid UTF-8";
+    else if (s[0] == '/')
+        why = "is absolute (starts with '/'); artifact paths are relative";
+    else if (memchr(s, '\\', len))
+        why = "contains a backslash; separate segments with '/'";
+    else {
+        for (const char *p = s; !why;) {
+            const char *e = memchr(p, '/', len - (size_t)(p - s));
+            size_t n = e ? (size_t)(e - p) : len - (size_t)(p - s);
+            if (n == 0)
+                why = "has an empty segment ('//' or a trailing '/')";
+            else if (n == 2 && p[0] == '.' && p[1] == '.')
+                why = "has a '..' segment";
+            else if (n == 1 && p[0] == '.')
+                why = "has a '.' segment";
+            if (!e)
+                break;
+            p = e + 1;
+        }
+    }
+    if (!why)
+        return 0;
+    snprintf(msg, cap, "%s \"%.100s%s\" %s", field, s ? s : "",
+             s && strnlen(s, 101) > 100 ? "..." : "", why);
+    return -1;
+}

@@ -22,6 +22,8 @@
 #define LIMIT_HISTORY_POINTS 500000 /* points in one MetricHistory reply: under 16 MiB */
 #define LIMIT_CURVE_BUCKETS  4096
 #define LIMIT_RUN_LIST       100000
+#define LIMIT_ARTIFACT_PATH  1024       /* bytes of an artifact path */
+#define LIMIT_ARTIFACT_CHUNK (1u << 20) /* bytes in one ArtifactChunk or ArtifactRead */
 
 /* Each check returns 0 when `s` is acceptable, else -1 with a message
  * naming `field` and the rule in msg (never NULL, at most cap bytes). */
@@ -34,6 +36,10 @@ int limits_check_value(const char *field, const char *s, char *msg, size_t cap);
 /* Experiment and run names: 1..250 bytes of valid UTF-8 without control
  * characters. Empty allowed when `optional`. */
 int limits_check_name(const char *field, const char *s, int optional, char *msg, size_t cap);
+/* Artifact paths: 1..1024 bytes of valid UTF-8, relative and `/`-separated:
+ * no leading `/`, no empty, `.` or `..` segment, no backslash, no NUL (a
+ * string holding one never reaches here whole: `len` is its real length). */
+int limits_check_artifact_path(const char *field, const char *s, size_t len, char *msg, size_t cap);
 /* Valid UTF-8 (no overlongs, no surrogates), of length len. */
 int limits_utf8_valid(const char *s, size_t len);
 

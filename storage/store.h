@@ -377,4 +377,51 @@ struct store_counts {
 };
 int store_counts(struct store *st, struct store_counts *c, struct store_err *err);
 
+/* ---- artifacts (store_artifact.c) -----------------------------------------
+ * A run's artifacts: (run, path) -> (digest, size, logged_ms), the digest
+ * naming a blob of the blob store (blob.h), which this layer never touches.
+ * Paths are checked by the caller (limits_check_artifact_path); here only
+ * their presence and length (1..1024 bytes). */
+struct store_artifact {
+    const char *path; /* valid during the callback only */
+    uint8_t digest[32];
+    int64_t size;
+    int64_t logged_ms;
+};
+typedef int (*store_artifact_cb)(void *ctx, const struct store_artifact *a);
+/* Records (run, path) -> (digest, size, logged_ms). The same path again with
+ * the same digest is fine (0; the first logged_ms is kept); another digest
+ * replaces the row (the old blob is then gc's to judge). NOT_FOUND for an
+ * unknown run; inside the caller's write transaction. */
+int store_artifact_put(struct store *st, const uint8_t run[16], const char *path,
+                       const uint8_t digest[32], int64_t size, int64_t logged_ms,
+                       struct store_err *err);
+/* The row of (run, path); NOT_FOUND naming run and path when there is none. */
+int store_artifact_get(struct store *st, const uint8_t run[16], const char *path,
+                       uint8_t digest[32], int64_t *size, int64_t *logged_ms,
+                       struct store_err *err);
+/* Calls cb for each artifact of run whose path starts with `prefix` (NULL or
+ * "": all), in path order (bytewise); a non-zero answer stops the walk and is
+ * returned. NOT_FOUND for an unknown run. */
+int store_artifact_list(struct store *st, const uint8_t run[16], const char *prefix,
+                        store_artifact_cb cb, void *ctx, struct store_err *err);
+/* The same, only paths after `after` (NULL: from the start), at most `limit`
+ * rows (0: no limit), for paged replies. */
+int store_artifact_list_after(struct store *st, const uint8_t run[16], const char *prefix,
+                              const char *after, int limit, store_artifact_cb cb, void *ctx,
+                              struct store_err *err);
+/* Calls cb once for each distinct digest any artifact row names (gc, check). */
+int store_artifact_each_digest(struct store *st, void (*cb)(void *ctx, const uint8_t digest[32]),
+                               void *ctx, struct store_err *err);
+/* Calls cb for every artifact row of every run (run is runs.uuid), in (run,
+ * path) order; a non-zero answer stops the walk and is returned. */
+typedef int (*store_artifact_row_cb)(void *ctx, const uint8_t run[16],
+                                     const struct store_artifact *a);
+int store_artifact_each(struct store *st, store_artifact_row_cb cb, void *ctx,
+                        struct store_err *err);
+/* How many artifact rows and how many bytes (sizes summed) run has, or the
+ * whole store has when run is NULL. */
+int store_artifact_count(struct store *st, const uint8_t run[16], int64_t *count, int64_t *bytes,
+                         struct store_err *err);
+
 #endif

@@ -98,6 +98,11 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'active';"
     "ALTER TABLE runs ADD COLUMN deleted_ms INTEGER;"
     "CREATE INDEX runs_deleted ON runs(lifecycle, deleted_ms);",
+    /* 5: artifacts: (run, path) -> the digest of a blob in blobs/ (blob.h);
+     * run is runs.id; the digest index serves gc and check */
+    "CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
+    "  size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path)) WITHOUT ROWID;"
+    "CREATE INDEX artifacts_digest ON artifacts(digest);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -286,6 +286,8 @@ int cmd_run_show(int argc, char **argv)
         json_t *o = cli_json_run(&r);
         json_object_set_new(o, "lifecycle", json_string(r.deleted ? "deleted" : "active"));
         json_object_set_new(o, "deleted_time", cli_json_time(r.deleted ? r.deleted_ms : 0));
+        json_object_set_new(o, "artifacts", json_integer(r.artifacts));
+        json_object_set_new(o, "artifact_bytes", json_integer(r.artifact_bytes));
         rc = cli_json_print(o);
         track_result_free(res);
         return rc;
@@ -313,6 +315,7 @@ int cmd_run_show(int argc, char **argv)
         track_run_id_hex(&r.parent, hex);
         printf("parent      %s\n", hex);
     }
+    printf("artifacts   %lld (%lld bytes)\n", (long long)r.artifacts, (long long)r.artifact_bytes);
     show_sections(&r);
     track_result_free(res);
     return 0;

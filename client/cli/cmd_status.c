@@ -46,6 +46,8 @@ int cmd_status(int argc, char **argv)
         json_object_set_new(o, "runs", json_integer(st.runs));
         json_object_set_new(o, "metric_points", json_integer(st.metric_points));
         json_object_set_new(o, "db_bytes", json_integer(st.db_bytes));
+        json_object_set_new(o, "artifacts", json_integer(st.artifacts));
+        json_object_set_new(o, "artifact_bytes", json_integer(st.artifact_bytes));
         json_object_set_new(o, "requests", json_integer(st.requests));
         json_object_set_new(o, "spooled_requests", json_integer(spooled));
         rc = cli_json_print(o);
@@ -60,6 +62,8 @@ int cmd_status(int argc, char **argv)
         printf("runs            %lld\n", (long long)st.runs);
         printf("metric points   %lld\n", (long long)st.metric_points);
         printf("database        %.1f MiB\n", (double)st.db_bytes / 1048576.0);
+        printf("artifacts       %lld (%.1f MiB)\n", (long long)st.artifacts,
+               (double)st.artifact_bytes / 1048576.0);
         printf("requests        %lld\n", (long long)st.requests);
         printf("spooled         %lld requests\n", (long long)spooled);
     }

@@ -225,6 +225,43 @@ static const struct cli_cmd commands[] = {
      "consistent online copy of the database while writes go on (trackd --restore FILE)", NO_OPTS,
      "FILE is written by trackd, so it must be a path trackd can write.",
      "track backup /var/backups/track-$(date +%F).db\n"},
+    {"artifact put", cmd_artifact_put, "[--run RUN] FILE|DIR [--as PATH]",
+     "store a file or a directory with a run (each file once, by its digest)",
+     OPTS({"--as PATH", "the artifact path in the run (default: FILE's or DIR's last segment); "
+                        "a directory's files go under PATH/, keeping their structure"}),
+     "The file is hashed (BLAKE2b-256) first: a file the daemon already holds, from any run, "
+     "sends no bytes. Others move in chunks of 1 MiB; an upload cut short resumes from what "
+     "arrived when run again. The run's row appears only once the whole file is stored and "
+     "synced. Artifact paths are relative, '/'-separated, without '..', '.' or empty segments "
+     "or backslashes, at most 1024 bytes. A symbolic link inside DIR is stored as the file it "
+     "points to when that stays inside DIR, and refused (nothing stored) otherwise. The same "
+     "PATH again with another file replaces it.",
+     "track artifact put model.pt\n"
+     "track artifact put --run 3f2a checkpoints/ --as ckpt\n"
+     "track artifact put preds.csv --as eval/preds.csv\n"},
+    {"artifact list", cmd_artifact_list, "[RUN] [--json]",
+     "list a run's artifacts: path, size, digest, logged time", NO_OPTS,
+     "RUN defaults to --run or $TRACK_RUN_ID. Paths are listed in byte order; --json gives the "
+     "full digests.",
+     "track artifact list 3f2a\ntrack artifact list --json\n"},
+    {"artifact get", cmd_artifact_get, "[RUN] PATH [-o OUT]",
+     "fetch an artifact: a file, or every file under PATH/ (a directory)",
+     OPTS({"--output OUT", "-o OUT: where to write (default: PATH's last segment in the current "
+                           "directory); a file goes into OUT when OUT is an existing directory, "
+                           "a directory's files go into OUT, created when missing"}),
+     "RUN defaults to --run or $TRACK_RUN_ID. Each file is written as NAME.tmp, checked "
+     "against its digest while it arrives, fsynced and renamed into place: a mismatch is an "
+     "error and nothing is kept. Nothing is written outside OUT, whatever the stored paths, "
+     "and no symbolic link below OUT is followed.",
+     "track artifact get 3f2a model.pt\n"
+     "track artifact get 3f2a ckpt -o /tmp/ckpt\n"
+     "track artifact get eval/preds.csv -o preds.csv\n"},
+    {"artifact verify", cmd_artifact_verify, "[RUN] [--json]",
+     "re-hash the blobs a run's artifacts point at (daemon side)", NO_OPTS,
+     "RUN defaults to --run or $TRACK_RUN_ID; without either, every run's artifacts. Each "
+     "blob is read back and hashed by trackd; an artifact whose blob is missing or does not "
+     "match its digest is printed and the exit status is 1.",
+     "track artifact verify 3f2a\ntrack artifact verify\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -197,6 +197,7 @@ struct track_run_info {
     size_t n_metrics;
     int deleted;        /* soft-deleted (track_run_delete); still readable */
     int64_t deleted_ms; /* when; 0 while active */
+    int64_t artifacts, artifact_bytes; /* the run's artifacts (track_run_get only) */
 };
 
 /* A reply to a read, owned by the caller: free with track_result_free. */
@@ -274,6 +275,7 @@ struct track_server_status {
     int64_t uptime_ms;
     const char *data_dir;
     int64_t experiments, runs, metric_points, db_bytes, requests, pid;
+    int64_t artifacts, artifact_bytes; /* (run, path) rows and their sizes summed */
 };
 int track_status(struct track_client *c, struct track_result **res, struct track_server_status *st,
                  struct track_err *err);
@@ -366,6 +368,89 @@ struct track_lineage {
 int track_lineage_get(struct track_client *c, const char *run, struct track_lineage *out,
                       struct track_err *err);
 void track_lineage_free(struct track_lineage *l);
+/* ---- artifacts -------------------------------------------------------------
+ * Files kept with a run, each stored once in the daemon's data directory
+ * under its BLAKE2b-256 digest: the same file logged by ten runs takes the
+ * space of one, and a second upload of it sends no bytes. Files move in
+ * chunks of at most 1 MiB, so memory stays bounded whatever their size;
+ * the digest is checked on arrival (nothing is kept on a mismatch) and
+ * again on download. An upload cut short (client or daemon gone) leaves no
+ * row; a retry resumes from the bytes that arrived.
+ *
+ * Artifact paths are relative and '/'-separated: no leading '/', no empty,
+ * '.' or '..' segment, no backslash, no NUL, at most 1024 bytes; anything
+ * else is TRACK_E_INVALID_ARGUMENT naming the path. */
+
+/* 0 when `path` is an acceptable artifact path, else INVALID_ARGUMENT. */
+int track_artifact_check_path(const char *path, struct track_err *err);
+
+struct track_artifact_put_stats {
+    int64_t files;   /* files stored */
+    int64_t bytes;   /* their sizes summed */
+    int64_t sent;    /* bytes sent (less than bytes when some were there already) */
+    int64_t deduped; /* files the daemon had already: no bytes sent */
+};
+/* Stores the file or directory `local_path` in the current run (the one
+ * track_run_start or track_run_use chose) as `artifact_path` (NULL: the
+ * local path's last segment). A directory keeps its structure: FILE under
+ * DIR becomes ARTIFACT_PATH/FILE. Symbolic links inside a directory are
+ * stored as what they point at when that stays inside the directory, and
+ * refused (nothing uploaded) otherwise, as are other special files. The
+ * same path again with another file replaces the row. */
+int track_artifact_put(struct track_client *c, const char *local_path, const char *artifact_path,
+                       struct track_err *err);
+int track_artifact_put_ex(struct track_client *c, const char *local_path, const char *artifact_path,
+                          struct track_artifact_put_stats *stats, struct track_err *err);
+
+struct track_artifact_get_stats {
+    int64_t files, bytes;
+};
+/* Fetches artifact `artifact_path` of `run` (hex or unique prefix; NULL:
+ * the current run) into `local_path`: a file when the run has that
+ * artifact, else every artifact under ARTIFACT_PATH/ into the directory
+ * `local_path` (made when missing), keeping their structure. Each file is
+ * written as NAME.tmp beside its destination, checked against its digest,
+ * fsynced and renamed; a mismatch is TRACK_E_INTERNAL and nothing is kept.
+ * Nothing is written outside local_path (directories below it are opened
+ * with O_NOFOLLOW). NOT_FOUND when there is neither. */
+int track_artifact_get(struct track_client *c, const char *run, const char *artifact_path,
+                       const char *local_path, struct track_err *err);
+int track_artifact_get_ex(struct track_client *c, const char *run, const char *artifact_path,
+                          const char *local_path, struct track_artifact_get_stats *stats,
+                          struct track_err *err);
+
+struct track_artifact_info {
+    track_run_id run;
+    const char *path; /* valid during the callback */
+    uint8_t digest[32];
+    char digest_hex[65];
+    int64_t size, logged_ms;
+};
+/* A non-zero answer stops the listing and is returned. */
+typedef int (*track_artifact_cb)(void *ctx, const struct track_artifact_info *a);
+/* Calls cb for each artifact of `run` (NULL: the current run) whose path
+ * starts with `prefix` (NULL: all), in path order. */
+int track_artifact_list(struct track_client *c, const char *run, const char *prefix,
+                        track_artifact_cb cb, void *ctx, struct track_err *err);
+
+struct track_artifact_verify_result {
+    int64_t checked;  /* distinct blobs re-hashed */
+    int64_t bytes;    /* their sizes */
+    int64_t problems; /* artifacts whose blob is missing or corrupt */
+};
+struct track_artifact_problem {
+    char run_hex[33];
+    const char *path;
+    char digest_hex[65];
+    const char *problem; /* "missing" or "corrupt" */
+};
+typedef int (*track_artifact_problem_cb)(void *ctx, const struct track_artifact_problem *p);
+/* Has the daemon re-hash every blob the artifacts of `run` (NULL: of every
+ * run) point at; cb (may be NULL) gets each problem (the first 100).
+ * Reading every blob takes a while: the call waits up to 10 minutes. */
+int track_artifact_verify(struct track_client *c, const char *run,
+                          struct track_artifact_verify_result *out, track_artifact_problem_cb cb,
+                          void *ctx, struct track_err *err);
 
 #ifdef __cplusplus
 }

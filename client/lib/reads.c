@@ -357,6 +357,8 @@ static int runs_view(struct track_result *r, const struct pieces *p, struct trac
         info->user = m->user;
         info->deleted = m->deleted;
         info->deleted_ms = m->deleted_ms;
+        info->artifacts = m->artifacts;
+        info->artifact_bytes = m->artifact_bytes;
         if (m->parent_id.len == 16) {
             info->has_parent = 1;
             memcpy(info->parent.b, m->parent_id.data, 16);
@@ -697,6 +699,8 @@ int track_status(struct track_client *c, struct track_result **res, struct track
     st->db_bytes = r->db_bytes;
     st->requests = r->requests;
     st->pid = r->pid;
+    st->artifacts = r->artifacts;
+    st->artifact_bytes = r->artifact_bytes;
     return 0;
 }
 

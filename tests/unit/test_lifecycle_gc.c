@@ -63,8 +63,6 @@ static void setup(void)
     snprintf(srv.cfg.db_path, sizeof srv.cfg.db_path, "%s/track.db", dir);
     cr_assert_eq(store_open(srv.cfg.db_path, &so, &rw, &err), 0, "%s", err.msg);
     exec_sql(
-        "CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
-        " size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path));"
         "CREATE TABLE models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
         "CREATE TABLE model_versions(model_id INTEGER NOT NULL, version INTEGER NOT NULL,"
         " run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"

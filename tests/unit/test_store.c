@@ -1300,10 +1300,13 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
     cr_assert(same_bits(lasts[nb - 1], 1.0 / (double)n), "last bucket's last %g", lasts[nb - 1]);
 }
 
-/* what migration 4 (runs' lifecycle) added, taken off again */
-#define UNDO_LIFECYCLE                                                                             \
-    "DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                            \
+/* what migrations after 3 added, taken off again (newest first), and the
+ * schema a migrated database reaches */
+#define UNDO_LATER                                                                                 \
+    "DROP TABLE artifacts;"                                                                        \
+    " DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                           \
     " ALTER TABLE runs DROP COLUMN lifecycle;"
+#define SCHEMA_LATEST 5
 
 Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
 {
@@ -1323,11 +1326,11 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     store_close(st);
     st = NULL;
 
-    /* make it what schema 1 wrote: no vlast column, user_version 1 */
+    /* make it what schema 1 wrote: no vlast column, no artifacts, user_version 1 */
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db,
                               "ALTER TABLE metric_chunks DROP COLUMN vlast;"
-                              " " UNDO_LIFECYCLE " PRAGMA user_version = 1;",
+                              " " UNDO_LATER " PRAGMA user_version = 1;",
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -1336,7 +1339,7 @@ Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 4, "migrated to schema 4");
+    cr_assert_eq(sqlite3_column_int(q, 0), SCHEMA_LATEST, "migrated to the latest schema");
     sqlite3_finalize(q);
     sqlite3_close(db);
     /* the old chunks have no last value stored: the curve decodes them */
@@ -1368,7 +1371,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
              " response BLOB NOT NULL) WITHOUT ROWID;"
              " CREATE INDEX requests_ms ON requests(ms);"
              " INSERT INTO requests VALUES(x'%s', 5, x'6f6c64');"
-             " " UNDO_LIFECYCLE " PRAGMA user_version = 2;",
+             " " UNDO_LATER " PRAGMA user_version = 2;",
              hx);
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
@@ -1392,7 +1395,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     sqlite3_finalize(q);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(q, 0), 4);
+    cr_assert_eq(sqlite3_column_int(q, 0), SCHEMA_LATEST);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
