@@ -73,6 +73,12 @@ static const struct srv_op ops[] = {
     OP(BACKUP_BEGIN, "backup_begin", SRV_READ | SRV_OWN_TXN, srv_op_backup_begin),
     OP(BACKUP_CHUNK, "backup_chunk", SRV_READ | SRV_OWN_TXN, srv_op_backup_chunk),
     OP(BACKUP_END, "backup_end", SRV_READ | SRV_OWN_TXN, srv_op_backup_end),
+    OP(MODEL_REGISTER, "model_register", SRV_WRITE, srv_op_model_register),
+    OP(MODEL_ALIAS, "model_alias", SRV_WRITE, srv_op_model_alias),
+    OP(MODEL_TAG, "model_tag", SRV_WRITE, srv_op_model_tag),
+    OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list),
+    OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show),
+    OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)
