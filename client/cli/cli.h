@@ -154,5 +154,11 @@ int cmd_watch(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
+int cmd_model_register(int argc, char **argv);
+int cmd_model_list(int argc, char **argv);
+int cmd_model_show(int argc, char **argv);
+int cmd_model_alias(int argc, char **argv);
+int cmd_model_tag(int argc, char **argv);
+int cmd_model_get(int argc, char **argv);
 
 #endif
