@@ -17,8 +17,8 @@ static int str_limit(struct srv_call *call, const char *field, const char *s, si
 {
     size_t n = s ? strlen(s) : 0;
     if (n > max)
-        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
-                           "%s: %zu bytes, limit is %zu", field, n, max);
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s: %zu bytes, limit is %zu",
+                           field, n, max);
     return 0;
 }
 
@@ -211,8 +211,7 @@ int srv_op_model_register(struct srv_call *call)
     int rc;
 
     if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX) ||
-        str_limit(call, "path", q->path, 1024) ||
-        srv_op_resolve_run(call, "run", q->run, run) ||
+        str_limit(call, "path", q->path, 1024) || srv_op_resolve_run(call, "run", q->run, run) ||
         srv_op_check_kvs(call, "tags", q->tags, q->n_tags))
         return -1;
     if (q->description && q->description[0] &&
@@ -383,8 +382,7 @@ int srv_op_model_show(struct srv_call *call)
     if (rc < 0)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
     if (ml.n != 1)
-        return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "model \"%.250s\" not found",
-                           q->name);
+        return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "model \"%.250s\" not found", q->name);
     if (versions_finish(call, &vl))
         return -1;
     Track__V1__ModelShowResult *r = srv_alloc(&call->arena, sizeof(*r));

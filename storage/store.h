@@ -372,8 +372,10 @@ int store_model_version_get(struct store *st, const char *ref, store_model_versi
                             void *ctx, struct store_err *err);
 /* Points `alias` of model `name` at the version `target` names ("3", or an
  * alias of the same model) and records the move with `who` at now_ms
- * (NULL: the user of the run the version was registered from). *from (may be NULL) gets the version it pointed at before (0:
- * none). Pointing it where it already points records nothing. */
+ * (NULL: the user of the run the version was registered from). *from
+ * (may be NULL) gets the version it pointed at before (0: none), *to the
+ * one it points at now. Pointing it where it already points records
+ * nothing. */
 int store_model_alias_set(struct store *st, const char *name, const char *alias,
                           const char *target, const char *who, int64_t now_ms, int64_t *from,
                           int64_t *to, struct store_err *err);

@@ -43,8 +43,7 @@ int store_artifact_put(struct store *st, const uint8_t run[16], const char *path
 
 /* The digest, size and time of (run, path); STORE_E_NOT_FOUND naming both. */
 int store_artifact_get(struct store *st, const uint8_t run[16], const char *path,
-                       uint8_t digest[32], int64_t *size, int64_t *logged_ms,
-                       struct store_err *err)
+                       uint8_t digest[32], int64_t *size, int64_t *logged_ms, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     char hex[33], cbuf[CLIP_LEN + 4];

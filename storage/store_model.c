@@ -161,17 +161,17 @@ int store_model_resolve(struct store *st, const char *ref, int64_t *model_id, in
         ret = one_int(st, "SELECT version FROM model_versions WHERE model = ?1 AND version = ?2",
                       id, v, NULL, &v, &found, err, "looking up a model version");
         if (!ret && !found)
-            ret = sq_fail(err, STORE_E_NOT_FOUND, "model \"%s\" has no version %s", name,
-                          sep + 1);
+            ret = sq_fail(err, STORE_E_NOT_FOUND, "model \"%s\" has no version %s", name, sep + 1);
     } else {
         if ((ret = store_model_check_alias(sep + 1, err)) != 0)
             return ret;
-        ret = one_int(st, "SELECT version FROM model_aliases WHERE model = ?1 AND ?2 = ?2"
-                          " AND alias = ?3",
+        ret = one_int(st,
+                      "SELECT version FROM model_aliases WHERE model = ?1 AND ?2 = ?2"
+                      " AND alias = ?3",
                       id, 0, sep + 1, &v, &found, err, "looking up a model alias");
         if (!ret && !found)
-            ret = sq_fail(err, STORE_E_NOT_FOUND, "model \"%s\" has no alias \"%s\"", name,
-                          sep + 1);
+            ret =
+                sq_fail(err, STORE_E_NOT_FOUND, "model \"%s\" has no alias \"%s\"", name, sep + 1);
     }
     if (ret)
         return ret;
@@ -226,8 +226,9 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
         return ret;
     /* the next number is read and taken in the caller's write transaction:
      * a second register waits for it and reads the number after */
-    ret = one_int(st, "SELECT coalesce(max(version), 0) + 1 FROM model_versions"
-                      " WHERE model = ?1 AND ?2 = ?2",
+    ret = one_int(st,
+                  "SELECT coalesce(max(version), 0) + 1 FROM model_versions"
+                  " WHERE model = ?1 AND ?2 = ?2",
                   id, 0, NULL, &v, &found, err, "numbering a model version");
     if (ret)
         return ret;
@@ -251,8 +252,9 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
     s = NULL;
     if (rc != SQLITE_DONE)
         return sq_db_fail(st, rc, err, "registering a model version");
-    ret = sq_prep(st, "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
-                      " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
+    ret = sq_prep(st,
+                  "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
+                  " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
                   &s, err);
     if (ret)
         return ret;
@@ -309,8 +311,8 @@ static int each_version(struct store *st, sqlite3_stmt *s, store_model_version_c
     return ret;
 }
 
-int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb,
-                            void *ctx, struct store_err *err)
+int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb, void *ctx,
+                            struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int64_t id, v;
@@ -474,8 +476,8 @@ out:
     return ret;
 }
 
-int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb,
-                     void *ctx, struct store_err *err)
+int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb, void *ctx,
+                     struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int64_t id;
@@ -507,9 +509,9 @@ out:
 
 /* ---- aliases and tags ------------------------------------------------------------ */
 
-int store_model_alias_set(struct store *st, const char *name, const char *alias,
-                          const char *target, const char *who, int64_t now_ms, int64_t *from,
-                          int64_t *to, struct store_err *err)
+int store_model_alias_set(struct store *st, const char *name, const char *alias, const char *target,
+                          const char *who, int64_t now_ms, int64_t *from, int64_t *to,
+                          struct store_err *err)
 {
     char ref[2 * STORE_MODEL_NAME_MAX + 8], who_buf[256] = "";
     sqlite3_stmt *s = NULL;
@@ -526,12 +528,13 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
         return sq_fail(err, STORE_E_INVALID, "version of %zu bytes: at most %d bytes",
                        strlen(target), STORE_MODEL_NAME_MAX);
     /* a number is a version, anything else an alias of the same model */
-    snprintf(ref, sizeof ref, "%s%c%s", name, strspn(target, "0123456789") == strlen(target)
-                                                  ? '/' : '@', target);
+    snprintf(ref, sizeof ref, "%s%c%s", name,
+             strspn(target, "0123456789") == strlen(target) ? '/' : '@', target);
     if ((ret = store_model_resolve(st, ref, &id, &v, err)) != 0)
         return ret;
-    ret = one_int(st, "SELECT version FROM model_aliases WHERE model = ?1 AND ?2 = ?2"
-                      " AND alias = ?3",
+    ret = one_int(st,
+                  "SELECT version FROM model_aliases WHERE model = ?1 AND ?2 = ?2"
+                  " AND alias = ?3",
                   id, 0, alias, &old, &found, err, "looking up a model alias");
     if (ret)
         return ret;
@@ -552,8 +555,9 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
         s = NULL;
         who = who_buf;
     }
-    ret = sq_prep(st, "INSERT INTO model_aliases(model, alias, version) VALUES(?1, ?2, ?3)"
-                      " ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version",
+    ret = sq_prep(st,
+                  "INSERT INTO model_aliases(model, alias, version) VALUES(?1, ?2, ?3)"
+                  " ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version",
                   &s, err);
     if (ret)
         return ret;
@@ -607,8 +611,9 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
         ret = model_id_of(st, target, &id, err);
     if (ret)
         return ret;
-    ret = sq_prep(st, "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
-                      " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
+    ret = sq_prep(st,
+                  "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
+                  " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
                   &s, err);
     if (ret)
         return ret;

@@ -238,9 +238,8 @@ int cmd_model_show(int argc, char **argv)
     for (size_t i = 0; i < nh; i++) {
         cli_fmt_time(h[i].ms, t, sizeof(t));
         if (h[i].from_version)
-            printf("  %s  %s: %lld -> %lld  by %s\n", t, h[i].alias,
-                   (long long)h[i].from_version, (long long)h[i].to_version,
-                   h[i].who[0] ? h[i].who : "-");
+            printf("  %s  %s: %lld -> %lld  by %s\n", t, h[i].alias, (long long)h[i].from_version,
+                   (long long)h[i].to_version, h[i].who[0] ? h[i].who : "-");
         else
             printf("  %s  %s: new -> %lld  by %s\n", t, h[i].alias, (long long)h[i].to_version,
                    h[i].who[0] ? h[i].who : "-");

@@ -264,8 +264,8 @@ int track_model_alias(struct track_client *c, const char *name, const char *alia
     return rc;
 }
 
-int track_model_tag(struct track_client *c, const char *target, const char *key,
-                    const char *value, struct track_err *err)
+int track_model_tag(struct track_client *c, const char *target, const char *key, const char *value,
+                    struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__ModelTag mt = TRACK__V1__MODEL_TAG__INIT;

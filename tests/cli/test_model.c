@@ -21,7 +21,6 @@ static struct fx_daemon D;
 static char run1[33], run2[33];
 static char digest1[65];
 
-
 static void run_start(const char *name, char hex[33])
 {
     char *out = NULL, *err = NULL;
@@ -102,8 +101,7 @@ static void ok(const char *what, int rc, char *out, char *err)
 Test(model_cli, register_prints_name_slash_version_and_json_has_its_shape)
 {
     char *out = NULL, *err = NULL;
-    int rc = TRACK(&out, &err, "model", "register", "iris", "--run", run1, "--path",
-                   "weights.bin");
+    int rc = TRACK(&out, &err, "model", "register", "iris", "--run", run1, "--path", "weights.bin");
     ok("register", rc, out, err);
     cr_assert_str_eq(out, "iris/1\n");
     free(out);
@@ -119,8 +117,7 @@ Test(model_cli, register_prints_name_slash_version_and_json_has_its_shape)
     cr_assert_str_eq(json_string_value(json_object_get(j, "digest")), digest1);
     cr_assert_eq(json_integer_value(json_object_get(j, "size")), 100);
     cr_assert_str_eq(json_string_value(json_object_get(j, "description")), "better");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "tags"), "data")),
-                     "v2");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "tags"), "data")), "v2");
     cr_assert(json_is_array(json_object_get(j, "aliases")));
     cr_assert(json_is_integer(json_object_get(j, "created_time")));
     cr_assert(json_is_string(json_object_get(j, "user")));
@@ -192,8 +189,8 @@ Test(model_cli, get_by_alias_and_by_version_and_prints_the_fetch_command)
     ok("alias", TRACK(&out, &err, "model", "alias", "iris", "staging", "2"), out, err);
     free(out);
     free(err);
-    ok("alias by alias", TRACK(&out, &err, "model", "alias", "iris", "production", "staging"),
-       out, err);
+    ok("alias by alias", TRACK(&out, &err, "model", "alias", "iris", "production", "staging"), out,
+       err);
     cr_assert_str_eq(out, "iris@production: new -> 2\n");
     free(out);
     free(err);

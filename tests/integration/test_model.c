@@ -123,9 +123,9 @@ Test(model, register_numbers_versions_and_get_answers_run_path_digest_size)
     struct track_kv tag = {"data", "v2"};
 
     cr_assert_eq(reg(c, "iris", run1, "weights.bin"), 1);
-    cr_assert_eq(track_model_register(c, "iris", run2, "model/w.bin", "second", &tag, 1, &res,
-                                      &v, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        track_model_register(c, "iris", run2, "model/w.bin", "second", &tag, 1, &res, &v, &err), 0,
+        "%s", err.msg);
     cr_assert_eq(v->version, 2);
     cr_assert_str_eq(v->description, "second");
     cr_assert_eq(v->n_tags, 1);
@@ -199,8 +199,7 @@ Test(model, alias_moves_three_times_and_show_has_the_history_in_order)
                  err.msg);
     cr_assert_eq(from, 3);
     cr_assert_eq(to, 2);
-    cr_assert_eq(track_model_show(c, "iris", &res, &m, &vs, &nv, &h, &nh, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(track_model_show(c, "iris", &res, &m, &vs, &nv, &h, &nh, &err), 0, "%s", err.msg);
     cr_assert_eq(nv, 3);
     cr_assert_eq(nh, 3);
     int64_t want[3][2] = {{0, 1}, {1, 3}, {3, 2}};
@@ -233,8 +232,7 @@ Test(model, name_at_alias_resolves_in_get_tag_and_alias)
 
     reg(c, "iris", run1, "weights.bin");
     reg(c, "iris", run2, "model/w.bin");
-    cr_assert_eq(track_model_alias(c, "iris", "staging", "2", NULL, NULL, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(track_model_alias(c, "iris", "staging", "2", NULL, NULL, &err), 0, "%s", err.msg);
     /* get */
     cr_assert_eq(get_rc(c, "iris@staging", &res, &v, &err), 0, "%s", err.msg);
     cr_assert_eq(v->version, 2);
@@ -246,8 +244,7 @@ Test(model, name_at_alias_resolves_in_get_tag_and_alias)
                  err.msg);
     cr_assert_eq(to, 2);
     /* tag */
-    cr_assert_eq(track_model_tag(c, "iris@production", "reviewed", "yes", &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(track_model_tag(c, "iris@production", "reviewed", "yes", &err), 0, "%s", err.msg);
     cr_assert_eq(track_model_tag(c, "iris", "owner", "ml", &err), 0, "%s", err.msg);
     cr_assert_eq(get_rc(c, "iris/2", &res, &v, &err), 0, "%s", err.msg);
     cr_assert_eq(v->n_tags, 1);
@@ -277,8 +274,8 @@ Test(model, every_error_is_named)
     struct track_err err = {0};
 
     /* a run that does not exist */
-    cr_assert_eq(track_model_register(c, "iris", "0123456789abcdef0123456789abcdef",
-                                      "weights.bin", NULL, NULL, 0, &res, &v, &err),
+    cr_assert_eq(track_model_register(c, "iris", "0123456789abcdef0123456789abcdef", "weights.bin",
+                                      NULL, NULL, 0, &res, &v, &err),
                  TRACK_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "0123456789abcdef0123456789abcdef"), "%s", err.msg);
     /* a path that does not exist in the run */
@@ -286,13 +283,13 @@ Test(model, every_error_is_named)
                  TRACK_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "nope.bin") && strstr(err.msg, run1), "%s", err.msg);
     /* a model name with odd characters */
-    cr_assert_eq(track_model_register(c, "ir is", run1, "weights.bin", NULL, NULL, 0, &res, &v,
-                                      &err),
-                 TRACK_E_INVALID_ARGUMENT);
+    cr_assert_eq(
+        track_model_register(c, "ir is", run1, "weights.bin", NULL, NULL, 0, &res, &v, &err),
+        TRACK_E_INVALID_ARGUMENT);
     cr_assert(strstr(err.msg, "letters, digits and _ - ."), "%s", err.msg);
-    cr_assert_eq(track_model_register(c, "iris;rm", run1, "weights.bin", NULL, NULL, 0, &res, &v,
-                                      &err),
-                 TRACK_E_INVALID_ARGUMENT);
+    cr_assert_eq(
+        track_model_register(c, "iris;rm", run1, "weights.bin", NULL, NULL, 0, &res, &v, &err),
+        TRACK_E_INVALID_ARGUMENT);
 
     reg(c, "iris", run1, "weights.bin");
     /* an alias to a version that does not exist */
@@ -318,8 +315,7 @@ Test(model, every_error_is_named)
     const struct track_model_info *m;
     const struct track_alias_move *h;
     size_t nv, nh;
-    cr_assert_eq(track_model_show(c, "rose", &res, &m, &v, &nv, &h, &nh, &err),
-                 TRACK_E_NOT_FOUND);
+    cr_assert_eq(track_model_show(c, "rose", &res, &m, &v, &nv, &h, &nh, &err), TRACK_E_NOT_FOUND);
     cr_assert_eq(track_model_tag(c, "rose", "k", "v", &err), TRACK_E_NOT_FOUND);
     cr_assert_eq(track_model_tag(c, "iris/4", "k", "v", &err), TRACK_E_NOT_FOUND);
     track_client_close(c);

@@ -142,13 +142,13 @@ Test(model, register_from_a_missing_run_or_path_is_not_found_naming_it)
 {
     uint8_t ghost[16];
     memset(ghost, 0x77, 16);
-    cr_assert_eq(store_model_register(st, "iris", ghost, "weights.bin", NULL, NULL, NULL, 0, 1,
-                                      NULL, &err),
-                 STORE_E_NOT_FOUND);
+    cr_assert_eq(
+        store_model_register(st, "iris", ghost, "weights.bin", NULL, NULL, NULL, 0, 1, NULL, &err),
+        STORE_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "77777777777777777777777777777777"), "%s", err.msg);
-    cr_assert_eq(store_model_register(st, "iris", run1, "nope.bin", NULL, NULL, NULL, 0, 1, NULL,
-                                      &err),
-                 STORE_E_NOT_FOUND);
+    cr_assert_eq(
+        store_model_register(st, "iris", run1, "nope.bin", NULL, NULL, NULL, 0, 1, NULL, &err),
+        STORE_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "nope.bin") && strstr(err.msg, "11111111"), "%s", err.msg);
     /* nothing was created */
     cr_assert_eq(store_model_versions(st, "iris", copy_version, NULL, &err), STORE_E_NOT_FOUND);
@@ -190,9 +190,9 @@ Test(model, alias_to_a_missing_version_is_not_found_naming_it)
     cr_assert_eq(store_model_alias_set(st, "iris", "production", "7", "", 1, NULL, NULL, &err),
                  STORE_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "iris") && strstr(err.msg, "version 7"), "%s", err.msg);
-    cr_assert_eq(store_model_alias_set(st, "iris", "production", "staging", "", 1, NULL, NULL,
-                                       &err),
-                 STORE_E_NOT_FOUND);
+    cr_assert_eq(
+        store_model_alias_set(st, "iris", "production", "staging", "", 1, NULL, NULL, &err),
+        STORE_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "alias \"staging\""), "%s", err.msg);
     cr_assert_eq(store_model_alias_set(st, "nope", "production", "1", "", 1, NULL, NULL, &err),
                  STORE_E_NOT_FOUND);
@@ -222,26 +222,26 @@ Test(model, alias_moves_are_kept_in_order_with_who_and_from)
     reg("iris", run1, "weights.bin");
     reg("iris", run2, "model/w.bin");
     reg("iris", run1, "weights.bin");
-    cr_assert_eq(store_model_alias_set(st, "iris", "production", "1", "carol", 10, &from, &to,
-                                       &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        store_model_alias_set(st, "iris", "production", "1", "carol", 10, &from, &to, &err), 0,
+        "%s", err.msg);
     cr_assert_eq(from, 0);
     cr_assert_eq(to, 1);
     /* no caller name: the user of the version's run (bob ran version 2) */
     cr_assert_eq(store_model_alias_set(st, "iris", "production", "2", NULL, 20, &from, &to, &err),
                  0, "%s", err.msg);
     cr_assert_eq(from, 1);
-    cr_assert_eq(store_model_alias_set(st, "iris", "staging", "3", "dave", 25, NULL, NULL, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(store_model_alias_set(st, "iris", "staging", "3", "dave", 25, NULL, NULL, &err), 0,
+                 "%s", err.msg);
     /* an alias as the target: production takes what staging points at */
-    cr_assert_eq(store_model_alias_set(st, "iris", "production", "staging", "erin", 30, &from,
-                                       &to, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        store_model_alias_set(st, "iris", "production", "staging", "erin", 30, &from, &to, &err), 0,
+        "%s", err.msg);
     cr_assert_eq(from, 2);
     cr_assert_eq(to, 3);
     /* where it already points: no new row */
-    cr_assert_eq(store_model_alias_set(st, "iris", "production", "3", "x", 40, &from, &to, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(store_model_alias_set(st, "iris", "production", "3", "x", 40, &from, &to, &err), 0,
+                 "%s", err.msg);
     cr_assert_eq(from, 3);
 
     struct moves l = {0};
@@ -304,8 +304,8 @@ Test(model, tags_on_models_and_versions)
 {
     const char *keys[] = {"data"}, *values[] = {"v2"};
     int64_t v = 0;
-    cr_assert_eq(store_model_register(st, "iris", run1, "weights.bin", "first", keys, values, 1,
-                                      1, &v, &err),
+    cr_assert_eq(store_model_register(st, "iris", run1, "weights.bin", "first", keys, values, 1, 1,
+                                      &v, &err),
                  0, "%s", err.msg);
     reg("iris", run2, "model/w.bin");
     cr_assert_eq(store_model_tag_put(st, "iris", "owner", "ml", &err), 0, "%s", err.msg);
@@ -407,8 +407,8 @@ static void *register_many(void *arg)
     }
     for (int i = 0; i < CONCURRENT_EACH && !t->failed; i++) {
         if (store_begin(h, &e) ||
-            store_model_register(h, "iris", run1, "weights.bin", NULL, NULL, NULL, 0, 1,
-                                 &t->got[i], &e) ||
+            store_model_register(h, "iris", run1, "weights.bin", NULL, NULL, NULL, 0, 1, &t->got[i],
+                                 &e) ||
             store_commit(h, &e)) {
             t->failed = 1;
             snprintf(t->msg, sizeof t->msg, "%s", e.msg);
@@ -452,8 +452,7 @@ Test(model, artifact_get_names_run_and_path)
                  err.msg);
     cr_assert_eq(size, 100);
     cr_assert_eq(ms, 2000);
-    cr_assert_eq(store_artifact_get(st, run1, "other.bin", d, &size, &ms, &err),
-                 STORE_E_NOT_FOUND);
+    cr_assert_eq(store_artifact_get(st, run1, "other.bin", d, &size, &ms, &err), STORE_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "11111111111111111111111111111111") && strstr(err.msg, "other.bin"),
               "%s", err.msg);
 }
