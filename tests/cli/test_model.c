@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -334,4 +336,56 @@ Test(model_cli, help_of_each_command)
               "%s", out);
     free(out);
     free(err);
+}
+
+/* Two `track model register` processes at once, ten registers each: twenty
+ * distinct versions, 1..20. Each child reports its versions on a pipe. */
+Test(model_cli, concurrent_register_processes_get_distinct_versions)
+{
+    enum { EACH = 10 };
+    int fds[2][2];
+    pid_t pid[2];
+    char seen[2 * EACH + 1] = {0};
+
+    for (int p = 0; p < 2; p++) {
+        cr_assert_eq(pipe(fds[p]), 0);
+        pid[p] = fork();
+        cr_assert_geq(pid[p], 0);
+        if (pid[p] == 0) {
+            close(fds[p][0]);
+            for (int i = 0; i < EACH; i++) {
+                char *out = NULL, *err = NULL;
+                int rc = TRACK(&out, &err, "model", "register", "iris", "--run", run1, "--path",
+                               "weights.bin");
+                if (rc != 0 || !out || write(fds[p][1], out, strlen(out)) < 0)
+                    _exit(1);
+                free(out);
+                free(err);
+            }
+            _exit(0);
+        }
+        close(fds[p][1]);
+    }
+    for (int p = 0; p < 2; p++) {
+        char buf[1024] = {0};
+        size_t at = 0;
+        ssize_t n;
+        while (at < sizeof(buf) - 1 && (n = read(fds[p][0], buf + at, sizeof(buf) - 1 - at)) > 0)
+            at += (size_t)n;
+        close(fds[p][0]);
+        int st = 0;
+        cr_assert_eq(waitpid(pid[p], &st, 0), pid[p]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", p);
+        int lines = 0;
+        for (char *l = buf; *l; lines++) {
+            long v = 0;
+            cr_assert_eq(sscanf(l, "iris/%ld", &v), 1, "%s", l);
+            cr_assert(v >= 1 && v <= 2 * EACH, "version %ld", v);
+            cr_assert_not(seen[v], "version %ld given twice", v);
+            seen[v] = 1;
+            char *nl = strchr(l, '\n');
+            l = nl ? nl + 1 : l + strlen(l);
+        }
+        cr_assert_eq(lines, EACH);
+    }
 }
