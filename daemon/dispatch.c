@@ -88,6 +88,12 @@ static const struct srv_op ops[] = {
     OP(ARTIFACT_READ, "artifact_read", SRV_READ | SRV_OWN_TXN, srv_op_artifact_read),
     /* minutes on a large store: no read transaction held that long */
     OP(ARTIFACT_VERIFY, "artifact_verify", SRV_READ | SRV_OWN_TXN, srv_op_artifact_verify),
+    OP(MODEL_REGISTER, "model_register", SRV_WRITE, srv_op_model_register),
+    OP(MODEL_ALIAS, "model_alias", SRV_WRITE, srv_op_model_alias),
+    OP(MODEL_TAG, "model_tag", SRV_WRITE, srv_op_model_tag),
+    OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list),
+    OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show),
+    OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

@@ -99,6 +99,13 @@ int srv_op_metric_curve(struct srv_call *call);
 int srv_op_lifecycle_set(struct srv_call *call);
 int srv_op_gc(struct srv_call *call);
 int srv_op_lineage(struct srv_call *call);
+/* op_model.c */
+int srv_op_model_register(struct srv_call *call);
+int srv_op_model_alias(struct srv_call *call);
+int srv_op_model_tag(struct srv_call *call);
+int srv_op_model_list(struct srv_call *call);
+int srv_op_model_show(struct srv_call *call);
+int srv_op_model_get(struct srv_call *call);
 /* op_backup.c: the retired Backup, refused (it wrote where the client said) */
 int srv_op_backup(struct srv_call *call);
 /* op_artifact.c: uploads (begin, chunk, commit), list, get, read, verify */

@@ -370,6 +370,128 @@ typedef int (*store_lineage_version_cb)(void *ctx, const struct store_lineage_ve
 /* The model versions made from the run, by model and version, at most limit. */
 int store_lineage_versions(struct store *st, const uint8_t id[16], int limit,
                            store_lineage_version_cb cb, void *ctx, struct store_err *err);
+/* ---- artifacts (store_artifact.c) ------------------------------------------------
+ * (run, path) -> the BLAKE2b-256 digest and size of a blob, and when it was
+ * logged. put replaces the row of an existing (run, path); get answers
+ * STORE_E_NOT_FOUND naming the run and the path (or the run alone when it
+ * does not exist). */
+int store_artifact_put(struct store *st, const uint8_t run[16], const char *path,
+                       const uint8_t digest[32], int64_t size, int64_t logged_ms,
+                       struct store_err *err);
+int store_artifact_get(struct store *st, const uint8_t run[16], const char *path,
+                       uint8_t digest[32], int64_t *size, int64_t *logged_ms,
+                       struct store_err *err);
+
+/* ---- model registry (store_model.c) ----------------------------------------------
+ * A model is a name; its versions number 1, 2, 3... in register order (the
+ * next number is taken inside the write transaction, so two registers get
+ * two numbers). A version pins (run, artifact path, digest, size) copied at
+ * register time: replacing the run's artifact later changes nothing. An
+ * alias names one version of a model and moves; each move is a history row
+ * (who, when, from, to; from 0 for a new alias). Tags belong to a model
+ * (version 0) or to one version.
+ *
+ * Names: a model's is 1..STORE_MODEL_NAME_MAX bytes of letters, digits and
+ * `_ - .`; an alias's 1..STORE_MODEL_NAME_MAX of letters, digits, `_ -`,
+ * not all digits. Others are STORE_E_INVALID naming the rule.
+ *
+ * A reference to a version is "NAME/VERSION" or "NAME@ALIAS"; every
+ * function taking `ref` resolves it with store_model_resolve. */
+#define STORE_MODEL_NAME_MAX 250
+struct store_model_version {
+    const char *model; /* strings valid during the callback only */
+    int64_t version;
+    uint8_t run[16];
+    const char *path;
+    uint8_t digest[32];
+    int64_t size;
+    const char *description;
+    const char *user; /* the run's user at register time */
+    int64_t created_ms;
+};
+struct store_model {
+    const char *name;
+    int64_t created_ms;
+    int64_t versions;       /* how many */
+    int64_t latest_version; /* 0: none */
+};
+struct store_alias_move {
+    const char *alias;
+    int64_t from_version; /* 0: the alias was new */
+    int64_t to_version;
+    const char *who;
+    int64_t ms;
+};
+typedef int (*store_model_cb)(void *ctx, const struct store_model *m);
+typedef int (*store_model_version_cb)(void *ctx, const struct store_model_version *v);
+typedef int (*store_alias_move_cb)(void *ctx, const struct store_alias_move *m);
+typedef int (*store_alias_cb)(void *ctx, const char *alias, int64_t version);
+
+/* 0 when `name` is a valid model (alias: store_model_check_alias) name, else
+ * STORE_E_INVALID naming the rule. */
+int store_model_check_name(const char *name, struct store_err *err);
+int store_model_check_alias(const char *alias, struct store_err *err);
+
+/* The one resolver: "NAME/VERSION" or "NAME@ALIAS" to the model's id and
+ * the version's number. STORE_E_INVALID for another shape, STORE_E_NOT_FOUND
+ * naming the model, the alias or the version that does not exist. */
+int store_model_resolve(struct store *st, const char *ref, int64_t *model_id, int64_t *version,
+                        struct store_err *err);
+
+/* Registers (path of run) as the next version of model `name`, created when
+ * new. The artifact must exist (STORE_E_NOT_FOUND naming run and path);
+ * its digest and size are copied. n tags (may be 0) go on the version.
+ * *version (may be NULL) gets the number. */
+int store_model_register(struct store *st, const char *name, const uint8_t run[16],
+                         const char *path, const char *description, const char *const *tag_keys,
+                         const char *const *tag_values, size_t n_tags, int64_t now_ms,
+                         int64_t *version, struct store_err *err);
+/* The version `ref` names, given to cb once. */
+int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb,
+                            void *ctx, struct store_err *err);
+/* Points `alias` of model `name` at the version `target` names ("3", or an
+ * alias of the same model) and records the move with `who` at now_ms
+ * (NULL: the user of the run the version was registered from). *from
+ * (may be NULL) gets the version it pointed at before (0: none), *to the
+ * one it points at now. Pointing it where it already points records
+ * nothing. */
+int store_model_alias_set(struct store *st, const char *name, const char *alias,
+                          const char *target, const char *who, int64_t now_ms, int64_t *from,
+                          int64_t *to, struct store_err *err);
+/* Sets tag key=value on model `target` ("NAME") or on a version ("NAME/3",
+ * "NAME@production"). */
+int store_model_tag_put(struct store *st, const char *target, const char *key, const char *value,
+                        struct store_err *err);
+/* Every model, by name. */
+int store_model_list(struct store *st, store_model_cb cb, void *ctx, struct store_err *err);
+/* The pieces of `track model show NAME` (STORE_E_NOT_FOUND for an unknown
+ * model): the model, its versions in order, its aliases by name, the alias
+ * history oldest first, and the tags of the model (version 0) or of one
+ * version, by key. */
+int store_model_get(struct store *st, const char *name, store_model_cb cb, void *ctx,
+                    struct store_err *err);
+int store_model_versions(struct store *st, const char *name, store_model_version_cb cb, void *ctx,
+                         struct store_err *err);
+int store_model_aliases(struct store *st, const char *name, store_alias_cb cb, void *ctx,
+                        struct store_err *err);
+int store_model_history(struct store *st, const char *name, store_alias_move_cb cb, void *ctx,
+                        struct store_err *err);
+int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb,
+                     void *ctx, struct store_err *err);
+
+/* For gc: calls cb with the digest of every model version (a digest held by
+ * several versions comes once). Those blobs must be kept whatever became of
+ * their runs. */
+int store_model_version_each_digest(struct store *st,
+                                    void (*cb)(void *ctx, const uint8_t digest[32]), void *ctx,
+                                    struct store_err *err);
+/* For lineage: calls cb with (model name, version, digest) of every version
+ * registered from `run`, by model name then version. Strings are valid
+ * during the callback only; a non-zero answer stops and is returned. */
+typedef int (*store_run_version_cb)(void *ctx, const char *model, int64_t version,
+                                    const uint8_t digest[32]);
+int store_model_versions_of_run(struct store *st, const uint8_t run[16], store_run_version_cb cb,
+                                void *ctx, struct store_err *err);
 
 /* ---- whole-store figures ---------------------------------------------------------- */
 struct store_counts {

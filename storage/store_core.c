@@ -103,6 +103,26 @@ static const char *const migrations[] = {
     "CREATE TABLE artifacts(run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
     "  size INTEGER NOT NULL, logged_ms INTEGER NOT NULL, PRIMARY KEY(run, path)) WITHOUT ROWID;"
     "CREATE INDEX artifacts_digest ON artifacts(digest);",
+    /* 6: the model registry (store_model.c). A version pins the run's uuid
+     * (not its row id, so it outlives the run's row), the artifact path and
+     * the digest copied at register time. Tags with version 0 are the
+     * model's own. Every alias move is a row of model_alias_history. */
+    "CREATE TABLE models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE model_versions(model INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  run BLOB NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL, size INTEGER NOT NULL,"
+    "  description TEXT NOT NULL, user TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(model, version)) WITHOUT ROWID;"
+    "CREATE INDEX model_versions_run ON model_versions(run);"
+    "CREATE INDEX model_versions_digest ON model_versions(digest);"
+    "CREATE TABLE model_tags(model INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(model, version, key)) WITHOUT ROWID;"
+    "CREATE TABLE model_aliases(model INTEGER NOT NULL, alias TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, PRIMARY KEY(model, alias)) WITHOUT ROWID;"
+    "CREATE TABLE model_alias_history(id INTEGER PRIMARY KEY, model INTEGER NOT NULL,"
+    "  alias TEXT NOT NULL, from_version INTEGER NOT NULL, to_version INTEGER NOT NULL,"
+    "  who TEXT NOT NULL, ms INTEGER NOT NULL);"
+    "CREATE INDEX model_alias_history_model ON model_alias_history(model, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -17,7 +17,7 @@
  * not exist in a given build: each is looked up in sqlite_master first and
  * simply skipped when absent, so this file works before and after they come.
  * Their column names used here: artifacts(run -> runs.id, path, digest,
- * size), model_versions(run -> runs.id, digest).
+ * size), model_versions(run = runs.uuid, digest).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -152,7 +152,7 @@ int store_run_restore(struct store *st, const uint8_t id[16], int *changed, stru
 
 /* The runs gc removes with cutoff ?1, as a condition on runs r. */
 #define GC_CANDIDATE      "r.lifecycle = 'deleted' AND r.deleted_ms <= ?1"
-#define GC_KEEP_VERSIONED " AND NOT EXISTS (SELECT 1 FROM model_versions v WHERE v.run = r.id)"
+#define GC_KEEP_VERSIONED " AND NOT EXISTS (SELECT 1 FROM model_versions v WHERE v.run = r.uuid)"
 
 static int has_versions(struct store *st, int *yes, struct store_err *err)
 {

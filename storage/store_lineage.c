@@ -6,7 +6,7 @@
  * store_tag_list. The artifacts and model tables are other modules': each
  * listing checks that its table exists and answers no rows when it does not.
  * Column names used: artifacts(run -> runs.id, path, digest, size),
- * model_versions(model_id -> models.id, version, run -> runs.id, path,
+ * model_versions(model -> models.id, version, run = runs.uuid, path,
  * digest), models(id, name).
  */
 #include <stdio.h>
@@ -85,7 +85,8 @@ int store_lineage_artifacts(struct store *st, const uint8_t id[16], int limit,
                   &s, err);
     if (ret)
         return ret;
-    sqlite3_bind_int64(s, 1, run_id);
+    (void)run_id; /* found: the run exists (a version names it by uuid) */
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
@@ -127,12 +128,13 @@ int store_lineage_versions(struct store *st, const uint8_t id[16], int limit,
         return ret;
     ret = sq_prep(st,
                   "SELECT m.name, v.version, v.path, v.digest FROM model_versions v"
-                  " JOIN models m ON m.id = v.model_id WHERE v.run = ?1"
+                  " JOIN models m ON m.id = v.model WHERE v.run = ?1"
                   " ORDER BY m.name, v.version LIMIT ?2",
                   &s, err);
     if (ret)
         return ret;
-    sqlite3_bind_int64(s, 1, run_id);
+    (void)run_id; /* found: the run exists (a version names it by uuid) */
+    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         memset(&v, 0, sizeof v);

@@ -162,5 +162,11 @@ int cmd_artifact_put(int argc, char **argv);
 int cmd_artifact_list(int argc, char **argv);
 int cmd_artifact_get(int argc, char **argv);
 int cmd_artifact_verify(int argc, char **argv);
+int cmd_model_register(int argc, char **argv);
+int cmd_model_list(int argc, char **argv);
+int cmd_model_show(int argc, char **argv);
+int cmd_model_alias(int argc, char **argv);
+int cmd_model_tag(int argc, char **argv);
+int cmd_model_get(int argc, char **argv);
 
 #endif

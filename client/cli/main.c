@@ -262,6 +262,44 @@ static const struct cli_cmd commands[] = {
      "blob is read back and hashed by trackd; an artifact whose blob is missing or does not "
      "match its digest is printed and the exit status is 1.",
      "track artifact verify 3f2a\ntrack artifact verify\n"},
+    {"model register", cmd_model_register,
+     "NAME --run RUN --path ARTIFACT_PATH [--description TEXT] [--tag K=V]...",
+     "register a run's artifact as the next version of model NAME and print NAME/VERSION",
+     OPTS({"--path PATH", "the artifact's path in the run (required, no default)"},
+          {"--description TEXT", "what this version is (default: empty)"},
+          {"--tag K=V", "a tag of the version, repeatable (default: none)"}),
+     "The run holding the artifact is --run RUN (default: TRACK_RUN_ID; one is required). "
+     "NAME is 1 to 250 letters, digits, _ - or . and is created at its first register. "
+     "Versions number 1, 2, 3... per model. A version pins the run, the path and the "
+     "artifact's digest and size at register time: replacing the artifact later does not "
+     "change it. An unknown run or path is NOT_FOUND naming it.",
+     "track model register iris --run 3f2a --path weights.bin\n"
+     "track model register iris --run 3f2a --path weights.bin --description 'C=1' "
+     "--tag data=v2\n"},
+    {"model list", cmd_model_list, "[--json]", "list models with their versions and aliases",
+     NO_OPTS, "One line per model: name, number of versions, latest version, aliases.",
+     "track model list\ntrack model list --json\n"},
+    {"model show", cmd_model_show, "NAME [--json]",
+     "show a model: its versions, aliases and the history of every alias move", NO_OPTS,
+     "The alias history is printed oldest first: when, alias, from and to version, who.",
+     "track model show iris\ntrack model show iris --json\n"},
+    {"model alias", cmd_model_alias, "NAME ALIAS VERSION",
+     "point ALIAS (production, staging, candidate...) of model NAME at VERSION", NO_OPTS,
+     "VERSION is a version number or another alias of the model (`track model alias iris "
+     "production staging` promotes what staging points at). ALIAS is letters, digits, _ and -, "
+     "not all digits. Every move is kept with who made it ($USER) and when; a version that "
+     "does not exist is NOT_FOUND naming it.",
+     "track model alias iris production 3\ntrack model alias iris production staging\n"},
+    {"model tag", cmd_model_tag, "NAME[/VERSION] K=V",
+     "set a tag on a model, or on one of its versions", NO_OPTS,
+     "NAME tags the model; NAME/VERSION or NAME@ALIAS tags that version. A tag set again takes "
+     "the new value.",
+     "track model tag iris owner=ml-team\ntrack model tag iris/3 validated=yes\n"
+     "track model tag iris@production reviewed=2026-12-01\n"},
+    {"model get", cmd_model_get, "NAME@ALIAS | NAME/VERSION [--json]",
+     "resolve a model version to its run, artifact path, digest and size", NO_OPTS,
+     "Prints the `track artifact get` command that downloads the version's bytes.",
+     "track model get iris@production\ntrack model get iris/3 --json\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -451,6 +451,78 @@ typedef int (*track_artifact_problem_cb)(void *ctx, const struct track_artifact_
 int track_artifact_verify(struct track_client *c, const char *run,
                           struct track_artifact_verify_result *out, track_artifact_problem_cb cb,
                           void *ctx, struct track_err *err);
+/* ---- model registry ---------------------------------------------------------
+ * A model is a name (1..250 bytes of letters, digits and `_ - .`) with
+ * versions numbered 1, 2, 3... in register order. A version pins a run's
+ * artifact path and the digest and size the artifact had when registered.
+ * Aliases (letters, digits, `_ -`, not all digits) point at one version
+ * each and move; every move is kept. Wherever a version is taken, `ref` is
+ * "NAME/VERSION" or "NAME@ALIAS". These calls are answered by trackd or
+ * fail (never spooled). Results are owned by *res: free it with
+ * track_model_result_free. */
+struct track_model_version {
+    const char *model;
+    int64_t version;
+    track_run_id run;
+    const char *path;
+    uint8_t digest[32]; /* BLAKE2b-256 */
+    int64_t size;
+    const char *description;
+    const char *user; /* the run's user */
+    int64_t created_ms;
+    const struct track_kv *tags;
+    size_t n_tags;
+    const char *const *aliases; /* the aliases pointing at this version */
+    size_t n_aliases;
+};
+struct track_alias_move {
+    const char *alias;
+    int64_t from_version; /* 0: the alias was new */
+    int64_t to_version;
+    const char *who;
+    int64_t ms;
+};
+struct track_model_info {
+    const char *name;
+    int64_t created_ms, versions, latest_version;
+    const struct track_kv *tags;
+    size_t n_tags;
+    const struct track_alias_move *aliases; /* current: alias and to_version */
+    size_t n_aliases;
+};
+struct track_model_result;
+void track_model_result_free(struct track_model_result *r);
+
+/* Registers artifact `path` of `run` (id or unique prefix) as the next
+ * version of model `name` (created when new), with an optional description
+ * (may be NULL) and n tags. *v (with *res) is the new version. NOT_FOUND
+ * names a run or path that does not exist; INVALID_ARGUMENT a bad name. */
+int track_model_register(struct track_client *c, const char *name, const char *run,
+                         const char *path, const char *description, const struct track_kv *tags,
+                         size_t n_tags, struct track_model_result **res,
+                         const struct track_model_version **v, struct track_err *err);
+/* Points `alias` of model `name` at `version` ("3", or another alias of
+ * the model), recording the move with this process's user name. *from
+ * and *to (may be NULL) get the versions before and after (from 0: new). */
+int track_model_alias(struct track_client *c, const char *name, const char *alias,
+                      const char *version, int64_t *from, int64_t *to, struct track_err *err);
+/* Sets tag key=value on a model ("NAME") or a version ("NAME/3",
+ * "NAME@production"). */
+int track_model_tag(struct track_client *c, const char *target, const char *key,
+                    const char *value, struct track_err *err);
+/* Every model, by name. */
+int track_model_list(struct track_client *c, struct track_model_result **res,
+                     const struct track_model_info **models, size_t *n, struct track_err *err);
+/* One model, its versions in order and the history of its aliases, oldest
+ * move first. */
+int track_model_show(struct track_client *c, const char *name, struct track_model_result **res,
+                     const struct track_model_info **model,
+                     const struct track_model_version **versions, size_t *n_versions,
+                     const struct track_alias_move **history, size_t *n_history,
+                     struct track_err *err);
+/* The version `ref` names. */
+int track_model_get(struct track_client *c, const char *ref, struct track_model_result **res,
+                    const struct track_model_version **v, struct track_err *err);
 
 #ifdef __cplusplus
 }

@@ -2,10 +2,10 @@
  * test_lifecycle_gc.c: gc's blob sweep at the daemon-handler level: the Gc
  * operation (daemon/op_lifecycle.c) called through srv_dispatch on a real
  * store and a real blob store in a fresh temp directory, with the blob store
- * driven directly through blob.h as the artifact uploads will drive it. The
- * artifacts and model_versions tables are created here with the columns gc
- * reads (those modules are not in this build), so the mark is tested as it
- * will run: blobs of active runs, of deleted runs inside the grace period
+ * driven directly through blob.h as the artifact uploads drive it. Rows of
+ * the artifacts and model_versions tables are written with the sqlite3
+ * library, as their modules commit them, so the mark is tested as it runs:
+ * blobs of active runs, of deleted runs inside the grace period
  * and of model versions are kept; a pinned blob is kept; a blob committed
  * and referenced by uploads running beside a stream of gcs is never lost.
  */
@@ -62,11 +62,6 @@ static void setup(void)
     snprintf(srv.cfg.data_dir, sizeof srv.cfg.data_dir, "%s", dir);
     snprintf(srv.cfg.db_path, sizeof srv.cfg.db_path, "%s/track.db", dir);
     cr_assert_eq(store_open(srv.cfg.db_path, &so, &rw, &err), 0, "%s", err.msg);
-    exec_sql(
-        "CREATE TABLE models(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
-        "CREATE TABLE model_versions(model_id INTEGER NOT NULL, version INTEGER NOT NULL,"
-        " run INTEGER NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
-        " PRIMARY KEY(model_id, version));");
     cr_assert_eq(store_open(srv.cfg.db_path, &sro, &ro, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_store_open(dir, &srv.blobs, &err), 0, "%s", err.msg);
     start_run(run_active, "active");
@@ -186,15 +181,16 @@ Test(lifecycle_gc, mark_keeps_active_graced_and_versioned_blobs_removes_the_rest
     cr_assert_eq(o.blobs, 2, "dry run: the orphan and the version's (unreferenced yet)");
     cr_assert(stored(orphan) == 1 && stored(ver) == 1, "dry run removes nothing");
 
-    exec_sql("INSERT INTO models(id, name) VALUES(1, 'm')");
+    exec_sql("INSERT INTO models(id, name, created_ms) VALUES(1, 'm', 1)");
     {
         sqlite3 *db;
         sqlite3_stmt *s;
         cr_assert_eq(sqlite3_open(srv.cfg.db_path, &db), SQLITE_OK);
         cr_assert_eq(
             sqlite3_prepare_v2(db,
-                               "INSERT INTO model_versions(model_id, version, run, path,"
-                               " digest) SELECT 1, 1, id, 'w', ?2 FROM runs WHERE uuid = ?1",
+                               "INSERT INTO model_versions(model, version, run, path, digest,"
+                               " size, description, user, created_ms)"
+                               " VALUES(1, 1, ?1, 'w', ?2, 1, '', 't', 1)",
                                -1, &s, NULL),
             SQLITE_OK);
         sqlite3_bind_blob(s, 1, run_active, 16, SQLITE_STATIC);

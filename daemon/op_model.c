@@ -1,0 +1,417 @@
+/*
+ * op_model.c: the handlers of the model registry: ModelRegister, ModelAlias
+ * and ModelTag (writes), ModelList, ModelShow and ModelGet (reads). Names,
+ * versions and aliases are checked and resolved by the store
+ * (store_model_resolve: "NAME/VERSION" and "NAME@ALIAS"); here the wire's
+ * fields are checked against limits.h and replies built in the call's arena.
+ * The table is dispatch.c's.
+ */
+#include "op.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "track_limits.h"
+
+static int str_limit(struct srv_call *call, const char *field, const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > max)
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s: %zu bytes, limit is %zu",
+                           field, n, max);
+    return 0;
+}
+
+static ProtobufCBinaryData arena_bytes(struct srv_arena *a, const uint8_t *p, size_t n, int *oom)
+{
+    ProtobufCBinaryData b = {0, NULL};
+    uint8_t *d = srv_alloc_raw(a, n);
+    if (!d) {
+        *oom = 1;
+        return b;
+    }
+    memcpy(d, p, n);
+    b.data = d;
+    b.len = n;
+    return b;
+}
+
+/* ---- building replies ---------------------------------------------------------- */
+
+struct kv_list {
+    struct srv_arena *a;
+    Track__V1__KeyValue **items;
+    size_t n, cap;
+};
+
+static int kv_collect(void *ctx, const char *key, const char *value)
+{
+    struct kv_list *l = ctx;
+    if (srv_op_grow(l->a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
+    Track__V1__KeyValue *kv = srv_alloc(l->a, sizeof(*kv));
+    if (!kv)
+        return -1;
+    track__v1__key_value__init(kv);
+    kv->key = srv_strdup(l->a, key);
+    kv->value = srv_strdup(l->a, value);
+    if (!kv->key || !kv->value)
+        return -1;
+    l->items[l->n++] = kv;
+    return 0;
+}
+
+struct alias_list {
+    struct srv_arena *a;
+    int64_t only; /* 0: every alias */
+    Track__V1__ModelAliasMove **moves;
+    char **names;
+    size_t n, cap;
+};
+
+static int alias_collect(void *ctx, const char *alias, int64_t version)
+{
+    struct alias_list *l = ctx;
+    if (l->only && version != l->only)
+        return 0;
+    if (l->only) {
+        if (srv_op_grow(l->a, (void ***)&l->names, l->n, &l->cap))
+            return -1;
+        if (!(l->names[l->n] = srv_strdup(l->a, alias)))
+            return -1;
+        l->n++;
+        return 0;
+    }
+    if (srv_op_grow(l->a, (void ***)&l->moves, l->n, &l->cap))
+        return -1;
+    Track__V1__ModelAliasMove *m = srv_alloc(l->a, sizeof(*m));
+    if (!m)
+        return -1;
+    track__v1__model_alias_move__init(m);
+    m->alias = srv_strdup(l->a, alias);
+    m->who = wire_str("");
+    m->to_version = version;
+    if (!m->alias)
+        return -1;
+    l->moves[l->n++] = m;
+    return 0;
+}
+
+static int move_collect(void *ctx, const struct store_alias_move *x)
+{
+    struct alias_list *l = ctx;
+    if (srv_op_grow(l->a, (void ***)&l->moves, l->n, &l->cap))
+        return -1;
+    Track__V1__ModelAliasMove *m = srv_alloc(l->a, sizeof(*m));
+    if (!m)
+        return -1;
+    track__v1__model_alias_move__init(m);
+    m->alias = srv_strdup(l->a, x->alias);
+    m->who = srv_strdup(l->a, x->who);
+    m->from_version = x->from_version;
+    m->to_version = x->to_version;
+    m->ms = x->ms;
+    if (!m->alias || !m->who)
+        return -1;
+    l->moves[l->n++] = m;
+    return 0;
+}
+
+struct version_list {
+    struct srv_call *call;
+    Track__V1__ModelVersion **items;
+    size_t n, cap;
+};
+
+/* One version with its tags and the aliases pointing at it. */
+static int version_collect(void *ctx, const struct store_model_version *v)
+{
+    struct version_list *l = ctx;
+    struct srv_arena *a = &l->call->arena;
+    int oom = 0;
+
+    if (srv_op_grow(a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
+    Track__V1__ModelVersion *m = srv_alloc(a, sizeof(*m));
+    if (!m)
+        return -1;
+    track__v1__model_version__init(m);
+    m->model = srv_strdup(a, v->model);
+    m->version = v->version;
+    m->run_id = arena_bytes(a, v->run, 16, &oom);
+    m->path = srv_strdup(a, v->path);
+    m->digest = arena_bytes(a, v->digest, 32, &oom);
+    m->size = v->size;
+    m->description = srv_strdup(a, v->description);
+    m->user = srv_strdup(a, v->user);
+    m->created_ms = v->created_ms;
+    if (oom || !m->model || !m->path || !m->description || !m->user)
+        return -1;
+    l->items[l->n++] = m;
+    return 0;
+}
+
+/* Fills the tags and aliases of each version in l (after the listing: the
+ * store's statements are not nested). */
+static int versions_finish(struct srv_call *call, struct version_list *l)
+{
+    struct store_err err = {0};
+    int rc;
+
+    for (size_t i = 0; i < l->n; i++) {
+        Track__V1__ModelVersion *m = l->items[i];
+        struct kv_list kv = {.a = &call->arena};
+        struct alias_list al = {.a = &call->arena, .only = m->version};
+        rc = store_model_tags(call->st, m->model, m->version, kv_collect, &kv, &err);
+        if (!rc)
+            rc = store_model_aliases(call->st, m->model, alias_collect, &al, &err);
+        if (rc < 0)
+            return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
+        m->tags = kv.items;
+        m->n_tags = kv.n;
+        m->aliases = al.names;
+        m->n_aliases = al.n;
+    }
+    return 0;
+}
+
+/* The version `ref` names, in the arena. */
+static Track__V1__ModelVersion *version_of(struct srv_call *call, const char *ref)
+{
+    struct version_list l = {.call = call};
+    struct store_err err = {0};
+    int rc = store_model_version_get(call->st, ref, version_collect, &l, &err);
+
+    if (rc < 0) {
+        if (err.msg[0])
+            srv_op_fail_store(call, rc, &err);
+        else
+            srv_op_oom(call);
+        return NULL;
+    }
+    if (l.n != 1) {
+        srv_op_fail(call, TRACK__V1__CODE__INTERNAL, "model version %.300s: not read back", ref);
+        return NULL;
+    }
+    if (versions_finish(call, &l))
+        return NULL;
+    return l.items[0];
+}
+
+/* ---- writes ------------------------------------------------------------------- */
+
+int srv_op_model_register(struct srv_call *call)
+{
+    const Track__V1__ModelRegister *q = call->rq->model_register;
+    struct store_err err = {0};
+    const char **keys, **values;
+    char msg[400], ref[LIMIT_NAME_BYTES + 32];
+    uint8_t run[16];
+    int64_t version = 0;
+    int rc;
+
+    if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX) ||
+        str_limit(call, "path", q->path, 1024) || srv_op_resolve_run(call, "run", q->run, run) ||
+        srv_op_check_kvs(call, "tags", q->tags, q->n_tags))
+        return -1;
+    if (q->description && q->description[0] &&
+        limits_check_value("description", q->description, msg, sizeof(msg)))
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);
+    keys = srv_alloc(&call->arena, (q->n_tags + 1) * sizeof(*keys));
+    values = srv_alloc(&call->arena, (q->n_tags + 1) * sizeof(*values));
+    if (!keys || !values)
+        return srv_op_oom(call);
+    for (size_t i = 0; i < q->n_tags; i++) {
+        keys[i] = q->tags[i]->key;
+        values[i] = q->tags[i]->value;
+    }
+    rc = store_model_register(call->st, q->name, run, q->path, q->description, keys, values,
+                              q->n_tags, wire_now_ms(), &version, &err);
+    if (rc)
+        return srv_op_fail_store(call, rc, &err);
+    snprintf(ref, sizeof(ref), "%s/%lld", q->name, (long long)version);
+    Track__V1__ModelRegisterResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__model_register_result__init(r);
+    if (!(r->version = version_of(call, ref)))
+        return -1;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_REGISTER;
+    call->rs->model_register = r;
+    return 0;
+}
+
+int srv_op_model_alias(struct srv_call *call)
+{
+    const Track__V1__ModelAlias *q = call->rq->model_alias;
+    struct store_err err = {0};
+    int64_t from = 0, to = 0, now = wire_now_ms();
+    int rc;
+
+    if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX) ||
+        str_limit(call, "alias", q->alias, STORE_MODEL_NAME_MAX) ||
+        str_limit(call, "version", q->version, STORE_MODEL_NAME_MAX) ||
+        str_limit(call, "user", q->user, LIMIT_USER_BYTES))
+        return -1;
+    rc = store_model_alias_set(call->st, q->name, q->alias, q->version,
+                               q->user && q->user[0] ? q->user : NULL, now, &from, &to, &err);
+    if (rc)
+        return srv_op_fail_store(call, rc, &err);
+    Track__V1__ModelAliasResult *r = srv_alloc(&call->arena, sizeof(*r));
+    Track__V1__ModelAliasMove *m = srv_alloc(&call->arena, sizeof(*m));
+    if (!r || !m)
+        return srv_op_oom(call);
+    track__v1__model_alias_result__init(r);
+    track__v1__model_alias_move__init(m);
+    m->alias = q->alias;
+    m->from_version = from;
+    m->to_version = to;
+    m->who = q->user ? q->user : wire_str("");
+    m->ms = now;
+    r->move = m;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_ALIAS;
+    call->rs->model_alias = r;
+    return 0;
+}
+
+int srv_op_model_tag(struct srv_call *call)
+{
+    const Track__V1__ModelTag *q = call->rq->model_tag;
+    struct store_err err = {0};
+    char msg[400];
+    int rc;
+
+    if (str_limit(call, "target", q->target, 2 * STORE_MODEL_NAME_MAX + 1))
+        return -1;
+    if (limits_check_key("tag key", q->key, msg, sizeof(msg)) ||
+        limits_check_value("tag value", q->value, msg, sizeof(msg)))
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);
+    rc = store_model_tag_put(call->st, q->target, q->key, q->value, &err);
+    if (rc)
+        return srv_op_fail_store(call, rc, &err);
+    Track__V1__ModelTagResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__model_tag_result__init(r);
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_TAG;
+    call->rs->model_tag = r;
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------------ */
+
+struct model_list {
+    struct srv_arena *a;
+    Track__V1__ModelInfo **items;
+    size_t n, cap;
+};
+
+static int model_collect(void *ctx, const struct store_model *x)
+{
+    struct model_list *l = ctx;
+    if (srv_op_grow(l->a, (void ***)&l->items, l->n, &l->cap))
+        return -1;
+    Track__V1__ModelInfo *m = srv_alloc(l->a, sizeof(*m));
+    if (!m)
+        return -1;
+    track__v1__model_info__init(m);
+    m->name = srv_strdup(l->a, x->name);
+    m->created_ms = x->created_ms;
+    m->versions = x->versions;
+    m->latest_version = x->latest_version;
+    if (!m->name)
+        return -1;
+    l->items[l->n++] = m;
+    return 0;
+}
+
+/* The model's tags and current aliases. */
+static int model_finish(struct srv_call *call, Track__V1__ModelInfo *m, struct store_err *err)
+{
+    struct kv_list kv = {.a = &call->arena};
+    struct alias_list al = {.a = &call->arena};
+    int rc = store_model_tags(call->st, m->name, 0, kv_collect, &kv, err);
+    if (!rc)
+        rc = store_model_aliases(call->st, m->name, alias_collect, &al, err);
+    m->tags = kv.items;
+    m->n_tags = kv.n;
+    m->aliases = al.moves;
+    m->n_aliases = al.n;
+    return rc;
+}
+
+int srv_op_model_list(struct srv_call *call)
+{
+    struct model_list l = {.a = &call->arena};
+    struct store_err err = {0};
+    int rc = store_model_list(call->st, model_collect, &l, &err);
+
+    for (size_t i = 0; rc >= 0 && i < l.n; i++)
+        rc = model_finish(call, l.items[i], &err);
+    if (rc < 0)
+        return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
+    Track__V1__ModelListResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__model_list_result__init(r);
+    r->models = l.items;
+    r->n_models = l.n;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_LIST;
+    call->rs->model_list = r;
+    return 0;
+}
+
+int srv_op_model_show(struct srv_call *call)
+{
+    const Track__V1__ModelShow *q = call->rq->model_show;
+    struct model_list ml = {.a = &call->arena};
+    struct version_list vl = {.call = call};
+    struct alias_list hl = {.a = &call->arena};
+    struct store_err err = {0};
+    int rc;
+
+    if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX))
+        return -1;
+    rc = store_model_get(call->st, q->name, model_collect, &ml, &err);
+    if (rc >= 0 && ml.n == 1)
+        rc = model_finish(call, ml.items[0], &err);
+    if (rc >= 0)
+        rc = store_model_versions(call->st, q->name, version_collect, &vl, &err);
+    if (rc >= 0)
+        rc = store_model_history(call->st, q->name, move_collect, &hl, &err);
+    if (rc < 0)
+        return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
+    if (ml.n != 1)
+        return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "model \"%.250s\" not found", q->name);
+    if (versions_finish(call, &vl))
+        return -1;
+    Track__V1__ModelShowResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__model_show_result__init(r);
+    r->model = ml.items[0];
+    r->versions = vl.items;
+    r->n_versions = vl.n;
+    r->history = hl.moves;
+    r->n_history = hl.n;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_SHOW;
+    call->rs->model_show = r;
+    return 0;
+}
+
+int srv_op_model_get(struct srv_call *call)
+{
+    const Track__V1__ModelGet *q = call->rq->model_get;
+
+    if (str_limit(call, "ref", q->ref, 2 * STORE_MODEL_NAME_MAX + 1))
+        return -1;
+    Track__V1__ModelGetResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__model_get_result__init(r);
+    if (!(r->version = version_of(call, q->ref)))
+        return -1;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_GET;
+    call->rs->model_get = r;
+    return 0;
+}
