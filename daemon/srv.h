@@ -1,7 +1,8 @@
 /*
  * srv.h: trackd's internals (prefix srv_). The daemon is three parts:
  *
- *   loop.c      sockets, poll(2), group commit, replies (knows nanomsg)
+ *   loop.c      poll(2), group commit, replies (knows nanomsg); its
+ *               listening sockets are listen.c's (loop.h)
  *   dispatch.c  the operation table; its handlers are op_<noun>.c (op.h)
  *               (know protobuf and store_*, never a socket: any front end
  *               can call them)

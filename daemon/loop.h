@@ -1,0 +1,53 @@
+/*
+ * loop.h: the event loop's state, shared by loop.c (poll, drain, group
+ * commit, replies, held-reply accounting, upkeep) and listen.c (the
+ * listening sockets and the descriptor watch). Internal to those two.
+ */
+#ifndef TRACK_LOOP_H
+#define TRACK_LOOP_H
+
+#include <poll.h>
+
+#include "srv.h"
+
+#define IDLE_TICK_MS 1000
+#define FD_CHECK_MS  100 /* how often descriptors are counted when near the limit */
+
+struct pending;
+struct held;
+
+struct loop {
+    struct srv *srv;
+    int socks[SRV_MAX_LISTEN];
+    int eids[SRV_MAX_LISTEN];             /* endpoint of each listener, -1 while paused */
+    uint32_t frame_limit[SRV_MAX_LISTEN]; /* NN_RCVMAXSIZE of each listener */
+    int n_socks;
+    struct pollfd pfd[SRV_MAX_LISTEN + 2];
+    int efd, sfd;
+    struct srv_workers *workers;
+    struct pending *batch;
+    int64_t last_maint;
+    int stop;
+    struct held *held; /* oldest first */
+    int n_held;
+    size_t held_bytes;
+    size_t freed_big; /* big buffers freed since the last malloc_trim */
+    int64_t trimmed_ms;
+    int64_t fd_checked_ms;
+    int fd_busy;       /* a quarter of the descriptors in use: count every FD_CHECK_MS */
+    int fd_warned;     /* warned about the descriptor limit (until usage falls) */
+    int64_t resume_ms; /* when paused listeners bind again */
+    int64_t pause_ms;  /* length of the next pause */
+    int64_t last_pause_ms;
+};
+
+/* Opens every listener (cfg.listen) into l->socks and its NN_RCVFD into
+ * l->pfd. A listener that fails is closed before returning. 0, or -1 logged. */
+int srv_open_sockets(struct loop *l);
+/* Counts descriptors now and then; pauses the busiest listener near the
+ * limit and binds paused ones again when their pause is over. */
+void srv_watch_fds(struct loop *l);
+/* Closes every listener and unlinks the ipc socket files. */
+void srv_close_sockets(struct loop *l);
+
+#endif
