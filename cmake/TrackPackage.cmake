@@ -68,3 +68,11 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)
+
+# the install, pkg-config, the .deb and the units, checked end to end
+if(TRACK_TESTS)
+  add_test(NAME package_install
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/package/check.sh ${PROJECT_SOURCE_DIR}
+                   ${CMAKE_BINARY_DIR} ${TRACK_SANITIZE})
+  set_tests_properties(package_install PROPERTIES TIMEOUT 900 RUN_SERIAL ON)
+endif()
