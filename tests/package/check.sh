@@ -243,9 +243,11 @@ if command -v systemd-analyze >/dev/null; then
                 g="${todo[0]}" todo=("${todo[@]:1}")
                 case "$seen" in *" $g "*) continue ;; esac
                 seen+="$g "
+                case "$g" in @*) ;; *) out+=("$g") && continue ;; esac
                 while read -r s; do
                     case "$s" in @*) todo+=("$s") ;; '' | \#*) ;; *) out+=("$s") ;; esac
-                done < <(systemd-analyze syscall-filter "$g" | tail -n +2)
+                done < <(systemd-analyze syscall-filter "$g" | tail -n +2 ||
+                    fail "systemd-analyze syscall-filter $g")
             done
             printf '%s\n' "${out[@]}" | sort -u
         }
