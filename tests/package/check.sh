@@ -37,7 +37,9 @@ libdir="${libdir%/pkgconfig}"
 [ -n "$libdir" ] || fail "install: no track.pc under $prefix/lib"
 want_mode() { # FILE MODE
     [ -e "$prefix/$1" ] || fail "install: $1 missing"
-    [ "$(stat -c %a "$prefix/$1")" = "$2" ] || fail "install: $1 mode $(stat -c %a "$prefix/$1"), not $2"
+    local m
+    m="$(stat -c %a "$prefix/$1")"
+    [ "$m" = "$2" ] || fail "install: $1 mode $m, not $2"
 }
 want_mode bin/track 755
 want_mode bin/trackd 755
@@ -59,7 +61,19 @@ ok "cmake --install: every file, with its mode"
 
 # ---- 2. man pages and completion against the CLI's own help
 track="$build/bin/track" trackd="$build/bin/trackd"
-man1="$src/docs/man/track.1" man8="$src/docs/man/trackd.8" comp="$src/packaging/track.bash-completion"
+man1="$src/docs/man/track.1" man8="$src/docs/man/trackd.8"
+comp="$src/packaging/track.bash-completion"
+# man_item FILE HEADING OPT: OPT has an item (.B/.BI/.BR line) in HEADING's section
+man_item() {
+    awk -v h="$2" -v o="$3" '$0 == h {in_s = 1; next}
+        in_s && /^\.S[HS] / {in_s = 0}
+        in_s && /^\.B[IR]? / {
+            l = $0; gsub(/\\/, "", l); sub(/^\.B[IR]? "?/, "", l)
+            r = substr(l, length(o) + 1)
+            if (index(l, o) == 1 && (r == "" || r ~ /^[ "]/)) found = 1
+        }
+        END {exit !found}' "$1"
+}
 mapfile -t cmds < <("$track" --help | sed -n '/^commands:/,/^$/p' |
     sed -n 's/^  \([a-z-]*\( [a-z]\{1,\}\)\{0,1\}\)  .*/\1/p')
 [ "${#cmds[@]}" -ge 10 ] || fail "man: could not read the command list of track --help"
@@ -67,8 +81,10 @@ for c in "${cmds[@]}"; do
     grep -qF ".SS \"$c\"" "$man1" || fail "track.1: no section for command '$c'"
     for w in $c; do grep -qw -- "$w" "$comp" || fail "completion: no '$w' (of '$c')"; done
     # every long option `track help COMMAND` lists (its table and its getopt)
-    for o in $("$track" help $c | sed -n '/^options:/,/^$/p' | grep -o -- '^  --[a-z-]*' | tr -d ' '); do
-        grep -qF -- "${o//-/\\-}" "$man1" || fail "track.1: '$c' option $o missing"
+    # shellcheck disable=SC2086
+    opts="$("$track" help $c | sed -n '/^options:/,/^$/p' | grep -o -- '^  --[a-z-]*' || true)"
+    for o in $opts; do
+        man_item "$man1" ".SS \"$c\"" "$o" || fail "track.1: '$c' has no item for $o"
         grep -q -- "$o\\b" "$comp" || fail "completion: '$c' option $o missing"
         awk -v c="$c" -v o="$o" 'index($0, "\"" c "\")") || index($0, " " c ")") ||
             index($0, c " |") || index($0, "| " c " ") || index($0, "| " c ")") {f=1}
@@ -77,7 +93,7 @@ for c in "${cmds[@]}"; do
     done
 done
 for o in $("$trackd" --help | grep -o -- '^  --[a-z-]*' | tr -d ' ') --version --help; do
-    grep -qF -- "${o//-/\\-}" "$man8" || fail "trackd.8: option $o missing"
+    man_item "$man8" ".SH OPTIONS" "$o" || fail "trackd.8: no item for option $o"
 done
 if command -v man >/dev/null; then
     for m in "$man1" "$man8"; do
@@ -85,7 +101,8 @@ if command -v man >/dev/null; then
         [ -z "$w" ] || fail "man $m: $w"
     done
 fi
-bash -c "source '$comp'; COMP_WORDS=(track run st); COMP_CWORD=2; _track; [[ \${COMPREPLY[*]} == start ]]" ||
+bash -c "source '$comp'; COMP_WORDS=(track run st); COMP_CWORD=2; _track
+          [[ \${COMPREPLY[*]} == start ]]" ||
     fail "completion: 'track run st' does not complete to start"
 ok "man pages and completion cover ${#cmds[@]} commands and their options"
 
@@ -110,7 +127,8 @@ for _ in $(seq 100); do "$track" status >/dev/null 2>&1 && break; sleep 0.05; do
 "$track" status >/dev/null || fail "trackd did not answer within 5 s: $(cat "$scratch/trackd.log")"
 for p in prog prog-static; do
     id="$(LD_LIBRARY_PATH="$prefix/$libdir" "$scratch/$p")" || fail "$p: exit $?"
-    LD_LIBRARY_PATH="$prefix/$libdir" ldd "$scratch/$p" | grep -q "$prefix/$libdir/libtrack.so" || [ "$p" = prog-static ] ||
+    [ "$p" = prog-static ] ||
+        LD_LIBRARY_PATH="$prefix/$libdir" ldd "$scratch/$p" | grep -q "$prefix/$libdir/libtrack.so" ||
         fail "$p: not linked with the installed libtrack.so"
     show="$("$track" run show "$id" --json)"
     grep -q '"built": *"pkg-config"' <<<"$show" || fail "$p: param not stored: $show"
@@ -122,7 +140,8 @@ ok "pkg-config: prog.c built (shared and static) and logged a run into a real tr
 
 # ---- 4. the .deb
 TRACK_PACKAGE_BUILD="$build/package-build" "$src/scripts/package" "$scratch/deb" \
-    >/dev/null 2>"$scratch/package.log" || fail "scripts/package: $(tail -20 "$scratch/package.log")"
+    >/dev/null 2>"$scratch/package.log" ||
+    fail "scripts/package: $(tail -20 "$scratch/package.log")"
 deb="$(ls "$scratch"/deb/track_*_*.deb)"
 listing="$(dpkg-deb -c "$deb")"
 deb_has() { # MODE PATH
@@ -147,7 +166,8 @@ deb_has -rw-r--r-- usr/share/bash-completion/completions/track
 root="$scratch/root" ctl="$scratch/control"
 dpkg-deb -x "$deb" "$root"
 dpkg-deb -e "$deb" "$ctl"
-grep -q '^ExecStart=/usr/bin/trackd .*--data-dir /var/lib/trackd' "$root/usr/lib/systemd/system/trackd.service" ||
+grep -q '^ExecStart=/usr/bin/trackd .*--data-dir /var/lib/trackd' \
+    "$root/usr/lib/systemd/system/trackd.service" ||
     fail "deb: system unit's ExecStart is not /usr/bin/trackd"
 grep -q '^ExecStart=/usr/bin/trackd ' "$root/usr/lib/systemd/user/trackd.service" ||
     fail "deb: user unit's ExecStart is not /usr/bin/trackd"
@@ -195,7 +215,8 @@ grep -q '^# edited' /etc/trackd.conf || { echo "postinst overwrote the admin's c
 mkdir -p /var/lib/trackd && echo db >/var/lib/trackd/track.db
 sh "$ctl/prerm" remove
 sh "$ctl/postrm" remove
-[ -e /var/lib/trackd/track.db ] && [ -e /etc/trackd.conf ] || { echo "remove deleted data"; exit 1; }
+[ -e /var/lib/trackd/track.db ] && [ -e /etc/trackd.conf ] ||
+    { echo "remove deleted data"; exit 1; }
 sh "$ctl/postrm" purge
 [ ! -e /var/lib/trackd ] && [ ! -e /etc/trackd.conf ] || { echo "purge kept data"; exit 1; }
 getent passwd trackd >/dev/null || { echo "purge removed the user"; exit 1; }
@@ -204,7 +225,8 @@ NS
     unshare --mount --propagation private sh "$ns/run.sh" ||
         fail "deb: maintainer scripts (see above)"
     [ "$(getent passwd trackd || true)" = "$host_user" ] || fail "deb: the host's users changed"
-    ok "deb: postinst made the system user trackd (twice, idempotent), kept an edited /etc/trackd.conf; remove kept the data, purge removed /var/lib/trackd and the config"
+    ok "deb: postinst made the system user trackd (twice, idempotent), kept an edited" \
+        "/etc/trackd.conf; remove kept the data, purge removed /var/lib/trackd and the config"
 else
     echo "note: not root or no mount namespaces: maintainer scripts only parsed and read"
 fi
@@ -276,7 +298,8 @@ if command -v systemd-analyze >/dev/null; then
         "$track" --server "${rt[6]}" status >/dev/null
         "$track" export --experiment sc --format json --history >/dev/null
         "$track" backup "$d/data/backups/b.db" >/dev/null
-        pid="$(grep -m1 -E '^[0-9]+ +execve\("'"$root"'/usr/bin/trackd"' "$d/trace" | cut -d' ' -f1)"
+        pid="$(grep -m1 -E '^[0-9]+ +execve\("'"$root"'/usr/bin/trackd"' "$d/trace" |
+            cut -d' ' -f1)"
         kill -HUP "$pid"
         for _ in $(seq 100); do grep -q reloaded "$d/log" && break; sleep 0.05; done
         kill -TERM "$pid"
@@ -287,7 +310,8 @@ if command -v systemd-analyze >/dev/null; then
             sed -n 's/^[0-9]* *\([a-z0-9_]*\)(.*/\1/p' | sort -u >"$d/used"
         [ "$(wc -l <"$d/used")" -gt 20 ] || fail "strace: too few system calls seen"
         outside="$(comm -23 "$d/used" "$scratch/allowed" | tr '\n' ' ')"
-        [ -z "$outside" ] || fail "trackd calls $outside outside SystemCallFilter= of trackd.service"
+        [ -z "$outside" ] ||
+            fail "trackd calls $outside outside SystemCallFilter= of trackd.service"
         ok "strace: trackd's $(wc -l <"$d/used") system calls all lie in its SystemCallFilter="
     else
         echo "note: no strace: trackd's system calls not checked against the filter"
