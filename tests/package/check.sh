@@ -306,13 +306,28 @@ if command -v systemd-analyze >/dev/null; then
         wait "$tpid" || fail "trackd under strace: exit $?: $(tail -3 "$d/log")"
         tpid=""
         # every call from trackd's execve on, in every thread
-        sed -n "/^$pid  *execve(\"${root//\//\\/}\/usr\/bin\/trackd\"/,\$p" "$d/trace" |
-            sed -n 's/^[0-9]* *\([a-z0-9_]*\)(.*/\1/p' | sort -u >"$d/used"
+        sed -n "/^$pid  *execve(\"${root//\//\\/}\/usr\/bin\/trackd\"/,\$p" "$d/trace" \
+            >"$d/calls"
+        sed -n 's/^[0-9]* *\([a-z0-9_]*\)(.*/\1/p' "$d/calls" | sort -u >"$d/used"
+        # MemoryDenyWriteExecute=: no W+X mapping, nothing made executable later
+        wx='^[0-9]+ +(mmap|mprotect|pkey_mprotect)\(.*(PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE)'
+        ! grep -E "$wx" "$d/calls" || fail "trackd maps memory writable and executable"
+        ! grep -E '^[0-9]+ +(pkey_)?mprotect\(.*PROT_EXEC' "$d/calls" ||
+            fail "trackd makes memory executable with mprotect"
+        # RestrictAddressFamilies=, RestrictNamespaces=, LockPersonality=
+        fam="$(grep -oE '^[0-9]+ +socket(pair)?\(AF_[A-Z0-9]+' "$d/calls" | sed 's/.*(//' | sort -u)"
+        [ -z "$(grep -vxE 'AF_UNIX|AF_INET|AF_INET6' <<<"$fam")" ] ||
+            fail "trackd opens sockets of families $fam"
+        grep -qx AF_INET <<<"$fam" && grep -qx AF_UNIX <<<"$fam" ||
+            fail "strace saw no AF_UNIX and AF_INET sockets: $fam"
+        ! grep -qE 'CLONE_NEW|^[0-9]+ +(unshare|setns|personality)\(' "$d/calls" ||
+            fail "trackd creates namespaces or changes its personality"
         [ "$(wc -l <"$d/used")" -gt 20 ] || fail "strace: too few system calls seen"
         outside="$(comm -23 "$d/used" "$scratch/allowed" | tr '\n' ' ')"
         [ -z "$outside" ] ||
             fail "trackd calls $outside outside SystemCallFilter= of trackd.service"
-        ok "strace: trackd's $(wc -l <"$d/used") system calls all lie in its SystemCallFilter="
+        ok "strace: trackd's $(wc -l <"$d/used") system calls all lie in its" \
+            "SystemCallFilter=; sockets $(echo $fam); no W+X memory, no namespaces"
     else
         echo "note: no strace: trackd's system calls not checked against the filter"
     fi
