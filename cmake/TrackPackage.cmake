@@ -26,10 +26,10 @@ install(FILES ${CMAKE_BINARY_DIR}/package/track.pc
 set(TRACK_TRACKD ${CMAKE_INSTALL_FULL_BINDIR}/trackd)
 file(READ ${PROJECT_SOURCE_DIR}/systemd/trackd.service unit)
 string(REPLACE "/usr/local/bin/trackd" "${TRACK_TRACKD}" unit "${unit}")
-file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/package/system/trackd.service CONTENT "${unit}")
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/package/system/trackd.service CONTENT "${unit}" @ONLY)
 file(READ ${PROJECT_SOURCE_DIR}/systemd/trackd-user.service unit)
 string(REPLACE "%h/.local/bin/trackd" "${TRACK_TRACKD}" unit "${unit}")
-file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/package/user/trackd.service CONTENT "${unit}")
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/package/user/trackd.service CONTENT "${unit}" @ONLY)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
              ${PROJECT_SOURCE_DIR}/systemd/trackd.service
              ${PROJECT_SOURCE_DIR}/systemd/trackd-user.service)
