@@ -298,6 +298,16 @@ if command -v systemd-analyze >/dev/null; then
         "$track" --server "${rt[6]}" status >/dev/null
         "$track" export --experiment sc --format json --history >/dev/null
         "$track" backup "$d/data/backups/b.db" >/dev/null
+        # where the CLI has them: artifacts (blob files), delete and gc
+        if "$track" help artifact put >/dev/null 2>&1; then
+            head -c 3000000 /dev/urandom >"$d/blob.bin"
+            "$track" artifact put --run "$run" "$d/blob.bin" --as m/blob.bin >/dev/null
+            "$track" artifact get "$run" m/blob.bin -o "$d/out.bin" >/dev/null
+            cmp -s "$d/blob.bin" "$d/out.bin" || fail "artifact under strace: not the same bytes"
+            "$track" artifact verify "$run" >/dev/null
+            "$track" run delete "$run" >/dev/null
+            "$track" gc --grace 0 >/dev/null
+        fi
         pid="$(grep -m1 -E '^[0-9]+ +execve\("'"$root"'/usr/bin/trackd"' "$d/trace" |
             cut -d' ' -f1)"
         kill -HUP "$pid"
