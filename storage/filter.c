@@ -1,9 +1,12 @@
 /*
  * filter.c: compiles the run search language of `track runs --filter EXPR
  * --order-by EXPR` into a parameterized SQL fragment (see filter.h for the
- * table aliases). A hand-written tokenizer feeds a recursive-descent parser
- * that writes SQL straight into a bounded growable buffer; there is no syntax
- * tree and no global state, so the compiler is reentrant.
+ * table aliases). A hand-written tokenizer (filter_lex.c) feeds a
+ * recursive-descent parser, here, that writes SQL straight into a bounded
+ * growable buffer; there is no syntax tree and no global state, so the
+ * compiler is reentrant. This file owns the language (below), the terms and
+ * values, the bind parameters, the SQL text and the entry points; the types
+ * it shares with the tokenizer are in filter_internal.h.
  *
  * Nothing from the text is ever pasted into SQL. Keys and values become bind
  * parameters ?1..?n, numbered in the order they appear (struct filter_bind);
@@ -96,21 +99,15 @@
  * Errors are STORE_E_INVALID with "filter: column N: ..." or "order-by:
  * column N: ...", N the 1-based byte offset in the original text where the
  * offending token starts; STORE_E_INTERNAL when memory runs out.
- *
- * Numbers are read with strtod/strtoll, which follow the C locale's decimal
- * point: the process must not switch LC_NUMERIC (trackd never does).
  */
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include <stdlib.h>
 
 #include "filter.h"
+#include "filter_internal.h"
 
 /* ---- bounded SQL text buffer -------------------------------------------- */
 
@@ -173,16 +170,6 @@ static void sb_insert(struct sbuf *b, size_t at, const char *s)
 
 /* ---- compiler state shared by the filter and order-by passes -------------- */
 
-struct cstate {
-    struct filter_bind *binds;
-    int n_binds, cap_binds;
-    int now_bind; /* ?N holding now_ms, 0 until first needed */
-    int64_t now_ms;
-    int lifecycle; /* the filter named lifecycle */
-    int rc;        /* first error, 0 while none */
-    struct store_err *err;
-};
-
 __attribute__((format(printf, 3, 4))) static int cerr(struct cstate *c, int code, const char *fmt,
                                                       ...)
 {
@@ -197,397 +184,7 @@ __attribute__((format(printf, 3, 4))) static int cerr(struct cstate *c, int code
     return -1;
 }
 
-enum tok_type {
-    TK_EOF,
-    TK_WORD,     /* [A-Za-z_][A-Za-z0-9_]* */
-    TK_DOTTED,   /* word "." key */
-    TK_STRING,   /* '...' or "..." */
-    TK_NUMBER,   /* plain number */
-    TK_DURATION, /* number with unit(s), in ms */
-    TK_LPAREN,
-    TK_RPAREN,
-    TK_COMMA,
-    TK_OP, /* comparison operator */
-};
-
-enum op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
-
 static const char *const op_sql[] = {" = ", " <> ", " < ", " <= ", " > ", " >= "};
-
-struct token {
-    int type;
-    size_t pos, len;   /* raw span in the text */
-    size_t plen;       /* TK_DOTTED: length of the prefix word */
-    size_t kpos, klen; /* TK_DOTTED key / TK_STRING content, raw (still quoted) */
-    char quote;        /* 0 for a bare key, else the quote character */
-    int op;            /* TK_OP */
-    int is_int;        /* TK_NUMBER: written as an integer that fits int64 */
-    int64_t i;         /* TK_NUMBER when is_int, TK_DURATION */
-    double d;          /* TK_NUMBER */
-};
-
-struct parser {
-    struct cstate *c;
-    const char *s; /* the text, NUL-terminated */
-    size_t n;
-    size_t pos;       /* next byte to tokenize */
-    const char *ctx;  /* "filter" or "order-by" */
-    struct token tok; /* the current token */
-    int depth, terms;
-};
-
-__attribute__((format(printf, 3, 4))) static int perr(struct parser *p, size_t pos, const char *fmt,
-                                                      ...)
-{
-    struct cstate *c = p->c;
-    va_list ap;
-    int n;
-    if (c->rc)
-        return -1;
-    c->rc = STORE_E_INVALID;
-    c->err->code = STORE_E_INVALID;
-    n = snprintf(c->err->msg, sizeof c->err->msg, "%s: column %zu: ", p->ctx, pos + 1);
-    if (n < 0 || (size_t)n >= sizeof c->err->msg)
-        return -1;
-    va_start(ap, fmt);
-    vsnprintf(c->err->msg + n, sizeof c->err->msg - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Writes a short printable rendering of token `t` into buf for messages. */
-static const char *tok_desc(const struct parser *p, const struct token *t, char *buf, size_t size)
-{
-    size_t i, o = 0, max = 40;
-    char open = '"';
-    if (t->type == TK_EOF)
-        return "end of input";
-    if (t->type == TK_STRING)
-        open = 0; /* already quoted */
-    else if (t->type == TK_OP || t->type == TK_LPAREN || t->type == TK_RPAREN ||
-             t->type == TK_COMMA)
-        open = '\'';
-    if (open)
-        buf[o++] = open;
-    for (i = 0; i < t->len && i < max && o + 6 < size; i++) {
-        unsigned char ch = (unsigned char)p->s[t->pos + i];
-        buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    if (i < t->len && o + 6 < size) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    if (open)
-        buf[o++] = open;
-    buf[o] = '\0';
-    return buf;
-}
-
-/* ---- tokenizer -------------------------------------------------------------- */
-
-static int is_word_start(int ch)
-{
-    return isascii(ch) && (isalpha(ch) || ch == '_');
-}
-
-static int is_word_char(int ch)
-{
-    return isascii(ch) && (isalnum(ch) || ch == '_');
-}
-
-static int is_key_char(int ch)
-{
-    return is_word_char(ch) || ch == '-' || ch == '.' || ch == '/' || ch == ':';
-}
-
-static int is_digit(int ch)
-{
-    return ch >= '0' && ch <= '9';
-}
-
-/* Scans a quoted run starting at the quote at `at`; *end is one past the
- * closing quote. The escapes match unquote(). */
-static int scan_quoted(struct parser *p, size_t at, size_t *end, const char *what)
-{
-    const char *s = p->s;
-    char q = s[at];
-    size_t i = at + 1;
-    for (;;) {
-        char ch = s[i];
-        if (ch == '\0')
-            return perr(p, at, "unterminated %s: the closing %c is missing", what, q);
-        if (ch == '\\' && (s[i + 1] == q || s[i + 1] == '\\'))
-            i += 2;
-        else if (ch == q && s[i + 1] == q)
-            i += 2;
-        else if (ch == q)
-            break;
-        else
-            i++;
-    }
-    *end = i + 1;
-    return 0;
-}
-
-/* Decodes quoted content (without its quotes) into dst, which has room for
- * n bytes; returns the decoded length. A bare key (q == 0) is copied. */
-static size_t unquote(const char *src, size_t n, char q, char *dst)
-{
-    size_t i = 0, o = 0;
-    while (i < n) {
-        if (q && i + 1 < n &&
-            ((src[i] == '\\' && (src[i + 1] == q || src[i + 1] == '\\')) ||
-             (src[i] == q && src[i + 1] == q))) {
-            dst[o++] = src[i + 1];
-            i += 2;
-        } else {
-            dst[o++] = src[i++];
-        }
-    }
-    return o;
-}
-
-static int lex_number(struct parser *p, struct token *t)
-{
-    const char *s = p->s;
-    size_t i = p->pos, seg, nlen;
-    int neg = 0, has_exp = 0, has_unit = 0;
-    double total_ms = 0;
-    char num[128];
-
-    if (s[i] == '-') {
-        neg = 1;
-        i++;
-    }
-    for (;;) {
-        int digits = 0;
-        seg = i;
-        while (is_digit(s[i])) {
-            i++;
-            digits++;
-        }
-        if (s[i] == '.') {
-            i++;
-            while (is_digit(s[i])) {
-                i++;
-                digits++;
-            }
-        }
-        if (!digits)
-            return perr(p, t->pos, "invalid number");
-        if (!has_unit && (s[i] == 'e' || s[i] == 'E')) {
-            size_t e = i + 1;
-            if (s[e] == '+' || s[e] == '-')
-                e++;
-            if (is_digit(s[e])) {
-                while (is_digit(s[e]))
-                    e++;
-                i = e;
-                has_exp = 1;
-            }
-        }
-        nlen = i - seg;
-        if (nlen >= sizeof num)
-            return perr(p, t->pos, "number longer than %zu characters", sizeof num - 1);
-        memcpy(num, s + seg, nlen);
-        num[nlen] = '\0';
-        if (!isascii((unsigned char)s[i]) || !isalpha((unsigned char)s[i])) {
-            if (has_unit)
-                return perr(p, t->pos,
-                            "invalid duration: expected a unit (ms, s, m, h or d) "
-                            "after the last number");
-            break;
-        }
-        /* a unit follows: this is (part of) a duration */
-        size_t u = i;
-        double unit_ms;
-        while (isascii((unsigned char)s[i]) && isalpha((unsigned char)s[i]))
-            i++;
-        if (i - u == 2 && s[u] == 'm' && s[u + 1] == 's')
-            unit_ms = 1;
-        else if (i - u == 1 && s[u] == 's')
-            unit_ms = 1000;
-        else if (i - u == 1 && s[u] == 'm')
-            unit_ms = 60e3;
-        else if (i - u == 1 && s[u] == 'h')
-            unit_ms = 3600e3;
-        else if (i - u == 1 && s[u] == 'd')
-            unit_ms = 86400e3;
-        else
-            return perr(p, u, "unknown unit \"%.*s\" (expected ms, s, m, h or d)",
-                        (int)(i - u > 20 ? 20 : i - u), s + u);
-        if (has_exp)
-            return perr(p, t->pos, "a duration cannot have an exponent");
-        total_ms += strtod(num, NULL) * unit_ms;
-        has_unit = 1;
-        if (!is_digit(s[i]) && s[i] != '.')
-            break;
-    }
-    if (is_word_char((unsigned char)s[i]) || s[i] == '.')
-        return perr(p, t->pos, "invalid number");
-    t->len = i - t->pos;
-    p->pos = i;
-    if (has_unit) {
-        if (!(total_ms < 9.2e18))
-            return perr(p, t->pos, "duration out of range");
-        t->type = TK_DURATION;
-        t->i = (int64_t)(total_ms + 0.5);
-        if (neg)
-            t->i = -t->i;
-        return 0;
-    }
-    /* a plain number: re-read it whole, sign and exponent included */
-    nlen = t->len;
-    if (nlen >= sizeof num)
-        return perr(p, t->pos, "number longer than %zu characters", sizeof num - 1);
-    memcpy(num, s + t->pos, nlen);
-    num[nlen] = '\0';
-    t->type = TK_NUMBER;
-    errno = 0;
-    t->d = strtod(num, NULL);
-    if (isinf(t->d))
-        return perr(p, t->pos, "number out of range");
-    t->is_int = 0;
-    if (!memchr(num, '.', nlen) && !has_exp) {
-        errno = 0;
-        long long v = strtoll(num, NULL, 10);
-        if (errno == 0) {
-            t->is_int = 1;
-            t->i = (int64_t)v;
-        }
-    }
-    return 0;
-}
-
-/* Reads the next token into p->tok. */
-static int lex(struct parser *p)
-{
-    const char *s = p->s;
-    struct token *t = &p->tok;
-    size_t i;
-    unsigned char ch;
-
-    while (s[p->pos] == ' ' || s[p->pos] == '\t' || s[p->pos] == '\n' || s[p->pos] == '\r' ||
-           s[p->pos] == '\f' || s[p->pos] == '\v')
-        p->pos++;
-    memset(t, 0, sizeof *t);
-    t->pos = p->pos;
-    i = p->pos;
-    ch = (unsigned char)s[i];
-    if (ch == '\0') {
-        t->type = TK_EOF;
-        return 0;
-    }
-    if (is_word_start(ch)) {
-        while (is_word_char((unsigned char)s[i]))
-            i++;
-        t->type = TK_WORD;
-        if (s[i] == '.') {
-            size_t k = i + 1;
-            t->type = TK_DOTTED;
-            t->plen = i - t->pos;
-            if (s[k] == '`' || s[k] == '"') {
-                size_t end;
-                if (scan_quoted(p, k, &end, "quoted key"))
-                    return -1;
-                t->quote = s[k];
-                t->kpos = k + 1;
-                t->klen = end - k - 2;
-                i = end;
-            } else {
-                while (is_key_char((unsigned char)s[k]))
-                    k++;
-                if (k == i + 1)
-                    return perr(p, i + 1, "expected a key after \"%.*s.\"",
-                                (int)(t->plen > 40 ? 40 : t->plen), s + t->pos);
-                t->kpos = i + 1;
-                t->klen = k - i - 1;
-                i = k;
-            }
-        }
-        t->len = i - t->pos;
-        p->pos = i;
-        return 0;
-    }
-    if (is_digit(ch) || (ch == '.' && is_digit(s[i + 1])) ||
-        (ch == '-' && (is_digit(s[i + 1]) || (s[i + 1] == '.' && is_digit(s[i + 2])))))
-        return lex_number(p, t);
-    if (ch == '\'' || ch == '"') {
-        size_t end;
-        if (scan_quoted(p, i, &end, "string"))
-            return -1;
-        t->type = TK_STRING;
-        t->quote = (char)ch;
-        t->kpos = i + 1;
-        t->klen = end - i - 2;
-        t->len = end - i;
-        p->pos = end;
-        return 0;
-    }
-    t->len = 1;
-    switch (ch) {
-    case '(':
-        t->type = TK_LPAREN;
-        break;
-    case ')':
-        t->type = TK_RPAREN;
-        break;
-    case ',':
-        t->type = TK_COMMA;
-        break;
-    case '=':
-        t->type = TK_OP;
-        t->op = OP_EQ;
-        if (s[i + 1] == '=')
-            t->len = 2;
-        break;
-    case '!':
-        if (s[i + 1] != '=')
-            return perr(p, i, "unexpected character '!' (did you mean '!='?)");
-        t->type = TK_OP;
-        t->op = OP_NE;
-        t->len = 2;
-        break;
-    case '<':
-        t->type = TK_OP;
-        t->op = OP_LT;
-        if (s[i + 1] == '=') {
-            t->op = OP_LE;
-            t->len = 2;
-        } else if (s[i + 1] == '>') {
-            t->op = OP_NE;
-            t->len = 2;
-        }
-        break;
-    case '>':
-        t->type = TK_OP;
-        t->op = OP_GT;
-        if (s[i + 1] == '=') {
-            t->op = OP_GE;
-            t->len = 2;
-        }
-        break;
-    default:
-        if (ch >= 0x20 && ch < 0x7f)
-            return perr(p, i, "unexpected character '%c'", ch);
-        return perr(p, i, "unexpected byte 0x%02x", ch);
-    }
-    p->pos = i + t->len;
-    return 0;
-}
-
-/* Is the current token the word `kw` (case-insensitive)? */
-static int is_kw(const struct parser *p, const char *kw)
-{
-    const struct token *t = &p->tok;
-    return t->type == TK_WORD && strlen(kw) == t->len &&
-           strncasecmp(p->s + t->pos, kw, t->len) == 0;
-}
-
-static int span_is(const char *s, size_t n, const char *word)
-{
-    return strlen(word) == n && strncasecmp(s, word, n) == 0;
-}
 
 /* ---- bind parameters ------------------------------------------------------- */
 
@@ -598,8 +195,8 @@ static int bind_add(struct parser *p, size_t pos, struct filter_bind b)
     struct cstate *c = p->c;
     if (c->n_binds >= FILTER_MAX_BINDS) {
         free(b.s);
-        return perr(p, pos, "more than %d values and keys (limit %d)", FILTER_MAX_BINDS,
-                    FILTER_MAX_BINDS);
+        return filter_i_perr(p, pos, "more than %d values and keys (limit %d)", FILTER_MAX_BINDS,
+                             FILTER_MAX_BINDS);
     }
     if (c->n_binds == c->cap_binds) {
         int cap = c->cap_binds ? c->cap_binds * 2 : 16;
@@ -642,7 +239,7 @@ static char *dup_unquoted(struct parser *p, size_t kpos, size_t klen, char q, si
         cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
         return NULL;
     }
-    n = unquote(p->s + kpos, klen, q, s);
+    n = filter_i_unquote(p->s + kpos, klen, q, s);
     s[n] = '\0';
     if (out_len)
         *out_len = n;
@@ -712,7 +309,7 @@ static int lookup_attribute(const char *s, size_t n)
 {
     size_t i;
     for (i = 0; i < sizeof attributes / sizeof attributes[0]; i++)
-        if (span_is(s, n, attributes[i].name))
+        if (filter_i_span_is(s, n, attributes[i].name))
             return attributes[i].kind;
     return -1;
 }
@@ -726,14 +323,14 @@ static int bind_key(struct parser *p, const struct token *t)
         return -1;
     if (n == 0 || n > FILTER_MAX_KEY) {
         free(key);
-        return perr(p, t->kpos, "a key must be 1 to %d bytes long (this one is %zu)",
-                    FILTER_MAX_KEY, n);
+        return filter_i_perr(p, t->kpos, "a key must be 1 to %d bytes long (this one is %zu)",
+                             FILTER_MAX_KEY, n);
     }
     for (i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)key[i];
         if (ch < 0x20 || ch == 0x7f) {
             free(key);
-            return perr(p, t->kpos, "a key may not contain control characters");
+            return filter_i_perr(p, t->kpos, "a key may not contain control characters");
         }
     }
     return bind_text_take(p, t->kpos, key);
@@ -750,88 +347,90 @@ static int parse_term(struct parser *p, struct term *out)
 
     if (t.type == TK_WORD) {
         const char *w = p->s + t.pos;
-        if (span_is(w, t.len, "min") || span_is(w, t.len, "max")) {
+        if (filter_i_span_is(w, t.len, "min") || filter_i_span_is(w, t.len, "max")) {
             size_t save = p->pos;
-            if (lex(p))
+            if (filter_i_lex(p))
                 return -1;
             if (p->tok.type == TK_LPAREN) {
-                out->agg = span_is(w, t.len, "min") ? AGG_MIN : AGG_MAX;
-                if (lex(p))
+                out->agg = filter_i_span_is(w, t.len, "min") ? AGG_MIN : AGG_MAX;
+                if (filter_i_lex(p))
                     return -1;
                 struct token k = p->tok;
-                if (k.type != TK_DOTTED || !(span_is(p->s + k.pos, k.plen, "metrics") ||
-                                             span_is(p->s + k.pos, k.plen, "metric")))
-                    return perr(p, k.pos,
-                                "%.*s() takes a metric: expected metrics.KEY but "
-                                "found %s",
-                                (int)t.len, w, tok_desc(p, &k, d, sizeof d));
+                if (k.type != TK_DOTTED || !(filter_i_span_is(p->s + k.pos, k.plen, "metrics") ||
+                                             filter_i_span_is(p->s + k.pos, k.plen, "metric")))
+                    return filter_i_perr(p, k.pos,
+                                         "%.*s() takes a metric: expected metrics.KEY but "
+                                         "found %s",
+                                         (int)t.len, w, filter_i_tok_desc(p, &k, d, sizeof d));
                 out->kind = K_METRIC;
                 out->key_bind = bind_key(p, &k);
-                if (out->key_bind < 0 || lex(p))
+                if (out->key_bind < 0 || filter_i_lex(p))
                     return -1;
                 if (p->tok.type != TK_RPAREN)
-                    return perr(p, p->tok.pos, "expected ')' after %.*s(%.*s but found %s",
-                                (int)t.len, w, (int)(k.len > 60 ? 60 : k.len), p->s + k.pos,
-                                tok_desc(p, &p->tok, d, sizeof d));
+                    return filter_i_perr(p, p->tok.pos, "expected ')' after %.*s(%.*s but found %s",
+                                         (int)t.len, w, (int)(k.len > 60 ? 60 : k.len),
+                                         p->s + k.pos, filter_i_tok_desc(p, &p->tok, d, sizeof d));
                 out->len = p->tok.pos + 1 - t.pos;
-                return lex(p);
+                return filter_i_lex(p);
             }
             p->pos = save; /* not a function: fall through to the attribute check */
             p->tok = t;
         }
         out->kind = lookup_attribute(w, t.len);
         if (out->kind < 0)
-            return perr(p, t.pos, "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
-                        (int)(t.len > 40 ? 40 : t.len), w);
+            return filter_i_perr(p, t.pos,
+                                 "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
+                                 (int)(t.len > 40 ? 40 : t.len), w);
         out->len = t.len;
         if (out->kind == K_LIFECYCLE)
             p->c->lifecycle = 1;
         if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
             return -1;
-        return lex(p);
+        return filter_i_lex(p);
     }
     if (t.type == TK_DOTTED) {
         const char *pre = p->s + t.pos;
         size_t pl = t.plen;
         out->len = t.len;
-        if (span_is(pre, pl, "metrics") || span_is(pre, pl, "metric"))
+        if (filter_i_span_is(pre, pl, "metrics") || filter_i_span_is(pre, pl, "metric"))
             out->kind = K_METRIC;
-        else if (span_is(pre, pl, "params") || span_is(pre, pl, "param") ||
-                 span_is(pre, pl, "parameters") || span_is(pre, pl, "parameter"))
+        else if (filter_i_span_is(pre, pl, "params") || filter_i_span_is(pre, pl, "param") ||
+                 filter_i_span_is(pre, pl, "parameters") || filter_i_span_is(pre, pl, "parameter"))
             out->kind = K_PARAM;
-        else if (span_is(pre, pl, "tags") || span_is(pre, pl, "tag"))
+        else if (filter_i_span_is(pre, pl, "tags") || filter_i_span_is(pre, pl, "tag"))
             out->kind = K_TAG;
-        else if (span_is(pre, pl, "attributes") || span_is(pre, pl, "attribute") ||
-                 span_is(pre, pl, "attr") || span_is(pre, pl, "run")) {
+        else if (filter_i_span_is(pre, pl, "attributes") ||
+                 filter_i_span_is(pre, pl, "attribute") || filter_i_span_is(pre, pl, "attr") ||
+                 filter_i_span_is(pre, pl, "run")) {
             char name[32];
             size_t n = 0;
             if (t.klen < sizeof name)
-                n = unquote(p->s + t.kpos, t.klen, t.quote, name);
+                n = filter_i_unquote(p->s + t.kpos, t.klen, t.quote, name);
             out->kind = t.klen < sizeof name ? lookup_attribute(name, n) : -1;
             if (out->kind < 0)
-                return perr(p, t.kpos,
-                            "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
-                            (int)(t.klen > 40 ? 40 : t.klen), p->s + t.kpos);
+                return filter_i_perr(
+                    p, t.kpos, "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
+                    (int)(t.klen > 40 ? 40 : t.klen), p->s + t.kpos);
             if (out->kind == K_LIFECYCLE)
                 p->c->lifecycle = 1;
             if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
                 return -1;
-            return lex(p);
+            return filter_i_lex(p);
         } else
-            return perr(p, t.pos,
-                        "unknown prefix \"%.*s\" (expected metrics, params, tags or "
-                        "attributes)",
-                        (int)(pl > 40 ? 40 : pl), pre);
+            return filter_i_perr(p, t.pos,
+                                 "unknown prefix \"%.*s\" (expected metrics, params, tags or "
+                                 "attributes)",
+                                 (int)(pl > 40 ? 40 : pl), pre);
         out->key_bind = bind_key(p, &t);
         if (out->key_bind < 0)
             return -1;
-        return lex(p);
+        return filter_i_lex(p);
     }
-    return perr(p, t.pos,
-                "expected a term (status, name, user, experiment, start_time, "
-                "end_time, duration, run_id, metrics.KEY, params.KEY or tags.KEY) "
-                "but found %s",
-                tok_desc(p, &t, d, sizeof d));
+    return filter_i_perr(p, t.pos,
+                         "expected a term (status, name, user, experiment, start_time, "
+                         "end_time, duration, run_id, metrics.KEY, params.KEY or tags.KEY) "
+                         "but found %s",
+                         filter_i_tok_desc(p, &t, d, sizeof d));
 }
 
 /* Writes the SQL expression of term t. `numeric` selects the CAST form of a
@@ -928,30 +527,30 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
     const char *tn = p->s + t->pos;
 
     *numeric = 0;
-    if (v.type == TK_WORD && span_is(p->s + v.pos, v.len, "null"))
-        return perr(p, v.pos, "NULL can only follow IS (write IS NULL or IS NOT NULL)");
+    if (v.type == TK_WORD && filter_i_span_is(p->s + v.pos, v.len, "null"))
+        return filter_i_perr(p, v.pos, "NULL can only follow IS (write IS NULL or IS NOT NULL)");
     if (v.type == TK_WORD)
-        return perr(p, v.pos, "expected a value after %s but found %s (quote strings: '%.*s')",
-                    after, tok_desc(p, &v, d, sizeof d), (int)(v.len > 40 ? 40 : v.len),
-                    p->s + v.pos);
+        return filter_i_perr(
+            p, v.pos, "expected a value after %s but found %s (quote strings: '%.*s')", after,
+            filter_i_tok_desc(p, &v, d, sizeof d), (int)(v.len > 40 ? 40 : v.len), p->s + v.pos);
     if (v.type != TK_STRING && v.type != TK_NUMBER && v.type != TK_DURATION)
-        return perr(p, v.pos, "expected a value after %s but found %s", after,
-                    tok_desc(p, &v, d, sizeof d));
+        return filter_i_perr(p, v.pos, "expected a value after %s but found %s", after,
+                             filter_i_tok_desc(p, &v, d, sizeof d));
 
     switch (t->kind) {
     case K_METRIC:
         if (v.type != TK_NUMBER)
-            return perr(p, v.pos, "expected a number to compare with %.*s but found %s", tl, tn,
-                        tok_desc(p, &v, d, sizeof d));
+            return filter_i_perr(p, v.pos, "expected a number to compare with %.*s but found %s",
+                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
         idx = bind_double(p, v.pos, v.d);
         break;
     case K_PARAM:
     case K_TAG:
         if (v.type == TK_DURATION)
-            return perr(p, v.pos,
-                        "a duration compares only with duration, start_time or "
-                        "end_time, not %.*s",
-                        tl, tn);
+            return filter_i_perr(p, v.pos,
+                                 "a duration compares only with duration, start_time or "
+                                 "end_time, not %.*s",
+                                 tl, tn);
         if (v.type == TK_NUMBER && ordering) {
             *numeric = 1;
             idx = bind_double(p, v.pos, v.d);
@@ -969,21 +568,21 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
         size_t n, i;
         int code = 0;
         if (v.type != TK_STRING)
-            return perr(p, v.pos,
-                        "expected a status name (RUNNING, FINISHED, FAILED or "
-                        "KILLED) in quotes but found %s",
-                        tok_desc(p, &v, d, sizeof d));
+            return filter_i_perr(p, v.pos,
+                                 "expected a status name (RUNNING, FINISHED, FAILED or "
+                                 "KILLED) in quotes but found %s",
+                                 filter_i_tok_desc(p, &v, d, sizeof d));
         if (v.klen < sizeof name) {
-            n = unquote(p->s + v.kpos, v.klen, v.quote, name);
+            n = filter_i_unquote(p->s + v.kpos, v.klen, v.quote, name);
             for (i = 1; i <= 4; i++)
-                if (span_is(name, n, status_names[i]))
+                if (filter_i_span_is(name, n, status_names[i]))
                     code = (int)i;
         }
         if (!code)
-            return perr(p, v.pos,
-                        "unknown status %s (expected one of RUNNING, FINISHED, "
-                        "FAILED, KILLED)",
-                        tok_desc(p, &v, d, sizeof d));
+            return filter_i_perr(p, v.pos,
+                                 "unknown status %s (expected one of RUNNING, FINISHED, "
+                                 "FAILED, KILLED)",
+                                 filter_i_tok_desc(p, &v, d, sizeof d));
         idx = bind_int(p, v.pos, code);
         break;
     }
@@ -994,8 +593,9 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
     case K_LIFECYCLE: {
         char *s;
         if (v.type != TK_STRING)
-            return perr(p, v.pos, "expected a string in quotes to compare with %.*s but found %s",
-                        tl, tn, tok_desc(p, &v, d, sizeof d));
+            return filter_i_perr(p, v.pos,
+                                 "expected a string in quotes to compare with %.*s but found %s",
+                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
         s = dup_unquoted(p, v.kpos, v.klen, v.quote, NULL);
         if (s && t->kind == K_RUNID)
             ascii_lower(s);
@@ -1006,14 +606,14 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
     case K_END:
     case K_DURATION:
         if (v.type == TK_STRING)
-            return perr(p, v.pos,
-                        "expected a number of milliseconds or a duration (such as "
-                        "5m) to compare with %.*s but found %s",
-                        tl, tn, tok_desc(p, &v, d, sizeof d));
+            return filter_i_perr(p, v.pos,
+                                 "expected a number of milliseconds or a duration (such as "
+                                 "5m) to compare with %.*s but found %s",
+                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
         if (v.type == TK_DURATION && t->kind != K_DURATION) {
             int64_t at;
             if (__builtin_sub_overflow(c->now_ms, v.i, &at))
-                return perr(p, v.pos, "duration out of range");
+                return filter_i_perr(p, v.pos, "duration out of range");
             idx = bind_int(p, v.pos, at);
         } else if (v.type == TK_DURATION || v.is_int) {
             idx = bind_int(p, v.pos, v.i);
@@ -1024,7 +624,7 @@ static int parse_value(struct parser *p, const struct term *t, int ordering, con
     }
     if (idx < 0)
         return -1;
-    return lex(p);
+    return filter_i_lex(p);
 }
 
 /* ---- LIKE patterns ------------------------------------------------------------ */
@@ -1086,11 +686,12 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
     snprintf(after, sizeof after, "'%.*s'", (int)(optok->len > 8 ? 8 : optok->len),
              p->s + optok->pos);
     if (!kind_is_text(t->kind))
-        return perr(p, optok->pos, "%s applies to strings; %.*s is not one",
-                    ilike ? "ILIKE" : "LIKE", (int)(t->len > 60 ? 60 : t->len), p->s + t->pos);
+        return filter_i_perr(p, optok->pos, "%s applies to strings; %.*s is not one",
+                             ilike ? "ILIKE" : "LIKE", (int)(t->len > 60 ? 60 : t->len),
+                             p->s + t->pos);
     if (v.type != TK_STRING)
-        return perr(p, v.pos, "expected a pattern in quotes after %s but found %s", after,
-                    tok_desc(p, &v, d, sizeof d));
+        return filter_i_perr(p, v.pos, "expected a pattern in quotes after %s but found %s", after,
+                             filter_i_tok_desc(p, &v, d, sizeof d));
     pat = dup_unquoted(p, v.kpos, v.klen, v.quote, &n);
     if (!pat)
         return -1;
@@ -1101,7 +702,7 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
         char *g = like_to_glob(pat, &bad);
         free(pat);
         if (!g && bad)
-            return perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
+            return filter_i_perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
         if (!g)
             return cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
         pat = g;
@@ -1111,7 +712,7 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
             k--;
         if ((n - k) % 2 == 1) {
             free(pat);
-            return perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
+            return filter_i_perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
         }
     }
     idx = bind_text_take(p, v.pos, pat);
@@ -1128,7 +729,7 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
         sb_str(b, negate ? " NOT GLOB " : " GLOB ");
         sb_param(b, idx);
     }
-    return lex(p);
+    return filter_i_lex(p);
 }
 
 static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int negate)
@@ -1137,17 +738,17 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
     int first_idx = 0, count = 0, numeric, i;
     const char *after = "'('";
 
-    if (lex(p))
+    if (filter_i_lex(p))
         return -1;
     if (p->tok.type != TK_LPAREN)
-        return perr(p, p->tok.pos, "expected '(' after IN but found %s",
-                    tok_desc(p, &p->tok, d, sizeof d));
-    if (lex(p))
+        return filter_i_perr(p, p->tok.pos, "expected '(' after IN but found %s",
+                             filter_i_tok_desc(p, &p->tok, d, sizeof d));
+    if (filter_i_lex(p))
         return -1;
     for (;;) {
         if (++count > FILTER_MAX_IN)
-            return perr(p, p->tok.pos, "more than %d values in one IN list (limit %d)",
-                        FILTER_MAX_IN, FILTER_MAX_IN);
+            return filter_i_perr(p, p->tok.pos, "more than %d values in one IN list (limit %d)",
+                                 FILTER_MAX_IN, FILTER_MAX_IN);
         if (parse_value(p, t, 0, after, &numeric))
             return -1;
         if (!first_idx)
@@ -1155,10 +756,10 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
         if (p->tok.type == TK_RPAREN)
             break;
         if (p->tok.type != TK_COMMA)
-            return perr(p, p->tok.pos, "expected ',' or ')' in the IN list but found %s",
-                        tok_desc(p, &p->tok, d, sizeof d));
+            return filter_i_perr(p, p->tok.pos, "expected ',' or ')' in the IN list but found %s",
+                                 filter_i_tok_desc(p, &p->tok, d, sizeof d));
         after = "','";
-        if (lex(p))
+        if (filter_i_lex(p))
             return -1;
     }
     /* the values are binds first_idx .. first_idx+count-1, consecutive */
@@ -1170,7 +771,7 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
         sb_param(b, first_idx + i);
     }
     sb_str(b, ")");
-    return lex(p);
+    return filter_i_lex(p);
 }
 
 static int parse_comparison(struct parser *p, struct sbuf *b)
@@ -1181,8 +782,8 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
     int negate = 0;
 
     if (++p->terms > FILTER_MAX_TERMS)
-        return perr(p, p->tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
-                    FILTER_MAX_TERMS);
+        return filter_i_perr(p, p->tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
+                             FILTER_MAX_TERMS);
     if (parse_term(p, &t))
         return -1;
     op = p->tok;
@@ -1190,9 +791,10 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
         char after[8];
         int numeric, ordering = op.op >= OP_LT, idx;
         if (t.kind == K_STATUS && ordering)
-            return perr(p, op.pos, "status can only be compared with =, !=, IN or IS NULL");
+            return filter_i_perr(p, op.pos,
+                                 "status can only be compared with =, !=, IN or IS NULL");
         snprintf(after, sizeof after, "'%.*s'", (int)op.len, p->s + op.pos);
-        if (lex(p))
+        if (filter_i_lex(p))
             return -1;
         if (parse_value(p, &t, ordering, after, &numeric))
             return -1;
@@ -1202,45 +804,47 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
         sb_param(b, idx);
         return 0;
     }
-    if (op.type == TK_WORD &&
-        (is_kw(p, "not") || is_kw(p, "like") || is_kw(p, "ilike") || is_kw(p, "in"))) {
-        if (is_kw(p, "not")) {
+    if (op.type == TK_WORD && (filter_i_is_kw(p, "not") || filter_i_is_kw(p, "like") ||
+                               filter_i_is_kw(p, "ilike") || filter_i_is_kw(p, "in"))) {
+        if (filter_i_is_kw(p, "not")) {
             negate = 1;
-            if (lex(p))
+            if (filter_i_lex(p))
                 return -1;
             op = p->tok;
-            if (!(is_kw(p, "like") || is_kw(p, "ilike") || is_kw(p, "in")))
-                return perr(p, op.pos, "expected LIKE, ILIKE or IN after NOT but found %s",
-                            tok_desc(p, &op, d, sizeof d));
+            if (!(filter_i_is_kw(p, "like") || filter_i_is_kw(p, "ilike") ||
+                  filter_i_is_kw(p, "in")))
+                return filter_i_perr(p, op.pos, "expected LIKE, ILIKE or IN after NOT but found %s",
+                                     filter_i_tok_desc(p, &op, d, sizeof d));
         }
-        if (is_kw(p, "in"))
+        if (filter_i_is_kw(p, "in"))
             return parse_in(p, b, &t, negate);
         {
-            int ilike = is_kw(p, "ilike");
-            if (lex(p))
+            int ilike = filter_i_is_kw(p, "ilike");
+            if (filter_i_lex(p))
                 return -1;
             return parse_like(p, b, &t, negate, ilike, &op);
         }
     }
-    if (is_kw(p, "is")) {
-        if (lex(p))
+    if (filter_i_is_kw(p, "is")) {
+        if (filter_i_lex(p))
             return -1;
-        if (is_kw(p, "not")) {
+        if (filter_i_is_kw(p, "not")) {
             negate = 1;
-            if (lex(p))
+            if (filter_i_lex(p))
                 return -1;
         }
-        if (!is_kw(p, "null"))
-            return perr(p, p->tok.pos, "expected NULL or NOT NULL after IS but found %s",
-                        tok_desc(p, &p->tok, d, sizeof d));
+        if (!filter_i_is_kw(p, "null"))
+            return filter_i_perr(p, p->tok.pos, "expected NULL or NOT NULL after IS but found %s",
+                                 filter_i_tok_desc(p, &p->tok, d, sizeof d));
         emit_term(p, b, &t, 0);
         sb_str(b, negate ? " IS NOT NULL" : " IS NULL");
-        return lex(p);
+        return filter_i_lex(p);
     }
-    return perr(p, op.pos,
-                "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN or IS) "
-                "after %.*s but found %s",
-                (int)(t.len > 60 ? 60 : t.len), p->s + t.pos, tok_desc(p, &op, d, sizeof d));
+    return filter_i_perr(p, op.pos,
+                         "expected an operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN or IS) "
+                         "after %.*s but found %s",
+                         (int)(t.len > 60 ? 60 : t.len), p->s + t.pos,
+                         filter_i_tok_desc(p, &op, d, sizeof d));
 }
 
 /* not_expr; *wrapped tells whether the emitted SQL is one parenthesized group. */
@@ -1248,13 +852,13 @@ static int parse_not(struct parser *p, struct sbuf *b, int *wrapped)
 {
     char d[64];
     *wrapped = 0;
-    if (is_kw(p, "not") || p->tok.type == TK_LPAREN) {
+    if (filter_i_is_kw(p, "not") || p->tok.type == TK_LPAREN) {
         size_t at = p->tok.pos;
         int rc, is_not = p->tok.type != TK_LPAREN;
         if (++p->depth > FILTER_MAX_DEPTH)
-            return perr(p, at, "nesting deeper than %d levels (limit %d)", FILTER_MAX_DEPTH,
-                        FILTER_MAX_DEPTH);
-        if (lex(p))
+            return filter_i_perr(p, at, "nesting deeper than %d levels (limit %d)",
+                                 FILTER_MAX_DEPTH, FILTER_MAX_DEPTH);
+        if (filter_i_lex(p))
             return -1;
         if (is_not) {
             int inner;
@@ -1263,12 +867,12 @@ static int parse_not(struct parser *p, struct sbuf *b, int *wrapped)
         } else {
             rc = parse_or(p, b, wrapped);
             if (!rc && p->tok.type != TK_RPAREN)
-                rc = perr(p, p->tok.pos,
-                          "expected ')' to close the '(' at column %zu but "
-                          "found %s",
-                          at + 1, tok_desc(p, &p->tok, d, sizeof d));
+                rc = filter_i_perr(p, p->tok.pos,
+                                   "expected ')' to close the '(' at column %zu but "
+                                   "found %s",
+                                   at + 1, filter_i_tok_desc(p, &p->tok, d, sizeof d));
             if (!rc)
-                rc = lex(p);
+                rc = filter_i_lex(p);
         }
         p->depth--;
         return rc;
@@ -1287,9 +891,9 @@ static int parse_chain(struct parser *p, struct sbuf *b, int *wrapped, int is_or
         if (rc)
             return -1;
         n++;
-        if (!is_kw(p, kw))
+        if (!filter_i_is_kw(p, kw))
             break;
-        if (lex(p))
+        if (filter_i_lex(p))
             return -1;
         sb_str(b, is_or ? " OR " : " AND ");
     }
@@ -1330,7 +934,7 @@ static int parser_init(struct parser *p, struct cstate *c, const char *s, const 
     if (p->n > FILTER_MAX_TEXT)
         return cerr(c, STORE_E_INVALID, "%s: longer than %d bytes (limit %d)", ctx, FILTER_MAX_TEXT,
                     FILTER_MAX_TEXT);
-    return lex(p);
+    return filter_i_lex(p);
 }
 
 static int sb_check(struct parser *p, const struct sbuf *b)
@@ -1354,9 +958,9 @@ static int compile_where(struct cstate *c, const char *text, struct sbuf *b)
         return -1;
     if (p.tok.type != TK_EOF) {
         if (p.tok.type == TK_RPAREN)
-            return perr(&p, p.tok.pos, "unmatched ')'");
-        return perr(&p, p.tok.pos, "expected AND, OR or end of input but found %s",
-                    tok_desc(&p, &p.tok, d, sizeof d));
+            return filter_i_perr(&p, p.tok.pos, "unmatched ')'");
+        return filter_i_perr(&p, p.tok.pos, "expected AND, OR or end of input but found %s",
+                             filter_i_tok_desc(&p, &p.tok, d, sizeof d));
     }
     if (!wrapped) {
         sb_insert(b, 0, "(");
@@ -1375,18 +979,18 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
         struct term t;
         const char *dir = " ASC";
         if (++p.terms > FILTER_MAX_ORDER_TERMS)
-            return perr(&p, p.tok.pos, "more than %d terms (limit %d)", FILTER_MAX_ORDER_TERMS,
-                        FILTER_MAX_ORDER_TERMS);
+            return filter_i_perr(&p, p.tok.pos, "more than %d terms (limit %d)",
+                                 FILTER_MAX_ORDER_TERMS, FILTER_MAX_ORDER_TERMS);
         if (parse_term(&p, &t))
             return -1;
-        if (is_kw(&p, "asc") || is_kw(&p, "desc")) {
-            if (is_kw(&p, "desc"))
+        if (filter_i_is_kw(&p, "asc") || filter_i_is_kw(&p, "desc")) {
+            if (filter_i_is_kw(&p, "desc"))
                 dir = " DESC";
-            if (lex(&p))
+            if (filter_i_lex(&p))
                 return -1;
         } else if (p.tok.type == TK_WORD) {
-            return perr(&p, p.tok.pos, "expected ASC or DESC but found %s",
-                        tok_desc(&p, &p.tok, d, sizeof d));
+            return filter_i_perr(&p, p.tok.pos, "expected ASC or DESC but found %s",
+                                 filter_i_tok_desc(&p, &p.tok, d, sizeof d));
         }
         emit_term(&p, b, &t, 0);
         sb_str(b, " IS NULL, ");
@@ -1396,9 +1000,10 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
         if (p.tok.type == TK_EOF)
             break;
         if (p.tok.type != TK_COMMA)
-            return perr(&p, p.tok.pos, "expected ASC, DESC, ',' or end of input but found %s",
-                        tok_desc(&p, &p.tok, d, sizeof d));
-        if (lex(&p))
+            return filter_i_perr(&p, p.tok.pos,
+                                 "expected ASC, DESC, ',' or end of input but found %s",
+                                 filter_i_tok_desc(&p, &p.tok, d, sizeof d));
+        if (filter_i_lex(&p))
             return -1;
     }
     sb_str(b, "r.start_ms DESC, r.id DESC");

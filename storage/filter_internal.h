@@ -1,0 +1,81 @@
+/*
+ * filter_internal.h: what filter.c (the parser and SQL compiler) and
+ * filter_lex.c (the tokenizer) share and nothing outside them sees: the
+ * compiler state, the token and parser types, and the tokenizer's functions
+ * (prefix filter_i_). The public contract is filter.h.
+ */
+#ifndef TRACK_FILTER_INTERNAL_H
+#define TRACK_FILTER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filter.h"
+
+/* ---- compiler state shared by the filter and order-by passes -------------- */
+
+struct cstate {
+    struct filter_bind *binds;
+    int n_binds, cap_binds;
+    int now_bind; /* ?N holding now_ms, 0 until first needed */
+    int64_t now_ms;
+    int lifecycle; /* the filter named lifecycle */
+    int rc;        /* first error, 0 while none */
+    struct store_err *err;
+};
+
+enum tok_type {
+    TK_EOF,
+    TK_WORD,     /* [A-Za-z_][A-Za-z0-9_]* */
+    TK_DOTTED,   /* word "." key */
+    TK_STRING,   /* '...' or "..." */
+    TK_NUMBER,   /* plain number */
+    TK_DURATION, /* number with unit(s), in ms */
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_COMMA,
+    TK_OP, /* comparison operator */
+};
+
+enum op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+struct token {
+    int type;
+    size_t pos, len;   /* raw span in the text */
+    size_t plen;       /* TK_DOTTED: length of the prefix word */
+    size_t kpos, klen; /* TK_DOTTED key / TK_STRING content, raw (still quoted) */
+    char quote;        /* 0 for a bare key, else the quote character */
+    int op;            /* TK_OP */
+    int is_int;        /* TK_NUMBER: written as an integer that fits int64 */
+    int64_t i;         /* TK_NUMBER when is_int, TK_DURATION */
+    double d;          /* TK_NUMBER */
+};
+
+struct parser {
+    struct cstate *c;
+    const char *s; /* the text, NUL-terminated */
+    size_t n;
+    size_t pos;       /* next byte to tokenize */
+    const char *ctx;  /* "filter" or "order-by" */
+    struct token tok; /* the current token */
+    int depth, terms;
+};
+
+/* Records a STORE_E_INVALID error "CTX: column POS+1: ..." in p->c unless an
+ * error is already recorded; returns -1. */
+__attribute__((format(printf, 3, 4))) int filter_i_perr(struct parser *p, size_t pos,
+                                                        const char *fmt, ...);
+/* Writes a short printable rendering of token `t` into buf for messages. */
+const char *filter_i_tok_desc(const struct parser *p, const struct token *t, char *buf,
+                              size_t size);
+/* Decodes quoted content (without its quotes) into dst, which has room for
+ * n bytes; returns the decoded length. A bare key (q == 0) is copied. */
+size_t filter_i_unquote(const char *src, size_t n, char q, char *dst);
+/* Reads the next token into p->tok; 0, or -1 with the error recorded. */
+int filter_i_lex(struct parser *p);
+/* Is the current token the word `kw` (case-insensitive)? */
+int filter_i_is_kw(const struct parser *p, const char *kw);
+/* Is the span s[0..n) the word `word` (case-insensitive)? */
+int filter_i_span_is(const char *s, size_t n, const char *word);
+
+#endif
