@@ -68,7 +68,8 @@ static void usage(FILE *f)
             "  --experiment NAME  experiment (default <dataset>-softmax, e.g. iris-softmax)\n"
             "  --name NAME        run name (default: chosen by trackd)\n"
             "  --server URI       trackd address (default $TRACK_SERVER, then the local socket)\n"
-            "  --save FILE        after training, write the model to FILE (default: none)\n"
+            "  --save FILE        after training, write the model to FILE and store it with\n"
+            "                     the run as the artifact model/weights.txt (default: none)\n"
             "  --eval FILE        train nothing, log nothing: score the model in FILE on the\n"
             "                     validation rows of --data and --seed, and print the metrics\n"
             "  -h, --help         show this help\n"
@@ -378,9 +379,22 @@ int main(int argc, char **argv)
     rc = track_flush(rep.c, &err);
     if (tk_check(&rep, rc, &err, "flush") != 0)
         goto out;
-    if (o.save && sm_model_save(t, o.save, &serr) != 0) {
-        fprintf(stderr, PROG ": %s\n", serr.msg);
-        goto out;
+    if (o.save) {
+        /* the weights beside the numbers that judge them: a registered
+         * model version can then pin this very file */
+        if (sm_model_save(t, o.save, &serr) != 0) {
+            fprintf(stderr, PROG ": %s\n", serr.msg);
+            goto out;
+        }
+        rc = track_artifact_put(rep.c, o.save, "model/weights.txt", &err);
+        if (rc == TRACK_E_UNAVAILABLE)
+            /* files are not spooled; the training is not lost for it */
+            fprintf(stderr,
+                    PROG ": warning: trackd is unreachable, the model stays in %s (store it "
+                         "later: track artifact put --run %s %s --as model/weights.txt)\n",
+                    o.save, hex[0] ? hex : "RUN", o.save);
+        else if (tk_check(&rep, rc, &err, "store the model as an artifact") != 0)
+            goto out;
     }
     if (started) {
         rc = track_run_end(rep.c, TRACK_FINISHED, &err);

@@ -85,8 +85,7 @@ int store_lineage_artifacts(struct store *st, const uint8_t id[16], int limit,
                   &s, err);
     if (ret)
         return ret;
-    (void)run_id; /* found: the run exists (a version names it by uuid) */
-    sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 1, run_id); /* artifacts.run is runs.id */
     sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);

@@ -444,7 +444,7 @@ Test(lifecycle, lineage_across_three_deep_parent_chain)
     cr_assert_str_eq(l.ancestors[1].name, "root");
     cr_assert_eq(l.n_children, 0);
     cr_assert_str_eq(l.git_commit, "");
-    cr_assert_eq(l.n_artifacts, 0, "no artifacts table in this build: empty");
+    cr_assert_eq(l.n_artifacts, 0, "the leaf logged no artifact");
     cr_assert_eq(l.n_model_versions, 0);
     track_lineage_free(&l);
 
@@ -472,5 +472,43 @@ Test(lifecycle, lineage_across_three_deep_parent_chain)
     cr_assert_eq(l.run.deleted, 1);
     track_lineage_free(&l);
     cr_assert_eq(track_lineage_get(c, "ffff0000", &l, &err), TRACK_E_NOT_FOUND);
+    PASS();
+}
+
+/* The artifacts a run logged and the model versions made from it, as the
+ * artifact and model modules store them (artifacts by the run's row id,
+ * versions by its uuid): both show in its lineage. */
+Test(lifecycle, lineage_lists_the_runs_artifacts_and_model_versions)
+{
+    char run[33], file[300], hex[33];
+    struct track_err err = {0};
+    struct track_lineage l;
+    struct track_model_result *res = NULL;
+    const struct track_model_version *v = NULL;
+
+    start("trained", NULL, run);
+    snprintf(file, sizeof file, "%s/weights.txt", d.dir);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fputs("w 0.5 0.25\n", f);
+    fclose(f);
+    cr_assert_eq(track_artifact_put(c, file, "model/weights.txt", &err), 0, "%s", err.msg);
+    cr_assert_eq(track_model_register(c, "lc-model", run, "model/weights.txt", NULL, NULL, 0,
+                                      &res, &v, &err),
+                 0, "%s", err.msg);
+    track_model_result_free(res);
+
+    cr_assert_eq(track_lineage_get(c, run, &l, &err), 0, "%s", err.msg);
+    track_run_id_hex(&l.run.id, hex);
+    cr_assert_str_eq(hex, run);
+    cr_assert_eq(l.n_artifacts, 1, "%zu artifacts", l.n_artifacts);
+    cr_assert_str_eq(l.artifacts[0].path, "model/weights.txt");
+    cr_assert_eq(l.artifacts[0].size, (int64_t)strlen("w 0.5 0.25\n"));
+    cr_assert_eq(l.n_model_versions, 1, "%zu versions", l.n_model_versions);
+    cr_assert_str_eq(l.model_versions[0].model, "lc-model");
+    cr_assert_eq(l.model_versions[0].version, 1);
+    cr_assert_eq(memcmp(l.model_versions[0].digest, l.artifacts[0].digest, 32), 0,
+                 "the version pins the artifact's digest");
+    track_lineage_free(&l);
     PASS();
 }
