@@ -165,15 +165,39 @@ int cmd_backup(int argc, char **argv)
     const char *path = argv[optind];
     struct track_client *c = cli_client();
     int rc = track_backup(c, path, &bytes, &err);
-    track_client_close(c);
-    if (rc)
+    struct track_result *res = NULL;
+    struct track_server_status st = {0};
+    /* artifacts are files beside the database: say how they are kept */
+    int have_status = rc == 0 && track_status(c, &res, &st, &err) == 0;
+    if (rc) {
+        track_client_close(c);
         return cli_track_error(&err);
+    }
+    char blobs[1200];
+    snprintf(blobs, sizeof(blobs), "%s/blobs", have_status && st.data_dir ? st.data_dir : "DATA");
     if (cli_opt.json) {
         json_t *o = json_object();
         json_object_set_new(o, "path", json_string(path));
         json_object_set_new(o, "bytes", json_integer(bytes));
+        json_object_set_new(o, "blobs_dir", json_string(blobs));
+        json_object_set_new(o, "artifacts", json_integer(have_status ? st.artifacts : -1));
+        json_object_set_new(o, "artifact_bytes",
+                            json_integer(have_status ? st.artifact_bytes : -1));
+        track_result_free(res);
+        track_client_close(c);
         return cli_json_print(o);
     }
     printf("backup written to %s (%.1f MiB)\n", path, (double)bytes / 1048576.0);
+    /* blobs never change once in place, and the copy only names blobs that
+     * were complete before it began: a copy of blobs/ taken now holds every
+     * one it names (and perhaps newer ones, harmless; gc removes them) */
+    if (have_status && st.artifacts > 0)
+        printf("artifacts: the backup names %lld artifact%s (%.1f MiB) whose files live in %s; "
+               "copy that directory now, after this backup (e.g. cp -a %s DEST/), and put it "
+               "beside the restored track.db\n",
+               (long long)st.artifacts, st.artifacts == 1 ? "" : "s",
+               (double)st.artifact_bytes / 1048576.0, blobs, blobs);
+    track_result_free(res);
+    track_client_close(c);
     return 0;
 }
