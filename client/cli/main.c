@@ -223,7 +223,10 @@ static const struct cli_cmd commands[] = {
      "Any successful write delivers the spool too; sync does it on its own.", "track sync\n"},
     {"backup", cmd_backup, "FILE",
      "consistent online copy of the database while writes go on (trackd --restore FILE)", NO_OPTS,
-     "FILE is written by trackd, so it must be a path trackd can write.",
+     "trackd makes a snapshot and streams it; this command writes FILE (which must not exist) "
+     "with your rights, checked against the snapshot's digest, fsynced, then linked into "
+     "place, so a killed backup never leaves a partial FILE. Artifacts' files live in the "
+     "data directory's blobs/, which the backup names: copy it after the backup.",
      "track backup /var/backups/track-$(date +%F).db\n"},
     {"artifact put", cmd_artifact_put, "[--run RUN] FILE|DIR [--as PATH]",
      "store a file or a directory with a run (each file once, by its digest)",
