@@ -354,11 +354,9 @@ static int fetch_version(struct track_client *c, const struct track_model_versio
     size_t dl = strlen(dir);
     while (dl > 1 && dir[dl - 1] == '/')
         dl--;
-    if ((size_t)snprintf(local, cap, "%.*s/%s", (int)dl, dir, slash ? slash + 1 : v->path) >=
-        cap) {
+    if ((size_t)snprintf(local, cap, "%.*s/%s", (int)dl, dir, slash ? slash + 1 : v->path) >= cap) {
         err->code = TRACK_E_INVALID_ARGUMENT;
-        snprintf(err->msg, sizeof(err->msg), "-o: %.300s: the file's path would be too long",
-                 dir);
+        snprintf(err->msg, sizeof(err->msg), "-o: %.300s: the file's path would be too long", dir);
         return err->code;
     }
     return track_blob_get(c, v->digest, v->size, local, err);

@@ -79,8 +79,8 @@ static void setup(void)
     cr_assert_eq(fx_daemon_start(&d, NULL), 0, "trackd did not start");
     snprintf(T, sizeof(T), "%s/local", d.dir);
     cr_assert_eq(mkdir(T, 0700), 0);
-    cr_assert_eq(fx_track(&d, NULL, NULL, &out, &err, "run", "start", "--name", "trainer", NULL),
-                 0, "%s", err);
+    cr_assert_eq(fx_track(&d, NULL, NULL, &out, &err, "run", "start", "--name", "trainer", NULL), 0,
+                 "%s", err);
     snprintf(RUN, sizeof(RUN), "%.32s", out);
     snprintf(RUN_ENV, sizeof(RUN_ENV), "TRACK_RUN_ID=%s", RUN);
     free(out);
@@ -88,8 +88,7 @@ static void setup(void)
 
     snprintf(f, sizeof(f), "%s/orig.bin", T);
     write_file(f, ORIG, fill(ORIG, sizeof(ORIG), 1));
-    cr_assert_eq(TRACK(&out, &err, "artifact", "put", f, "--as", "ckpt/weights.bin"), 0, "%s",
-                 err);
+    cr_assert_eq(TRACK(&out, &err, "artifact", "put", f, "--as", "ckpt/weights.bin"), 0, "%s", err);
     free(out);
     free(err);
     cr_assert_eq(TRACK(&out, &err, "model", "register", "m", "--run", RUN, "--path",
@@ -145,14 +144,12 @@ Test(model_fetch, get_version_after_the_artifact_was_replaced_gives_the_pinned_b
 
     snprintf(f, sizeof(f), "%s/new.bin", T);
     write_file(f, NEWB, fill(NEWB, sizeof(NEWB), 2));
-    cr_assert_eq(TRACK(&out, &err, "artifact", "put", f, "--as", "ckpt/weights.bin"), 0, "%s",
-                 err);
+    cr_assert_eq(TRACK(&out, &err, "artifact", "put", f, "--as", "ckpt/weights.bin"), 0, "%s", err);
     free(out);
     free(err);
     /* the run's artifact at that path is now the new file */
     snprintf(cur, sizeof(cur), "%s/current.bin", T);
-    cr_assert_eq(TRACK(&out, &err, "artifact", "get", "ckpt/weights.bin", "-o", cur), 0, "%s",
-                 err);
+    cr_assert_eq(TRACK(&out, &err, "artifact", "get", "ckpt/weights.bin", "-o", cur), 0, "%s", err);
     cr_assert(file_equals(cur, NEWB, sizeof(NEWB)), "the artifact was not replaced");
     free(out);
     free(err);
@@ -166,9 +163,9 @@ Test(model_fetch, get_version_after_the_artifact_was_replaced_gives_the_pinned_b
     free(err);
 
     /* a version registered now pins the new bytes */
-    cr_assert_eq(TRACK(&out, &err, "model", "register", "m", "--run", RUN, "--path",
-                       "ckpt/weights.bin"),
-                 0, "%s", err);
+    cr_assert_eq(
+        TRACK(&out, &err, "model", "register", "m", "--run", RUN, "--path", "ckpt/weights.bin"), 0,
+        "%s", err);
     cr_assert_str_eq(out, "m/2\n");
     free(out);
     free(err);
@@ -233,8 +230,8 @@ Test(model_fetch, lineage_of_a_version_names_its_run_and_the_version)
 
     cr_assert_eq(TRACK(&out, &err, "lineage", "m/1", "--json"), 0, "%s", err);
     json_t *j = parse(out);
-    static const char *const keys[] = {"run",        "parent",    "ancestors",      "children",
-                                       "git_commit", "command",   "artifacts",      "model_versions",
+    static const char *const keys[] = {"run",        "parent",       "ancestors", "children",
+                                       "git_commit", "command",      "artifacts", "model_versions",
                                        "truncated",  "model_version"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert_not_null(json_object_get(j, keys[i]), "key %s missing:\n%s", keys[i], out);
