@@ -1,8 +1,9 @@
 /*
- * cmd_lineage.c: `track lineage RUN [--json]`: where a run came from (its
- * parent chain up to the root, its git commit and command from the sys.*
- * tags) and what came of it (child runs, artifacts with digests, model
- * versions made from it), from track_lineage_get.
+ * cmd_lineage.c: `track lineage RUN | NAME@ALIAS | NAME/VERSION [--json]`:
+ * where a run came from (its parent chain up to the root, its git commit
+ * and command from the sys.* tags) and what came of it (child runs,
+ * artifacts with digests, model versions made from it), from
+ * track_lineage_get.
  *
  * The --json shape (stable; documented in README.md "### Lineage"):
  *   {"run": RUN, "parent": RUN|null, "ancestors": [RUN...] (parent first),
@@ -13,6 +14,12 @@
  * with RUN = {"run_id", "name", "experiment", "status", "lifecycle",
  * "start_time"}. The arrays are empty when there is nothing (or no
  * artifact or model store on the server).
+ *
+ * `track lineage NAME@ALIAS | NAME/VERSION` resolves the version to its run
+ * (track_model_get) and shows that run's lineage, after a line naming the
+ * version; --json then has one more key, "model_version": {"model",
+ * "version", "digest"} (the version's pinned digest), and is otherwise the
+ * same. A RUN's --json has no such key.
  */
 #include "cli.h"
 
@@ -47,7 +54,7 @@ static json_t *json_str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-static int print_json(const struct track_lineage *l)
+static int print_json(const struct track_lineage *l, const struct track_model_version *mv)
 {
     json_t *o = json_object(), *anc = json_array(), *kids = json_array(), *arts = json_array(),
            *vers = json_array();
@@ -83,6 +90,14 @@ static int print_json(const struct track_lineage *l)
     json_object_set_new(o, "artifacts", arts);
     json_object_set_new(o, "model_versions", vers);
     json_object_set_new(o, "truncated", json_boolean(l->truncated));
+    if (mv) {
+        json_t *m = json_object();
+        digest_hex(mv->digest, hex);
+        json_object_set_new(m, "model", json_string(mv->model));
+        json_object_set_new(m, "version", json_integer(mv->version));
+        json_object_set_new(m, "digest", json_string(hex));
+        json_object_set_new(o, "model_version", m);
+    }
     return cli_json_print(o);
 }
 
@@ -112,21 +127,42 @@ int cmd_lineage(int argc, char **argv)
     else if (optind == argc && cli_run_arg())
         run = cli_run_arg();
     else
-        cli_usage_error(name, "expected one RUN");
-    if (strchr(run, '@') || strchr(run, '/'))
-        cli_usage_error(name,
-                        "\"%.60s\": model references (NAME@ALIAS, NAME/VERSION) need the model "
-                        "registry, not in this build; give a RUN",
-                        run);
+        cli_usage_error(name, "expected one RUN, NAME@ALIAS or NAME/VERSION");
+    const char *ref = run;
+    struct track_model_result *res = NULL;
+    const struct track_model_version *mv = NULL;
+    char run_hex[33];
     struct track_client *c = cli_client();
-    int rc = track_lineage_get(c, run, &l, &err);
+    int rc = 0;
+    /* run ids and prefixes are hex: '@' or '/' is a model version */
+    if (strchr(run, '@') || strchr(run, '/')) {
+        rc = track_model_get(c, run, &res, &mv, &err);
+        if (rc == 0) {
+            track_run_id_hex(&mv->run, run_hex);
+            run = run_hex;
+        }
+    }
+    if (rc == 0)
+        rc = track_lineage_get(c, run, &l, &err);
     track_client_close(c);
-    if (rc)
+    if (rc) {
+        track_model_result_free(res);
         return cli_track_error(&err);
+    }
     if (cli_opt.json) {
-        rc = print_json(&l);
+        rc = print_json(&l, mv);
         track_lineage_free(&l);
+        track_model_result_free(res);
         return rc;
+    }
+    if (mv) {
+        digest_hex(mv->digest, hex);
+        printf("version   %s/%lld", mv->model, (long long)mv->version);
+        if (strchr(ref, '@'))
+            printf(" (%s)", ref);
+        printf("  %s  %s\n", mv->path, hex);
+        track_model_result_free(res);
+        res = NULL;
     }
     print_run("run       ", &l.run);
     printf("commit    %s\n", *l.git_commit ? l.git_commit : "-");

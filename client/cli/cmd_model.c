@@ -2,12 +2,19 @@
  * cmd_model.c: `track model register|list|show|alias|tag|get`, the model
  * registry (track.h "model registry"). Versions are named NAME/VERSION or
  * NAME@ALIAS; trackd resolves both. `model get` says where the version's
- * bytes are and prints the `track artifact get` command that fetches them.
+ * bytes are and prints the `track artifact get` command that fetches them;
+ * with -o DIR it downloads them itself, by the version's pinned digest
+ * (track_blob_get), so what arrives is what was registered even when the
+ * run's artifact at that path was replaced since. A version always pins one
+ * file (register takes an exact artifact path), never a directory.
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void hex_of(const uint8_t *b, size_t n, char *out)
 {
@@ -293,25 +300,116 @@ int cmd_model_tag(int argc, char **argv)
     return 0;
 }
 
+/* Makes directory `dir` and its missing parents (mkdir -p); an existing
+ * path that is not a directory is an error naming it. */
+static int make_dirs(const char *dir, struct track_err *err)
+{
+    char p[PATH_MAX];
+    struct stat sb;
+    size_t len = strlen(dir);
+
+    if (len == 0 || len >= sizeof(p)) {
+        err->code = TRACK_E_INVALID_ARGUMENT;
+        snprintf(err->msg, sizeof(err->msg), "-o: directory name of %zu bytes", len);
+        return err->code;
+    }
+    memcpy(p, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            err->code = TRACK_E_INVALID_ARGUMENT;
+            snprintf(err->msg, sizeof(err->msg), "-o: cannot create directory %.300s: %s", p,
+                     strerror(errno));
+            return err->code;
+        }
+        if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            err->code = TRACK_E_INVALID_ARGUMENT;
+            snprintf(err->msg, sizeof(err->msg),
+                     "-o: %.300s exists and is not a directory (-o takes the directory to "
+                     "write the version's file into)",
+                     p);
+            return err->code;
+        }
+        p[i] = saved;
+    }
+    return 0;
+}
+
+/* Downloads version v's pinned blob (by its digest, so a replaced
+ * artifact row does not matter) as DIR/LAST-SEGMENT-OF-PATH into *local. */
+static int fetch_version(struct track_client *c, const struct track_model_version *v,
+                         const char *dir, char *local, size_t cap, struct track_err *err)
+{
+    int rc;
+
+    /* the daemon's path decides the file name: it must be a safe one */
+    if ((rc = track_artifact_check_path(v->path, err)) != 0)
+        return rc;
+    if ((rc = make_dirs(dir, err)) != 0)
+        return rc;
+    const char *slash = strrchr(v->path, '/');
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if ((size_t)snprintf(local, cap, "%.*s/%s", (int)dl, dir, slash ? slash + 1 : v->path) >= cap) {
+        err->code = TRACK_E_INVALID_ARGUMENT;
+        snprintf(err->msg, sizeof(err->msg), "-o: %.300s: the file's path would be too long", dir);
+        return err->code;
+    }
+    return track_blob_get(c, v->digest, v->size, local, err);
+}
+
 int cmd_model_get(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'}, CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const struct track_model_version *v;
-    struct track_model_result *res;
+    struct track_model_result *res = NULL;
     struct track_err err = {0};
-    char run[33];
+    const char *name = argv[0], *out = NULL;
+    char run[33], local[PATH_MAX + 1100];
+    int opt;
 
-    plain_args(argc, argv, 1, "one NAME@ALIAS or NAME/VERSION");
+    opterr = 0;
+    while ((opt = cli_getopt(argc, argv, "ho:", longopts)) != -1) {
+        if (opt == 'o')
+            out = optarg;
+        else if (!cli_common_opt(opt, name))
+            cli_usage_error(name, "unknown option");
+    }
+    if (optind + 1 != argc)
+        cli_usage_error(name, "expected one NAME@ALIAS or NAME/VERSION");
+    if (out && !out[0])
+        cli_usage_error(name, "-o: empty directory name");
+    const char *ref = argv[optind];
     struct track_client *c = cli_client();
-    int rc = track_model_get(c, argv[optind], &res, &v, &err);
+    int rc = track_model_get(c, ref, &res, &v, &err);
+    if (rc == 0 && out)
+        rc = fetch_version(c, v, out, local, sizeof(local), &err);
     track_client_close(c);
-    if (rc)
+    if (rc) {
+        track_model_result_free(res);
         return cli_track_error(&err);
+    }
     track_run_id_hex(&v->run, run);
     if (cli_opt.json) {
         json_t *o = json_version(v);
-        json_object_set_new(o, "ref", json_string(argv[optind]));
+        json_object_set_new(o, "ref", json_string(ref));
+        if (out)
+            json_object_set_new(o, "output", json_string(local));
         track_model_result_free(res);
         return cli_json_print(o);
+    }
+    if (out) {
+        char digest[65];
+        hex_of(v->digest, 32, digest);
+        printf("wrote %s/%lld (%lld bytes, digest %s checked) to %s\n", v->model,
+               (long long)v->version, (long long)v->size, digest, local);
+        track_model_result_free(res);
+        return 0;
     }
     print_version(v);
     printf("fetch it with:\n  track artifact get %s '", run);

@@ -209,14 +209,17 @@ static const struct cli_cmd commands[] = {
      "grace period and no model version references is removed, except one an upload "
      "commits or pins while gc runs: that one is always kept.",
      "track gc --dry-run\ntrack gc\ntrack gc --grace 0 --json\n"},
-    {"lineage", cmd_lineage, "RUN [--json]",
+    {"lineage", cmd_lineage, "RUN | NAME@ALIAS | NAME/VERSION [--json]",
      "where a run came from and what came of it: parents, children, commit, artifacts, models",
      NO_OPTS,
      "Prints the run, its git commit and command (the sys.git.commit and sys.command tags "
      "`track exec` records), its parent chain up to the root, its child runs, its artifacts "
      "with their digests and the model versions made from it. RUN is an id or a unique prefix "
-     "(default: --run or TRACK_RUN_ID). --json's shape is in README.md (Lineage).",
-     "track lineage 3f2a\ntrack lineage 3f2a --json\n"},
+     "(default: --run or TRACK_RUN_ID). A model version (NAME@ALIAS or NAME/VERSION) shows "
+     "the lineage of the run it was registered from, after a line naming the version, its "
+     "path and pinned digest (--json: one more key, \"model_version\": {\"model\", "
+     "\"version\", \"digest\"}). --json's shape is in README.md (Lineage).",
+     "track lineage 3f2a\ntrack lineage 3f2a --json\ntrack lineage iris@production\n"},
     {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
      NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
@@ -299,10 +302,19 @@ static const struct cli_cmd commands[] = {
      "the new value.",
      "track model tag iris owner=ml-team\ntrack model tag iris/3 validated=yes\n"
      "track model tag iris@production reviewed=2026-12-01\n"},
-    {"model get", cmd_model_get, "NAME@ALIAS | NAME/VERSION [--json]",
-     "resolve a model version to its run, artifact path, digest and size", NO_OPTS,
-     "Prints the `track artifact get` command that downloads the version's bytes.",
-     "track model get iris@production\ntrack model get iris/3 --json\n"},
+    {"model get", cmd_model_get, "NAME@ALIAS | NAME/VERSION [-o DIR] [--json]",
+     "resolve a model version to its run, artifact path, digest and size; -o fetches it",
+     OPTS({"--output DIR", "-o DIR: download the version's file into DIR (created when "
+                           "missing), named as its artifact path's last segment (default: "
+                           "download nothing, print where the bytes are)"}),
+     "Without -o, prints the version and the `track artifact get` command that downloads the "
+     "run's artifact. With -o, the bytes fetched are the version's own: the blob of the digest "
+     "pinned at register time, even when the run's artifact at that path was replaced since. "
+     "The file is written as NAME.tmp, checked against that digest and size, fsynced and "
+     "renamed; a mismatch is an error and nothing is kept. A DIR that exists and is not a "
+     "directory is an error.",
+     "track model get iris@production\ntrack model get iris/3 --json\n"
+     "track model get iris@production -o /srv/models/iris\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

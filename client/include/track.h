@@ -418,6 +418,15 @@ int track_artifact_get(struct track_client *c, const char *run, const char *arti
 int track_artifact_get_ex(struct track_client *c, const char *run, const char *artifact_path,
                           const char *local_path, struct track_artifact_get_stats *stats,
                           struct track_err *err);
+/* Fetches the blob with BLAKE2b-256 `digest` (`size` bytes, as a model
+ * version or an artifact listing gave them) into the file `local_path`,
+ * whose directory must exist: written as NAME.tmp beside it, checked
+ * against digest and size, fsynced and renamed, as track_artifact_get does.
+ * The bytes are the digest's whatever a run's artifact rows say now (a
+ * version pins its bytes). A mismatch is TRACK_E_INTERNAL and nothing is
+ * kept; a digest the daemon does not hold is TRACK_E_NOT_FOUND. */
+int track_blob_get(struct track_client *c, const uint8_t digest[32], int64_t size,
+                   const char *local_path, struct track_err *err);
 
 struct track_artifact_info {
     track_run_id run;

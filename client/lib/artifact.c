@@ -7,6 +7,8 @@
  * read the blob in pages into NAME.tmp beside the destination, checking the
  * digest as the bytes arrive; only a whole, matching, fsynced file is
  * renamed into place. Neither way holds more than a chunk in memory.
+ * track_blob_get downloads by digest alone (a model version's pinned
+ * bytes), the same way.
  *
  * Paths on both sides are checked by limits_check_artifact_path; the daemon
  * is authoritative, and a download checks the stored paths again and opens
@@ -616,6 +618,41 @@ out:
     return rc;
 }
 
+/* fetch_blob into the file local_path, in a directory that exists. */
+static int fetch_to_path(struct track_client *c, const uint8_t digest[32], int64_t size,
+                         const char *local_path, struct track_err *err)
+{
+    char dir[PATH_MAX], leaf[PATH_MAX];
+    int dfd, rc;
+
+    base_name(local_path, leaf, sizeof(leaf));
+    snprintf(dir, sizeof(dir), "%.*s", (int)(strlen(local_path) - strlen(leaf)), local_path);
+    if (!leaf[0] || strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0 ||
+        local_path[strlen(local_path) - 1] == '/')
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "artifact: %s names a directory, not a file",
+                       local_path);
+    dfd = open(dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot open directory %s: %s",
+                       dir[0] ? dir : ".", strerror(errno));
+    rc = fetch_blob(c, digest, size, dfd, leaf, local_path, err);
+    close(dfd);
+    return rc;
+}
+
+int track_blob_get(struct track_client *c, const uint8_t digest[32], int64_t size,
+                   const char *local_path, struct track_err *err)
+{
+    if (!digest)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "blob: digest is missing");
+    if (size < 0)
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "blob: size %lld is negative",
+                       (long long)size);
+    if (!local_path || !local_path[0])
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "blob: local path is missing");
+    return fetch_to_path(c, digest, size, local_path, err);
+}
+
 struct dir_get {
     struct track_client *c;
     const char *prefix; /* "PATH/" */
@@ -685,7 +722,6 @@ int track_artifact_get_ex(struct track_client *c, const char *run, const char *a
     rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_GET, OP_TIMEOUT_MS, &rs, err);
     if (rc == 0) {
         Track__V1__ArtifactInfo *a = rs->artifact_get->artifact;
-        char dir[PATH_MAX], leaf[PATH_MAX];
         uint8_t digest[32];
         int64_t size;
         if (!a || a->digest.len != 32 || a->size < 0) {
@@ -696,21 +732,7 @@ int track_artifact_get_ex(struct track_client *c, const char *run, const char *a
         size = a->size;
         track__v1__response__free_unpacked(rs, NULL);
         rs = NULL;
-        base_name(local_path, leaf, sizeof(leaf));
-        snprintf(dir, sizeof(dir), "%.*s", (int)(strlen(local_path) - strlen(leaf)), local_path);
-        if (!leaf[0] || strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0 ||
-            local_path[strlen(local_path) - 1] == '/') {
-            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
-                         "artifact: %s names a directory, not a file", local_path);
-            goto out;
-        }
-        dfd = open(dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0) {
-            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot open directory %s: %s",
-                         dir[0] ? dir : ".", strerror(errno));
-            goto out;
-        }
-        rc = fetch_blob(c, digest, size, dfd, leaf, local_path, err);
+        rc = fetch_to_path(c, digest, size, local_path, err);
         if (!rc && stats) {
             stats->files = 1;
             stats->bytes = size;
