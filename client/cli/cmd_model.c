@@ -2,7 +2,8 @@
  * cmd_model.c: `track model register|list|show|alias|tag|get`, the model
  * registry (track.h "model registry"). Versions are named NAME/VERSION or
  * NAME@ALIAS; trackd resolves both. `model get` says where the version's
- * bytes are and prints the `track artifact get` command that fetches them;
+ * bytes are and prints the `track model get NAME/VERSION -o DIR` command
+ * that fetches them;
  * with -o DIR it downloads them itself, by the version's pinned digest
  * (track_blob_get), so what arrives is what was registered even when the
  * run's artifact at that path was replaced since. A version always pins one
@@ -412,10 +413,10 @@ int cmd_model_get(int argc, char **argv)
         return 0;
     }
     print_version(v);
-    printf("fetch it with:\n  track artifact get %s '", run);
-    for (const char *p = v->path; *p; p++)
-        fputs(*p == '\'' ? "'\\''" : (char[2]){*p, 0}, stdout);
-    printf("' -o DIR\n");
+    /* by the version, not by the run's path: the run's artifact may have
+     * been replaced since, the version's pinned bytes have not */
+    printf("fetch it with:\n  track model get %s/%lld -o DIR\n", v->model, (long long)v->version);
+    (void)run;
     track_model_result_free(res);
     return 0;
 }
