@@ -210,16 +210,7 @@ int store_metric_summaries(struct store *st, const uint8_t run[16], store_summar
     sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_metric_summary m;
-        uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
-        m.key = (const char *)sqlite3_column_text(s, 0);
-        if (m.key == NULL)
-            m.key = "";
-        memcpy(&m.last, &bits, sizeof m.last);
-        m.min = sq_real_or_nan(s, 2);
-        m.max = sq_real_or_nan(s, 3);
-        m.count = sqlite3_column_int64(s, 4);
-        m.last_step = sqlite3_column_int64(s, 5);
-        m.last_ms = sqlite3_column_int64(s, 6);
+        sq_summary_of(s, &m);
         ret = cb(ctx, &m);
         if (ret) {
             ret = sq_cb_stop(err, ret);

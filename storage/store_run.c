@@ -655,14 +655,7 @@ static int list_after(struct store *st, const uint8_t run[16], int which, const 
             ret = kv_cb(ctx, k ? k : "", v ? v : "");
         } else {
             struct store_metric_summary m;
-            uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
-            m.key = k ? k : "";
-            memcpy(&m.last, &bits, sizeof m.last);
-            m.min = sq_real_or_nan(s, 2);
-            m.max = sq_real_or_nan(s, 3);
-            m.count = sqlite3_column_int64(s, 4);
-            m.last_step = sqlite3_column_int64(s, 5);
-            m.last_ms = sqlite3_column_int64(s, 6);
+            sq_summary_of(s, &m);
             ret = sum_cb(ctx, &m);
         }
         if (ret) {

@@ -158,6 +158,20 @@ double sq_real_or_nan(sqlite3_stmt *s, int col)
     return sqlite3_column_type(s, col) == SQLITE_NULL ? NAN : sqlite3_column_double(s, col);
 }
 
+void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m)
+{
+    const char *k = (const char *)sqlite3_column_text(s, 0);
+    uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
+
+    m->key = k ? k : "";
+    memcpy(&m->last, &bits, sizeof m->last);
+    m->min = sq_real_or_nan(s, 2);
+    m->max = sq_real_or_nan(s, 3);
+    m->count = sqlite3_column_int64(s, 4);
+    m->last_step = sqlite3_column_int64(s, 5);
+    m->last_ms = sqlite3_column_int64(s, 6);
+}
+
 void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v)
 {
     if (have)
