@@ -116,6 +116,17 @@ static int one_int(struct store *st, const char *sql, int64_t a, int64_t b, cons
     return ret;
 }
 
+/* Steps the write s once and finalizes it (*s NULL after); 0, or the
+ * database's failure naming `what`. */
+static int step_done(struct store *st, sqlite3_stmt **s, struct store_err *err, const char *what)
+{
+    int rc = sqlite3_step(*s);
+
+    sqlite3_finalize(*s);
+    *s = NULL;
+    return rc == SQLITE_DONE ? 0 : sq_db_fail(st, rc, err, what);
+}
+
 static int parse_version(const char *s, int64_t *v)
 {
     int64_t n = 0;
@@ -217,11 +228,8 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
         return ret;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "creating a model");
+    if ((ret = step_done(st, &s, err, "creating a model")) != 0)
+        return ret;
     if ((ret = model_id_of(st, name, &id, err)) != 0)
         return ret;
     /* the next number is read and taken in the caller's write transaction:
@@ -247,11 +255,8 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
     sqlite3_bind_text(s, 7, description ? description : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 8, user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 9, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "registering a model version");
+    if ((ret = step_done(st, &s, err, "registering a model version")) != 0)
+        return ret;
     ret = sq_prep(st,
                   "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
                   " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
@@ -517,7 +522,7 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     char ref[2 * STORE_MODEL_NAME_MAX + 8], who_buf[256] = "";
     sqlite3_stmt *s = NULL;
     int64_t id = 0, v = 0, old = 0;
-    int found = 0, rc, ret;
+    int found = 0, ret;
 
     sq_err_clear(err);
     if ((ret = store_model_check_name(name, err)) != 0 ||
@@ -565,11 +570,8 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, v);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "moving a model alias");
+    if ((ret = step_done(st, &s, err, "moving a model alias")) != 0)
+        return ret;
     ret = sq_prep(st,
                   "INSERT INTO model_alias_history(model, alias, from_version, to_version, who, ms)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -582,10 +584,8 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     sqlite3_bind_int64(s, 4, v);
     sqlite3_bind_text(s, 5, who, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "recording an alias move");
+    if ((ret = step_done(st, &s, err, "recording an alias move")) != 0)
+        return ret;
 done:
     if (from)
         *from = old;
@@ -599,7 +599,7 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
 {
     sqlite3_stmt *s = NULL;
     int64_t id = 0, v = 0;
-    int rc, ret;
+    int ret;
 
     sq_err_clear(err);
     if ((ret = sq_writable(st, err)) != 0)
@@ -622,10 +622,8 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
     sqlite3_bind_int64(s, 2, v);
     sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "tagging a model");
+    if ((ret = step_done(st, &s, err, "tagging a model")) != 0)
+        return ret;
     return 0;
 }
 
