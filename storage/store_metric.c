@@ -197,17 +197,10 @@ int store_metric_summaries(struct store *st, const uint8_t run[16], store_summar
                            struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int64_t run_id;
     int rc, ret;
 
-    sq_err_clear(err);
-    if (run == NULL || cb == NULL)
-        return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
-    ret = sq_run_find(st, run, &run_id, "run", err);
-    if (ret)
+    if ((ret = sq_run_q_bind(st, run, cb != NULL, Q_SUM_LIST, &s, err)) != 0)
         return ret;
-    s = st->q[Q_SUM_LIST];
-    sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_metric_summary m;
         sq_summary_of(s, &m);

@@ -158,6 +158,22 @@ double sq_real_or_nan(sqlite3_stmt *s, int col)
     return sqlite3_column_type(s, col) == SQLITE_NULL ? NAN : sqlite3_column_double(s, col);
 }
 
+int sq_run_q_bind(struct store *st, const uint8_t run[16], int have_cb, enum stmt_id q,
+                  sqlite3_stmt **s, struct store_err *err)
+{
+    int64_t run_id;
+    int ret;
+
+    sq_err_clear(err);
+    if (run == NULL || !have_cb)
+        return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
+    if ((ret = sq_run_find(st, run, &run_id, "run", err)) != 0)
+        return ret;
+    *s = st->q[q];
+    sqlite3_bind_int64(*s, 1, run_id);
+    return 0;
+}
+
 void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m)
 {
     const char *k = (const char *)sqlite3_column_text(s, 0);
