@@ -36,6 +36,16 @@ static ProtobufCBinaryData arena_bytes(struct srv_arena *a, const uint8_t *p, si
     return b;
 }
 
+/* Makes room in *items (n used of *cap) for one more item and allocates it
+ * (size bytes) in arena a; NULL on OOM. The caller fills it and stores it at
+ * (*items)[n]. */
+static void *new_item(struct srv_arena *a, void ***items, size_t n, size_t *cap, size_t size)
+{
+    if (srv_op_grow(a, items, n, cap))
+        return NULL;
+    return srv_alloc(a, size);
+}
+
 /* ---- building replies ---------------------------------------------------------- */
 
 struct kv_list {
@@ -47,9 +57,7 @@ struct kv_list {
 static int kv_collect(void *ctx, const char *key, const char *value)
 {
     struct kv_list *l = ctx;
-    if (srv_op_grow(l->a, (void ***)&l->items, l->n, &l->cap))
-        return -1;
-    Track__V1__KeyValue *kv = srv_alloc(l->a, sizeof(*kv));
+    Track__V1__KeyValue *kv = new_item(l->a, (void ***)&l->items, l->n, &l->cap, sizeof(*kv));
     if (!kv)
         return -1;
     track__v1__key_value__init(kv);
@@ -69,6 +77,26 @@ struct alias_list {
     size_t n, cap;
 };
 
+static int move_collect(void *ctx, const struct store_alias_move *x)
+{
+    struct alias_list *l = ctx;
+    Track__V1__ModelAliasMove *m = new_item(l->a, (void ***)&l->moves, l->n, &l->cap, sizeof(*m));
+    if (!m)
+        return -1;
+    track__v1__model_alias_move__init(m);
+    m->alias = srv_strdup(l->a, x->alias);
+    m->who = srv_strdup(l->a, x->who);
+    m->from_version = x->from_version;
+    m->to_version = x->to_version;
+    m->ms = x->ms;
+    if (!m->alias || !m->who)
+        return -1;
+    l->moves[l->n++] = m;
+    return 0;
+}
+
+/* A current alias: its name (l->only: of that version only), or a move to
+ * it with no from, who or time. */
 static int alias_collect(void *ctx, const char *alias, int64_t version)
 {
     struct alias_list *l = ctx;
@@ -82,39 +110,8 @@ static int alias_collect(void *ctx, const char *alias, int64_t version)
         l->n++;
         return 0;
     }
-    if (srv_op_grow(l->a, (void ***)&l->moves, l->n, &l->cap))
-        return -1;
-    Track__V1__ModelAliasMove *m = srv_alloc(l->a, sizeof(*m));
-    if (!m)
-        return -1;
-    track__v1__model_alias_move__init(m);
-    m->alias = srv_strdup(l->a, alias);
-    m->who = wire_str("");
-    m->to_version = version;
-    if (!m->alias)
-        return -1;
-    l->moves[l->n++] = m;
-    return 0;
-}
-
-static int move_collect(void *ctx, const struct store_alias_move *x)
-{
-    struct alias_list *l = ctx;
-    if (srv_op_grow(l->a, (void ***)&l->moves, l->n, &l->cap))
-        return -1;
-    Track__V1__ModelAliasMove *m = srv_alloc(l->a, sizeof(*m));
-    if (!m)
-        return -1;
-    track__v1__model_alias_move__init(m);
-    m->alias = srv_strdup(l->a, x->alias);
-    m->who = srv_strdup(l->a, x->who);
-    m->from_version = x->from_version;
-    m->to_version = x->to_version;
-    m->ms = x->ms;
-    if (!m->alias || !m->who)
-        return -1;
-    l->moves[l->n++] = m;
-    return 0;
+    struct store_alias_move x = {.alias = alias, .who = "", .to_version = version};
+    return move_collect(l, &x);
 }
 
 struct version_list {
@@ -130,9 +127,7 @@ static int version_collect(void *ctx, const struct store_model_version *v)
     struct srv_arena *a = &l->call->arena;
     int oom = 0;
 
-    if (srv_op_grow(a, (void ***)&l->items, l->n, &l->cap))
-        return -1;
-    Track__V1__ModelVersion *m = srv_alloc(a, sizeof(*m));
+    Track__V1__ModelVersion *m = new_item(a, (void ***)&l->items, l->n, &l->cap, sizeof(*m));
     if (!m)
         return -1;
     track__v1__model_version__init(m);
@@ -309,9 +304,7 @@ struct model_list {
 static int model_collect(void *ctx, const struct store_model *x)
 {
     struct model_list *l = ctx;
-    if (srv_op_grow(l->a, (void ***)&l->items, l->n, &l->cap))
-        return -1;
-    Track__V1__ModelInfo *m = srv_alloc(l->a, sizeof(*m));
+    Track__V1__ModelInfo *m = new_item(l->a, (void ***)&l->items, l->n, &l->cap, sizeof(*m));
     if (!m)
         return -1;
     track__v1__model_info__init(m);

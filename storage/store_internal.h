@@ -119,6 +119,9 @@ void sq_hex_of(const uint8_t id[16], char out[33]);
 const char *sq_status_name(int status);
 int64_t sq_now_ms(void);
 double sq_real_or_nan(sqlite3_stmt *s, int col);
+/* The summary in the current row of s: columns key, last (a double's bits as
+ * an int64), min, max, count, last_step, last_ms; the key stays s's. */
+void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m);
 void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v);
 int sq_writable(struct store *st, struct store_err *err);
 int sq_prep(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err);
@@ -133,6 +136,11 @@ int sq_decode_into(struct store *st, const void *blob, int len, size_t at, int64
 int sq_key_find(struct store *st, const char *name, int create, int64_t *id, struct store_err *err);
 int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const char *what,
                 struct store_err *err);
+/* For a listing of one run's rows by the prepared statement q (?1 the run's
+ * row id): clears err, checks that run and a callback (have_cb) are given,
+ * finds the run and binds it; *s is st->q[q], to be reset by the caller. */
+int sq_run_q_bind(struct store *st, const uint8_t run[16], int have_cb, enum stmt_id q,
+                  sqlite3_stmt **s, struct store_err *err);
 /* sq_run_find for a write: a deleted run answers STORE_E_CONFLICT naming it
  * (store_lifecycle.c). */
 int sq_run_find_live(struct store *st, const uint8_t uuid[16], int64_t *id, struct store_err *err);

@@ -197,29 +197,13 @@ int store_metric_summaries(struct store *st, const uint8_t run[16], store_summar
                            struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int64_t run_id;
     int rc, ret;
 
-    sq_err_clear(err);
-    if (run == NULL || cb == NULL)
-        return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
-    ret = sq_run_find(st, run, &run_id, "run", err);
-    if (ret)
+    if ((ret = sq_run_q_bind(st, run, cb != NULL, Q_SUM_LIST, &s, err)) != 0)
         return ret;
-    s = st->q[Q_SUM_LIST];
-    sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_metric_summary m;
-        uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
-        m.key = (const char *)sqlite3_column_text(s, 0);
-        if (m.key == NULL)
-            m.key = "";
-        memcpy(&m.last, &bits, sizeof m.last);
-        m.min = sq_real_or_nan(s, 2);
-        m.max = sq_real_or_nan(s, 3);
-        m.count = sqlite3_column_int64(s, 4);
-        m.last_step = sqlite3_column_int64(s, 5);
-        m.last_ms = sqlite3_column_int64(s, 6);
+        sq_summary_of(s, &m);
         ret = cb(ctx, &m);
         if (ret) {
             ret = sq_cb_stop(err, ret);

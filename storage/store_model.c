@@ -116,6 +116,17 @@ static int one_int(struct store *st, const char *sql, int64_t a, int64_t b, cons
     return ret;
 }
 
+/* Steps the write s once and finalizes it (*s NULL after); 0, or the
+ * database's failure naming `what`. */
+static int step_done(struct store *st, sqlite3_stmt **s, struct store_err *err, const char *what)
+{
+    int rc = sqlite3_step(*s);
+
+    sqlite3_finalize(*s);
+    *s = NULL;
+    return rc == SQLITE_DONE ? 0 : sq_db_fail(st, rc, err, what);
+}
+
 static int parse_version(const char *s, int64_t *v)
 {
     int64_t n = 0;
@@ -217,11 +228,8 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
         return ret;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "creating a model");
+    if ((ret = step_done(st, &s, err, "creating a model")) != 0)
+        return ret;
     if ((ret = model_id_of(st, name, &id, err)) != 0)
         return ret;
     /* the next number is read and taken in the caller's write transaction:
@@ -247,11 +255,8 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
     sqlite3_bind_text(s, 7, description ? description : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 8, user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 9, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "registering a model version");
+    if ((ret = step_done(st, &s, err, "registering a model version")) != 0)
+        return ret;
     ret = sq_prep(st,
                   "INSERT INTO model_tags(model, version, key, value) VALUES(?1, ?2, ?3, ?4)"
                   " ON CONFLICT(model, version, key) DO UPDATE SET value = excluded.value",
@@ -311,10 +316,31 @@ static int each_version(struct store *st, sqlite3_stmt *s, store_model_version_c
     return ret;
 }
 
+/* each_version over the VERSION_COLS of model_versions joined to models, the
+ * rest of the statement `where`; ?1 is bound to id and ?2, when it has one, to v. */
+static int select_versions(struct store *st, const char *where, int64_t id, int64_t v,
+                           store_model_version_cb cb, void *ctx, struct store_err *err)
+{
+    char sql[512];
+    sqlite3_stmt *s = NULL;
+    int ret;
+
+    snprintf(sql, sizeof sql,
+             "SELECT " VERSION_COLS " FROM model_versions v JOIN models m ON m.id = v.model%s",
+             where);
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        return ret;
+    sqlite3_bind_int64(s, 1, id);
+    if (sqlite3_bind_parameter_count(s) >= 2)
+        sqlite3_bind_int64(s, 2, v);
+    ret = each_version(st, s, cb, ctx, err);
+    sqlite3_finalize(s);
+    return ret;
+}
+
 int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb, void *ctx,
                             struct store_err *err)
 {
-    sqlite3_stmt *s = NULL;
     int64_t id, v;
     int ret;
 
@@ -322,23 +348,12 @@ int store_model_version_get(struct store *st, const char *ref, store_model_versi
         return sq_fail(err, STORE_E_INVALID, "callback missing");
     if ((ret = store_model_resolve(st, ref, &id, &v, err)) != 0)
         return ret;
-    ret = sq_prep(st,
-                  "SELECT " VERSION_COLS " FROM model_versions v JOIN models m ON m.id = v.model"
-                  " WHERE v.model = ?1 AND v.version = ?2",
-                  &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, v);
-    ret = each_version(st, s, cb, ctx, err);
-    sqlite3_finalize(s);
-    return ret;
+    return select_versions(st, " WHERE v.model = ?1 AND v.version = ?2", id, v, cb, ctx, err);
 }
 
 int store_model_versions(struct store *st, const char *name, store_model_version_cb cb, void *ctx,
                          struct store_err *err)
 {
-    sqlite3_stmt *s = NULL;
     int64_t id;
     int ret;
 
@@ -347,16 +362,7 @@ int store_model_versions(struct store *st, const char *name, store_model_version
         return sq_fail(err, STORE_E_INVALID, "callback missing");
     if ((ret = model_id_of(st, name, &id, err)) != 0)
         return ret;
-    ret = sq_prep(st,
-                  "SELECT " VERSION_COLS " FROM model_versions v JOIN models m ON m.id = v.model"
-                  " WHERE v.model = ?1 ORDER BY v.version",
-                  &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    ret = each_version(st, s, cb, ctx, err);
-    sqlite3_finalize(s);
-    return ret;
+    return select_versions(st, " WHERE v.model = ?1 ORDER BY v.version", id, 0, cb, ctx, err);
 }
 
 static int each_model(struct store *st, const char *name, store_model_cb cb, void *ctx,
@@ -411,8 +417,22 @@ int store_model_get(struct store *st, const char *name, store_model_cb cb, void 
     return ret ? ret : each_model(st, name, cb, ctx, err);
 }
 
-int store_model_aliases(struct store *st, const char *name, store_alias_cb cb, void *ctx,
-                        struct store_err *err)
+/* What the listings below give their rows to: one of the callbacks, its ctx. */
+struct model_walk {
+    union {
+        store_alias_cb alias;
+        store_alias_move_cb move;
+        store_kv_cb kv;
+    } cb;
+    void *ctx;
+};
+
+/* Steps sql with ?1 bound to the id of model `name` (and ?2, when the
+ * statement has one, to b2), giving each row to row(s, w); a nonzero answer
+ * stops the walk through sq_cb_stop. `what` names a failed step. */
+static int model_rows(struct store *st, const char *name, const char *sql, int64_t b2,
+                      int (*row)(sqlite3_stmt *s, const struct model_walk *w),
+                      const struct model_walk *w, const char *what, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int64_t id;
@@ -421,90 +441,76 @@ int store_model_aliases(struct store *st, const char *name, store_alias_cb cb, v
     sq_err_clear(err);
     if ((ret = model_id_of(st, name, &id, err)) != 0)
         return ret;
-    ret = sq_prep(st, "SELECT alias, version FROM model_aliases WHERE model = ?1 ORDER BY alias",
-                  &s, err);
-    if (ret)
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
         return ret;
     sqlite3_bind_int64(s, 1, id);
+    if (sqlite3_bind_parameter_count(s) >= 2)
+        sqlite3_bind_int64(s, 2, b2);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((ret = cb(ctx, text_or_empty(s, 0), sqlite3_column_int64(s, 1))) != 0) {
+        if ((ret = row(s, w)) != 0) {
             ret = sq_cb_stop(err, ret);
             goto out;
         }
     }
     if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "listing model aliases");
+        ret = sq_db_fail(st, rc, err, what);
 out:
     sqlite3_finalize(s);
     return ret;
+}
+
+static int alias_row(sqlite3_stmt *s, const struct model_walk *w)
+{
+    return w->cb.alias(w->ctx, text_or_empty(s, 0), sqlite3_column_int64(s, 1));
+}
+
+int store_model_aliases(struct store *st, const char *name, store_alias_cb cb, void *ctx,
+                        struct store_err *err)
+{
+    struct model_walk w = {.cb.alias = cb, .ctx = ctx};
+
+    return model_rows(st, name,
+                      "SELECT alias, version FROM model_aliases WHERE model = ?1 ORDER BY alias", 0,
+                      alias_row, &w, "listing model aliases", err);
+}
+
+static int move_row(sqlite3_stmt *s, const struct model_walk *w)
+{
+    struct store_alias_move m = {
+        .alias = text_or_empty(s, 0),
+        .from_version = sqlite3_column_int64(s, 1),
+        .to_version = sqlite3_column_int64(s, 2),
+        .who = text_or_empty(s, 3),
+        .ms = sqlite3_column_int64(s, 4),
+    };
+    return w->cb.move(w->ctx, &m);
 }
 
 int store_model_history(struct store *st, const char *name, store_alias_move_cb cb, void *ctx,
                         struct store_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    int64_t id;
-    int rc, ret;
+    struct model_walk w = {.cb.move = cb, .ctx = ctx};
 
-    sq_err_clear(err);
-    if ((ret = model_id_of(st, name, &id, err)) != 0)
-        return ret;
-    ret = sq_prep(st,
-                  "SELECT alias, from_version, to_version, who, ms FROM model_alias_history"
-                  " WHERE model = ?1 ORDER BY id",
-                  &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_alias_move m = {
-            .alias = text_or_empty(s, 0),
-            .from_version = sqlite3_column_int64(s, 1),
-            .to_version = sqlite3_column_int64(s, 2),
-            .who = text_or_empty(s, 3),
-            .ms = sqlite3_column_int64(s, 4),
-        };
-        if ((ret = cb(ctx, &m)) != 0) {
-            ret = sq_cb_stop(err, ret);
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "reading alias history");
-out:
-    sqlite3_finalize(s);
-    return ret;
+    return model_rows(st, name,
+                      "SELECT alias, from_version, to_version, who, ms FROM model_alias_history"
+                      " WHERE model = ?1 ORDER BY id",
+                      0, move_row, &w, "reading alias history", err);
+}
+
+static int tag_row(sqlite3_stmt *s, const struct model_walk *w)
+{
+    return w->cb.kv(w->ctx, text_or_empty(s, 0), text_or_empty(s, 1));
 }
 
 int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb, void *ctx,
                      struct store_err *err)
 {
-    sqlite3_stmt *s = NULL;
-    int64_t id;
-    int rc, ret;
+    struct model_walk w = {.cb.kv = cb, .ctx = ctx};
 
-    sq_err_clear(err);
-    if ((ret = model_id_of(st, name, &id, err)) != 0)
-        return ret;
-    ret = sq_prep(st,
-                  "SELECT key, value FROM model_tags WHERE model = ?1 AND version = ?2"
-                  " ORDER BY key",
-                  &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, version);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((ret = cb(ctx, text_or_empty(s, 0), text_or_empty(s, 1))) != 0) {
-            ret = sq_cb_stop(err, ret);
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "reading model tags");
-out:
-    sqlite3_finalize(s);
-    return ret;
+    return model_rows(st, name,
+                      "SELECT key, value FROM model_tags WHERE model = ?1 AND version = ?2"
+                      " ORDER BY key",
+                      version, tag_row, &w, "reading model tags", err);
 }
 
 /* ---- aliases and tags ------------------------------------------------------------ */
@@ -516,7 +522,7 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     char ref[2 * STORE_MODEL_NAME_MAX + 8], who_buf[256] = "";
     sqlite3_stmt *s = NULL;
     int64_t id = 0, v = 0, old = 0;
-    int found = 0, rc, ret;
+    int found = 0, ret;
 
     sq_err_clear(err);
     if ((ret = store_model_check_name(name, err)) != 0 ||
@@ -564,11 +570,8 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, v);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    s = NULL;
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "moving a model alias");
+    if ((ret = step_done(st, &s, err, "moving a model alias")) != 0)
+        return ret;
     ret = sq_prep(st,
                   "INSERT INTO model_alias_history(model, alias, from_version, to_version, who, ms)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -581,10 +584,8 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     sqlite3_bind_int64(s, 4, v);
     sqlite3_bind_text(s, 5, who, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, now_ms);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "recording an alias move");
+    if ((ret = step_done(st, &s, err, "recording an alias move")) != 0)
+        return ret;
 done:
     if (from)
         *from = old;
@@ -598,7 +599,7 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
 {
     sqlite3_stmt *s = NULL;
     int64_t id = 0, v = 0;
-    int rc, ret;
+    int ret;
 
     sq_err_clear(err);
     if ((ret = sq_writable(st, err)) != 0)
@@ -621,10 +622,8 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
     sqlite3_bind_int64(s, 2, v);
     sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return sq_db_fail(st, rc, err, "tagging a model");
+    if ((ret = step_done(st, &s, err, "tagging a model")) != 0)
+        return ret;
     return 0;
 }
 

@@ -537,17 +537,10 @@ static int kv_list(struct store *st, const uint8_t run[16], enum stmt_id q, stor
                    void *ctx, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int64_t run_id;
     int rc, ret;
 
-    sq_err_clear(err);
-    if (run == NULL || cb == NULL)
-        return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
-    ret = sq_run_find(st, run, &run_id, "run", err);
-    if (ret)
+    if ((ret = sq_run_q_bind(st, run, cb != NULL, q, &s, err)) != 0)
         return ret;
-    s = st->q[q];
-    sqlite3_bind_int64(s, 1, run_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(s, 0);
         const char *v = (const char *)sqlite3_column_text(s, 1);
@@ -655,14 +648,7 @@ static int list_after(struct store *st, const uint8_t run[16], int which, const 
             ret = kv_cb(ctx, k ? k : "", v ? v : "");
         } else {
             struct store_metric_summary m;
-            uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
-            m.key = k ? k : "";
-            memcpy(&m.last, &bits, sizeof m.last);
-            m.min = sq_real_or_nan(s, 2);
-            m.max = sq_real_or_nan(s, 3);
-            m.count = sqlite3_column_int64(s, 4);
-            m.last_step = sqlite3_column_int64(s, 5);
-            m.last_ms = sqlite3_column_int64(s, 6);
+            sq_summary_of(s, &m);
             ret = sum_cb(ctx, &m);
         }
         if (ret) {

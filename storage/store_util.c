@@ -158,6 +158,36 @@ double sq_real_or_nan(sqlite3_stmt *s, int col)
     return sqlite3_column_type(s, col) == SQLITE_NULL ? NAN : sqlite3_column_double(s, col);
 }
 
+int sq_run_q_bind(struct store *st, const uint8_t run[16], int have_cb, enum stmt_id q,
+                  sqlite3_stmt **s, struct store_err *err)
+{
+    int64_t run_id;
+    int ret;
+
+    sq_err_clear(err);
+    if (run == NULL || !have_cb)
+        return sq_fail(err, STORE_E_INVALID, "run id or callback missing");
+    if ((ret = sq_run_find(st, run, &run_id, "run", err)) != 0)
+        return ret;
+    *s = st->q[q];
+    sqlite3_bind_int64(*s, 1, run_id);
+    return 0;
+}
+
+void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m)
+{
+    const char *k = (const char *)sqlite3_column_text(s, 0);
+    uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
+
+    m->key = k ? k : "";
+    memcpy(&m->last, &bits, sizeof m->last);
+    m->min = sq_real_or_nan(s, 2);
+    m->max = sq_real_or_nan(s, 3);
+    m->count = sqlite3_column_int64(s, 4);
+    m->last_step = sqlite3_column_int64(s, 5);
+    m->last_ms = sqlite3_column_int64(s, 6);
+}
+
 void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v)
 {
     if (have)

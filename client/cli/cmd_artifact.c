@@ -110,12 +110,13 @@ static const char *run_of(const char *name, const char *positional)
     return r;
 }
 
-int cmd_artifact_list(int argc, char **argv)
+/* Reads the common options of a command (argv[0]) that takes at most one
+ * positional argument; that argument, or NULL. Exits with a usage error on
+ * an unknown option or a second argument. */
+static const char *optional_arg(int argc, char **argv)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *name = argv[0];
-    struct track_err err = {0};
-    struct list_out l = {0};
     int opt;
 
     opterr = 0;
@@ -124,7 +125,15 @@ int cmd_artifact_list(int argc, char **argv)
             cli_usage_error(name, "unknown option");
     if (optind + 1 < argc)
         cli_usage_error(name, "unexpected argument \"%s\"", argv[optind + 1]);
-    const char *run = run_of(name, optind < argc ? argv[optind] : NULL);
+    return optind < argc ? argv[optind] : NULL;
+}
+
+int cmd_artifact_list(int argc, char **argv)
+{
+    const char *name = argv[0];
+    struct track_err err = {0};
+    struct list_out l = {0};
+    const char *run = run_of(name, optional_arg(argc, argv));
     struct track_client *c = cli_client();
     if (cli_opt.json)
         l.arr = json_array();
@@ -244,20 +253,11 @@ static int problem_cb(void *ctx, const struct track_artifact_problem *p)
 
 int cmd_artifact_verify(int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-    const char *name = argv[0];
     struct track_artifact_verify_result r;
     struct track_err err = {0};
     struct problems pr = {0};
-    int opt;
-
-    opterr = 0;
-    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1)
-        if (!cli_common_opt(opt, name))
-            cli_usage_error(name, "unknown option");
-    if (optind + 1 < argc)
-        cli_usage_error(name, "unexpected argument \"%s\"", argv[optind + 1]);
-    const char *run = optind < argc ? argv[optind] : cli_run_arg();
+    const char *arg = optional_arg(argc, argv);
+    const char *run = arg ? arg : cli_run_arg();
     struct track_client *c = cli_client();
     if (cli_opt.json)
         pr.arr = json_array();

@@ -134,6 +134,10 @@ int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response 
  * against the others, ids' lengths, sub-messages present. 0, or
  * TRACK_E_INTERNAL with "malformed reply from server: field X (why)". */
 int cl_check_reply(const Track__V1__Response *rs, struct track_err *err);
+/* cl_read, and a reply carrying result `want` (else TRACK_E_INTERNAL
+ * "unexpected reply from trackd", the reply freed); *out owns the reply. */
+int cl_read_want(struct track_client *c, Track__V1__Request *rq, int want,
+                 Track__V1__Response **out, struct track_err *err);
 /* A metric history page with no points that says more follow (a summary
  * counting points the server does not have): TRACK_E_INTERNAL naming run
  * and key, so a reader stops instead of asking again forever. */

@@ -148,16 +148,11 @@ static int model_call(struct track_client *c, Track__V1__Request *rq, int want,
                       struct track_model_result **out, struct track_err *err)
 {
     Track__V1__Response *rs = NULL;
-    int rc = cl_read(c, rq, &rs, err);
+    int rc = cl_read_want(c, rq, want, &rs, err);
 
     *out = NULL;
     if (rc)
         return rc;
-    if ((int)rs->result_case != want) {
-        track__v1__response__free_unpacked(rs, NULL);
-        return cl_fail(err, TRACK_E_INTERNAL, "unexpected reply from trackd (result %d)",
-                       (int)rs->result_case);
-    }
     *out = calloc(1, sizeof(**out));
     if (!*out) {
         track__v1__response__free_unpacked(rs, NULL);

@@ -210,11 +210,10 @@ static void *keep(struct track_result *r, size_t n)
     return p;
 }
 
-/* Sends rq and checks that the reply carries `want`. */
-static int call(struct track_client *c, Track__V1__Request *rq, int want, struct track_result **out,
-                struct track_err *err)
+int cl_read_want(struct track_client *c, Track__V1__Request *rq, int want,
+                 Track__V1__Response **out, struct track_err *err)
 {
-    Track__V1__Response *rs;
+    Track__V1__Response *rs = NULL;
     int rc = cl_read(c, rq, &rs, err);
 
     *out = NULL;
@@ -225,6 +224,20 @@ static int call(struct track_client *c, Track__V1__Request *rq, int want, struct
         return cl_fail(err, TRACK_E_INTERNAL, "unexpected reply from trackd (result %d)",
                        (int)rs->result_case);
     }
+    *out = rs;
+    return 0;
+}
+
+/* Sends rq and checks that the reply carries `want`. */
+static int call(struct track_client *c, Track__V1__Request *rq, int want, struct track_result **out,
+                struct track_err *err)
+{
+    Track__V1__Response *rs;
+    int rc = cl_read_want(c, rq, want, &rs, err);
+
+    *out = NULL;
+    if (rc)
+        return rc;
     rc = cl_check_reply(rs, err);
     if (rc) {
         track__v1__response__free_unpacked(rs, NULL);
