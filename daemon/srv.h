@@ -138,8 +138,8 @@ struct srv_job {
     uint32_t frame_limit;              /* of the listener the request came in on */
     size_t rq_bytes;                   /* the request's frame size, counted in SRV_MAX_READ_BYTES */
     uint8_t request_id[WIRE_ID_BYTES]; /* for an error reply after rq is freed */
-    Track__V1__Request *rq; /* unpacked; freed by the worker */
-    uint8_t *reply;         /* packed response, filled by the worker */
+    Track__V1__Request *rq;            /* unpacked; freed by the worker */
+    uint8_t *reply;                    /* packed response, filled by the worker */
     size_t reply_len;
 };
 

@@ -288,9 +288,9 @@ static const struct {
     const char *name;
     int kind;
 } attributes[] = {
-    {"status", K_STATUS},    {"name", K_NAME},    {"run_name", K_NAME},
-    {"user", K_USER},        {"user_id", K_USER}, {"experiment", K_EXPERIMENT},
-    {"start_time", K_START}, {"end_time", K_END}, {"duration", K_DURATION},
+    {"status", K_STATUS},    {"name", K_NAME},           {"run_name", K_NAME},
+    {"user", K_USER},        {"user_id", K_USER},        {"experiment", K_EXPERIMENT},
+    {"start_time", K_START}, {"end_time", K_END},        {"duration", K_DURATION},
     {"run_id", K_RUNID},     {"lifecycle", K_LIFECYCLE},
 };
 

@@ -447,17 +447,17 @@ int store_model_register(struct store *st, const char *name, const uint8_t run[1
                          const char *const *tag_values, size_t n_tags, int64_t now_ms,
                          int64_t *version, struct store_err *err);
 /* The version `ref` names, given to cb once. */
-int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb,
-                            void *ctx, struct store_err *err);
+int store_model_version_get(struct store *st, const char *ref, store_model_version_cb cb, void *ctx,
+                            struct store_err *err);
 /* Points `alias` of model `name` at the version `target` names ("3", or an
  * alias of the same model) and records the move with `who` at now_ms
  * (NULL: the user of the run the version was registered from). *from
  * (may be NULL) gets the version it pointed at before (0: none), *to the
  * one it points at now. Pointing it where it already points records
  * nothing. */
-int store_model_alias_set(struct store *st, const char *name, const char *alias,
-                          const char *target, const char *who, int64_t now_ms, int64_t *from,
-                          int64_t *to, struct store_err *err);
+int store_model_alias_set(struct store *st, const char *name, const char *alias, const char *target,
+                          const char *who, int64_t now_ms, int64_t *from, int64_t *to,
+                          struct store_err *err);
 /* Sets tag key=value on model `target` ("NAME") or on a version ("NAME/3",
  * "NAME@production"). */
 int store_model_tag_put(struct store *st, const char *target, const char *key, const char *value,
@@ -476,8 +476,8 @@ int store_model_aliases(struct store *st, const char *name, store_alias_cb cb, v
                         struct store_err *err);
 int store_model_history(struct store *st, const char *name, store_alias_move_cb cb, void *ctx,
                         struct store_err *err);
-int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb,
-                     void *ctx, struct store_err *err);
+int store_model_tags(struct store *st, const char *name, int64_t version, store_kv_cb cb, void *ctx,
+                     struct store_err *err);
 
 /* For gc: calls cb with the digest of every model version (a digest held by
  * several versions comes once). Those blobs must be kept whatever became of

@@ -8,8 +8,8 @@
  * it is paged from the daemon with the history cursor and streamed out as it
  * arrives. Runs are streamed one by one too (read, written, freed), after
  * every RUN argument was resolved; only the CSV of summaries, whose columns
- * are the keys of all runs, reads them all first. JSON framing around the streamed points is written here; every
- * string inside it still goes through jansson, and values are written with
+ * are the keys of all runs, reads them all first. JSON framing around the streamed points is
+ * written here; every string inside it still goes through jansson, and values are written with
  * render_double (cli_fmt_double's text, faster), so escaping and
  * NaN/Infinity follow DESIGN.md's "JSON".
  */

@@ -164,13 +164,13 @@ static const struct cli_cmd commands[] = {
                                  "(default min)"},
           {"--format F", "table, markdown, csv or json (default table; --json is json)"},
           {"--plot FILE.svg", "also write the metric curves as an SVG file (default: none)"},
-         {"--smooth K", "with --plot: draw an exponential moving average of weight K, 0 to "
-                        "below 1 (TensorBoard's debiased smoothing), the raw curve faint behind "
-                        "(default 0: none)"},
-         {"--log-y", "with --plot: a logarithmic y axis; values <= 0 are skipped and noted "
-                     "(default: linear)"},
-         {"--x X", "with --plot: step, time (wall clock) or relative (seconds since each "
-                   "run's start) on the x axis (default step)"},
+          {"--smooth K", "with --plot: draw an exponential moving average of weight K, 0 to "
+                         "below 1 (TensorBoard's debiased smoothing), the raw curve faint behind "
+                         "(default 0: none)"},
+          {"--log-y", "with --plot: a logarithmic y axis; values <= 0 are skipped and noted "
+                      "(default: linear)"},
+          {"--x X", "with --plot: step, time (wall clock) or relative (seconds since each "
+                    "run's start) on the x axis (default step)"},
           {"--columns C", "runs: a column per run (blocks folded to the terminal's width); "
                           "metrics: a row per run and a column per param and metric, its last "
                           "value (default: whichever needs fewer blocks, runs on a tie; table "

@@ -94,8 +94,7 @@ void render_tick_label(double v, double step, char *buf, size_t len)
         int dig = step > 0 && v != 0 ? (int)ceil(log10(fabs(v) / step) - 1e-9) + 1 : 4;
         dig = dig < 4 ? 4 : dig > 17 ? 17 : dig;
         snprintf(buf, len, "%.*g", dig, v);
-    }
-    else
+    } else
         snprintf(buf, len, "%.*f", dec, v);
 }
 

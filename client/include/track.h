@@ -195,8 +195,8 @@ struct track_run_info {
     size_t n_tags;
     const struct track_metric_summary *metrics;
     size_t n_metrics;
-    int deleted;        /* soft-deleted (track_run_delete); still readable */
-    int64_t deleted_ms; /* when; 0 while active */
+    int deleted;                       /* soft-deleted (track_run_delete); still readable */
+    int64_t deleted_ms;                /* when; 0 while active */
     int64_t artifacts, artifact_bytes; /* the run's artifacts (track_run_get only) */
 };
 
@@ -517,8 +517,8 @@ int track_model_alias(struct track_client *c, const char *name, const char *alia
                       const char *version, int64_t *from, int64_t *to, struct track_err *err);
 /* Sets tag key=value on a model ("NAME") or a version ("NAME/3",
  * "NAME@production"). */
-int track_model_tag(struct track_client *c, const char *target, const char *key,
-                    const char *value, struct track_err *err);
+int track_model_tag(struct track_client *c, const char *target, const char *key, const char *value,
+                    struct track_err *err);
 /* Every model, by name. */
 int track_model_list(struct track_client *c, struct track_model_result **res,
                      const struct track_model_info **models, size_t *n, struct track_err *err);
