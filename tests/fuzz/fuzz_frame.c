@@ -2,8 +2,9 @@
  * fuzz_frame.c: libFuzzer target for what trackd does with a frame from
  * the wire: decode it as a track.v1.Request, dispatch it through the real
  * operation table against a real SQLite store and a real blob store (both
- * in one temporary directory made at init, with one experiment and one run
- * so that valid requests reach storage), and pack the response.
+ * in one temporary directory made at init, under /dev/shm when it exists,
+ * with one experiment and one run so that valid requests reach storage),
+ * and pack the response.
  *
  * An input is one of two things:
  *
@@ -25,17 +26,21 @@
  * handle, so in a sequence they see what the earlier frames wrote. The
  * transaction is opened at the first write frame only: until then an
  * operation with a transaction of its own (Gc) runs as on the daemon's
- * worker. Backup frames are skipped inside a sequence (single frames fuzz
+ * worker; after it, Gc's own BEGIN fails at once (an error answer, no
+ * wait). Backup frames are skipped inside a sequence (single frames fuzz
  * them), since a snapshot would wait on the open write transaction.
  *
- * After each input that used the blob store the harness does what the
- * loop does after a group commit (srv_artifact_after_commit: the pins of
- * the rolled-back rows are released), then empties the blob store: every tmp file goes
+ * After each input that used the blob store the harness commits (and rolls
+ * back) each upload the input began, so none stays sealed and pinned in
+ * op_artifact.c's table (see drain_seals); does what the loop does after a
+ * group commit (srv_artifact_after_commit: the pins of the rolled-back
+ * rows are released); then empties the blob store: every tmp file goes
  * (blob_tmp_cleanup, which forgets their uploads and pins) and every blob
- * not pinned (blob_remove). What stays pinned is bounded by op_artifact.c's
- * table of sealed uploads (BLOB_UPLOADS_MAX entries, each at most one input
- * long), so the disk holds at most a few MiB and every input starts from
- * the same empty blob store.
+ * (blob_remove). By then no pin may be left (an upload's pin is released
+ * by its commit, abort or cleanup, a row's after the commit): a blob kept
+ * as pinned is a leaked pin, and the harness aborts. So every input starts
+ * from the same empty blob store and the disk holds at most one input's
+ * bytes (inputs are at most 64 KiB in CTest: -max_len).
  *
  * FUZZ_FRAME_TRACE=1 in the environment prints each frame's op and answer
  * to stderr (to check what a seed reaches: fuzz_frame -runs=0 SEEDS).
@@ -55,7 +60,9 @@
 #define SEQ_MAX       16 /* frames run from one input */
 
 static struct srv srv;
-static char dir[] = "/tmp/track-fuzz-XXXXXX";
+/* on tmpfs when there is one: each upload commit fsyncs a file and two
+ * directories, which on a disk costs more than the rest of an input */
+static char dir[64];
 static int trace;
 
 static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
@@ -87,6 +94,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
 
+    snprintf(dir, sizeof(dir), "%s/track-fuzz-XXXXXX",
+             access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(dir))
         abort();
     snprintf(srv.cfg.data_dir, sizeof(srv.cfg.data_dir), "%s", dir);
@@ -116,8 +125,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int blob_drop_cb(void *ctx, const struct blob_info *b)
 {
+    char hex[BLOB_DIGEST_HEX + 1];
     (void)ctx;
-    blob_remove(srv.blobs, b->digest, NULL); /* 1 (pinned: kept) is fine */
+    if (blob_remove(srv.blobs, b->digest, NULL) == 1) {
+        blob_digest_hex(b->digest, hex);
+        fprintf(stderr, "fuzz_frame: blob %s still pinned after the input\n", hex);
+        abort();
+    }
     return 0;
 }
 
@@ -139,10 +153,12 @@ static int is_backup(const Track__V1__Request *rq)
 }
 
 struct seq {
-    int in_seq;                             /* a frame of a sequence (else a single frame) */
-    int in_txn;                             /* the input's write transaction is open */
-    int blobs;                              /* a frame may have touched the blob store */
-    char upload_id[BLOB_UPLOAD_ID_HEX + 1]; /* from the last ArtifactBegin */
+    int in_seq;                                  /* a frame of a sequence (else a single frame) */
+    int in_txn;                                  /* the input's write transaction is open */
+    int blobs;                                   /* a frame may have touched the blob store */
+    char upload_id[BLOB_UPLOAD_ID_HEX + 1];      /* from the last ArtifactBegin */
+    char begun[SEQ_MAX][BLOB_UPLOAD_ID_HEX + 1]; /* every upload this input began */
+    int n_begun;
 };
 
 /* 1 for the ops that use the blob store (op_artifact.c's, and Gc's sweep). */
@@ -215,8 +231,11 @@ static void run_frame(struct seq *s, const uint8_t *data, size_t size)
                 rs.error ? wire_code_name(rs.error->code) : "ok",
                 rs.error && rs.error->message ? rs.error->message : "");
     if (rs.result_case == TRACK__V1__RESPONSE__RESULT_ARTIFACT_BEGIN && rs.artifact_begin &&
-        rs.artifact_begin->upload_id && rs.artifact_begin->upload_id[0])
+        rs.artifact_begin->upload_id && rs.artifact_begin->upload_id[0]) {
         snprintf(s->upload_id, sizeof(s->upload_id), "%s", rs.artifact_begin->upload_id);
+        if (s->n_begun < SEQ_MAX)
+            memcpy(s->begun[s->n_begun++], s->upload_id, sizeof(s->upload_id));
+    }
     size_t len = 0;
     uint8_t *buf = srv_pack_response(&rs, &len);
     if (buf) {
@@ -231,6 +250,38 @@ static void run_frame(struct seq *s, const uint8_t *data, size_t size)
     if (slot)
         *slot = old;
     track__v1__request__free_unpacked(rq, NULL);
+}
+
+/* Commits (in a transaction rolled back at once) each upload this input
+ * began, so that one sealed by its last chunk but never committed leaves
+ * op_artifact.c's table of sealed uploads, and its pin goes with the
+ * others: else its blob would stay for SEAL_KEEP_MS and a later input
+ * announcing the same bytes would get exists instead of an upload. */
+static void drain_seals(struct seq *s)
+{
+    static uint8_t id[16] = {0xd, 0xe, 0xa, 0xd};
+    struct store_err err = {0};
+
+    if (!s->n_begun)
+        return;
+    if (store_begin(srv.wst, &err))
+        abort();
+    for (int i = 0; i < s->n_begun; i++) {
+        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+        Track__V1__ArtifactCommit c = TRACK__V1__ARTIFACT_COMMIT__INIT;
+        Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
+        c.upload_id = s->begun[i];
+        c.run = (char *)"0001";
+        c.path = (char *)"fuzz/drain";
+        rq.request_id.data = id;
+        rq.request_id.len = sizeof(id);
+        rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_COMMIT;
+        rq.artifact_commit = &c;
+        struct srv_call call = {.srv = &srv, .st = srv.wst, .rq = &rq, .rs = &rs};
+        srv_dispatch(&call); /* NOT_FOUND for one committed or dropped already */
+        srv_arena_free(&call.arena);
+    }
+    store_rollback(srv.wst);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -254,6 +305,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (s.in_txn)
         store_rollback(srv.wst);
+    drain_seals(&s);
     if (s.blobs)
         blobs_reset();
     return 0;
