@@ -614,7 +614,8 @@ int srv_op_artifact_verify(struct srv_call *call)
         ret = srv_op_fail_store(call, rc, &err);
         goto out;
     }
-    qsort(v.all.d, v.all.n, BLOB_DIGEST_BYTES, digest_cmp);
+    if (v.all.n) /* v.all.d is NULL for a run without artifacts: not for qsort */
+        qsort(v.all.d, v.all.n, BLOB_DIGEST_BYTES, digest_cmp);
     v.bad = v.all.n ? calloc(v.all.n, sizeof(*v.bad)) : NULL;
     if (v.all.n && !v.bad) {
         ret = srv_op_oom(call);
