@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#define TABLE_ROWS 100 /* rows of the table when no --limit is given */
+
 #define MAX_EXPERIMENTS 64
 #define MAX_EXTRA_COLS  8  /* key columns the filter and order-by add */
 #define MAX_KEY_COLS    64 /* key columns in all */
@@ -515,8 +517,16 @@ int cmd_runs(int argc, char **argv)
         nk = render_expr_keys(q.order_by, keys, 0, MAX_EXTRA_COLS);
         nk = render_expr_keys(q.filter, keys, nk, MAX_EXTRA_COLS);
     }
-    /* the table shows the params and metrics that differ: details always */
+    /* the table shows the params and metrics that differ: details always.
+     * A table is for reading, so without --limit it shows the first
+     * TABLE_ROWS (one more is asked for, to know whether more match);
+     * --csv and --json give every run */
     q.with_details = 1;
+    int capped = 0;
+    if (!csv && !cli_opt.json && limit == 0) {
+        q.limit = TABLE_ROWS + 1;
+        capped = 1;
+    }
 
     struct track_client *c = cli_client();
     int rc = track_run_list(c, &q, &res, &runs, &n, &err);
@@ -535,9 +545,16 @@ int cmd_runs(int argc, char **argv)
         if (!t) {
             rc = cli_error("out of memory");
         } else {
-            *t = (struct table){.runs = runs, .n = n, .full_ids = full_ids, .now = now_ms()};
+            int more = capped && n > TABLE_ROWS;
+            *t = (struct table){
+                .runs = runs, .n = more ? TABLE_ROWS : n, .full_ids = full_ids, .now = now_ms()};
             print_table(t, keys, nk);
             free(t);
+            if (more)
+                fprintf(stderr,
+                        "track runs: the first %d runs are shown; more match (--limit N for "
+                        "more, --csv or --json for all)\n",
+                        TABLE_ROWS);
         }
     }
     track_result_free(res);

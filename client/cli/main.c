@@ -138,7 +138,9 @@ static const struct cli_cmd commands[] = {
           {"--filter EXPR", "only runs matching EXPR, see `track help filter` (default: all)"},
           {"--order-by EXPR", "sort by terms, each ASC or DESC, comma-separated (default: "
                               "newest first)"},
-          {"--limit N", "at most N runs, 1 to 100000 (default: all, up to 100000)"},
+          {"--limit N", "at most N runs, 1 to 100000 (default: the first 100 in the table, "
+                        "with a note when more match; all, up to 100000, with --csv or "
+                        "--json)"},
           {"--csv", "CSV: every param and metric (last value) of the runs, in full (default: "
                     "a table)"},
           {"--full-ids", "show whole 32-character run ids (default: 8 characters, as git's "
