@@ -39,16 +39,10 @@ static struct track_client *C;
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
-
     unsetenv("TRACK_RUN_ID");
     unsetenv("NO_COLOR");
     cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    C = fx_client_open(&D, 0);
 }
 
 static void teardown(void)

@@ -20,6 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
+#include "track.h"
+
 long long fx_now_ms(void)
 {
     struct timespec ts;
@@ -402,4 +406,107 @@ int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char *
         envv[ne++] = env[i];
     envv[ne] = NULL;
     return fx_run(argv, envv, in, out, err);
+}
+
+struct track_client *fx_client_open(struct fx_daemon *d, int timeout_ms)
+{
+    struct track_opts o = {0};
+    struct track_err err = {0};
+    struct track_client *c = NULL;
+
+    o.server = d->uri;
+    o.spool_path = d->spool;
+    o.no_spool = 1;
+    o.timeout_ms = timeout_ms;
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
+    return c;
+}
+
+struct track_client *fx_client_for(const char *uri, const char *spool, int timeout_ms,
+                                   int no_spool)
+{
+    struct track_opts o = {.server = uri,
+                           .spool_path = spool,
+                           .timeout_ms = timeout_ms,
+                           .no_spool = no_spool,
+                           .flush_interval_ms = 3600000};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
+    return c;
+}
+
+size_t fx_metric_steps(struct fx_daemon *d, const char *run, const char *key, int64_t *out,
+                       size_t max)
+{
+    struct track_client *c = fx_client_for(d->uri, d->spool, 5000, 1);
+    int64_t seq = 0;
+    size_t total = 0;
+    for (int page = 0; page < 1000; page++) {
+        struct track_result *res;
+        const int64_t *steps, *times;
+        const double *values;
+        size_t n;
+        int64_t next;
+        int more;
+        struct track_err err = {0};
+        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
+                                      &more, &err);
+        if (rc == TRACK_E_NOT_FOUND)
+            break;
+        cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
+        for (size_t i = 0; i < n && total < max; i++)
+            out[total++] = steps[i];
+        track_result_free(res);
+        if (!more || n == 0)
+            break;
+        seq = next;
+    }
+    track_client_close(c);
+    return total;
+}
+
+void fx_write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+void fx_write_random(const char *path, size_t n, uint64_t seed)
+{
+    FILE *f = fopen(path, "wb");
+    uint64_t x = seed | 1, buf[8192];
+    cr_assert_not_null(f);
+    for (size_t done = 0; done < n;) {
+        for (size_t i = 0; i < 8192; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = x;
+        }
+        size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+        cr_assert_eq(fwrite(buf, 1, k, f), k);
+        done += k;
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+int fx_same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb)
+            same = 0;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
 }

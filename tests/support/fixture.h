@@ -2,13 +2,19 @@
  * fixture.h: shared test fixtures. A real trackd on a temporary data
  * directory and ipc socket, started as a separate process (fork+exec before
  * the test opens any nanomsg socket), stopped with SIGTERM, its log printed
- * when a test fails; and a runner for the built `track` binary.
+ * when a test fails; a runner for the built `track` binary; libtrack
+ * clients on such a daemon; local files; a small tmpfs for full-disk tests.
+ * The helpers that take no status back fail the running Criterion test
+ * (cr_assert) naming what went wrong.
  */
 #ifndef TRACK_FIXTURE_H
 #define TRACK_FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+struct track_client;
 
 struct fx_daemon {
     pid_t pid;
@@ -60,6 +66,30 @@ int fx_run(const char *const *argv, const char *const *env, const char *in, char
  * with TRACK_NO_AUTOSTART=1 and the spool inside the daemon's dir. */
 int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char **out, char **err,
              ...) __attribute__((sentinel));
+
+/* Opens a libtrack client on daemon d (server d->uri, spool path d->spool,
+ * spooling off) with timeout_ms (0: libtrack's default) and the default
+ * flush policy. Fails the test with libtrack's message when it cannot. */
+struct track_client *fx_client_open(struct fx_daemon *d, int timeout_ms);
+/* Opens a libtrack client on `uri` with spool file `spool`, timeout_ms and
+ * no_spool as given, that flushes only when told (interval one hour). Fails
+ * the test with "open: MSG" when it cannot. */
+struct track_client *fx_client_for(const char *uri, const char *spool, int timeout_ms,
+                                   int no_spool);
+/* Every step of RUN's metric KEY on daemon d, in logged order, read page by
+ * page with a client of its own: up to max into out; returns the count (0
+ * when the run or key is unknown). Fails the test on any other error. */
+size_t fx_metric_steps(struct fx_daemon *d, const char *run, const char *key, int64_t *out,
+                       size_t max);
+
+/* Writes n bytes from p to path (created or truncated); fails the test on
+ * an error. */
+void fx_write_file(const char *path, const void *p, size_t n);
+/* Writes a file of n pseudo-random bytes (xorshift from seed), in 64 KiB
+ * pieces; fails the test on an error. */
+void fx_write_random(const char *path, size_t n, uint64_t seed);
+/* 1 when both files exist and hold the same bytes, else 0. */
+int fx_same_file(const char *a, const char *b);
 
 /* Removes a directory tree. */
 void fx_rmtree(const char *path);
