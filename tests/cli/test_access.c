@@ -46,12 +46,6 @@ static char sockdir[320];  /* $TRACK_TMPDIR/track-<uid> */
 static char sockpath[400]; /* sockdir/trackd.sock */
 static struct fx_daemon D; /* a daemon some tests start with the fixture */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int sock_alive(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -67,32 +61,19 @@ static int sock_alive(const char *path)
     return ok;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    static char empty[] = "";
-    if (!f)
-        return strdup(empty);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* 1 when `needle` appears in the file within ms. */
 static int wait_log(const char *path, const char *needle, int ms)
 {
     long long end = fx_now_ms() + ms;
     for (;;) {
-        char *text = read_file(path);
+        char *text = fx_read_text(path);
         int found = strstr(text, needle) != NULL;
         free(text);
         if (found)
             return 1;
         if (fx_now_ms() >= end)
             return 0;
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
 }
 
@@ -132,7 +113,7 @@ static int wait_bounded(struct proc *p, int ms)
             p->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &st, 0);
@@ -152,7 +133,7 @@ static int wait_listening(struct proc *p, const char *path, int ms)
             p->pid = 0;
             return 0;
         }
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
     return 0;
 }
@@ -186,7 +167,7 @@ static int run_trackd(char **out, const char *data_dir, ...)
     snprintf(log, sizeof(log), "%s/run-trackd.log", root);
     cr_assert_eq(spawn(&p, argv, log), 0);
     rc = wait_bounded(&p, 10000);
-    *out = read_file(log);
+    *out = fx_read_text(log);
     return rc;
 }
 
@@ -337,7 +318,7 @@ Test(socket_dir, absent_is_made_private_and_served)
     cr_expect_eq(rc, 0, "track status on the default socket: %s", err);
     free(out);
     free(err);
-    cr_expect_eq(stop(&p), 0, "trackd did not exit 0: %s", read_file(log));
+    cr_expect_eq(stop(&p), 0, "trackd did not exit 0: %s", fx_read_text(log));
 }
 
 /* ---- tcp:// only on loopback ------------------------------------------------ */
@@ -381,7 +362,7 @@ Test(tcp, loopback_is_served_with_a_warning)
     char listening[80];
     snprintf(listening, sizeof(listening), "listening uri=%s", uri);
     cr_assert(wait_log(D.log, listening, 5000), "trackd does not listen on %s", uri);
-    char *log = read_file(D.log);
+    char *log = fx_read_text(D.log);
     cr_expect(strstr(log, "warn main: ") && strstr(log, uri) && strstr(log, "no authentication"),
               "no warning about %s at start: %s", uri, log);
     free(log);
@@ -559,7 +540,7 @@ Test(live_socket, stale_socket_file_is_replaced)
     cr_expect_eq(rc, 0, "%s", err);
     free(out);
     free(err);
-    char *log = read_file(D.log);
+    char *log = fx_read_text(D.log);
     cr_expect(strstr(log, "removed a stale socket"), "%s", log);
     free(log);
     cr_expect_eq(fx_daemon_stop(&D), 0);
@@ -579,7 +560,7 @@ Test(live_socket, file_that_is_not_a_socket_is_left_alone)
     cr_expect_eq(rc, 1, "status %d: %s", rc, out);
     cr_expect(strstr(out, "is not a socket") && strstr(out, path), "%s", out);
     free(out);
-    char *kept = read_file(path);
+    char *kept = fx_read_text(path);
     cr_expect_str_eq(kept, "keep me\n");
     free(kept);
 }
@@ -651,11 +632,11 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     long long end = fx_now_ms() + 10000;
     pid_t w = 0;
     while (fx_now_ms() < end && (w = waitpid(autostarted, &st, WNOHANG)) == 0)
-        sleep_ms(10);
+        fx_sleep_ms(10);
     cr_assert_eq(w, autostarted, "the autostarted trackd did not exit on SIGTERM");
     autostarted = 0;
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "it exited with status %d: %s", st,
-              read_file(logp));
+              fx_read_text(logp));
 }
 
 Test(autostart, locked_data_directory_is_reported_within_the_timeout)
@@ -725,7 +706,7 @@ Test(autostart, clients_started_together_all_reach_one_daemon)
     long long end = fx_now_ms() + 10000;
     pid_t w = 0;
     while (fx_now_ms() < end && (w = waitpid(autostarted, &st, WNOHANG)) == 0)
-        sleep_ms(10);
+        fx_sleep_ms(10);
     cr_expect_eq(w, autostarted);
     autostarted = 0;
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -23,16 +23,12 @@ static struct track_client *C;
 static void setup(void)
 {
     unsetenv("TRACK_RUN_ID");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    C = fx_client_open(&D, 0);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 TestSuite(lifecycle_cli, .init = setup, .fini = teardown, .timeout = 120);

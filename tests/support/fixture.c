@@ -510,3 +510,58 @@ int fx_same_file(const char *a, const char *b)
         fclose(fb);
     return same;
 }
+
+void fx_daemon_client_start(struct fx_daemon *d, struct track_client **c, int timeout_ms)
+{
+    cr_assert_eq(fx_daemon_start(d, NULL), 0, "trackd did not start");
+    *c = fx_client_open(d, timeout_ms);
+}
+
+void fx_daemon_client_cleanup(struct fx_daemon *d, struct track_client **c)
+{
+    if (*c)
+        track_client_close(*c);
+    *c = NULL;
+    fx_daemon_cleanup(d, 0);
+}
+
+char *fx_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+char *fx_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 1 << 20);
+    size_t n = f && buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    if (buf)
+        buf[n] = '\0';
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+size_t fx_count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+void fx_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}

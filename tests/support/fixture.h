@@ -67,6 +67,13 @@ int fx_run(const char *const *argv, const char *const *env, const char *in, char
 int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char **out, char **err,
              ...) __attribute__((sentinel));
 
+/* Starts a daemon on a temp dir as fx_daemon_start with no extra args and
+ * opens a client on it as fx_client_open(d, timeout_ms) into *c: the usual
+ * .init of a suite. Fails the test ("trackd did not start") when it cannot. */
+void fx_daemon_client_start(struct fx_daemon *d, struct track_client **c, int timeout_ms);
+/* The matching .fini: closes *c when open (and clears it), then
+ * fx_daemon_cleanup(d, 0). */
+void fx_daemon_client_cleanup(struct fx_daemon *d, struct track_client **c);
 /* Opens a libtrack client on daemon d (server d->uri, spool path d->spool,
  * spooling off) with timeout_ms (0: libtrack's default) and the default
  * flush policy. Fails the test with libtrack's message when it cannot. */
@@ -90,6 +97,18 @@ void fx_write_file(const char *path, const void *p, size_t n);
 void fx_write_random(const char *path, size_t n, uint64_t seed);
 /* 1 when both files exist and hold the same bytes, else 0. */
 int fx_same_file(const char *a, const char *b);
+
+/* The whole file at path as a malloc'd string (caller frees); fails the
+ * test when it cannot be opened or read. */
+char *fx_slurp(const char *path);
+/* Up to 1 MiB - 1 bytes of the file at path as a malloc'd string (caller
+ * frees): "" when the file does not exist (yet). */
+char *fx_read_text(const char *path);
+/* How many times needle occurs in hay, not overlapping. */
+size_t fx_count_of(const char *hay, const char *needle);
+/* Sleeps ms milliseconds (again after a signal): only for a pause that is
+ * itself the test's subject or paces a loop bounded by a deadline. */
+void fx_sleep_ms(long ms);
 
 /* Removes a directory tree. */
 void fx_rmtree(const char *path);
