@@ -219,14 +219,8 @@ Test(reliability, stopped_then_killed_daemon_never_blocks_the_training_loop, .ti
 
 Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 120)
 {
-    char dir[] = "/tmp/track-full-XXXXXX", data[200], filler[320], uri[320], log[320];
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=3m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
+    char dir[] = "/tmp/track-full-XXXXXX", data[200], filler[320];
+    fx_tmpfs(dir, data, sizeof(data), "size=3m");
     snprintf(filler, sizeof(filler), "%s/filler", data);
     FILE *f = fopen(filler, "w");
     static char block[64 * 1024];
@@ -235,15 +229,10 @@ Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 
         fwrite(block, 1, sizeof(block), f);
     fclose(f);
 
-    struct fx_daemon d = {0};
-    snprintf(d.dir, sizeof(d.dir), "%s", data);
-    snprintf(uri, sizeof(uri), "ipc://%s/trackd.sock", dir);
-    snprintf(d.uri, sizeof(d.uri), "%s", uri);
-    snprintf(log, sizeof(log), "%s/trackd.log", dir);
-    snprintf(d.log, sizeof(d.log), "%s", log);
-    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start on the tmpfs");
+    struct fx_daemon d;
+    fx_daemon_start_on(&d, data, dir);
 
-    struct track_opts o = {.server = uri,
+    struct track_opts o = {.server = d.uri,
                            .no_spool = 1,
                            .flush_points = 100000,
                            .flush_interval_ms = 3600000,
@@ -254,19 +243,9 @@ Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     uint64_t x = 88172645463325252ULL;
-    int rc = 0, batches = 0;
+    int batches = 0;
     long step = 0;
-    for (; batches < 200 && rc == 0; batches++) {
-        for (int i = 0; i < 20000; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* values that do not compress */
-            double v;
-            memcpy(&v, &x, sizeof(v));
-            if (v != v)
-                v = 0.5;
-            track_log_metric(c, "noise", v, step++, 0, &err);
-        }
-        rc = track_flush(c, &err);
-    }
+    int rc = fx_log_noise_until_refused(c, &x, &step, &batches, &err);
     cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "after %d batches: rc %d %s", batches, rc,
                  err.msg);
     cr_assert(strstr(err.msg, "full"), "message: %s", err.msg);

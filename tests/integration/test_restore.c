@@ -632,19 +632,10 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
     static struct fx_daemon d;
     static char block[64 * 1024];
 
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=24m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
+    fx_tmpfs(dir, data, sizeof(data), "size=24m");
     snprintf(mounted, sizeof(mounted), "%s", data);
     track_live(&d);
-    snprintf(d.dir, sizeof(d.dir), "%s", data);
-    snprintf(d.uri, sizeof(d.uri), "ipc://%s/trackd.sock", dir);
-    snprintf(d.log, sizeof(d.log), "%s/trackd.log", dir);
-    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start on the tmpfs");
+    fx_daemon_start_on(&d, data, dir);
 
     /* leave about 3 MiB for data, plus 600 KB that can be given back */
     struct statvfs vf;
@@ -675,17 +666,9 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     uint64_t x = 88172645463325252ULL;
-    int rc = 0, batches = 0;
+    int batches = 0;
     long step = 0;
-    for (; batches < 200 && rc == 0; batches++) {
-        for (int i = 0; i < 20000; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            double v;
-            memcpy(&v, &x, sizeof(v));
-            track_log_metric(c, "noise", v == v ? v : 0.5, step++, 0, &err);
-        }
-        rc = track_flush(c, &err);
-    }
+    int rc = fx_log_noise_until_refused(c, &x, &step, &batches, &err);
     cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "after %d batches: rc %d %s", batches, rc,
                  err.msg);
     track_client_close(c);

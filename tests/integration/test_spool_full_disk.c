@@ -23,21 +23,12 @@
 Test(spool_full_disk, records_refused_for_now_stay_in_order_until_the_disk_has_room, .timeout = 180)
 {
     char dir[] = "/tmp/track-spoolfull-XXXXXX", data[200], filler[320], spool[320];
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=6m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
-    struct fx_daemon full = {0};
-    snprintf(full.dir, sizeof(full.dir), "%s", data);
-    snprintf(full.uri, sizeof(full.uri), "ipc://%s/trackd.sock", dir);
-    snprintf(full.log, sizeof(full.log), "%s/trackd.log", dir);
+    fx_tmpfs(dir, data, sizeof(data), "size=6m");
+    struct fx_daemon full;
+    fx_daemon_start_on(&full, data, dir);
     snprintf(full.spool, sizeof(full.spool), "%s/spool-reader.bin", dir);
     snprintf(spool, sizeof(spool), "%s/spool.bin", dir);
     snprintf(filler, sizeof(filler), "%s/filler", data);
-    cr_assert_eq(fx_daemon_restart(&full, NULL), 0, "trackd did not start on the tmpfs");
 
     struct track_opts o = {.server = full.uri,
                            .spool_path = spool,

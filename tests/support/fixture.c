@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -564,4 +565,43 @@ void fx_sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+void fx_tmpfs(char *dir, char *data, size_t cap, const char *opts)
+{
+    cr_assert(mkdtemp(dir));
+    snprintf(data, cap, "%s/data", dir);
+    mkdir(data, 0700);
+    if (mount("tmpfs", data, "tmpfs", 0, opts) != 0) {
+        fx_rmtree(dir);
+        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
+    }
+}
+
+void fx_daemon_start_on(struct fx_daemon *d, const char *data, const char *sockdir)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "%s", data);
+    snprintf(d->uri, sizeof(d->uri), "ipc://%s/trackd.sock", sockdir);
+    snprintf(d->log, sizeof(d->log), "%s/trackd.log", sockdir);
+    snprintf(d->spool, sizeof(d->spool), "%s/spool.bin", sockdir);
+    cr_assert_eq(fx_daemon_restart(d, NULL), 0, "trackd did not start on the tmpfs");
+}
+
+int fx_log_noise_until_refused(struct track_client *c, uint64_t *x, long *step, int *batches,
+                               struct track_err *err)
+{
+    int rc = 0;
+    for (*batches = 0; *batches < 200 && rc == 0; (*batches)++) {
+        for (int i = 0; i < 20000; i++) {
+            *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17; /* values that do not compress */
+            double v;
+            memcpy(&v, x, sizeof(v));
+            if (v != v)
+                v = 0.5;
+            track_log_metric(c, "noise", v, (*step)++, 0, err);
+        }
+        rc = track_flush(c, err);
+    }
+    return rc;
 }

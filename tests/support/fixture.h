@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct track_client;
+struct track_err;
 
 struct fx_daemon {
     pid_t pid;
@@ -109,6 +110,25 @@ size_t fx_count_of(const char *hay, const char *needle);
 /* Sleeps ms milliseconds (again after a signal): only for a pause that is
  * itself the test's subject or paces a loop bounded by a deadline. */
 void fx_sleep_ms(long ms);
+
+/* For a full-disk test: makes the temp dir `dir` (a mkdtemp template,
+ * replaced in place) and mounts a tmpfs with mount options `opts` (e.g.
+ * "size=3m") on DIR/data, whose path goes to data (cap bytes). When it
+ * cannot mount (not root) it removes dir and skips the test. The caller
+ * unmounts data and removes dir. */
+void fx_tmpfs(char *dir, char *data, size_t cap, const char *opts);
+/* Starts trackd with its data directory `data` and its socket and log in
+ * `sockdir` (which must be outside a small tmpfs): d is reset first, its
+ * spool set to SOCKDIR/spool.bin. Fails the test ("trackd did not start on
+ * the tmpfs") when it cannot. */
+void fx_daemon_start_on(struct fx_daemon *d, const char *data, const char *sockdir);
+/* Logs 20000 points of metric "noise" (xorshift64 values from state *x, that
+ * do not compress; a NaN bit pattern logged as 0.5) at steps from *step into
+ * the current run of c, then flushes; again until a flush fails or after
+ * 200 flushes. Returns the last flush's status; *batches counts the flushes
+ * and err holds the last error. */
+int fx_log_noise_until_refused(struct track_client *c, uint64_t *x, long *step, int *batches,
+                               struct track_err *err);
 
 /* Removes a directory tree. */
 void fx_rmtree(const char *path);
