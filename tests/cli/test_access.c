@@ -46,21 +46,6 @@ static char sockdir[320];  /* $TRACK_TMPDIR/track-<uid> */
 static char sockpath[400]; /* sockdir/trackd.sock */
 static struct fx_daemon D; /* a daemon some tests start with the fixture */
 
-static int sock_alive(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, ok;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return 0;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
 /* 1 when `needle` appears in the file within ms. */
 static int wait_log(const char *path, const char *needle, int ms)
 {
@@ -127,7 +112,7 @@ static int wait_listening(struct proc *p, const char *path, int ms)
     long long end = fx_now_ms() + ms;
     int st;
     while (fx_now_ms() < end) {
-        if (sock_alive(path))
+        if (fx_sock_alive(path))
             return 1;
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
             p->pid = 0;
@@ -534,7 +519,7 @@ Test(live_socket, stale_socket_file_is_replaced)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     close(fd);
-    cr_assert(!sock_alive(D.uri + 6));
+    cr_assert(!fx_sock_alive(D.uri + 6));
     cr_assert_eq(fx_daemon_restart(&D, NULL), 0, "trackd did not replace a stale socket");
     int rc = fx_track(&D, NULL, NULL, &out, &err, "status", NULL);
     cr_expect_eq(rc, 0, "%s", err);
@@ -603,7 +588,7 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     char sock[400], logp[400], *out = NULL, *err = NULL;
     snprintf(sock, sizeof(sock), "%s/run/track/trackd.sock", root);
     snprintf(logp, sizeof(logp), "%s/xdgdata/track/trackd.log", root);
-    cr_assert(!sock_alive(sock));
+    cr_assert(!fx_sock_alive(sock));
 
     int rc = run_track(&out, &err, "status", NULL);
     cr_assert_eq(rc, 0, "track status with autostart: %s", err);
@@ -613,7 +598,7 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     cr_assert_gt(autostarted, 0);
     free(out);
     free(err);
-    cr_expect(sock_alive(sock), "the autostarted daemon does not listen on %s", sock);
+    cr_expect(fx_sock_alive(sock), "the autostarted daemon does not listen on %s", sock);
 
     /* a write goes to it too, not to the spool */
     rc = run_track(&out, &err, "experiment", "list");

@@ -32,7 +32,7 @@ long long fx_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int sock_alive(const char *path)
+int fx_sock_alive(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd, ok;
@@ -118,7 +118,7 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
     d->pid = pid;
     live_add(pid);
     for (int i = 0; i < 1000; i++) {
-        if (sock_alive(d->uri + 6))
+        if (fx_sock_alive(d->uri + 6))
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {

@@ -51,6 +51,9 @@ void fx_daemon_cleanup(struct fx_daemon *d, int show_log);
  * if it runs, then 0 when every stop exited 0 and the log holds no
  * sanitizer report, else -1 with the reason in `why`. */
 int fx_daemon_verdict(struct fx_daemon *d, char *why, size_t cap);
+/* 1 when a unix socket at `path` (a file path, no "ipc://") accepts a
+ * connection now, else 0. */
+int fx_sock_alive(const char *path);
 /* Bytes in the daemon's log now: an offset for fx_wait_log. */
 long fx_log_size(struct fx_daemon *d);
 /* Waits up to timeout_ms for `needle` in the daemon's log after byte
