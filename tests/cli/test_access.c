@@ -46,53 +46,19 @@ static char sockdir[320];  /* $TRACK_TMPDIR/track-<uid> */
 static char sockpath[400]; /* sockdir/trackd.sock */
 static struct fx_daemon D; /* a daemon some tests start with the fixture */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int sock_alive(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, ok;
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return 0;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0)
-        return 0;
-    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    static char empty[] = "";
-    if (!f)
-        return strdup(empty);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* 1 when `needle` appears in the file within ms. */
 static int wait_log(const char *path, const char *needle, int ms)
 {
     long long end = fx_now_ms() + ms;
     for (;;) {
-        char *text = read_file(path);
+        char *text = fx_read_text(path);
         int found = strstr(text, needle) != NULL;
         free(text);
         if (found)
             return 1;
         if (fx_now_ms() >= end)
             return 0;
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
 }
 
@@ -132,7 +98,7 @@ static int wait_bounded(struct proc *p, int ms)
             p->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, &st, 0);
@@ -146,13 +112,13 @@ static int wait_listening(struct proc *p, const char *path, int ms)
     long long end = fx_now_ms() + ms;
     int st;
     while (fx_now_ms() < end) {
-        if (sock_alive(path))
+        if (fx_sock_alive(path))
             return 1;
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
             p->pid = 0;
             return 0;
         }
-        sleep_ms(10);
+        fx_sleep_ms(10);
     }
     return 0;
 }
@@ -186,7 +152,7 @@ static int run_trackd(char **out, const char *data_dir, ...)
     snprintf(log, sizeof(log), "%s/run-trackd.log", root);
     cr_assert_eq(spawn(&p, argv, log), 0);
     rc = wait_bounded(&p, 10000);
-    *out = read_file(log);
+    *out = fx_read_text(log);
     return rc;
 }
 
@@ -337,7 +303,7 @@ Test(socket_dir, absent_is_made_private_and_served)
     cr_expect_eq(rc, 0, "track status on the default socket: %s", err);
     free(out);
     free(err);
-    cr_expect_eq(stop(&p), 0, "trackd did not exit 0: %s", read_file(log));
+    cr_expect_eq(stop(&p), 0, "trackd did not exit 0: %s", fx_read_text(log));
 }
 
 /* ---- tcp:// only on loopback ------------------------------------------------ */
@@ -381,7 +347,7 @@ Test(tcp, loopback_is_served_with_a_warning)
     char listening[80];
     snprintf(listening, sizeof(listening), "listening uri=%s", uri);
     cr_assert(wait_log(D.log, listening, 5000), "trackd does not listen on %s", uri);
-    char *log = read_file(D.log);
+    char *log = fx_read_text(D.log);
     cr_expect(strstr(log, "warn main: ") && strstr(log, uri) && strstr(log, "no authentication"),
               "no warning about %s at start: %s", uri, log);
     free(log);
@@ -553,13 +519,13 @@ Test(live_socket, stale_socket_file_is_replaced)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     close(fd);
-    cr_assert(!sock_alive(D.uri + 6));
+    cr_assert(!fx_sock_alive(D.uri + 6));
     cr_assert_eq(fx_daemon_restart(&D, NULL), 0, "trackd did not replace a stale socket");
     int rc = fx_track(&D, NULL, NULL, &out, &err, "status", NULL);
     cr_expect_eq(rc, 0, "%s", err);
     free(out);
     free(err);
-    char *log = read_file(D.log);
+    char *log = fx_read_text(D.log);
     cr_expect(strstr(log, "removed a stale socket"), "%s", log);
     free(log);
     cr_expect_eq(fx_daemon_stop(&D), 0);
@@ -579,7 +545,7 @@ Test(live_socket, file_that_is_not_a_socket_is_left_alone)
     cr_expect_eq(rc, 1, "status %d: %s", rc, out);
     cr_expect(strstr(out, "is not a socket") && strstr(out, path), "%s", out);
     free(out);
-    char *kept = read_file(path);
+    char *kept = fx_read_text(path);
     cr_expect_str_eq(kept, "keep me\n");
     free(kept);
 }
@@ -622,7 +588,7 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     char sock[400], logp[400], *out = NULL, *err = NULL;
     snprintf(sock, sizeof(sock), "%s/run/track/trackd.sock", root);
     snprintf(logp, sizeof(logp), "%s/xdgdata/track/trackd.log", root);
-    cr_assert(!sock_alive(sock));
+    cr_assert(!fx_sock_alive(sock));
 
     int rc = run_track(&out, &err, "status", NULL);
     cr_assert_eq(rc, 0, "track status with autostart: %s", err);
@@ -632,7 +598,7 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     cr_assert_gt(autostarted, 0);
     free(out);
     free(err);
-    cr_expect(sock_alive(sock), "the autostarted daemon does not listen on %s", sock);
+    cr_expect(fx_sock_alive(sock), "the autostarted daemon does not listen on %s", sock);
 
     /* a write goes to it too, not to the spool */
     rc = run_track(&out, &err, "experiment", "list");
@@ -651,11 +617,11 @@ Test(autostart, starts_a_personal_daemon_that_answers)
     long long end = fx_now_ms() + 10000;
     pid_t w = 0;
     while (fx_now_ms() < end && (w = waitpid(autostarted, &st, WNOHANG)) == 0)
-        sleep_ms(10);
+        fx_sleep_ms(10);
     cr_assert_eq(w, autostarted, "the autostarted trackd did not exit on SIGTERM");
     autostarted = 0;
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "it exited with status %d: %s", st,
-              read_file(logp));
+              fx_read_text(logp));
 }
 
 Test(autostart, locked_data_directory_is_reported_within_the_timeout)
@@ -725,7 +691,7 @@ Test(autostart, clients_started_together_all_reach_one_daemon)
     long long end = fx_now_ms() + 10000;
     pid_t w = 0;
     while (fx_now_ms() < end && (w = waitpid(autostarted, &st, WNOHANG)) == 0)
-        sleep_ms(10);
+        fx_sleep_ms(10);
     cr_expect_eq(w, autostarted);
     autostarted = 0;
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0);

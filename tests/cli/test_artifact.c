@@ -64,51 +64,6 @@ static void teardown(void)
 
 TestSuite(cli_artifact, .init = setup, .fini = teardown, .timeout = 240);
 
-static void write_file(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_eq(fwrite(p, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static void write_random(const char *path, size_t n, uint64_t seed)
-{
-    FILE *f = fopen(path, "wb");
-    uint64_t x = seed | 1, buf[8192];
-    cr_assert_not_null(f);
-    for (size_t done = 0; done < n;) {
-        for (size_t i = 0; i < 8192; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = x;
-        }
-        size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
-        cr_assert_eq(fwrite(buf, 1, k, f), k);
-        done += k;
-    }
-    cr_assert_eq(fclose(f), 0);
-}
-
-static int same_file(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb)
-            same = 0;
-        if (ca == EOF || cb == EOF)
-            break;
-    }
-    if (fa)
-        fclose(fa);
-    if (fb)
-        fclose(fb);
-    return same;
-}
-
 /* `track ARGS` with TRACK_RUN_ID set; exit status, output kept in out and err. */
 #define TRACK(out, err, ...)                                                                       \
     fx_track(&d, (const char *const[]){RUN_ENV, NULL}, NULL, out, err, __VA_ARGS__, NULL)
@@ -118,7 +73,7 @@ Test(cli_artifact, put_list_get_verify)
     char f[400], dir[400], p[600], *out = NULL, *err = NULL;
 
     snprintf(f, sizeof(f), "%s/model.pt", T);
-    write_random(f, 2500000, 1);
+    fx_write_random(f, 2500000, 1);
     cr_assert_eq(TRACK(&out, &err, "artifact", "put", f), 0, "%s", err);
     cr_assert(strstr(out, "stored 1 file") && strstr(out, "0 already stored"), "%s", out);
     free(out);
@@ -133,9 +88,9 @@ Test(cli_artifact, put_list_get_verify)
     snprintf(p, sizeof(p), "%s/ckpt/sub", T);
     mkdir(p, 0700);
     snprintf(p, sizeof(p), "%s/ckpt/sub/w.bin", T);
-    write_random(p, 70000, 2);
+    fx_write_random(p, 70000, 2);
     snprintf(p, sizeof(p), "%s/ckpt/config.json", T);
-    write_file(p, "{\"lr\": 0.1}\n", 12);
+    fx_write_file(p, "{\"lr\": 0.1}\n", 12);
     cr_assert_eq(TRACK(&out, &err, "artifact", "put", "--run", RUN, dir), 0, "%s", err);
     cr_assert(strstr(out, "stored 2 files"), "%s", out);
     free(out);
@@ -167,7 +122,7 @@ Test(cli_artifact, put_list_get_verify)
     free(out);
     free(err);
     snprintf(p, sizeof(p), "%s/model.pt", T);
-    cr_assert(same_file(f, p));
+    cr_assert(fx_same_file(f, p));
     snprintf(p, sizeof(p), "%s/back", T);
     cr_assert_eq(TRACK(&out, &err, "artifact", "get", "ckpt", "--output", p), 0, "%s", err);
     cr_assert(strstr(out, "wrote 2 files"), "%s", out);
@@ -176,7 +131,7 @@ Test(cli_artifact, put_list_get_verify)
     char a[600], b[600];
     snprintf(a, sizeof(a), "%s/ckpt/sub/w.bin", T);
     snprintf(b, sizeof(b), "%s/back/sub/w.bin", T);
-    cr_assert(same_file(a, b));
+    cr_assert(fx_same_file(a, b));
 
     cr_assert_eq(TRACK(&out, &err, "artifact", "verify"), 0, "%s", err);
     cr_assert(strstr(out, "ok: 3 blobs"), "%s", out);
@@ -200,7 +155,7 @@ Test(cli_artifact, refused_paths_and_links)
 {
     char f[400], dir[400], p[600], *out = NULL, *err = NULL;
     snprintf(f, sizeof(f), "%s/x", T);
-    write_file(f, "x", 1);
+    fx_write_file(f, "x", 1);
     const char *bad[] = {"../x", "/abs", "a//b", "a\\b", "a/../b", NULL};
     for (int i = 0; bad[i]; i++) {
         cr_assert_eq(TRACK(&out, &err, "artifact", "put", f, "--as", bad[i]), 2, "%s", bad[i]);
@@ -229,7 +184,7 @@ Test(cli_artifact, corrupt_blob_found_by_verify_and_check)
 {
     char f[400], *out = NULL, *err = NULL;
     snprintf(f, sizeof(f), "%s/w.bin", T);
-    write_random(f, 100000, 3);
+    fx_write_random(f, 100000, 3);
     cr_assert_eq(TRACK(&out, &err, "artifact", "put", f), 0, "%s", err);
     free(out);
     free(err);
@@ -333,9 +288,9 @@ Test(cli_artifact, file_256mib_moves_with_bounded_rss, .timeout = 280)
     size_t n = 256u << 20;
 
     snprintf(small, sizeof(small), "%s/small.bin", T);
-    write_random(small, 1000, 1);
+    fx_write_random(small, 1000, 1);
     snprintf(big, sizeof(big), "%s/big.bin", T);
-    write_random(big, n, 2);
+    fx_write_random(big, n, 2);
     snprintf(out_s, sizeof(out_s), "%s/small.back", T);
     snprintf(out_b, sizeof(out_b), "%s/big.back", T);
 
@@ -355,7 +310,7 @@ Test(cli_artifact, file_256mib_moves_with_bounded_rss, .timeout = 280)
             "artifact: 256 MiB: trackd VmHWM %ld kB -> %ld (put) -> %ld kB (get); client "
             "put %ld kB (tiny file %ld), get %ld kB (tiny %ld)\n",
             hwm0, hwm1, hwm2, rss_big_put, rss_small_put, rss_big_get, rss_small_get);
-    cr_assert(same_file(big, out_b), "the 256 MiB file came back different");
+    cr_assert(fx_same_file(big, out_b), "the 256 MiB file came back different");
     cr_assert_lt(hwm2 - hwm0, 64 * 1000, "trackd's peak RSS grew by %ld kB", hwm2 - hwm0);
     cr_assert_lt(rss_big_put - rss_small_put, 32 * 1000,
                  "the uploading client's peak RSS grew "

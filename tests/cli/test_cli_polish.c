@@ -30,24 +30,14 @@ static struct track_client *C;
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
-
     unsetenv("TRACK_RUN_ID");
     unsetenv("COLUMNS");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 TestSuite(polish, .init = setup, .fini = teardown, .timeout = 120);
@@ -107,14 +97,6 @@ static void expect_usage(struct res r, ...)
         cr_assert_not_null(strstr(r.err, s), "stderr lacks \"%s\": %s", s, r.err);
     va_end(ap);
     res_free(&r);
-}
-
-static size_t count_of(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
 }
 
 /* Display columns of a UTF-8 line (code points). */
@@ -518,7 +500,7 @@ Test(polish, writing_into_an_ended_run_succeeds_with_one_warning_naming_it)
     };
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(w[i].rc, 0, "write %d: exit %d: %s", i, w[i].rc, w[i].err);
-        cr_assert_eq(count_of(w[i].err, "\n"), 1, "write %d: not one line: %s", i, w[i].err);
+        cr_assert_eq(fx_count_of(w[i].err, "\n"), 1, "write %d: not one line: %s", i, w[i].err);
         cr_assert_not_null(strstr(w[i].err, "warning"), "%s", w[i].err);
         cr_assert_not_null(strstr(w[i].err, short_id), "the run is not named: %s", w[i].err);
         cr_assert_not_null(strstr(w[i].err, "last-week"), "%s", w[i].err);
@@ -548,7 +530,7 @@ Test(polish, history_of_a_missing_metric_prints_the_error_alone)
         cr_assert_eq(r.rc, 1, "form %d: exit %d", form, r.rc);
         cr_assert_str_empty(r.out, "form %d printed before the error: %s", form, r.out);
         cr_assert_not_null(strstr(r.err, "NOT_FOUND"), "%s", r.err);
-        cr_assert_eq(count_of(r.err, "\n"), 1, "%s", r.err);
+        cr_assert_eq(fx_count_of(r.err, "\n"), 1, "%s", r.err);
         res_free(&r);
     }
     /* the CSV's time column has JSON's and export's name */
@@ -742,10 +724,10 @@ Test(polish, compare_of_6_runs_at_80_columns_is_transposed_not_folded)
     for (int i = 0; i < 6; i++) {
         char s[32];
         snprintf(s, sizeof(s), "%.8s  six-run-%d", ids[i], i);
-        cr_assert_eq(count_of(r.out, s), 1, "run %d is not one row:\n%s", i, r.out);
+        cr_assert_eq(fx_count_of(r.out, s), 1, "run %d is not one row:\n%s", i, r.out);
     }
     /* the best loss (run 0: lowest last value) and acc (lowest: min goal) */
-    cr_assert_eq(count_of(r.out, " *"), 2, "%s", r.out);
+    cr_assert_eq(fx_count_of(r.out, " *"), 2, "%s", r.out);
     res_free(&r);
 
     /* --columns runs keeps a column per run, folded to fit */
@@ -763,7 +745,7 @@ Test(polish, compare_of_6_runs_at_80_columns_is_transposed_not_folded)
     /* two runs transposed on request */
     r = T("compare", ids[0], ids[1], "--columns", "metrics");
     cr_assert_eq(r.rc, 0, "%s", r.err);
-    cr_assert_eq(count_of(r.out, "\n"), 3, "%s", r.out);
+    cr_assert_eq(fx_count_of(r.out, "\n"), 3, "%s", r.out);
     res_free(&r);
     expect_usage(T("compare", ids[0], ids[1], "--columns", "rows"), "--columns", NULL);
     expect_usage(T("compare", ids[0], ids[1], "--columns", "metrics", "--format", "csv"),

@@ -27,23 +27,13 @@ static char IDS[5][33];
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
-
     unsetenv("TRACK_RUN_ID");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 TestSuite(plot, .init = setup, .fini = teardown);
@@ -82,28 +72,6 @@ static void noisy_runs(void)
     }
 }
 
-static size_t count_of(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Runs `track compare` of the five runs with extra args; returns the SVG. */
 static char *plot(const char *name, const char *a1, const char *a2, const char *a3, const char *a4,
                   const char *a5)
@@ -122,10 +90,10 @@ static char *plot(const char *name, const char *a1, const char *a2, const char *
         free(out);
         free(err);
     }
-    char *svg = slurp(path);
-    cr_assert_eq(count_of(svg, "<svg "), 1);
-    cr_assert_eq(count_of(svg, "</svg>"), 1);
-    cr_assert_eq(count_of(svg, "<g"), count_of(svg, "</g>"), "groups balanced");
+    char *svg = fx_slurp(path);
+    cr_assert_eq(fx_count_of(svg, "<svg "), 1);
+    cr_assert_eq(fx_count_of(svg, "</svg>"), 1);
+    cr_assert_eq(fx_count_of(svg, "<g"), fx_count_of(svg, "</g>"), "groups balanced");
     return svg;
 }
 
@@ -133,16 +101,16 @@ Test(plot, smooth_log_y_and_relative_x_give_a_valid_svg_with_one_legend)
 {
     noisy_runs();
     char *svg = plot("a.svg", "--smooth", "0.8", "--log-y", "--x", "relative");
-    cr_assert_eq(count_of(svg, "class=\"legend\""), 1, "one legend for two panels");
-    cr_assert_eq(count_of(svg, "class=\"panel\""), 2, "loss and lr");
+    cr_assert_eq(fx_count_of(svg, "class=\"legend\""), 1, "one legend for two panels");
+    cr_assert_eq(fx_count_of(svg, "class=\"panel\""), 2, "loss and lr");
     for (int r = 0; r < 5; r++) {
         char want[64];
         snprintf(want, sizeof(want), ">noisy-%d (%.8s)<title>", r, IDS[r]);
-        cr_assert_eq(count_of(svg, want), 1, "legend entry %d once", r);
+        cr_assert_eq(fx_count_of(svg, want), 1, "legend entry %d once", r);
     }
     /* per panel and run a faint raw line and a smoothed one */
-    cr_assert_eq(count_of(svg, "stroke-opacity=\"0.25\""), 10, "%s", svg);
-    cr_assert_eq(count_of(svg, "<path fill=\"none\""), 20);
+    cr_assert_eq(fx_count_of(svg, "stroke-opacity=\"0.25\""), 10, "%s", svg);
+    cr_assert_eq(fx_count_of(svg, "<path fill=\"none\""), 20);
     cr_assert(strstr(svg, "smoothing 0.8, log scale"));
     cr_assert(strstr(svg, ">seconds since the run&apos;s start</text>"));
     /* relative x: the points start a second after the runs did, and span
@@ -150,7 +118,7 @@ Test(plot, smooth_log_y_and_relative_x_give_a_valid_svg_with_one_legend)
     cr_assert(strstr(svg, ">0</text>") || strstr(svg, ">20</text>"), "%s", svg);
     cr_assert(strstr(svg, ">140</text>") || strstr(svg, ">150</text>"), "%s", svg);
     /* lr's one point is a marker */
-    cr_assert_geq(count_of(svg, "class=\"marker\""), 1);
+    cr_assert_geq(fx_count_of(svg, "class=\"marker\""), 1);
     cr_assert_null(strstr(svg, "nan"));
     free(svg);
 }
@@ -160,8 +128,8 @@ Test(plot, time_and_step_axes)
     noisy_runs();
     char *svg = plot("t.svg", "--x", "time", "--metric", "loss", NULL);
     cr_assert(strstr(svg, ">time ("), "the time zone is named");
-    cr_assert_eq(count_of(svg, "class=\"panel\""), 1);
-    cr_assert_eq(count_of(svg, "stroke-opacity=\"0.55\""), 5, "5 runs: thin translucent lines");
+    cr_assert_eq(fx_count_of(svg, "class=\"panel\""), 1);
+    cr_assert_eq(fx_count_of(svg, "stroke-opacity=\"0.55\""), 5, "5 runs: thin translucent lines");
     free(svg);
     svg = plot("s.svg", "--x", "step", NULL, NULL, NULL);
     cr_assert(strstr(svg, ">step</text>"));

@@ -22,22 +22,13 @@ static struct track_client *C;
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
     unsetenv("TRACK_RUN_ID");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 TestSuite(lifecycle_cli, .init = setup, .fini = teardown, .timeout = 120);

@@ -39,24 +39,14 @@ static struct track_client *C;
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
-
     unsetenv("TRACK_RUN_ID");
     unsetenv("NO_COLOR");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 /* ---- fixtures --------------------------------------------------------------------- */
@@ -189,14 +179,6 @@ static void expect_filter(const char *filter, const char *names)
     cr_expect_str_eq(csv_names(out), names, "filter [%s]", filter);
     free(out);
     free(err);
-}
-
-static size_t count_of(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
 }
 
 /* Display columns of a UTF-8 line (code points). */
@@ -354,20 +336,6 @@ static int xml_check(const char *doc, const char **why)
     if (depth || roots != 1)
         return *why = depth ? "unclosed element" : "not one root", -1;
     return 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
 }
 
 /* ==== runs ========================================================================== */
@@ -701,12 +669,12 @@ Test(compare, wide_tables_fold_to_the_terminal_width)
         p += len + (e ? 1 : 0);
     }
     cr_assert_geq(blocks, 2, "%s", out);
-    cr_assert_eq(count_of(out, "\nname "), blocks, "labels repeat in every block");
-    cr_assert_eq(count_of(out, "loss trend"), blocks);
+    cr_assert_eq(fx_count_of(out, "\nname "), blocks, "labels repeat in every block");
+    cr_assert_eq(fx_count_of(out, "loss trend"), blocks);
     for (int i = 0; i < 6; i++) {
         char s[16];
         snprintf(s, sizeof(s), "%.8s", ids[i]);
-        cr_assert_eq(count_of(out, s), 1, "run %d once: %s", i, out);
+        cr_assert_eq(fx_count_of(out, s), 1, "run %d once: %s", i, out);
     }
     free(out);
     const char *env_wide[] = {"COLUMNS=400", NULL};
@@ -845,11 +813,11 @@ Test(compare, the_plot_is_well_formed_svg_with_a_line_per_run_and_metric)
     snprintf(path, sizeof(path), "%s/plot.svg", D.dir);
     char *out = RUN(0, NULL, "compare", ids[0], ids[1], ids[2], "--plot", path, "--format", "csv");
     free(out);
-    char *svg = slurp(path);
+    char *svg = fx_slurp(path);
     const char *why = "";
     cr_assert_eq(xml_check(svg, &why), 0, "%s", why);
-    cr_assert_eq(count_of(svg, "<path fill=\"none\""), 6, "3 runs x 2 metrics");
-    cr_assert_eq(count_of(svg, "<svg "), 1);
+    cr_assert_eq(fx_count_of(svg, "<path fill=\"none\""), 6, "3 runs x 2 metrics");
+    cr_assert_eq(fx_count_of(svg, "<svg "), 1);
     cr_assert(strstr(svg, "a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;"));
     cr_assert_null(strstr(svg, "nan"), "non-finite values are skipped");
     cr_assert_null(strstr(svg, "inf"));
@@ -957,8 +925,8 @@ Test(watch, line_mode_prints_new_points_and_exits_when_the_run_ends)
     cr_assert_eq(wait_exit(pid, 5000), 0);
     close(fd);
     /* one line per change, none repeated */
-    cr_assert_eq(count_of(buf, "step=1 loss=0.5\n"), 1, "%s", buf);
-    cr_assert_eq(count_of(buf, "\n"), count_of(buf, "step=") + 1, "%s", buf);
+    cr_assert_eq(fx_count_of(buf, "step=1 loss=0.5\n"), 1, "%s", buf);
+    cr_assert_eq(fx_count_of(buf, "\n"), fx_count_of(buf, "step=") + 1, "%s", buf);
 }
 
 Test(watch, a_finished_run_prints_its_state_once_and_exits)
@@ -1025,7 +993,7 @@ Test(export, json_with_history_round_trips)
     char *out = RUN(0, NULL, "export", A, B, G, "--format", "json", "--history", "-o", path);
     cr_assert_str_eq(out, "", "-o: nothing on stdout");
     free(out);
-    char *text = slurp(path);
+    char *text = fx_slurp(path);
     json_t *j = parse(text);
     cr_assert_eq(json_array_size(j), 3);
     cr_assert_str_eq(str_at(j, "0/run_id"), A);
@@ -1064,7 +1032,7 @@ Test(export, jsonl_and_csv)
 {
     trio();
     char *out = RUN(0, NULL, "export", "--experiment", "cmp", "--format", "jsonl");
-    cr_assert_eq(count_of(out, "\n"), 3);
+    cr_assert_eq(fx_count_of(out, "\n"), 3);
     char *save = NULL;
     int n = 0;
     for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), n++) {
@@ -1090,7 +1058,7 @@ Test(export, jsonl_and_csv)
 
     out = RUN(0, NULL, "export", A, G, "--format", "csv", "--history");
     cr_assert(strncmp(out, "run_id,key,step,timestamp,value\n", 32) == 0, "%s", out);
-    cr_assert_eq(count_of(out, "\n"), 1 + 8 + 5, "%s", out);
+    cr_assert_eq(fx_count_of(out, "\n"), 1 + 8 + 5, "%s", out);
     char row[128];
     snprintf(row, sizeof(row), "%s,grad,0,%lld,-inf\n", G, T0);
     cr_assert(strstr(out, row), "%s", out);

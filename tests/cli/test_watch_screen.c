@@ -22,23 +22,13 @@ static struct track_client *C;
 
 static void setup(void)
 {
-    struct track_opts o = {0};
-    struct track_err err = {0};
-
     unsetenv("TRACK_RUN_ID");
-    cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    fx_daemon_client_start(&D, &C, 0);
 }
 
 static void teardown(void)
 {
-    if (C)
-        track_client_close(C);
-    C = NULL;
-    fx_daemon_cleanup(&D, 0);
+    fx_daemon_client_cleanup(&D, &C);
 }
 
 TestSuite(watch_screen, .init = setup, .fini = teardown);
@@ -82,22 +72,14 @@ static char *watch_frame(const char *hex, int rows, int cols)
     return frame;
 }
 
-static size_t count_of(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 Test(watch_screen, one_metric_at_80x24_gets_a_chart_8_rows_tall_with_its_scale)
 {
     char hex[33];
     finished_run(1, hex);
     char *f = watch_frame(hex, 24, 80);
     cr_assert(strstr(f, "loss  99  step 2999  - pts/s  chart: steps 952-2999"), "%s", f);
-    cr_assert_eq(count_of(f, "┤"), 2, "the max and the min row:\n%s", f);
-    cr_assert_eq(count_of(f, "│"), 6, "8 rows in all:\n%s", f);
+    cr_assert_eq(fx_count_of(f, "┤"), 2, "the max and the min row:\n%s", f);
+    cr_assert_eq(fx_count_of(f, "│"), 6, "8 rows in all:\n%s", f);
     cr_assert(strstr(f, "        99 ┤") && strstr(f, "         0 ┤"), "%s", f);
     free(f);
 }
@@ -107,8 +89,8 @@ Test(watch_screen, seven_metrics_at_80x24_get_a_block_each)
     char hex[33];
     finished_run(7, hex);
     char *f = watch_frame(hex, 24, 80);
-    cr_assert_eq(count_of(f, "chart: steps 952-2999"), 7, "%s", f);
-    cr_assert_eq(count_of(f, "├ "), 7, "a one-row chart each, max at the right:\n%s", f);
+    cr_assert_eq(fx_count_of(f, "chart: steps 952-2999"), 7, "%s", f);
+    cr_assert_eq(fx_count_of(f, "├ "), 7, "a one-row chart each, max at the right:\n%s", f);
     cr_assert_null(strstr(f, "more (choose with --metric)"), "%s", f);
     free(f);
 }
@@ -118,8 +100,8 @@ Test(watch_screen, three_metrics_at_200x50_get_tall_charts)
     char hex[33];
     finished_run(3, hex);
     char *f = watch_frame(hex, 50, 200);
-    cr_assert_eq(count_of(f, "chart: steps 952-2999"), 3, "%s", f);
-    cr_assert_eq(count_of(f, "┤"), 6, "%s", f);
-    cr_assert_eq(count_of(f, "│"), 18, "8 rows each:\n%s", f);
+    cr_assert_eq(fx_count_of(f, "chart: steps 952-2999"), 3, "%s", f);
+    cr_assert_eq(fx_count_of(f, "┤"), 6, "%s", f);
+    cr_assert_eq(fx_count_of(f, "│"), 18, "8 rows each:\n%s", f);
     free(f);
 }

@@ -35,23 +35,12 @@ static struct fx_daemon d;
 static struct track_client *C;
 static char T[300]; /* scratch directory for local files */
 
-static void open_client(void)
-{
-    struct track_opts o = {0};
-    struct track_err err = {0};
-    o.server = d.uri;
-    o.spool_path = d.spool;
-    o.no_spool = 1;
-    o.timeout_ms = 10000;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
-}
-
 static void setup(void)
 {
     cr_assert_eq(fx_daemon_start(&d, NULL), 0, "trackd did not start");
     snprintf(T, sizeof(T), "%s/local", d.dir);
     cr_assert_eq(mkdir(T, 0700), 0);
-    open_client();
+    C = fx_client_open(&d, 10000);
 }
 
 static void teardown(void)
@@ -73,54 +62,6 @@ static void new_run(char hex[33])
     track_run_id id;
     cr_assert_eq(track_run_start(C, &ro, &id, &err), 0, "%s", err.msg);
     track_run_id_hex(&id, hex);
-}
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_eq(fwrite(p, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* A file of n pseudo-random bytes (xorshift, seeded), written in 1 MiB
- * pieces. */
-static void write_random(const char *path, size_t n, uint64_t seed)
-{
-    FILE *f = fopen(path, "wb");
-    uint64_t x = seed | 1, buf[8192];
-    cr_assert_not_null(f);
-    for (size_t done = 0; done < n;) {
-        for (size_t i = 0; i < 8192; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = x;
-        }
-        size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
-        cr_assert_eq(fwrite(buf, 1, k, f), k);
-        done += k;
-    }
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* 1 when both files hold the same bytes. */
-static int same_file(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb)
-            same = 0;
-        if (ca == EOF || cb == EOF)
-            break;
-    }
-    if (fa)
-        fclose(fa);
-    if (fb)
-        fclose(fb);
-    return same;
 }
 
 /* Files under DIR/blobs/ab/ (complete blobs), and under blobs/tmp/. */
@@ -320,7 +261,7 @@ Test(artifact, dedup_two_runs_one_blob_file)
     struct track_err err = {0};
 
     snprintf(f, sizeof(f), "%s/ckpt.bin", T);
-    write_random(f, 3u << 20, 7);
+    fx_write_random(f, 3u << 20, 7);
     new_run(r1);
     cr_assert_eq(track_artifact_put_ex(C, f, "model/ckpt.bin", &st, &err), 0, "%s", err.msg);
     cr_assert_eq(st.sent, 3 << 20);
@@ -340,7 +281,7 @@ Test(artifact, dedup_two_runs_one_blob_file)
     /* the same path again with the same file is fine; another file replaces it */
     cr_assert_eq(track_artifact_put(C, f, "weights.bin", &err), 0, "%s", err.msg);
     snprintf(f, sizeof(f), "%s/other.bin", T);
-    write_file(f, "other", 5);
+    fx_write_file(f, "other", 5);
     cr_assert_eq(track_artifact_put(C, f, "weights.bin", &err), 0, "%s", err.msg);
     b = list_of(r2);
     cr_assert_eq(b.n, 1);
@@ -358,16 +299,16 @@ Test(artifact, roundtrip_every_byte_value)
     for (size_t i = 0; i < n; i++)
         p[i] = (uint8_t)(i * 7 + i / 256);
     snprintf(f, sizeof(f), "%s/bytes.bin", T);
-    write_file(f, p, n);
+    fx_write_file(f, p, n);
     free(p);
     new_run(run);
     cr_assert_eq(track_artifact_put(C, f, NULL, &err), 0, "%s", err.msg);
     snprintf(out, sizeof(out), "%s/back.bin", T);
     cr_assert_eq(track_artifact_get(C, run, "bytes.bin", out, &err), 0, "%s", err.msg);
-    cr_assert(same_file(f, out), "the file came back different");
+    cr_assert(fx_same_file(f, out), "the file came back different");
     /* an empty file too */
     snprintf(f, sizeof(f), "%s/empty", T);
-    write_file(f, "", 0);
+    fx_write_file(f, "", 0);
     cr_assert_eq(track_artifact_put(C, f, NULL, &err), 0, "%s", err.msg);
     snprintf(out, sizeof(out), "%s/empty.back", T);
     cr_assert_eq(track_artifact_get(C, NULL, "empty", out, &err), 0, "%s", err.msg);
@@ -394,7 +335,7 @@ Test(artifact, roundtrip_nested_directory)
     mkdir(p, 0700);
     for (int i = 0; files[i]; i++) {
         snprintf(p, sizeof(p), "%s/tree/%s", T, files[i]);
-        write_random(p, 1000u * (unsigned)(i + 1) * (unsigned)(i + 1) * 300, (uint64_t)i + 1);
+        fx_write_random(p, 1000u * (unsigned)(i + 1) * (unsigned)(i + 1) * 300, (uint64_t)i + 1);
     }
     new_run(run);
     snprintf(p, sizeof(p), "%s/tree", T);
@@ -410,13 +351,13 @@ Test(artifact, roundtrip_nested_directory)
         char a[600], b[600];
         snprintf(a, sizeof(a), "%s/tree/%s", T, files[i]);
         snprintf(b, sizeof(b), "%s/back/%s", T, files[i]);
-        cr_assert(same_file(a, b), "%s differs", files[i]);
+        cr_assert(fx_same_file(a, b), "%s differs", files[i]);
     }
     /* a single file of the tree by its path */
     snprintf(out, sizeof(out), "%s/c.json", T);
     cr_assert_eq(track_artifact_get(C, run, "ckpt/sub/deeper/c.json", out, &err), 0, "%s", err.msg);
     snprintf(p, sizeof(p), "%s/tree/sub/deeper/c.json", T);
-    cr_assert(same_file(p, out));
+    cr_assert(fx_same_file(p, out));
     /* neither a file nor a directory */
     cr_assert_eq(track_artifact_get(C, run, "ckp", out, &err), TRACK_E_NOT_FOUND, "%s", err.msg);
     cr_assert(strstr(err.msg, "ckp"), "%s", err.msg);
@@ -432,7 +373,7 @@ Test(artifact, traversal_paths_refused_by_client)
     char run[33], f[400];
     struct track_err err = {0};
     snprintf(f, sizeof(f), "%s/x", T);
-    write_file(f, "x", 1);
+    fx_write_file(f, "x", 1);
     new_run(run);
     for (int i = 0; bad_paths[i]; i++) {
         cr_assert_eq(track_artifact_put(C, f, bad_paths[i], &err), TRACK_E_INVALID_ARGUMENT,
@@ -510,7 +451,7 @@ Test(artifact, symlink_outside_refused_inside_stored)
     snprintf(p, sizeof(p), "%s/dir", T);
     mkdir(p, 0700);
     snprintf(p, sizeof(p), "%s/dir/real.txt", T);
-    write_file(p, "real", 4);
+    fx_write_file(p, "real", 4);
     snprintf(p, sizeof(p), "%s/dir/inside", T);
     cr_assert_eq(symlink("real.txt", p), 0);
     new_run(run);
@@ -523,7 +464,7 @@ Test(artifact, symlink_outside_refused_inside_stored)
     cr_assert_str_eq(l.digests[0], l.digests[1]);
     /* a link that leaves the directory: refused, nothing stored */
     snprintf(p, sizeof(p), "%s/secret", T);
-    write_file(p, "secret", 6);
+    fx_write_file(p, "secret", 6);
     char link[600];
     snprintf(link, sizeof(link), "%s/dir/zz-out", T);
     cr_assert_eq(symlink("../secret", link), 0);
@@ -544,7 +485,7 @@ Test(artifact, download_never_writes_outside)
     snprintf(p, sizeof(p), "%s/t/a", T);
     mkdir(p, 0700);
     snprintf(p, sizeof(p), "%s/t/a/f.txt", T);
-    write_file(p, "payload", 7);
+    fx_write_file(p, "payload", 7);
     new_run(run);
     snprintf(p, sizeof(p), "%s/t", T);
     cr_assert_eq(track_artifact_put(C, p, "d", &err), 0, "%s", err.msg);
@@ -572,7 +513,7 @@ Test(artifact, download_never_writes_outside)
     const char *argv[] = {"/usr/bin/sqlite3", db, sql, NULL};
     cr_assert_eq(fx_run(argv, NULL, NULL, NULL, NULL), 0);
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
-    open_client();
+    C = fx_client_open(&d, 10000);
     snprintf(out, sizeof(out), "%s/deep/out2", T);
     mkdir(out, 0700);
     snprintf(p, sizeof(p), "%s/deep", T);
@@ -666,7 +607,7 @@ Test(artifact, abandoned_upload_invisible_then_retry_resumes)
     size_t n = 5u << 20;
 
     snprintf(f, sizeof(f), "%s/half.bin", T);
-    write_random(f, n, 99);
+    fx_write_random(f, n, 99);
     digest_of_file(f, digest);
     new_run(run);
     int s = sock_open();
@@ -693,7 +634,7 @@ Test(artifact, abandoned_upload_invisible_then_retry_resumes)
     char out[400];
     snprintf(out, sizeof(out), "%s/half.back", T);
     cr_assert_eq(track_artifact_get(C, run, "half.bin", out, &err), 0, "%s", err.msg);
-    cr_assert(same_file(f, out));
+    cr_assert(fx_same_file(f, out));
     cr_assert_eq(count_tmp(), 0);
 }
 
@@ -706,7 +647,7 @@ Test(artifact, sigkill_during_upload_then_retry_completes)
     size_t n = 6u << 20;
 
     snprintf(f, sizeof(f), "%s/k.bin", T);
-    write_random(f, n, 5);
+    fx_write_random(f, n, 5);
     digest_of_file(f, digest);
     new_run(run);
     int s = sock_open();
@@ -747,7 +688,7 @@ Test(artifact, sigkill_during_upload_then_retry_completes)
     track_client_close(C);
     C = NULL;
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
-    open_client();
+    C = fx_client_open(&d, 10000);
     cr_assert_eq(list_of(run).n, 0, "a killed upload is visible");
     cr_assert_eq(count_blobs(), 0, "a half blob is in place");
     cr_assert_eq(track_run_use(C, run, &err), 0, "%s", err.msg);
@@ -758,7 +699,7 @@ Test(artifact, sigkill_during_upload_then_retry_completes)
     char out[400];
     snprintf(out, sizeof(out), "%s/k.back", T);
     cr_assert_eq(track_artifact_get(C, run, "k.bin", out, &err), 0, "%s", err.msg);
-    cr_assert(same_file(f, out));
+    cr_assert(fx_same_file(f, out));
 }
 
 /* ---- verify, check, counts ---------------------------------------------------------- */
@@ -777,11 +718,11 @@ Test(artifact, corrupt_blob_caught_by_verify_and_check)
     struct track_err err = {0};
 
     snprintf(f, sizeof(f), "%s/good.bin", T);
-    write_random(f, 200000, 3);
+    fx_write_random(f, 200000, 3);
     new_run(run);
     cr_assert_eq(track_artifact_put(C, f, "good.bin", &err), 0, "%s", err.msg);
     snprintf(f, sizeof(f), "%s/bad.bin", T);
-    write_random(f, 300000, 4);
+    fx_write_random(f, 300000, 4);
     cr_assert_eq(track_artifact_put(C, f, "bad.bin", &err), 0, "%s", err.msg);
     cr_assert_eq(track_artifact_verify(C, run, &vr, problems_cb, named, &err), 0, "%s", err.msg);
     cr_assert_eq(vr.checked, 2);
@@ -817,7 +758,7 @@ Test(artifact, corrupt_blob_caught_by_verify_and_check)
     free(out);
     free(errs);
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
-    open_client();
+    C = fx_client_open(&d, 10000);
     cr_assert_eq(track_artifact_verify(C, run, &vr, problems_cb, named, &err), 0, "%s", err.msg);
     cr_assert_str_eq(named, "missing bad.bin");
 }
@@ -831,7 +772,7 @@ Test(artifact, counts_in_status_and_run_get)
     struct track_result *res;
 
     snprintf(f, sizeof(f), "%s/c.bin", T);
-    write_random(f, 12345, 8);
+    fx_write_random(f, 12345, 8);
     new_run(run);
     cr_assert_eq(track_artifact_put(C, f, "a", &err), 0, "%s", err.msg);
     cr_assert_eq(track_artifact_put(C, f, "b", &err), 0, "%s", err.msg);
@@ -860,7 +801,7 @@ Test(artifact, log_metric_answered_while_another_client_uploads, .timeout = 280)
     size_t n = 256u << 20;
 
     snprintf(f, sizeof(f), "%s/big.bin", T);
-    write_random(f, n, 11);
+    fx_write_random(f, n, 11);
     new_run(run);
     /* the uploader: another process, the real CLI */
     pid_t pid = fork();
@@ -945,14 +886,14 @@ Test(artifact, disk_full_during_upload_refused_ingest_goes_on, .fini = teardown_
     /* the data directory on the small disk; socket, log and local files stay outside */
     snprintf(d.dir, sizeof(d.dir), "%s", mnt);
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
-    open_client();
+    C = fx_client_open(&d, 10000);
     new_run(run);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(track_log_metric(C, "loss", 1.0, i, 0, &err), 0, "%s", err.msg);
     cr_assert_eq(track_flush(C, &err), 0, "%s", err.msg);
 
     snprintf(f, sizeof(f), "%s/big.bin", T);
-    write_random(f, 48u << 20, 21); /* more than the disk has left */
+    fx_write_random(f, 48u << 20, 21); /* more than the disk has left */
     int rc = track_artifact_put(C, f, "big.bin", &err);
     cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "%d: %s", rc, err.msg);
     cr_assert(strstr(err.msg, "full"), "the message says the disk is full: %s", err.msg);
@@ -979,7 +920,7 @@ Test(artifact, disk_full_during_upload_refused_ingest_goes_on, .fini = teardown_
     track_result_free(res);
     /* and a file that fits is stored */
     snprintf(small, sizeof(small), "%s/small.bin", T);
-    write_random(small, 1u << 20, 22);
+    fx_write_random(small, 1u << 20, 22);
     cr_assert_eq(track_artifact_put(C, small, "small.bin", &err), 0, "%s", err.msg);
     cr_assert_eq(list_of(run).n, 1);
     cr_assert_eq(count_blobs(), 1);
@@ -992,7 +933,7 @@ Test(artifact, two_clients_sending_the_same_file_both_succeed)
     size_t n = 24u << 20;
 
     snprintf(f, sizeof(f), "%s/same.bin", T);
-    write_random(f, n, 31);
+    fx_write_random(f, n, 31);
     new_run(run);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);

@@ -31,16 +31,12 @@ static double wave(int64_t step)
 
 static void setup(void)
 {
-    struct track_opts o = {0};
     struct track_err err = {0};
     struct track_run_opts ro = {.experiment = "curve", .name = "m4"};
     track_run_id id;
 
     cr_assert_eq(fx_daemon_start(&D, NULL), 0, "trackd did not start");
-    o.server = D.uri;
-    o.spool_path = D.spool;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &C, &err), 0, "%s", err.msg);
+    C = fx_client_open(&D, 0);
     cr_assert_eq(track_run_start(C, &ro, &id, &err), 0, "%s", err.msg);
     track_run_id_hex(&id, RUN_HEX);
     for (int64_t s = 0; s < N; s++) {

@@ -36,17 +36,6 @@ static void teardown(void)
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = calloc(1, 1 << 20);
-    size_t n = f ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-    return buf;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -91,12 +80,12 @@ Test(daemon, a_bad_config_line_is_named_and_stops_the_start)
     snprintf(conf, sizeof(conf), "%s/trackd.conf", d.dir);
     write_file(conf, "# comment\nlog_level = info\ncolour = blue\n");
     cr_assert_neq(fx_daemon_restart(&d, NULL), 0, "trackd started with a bad config");
-    char *log = slurp(d.log);
+    char *log = fx_read_text(d.log);
     cr_assert(strstr(log, "trackd.conf:3") && strstr(log, "colour"), "log: %s", log);
     free(log);
     write_file(conf, "durability = full\nworkers = 3\nlog_level = info\n");
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start with a good config");
-    log = slurp(d.log);
+    log = fx_read_text(d.log);
     cr_assert(strstr(log, "durability=full"), "log: %s", log);
     free(log);
     PASS();
@@ -126,7 +115,7 @@ Test(daemon, sighup_rereads_the_log_level_when_no_flag_set_it)
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
     long from = fx_log_size(&d);
     refused_read(&d);
-    char *log = slurp(d.log);
+    char *log = fx_read_text(d.log);
     cr_assert_null(strstr(log + from, "run_get failed"), "debug line at warn level: %s", log);
     free(log);
     write_file(conf, "log_level = debug\n");
@@ -134,7 +123,7 @@ Test(daemon, sighup_rereads_the_log_level_when_no_flag_set_it)
     kill(d.pid, SIGHUP);
     cr_assert(fx_wait_log(&d, from, "reloaded log_level=3", 10000), "no reload logged");
     refused_read(&d);
-    log = slurp(d.log);
+    log = fx_read_text(d.log);
     cr_assert(strstr(log + from, "run_get failed code=NOT_FOUND"), "debug line missing: %s", log);
     free(log);
     cr_assert_eq(fx_daemon_stop(&d), 0);
@@ -156,7 +145,7 @@ Test(daemon, sighup_keeps_the_log_level_the_flag_set)
     cr_assert(fx_wait_log(&d, from, "reloaded; log_level=3 stays as --log-level set it", 10000),
               "no reload keeping the flag's level logged");
     refused_read(&d);
-    char *log = slurp(d.log);
+    char *log = fx_read_text(d.log);
     cr_assert(strstr(log + from, "run_get failed code=NOT_FOUND"),
               "the file's level replaced --log-level: %s", log);
     free(log);

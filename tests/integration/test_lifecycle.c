@@ -31,24 +31,11 @@ static int passed;
 
 #define PASS() (passed = 1)
 
-static struct track_client *open_client(void)
-{
-    struct track_opts o = {0};
-    struct track_client *cl = NULL;
-    struct track_err err = {0};
-    o.server = d.uri;
-    o.spool_path = d.spool;
-    o.timeout_ms = 10000;
-    o.no_spool = 1;
-    cr_assert_eq(track_client_open(&o, &cl, &err), 0, "open: %s", err.msg);
-    return cl;
-}
-
 static void setup(void)
 {
     passed = 0;
     cr_assert_eq(fx_daemon_start(&d, NULL), 0, "trackd did not start");
-    c = open_client();
+    c = fx_client_open(&d, 10000);
 }
 
 static void teardown(void)
@@ -378,7 +365,7 @@ Test(lifecycle, gc_of_large_deleted_run_does_not_block_concurrent_log_metric)
     cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
     cr_assert_eq(track_run_delete(c, big, NULL, &err), 0, "%s", err.msg);
 
-    struct logger l = {.cl = open_client()};
+    struct logger l = {.cl = fx_client_open(&d, 10000)};
     memcpy(l.run, live, 33);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, logger_main, &l), 0);

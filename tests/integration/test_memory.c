@@ -50,12 +50,6 @@ static void teardown(void)
 
 TestSuite(memory, .fini = teardown, .timeout = 90);
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Starts trackd with a small ASan quarantine (see the file comment). */
 static void start(const char *const *extra)
 {
@@ -123,7 +117,7 @@ static long wait_rss_below(long bytes, long ms)
     long long end = fx_now_ms() + ms;
     long v = rss();
     while (v > bytes && fx_now_ms() < end) {
-        sleep_ms(50);
+        fx_sleep_ms(50);
         v = rss();
     }
     return v;
@@ -190,7 +184,7 @@ static int raw_connect_ipc_tries(const char *uri, int tries)
         close(fd);
         if (errno != EAGAIN && errno != ECONNREFUSED && errno != ENOENT)
             break;
-        sleep_ms(10); /* the listen backlog is full: nanomsg accepts one by one */
+        fx_sleep_ms(10); /* the listen backlog is full: nanomsg accepts one by one */
     }
     return -1;
 }
@@ -627,7 +621,7 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
             write_all(ipc[i], chunk, MIB);
     }
     free(chunk);
-    sleep_ms(300); /* nothing to wait for: the bytes are in; let nanomsg copy them */
+    fx_sleep_ms(300); /* nothing to wait for: the bytes are in; let nanomsg copy them */
     long stalled = rss();
     cr_log_info("stalled frames: RSS %ld MB before, %ld MB with %d tcp refused and %d ipc "
                 "frames of 16 MiB cut at 2 MiB",
@@ -773,10 +767,10 @@ Test(memory, out_of_descriptors_trackd_does_not_spin_and_serves_again)
             fds[n++] = fd;
     }
     cr_assert_gt(n, FD_LIMIT - 64, "only %d connections were made", n);
-    sleep_ms(1500); /* trackd counts its descriptors once a second */
+    fx_sleep_ms(1500); /* trackd counts its descriptors once a second */
     long c0 = cpu_ticks(d.pid);
     long long t0 = fx_now_ms();
-    sleep_ms(2000);
+    fx_sleep_ms(2000);
     long used = cpu_ticks(d.pid) - c0;
     long ms = used * 1000 / sysconf(_SC_CLK_TCK);
     long long wall = fx_now_ms() - t0;
@@ -799,7 +793,7 @@ Test(memory, out_of_descriptors_trackd_does_not_spin_and_serves_again)
         track_result_free(res);
         track_client_close(c);
         if (!ok)
-            sleep_ms(100);
+            fx_sleep_ms(100);
     }
     cr_assert(ok, "no new client served after the connections closed: %s", err.msg);
     char *log = slurp(d.log);

@@ -31,13 +31,6 @@
 #include "fixture.h"
 #include "track.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* Starts argv in the background with stdout and stderr to `out`. */
 static pid_t spawn_bg(const char *const *argv, const char *out)
 {
@@ -53,18 +46,6 @@ static pid_t spawn_bg(const char *const *argv, const char *out)
         _exit(127);
     }
     return pid;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void start_run(struct fx_daemon *d, char hex[33])
@@ -124,7 +105,7 @@ static void wait_for_points(struct fx_daemon *d, const char *run, const char *ke
         if (some)
             return;
         cr_assert_lt(fx_now_ms(), until, "no point of %s stored within %d ms", key, timeout_ms);
-        sleep_ms(20);
+        fx_sleep_ms(20);
     }
 }
 
@@ -158,15 +139,15 @@ Test(reliability, sigkill_at_random_moments_loses_no_acknowledged_point, .timeou
     }
     int kills = 0;
     for (; kills < 6; kills++) {
-        sleep_ms(150 + rand_r(&seed) % 350);
+        fx_sleep_ms(150 + rand_r(&seed) % 350);
         fx_daemon_kill(&d);
-        sleep_ms(20 + rand_r(&seed) % 200);
+        fx_sleep_ms(20 + rand_r(&seed) % 200);
         cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "restart %d failed (seed %u)", kills, seed);
     }
     for (int i = 0; i < 4; i++) {
         int st;
         waitpid(pids[i], &st, 0);
-        char *o = slurp(outs[i]);
+        char *o = fx_read_text(outs[i]);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client %d: %s", i, o);
         cr_assert(strstr(o, "synced=1"), "client %d did not deliver its spool: %s", i, o);
         free(o);
@@ -214,13 +195,13 @@ Test(reliability, stopped_then_killed_daemon_never_blocks_the_training_loop, .ti
     pid_t pid = spawn_bg(argv, out);
     wait_for_points(&d, run, "loss", 10000);
     kill(d.pid, SIGSTOP);
-    sleep_ms(1500);     /* the fault itself: a daemon hung this long */
+    fx_sleep_ms(1500);     /* the fault itself: a daemon hung this long */
     fx_daemon_kill(&d); /* SIGKILL ends a stopped process too */
-    sleep_ms(800);      /* and then away this long */
+    fx_sleep_ms(800);      /* and then away this long */
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
     int st;
     waitpid(pid, &st, 0);
-    char *o = slurp(out);
+    char *o = fx_read_text(out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client: %s", o);
     long long max_call = -1;
     char *p = strstr(o, "max_call_ms=");
@@ -238,14 +219,8 @@ Test(reliability, stopped_then_killed_daemon_never_blocks_the_training_loop, .ti
 
 Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 120)
 {
-    char dir[] = "/tmp/track-full-XXXXXX", data[200], filler[320], uri[320], log[320];
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=3m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
+    char dir[] = "/tmp/track-full-XXXXXX", data[200], filler[320];
+    fx_tmpfs(dir, data, sizeof(data), "size=3m");
     snprintf(filler, sizeof(filler), "%s/filler", data);
     FILE *f = fopen(filler, "w");
     static char block[64 * 1024];
@@ -254,15 +229,10 @@ Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 
         fwrite(block, 1, sizeof(block), f);
     fclose(f);
 
-    struct fx_daemon d = {0};
-    snprintf(d.dir, sizeof(d.dir), "%s", data);
-    snprintf(uri, sizeof(uri), "ipc://%s/trackd.sock", dir);
-    snprintf(d.uri, sizeof(d.uri), "%s", uri);
-    snprintf(log, sizeof(log), "%s/trackd.log", dir);
-    snprintf(d.log, sizeof(d.log), "%s", log);
-    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start on the tmpfs");
+    struct fx_daemon d;
+    fx_daemon_start_on(&d, data, dir);
 
-    struct track_opts o = {.server = uri,
+    struct track_opts o = {.server = d.uri,
                            .no_spool = 1,
                            .flush_points = 100000,
                            .flush_interval_ms = 3600000,
@@ -273,19 +243,9 @@ Test(reliability, full_disk_answers_resource_exhausted_and_recovers, .timeout = 
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     uint64_t x = 88172645463325252ULL;
-    int rc = 0, batches = 0;
+    int batches = 0;
     long step = 0;
-    for (; batches < 200 && rc == 0; batches++) {
-        for (int i = 0; i < 20000; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* values that do not compress */
-            double v;
-            memcpy(&v, &x, sizeof(v));
-            if (v != v)
-                v = 0.5;
-            track_log_metric(c, "noise", v, step++, 0, &err);
-        }
-        rc = track_flush(c, &err);
-    }
+    int rc = fx_log_noise_until_refused(c, &x, &step, &batches, &err);
     cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "after %d batches: rc %d %s", batches, rc,
                  err.msg);
     cr_assert(strstr(err.msg, "full"), "message: %s", err.msg);
@@ -353,7 +313,7 @@ Test(reliability, corrupt_database_is_reported_and_refused_without_force, .timeo
     cr_assert(strstr(err, "track.db"), "the report names the database: %s", err);
     free(err);
     cr_assert_neq(fx_daemon_restart(&d, NULL), 0, "trackd started on a corrupt database");
-    char *log = slurp(d.log);
+    char *log = fx_read_text(d.log);
     cr_assert(strstr(log, "integrity"), "log: %s", log);
     free(log);
     const char *force[] = {"--force", NULL};

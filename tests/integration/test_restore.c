@@ -42,33 +42,6 @@
 #include "track.h"
 #include "track.pb-c.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static int count_lines_with(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
-
 /* Copies a file; 0 or -1 (a missing source is -1). */
 static int copy_file(const char *from, const char *to)
 {
@@ -324,7 +297,7 @@ Test(restore, sigkill_at_every_step_leaves_the_old_or_the_restored_database, .ti
         cr_assert(old || restored, "step %s: trackd serves neither database (an empty one)",
                   steps[i]);
         cr_assert(!(old && restored), "step %s: both databases at once?", steps[i]);
-        char *log = slurp(s.log);
+        char *log = fx_read_text(s.log);
         if (i < first_forward) {
             cr_assert(old, "step %s: expected the old database back", steps[i]);
             cr_assert(strstr(log, "rolled back"), "step %s: log: %s", steps[i], log);
@@ -376,7 +349,7 @@ Test(restore, a_missing_database_beside_a_kept_copy_is_never_replaced_by_an_empt
     close(fd);
     fx_for_dir(&d, dir);
     cr_assert_neq(fx_daemon_restart(&d, NULL), 0, "trackd started over a restore left undone");
-    char *log = slurp(d.log), db[300];
+    char *log = fx_read_text(d.log), db[300];
     cr_assert(strstr(log, "refusing") && strstr(log, "before-restore-1"), "log: %s", log);
     free(log);
     snprintf(db, sizeof(db), "%s/track.db", dir);
@@ -446,7 +419,7 @@ Test(restore, a_killed_backup_leaves_no_partial_file_and_the_next_one_cleans_up,
         snprintf(tmp, sizeof(tmp), "%s.tmp-%d", file, (int)pid);
         long long deadline = fx_now_ms() + 20000;
         while (!exists(tmp) && !exists(file) && fx_now_ms() < deadline)
-            sleep_ms(1);
+            fx_sleep_ms(1);
         killed_mid = exists(tmp) && !exists(file);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -557,7 +530,7 @@ Test(restore, the_old_backup_request_naming_a_daemon_side_path_is_refused, .time
     nn_freemsg(reply);
     nn_close(s);
     free(buf);
-    sleep_ms(200); /* a write would have been done before the reply; make sure */
+    fx_sleep_ms(200); /* a write would have been done before the reply; make sure */
     cr_assert(!exists(target), "trackd wrote a file at the path a client named");
     fx_daemon_cleanup(&d, 0);
     PASS();
@@ -578,7 +551,7 @@ Test(restore, a_backup_taken_while_writing_checks_clean_and_restores, .timeout =
         STRESS_CLIENT_BIN, "--server", d.uri, "--run",   run,   "--key",      "loss", "--points",
         "40000",           "--batch",  "200", "--spool", spool, "--sleep-us", "20",   NULL};
     pid_t pid = spawn_quiet(argv, NULL);
-    sleep_ms(200);
+    fx_sleep_ms(200);
     snprintf(backup, sizeof(backup), "%s/backup.db", d.dir);
     cr_assert_eq(fx_track(&d, NULL, NULL, &o, &e, "backup", backup, NULL), 0, "backup: %s", e);
     free(o);
@@ -646,8 +619,8 @@ Test(restore, files_are_private_whatever_the_umask, .timeout = 120)
     unlink(d.log);
     cr_assert_eq(fx_daemon_restart(&d, args), 0);
     cr_assert_eq(mode_of(p), 0600, "track.db left at mode %o", mode_of(p));
-    char *log = slurp(d.log);
-    cr_assert_eq(count_lines_with(log, "open to others"), 1, "log: %s", log);
+    char *log = fx_read_text(d.log);
+    cr_assert_eq(fx_count_of(log, "open to others"), 1, "log: %s", log);
     free(log);
     fx_daemon_cleanup(&d, 0);
     PASS();
@@ -659,19 +632,10 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
     static struct fx_daemon d;
     static char block[64 * 1024];
 
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=24m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
+    fx_tmpfs(dir, data, sizeof(data), "size=24m");
     snprintf(mounted, sizeof(mounted), "%s", data);
     track_live(&d);
-    snprintf(d.dir, sizeof(d.dir), "%s", data);
-    snprintf(d.uri, sizeof(d.uri), "ipc://%s/trackd.sock", dir);
-    snprintf(d.log, sizeof(d.log), "%s/trackd.log", dir);
-    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start on the tmpfs");
+    fx_daemon_start_on(&d, data, dir);
 
     /* leave about 3 MiB for data, plus 600 KB that can be given back */
     struct statvfs vf;
@@ -702,26 +666,18 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     uint64_t x = 88172645463325252ULL;
-    int rc = 0, batches = 0;
+    int batches = 0;
     long step = 0;
-    for (; batches < 200 && rc == 0; batches++) {
-        for (int i = 0; i < 20000; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            double v;
-            memcpy(&v, &x, sizeof(v));
-            track_log_metric(c, "noise", v == v ? v : 0.5, step++, 0, &err);
-        }
-        rc = track_flush(c, &err);
-    }
+    int rc = fx_log_noise_until_refused(c, &x, &step, &batches, &err);
     cr_assert_eq(rc, TRACK_E_RESOURCE_EXHAUSTED, "after %d batches: rc %d %s", batches, rc,
                  err.msg);
     track_client_close(c);
-    sleep_ms(1500); /* what trackd does on its own with a full disk, before space comes */
+    fx_sleep_ms(1500); /* what trackd does on its own with a full disk, before space comes */
 
     unlink(small);
     /* as while a person frees space: trackd's idle upkeep (its checkpoint)
      * runs for a few seconds before the next write comes */
-    sleep_ms(3000);
+    fx_sleep_ms(3000);
     long long t0 = fx_now_ms(), deadline = t0 + 20000;
     int ok = 0, tries = 0;
     while (!ok && fx_now_ms() < deadline) {
@@ -741,14 +697,14 @@ Test(restore, writes_resume_after_600_kb_are_freed_on_a_full_disk, .timeout = 20
         tries++;
         track_client_close(c);
         if (!ok)
-            sleep_ms(250);
+            fx_sleep_ms(250);
     }
     cr_assert(ok, "writes did not resume within 20 s of freeing 600 KB (%d tries): %s", tries,
               err.msg);
     cr_log_info("writes resumed %lld ms after 600 KB were freed (%d tries)", fx_now_ms() - t0,
                 tries);
-    char *log = slurp(d.log);
-    int warnings = count_lines_with(log, "warn store");
+    char *log = fx_read_text(d.log);
+    int warnings = (int)fx_count_of(log, "warn store");
     cr_assert_leq(warnings, 6, "%d store warnings in ~%lld s: %s", warnings,
                   (fx_now_ms() - t0) / 1000 + 2, log);
     free(log);

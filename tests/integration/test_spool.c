@@ -82,55 +82,10 @@ int nn_send(int s, const void *buf, size_t len, int flags)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static struct track_client *client_for(const char *uri, const char *spool, int timeout_ms,
-                                       int no_spool)
-{
-    struct track_opts o = {.server = uri,
-                           .spool_path = spool,
-                           .timeout_ms = timeout_ms,
-                           .no_spool = no_spool,
-                           .flush_interval_ms = 3600000};
-    struct track_client *c = NULL;
-    struct track_err err = {0};
-    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
-    return c;
-}
-
-/* Every step of RUN's KEY on daemon dd, in logged order; returns the count. */
-static size_t steps_of(struct fx_daemon *dd, const char *run, const char *key, int64_t *out,
-                       size_t max)
-{
-    struct track_client *c = client_for(dd->uri, dd->spool, 5000, 1);
-    int64_t seq = 0;
-    size_t total = 0;
-    for (int page = 0; page < 1000; page++) {
-        struct track_result *res;
-        const int64_t *steps, *times;
-        const double *values;
-        size_t n;
-        int64_t next;
-        int more;
-        struct track_err err = {0};
-        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
-                                      &more, &err);
-        if (rc == TRACK_E_NOT_FOUND)
-            break;
-        cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
-        for (size_t i = 0; i < n && total < max; i++)
-            out[total++] = steps[i];
-        track_result_free(res);
-        if (!more || n == 0)
-            break;
-        seq = next;
-    }
-    track_client_close(c);
-    return total;
-}
-
 /* 1 when run exists on daemon dd. */
 static int run_exists(struct fx_daemon *dd, const char *run)
 {
-    struct track_client *c = client_for(dd->uri, dd->spool, 5000, 1);
+    struct track_client *c = fx_client_for(dd->uri, dd->spool, 5000, 1);
     struct track_result *res = NULL;
     struct track_run_info info;
     struct track_err err = {0};
@@ -213,7 +168,7 @@ static void flip_byte(const char *path, long off)
 static void assert_steps(const char *hex, const int64_t *want, size_t n_want)
 {
     int64_t got[64];
-    size_t n = steps_of(&d, hex, "loss", got, 64);
+    size_t n = fx_metric_steps(&d, hex, "loss", got, 64);
     cr_assert_eq(n, n_want, "%zu points stored, expected %zu", n, n_want);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(got[i], want[i], "point %zu: step %lld, expected %lld", i, (long long)got[i],
@@ -428,7 +383,7 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
     const char *uris[3] = {d.uri, b.uri, "tcp://127.0.0.1:1"};
     char *hexes[3] = {hex_a, hex_b, hex_t};
     for (int i = 0; i < 3; i++) {
-        struct track_client *c = client_for(uris[i], spool, 500, 0);
+        struct track_client *c = fx_client_for(uris[i], spool, 500, 0);
         cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
         cr_assert_eq(err.code, TRACK_E_SPOOLED, "%s", err.msg);
         track_run_id_hex(&id, hexes[i]);
@@ -441,7 +396,7 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
 
     /* A's own client, writing with A up: its own records go first, the
      * others' stay, and its write is not held back behind them */
-    struct track_client *ca = client_for(d.uri, spool, 2000, 0);
+    struct track_client *ca = fx_client_for(d.uri, spool, 2000, 0);
     cr_assert_eq(track_run_use(ca, hex_a, &err), 0, "%s", err.msg);
     cr_assert_eq(track_set_tag(ca, "k", "v", &err), 0, "%s", err.msg);
     cr_assert_neq(err.code, TRACK_E_SPOOLED, "a write to a live A was spooled: %s", err.msg);
@@ -455,7 +410,7 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
 
     /* a delivery of every server with only A up: B and the TCP server are
      * named unreachable */
-    struct track_client *cs = client_for(d.uri, spool, 500, 0);
+    struct track_client *cs = fx_client_for(d.uri, spool, 500, 0);
     struct track_sync_report r;
     int rc = track_spool_deliver(cs, 1, &r, &err);
     cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "%d %s", rc, err.msg);
@@ -476,8 +431,8 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
     cr_assert(!run_exists(&b, hex_a), "A's run reached B");
     cr_assert(!run_exists(&d, hex_b), "B's run reached A");
     int64_t st[16];
-    cr_assert_eq(steps_of(&b, hex_b, "loss", st, 16), 10);
-    cr_assert_eq(steps_of(&d, hex_a, "loss", st, 16), 10);
+    cr_assert_eq(fx_metric_steps(&b, hex_b, "loss", st, 16), 10);
+    cr_assert_eq(fx_metric_steps(&d, hex_a, "loss", st, 16), 10);
     fx_daemon_cleanup(&b, 0);
     PASS();
 }
@@ -527,7 +482,7 @@ Test(spool, a_full_spool_keeps_the_run_start_and_the_newest_points)
     track_client_close(c);
     cr_assert(run_exists(&d, hex), "the run's start was dropped");
     static int64_t steps[20001];
-    size_t n = steps_of(&d, hex, "loss", steps, 20001);
+    size_t n = fx_metric_steps(&d, hex, "loss", steps, 20001);
     /* exactly what was not said to be dropped arrived: the newest points */
     cr_assert_eq((long long)n, 20000 - dropped, "%zu stored, %lld said dropped", n, dropped);
     for (size_t i = 0; i < n; i++)
@@ -545,7 +500,7 @@ Test(spool, a_spool_lock_held_elsewhere_costs_a_delivering_write_one_timeout)
     track_run_id id;
 
     snprintf(spool, sizeof(spool), "%s/lock-spool.bin", d.dir);
-    struct track_client *c = client_for(d.uri, spool, 300, 0);
+    struct track_client *c = fx_client_for(d.uri, spool, 300, 0);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     cr_assert_eq(fx_daemon_stop(&d), 0);
     cr_assert_eq(track_set_tag(c, "early", "1", &err), 0, "%s", err.msg);
@@ -579,7 +534,7 @@ Test(spool, a_spool_lock_held_elsewhere_costs_a_delivering_write_one_timeout)
 
     /* a fresh client with the daemon up: it delivers the spool before its
      * write, so it meets the lock there first, then again to append */
-    c = client_for(d.uri, spool, 300, 0);
+    c = fx_client_for(d.uri, spool, 300, 0);
     cr_assert_eq(track_run_use(c, "0123456789abcdef0123456789abcdef", &err), 0);
     long long t0 = fx_now_ms();
     int rc = track_set_tag(c, "k", "v", &err);
@@ -594,7 +549,7 @@ Test(spool, a_spool_lock_held_elsewhere_costs_a_delivering_write_one_timeout)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* the lock is free: the spooled tag is delivered, then the write */
     int64_t reqs = 0, bytes = 0;
-    struct track_client *c2 = client_for(d.uri, spool, 2000, 0);
+    struct track_client *c2 = fx_client_for(d.uri, spool, 2000, 0);
     char hex[33];
     track_run_id_hex(&id, hex);
     cr_assert_eq(track_run_use(c2, hex, &err), 0);
@@ -630,7 +585,7 @@ static void log_keys(struct track_client *c, int n)
 /* count of each key k000..k149 on run hex */
 static void key_counts(const char *hex, int *counts, int n)
 {
-    struct track_client *c = client_for(d.uri, d.spool, 5000, 1);
+    struct track_client *c = fx_client_for(d.uri, d.spool, 5000, 1);
     struct track_result *res;
     struct track_run_info info;
     struct track_err err = {0};
@@ -652,7 +607,7 @@ Test(spool, a_flush_cut_after_its_first_batch_sends_nothing_twice)
     char hex[33];
     int counts[150];
 
-    struct track_client *c = client_for(d.uri, d.spool, 300, 1);
+    struct track_client *c = fx_client_for(d.uri, d.spool, 300, 1);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     track_run_id_hex(&id, hex);
     log_keys(c, 150); /* three batches: 64, 64, 22 keys */
@@ -686,7 +641,7 @@ Test(spool, a_batch_refused_in_a_flush_does_not_drop_the_later_ones)
     char hex[33];
     int counts[150];
 
-    struct track_client *c = client_for(d.uri, d.spool, 2000, 1);
+    struct track_client *c = fx_client_for(d.uri, d.spool, 2000, 1);
     cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);
     track_run_id_hex(&id, hex);
     log_keys(c, 150);

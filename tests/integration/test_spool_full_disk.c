@@ -18,71 +18,17 @@
 #include "fixture.h"
 #include "track.h"
 
-static struct track_client *client_for(const char *uri, const char *spool, int timeout_ms,
-                                       int no_spool)
-{
-    struct track_opts o = {.server = uri,
-                           .spool_path = spool,
-                           .timeout_ms = timeout_ms,
-                           .no_spool = no_spool,
-                           .flush_interval_ms = 3600000};
-    struct track_client *c = NULL;
-    struct track_err err = {0};
-    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
-    return c;
-}
-
-/* Every step of RUN's KEY on daemon dd, in logged order; returns the count. */
-static size_t steps_of(struct fx_daemon *dd, const char *run, const char *key, int64_t *out,
-                       size_t max)
-{
-    struct track_client *c = client_for(dd->uri, dd->spool, 5000, 1);
-    int64_t seq = 0;
-    size_t total = 0;
-    for (int page = 0; page < 1000; page++) {
-        struct track_result *res;
-        const int64_t *steps, *times;
-        const double *values;
-        size_t n;
-        int64_t next;
-        int more;
-        struct track_err err = {0};
-        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
-                                      &more, &err);
-        if (rc == TRACK_E_NOT_FOUND)
-            break;
-        cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
-        for (size_t i = 0; i < n && total < max; i++)
-            out[total++] = steps[i];
-        track_result_free(res);
-        if (!more || n == 0)
-            break;
-        seq = next;
-    }
-    track_client_close(c);
-    return total;
-}
-
 /* The daemon's disk is full: every record is refused for now and stays, in
  * order, until space comes back. */
 Test(spool_full_disk, records_refused_for_now_stay_in_order_until_the_disk_has_room, .timeout = 180)
 {
     char dir[] = "/tmp/track-spoolfull-XXXXXX", data[200], filler[320], spool[320];
-    cr_assert(mkdtemp(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mkdir(data, 0700);
-    if (mount("tmpfs", data, "tmpfs", 0, "size=6m") != 0) {
-        fx_rmtree(dir);
-        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
-    }
-    struct fx_daemon full = {0};
-    snprintf(full.dir, sizeof(full.dir), "%s", data);
-    snprintf(full.uri, sizeof(full.uri), "ipc://%s/trackd.sock", dir);
-    snprintf(full.log, sizeof(full.log), "%s/trackd.log", dir);
+    fx_tmpfs(dir, data, sizeof(data), "size=6m");
+    struct fx_daemon full;
+    fx_daemon_start_on(&full, data, dir);
     snprintf(full.spool, sizeof(full.spool), "%s/spool-reader.bin", dir);
     snprintf(spool, sizeof(spool), "%s/spool.bin", dir);
     snprintf(filler, sizeof(filler), "%s/filler", data);
-    cr_assert_eq(fx_daemon_restart(&full, NULL), 0, "trackd did not start on the tmpfs");
 
     struct track_opts o = {.server = full.uri,
                            .spool_path = spool,
@@ -130,7 +76,7 @@ Test(spool_full_disk, records_refused_for_now_stay_in_order_until_the_disk_has_r
             break;
     close(fd);
 
-    c = client_for(full.uri, spool, 3000, 0);
+    c = fx_client_for(full.uri, spool, 3000, 0);
     struct track_sync_report r;
     int rc = track_spool_deliver(c, 1, &r, &err);
     cr_assert_eq(rc, TRACK_E_UNAVAILABLE, "rc %d: %s", rc, err.msg);
@@ -149,7 +95,7 @@ Test(spool_full_disk, records_refused_for_now_stay_in_order_until_the_disk_has_r
     cr_assert_eq(r.delivered, 3);
     track_client_close(c);
     static int64_t steps[60001];
-    size_t n = steps_of(&full, hex, "noise", steps, 60001);
+    size_t n = fx_metric_steps(&full, hex, "noise", steps, 60001);
     cr_assert_eq(n, 60000, "%zu points stored", n);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(steps[i], (int64_t)i, "point %zu has step %lld", i, (long long)steps[i]);

@@ -15,10 +15,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "track.h"
 
 long long fx_now_ms(void)
 {
@@ -27,7 +32,7 @@ long long fx_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int sock_alive(const char *path)
+int fx_sock_alive(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd, ok;
@@ -113,7 +118,7 @@ static int spawn_daemon(struct fx_daemon *d, const char *const *extra)
     d->pid = pid;
     live_add(pid);
     for (int i = 0; i < 1000; i++) {
-        if (sock_alive(d->uri + 6))
+        if (fx_sock_alive(d->uri + 6))
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -402,4 +407,201 @@ int fx_track(struct fx_daemon *d, const char *const *env, const char *in, char *
         envv[ne++] = env[i];
     envv[ne] = NULL;
     return fx_run(argv, envv, in, out, err);
+}
+
+struct track_client *fx_client_open(struct fx_daemon *d, int timeout_ms)
+{
+    struct track_opts o = {0};
+    struct track_err err = {0};
+    struct track_client *c = NULL;
+
+    o.server = d->uri;
+    o.spool_path = d->spool;
+    o.no_spool = 1;
+    o.timeout_ms = timeout_ms;
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
+    return c;
+}
+
+struct track_client *fx_client_for(const char *uri, const char *spool, int timeout_ms,
+                                   int no_spool)
+{
+    struct track_opts o = {.server = uri,
+                           .spool_path = spool,
+                           .timeout_ms = timeout_ms,
+                           .no_spool = no_spool,
+                           .flush_interval_ms = 3600000};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "open: %s", err.msg);
+    return c;
+}
+
+size_t fx_metric_steps(struct fx_daemon *d, const char *run, const char *key, int64_t *out,
+                       size_t max)
+{
+    struct track_client *c = fx_client_for(d->uri, d->spool, 5000, 1);
+    int64_t seq = 0;
+    size_t total = 0;
+    for (int page = 0; page < 1000; page++) {
+        struct track_result *res;
+        const int64_t *steps, *times;
+        const double *values;
+        size_t n;
+        int64_t next;
+        int more;
+        struct track_err err = {0};
+        int rc = track_metric_history(c, run, key, seq, 0, &res, &steps, &times, &values, &n, &next,
+                                      &more, &err);
+        if (rc == TRACK_E_NOT_FOUND)
+            break;
+        cr_assert_eq(rc, 0, "history %s %s: %s", run, key, err.msg);
+        for (size_t i = 0; i < n && total < max; i++)
+            out[total++] = steps[i];
+        track_result_free(res);
+        if (!more || n == 0)
+            break;
+        seq = next;
+    }
+    track_client_close(c);
+    return total;
+}
+
+void fx_write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+void fx_write_random(const char *path, size_t n, uint64_t seed)
+{
+    FILE *f = fopen(path, "wb");
+    uint64_t x = seed | 1, buf[8192];
+    cr_assert_not_null(f);
+    for (size_t done = 0; done < n;) {
+        for (size_t i = 0; i < 8192; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = x;
+        }
+        size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+        cr_assert_eq(fwrite(buf, 1, k, f), k);
+        done += k;
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+int fx_same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb)
+            same = 0;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+void fx_daemon_client_start(struct fx_daemon *d, struct track_client **c, int timeout_ms)
+{
+    cr_assert_eq(fx_daemon_start(d, NULL), 0, "trackd did not start");
+    *c = fx_client_open(d, timeout_ms);
+}
+
+void fx_daemon_client_cleanup(struct fx_daemon *d, struct track_client **c)
+{
+    if (*c)
+        track_client_close(*c);
+    *c = NULL;
+    fx_daemon_cleanup(d, 0);
+}
+
+char *fx_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+char *fx_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 1 << 20);
+    size_t n = f && buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    if (buf)
+        buf[n] = '\0';
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+size_t fx_count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+void fx_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+void fx_tmpfs(char *dir, char *data, size_t cap, const char *opts)
+{
+    cr_assert(mkdtemp(dir));
+    snprintf(data, cap, "%s/data", dir);
+    mkdir(data, 0700);
+    if (mount("tmpfs", data, "tmpfs", 0, opts) != 0) {
+        fx_rmtree(dir);
+        cr_skip_test("cannot mount a tmpfs here (%s): needs root", strerror(errno));
+    }
+}
+
+void fx_daemon_start_on(struct fx_daemon *d, const char *data, const char *sockdir)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "%s", data);
+    snprintf(d->uri, sizeof(d->uri), "ipc://%s/trackd.sock", sockdir);
+    snprintf(d->log, sizeof(d->log), "%s/trackd.log", sockdir);
+    snprintf(d->spool, sizeof(d->spool), "%s/spool.bin", sockdir);
+    cr_assert_eq(fx_daemon_restart(d, NULL), 0, "trackd did not start on the tmpfs");
+}
+
+int fx_log_noise_until_refused(struct track_client *c, uint64_t *x, long *step, int *batches,
+                               struct track_err *err)
+{
+    int rc = 0;
+    for (*batches = 0; *batches < 200 && rc == 0; (*batches)++) {
+        for (int i = 0; i < 20000; i++) {
+            *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17; /* values that do not compress */
+            double v;
+            memcpy(&v, x, sizeof(v));
+            if (v != v)
+                v = 0.5;
+            track_log_metric(c, "noise", v, (*step)++, 0, err);
+        }
+        rc = track_flush(c, err);
+    }
+    return rc;
 }

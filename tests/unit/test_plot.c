@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fixture.h"
+
 #include "cli/render.c"
 #include "cli/spark.c"
 #include "cli/plot_svg.c"
@@ -25,14 +27,6 @@
         body;                                                                                      \
         fclose(f);                                                                                 \
     } while (0)
-
-static size_t count_of(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
-}
 
 /* ---- a small XML well-formedness check ------------------------------------------ */
 
@@ -371,10 +365,10 @@ Test(svg, a_document_is_well_formed_with_one_legend_and_a_line_per_series)
     const char *why = "";
     CAPTURE(out, cr_assert_eq(render_svg(f, &o, p, 2), 0));
     cr_assert_eq(xml_check(out, &why), 0, "%s:\n%s", why, out);
-    cr_assert_eq(count_of(out, "<path fill=\"none\""), 6, "a line per series and panel");
-    cr_assert_eq(count_of(out, "a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;"), 2,
+    cr_assert_eq(fx_count_of(out, "<path fill=\"none\""), 6, "a line per series and panel");
+    cr_assert_eq(fx_count_of(out, "a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;"), 2,
                  "one legend per figure (its text and its tooltip), not one per panel");
-    cr_assert_eq(count_of(out, "class=\"legend\""), 1);
+    cr_assert_eq(fx_count_of(out, "class=\"legend\""), 1);
     cr_assert(strstr(out, ">loss &lt;&amp;&gt;</text>"));
     cr_assert(strstr(out, "<title>t &amp; t</title>"));
     cr_assert_null(strstr(out, "nan"));
@@ -393,7 +387,7 @@ Test(svg, a_panel_without_finite_values_still_has_axes)
     CAPTURE(out, render_svg(f, &o, &p, 1));
     cr_assert_eq(xml_check(out, &why), 0, "%s", why);
     cr_assert(strstr(out, "no finite values"));
-    cr_assert_eq(count_of(out, "<path fill=\"none\""), 1);
+    cr_assert_eq(fx_count_of(out, "<path fill=\"none\""), 1);
     free(out);
 }
 
@@ -410,10 +404,10 @@ Test(svg, single_points_are_drawn_as_markers)
     CAPTURE(out, render_svg(f, &o, &p, 1));
     /* the one-point series, and each of the three points of series 2 that
      * NaN cuts off from the others; the 3-point line gets none */
-    cr_assert_eq(count_of(out, "class=\"marker\""), 4, "%s", out);
-    cr_assert_eq(count_of(out, "fill=\"#1f77b4\"/>"), 1);
-    cr_assert_eq(count_of(out, "fill=\"#ff7f0e\"/>"), 3);
-    cr_assert_eq(count_of(out, "fill=\"#2ca02c\"/>"), 0);
+    cr_assert_eq(fx_count_of(out, "class=\"marker\""), 4, "%s", out);
+    cr_assert_eq(fx_count_of(out, "fill=\"#1f77b4\"/>"), 1);
+    cr_assert_eq(fx_count_of(out, "fill=\"#ff7f0e\"/>"), 3);
+    cr_assert_eq(fx_count_of(out, "fill=\"#2ca02c\"/>"), 0);
     /* the y axis is chosen from what is drawn, markers included */
     cr_assert(strstr(out, ">9.0</text>") || strstr(out, ">10</text>"), "%s", out);
     free(out);
@@ -551,13 +545,13 @@ Test(envelope, the_band_spans_each_bucket_and_is_drawn_under_few_series)
     struct render_plot o = {.title = "t", .names = NAMES, .n_names = 2};
     char *out = NULL;
     CAPTURE(out, render_svg(f, &o, &p, 1));
-    cr_assert_eq(count_of(out, "fill-opacity="), 2, "a band per series");
+    cr_assert_eq(fx_count_of(out, "fill-opacity="), 2, "a band per series");
     cr_assert(strstr(out, "stroke-width=\"1.30\""));
     free(out);
     p.n_series = 5;
     CAPTURE(out, render_svg(f, &o, &p, 1));
-    cr_assert_eq(count_of(out, "fill-opacity="), 0, "five series: no bands");
-    cr_assert_eq(count_of(out, "stroke-width=\"0.80\" stroke-opacity=\"0.55\""), 5,
+    cr_assert_eq(fx_count_of(out, "fill-opacity="), 0, "five series: no bands");
+    cr_assert_eq(fx_count_of(out, "stroke-width=\"0.80\" stroke-opacity=\"0.55\""), 5,
                  "thin translucent lines");
     free(out);
 }
@@ -668,7 +662,7 @@ Test(smooth, the_raw_line_stays_faint_behind_the_smoothed_one)
     struct render_plot o = {.title = "t", .smooth = 0.6, .names = NAMES, .n_names = 1};
     char *out = NULL;
     CAPTURE(out, render_svg(f, &o, &p, 1));
-    cr_assert_eq(count_of(out, "<path fill=\"none\""), 2, "raw and smoothed");
+    cr_assert_eq(fx_count_of(out, "<path fill=\"none\""), 2, "raw and smoothed");
     const char *raw = strstr(out, "<path fill=\"none\""),
                *sm = strstr(raw + 1, "<path fill=\"none\"");
     cr_assert(strstr(raw, "stroke-opacity=\"0.25\"") < sm, "the raw line comes first, faint");
@@ -690,7 +684,7 @@ Test(logy, non_positive_values_are_skipped_and_noted)
     cr_assert(strstr(out, "log scale: 2 values &lt;= 0 not drawn"), "%s", out);
     cr_assert(strstr(out, ">1</text>") && strstr(out, ">10</text>") && strstr(out, ">100</text>"));
     /* the three positive points are cut apart by the skipped ones: markers */
-    cr_assert_eq(count_of(out, "class=\"marker\""), 3);
+    cr_assert_eq(fx_count_of(out, "class=\"marker\""), 3);
     free(out);
 }
 
