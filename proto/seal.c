@@ -1,5 +1,7 @@
 /*
- * seal.c: the sealed envelope (format, checks and guarantees in seal.h).
+ * seal.c: the sealed envelope (format, checks and guarantees in seal.h):
+ * frames, the server's opener and the client's sealer. Keys, their text and
+ * their files are seal_key.c's.
  *
  * Two caches make the server's cost per request a symmetric box:
  *
@@ -38,14 +40,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "seal_internal.h"
 #include "track_limits.h"
 #include "wire.h"
 
-#define SECRET_PREFIX   "trk1-secret:"
-#define SECRET_TEXT_LEN (sizeof(SECRET_PREFIX) - 1 + 43) /* without the newline */
-#define B64_VARIANT     sodium_base64_VARIANT_URLSAFE_NO_PADDING
-
-__attribute__((format(printf, 3, 4))) static int fail(struct seal_err *err, int code,
+__attribute__((format(printf, 3, 4))) int seal_i_fail(struct seal_err *err, int code,
                                                       const char *fmt, ...)
 {
     if (err) {
@@ -58,10 +57,10 @@ __attribute__((format(printf, 3, 4))) static int fail(struct seal_err *err, int 
     return code;
 }
 
-static int init_sodium(struct seal_err *err)
+int seal_i_init_sodium(struct seal_err *err)
 {
     if (sodium_init() < 0)
-        return fail(err, SEAL_E_NOMEM, "libsodium could not be initialised");
+        return seal_i_fail(err, SEAL_E_NOMEM, "libsodium could not be initialised");
     return 0;
 }
 
@@ -97,291 +96,6 @@ const char *seal_strerror(int code)
     default:
         return "UNKNOWN";
     }
-}
-
-/* ---- keys ----------------------------------------------------------------- */
-
-int seal_keypair_generate(struct seal_keypair *kp, struct seal_err *err)
-{
-    int rc = init_sodium(err);
-    memset(kp, 0, sizeof(*kp));
-    if (rc)
-        return rc;
-    kp->sk = sodium_malloc(SEAL_SECRET_BYTES);
-    if (!kp->sk)
-        return fail(err, SEAL_E_NOMEM, "no memory for a secret key");
-    crypto_box_keypair(kp->pk, kp->sk);
-    return 0;
-}
-
-void seal_keypair_clear(struct seal_keypair *kp)
-{
-    if (!kp)
-        return;
-    if (kp->sk) {
-        sodium_memzero(kp->sk, SEAL_SECRET_BYTES);
-        sodium_free(kp->sk);
-    }
-    memset(kp, 0, sizeof(*kp));
-}
-
-void seal_key_to_text(const uint8_t pk[SEAL_PUBLIC_BYTES], char out[SEAL_KEY_TEXT_BYTES])
-{
-    memcpy(out, SEAL_KEY_PREFIX, 5);
-    sodium_bin2base64(out + 5, SEAL_KEY_TEXT_BYTES - 5, pk, SEAL_PUBLIC_BYTES, B64_VARIANT);
-}
-
-static int is_b64url(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '-' || ch == '_';
-}
-
-/* 43 base64url characters at s to 32 bytes, canonical form only. */
-static int b64_32(const char *s, uint8_t out[32])
-{
-    size_t bin_len = 0;
-    const char *end = NULL;
-    char again[45];
-    if (sodium_base642bin(out, 32, s, 43, NULL, &bin_len, &end, B64_VARIANT) != 0 ||
-        bin_len != 32 || end != s + 43)
-        return -1;
-    /* the last character carries 2 unused bits: only one spelling is a key */
-    sodium_bin2base64(again, sizeof(again), out, 32, B64_VARIANT);
-    return memcmp(again, s, 43) == 0 ? 0 : -1;
-}
-
-int seal_key_from_text(const char *s, uint8_t pk[SEAL_PUBLIC_BYTES], struct seal_err *err)
-{
-    size_t n;
-    if (!s)
-        return fail(err, SEAL_E_INVALID, "public key: missing");
-    if (strncmp(s, SEAL_KEY_PREFIX, 5) != 0)
-        return fail(err, SEAL_E_INVALID,
-                    "public key: expected it to start with \"%s\" (a track key, as printed "
-                    "by `track keygen` or `trackd --print-public-key`)",
-                    SEAL_KEY_PREFIX);
-    n = strlen(s + 5);
-    for (size_t i = 0; i < n && i < 43; i++) {
-        if (!is_b64url(s[5 + i]))
-            return fail(err, SEAL_E_INVALID,
-                        "public key: character %zu (0x%02x) is not base64url (A-Z a-z 0-9 - _)",
-                        i + 6, (unsigned)(unsigned char)s[5 + i]);
-    }
-    if (n != 43)
-        return fail(err, SEAL_E_INVALID,
-                    "public key: expected 43 base64url characters after \"%s\", got %zu",
-                    SEAL_KEY_PREFIX, n);
-    if (b64_32(s + 5, pk) != 0) {
-        sodium_memzero(pk, SEAL_PUBLIC_BYTES);
-        return fail(err, SEAL_E_INVALID,
-                    "public key: the last character is not in canonical form (not a key "
-                    "printed by track)");
-    }
-    return 0;
-}
-
-/* The directory part of path ("." when none) into buf. */
-static void dir_of(const char *path, char *buf, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(buf, cap, ".");
-    else if (slash == path)
-        snprintf(buf, cap, "/");
-    else
-        snprintf(buf, cap, "%.*s", (int)(slash - path), path);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Moves tmp to path unless path exists: renameat2(RENAME_NOREPLACE), or
- * link+unlink where the filesystem lacks it. 0, or -1 with errno. */
-static int rename_noreplace(const char *tmp, const char *path)
-{
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-        return -1;
-    if (link(tmp, path) != 0)
-        return -1;
-    unlink(tmp);
-    return 0;
-}
-
-int seal_key_file_write(const char *path, const uint8_t *sk, struct seal_err *err)
-{
-    char text[SECRET_TEXT_LEN + 2], tmp[PATH_MAX], dir[PATH_MAX];
-    uint32_t r;
-    int fd = -1, made = 0, rc = init_sodium(err), dfd;
-    struct stat st;
-    if (rc)
-        return rc;
-    if (!path || !*path || !sk)
-        return fail(err, SEAL_E_INVALID, "key file: missing path or key");
-    if (lstat(path, &st) == 0)
-        return fail(err, SEAL_E_EXISTS, "%.200s: already exists; a key file is never overwritten",
-                    path);
-    r = randombytes_random();
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%08x", path, (long)getpid(), r) >=
-        sizeof(tmp))
-        return fail(err, SEAL_E_INVALID, "%.200s: path too long", path);
-    memcpy(text, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1);
-    sodium_bin2base64(text + sizeof(SECRET_PREFIX) - 1, 44, sk, SEAL_SECRET_BYTES, B64_VARIANT);
-    text[SECRET_TEXT_LEN] = '\n';
-    text[SECRET_TEXT_LEN + 1] = '\0';
-
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = fail(err, SEAL_E_IO, "%.200s: cannot create: %s", tmp, strerror(errno));
-        goto out;
-    }
-    made = 1;
-    /* the umask may have taken bits away (0600 & ~0277 is 0400): set it exactly */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, text, SECRET_TEXT_LEN + 1) != 0 || fsync(fd) != 0) {
-        rc = fail(err, SEAL_E_IO, "%.200s: cannot write: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = fail(err, SEAL_E_IO, "%.200s: cannot write: %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename_noreplace(tmp, path) != 0) {
-        if (errno == EEXIST)
-            rc = fail(err, SEAL_E_EXISTS, "%.200s: already exists; a key file is never overwritten",
-                      path);
-        else
-            rc = fail(err, SEAL_E_IO, "%.200s: cannot move into place: %s", path, strerror(errno));
-        goto out;
-    }
-    made = 0;
-    dir_of(path, dir, sizeof(dir));
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0 && errno != EINVAL) {
-            rc = fail(err, SEAL_E_IO, "%.200s: cannot sync its directory: %s", path,
-                      strerror(errno));
-        }
-        close(dfd);
-    }
-out:
-    sodium_memzero(text, sizeof(text));
-    if (fd >= 0)
-        close(fd);
-    if (made)
-        unlink(tmp);
-    return rc;
-}
-
-int seal_key_file_read(const char *path, struct seal_keypair *kp, struct seal_err *err)
-{
-    char text[128];
-    size_t n = 0;
-    int fd = -1, rc = init_sodium(err);
-    struct stat st;
-    memset(kp, 0, sizeof(*kp));
-    memset(text, 0, sizeof(text));
-    if (rc)
-        return rc;
-    if (!path || !*path)
-        return fail(err, SEAL_E_INVALID, "key file: missing path");
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ELOOP)
-            rc = fail(err, SEAL_E_PERM,
-                      "%.200s: is a symbolic link; refusing a secret key file "
-                      "that is not a regular file",
-                      path);
-        else
-            rc = fail(err, SEAL_E_IO, "%.200s: cannot open: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = fail(err, SEAL_E_IO, "%.200s: cannot stat: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc =
-            fail(err, SEAL_E_PERM, "%.200s: not a regular file; refusing it as a secret key", path);
-        goto out;
-    }
-    if (st.st_uid != geteuid()) {
-        rc = fail(err, SEAL_E_PERM,
-                  "%.200s: owned by uid %u, not by you (uid %u); refusing "
-                  "a secret key another user controls",
-                  path, (unsigned)st.st_uid, (unsigned)geteuid());
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        rc = fail(err, SEAL_E_PERM,
-                  "%.200s: mode 0%03o lets group or others read the secret "
-                  "key; it must be 0600 or stricter (chmod 600 %.200s)",
-                  path, (unsigned)(st.st_mode & 0777), path);
-        goto out;
-    }
-    for (;;) {
-        ssize_t got = read(fd, text + n, sizeof(text) - 1 - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = fail(err, SEAL_E_IO, "%.200s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (got == 0 || n + (size_t)got >= sizeof(text) - 1) {
-            n += (size_t)got;
-            break;
-        }
-        n += (size_t)got;
-    }
-    if (n == SECRET_TEXT_LEN + 1 && text[SECRET_TEXT_LEN] == '\n')
-        n--;
-    if (n != SECRET_TEXT_LEN || memcmp(text, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1) != 0) {
-        rc = fail(err, SEAL_E_INVALID,
-                  "%.200s: not a track secret key file (one line \"%s\" "
-                  "and 43 base64url characters)",
-                  path, SECRET_PREFIX);
-        goto out;
-    }
-    kp->sk = sodium_malloc(SEAL_SECRET_BYTES);
-    if (!kp->sk) {
-        rc = fail(err, SEAL_E_NOMEM, "no memory for a secret key");
-        goto out;
-    }
-    for (size_t i = sizeof(SECRET_PREFIX) - 1; i < SECRET_TEXT_LEN; i++) {
-        if (!is_b64url(text[i])) {
-            rc = -1;
-            break;
-        }
-    }
-    if (rc != 0 || b64_32(text + sizeof(SECRET_PREFIX) - 1, kp->sk) != 0) {
-        rc = fail(err, SEAL_E_INVALID,
-                  "%.200s: the secret key is not 43 base64url characters "
-                  "in canonical form",
-                  path);
-        goto out;
-    }
-    crypto_scalarmult_base(kp->pk, kp->sk);
-out:
-    sodium_memzero(text, sizeof(text));
-    if (fd >= 0)
-        close(fd);
-    if (rc)
-        seal_keypair_clear(kp);
-    return rc;
 }
 
 /* ---- frames ----------------------------------------------------------------- */
@@ -472,15 +186,15 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
                     struct seal_server **out, struct seal_err *err)
 {
     struct seal_server *s = NULL;
-    int rc = init_sodium(err);
+    int rc = seal_i_init_sodium(err);
     *out = NULL;
     if (rc)
         return rc;
     if (!opts || !opts->key_known || !sk)
-        return fail(err, SEAL_E_INVALID, "seal server: missing key_known callback or key");
+        return seal_i_fail(err, SEAL_E_INVALID, "seal server: missing key_known callback or key");
     s = calloc(1, sizeof(*s));
     if (!s)
-        return fail(err, SEAL_E_NOMEM, "no memory for a seal server");
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a seal server");
     s->o = *opts;
     if (s->o.window_ms <= 0)
         s->o.window_ms = SEAL_DEFAULT_WINDOW_MS;
@@ -494,10 +208,10 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
         s->o.clock_ms = default_clock;
     if (s->o.key_cache > (1u << 24) || s->o.replay_cap > (1u << 26) ||
         s->o.window_ms > INT64_C(1) << 40 || s->o.max_frame < SEAL_REQ_OVERHEAD) {
-        rc = fail(err, SEAL_E_INVALID,
-                  "seal server: key_cache %zu (max %u), replay_cap %zu "
-                  "(max %u), window_ms or max_frame out of range",
-                  s->o.key_cache, 1u << 24, s->o.replay_cap, 1u << 26);
+        rc = seal_i_fail(err, SEAL_E_INVALID,
+                         "seal server: key_cache %zu (max %u), replay_cap %zu "
+                         "(max %u), window_ms or max_frame out of range",
+                         s->o.key_cache, 1u << 24, s->o.replay_cap, 1u << 26);
         goto out;
     }
     s->sec = sodium_malloc(sizeof(*s->sec));
@@ -508,8 +222,9 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
     for (int g = 0; g < 2; g++)
         s->gen[g].slot = calloc(s->rp_mask + 1, sizeof(*s->gen[g].slot));
     if (!s->sec || !s->kc || !s->bucket || !s->gen[0].slot || !s->gen[1].slot) {
-        rc = fail(err, SEAL_E_NOMEM, "no memory for a seal server (key_cache %zu, replay_cap %zu)",
-                  s->o.key_cache, s->o.replay_cap);
+        rc = seal_i_fail(err, SEAL_E_NOMEM,
+                         "no memory for a seal server (key_cache %zu, replay_cap %zu)",
+                         s->o.key_cache, s->o.replay_cap);
         goto out;
     }
     memset(s->kc, 0, s->o.key_cache * sizeof(*s->kc));
@@ -748,19 +463,19 @@ static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t 
         at = replay_slot(s, g, d, &found);
         if (!found) {
             if (g->count >= s->o.replay_cap)
-                return fail(err, SEAL_E_FULL,
-                            "replay cache full: %zu frames opened within %lld s "
-                            "(replay_cap); refusing new frames until older ones expire",
-                            g->count, (long long)(2 * s->o.window_ms / 1000));
+                return seal_i_fail(err, SEAL_E_FULL,
+                                   "replay cache full: %zu frames opened within %lld s "
+                                   "(replay_cap); refusing new frames until older ones expire",
+                                   g->count, (long long)(2 * s->o.window_ms / 1000));
             memcpy(g->slot[at], d, 16);
             if (g->count++ == 0 || now < g->lo)
                 g->lo = now;
             return 0;
         }
     }
-    return fail(err, SEAL_E_REPLAYED,
-                "frame replayed: this nonce from this key was already "
-                "opened");
+    return seal_i_fail(err, SEAL_E_REPLAYED,
+                       "frame replayed: this nonce from this key was already "
+                       "opened");
 }
 
 int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
@@ -775,57 +490,59 @@ int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
     *plain = NULL;
     *plain_len = 0;
     if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REQ)
-        return fail(err, SEAL_E_BAD_FRAME,
-                    "not a sealed request (first byte 0x%02x, expected "
-                    "0x%02x): plain frames are refused here",
-                    (frame && len) ? frame[0] : 0u, SEAL_MAGIC_REQ);
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "not a sealed request (first byte 0x%02x, expected "
+                           "0x%02x): plain frames are refused here",
+                           (frame && len) ? frame[0] : 0u, SEAL_MAGIC_REQ);
     if (frame[1] != SEAL_VERSION)
-        return fail(err, SEAL_E_BAD_FRAME, "sealed request version %u, this server speaks %u",
-                    frame[1], SEAL_VERSION);
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "sealed request version %u, this server speaks %u", frame[1],
+                           SEAL_VERSION);
     if (len < SEAL_REQ_OVERHEAD)
-        return fail(err, SEAL_E_BAD_FRAME,
-                    "sealed request of %zu bytes: shorter than its %u "
-                    "bytes of header and MAC",
-                    len, SEAL_REQ_OVERHEAD);
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "sealed request of %zu bytes: shorter than its %u "
+                           "bytes of header and MAC",
+                           len, SEAL_REQ_OVERHEAD);
     if (len > srv->o.max_frame)
-        return fail(err, SEAL_E_BAD_FRAME,
-                    "sealed request of %zu bytes: over the %zu byte "
-                    "frame limit",
-                    len, srv->o.max_frame);
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "sealed request of %zu bytes: over the %zu byte "
+                           "frame limit",
+                           len, srv->o.max_frame);
     pk = frame + 2;
     nonce = frame + 2 + SEAL_PUBLIC_BYTES;
     if (srv->o.key_known(srv->o.key_arg, pk) != 1)
-        return fail(err, SEAL_E_UNKNOWN_KEY, "the client's key is not accepted by this server");
+        return seal_i_fail(err, SEAL_E_UNKNOWN_KEY,
+                           "the client's key is not accepted by this server");
     k = kc_get(srv, pk);
     if (!k)
-        return fail(err, SEAL_E_UNKNOWN_KEY, "the client's key is not a usable public key");
+        return seal_i_fail(err, SEAL_E_UNKNOWN_KEY, "the client's key is not a usable public key");
     n = len - SEAL_REQ_OVERHEAD;
     buf = malloc(n ? n : 1);
     if (!buf)
-        return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", n);
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", n);
     if (crypto_box_open_easy_afternm(buf, frame + SEAL_REQ_HEADER, len - SEAL_REQ_HEADER, nonce,
                                      k) != 0) {
-        rc = fail(err, SEAL_E_TAMPERED,
-                  "sealed request does not verify: altered on the way, "
-                  "or not sealed for this server's key");
+        rc = seal_i_fail(err, SEAL_E_TAMPERED,
+                         "sealed request does not verify: altered on the way, "
+                         "or not sealed for this server's key");
         goto out;
     }
     now = srv->o.clock_ms(srv->o.clock_arg);
     if (now < 0)
         now = 0;
     if (nonce[0] & 0x80) {
-        rc = fail(err, SEAL_E_STALE, "sealed request has a negative timestamp");
+        rc = seal_i_fail(err, SEAL_E_STALE, "sealed request has a negative timestamp");
         goto out;
     }
     ts = (int64_t)get_be64(nonce);
     diff = ts >= now ? ts - now : now - ts;
     if (diff > srv->o.window_ms) {
-        rc = fail(err, SEAL_E_STALE,
-                  "sealed request timestamped %.1f s %s the server's clock, "
-                  "outside the +-%lld s window: the client's and server's clocks differ%s",
-                  (double)diff / 1000.0, ts >= now ? "ahead of" : "behind",
-                  (long long)(srv->o.window_ms / 1000),
-                  ts >= now ? "" : " (or the frame was held back and replayed)");
+        rc = seal_i_fail(err, SEAL_E_STALE,
+                         "sealed request timestamped %.1f s %s the server's clock, "
+                         "outside the +-%lld s window: the client's and server's clocks differ%s",
+                         (double)diff / 1000.0, ts >= now ? "ahead of" : "behind",
+                         (long long)(srv->o.window_ms / 1000),
+                         ts >= now ? "" : " (or the frame was held back and replayed)");
         goto out;
     }
     rc = replay_check(srv, pk, nonce, now, err);
@@ -859,16 +576,16 @@ int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer
     *frame = NULL;
     *frame_len = 0;
     if (len > srv->o.max_frame - SEAL_REPLY_OVERHEAD)
-        return fail(err, SEAL_E_INVALID,
-                    "reply of %zu bytes: over the %zu byte frame limit "
-                    "less %u bytes of envelope",
-                    len, srv->o.max_frame, SEAL_REPLY_OVERHEAD);
+        return seal_i_fail(err, SEAL_E_INVALID,
+                           "reply of %zu bytes: over the %zu byte frame limit "
+                           "less %u bytes of envelope",
+                           len, srv->o.max_frame, SEAL_REPLY_OVERHEAD);
     k = kc_get(srv, peer->pk);
     if (!k)
-        return fail(err, SEAL_E_INVALID, "the peer's key is not a usable public key");
+        return seal_i_fail(err, SEAL_E_INVALID, "the peer's key is not a usable public key");
     out = malloc(len + SEAL_REPLY_OVERHEAD);
     if (!out)
-        return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", len);
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", len);
     out[0] = SEAL_MAGIC_REPLY;
     out[1] = SEAL_VERSION;
     nonce = out + 2;
@@ -882,7 +599,7 @@ int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer
     if (crypto_box_easy_afternm(out + SEAL_REPLY_HEADER, m, SEAL_NONCE_BYTES + len, nonce, k) !=
         0) {
         free(out);
-        return fail(err, SEAL_E_INVALID, "reply could not be sealed");
+        return seal_i_fail(err, SEAL_E_INVALID, "reply could not be sealed");
     }
     *frame = out;
     *frame_len = len + SEAL_REPLY_OVERHEAD;
@@ -906,26 +623,26 @@ int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
 {
     uint8_t derived[SEAL_PUBLIC_BYTES];
     struct seal_client *c;
-    int rc = init_sodium(err);
+    int rc = seal_i_init_sodium(err);
     *out = NULL;
     if (rc)
         return rc;
     if (!sk || !pk || !server_pk)
-        return fail(err, SEAL_E_INVALID, "seal client: missing key");
+        return seal_i_fail(err, SEAL_E_INVALID, "seal client: missing key");
     crypto_scalarmult_base(derived, sk);
     if (sodium_memcmp(derived, pk, SEAL_PUBLIC_BYTES) != 0)
-        return fail(err, SEAL_E_INVALID,
-                    "seal client: the public key is not the secret "
-                    "key's");
+        return seal_i_fail(err, SEAL_E_INVALID,
+                           "seal client: the public key is not the secret "
+                           "key's");
     c = sodium_malloc(sizeof(*c));
     if (!c)
-        return fail(err, SEAL_E_NOMEM, "no memory for a seal client");
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a seal client");
     memset(c, 0, sizeof(*c));
     if (crypto_box_beforenm(c->k, server_pk, sk) != 0) {
         seal_client_free(c);
-        return fail(err, SEAL_E_INVALID,
-                    "seal client: the server's key is not a usable "
-                    "public key");
+        return seal_i_fail(err, SEAL_E_INVALID,
+                           "seal client: the server's key is not a usable "
+                           "public key");
     }
     memcpy(c->pk, pk, SEAL_PUBLIC_BYTES);
     memcpy(c->server_pk, server_pk, SEAL_PUBLIC_BYTES);
@@ -956,13 +673,13 @@ int seal_client_seal(struct seal_client *c, const uint8_t *plain, size_t len, ui
     *frame = NULL;
     *frame_len = 0;
     if (len > LIMIT_FRAME_BYTES - SEAL_REQ_OVERHEAD)
-        return fail(err, SEAL_E_INVALID,
-                    "request of %zu bytes: over the %u byte frame limit "
-                    "less %u bytes of envelope",
-                    len, LIMIT_FRAME_BYTES, SEAL_REQ_OVERHEAD);
+        return seal_i_fail(err, SEAL_E_INVALID,
+                           "request of %zu bytes: over the %u byte frame limit "
+                           "less %u bytes of envelope",
+                           len, LIMIT_FRAME_BYTES, SEAL_REQ_OVERHEAD);
     out = malloc(len + SEAL_REQ_OVERHEAD);
     if (!out)
-        return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", len);
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", len);
     out[0] = SEAL_MAGIC_REQ;
     out[1] = SEAL_VERSION;
     memcpy(out + 2, c->pk, SEAL_PUBLIC_BYTES);
@@ -972,7 +689,7 @@ int seal_client_seal(struct seal_client *c, const uint8_t *plain, size_t len, ui
     randombytes_buf(nonce + 8, SEAL_NONCE_BYTES - 8);
     if (crypto_box_easy_afternm(out + SEAL_REQ_HEADER, plain, len, nonce, c->k) != 0) {
         free(out);
-        return fail(err, SEAL_E_INVALID, "request could not be sealed");
+        return seal_i_fail(err, SEAL_E_INVALID, "request could not be sealed");
     }
     if (ticket)
         memcpy(ticket->nonce, nonce, SEAL_NONCE_BYTES);
@@ -993,33 +710,34 @@ int seal_client_open_reply(struct seal_client *c, const struct seal_ticket *tick
     *plain = NULL;
     *plain_len = 0;
     if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REPLY || frame[1] != SEAL_VERSION)
-        return fail(err, SEAL_E_BAD_FRAME,
-                    "not a sealed reply (the server answered in plain "
-                    "or with another version): refused");
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "not a sealed reply (the server answered in plain "
+                           "or with another version): refused");
     if (len < SEAL_REPLY_OVERHEAD || len > LIMIT_FRAME_BYTES)
-        return fail(err, SEAL_E_BAD_FRAME, "sealed reply of %zu bytes: outside %u..%u bytes", len,
-                    SEAL_REPLY_OVERHEAD, LIMIT_FRAME_BYTES);
+        return seal_i_fail(err, SEAL_E_BAD_FRAME, "sealed reply of %zu bytes: outside %u..%u bytes",
+                           len, SEAL_REPLY_OVERHEAD, LIMIT_FRAME_BYTES);
     nonce = frame + 2;
     if (!(nonce[0] & 0x80))
-        return fail(err, SEAL_E_BAD_FRAME, "sealed reply with a request's nonce: refused");
+        return seal_i_fail(err, SEAL_E_BAD_FRAME, "sealed reply with a request's nonce: refused");
     n = len - SEAL_REPLY_HEADER - SEAL_MAC_BYTES; /* ticket + reply */
     buf = malloc(n);
     if (!buf)
-        return fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", n);
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", n);
     if (crypto_box_open_easy_afternm(buf, frame + SEAL_REPLY_HEADER, len - SEAL_REPLY_HEADER, nonce,
                                      c->k) != 0) {
         seal_key_to_text(c->server_pk, key);
-        rc = fail(err, SEAL_E_WRONG_SERVER,
-                  "the reply does not open with the pinned server key "
-                  "%s: the server's key is not the pinned one (or the reply was altered on the "
-                  "way)",
-                  key);
+        rc = seal_i_fail(
+            err, SEAL_E_WRONG_SERVER,
+            "the reply does not open with the pinned server key "
+            "%s: the server's key is not the pinned one (or the reply was altered on the "
+            "way)",
+            key);
         goto out;
     }
     if (sodium_memcmp(buf, ticket->nonce, SEAL_NONCE_BYTES) != 0) {
-        rc = fail(err, SEAL_E_REPLAYED,
-                  "the sealed reply answers another request (an old "
-                  "reply replayed, or replies swapped): refused");
+        rc = seal_i_fail(err, SEAL_E_REPLAYED,
+                         "the sealed reply answers another request (an old "
+                         "reply replayed, or replies swapped): refused");
         goto out;
     }
     n -= SEAL_NONCE_BYTES;
