@@ -40,8 +40,7 @@ static void setup(void)
     cr_assert_eq(track_run_start(C, &ro, &id, &err), 0, "%s", err.msg);
     track_run_id_hex(&id, RUN_HEX);
     for (int64_t s = 0; s < N; s++) {
-        cr_assert_eq(track_log_metric(C, "wave", wave(s), s, T0 + 10 * s, &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(track_log_metric(C, "wave", wave(s), s, T0 + 10 * s, &err), 0, "%s", err.msg);
         cr_assert_eq(track_log_metric(C, "spike", s == SPIKE ? 1000.0 : 0.0, s, T0 + 10 * s, &err),
                      0, "%s", err.msg);
     }

@@ -480,8 +480,8 @@ Test(lifecycle, lineage_lists_the_runs_artifacts_and_model_versions)
     fputs("w 0.5 0.25\n", f);
     fclose(f);
     cr_assert_eq(track_artifact_put(c, file, "model/weights.txt", &err), 0, "%s", err.msg);
-    cr_assert_eq(track_model_register(c, "lc-model", run, "model/weights.txt", NULL, NULL, 0,
-                                      &res, &v, &err),
+    cr_assert_eq(track_model_register(c, "lc-model", run, "model/weights.txt", NULL, NULL, 0, &res,
+                                      &v, &err),
                  0, "%s", err.msg);
     track_model_result_free(res);
 

@@ -195,9 +195,9 @@ Test(reliability, stopped_then_killed_daemon_never_blocks_the_training_loop, .ti
     pid_t pid = spawn_bg(argv, out);
     wait_for_points(&d, run, "loss", 10000);
     kill(d.pid, SIGSTOP);
-    fx_sleep_ms(1500);     /* the fault itself: a daemon hung this long */
+    fx_sleep_ms(1500);  /* the fault itself: a daemon hung this long */
     fx_daemon_kill(&d); /* SIGKILL ends a stopped process too */
-    fx_sleep_ms(800);      /* and then away this long */
+    fx_sleep_ms(800);   /* and then away this long */
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
     int st;
     waitpid(pid, &st, 0);

@@ -423,8 +423,7 @@ struct track_client *fx_client_open(struct fx_daemon *d, int timeout_ms)
     return c;
 }
 
-struct track_client *fx_client_for(const char *uri, const char *spool, int timeout_ms,
-                                   int no_spool)
+struct track_client *fx_client_for(const char *uri, const char *spool, int timeout_ms, int no_spool)
 {
     struct track_opts o = {.server = uri,
                            .spool_path = spool,
