@@ -4,9 +4,10 @@
  * table aliases). A hand-written tokenizer (filter_lex.c) feeds a
  * recursive-descent parser, here, that writes SQL straight into a bounded
  * growable buffer; there is no syntax tree and no global state, so the
- * compiler is reentrant. This file owns the language (below), the terms and
- * values, the bind parameters, the SQL text and the entry points; the types
- * it shares with the tokenizer are in filter_internal.h.
+ * compiler is reentrant. This file owns the language (below), the
+ * expression parser, the SQL text and the entry points; the operands (bind
+ * parameters, terms, values, LIKE patterns) are filter_term.c's, and the
+ * types the three files share are in filter_internal.h.
  *
  * Nothing from the text is ever pasted into SQL. Keys and values become bind
  * parameters ?1..?n, numbered in the order they appear (struct filter_bind);
@@ -111,13 +112,6 @@
 
 /* ---- bounded SQL text buffer -------------------------------------------- */
 
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;  /* an allocation failed */
-    int over; /* FILTER_MAX_SQL would be exceeded */
-};
-
 static void sb_add(struct sbuf *b, const char *s, size_t n)
 {
     if (b->oom || b->over)
@@ -145,12 +139,12 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void sb_str(struct sbuf *b, const char *s)
+void filter_i_sb_str(struct sbuf *b, const char *s)
 {
     sb_add(b, s, strlen(s));
 }
 
-static void sb_param(struct sbuf *b, int idx)
+void filter_i_sb_param(struct sbuf *b, int idx)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "?%d", idx);
@@ -170,8 +164,8 @@ static void sb_insert(struct sbuf *b, size_t at, const char *s)
 
 /* ---- compiler state shared by the filter and order-by passes -------------- */
 
-__attribute__((format(printf, 3, 4))) static int cerr(struct cstate *c, int code, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) int filter_i_cerr(struct cstate *c, int code, const char *fmt,
+                                                        ...)
 {
     va_list ap;
     if (c->rc)
@@ -185,489 +179,6 @@ __attribute__((format(printf, 3, 4))) static int cerr(struct cstate *c, int code
 }
 
 static const char *const op_sql[] = {" = ", " <> ", " < ", " <= ", " > ", " >= "};
-
-/* ---- bind parameters ------------------------------------------------------- */
-
-/* Appends a bind; returns its 1-based index, or -1. Text binds take
- * ownership of b.s (freed here on failure). */
-static int bind_add(struct parser *p, size_t pos, struct filter_bind b)
-{
-    struct cstate *c = p->c;
-    if (c->n_binds >= FILTER_MAX_BINDS) {
-        free(b.s);
-        return filter_i_perr(p, pos, "more than %d values and keys (limit %d)", FILTER_MAX_BINDS,
-                             FILTER_MAX_BINDS);
-    }
-    if (c->n_binds == c->cap_binds) {
-        int cap = c->cap_binds ? c->cap_binds * 2 : 16;
-        struct filter_bind *nb = realloc(c->binds, (size_t)cap * sizeof *nb);
-        if (!nb) {
-            free(b.s);
-            return cerr(c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
-        }
-        c->binds = nb;
-        c->cap_binds = cap;
-    }
-    c->binds[c->n_binds++] = b;
-    return c->n_binds;
-}
-
-static int bind_int(struct parser *p, size_t pos, int64_t v)
-{
-    struct filter_bind b = {.type = FILTER_BIND_INT, .i = v};
-    return bind_add(p, pos, b);
-}
-
-static int bind_double(struct parser *p, size_t pos, double v)
-{
-    struct filter_bind b = {.type = FILTER_BIND_DOUBLE, .d = v};
-    return bind_add(p, pos, b);
-}
-
-static int bind_text_take(struct parser *p, size_t pos, char *s)
-{
-    struct filter_bind b = {.type = FILTER_BIND_TEXT, .s = s};
-    return bind_add(p, pos, b);
-}
-
-/* Decodes the quoted (or bare) span into a new NUL-terminated string. */
-static char *dup_unquoted(struct parser *p, size_t kpos, size_t klen, char q, size_t *out_len)
-{
-    char *s = malloc(klen + 1);
-    size_t n;
-    if (!s) {
-        cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
-        return NULL;
-    }
-    n = filter_i_unquote(p->s + kpos, klen, q, s);
-    s[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return s;
-}
-
-static int bind_now(struct parser *p, size_t pos)
-{
-    struct cstate *c = p->c;
-    if (!c->now_bind) {
-        int idx = bind_int(p, pos, c->now_ms);
-        if (idx < 0)
-            return -1;
-        c->now_bind = idx;
-    }
-    return c->now_bind;
-}
-
-/* ---- terms ------------------------------------------------------------------ */
-
-enum kind {
-    K_METRIC,
-    K_PARAM,
-    K_TAG,
-    K_STATUS,
-    K_NAME,
-    K_USER,
-    K_EXPERIMENT,
-    K_START,
-    K_END,
-    K_DURATION,
-    K_RUNID,
-    K_LIFECYCLE,
-};
-
-enum agg { AGG_LAST, AGG_MIN, AGG_MAX };
-
-struct term {
-    int kind;
-    int agg;
-    int key_bind;    /* ?N of the key (metrics, params, tags) */
-    size_t pos, len; /* raw text, for messages */
-};
-
-static const struct {
-    const char *name;
-    int kind;
-} attributes[] = {
-    {"status", K_STATUS},    {"name", K_NAME},           {"run_name", K_NAME},
-    {"user", K_USER},        {"user_id", K_USER},        {"experiment", K_EXPERIMENT},
-    {"start_time", K_START}, {"end_time", K_END},        {"duration", K_DURATION},
-    {"run_id", K_RUNID},     {"lifecycle", K_LIFECYCLE},
-};
-
-#define ATTRIBUTE_LIST                                                                             \
-    "status, name, user, experiment, start_time, end_time, duration, run_id, lifecycle"
-
-static const char *const status_names[] = {NULL, "RUNNING", "FINISHED", "FAILED", "KILLED"};
-
-static int kind_is_text(int kind)
-{
-    return kind == K_PARAM || kind == K_TAG || kind == K_NAME || kind == K_USER ||
-           kind == K_EXPERIMENT || kind == K_RUNID || kind == K_LIFECYCLE;
-}
-
-static int lookup_attribute(const char *s, size_t n)
-{
-    size_t i;
-    for (i = 0; i < sizeof attributes / sizeof attributes[0]; i++)
-        if (filter_i_span_is(s, n, attributes[i].name))
-            return attributes[i].kind;
-    return -1;
-}
-
-/* Checks a decoded key and binds it. */
-static int bind_key(struct parser *p, const struct token *t)
-{
-    size_t n, i;
-    char *key = dup_unquoted(p, t->kpos, t->klen, t->quote, &n);
-    if (!key)
-        return -1;
-    if (n == 0 || n > FILTER_MAX_KEY) {
-        free(key);
-        return filter_i_perr(p, t->kpos, "a key must be 1 to %d bytes long (this one is %zu)",
-                             FILTER_MAX_KEY, n);
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)key[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            free(key);
-            return filter_i_perr(p, t->kpos, "a key may not contain control characters");
-        }
-    }
-    return bind_text_take(p, t->kpos, key);
-}
-
-/* term: an attribute, prefix.key, or min/max(metrics.key). Consumes it. */
-static int parse_term(struct parser *p, struct term *out)
-{
-    struct token t = p->tok;
-    char d[64];
-    memset(out, 0, sizeof *out);
-    out->pos = t.pos;
-    out->agg = AGG_LAST;
-
-    if (t.type == TK_WORD) {
-        const char *w = p->s + t.pos;
-        if (filter_i_span_is(w, t.len, "min") || filter_i_span_is(w, t.len, "max")) {
-            size_t save = p->pos;
-            if (filter_i_lex(p))
-                return -1;
-            if (p->tok.type == TK_LPAREN) {
-                out->agg = filter_i_span_is(w, t.len, "min") ? AGG_MIN : AGG_MAX;
-                if (filter_i_lex(p))
-                    return -1;
-                struct token k = p->tok;
-                if (k.type != TK_DOTTED || !(filter_i_span_is(p->s + k.pos, k.plen, "metrics") ||
-                                             filter_i_span_is(p->s + k.pos, k.plen, "metric")))
-                    return filter_i_perr(p, k.pos,
-                                         "%.*s() takes a metric: expected metrics.KEY but "
-                                         "found %s",
-                                         (int)t.len, w, filter_i_tok_desc(p, &k, d, sizeof d));
-                out->kind = K_METRIC;
-                out->key_bind = bind_key(p, &k);
-                if (out->key_bind < 0 || filter_i_lex(p))
-                    return -1;
-                if (p->tok.type != TK_RPAREN)
-                    return filter_i_perr(p, p->tok.pos, "expected ')' after %.*s(%.*s but found %s",
-                                         (int)t.len, w, (int)(k.len > 60 ? 60 : k.len),
-                                         p->s + k.pos, filter_i_tok_desc(p, &p->tok, d, sizeof d));
-                out->len = p->tok.pos + 1 - t.pos;
-                return filter_i_lex(p);
-            }
-            p->pos = save; /* not a function: fall through to the attribute check */
-            p->tok = t;
-        }
-        out->kind = lookup_attribute(w, t.len);
-        if (out->kind < 0)
-            return filter_i_perr(p, t.pos,
-                                 "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
-                                 (int)(t.len > 40 ? 40 : t.len), w);
-        out->len = t.len;
-        if (out->kind == K_LIFECYCLE)
-            p->c->lifecycle = 1;
-        if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
-            return -1;
-        return filter_i_lex(p);
-    }
-    if (t.type == TK_DOTTED) {
-        const char *pre = p->s + t.pos;
-        size_t pl = t.plen;
-        out->len = t.len;
-        if (filter_i_span_is(pre, pl, "metrics") || filter_i_span_is(pre, pl, "metric"))
-            out->kind = K_METRIC;
-        else if (filter_i_span_is(pre, pl, "params") || filter_i_span_is(pre, pl, "param") ||
-                 filter_i_span_is(pre, pl, "parameters") || filter_i_span_is(pre, pl, "parameter"))
-            out->kind = K_PARAM;
-        else if (filter_i_span_is(pre, pl, "tags") || filter_i_span_is(pre, pl, "tag"))
-            out->kind = K_TAG;
-        else if (filter_i_span_is(pre, pl, "attributes") ||
-                 filter_i_span_is(pre, pl, "attribute") || filter_i_span_is(pre, pl, "attr") ||
-                 filter_i_span_is(pre, pl, "run")) {
-            char name[32];
-            size_t n = 0;
-            if (t.klen < sizeof name)
-                n = filter_i_unquote(p->s + t.kpos, t.klen, t.quote, name);
-            out->kind = t.klen < sizeof name ? lookup_attribute(name, n) : -1;
-            if (out->kind < 0)
-                return filter_i_perr(
-                    p, t.kpos, "unknown attribute \"%.*s\" (expected one of " ATTRIBUTE_LIST ")",
-                    (int)(t.klen > 40 ? 40 : t.klen), p->s + t.kpos);
-            if (out->kind == K_LIFECYCLE)
-                p->c->lifecycle = 1;
-            if (out->kind == K_DURATION && bind_now(p, t.pos) < 0)
-                return -1;
-            return filter_i_lex(p);
-        } else
-            return filter_i_perr(p, t.pos,
-                                 "unknown prefix \"%.*s\" (expected metrics, params, tags or "
-                                 "attributes)",
-                                 (int)(pl > 40 ? 40 : pl), pre);
-        out->key_bind = bind_key(p, &t);
-        if (out->key_bind < 0)
-            return -1;
-        return filter_i_lex(p);
-    }
-    return filter_i_perr(p, t.pos,
-                         "expected a term (status, name, user, experiment, start_time, "
-                         "end_time, duration, run_id, metrics.KEY, params.KEY or tags.KEY) "
-                         "but found %s",
-                         filter_i_tok_desc(p, &t, d, sizeof d));
-}
-
-/* Writes the SQL expression of term t. `numeric` selects the CAST form of a
- * param or tag (see the comparison rules above). */
-static void emit_term(struct parser *p, struct sbuf *b, const struct term *t, int numeric)
-{
-    static const char *const agg_col[] = {"last", "min", "max"};
-    const char *tbl = t->kind == K_PARAM ? "params" : "tags";
-    const char *a = t->kind == K_PARAM ? "p" : "t";
-    char tmp[64];
-
-    switch (t->kind) {
-    case K_METRIC:
-        sb_str(b, "(SELECT s.");
-        sb_str(b, agg_col[t->agg]);
-        sb_str(b, " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
-                  " WHERE s.run = r.id AND k.name = ");
-        sb_param(b, t->key_bind);
-        sb_str(b, ")");
-        break;
-    case K_PARAM:
-    case K_TAG:
-        if (numeric)
-            snprintf(tmp, sizeof tmp, "(SELECT CAST(%s.value AS REAL)", a);
-        else
-            snprintf(tmp, sizeof tmp, "(SELECT %s.value", a);
-        sb_str(b, tmp);
-        snprintf(tmp, sizeof tmp, " FROM %s %s WHERE %s.run = r.id AND %s.key = ", tbl, a, a, a);
-        sb_str(b, tmp);
-        sb_param(b, t->key_bind);
-        if (numeric) {
-            snprintf(tmp, sizeof tmp, " AND %s.value GLOB '[0-9+.-]*'", a);
-            sb_str(b, tmp);
-            snprintf(tmp, sizeof tmp, " AND %s.value GLOB '*[0-9]*'", a);
-            sb_str(b, tmp);
-            snprintf(tmp, sizeof tmp, " AND %s.value NOT GLOB '*[^0-9eE.+-]*'", a);
-            sb_str(b, tmp);
-        }
-        sb_str(b, ")");
-        break;
-    case K_STATUS:
-        sb_str(b, "r.status");
-        break;
-    case K_NAME:
-        sb_str(b, "r.name");
-        break;
-    case K_USER:
-        sb_str(b, "r.user");
-        break;
-    case K_EXPERIMENT:
-        sb_str(b, "e.name");
-        break;
-    case K_START:
-        sb_str(b, "r.start_ms");
-        break;
-    case K_END:
-        sb_str(b, "NULLIF(r.end_ms, 0)");
-        break;
-    case K_DURATION:
-        sb_str(b, "(COALESCE(NULLIF(r.end_ms, 0), ");
-        sb_param(b, p->c->now_bind);
-        sb_str(b, ") - r.start_ms)");
-        break;
-    case K_RUNID:
-        sb_str(b, "r.hex");
-        break;
-    case K_LIFECYCLE:
-        sb_str(b, "r.lifecycle");
-        break;
-    }
-}
-
-/* ---- values ------------------------------------------------------------------ */
-
-/* Lowercases ASCII in place (run ids are stored lowercase). */
-static void ascii_lower(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
-}
-
-/* Reads one value for term t and binds it. `ordering` is set for < <= > >=.
- * `after` names what preceded the value, for messages. On success *numeric
- * tells whether a param/tag value was bound as a number. Consumes the value. */
-static int parse_value(struct parser *p, const struct term *t, int ordering, const char *after,
-                       int *numeric)
-{
-    struct token v = p->tok;
-    struct cstate *c = p->c;
-    char d[64];
-    int idx = -1;
-    const int tl = (int)(t->len > 60 ? 60 : t->len);
-    const char *tn = p->s + t->pos;
-
-    *numeric = 0;
-    if (v.type == TK_WORD && filter_i_span_is(p->s + v.pos, v.len, "null"))
-        return filter_i_perr(p, v.pos, "NULL can only follow IS (write IS NULL or IS NOT NULL)");
-    if (v.type == TK_WORD)
-        return filter_i_perr(
-            p, v.pos, "expected a value after %s but found %s (quote strings: '%.*s')", after,
-            filter_i_tok_desc(p, &v, d, sizeof d), (int)(v.len > 40 ? 40 : v.len), p->s + v.pos);
-    if (v.type != TK_STRING && v.type != TK_NUMBER && v.type != TK_DURATION)
-        return filter_i_perr(p, v.pos, "expected a value after %s but found %s", after,
-                             filter_i_tok_desc(p, &v, d, sizeof d));
-
-    switch (t->kind) {
-    case K_METRIC:
-        if (v.type != TK_NUMBER)
-            return filter_i_perr(p, v.pos, "expected a number to compare with %.*s but found %s",
-                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
-        idx = bind_double(p, v.pos, v.d);
-        break;
-    case K_PARAM:
-    case K_TAG:
-        if (v.type == TK_DURATION)
-            return filter_i_perr(p, v.pos,
-                                 "a duration compares only with duration, start_time or "
-                                 "end_time, not %.*s",
-                                 tl, tn);
-        if (v.type == TK_NUMBER && ordering) {
-            *numeric = 1;
-            idx = bind_double(p, v.pos, v.d);
-        } else if (v.type == TK_NUMBER) {
-            /* compared as the text it was written as */
-            char *s = dup_unquoted(p, v.pos, v.len, 0, NULL);
-            idx = s ? bind_text_take(p, v.pos, s) : -1;
-        } else {
-            char *s = dup_unquoted(p, v.kpos, v.klen, v.quote, NULL);
-            idx = s ? bind_text_take(p, v.pos, s) : -1;
-        }
-        break;
-    case K_STATUS: {
-        char name[16];
-        size_t n, i;
-        int code = 0;
-        if (v.type != TK_STRING)
-            return filter_i_perr(p, v.pos,
-                                 "expected a status name (RUNNING, FINISHED, FAILED or "
-                                 "KILLED) in quotes but found %s",
-                                 filter_i_tok_desc(p, &v, d, sizeof d));
-        if (v.klen < sizeof name) {
-            n = filter_i_unquote(p->s + v.kpos, v.klen, v.quote, name);
-            for (i = 1; i <= 4; i++)
-                if (filter_i_span_is(name, n, status_names[i]))
-                    code = (int)i;
-        }
-        if (!code)
-            return filter_i_perr(p, v.pos,
-                                 "unknown status %s (expected one of RUNNING, FINISHED, "
-                                 "FAILED, KILLED)",
-                                 filter_i_tok_desc(p, &v, d, sizeof d));
-        idx = bind_int(p, v.pos, code);
-        break;
-    }
-    case K_NAME:
-    case K_USER:
-    case K_EXPERIMENT:
-    case K_RUNID:
-    case K_LIFECYCLE: {
-        char *s;
-        if (v.type != TK_STRING)
-            return filter_i_perr(p, v.pos,
-                                 "expected a string in quotes to compare with %.*s but found %s",
-                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
-        s = dup_unquoted(p, v.kpos, v.klen, v.quote, NULL);
-        if (s && t->kind == K_RUNID)
-            ascii_lower(s);
-        idx = s ? bind_text_take(p, v.pos, s) : -1;
-        break;
-    }
-    case K_START:
-    case K_END:
-    case K_DURATION:
-        if (v.type == TK_STRING)
-            return filter_i_perr(p, v.pos,
-                                 "expected a number of milliseconds or a duration (such as "
-                                 "5m) to compare with %.*s but found %s",
-                                 tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
-        if (v.type == TK_DURATION && t->kind != K_DURATION) {
-            int64_t at;
-            if (__builtin_sub_overflow(c->now_ms, v.i, &at))
-                return filter_i_perr(p, v.pos, "duration out of range");
-            idx = bind_int(p, v.pos, at);
-        } else if (v.type == TK_DURATION || v.is_int) {
-            idx = bind_int(p, v.pos, v.i);
-        } else {
-            idx = bind_double(p, v.pos, v.d);
-        }
-        break;
-    }
-    if (idx < 0)
-        return -1;
-    return filter_i_lex(p);
-}
-
-/* ---- LIKE patterns ------------------------------------------------------------ */
-
-/* Translates a LIKE pattern (escape '\') into an equivalent case-sensitive
- * GLOB pattern; a new string, or NULL with *bad set when the pattern ends in
- * a lone escape. */
-static char *like_to_glob(const char *pat, int *bad)
-{
-    size_t n = strlen(pat), i, o = 0;
-    char *g = malloc(3 * n + 1);
-    *bad = 0;
-    if (!g)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        char ch = pat[i];
-        if (ch == '%') {
-            g[o++] = '*';
-            continue;
-        }
-        if (ch == '_') {
-            g[o++] = '?';
-            continue;
-        }
-        if (ch == '\\') {
-            if (++i == n) {
-                free(g);
-                *bad = 1;
-                return NULL;
-            }
-            ch = pat[i];
-        }
-        if (ch == '*' || ch == '?' || ch == '[') {
-            g[o++] = '[';
-            g[o++] = ch;
-            g[o++] = ']';
-        } else {
-            g[o++] = ch;
-        }
-    }
-    g[o] = '\0';
-    return g;
-}
 
 /* ---- expressions -------------------------------------------------------------- */
 
@@ -685,26 +196,26 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
 
     snprintf(after, sizeof after, "'%.*s'", (int)(optok->len > 8 ? 8 : optok->len),
              p->s + optok->pos);
-    if (!kind_is_text(t->kind))
+    if (!filter_i_kind_is_text(t->kind))
         return filter_i_perr(p, optok->pos, "%s applies to strings; %.*s is not one",
                              ilike ? "ILIKE" : "LIKE", (int)(t->len > 60 ? 60 : t->len),
                              p->s + t->pos);
     if (v.type != TK_STRING)
         return filter_i_perr(p, v.pos, "expected a pattern in quotes after %s but found %s", after,
                              filter_i_tok_desc(p, &v, d, sizeof d));
-    pat = dup_unquoted(p, v.kpos, v.klen, v.quote, &n);
+    pat = filter_i_dup_unquoted(p, v.kpos, v.klen, v.quote, &n);
     if (!pat)
         return -1;
     if (t->kind == K_RUNID)
-        ascii_lower(pat);
+        filter_i_ascii_lower(pat);
     if (!ilike) {
         int bad;
-        char *g = like_to_glob(pat, &bad);
+        char *g = filter_i_like_to_glob(pat, &bad);
         free(pat);
         if (!g && bad)
             return filter_i_perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
         if (!g)
-            return cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+            return filter_i_cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
         pat = g;
     } else if (n > 0 && pat[n - 1] == '\\') {
         size_t k = n;
@@ -715,19 +226,19 @@ static int parse_like(struct parser *p, struct sbuf *b, const struct term *t, in
             return filter_i_perr(p, v.pos, "the pattern ends with a lone escape character '\\'");
         }
     }
-    idx = bind_text_take(p, v.pos, pat);
+    idx = filter_i_bind_text_take(p, v.pos, pat);
     if (idx < 0)
         return -1;
     if (ilike) {
-        sb_str(b, "lower(");
-        emit_term(p, b, t, 0);
-        sb_str(b, negate ? ") NOT LIKE lower(" : ") LIKE lower(");
-        sb_param(b, idx);
-        sb_str(b, ") ESCAPE '\\'");
+        filter_i_sb_str(b, "lower(");
+        filter_i_emit_term(p, b, t, 0);
+        filter_i_sb_str(b, negate ? ") NOT LIKE lower(" : ") LIKE lower(");
+        filter_i_sb_param(b, idx);
+        filter_i_sb_str(b, ") ESCAPE '\\'");
     } else {
-        emit_term(p, b, t, 0);
-        sb_str(b, negate ? " NOT GLOB " : " GLOB ");
-        sb_param(b, idx);
+        filter_i_emit_term(p, b, t, 0);
+        filter_i_sb_str(b, negate ? " NOT GLOB " : " GLOB ");
+        filter_i_sb_param(b, idx);
     }
     return filter_i_lex(p);
 }
@@ -749,7 +260,7 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
         if (++count > FILTER_MAX_IN)
             return filter_i_perr(p, p->tok.pos, "more than %d values in one IN list (limit %d)",
                                  FILTER_MAX_IN, FILTER_MAX_IN);
-        if (parse_value(p, t, 0, after, &numeric))
+        if (filter_i_parse_value(p, t, 0, after, &numeric))
             return -1;
         if (!first_idx)
             first_idx = p->c->n_binds;
@@ -763,14 +274,14 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
             return -1;
     }
     /* the values are binds first_idx .. first_idx+count-1, consecutive */
-    emit_term(p, b, t, 0);
-    sb_str(b, negate ? " NOT IN (" : " IN (");
+    filter_i_emit_term(p, b, t, 0);
+    filter_i_sb_str(b, negate ? " NOT IN (" : " IN (");
     for (i = 0; i < count; i++) {
         if (i)
-            sb_str(b, ", ");
-        sb_param(b, first_idx + i);
+            filter_i_sb_str(b, ", ");
+        filter_i_sb_param(b, first_idx + i);
     }
-    sb_str(b, ")");
+    filter_i_sb_str(b, ")");
     return filter_i_lex(p);
 }
 
@@ -784,7 +295,7 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
     if (++p->terms > FILTER_MAX_TERMS)
         return filter_i_perr(p, p->tok.pos, "more than %d terms (limit %d)", FILTER_MAX_TERMS,
                              FILTER_MAX_TERMS);
-    if (parse_term(p, &t))
+    if (filter_i_parse_term(p, &t))
         return -1;
     op = p->tok;
     if (op.type == TK_OP) {
@@ -796,12 +307,12 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
         snprintf(after, sizeof after, "'%.*s'", (int)op.len, p->s + op.pos);
         if (filter_i_lex(p))
             return -1;
-        if (parse_value(p, &t, ordering, after, &numeric))
+        if (filter_i_parse_value(p, &t, ordering, after, &numeric))
             return -1;
         idx = p->c->n_binds;
-        emit_term(p, b, &t, numeric);
-        sb_str(b, op_sql[op.op]);
-        sb_param(b, idx);
+        filter_i_emit_term(p, b, &t, numeric);
+        filter_i_sb_str(b, op_sql[op.op]);
+        filter_i_sb_param(b, idx);
         return 0;
     }
     if (op.type == TK_WORD && (filter_i_is_kw(p, "not") || filter_i_is_kw(p, "like") ||
@@ -836,8 +347,8 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
         if (!filter_i_is_kw(p, "null"))
             return filter_i_perr(p, p->tok.pos, "expected NULL or NOT NULL after IS but found %s",
                                  filter_i_tok_desc(p, &p->tok, d, sizeof d));
-        emit_term(p, b, &t, 0);
-        sb_str(b, negate ? " IS NOT NULL" : " IS NULL");
+        filter_i_emit_term(p, b, &t, 0);
+        filter_i_sb_str(b, negate ? " IS NOT NULL" : " IS NULL");
         return filter_i_lex(p);
     }
     return filter_i_perr(p, op.pos,
@@ -862,7 +373,7 @@ static int parse_not(struct parser *p, struct sbuf *b, int *wrapped)
             return -1;
         if (is_not) {
             int inner;
-            sb_str(b, "NOT ");
+            filter_i_sb_str(b, "NOT ");
             rc = parse_not(p, b, &inner);
         } else {
             rc = parse_or(p, b, wrapped);
@@ -895,11 +406,11 @@ static int parse_chain(struct parser *p, struct sbuf *b, int *wrapped, int is_or
             break;
         if (filter_i_lex(p))
             return -1;
-        sb_str(b, is_or ? " OR " : " AND ");
+        filter_i_sb_str(b, is_or ? " OR " : " AND ");
     }
     if (n > 1) {
         sb_insert(b, start, "(");
-        sb_str(b, ")");
+        filter_i_sb_str(b, ")");
         *wrapped = 1;
     } else {
         *wrapped = inner;
@@ -932,18 +443,19 @@ static int parser_init(struct parser *p, struct cstate *c, const char *s, const 
     p->ctx = ctx;
     p->n = strnlen(s, (size_t)FILTER_MAX_TEXT + 1);
     if (p->n > FILTER_MAX_TEXT)
-        return cerr(c, STORE_E_INVALID, "%s: longer than %d bytes (limit %d)", ctx, FILTER_MAX_TEXT,
-                    FILTER_MAX_TEXT);
+        return filter_i_cerr(c, STORE_E_INVALID, "%s: longer than %d bytes (limit %d)", ctx,
+                             FILTER_MAX_TEXT, FILTER_MAX_TEXT);
     return filter_i_lex(p);
 }
 
 static int sb_check(struct parser *p, const struct sbuf *b)
 {
     if (b->oom)
-        return cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
+        return filter_i_cerr(p->c, STORE_E_INTERNAL, "%s: out of memory", p->ctx);
     if (b->over)
-        return cerr(p->c, STORE_E_INVALID, "%s: compiled SQL longer than %d bytes (limit %d)",
-                    p->ctx, FILTER_MAX_SQL, FILTER_MAX_SQL);
+        return filter_i_cerr(p->c, STORE_E_INVALID,
+                             "%s: compiled SQL longer than %d bytes (limit %d)", p->ctx,
+                             FILTER_MAX_SQL, FILTER_MAX_SQL);
     return 0;
 }
 
@@ -964,7 +476,7 @@ static int compile_where(struct cstate *c, const char *text, struct sbuf *b)
     }
     if (!wrapped) {
         sb_insert(b, 0, "(");
-        sb_str(b, ")");
+        filter_i_sb_str(b, ")");
     }
     return sb_check(&p, b);
 }
@@ -981,7 +493,7 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
         if (++p.terms > FILTER_MAX_ORDER_TERMS)
             return filter_i_perr(&p, p.tok.pos, "more than %d terms (limit %d)",
                                  FILTER_MAX_ORDER_TERMS, FILTER_MAX_ORDER_TERMS);
-        if (parse_term(&p, &t))
+        if (filter_i_parse_term(&p, &t))
             return -1;
         if (filter_i_is_kw(&p, "asc") || filter_i_is_kw(&p, "desc")) {
             if (filter_i_is_kw(&p, "desc"))
@@ -992,11 +504,11 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
             return filter_i_perr(&p, p.tok.pos, "expected ASC or DESC but found %s",
                                  filter_i_tok_desc(&p, &p.tok, d, sizeof d));
         }
-        emit_term(&p, b, &t, 0);
-        sb_str(b, " IS NULL, ");
-        emit_term(&p, b, &t, 0);
-        sb_str(b, dir);
-        sb_str(b, ", ");
+        filter_i_emit_term(&p, b, &t, 0);
+        filter_i_sb_str(b, " IS NULL, ");
+        filter_i_emit_term(&p, b, &t, 0);
+        filter_i_sb_str(b, dir);
+        filter_i_sb_str(b, ", ");
         if (p.tok.type == TK_EOF)
             break;
         if (p.tok.type != TK_COMMA)
@@ -1006,7 +518,7 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
         if (filter_i_lex(&p))
             return -1;
     }
-    sb_str(b, "r.start_ms DESC, r.id DESC");
+    filter_i_sb_str(b, "r.start_ms DESC, r.id DESC");
     return sb_check(&p, b);
 }
 
@@ -1022,16 +534,16 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
     c.err = err ? err : &scratch;
     c.now_ms = now_ms;
     if (!out)
-        return cerr(&c, STORE_E_INVALID, "filter: no output given");
+        return filter_i_cerr(&c, STORE_E_INVALID, "filter: no output given");
     memset(out, 0, sizeof *out);
 
     if (!is_blank(filter) && compile_where(&c, filter, &where))
         goto fail;
     out->lifecycle = c.lifecycle; /* the filter's mention only, not the order's */
     if (is_blank(order_by)) {
-        sb_str(&order, "r.start_ms DESC, r.id DESC");
+        filter_i_sb_str(&order, "r.start_ms DESC, r.id DESC");
         if (order.oom) {
-            cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");
+            filter_i_cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");
             goto fail;
         }
     } else if (compile_order(&c, order_by, &order)) {

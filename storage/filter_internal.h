@@ -1,8 +1,8 @@
 /*
- * filter_internal.h: what filter.c (the parser and SQL compiler) and
- * filter_lex.c (the tokenizer) share and nothing outside them sees: the
- * compiler state, the token and parser types, and the tokenizer's functions
- * (prefix filter_i_). The public contract is filter.h.
+ * filter_internal.h: what filter.c (the parser and SQL compiler),
+ * filter_term.c (binds, terms, values) and filter_lex.c (the tokenizer) share and nothing outside
+ * them sees: the compiler state, the token and parser types, and the tokenizer's functions (prefix
+ * filter_i_). The public contract is filter.h.
  */
 #ifndef TRACK_FILTER_INTERNAL_H
 #define TRACK_FILTER_INTERNAL_H
@@ -77,5 +77,54 @@ int filter_i_lex(struct parser *p);
 int filter_i_is_kw(const struct parser *p, const char *kw);
 /* Is the span s[0..n) the word `word` (case-insensitive)? */
 int filter_i_span_is(const char *s, size_t n, const char *word);
+
+/* ---- shared by filter.c (expressions, entry points) and filter_term.c
+ * (binds, terms, values, LIKE patterns) ------------------------------------ */
+
+/* A bounded SQL text buffer (FILTER_MAX_SQL). */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;  /* an allocation failed */
+    int over; /* FILTER_MAX_SQL would be exceeded */
+};
+
+enum kind {
+    K_METRIC,
+    K_PARAM,
+    K_TAG,
+    K_STATUS,
+    K_NAME,
+    K_USER,
+    K_EXPERIMENT,
+    K_START,
+    K_END,
+    K_DURATION,
+    K_RUNID,
+    K_LIFECYCLE,
+};
+
+enum agg { AGG_LAST, AGG_MIN, AGG_MAX };
+
+struct term {
+    int kind;
+    int agg;
+    int key_bind;    /* ?N of the key (metrics, params, tags) */
+    size_t pos, len; /* raw text, for messages */
+};
+
+void filter_i_sb_str(struct sbuf *b, const char *s);
+void filter_i_sb_param(struct sbuf *b, int idx);
+__attribute__((format(printf, 3, 4))) int filter_i_cerr(struct cstate *c, int code, const char *fmt,
+                                                        ...);
+int filter_i_bind_text_take(struct parser *p, size_t pos, char *s);
+char *filter_i_dup_unquoted(struct parser *p, size_t kpos, size_t klen, char q, size_t *out_len);
+int filter_i_kind_is_text(int kind);
+int filter_i_parse_term(struct parser *p, struct term *out);
+void filter_i_emit_term(struct parser *p, struct sbuf *b, const struct term *t, int numeric);
+void filter_i_ascii_lower(char *s);
+int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, const char *after,
+                         int *numeric);
+char *filter_i_like_to_glob(const char *pat, int *bad);
 
 #endif
