@@ -69,8 +69,25 @@ struct srv {
     pthread_mutex_t stats_lock;
 };
 
+/* ---- identity -------------------------------------------------------------------
+ * Who a request comes from, resolved by its transport before dispatch
+ * (DESIGN.md "Identity"): an ipc caller is the daemon's owner (local = 1,
+ * allowed everything); a sealed tcp:// caller is the user holding the
+ * frame's public key (store_user_by_key). dispatch.c checks the operation's
+ * need against it before the handler runs. */
+struct srv_caller {
+    int local;       /* 1: the daemon's owner over ipc (every permission) */
+    int64_t user_id; /* users.id; 0 when local */
+    int role;        /* STORE_ROLE_*; STORE_ROLE_ADMIN when local */
+    char name[STORE_USER_NAME_MAX + 1];
+    int has_key;
+    uint8_t key[STORE_KEY_BYTES]; /* the sealed frame's key, for the audit */
+};
+
 /* ---- dispatch ------------------------------------------------------------------ */
 struct srv_call {
+    /* who asks; NULL is the local owner (tests, tools that open the store) */
+    const struct srv_caller *caller;
     struct srv *srv;
     struct store *st; /* the handle this call may use */
     const Track__V1__Request *rq;

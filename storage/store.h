@@ -546,4 +546,47 @@ int store_artifact_each(struct store *st, store_artifact_row_cb cb, void *ctx,
 int store_artifact_count(struct store *st, const uint8_t run[16], int64_t *count, int64_t *bytes,
                          struct store_err *err);
 
+/* ---- identity (store_user.c): users, their roles and keys ---------------------
+ * DESIGN.md "Identity". A user has a name (1..STORE_USER_NAME_MAX of letters,
+ * digits, `_ - .`, not starting with `-` or `.`), a role, and at most one
+ * sealed-TCP public key; a key belongs to one user at most. Grants, tokens
+ * and audit rows are store_grant.c's and store_audit.c's. */
+enum store_role { STORE_ROLE_READER = 1, STORE_ROLE_WRITER = 2, STORE_ROLE_ADMIN = 3 };
+#define STORE_USER_NAME_MAX 64
+#define STORE_KEY_BYTES     32
+
+struct store_user {
+    int64_t id;
+    char name[STORE_USER_NAME_MAX + 1];
+    int role;
+    int has_key;
+    uint8_t key[STORE_KEY_BYTES];
+    int64_t created_ms;
+};
+typedef int (*store_user_cb)(void *ctx, const struct store_user *u);
+
+/* "reader", "writer", "admin"; "unknown" otherwise. */
+const char *store_role_name(int role);
+/* The role named s, or 0. */
+int store_role_parse(const char *s);
+int store_user_check_name(const char *name, struct store_err *err);
+/* Adds a user (key NULL: none yet). EXISTS naming the name, or naming the
+ * user that already holds the key. */
+int store_user_add(struct store *st, const char *name, int role, const uint8_t *key,
+                   int64_t now_ms, int64_t *id, struct store_err *err);
+/* The user holding key, or NOT_FOUND (the message does not echo the key). */
+int store_user_by_key(struct store *st, const uint8_t key[STORE_KEY_BYTES], struct store_user *out,
+                      struct store_err *err);
+/* The user named name, or NOT_FOUND naming it. */
+int store_user_by_name(struct store *st, const char *name, struct store_user *out,
+                       struct store_err *err);
+/* Every user in name order; a non-zero answer of cb stops and is returned. */
+int store_user_list(struct store *st, store_user_cb cb, void *ctx, struct store_err *err);
+/* Removes a user with their grants and tokens (audit rows stay); NOT_FOUND. */
+int store_user_remove(struct store *st, const char *name, struct store_err *err);
+/* Replaces a user's key (NULL: removes it); EXISTS when another user holds it. */
+int store_user_set_key(struct store *st, const char *name, const uint8_t *key,
+                       struct store_err *err);
+int store_user_set_role(struct store *st, const char *name, int role, struct store_err *err);
+
 #endif

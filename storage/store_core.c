@@ -123,6 +123,25 @@ static const char *const migrations[] = {
     "  alias TEXT NOT NULL, from_version INTEGER NOT NULL, to_version INTEGER NOT NULL,"
     "  who TEXT NOT NULL, ms INTEGER NOT NULL);"
     "CREATE INDEX model_alias_history_model ON model_alias_history(model, id);",
+    /* 7: identity (store_user.c, store_grant.c, store_audit.c; DESIGN.md
+     * "Identity"). A user has a role (1 reader, 2 writer, 3 admin) and at
+     * most one sealed-TCP public key (32 bytes). A grant gives one user a
+     * level (1 read, 2 write, 3 manage) on one experiment. Tokens are kept
+     * as BLAKE2b-256 hashes. Audit rows copy the user's name and key (they
+     * outlive the user) and are never updated by an operation. */
+    "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  role INTEGER NOT NULL, key BLOB UNIQUE, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE grants(user INTEGER NOT NULL, experiment INTEGER NOT NULL,"
+    "  level INTEGER NOT NULL, PRIMARY KEY(user, experiment)) WITHOUT ROWID;"
+    "CREATE INDEX grants_experiment ON grants(experiment);"
+    "CREATE TABLE tokens(id INTEGER PRIMARY KEY, user INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE, created_ms INTEGER NOT NULL, expires_ms INTEGER);"
+    "CREATE INDEX tokens_user ON tokens(user);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, ms INTEGER NOT NULL, user TEXT NOT NULL,"
+    "  key BLOB, op TEXT NOT NULL, experiment TEXT, run BLOB, detail TEXT NOT NULL,"
+    "  code INTEGER NOT NULL);"
+    "CREATE INDEX audit_user ON audit(user, id);"
+    "CREATE INDEX audit_ms ON audit(ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
