@@ -77,8 +77,7 @@ static void user_of(sqlite3_stmt *s, struct store_user *u)
     const unsigned char *name = sqlite3_column_text(s, 1);
     snprintf(u->name, sizeof(u->name), "%s", name ? (const char *)name : "");
     u->role = sqlite3_column_int(s, 2);
-    if (sqlite3_column_type(s, 3) == SQLITE_BLOB &&
-        sqlite3_column_bytes(s, 3) == STORE_KEY_BYTES) {
+    if (sqlite3_column_type(s, 3) == SQLITE_BLOB && sqlite3_column_bytes(s, 3) == STORE_KEY_BYTES) {
         memcpy(u->key, sqlite3_column_blob(s, 3), STORE_KEY_BYTES);
         u->has_key = 1;
     }
@@ -108,8 +107,8 @@ static int key_holder(struct store *st, const uint8_t *key, const char *except, 
     return ret;
 }
 
-int store_user_add(struct store *st, const char *name, int role, const uint8_t *key,
-                   int64_t now_ms, int64_t *id, struct store_err *err)
+int store_user_add(struct store *st, const char *name, int role, const uint8_t *key, int64_t now_ms,
+                   int64_t *id, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     char holder[STORE_USER_NAME_MAX + 1];
@@ -123,8 +122,7 @@ int store_user_add(struct store *st, const char *name, int role, const uint8_t *
         if (ret < 0)
             return ret;
         if (ret == 1)
-            return sq_fail(err, STORE_E_EXISTS, "that key already belongs to user \"%s\"",
-                           holder);
+            return sq_fail(err, STORE_E_EXISTS, "that key already belongs to user \"%s\"", holder);
     }
     if ((ret = sq_prep(st,
                        "INSERT INTO users(name, role, key, created_ms) VALUES(?1, ?2, ?3, ?4)"
@@ -254,8 +252,7 @@ int store_user_set_key(struct store *st, const char *name, const uint8_t *key,
         if (ret < 0)
             return ret;
         if (ret == 1)
-            return sq_fail(err, STORE_E_EXISTS, "that key already belongs to user \"%s\"",
-                           holder);
+            return sq_fail(err, STORE_E_EXISTS, "that key already belongs to user \"%s\"", holder);
     }
     if ((ret = sq_prep(st, "UPDATE users SET key = ?1 WHERE id = ?2", &s, err)))
         return ret;

@@ -71,8 +71,7 @@ Test(user, a_user_is_added_found_by_key_and_by_name_and_listed)
     cr_assert_eq(memcmp(u.key, ka, STORE_KEY_BYTES), 0);
     cr_assert_eq(u.created_ms, 1000);
     cr_assert_eq(store_user_by_key(st, kb, &u, &err), STORE_E_NOT_FOUND);
-    cr_assert_str_eq(err.msg, "no user holds that key", "the message reveals nothing: %s",
-                     err.msg);
+    cr_assert_str_eq(err.msg, "no user holds that key", "the message reveals nothing: %s", err.msg);
     cr_assert_eq(store_user_by_name(st, "bob", &u, &err), 0, "%s", err.msg);
     cr_assert_eq(u.has_key, 0);
     cr_assert_eq(u.role, STORE_ROLE_READER);
@@ -87,8 +86,7 @@ Test(user, names_and_roles_are_checked_and_duplicates_name_the_holder)
     cr_assert_eq(store_user_add(st, "a b", STORE_ROLE_READER, NULL, 1, NULL, &err),
                  STORE_E_INVALID);
     cr_assert(strstr(err.msg, "only letters"), "%s", err.msg);
-    cr_assert_eq(store_user_add(st, "-x", STORE_ROLE_READER, NULL, 1, NULL, &err),
-                 STORE_E_INVALID);
+    cr_assert_eq(store_user_add(st, "-x", STORE_ROLE_READER, NULL, 1, NULL, &err), STORE_E_INVALID);
     cr_assert_eq(store_user_add(st, "ok", 7, NULL, 1, NULL, &err), STORE_E_INVALID);
     cr_assert(strstr(err.msg, "role"), "%s", err.msg);
     char longname[STORE_USER_NAME_MAX + 2];
@@ -97,8 +95,7 @@ Test(user, names_and_roles_are_checked_and_duplicates_name_the_holder)
     cr_assert_eq(store_user_add(st, longname, STORE_ROLE_READER, NULL, 1, NULL, &err),
                  STORE_E_INVALID);
 
-    cr_assert_eq(store_user_add(st, "carol", STORE_ROLE_ADMIN, k, 1, NULL, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_user_add(st, "carol", STORE_ROLE_ADMIN, k, 1, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(store_user_add(st, "carol", STORE_ROLE_READER, NULL, 1, NULL, &err),
                  STORE_E_EXISTS);
     cr_assert(strstr(err.msg, "\"carol\" already exists"), "%s", err.msg);
