@@ -89,6 +89,7 @@ static int move_collect(void *ctx, const struct store_alias_move *x)
     m->from_version = x->from_version;
     m->to_version = x->to_version;
     m->ms = x->ms;
+    m->id = x->id;
     if (!m->alias || !m->who)
         return -1;
     l->moves[l->n++] = m;
@@ -333,12 +334,57 @@ static int model_finish(struct srv_call *call, Track__V1__ModelInfo *m, struct s
     return rc;
 }
 
+/* ---- paged listings ------------------------------------------------------------
+ * A page takes items while they fit in REPLY_PAGE_BYTES (op.h), at least
+ * one, and the store is asked for at most a page's count of rows, so a
+ * registry of any size is listed in pages of bounded memory. */
+#define MODEL_PAGE_ITEMS   128
+#define VERSION_PAGE_ITEMS 128
+#define MOVE_PAGE_ITEMS    512
+
+/* How many of the n items (packed sizes through size_of) fit in pg; the
+ * first always when `one` (a page must make progress). */
+static size_t page_take(struct page *pg, void **items, size_t n, size_t (*size_of)(const void *),
+                        int one)
+{
+    size_t kept = 0;
+    for (; kept < n; kept++) {
+        size_t c = srv_op_item_cost(size_of(items[kept]));
+        if ((kept > 0 || !one) && c > pg->left) {
+            pg->full = 1;
+            break;
+        }
+        pg->left -= c < pg->left ? c : pg->left;
+    }
+    return kept;
+}
+
+static size_t info_size(const void *m)
+{
+    return track__v1__model_info__get_packed_size(m);
+}
+
+static size_t version_size(const void *m)
+{
+    return track__v1__model_version__get_packed_size(m);
+}
+
+static size_t move_size(const void *m)
+{
+    return track__v1__model_alias_move__get_packed_size(m);
+}
+
 int srv_op_model_list(struct srv_call *call)
 {
+    const Track__V1__ModelList *q = call->rq->model_list;
+    const char *after = q->after && q->after[0] ? q->after : NULL;
     struct model_list l = {.a = &call->arena};
     struct store_err err = {0};
-    int rc = store_model_list(call->st, model_collect, &l, &err);
+    int rc;
 
+    if (str_limit(call, "after", after, STORE_MODEL_NAME_MAX))
+        return -1;
+    rc = store_model_list_after(call->st, after, MODEL_PAGE_ITEMS, model_collect, &l, &err);
     for (size_t i = 0; rc >= 0 && i < l.n; i++)
         rc = model_finish(call, l.items[i], &err);
     if (rc < 0)
@@ -347,8 +393,12 @@ int srv_op_model_list(struct srv_call *call)
     if (!r)
         return srv_op_oom(call);
     track__v1__model_list_result__init(r);
+    struct page pg = srv_op_page_new(0);
+    size_t kept = page_take(&pg, (void **)l.items, l.n, info_size, 1);
     r->models = l.items;
-    r->n_models = l.n;
+    r->n_models = kept;
+    if (kept < l.n || l.n == MODEL_PAGE_ITEMS)
+        r->next_after = l.items[kept - 1]->name;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_LIST;
     call->rs->model_list = r;
     return 0;
@@ -365,13 +415,15 @@ int srv_op_model_show(struct srv_call *call)
 
     if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX))
         return -1;
+    if (q->after_version < 0 || q->after_move < 0)
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                           "after_version, after_move: must not be negative");
     rc = store_model_get(call->st, q->name, model_collect, &ml, &err);
     if (rc >= 0 && ml.n == 1)
         rc = model_finish(call, ml.items[0], &err);
-    if (rc >= 0)
-        rc = store_model_versions(call->st, q->name, version_collect, &vl, &err);
-    if (rc >= 0)
-        rc = store_model_history(call->st, q->name, move_collect, &hl, &err);
+    if (rc >= 0 && ml.n == 1 && !q->versions_done)
+        rc = store_model_versions_after(call->st, q->name, q->after_version, VERSION_PAGE_ITEMS,
+                                        version_collect, &vl, &err);
     if (rc < 0)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
     if (ml.n != 1)
@@ -383,10 +435,30 @@ int srv_op_model_show(struct srv_call *call)
         return srv_op_oom(call);
     track__v1__model_show_result__init(r);
     r->model = ml.items[0];
+    struct page pg = srv_op_page_new(srv_op_item_cost(info_size(r->model)));
+    size_t kept = page_take(&pg, (void **)vl.items, vl.n, version_size, 1);
     r->versions = vl.items;
-    r->n_versions = vl.n;
-    r->history = hl.moves;
-    r->n_history = hl.n;
+    r->n_versions = kept;
+    r->next_after_move = q->after_move;
+    if (kept < vl.n || vl.n == VERSION_PAGE_ITEMS) {
+        /* the history follows once every version was sent */
+        r->more = 1;
+        r->next_after_version = vl.items[kept - 1]->version;
+    } else {
+        r->versions_done = 1;
+        rc = store_model_history_after(call->st, q->name, q->after_move, MOVE_PAGE_ITEMS,
+                                       move_collect, &hl, &err);
+        if (rc < 0)
+            return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
+        /* with versions in this page, the moves may all wait for the next */
+        size_t taken = page_take(&pg, (void **)hl.moves, hl.n, move_size, vl.n == 0);
+        r->history = hl.moves;
+        r->n_history = taken;
+        if (taken < hl.n || hl.n == MOVE_PAGE_ITEMS) {
+            r->more = 1;
+            r->next_after_move = taken ? hl.moves[taken - 1]->id : q->after_move;
+        }
+    }
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_SHOW;
     call->rs->model_show = r;
     return 0;

@@ -421,6 +421,7 @@ struct store_alias_move {
     int64_t to_version;
     const char *who;
     int64_t ms;
+    int64_t id; /* the move's row, for paging (store_model_history_after) */
 };
 typedef int (*store_model_cb)(void *ctx, const struct store_model *m);
 typedef int (*store_model_version_cb)(void *ctx, const struct store_model_version *v);
@@ -464,6 +465,15 @@ int store_model_tag_put(struct store *st, const char *target, const char *key, c
                         struct store_err *err);
 /* Every model, by name. */
 int store_model_list(struct store *st, store_model_cb cb, void *ctx, struct store_err *err);
+/* Pages of the listings below for paged replies: the models named after
+ * `after` (NULL: from the first), the versions numbered after `after`, the
+ * alias moves after the move with id `after_id`; at most `limit` (0: all). */
+int store_model_list_after(struct store *st, const char *after, int limit, store_model_cb cb,
+                           void *ctx, struct store_err *err);
+int store_model_versions_after(struct store *st, const char *name, int64_t after, int limit,
+                               store_model_version_cb cb, void *ctx, struct store_err *err);
+int store_model_history_after(struct store *st, const char *name, int64_t after_id, int limit,
+                              store_alias_move_cb cb, void *ctx, struct store_err *err);
 /* The pieces of `track model show NAME` (STORE_E_NOT_FOUND for an unknown
  * model): the model, its versions in order, its aliases by name, the alias
  * history oldest first, and the tags of the model (version 0) or of one

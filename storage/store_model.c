@@ -365,8 +365,29 @@ int store_model_versions(struct store *st, const char *name, store_model_version
     return select_versions(st, " WHERE v.model = ?1 ORDER BY v.version", id, 0, cb, ctx, err);
 }
 
-static int each_model(struct store *st, const char *name, store_model_cb cb, void *ctx,
-                      struct store_err *err)
+int store_model_versions_after(struct store *st, const char *name, int64_t after, int limit,
+                               store_model_version_cb cb, void *ctx, struct store_err *err)
+{
+    char where[96];
+    int64_t id;
+    int ret;
+
+    sq_err_clear(err);
+    if (cb == NULL)
+        return sq_fail(err, STORE_E_INVALID, "callback missing");
+    if ((ret = model_id_of(st, name, &id, err)) != 0)
+        return ret;
+    snprintf(where, sizeof where,
+             " WHERE v.model = ?1 AND v.version > ?2 ORDER BY v.version LIMIT %d",
+             limit > 0 ? limit : -1);
+    return select_versions(st, where, id, after, cb, ctx, err);
+}
+
+/* Models by name: only `name` when given, else those after `after` (NULL:
+ * from the first), at most `limit` (0: all). Counted with subqueries on the
+ * version key, so a page reads only its own rows through the name index. */
+static int each_model(struct store *st, const char *name, const char *after, int limit,
+                      store_model_cb cb, void *ctx, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int rc, ret, rows = 0;
@@ -375,14 +396,20 @@ static int each_model(struct store *st, const char *name, store_model_cb cb, voi
     if (cb == NULL)
         return sq_fail(err, STORE_E_INVALID, "callback missing");
     ret = sq_prep(st,
-                  "SELECT m.name, m.created_ms, count(v.version), coalesce(max(v.version), 0)"
-                  " FROM models m LEFT JOIN model_versions v ON v.model = m.id"
-                  " WHERE ?1 IS NULL OR m.name = ?1 GROUP BY m.id ORDER BY m.name",
+                  "SELECT m.name, m.created_ms,"
+                  " (SELECT count(*) FROM model_versions v WHERE v.model = m.id),"
+                  " (SELECT coalesce(max(v.version), 0) FROM model_versions v"
+                  "  WHERE v.model = m.id)"
+                  " FROM models m WHERE (?1 IS NULL OR m.name = ?1) AND (?2 IS NULL OR m.name > ?2)"
+                  " ORDER BY m.name LIMIT ?3",
                   &s, err);
     if (ret)
         return ret;
     if (name)
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if (after)
+        sqlite3_bind_text(s, 2, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_model m = {
             .name = text_or_empty(s, 0),
@@ -407,14 +434,20 @@ out:
 
 int store_model_list(struct store *st, store_model_cb cb, void *ctx, struct store_err *err)
 {
-    return each_model(st, NULL, cb, ctx, err);
+    return each_model(st, NULL, NULL, 0, cb, ctx, err);
+}
+
+int store_model_list_after(struct store *st, const char *after, int limit, store_model_cb cb,
+                           void *ctx, struct store_err *err)
+{
+    return each_model(st, NULL, after, limit, cb, ctx, err);
 }
 
 int store_model_get(struct store *st, const char *name, store_model_cb cb, void *ctx,
                     struct store_err *err)
 {
     int ret = store_model_check_name(name, err);
-    return ret ? ret : each_model(st, name, cb, ctx, err);
+    return ret ? ret : each_model(st, name, NULL, 0, cb, ctx, err);
 }
 
 /* What the listings below give their rows to: one of the callbacks, its ctx. */
@@ -482,6 +515,7 @@ static int move_row(sqlite3_stmt *s, const struct model_walk *w)
         .to_version = sqlite3_column_int64(s, 2),
         .who = text_or_empty(s, 3),
         .ms = sqlite3_column_int64(s, 4),
+        .id = sqlite3_column_int64(s, 5),
     };
     return w->cb.move(w->ctx, &m);
 }
@@ -492,9 +526,22 @@ int store_model_history(struct store *st, const char *name, store_alias_move_cb 
     struct model_walk w = {.cb.move = cb, .ctx = ctx};
 
     return model_rows(st, name,
-                      "SELECT alias, from_version, to_version, who, ms FROM model_alias_history"
+                      "SELECT alias, from_version, to_version, who, ms, id FROM model_alias_history"
                       " WHERE model = ?1 ORDER BY id",
                       0, move_row, &w, "reading alias history", err);
+}
+
+int store_model_history_after(struct store *st, const char *name, int64_t after_id, int limit,
+                              store_alias_move_cb cb, void *ctx, struct store_err *err)
+{
+    struct model_walk w = {.cb.move = cb, .ctx = ctx};
+    char sql[200];
+
+    snprintf(sql, sizeof sql,
+             "SELECT alias, from_version, to_version, who, ms, id FROM model_alias_history"
+             " WHERE model = ?1 AND id > ?2 ORDER BY id LIMIT %d",
+             limit > 0 ? limit : -1);
+    return model_rows(st, name, sql, after_id, move_row, &w, "reading alias history", err);
 }
 
 static int tag_row(sqlite3_stmt *s, const struct model_walk *w)

@@ -15,9 +15,16 @@
 
 struct track_model_result {
     Track__V1__Response *rs;
+    Track__V1__Response **pages; /* of a paged listing, after rs */
+    size_t n_pages;
     void **mem;
     size_t n_mem, cap_mem;
 };
+
+/* Pages of one listing a client gathers at most: 4096 pages of 4 MiB is
+ * far beyond any registry, and a server that never says "last page" (a
+ * bug, or not ours) cannot keep a client looping. */
+#define MAX_PAGES 4096
 
 void track_model_result_free(struct track_model_result *r)
 {
@@ -28,6 +35,9 @@ void track_model_result_free(struct track_model_result *r)
     free(r->mem);
     if (r->rs)
         track__v1__response__free_unpacked(r->rs, NULL);
+    for (size_t i = 0; i < r->n_pages; i++)
+        track__v1__response__free_unpacked(r->pages[i], NULL);
+    free(r->pages);
     free(r);
 }
 
@@ -279,11 +289,57 @@ int track_model_tag(struct track_client *c, const char *target, const char *key,
     return rc;
 }
 
+/* Asks rq again for the next page of a listing whose first page is in
+ * (*res)->rs; the reply joins (*res)->pages. 0 and *rs, or an error with
+ * *res freed. */
+static int next_page(struct track_client *c, Track__V1__Request *rq, int want,
+                     struct track_model_result **res, Track__V1__Response **rs,
+                     struct track_err *err)
+{
+    struct track_model_result *r = *res;
+    int rc;
+
+    if (r->n_pages + 1 >= MAX_PAGES)
+        return fail_free(res, cl_fail(err, TRACK_E_INTERNAL,
+                                      "server sent %d pages without a last one", MAX_PAGES));
+    Track__V1__Response **p = realloc(r->pages, (r->n_pages + 1) * sizeof(*p));
+    if (!p)
+        return fail_free(res, cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory"));
+    r->pages = p;
+    rc = cl_read_want(c, rq, want, rs, err);
+    if (rc)
+        return fail_free(res, rc);
+    r->pages[r->n_pages++] = *rs;
+    return 0;
+}
+
+/* Appends n pointers to the growing array *a (count *na, capacity *cap). */
+static int append(void ***a, size_t *na, size_t *cap, void **items, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (*na + n > *cap) {
+        size_t c = *cap ? *cap : 16;
+        while (c < *na + n)
+            c *= 2;
+        void **m = realloc(*a, c * sizeof(*m));
+        if (!m)
+            return -1;
+        *a = m;
+        *cap = c;
+    }
+    memcpy(*a + *na, items, n * sizeof(*items));
+    *na += n;
+    return 0;
+}
+
 int track_model_list(struct track_client *c, struct track_model_result **res,
                      const struct track_model_info **models, size_t *n, struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__ModelList ml = TRACK__V1__MODEL_LIST__INIT;
+    Track__V1__ModelInfo **all = NULL;
+    size_t n_all = 0, cap = 0;
     int rc;
 
     rq.op_case = TRACK__V1__REQUEST__OP_MODEL_LIST;
@@ -292,16 +348,38 @@ int track_model_list(struct track_client *c, struct track_model_result **res,
     if (rc)
         return rc;
     const Track__V1__ModelListResult *l = (*res)->rs->model_list;
-    if (!l)
-        return fail_free(res, malformed(err, "model_list"));
-    struct track_model_info *v = keep(*res, l->n_models * sizeof(*v));
-    if (!v)
+    for (;;) {
+        if (!l || (l->n_models && !l->models)) {
+            free(all);
+            return fail_free(res, malformed(err, "model_list"));
+        }
+        if (append((void ***)&all, &n_all, &cap, (void **)l->models, l->n_models)) {
+            free(all);
+            return fail_free(res, cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory"));
+        }
+        if (!l->next_after || !l->next_after[0])
+            break;
+        Track__V1__Response *rs = NULL;
+        ml.after = l->next_after;
+        if ((rc = next_page(c, &rq, TRACK__V1__RESPONSE__RESULT_MODEL_LIST, res, &rs, err))) {
+            free(all);
+            return rc;
+        }
+        l = rs->model_list;
+    }
+    struct track_model_info *v = keep(*res, n_all * sizeof(*v));
+    if (!v) {
+        free(all);
         return fail_free(res, cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory"));
-    for (size_t i = 0; i < l->n_models; i++)
-        if ((rc = fill_info(*res, l->models[i], &v[i], err)) != 0)
+    }
+    for (size_t i = 0; i < n_all; i++)
+        if ((rc = fill_info(*res, all[i], &v[i], err)) != 0) {
+            free(all);
             return fail_free(res, rc);
+        }
+    free(all);
     *models = v;
-    *n = l->n_models;
+    *n = n_all;
     return 0;
 }
 
@@ -313,6 +391,9 @@ int track_model_show(struct track_client *c, const char *name, struct track_mode
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__ModelShow ms = TRACK__V1__MODEL_SHOW__INIT;
+    Track__V1__ModelVersion **vs = NULL;
+    Track__V1__ModelAliasMove **hs = NULL;
+    size_t nv = 0, cap_v = 0, nh = 0, cap_h = 0;
     int rc;
 
     if (!name)
@@ -324,27 +405,63 @@ int track_model_show(struct track_client *c, const char *name, struct track_mode
     if (rc)
         return rc;
     const Track__V1__ModelShowResult *s = (*res)->rs->model_show;
-    if (!s)
-        return fail_free(res, malformed(err, "model_show"));
+    const Track__V1__ModelInfo *first = s ? s->model : NULL;
+    for (;;) {
+        if (!s || (s->n_versions && !s->versions) || (s->n_history && !s->history)) {
+            rc = malformed(err, "model_show");
+            goto fail;
+        }
+        if (append((void ***)&vs, &nv, &cap_v, (void **)s->versions, s->n_versions) ||
+            append((void ***)&hs, &nh, &cap_h, (void **)s->history, s->n_history)) {
+            rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+            goto fail;
+        }
+        if (!s->more)
+            break;
+        /* a page that moves no cursor would be asked for again forever */
+        if (s->next_after_version == ms.after_version && s->next_after_move == ms.after_move &&
+            s->versions_done == ms.versions_done) {
+            rc = malformed(err, "model_show (a page that does not advance)");
+            goto fail;
+        }
+        Track__V1__Response *rs = NULL;
+        ms.after_version = s->next_after_version;
+        ms.after_move = s->next_after_move;
+        ms.versions_done = s->versions_done;
+        if ((rc = next_page(c, &rq, TRACK__V1__RESPONSE__RESULT_MODEL_SHOW, res, &rs, err))) {
+            free(vs);
+            free(hs);
+            return rc;
+        }
+        s = rs->model_show;
+    }
     struct track_model_info *info = keep(*res, sizeof(*info));
-    struct track_model_version *v = keep(*res, s->n_versions * sizeof(*v));
-    struct track_alias_move *h = keep(*res, s->n_history * sizeof(*h));
-    if (!info || !v || !h)
-        return fail_free(res, cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory"));
-    if ((rc = fill_info(*res, s->model, info, err)) != 0)
-        return fail_free(res, rc);
-    for (size_t i = 0; i < s->n_versions; i++)
-        if ((rc = fill_version(*res, s->versions[i], &v[i], err)) != 0)
-            return fail_free(res, rc);
-    for (size_t i = 0; i < s->n_history; i++)
-        if ((rc = fill_move(s->history[i], &h[i], err)) != 0)
-            return fail_free(res, rc);
+    struct track_model_version *v = keep(*res, nv * sizeof(*v));
+    struct track_alias_move *h = keep(*res, nh * sizeof(*h));
+    if (!info || !v || !h) {
+        rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+    }
+    if ((rc = fill_info(*res, first, info, err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < nv; i++)
+        if ((rc = fill_version(*res, vs[i], &v[i], err)) != 0)
+            goto fail;
+    for (size_t i = 0; i < nh; i++)
+        if ((rc = fill_move(hs[i], &h[i], err)) != 0)
+            goto fail;
+    free(vs);
+    free(hs);
     *model = info;
     *versions = v;
-    *n_versions = s->n_versions;
+    *n_versions = nv;
     *history = h;
-    *n_history = s->n_history;
+    *n_history = nh;
     return 0;
+fail:
+    free(vs);
+    free(hs);
+    return fail_free(res, rc);
 }
 
 int track_model_get(struct track_client *c, const char *ref, struct track_model_result **res,

@@ -378,3 +378,55 @@ Test(model, concurrent_registers_from_two_clients_get_distinct_versions)
     }
     passed = 1;
 }
+
+/* More versions, alias moves and models than one page holds (128 versions,
+ * 512 moves, 128 models a page): show and list gather every page, in
+ * order, with nothing twice and nothing lost. */
+Test(model, show_and_list_page_through_hundreds_of_versions_moves_and_models)
+{
+    struct track_client *c = client();
+    struct track_model_result *res = NULL;
+    const struct track_model_info *m = NULL;
+    const struct track_model_version *v = NULL;
+    const struct track_alias_move *h = NULL;
+    size_t nv = 0, nh = 0, nm = 0;
+    struct track_err err = {0};
+    enum { VERSIONS = 300, MOVES = 700, MODELS = 150 };
+
+    for (int i = 1; i <= VERSIONS; i++)
+        cr_assert_eq(reg(c, "big", run1, "weights.bin"), i);
+    for (int i = 0; i < MOVES; i++) {
+        char to[16];
+        snprintf(to, sizeof to, "%d", i % 2 ? 2 : 1);
+        cr_assert_eq(track_model_alias(c, "big", "flip", to, NULL, NULL, &err), 0, "%s", err.msg);
+    }
+    for (int i = 0; i < MODELS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%03d", i);
+        reg(c, name, run2, "model/w.bin");
+    }
+
+    cr_assert_eq(track_model_show(c, "big", &res, &m, &v, &nv, &h, &nh, &err), 0, "%s", err.msg);
+    cr_assert_eq(nv, VERSIONS, "every version: %zu", nv);
+    for (size_t i = 0; i < nv; i++)
+        cr_assert_eq(v[i].version, (int64_t)i + 1, "in order at %zu", i);
+    cr_assert_eq(nh, MOVES, "every move: %zu", nh);
+    for (size_t i = 0; i < nh; i++) {
+        cr_assert_eq(h[i].to_version, i % 2 ? 2 : 1, "move %zu", i);
+        cr_assert_eq(h[i].from_version, i == 0 ? 0 : (i % 2 ? 1 : 2), "move %zu", i);
+    }
+    cr_assert_eq(m->versions, VERSIONS);
+    track_model_result_free(res);
+
+    cr_assert_eq(track_model_list(c, &res, &m, &nm, &err), 0, "%s", err.msg);
+    cr_assert_eq(nm, MODELS + 1, "every model: %zu", nm);
+    cr_assert_str_eq(m[0].name, "big");
+    for (size_t i = 1; i < nm; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%03d", (int)(i - 1));
+        cr_assert_str_eq(m[i].name, name, "in name order at %zu", i);
+    }
+    track_model_result_free(res);
+    track_client_close(c);
+    passed = 1;
+}
