@@ -222,6 +222,32 @@ static const struct cli_cmd commands[] = {
      "path and pinned digest (--json: one more key, \"model_version\": {\"model\", "
      "\"version\", \"digest\"}). --json's shape is in README.md (Lineage).",
      "track lineage 3f2a\ntrack lineage 3f2a --json\ntrack lineage iris@production\n"},
+    {"eval", cmd_eval,
+     "[--run RUN] --labels FILE --predictions FILE [--column NAME] [--average macro|micro|weighted]"
+     " [--prefix eval.] [--step N] [--json]",
+     "score predictions against labels: accuracy, precision, recall, F1, confusion matrix",
+     OPTS({"--labels FILE", "the true class of each sample, one per line (or a CSV: --column)"},
+          {"--predictions FILE", "the predicted class of each sample, in the same order"},
+          {"--column NAME", "read both files as CSV with a header, taking column NAME"},
+          {"--average MODE", "the average logged as PREFIX{precision,recall,f1}: macro (default), "
+                             "micro or weighted; all three are printed"},
+          {"--prefix P", "metric key prefix (default \"eval.\"); the matrix goes to "
+                         "P/confusion_matrix.csv"},
+          {"--step N", "the step of the logged metrics (default 0)"}),
+     "Definitions are scikit-learn's: precision tp/(tp+fp), recall tp/(tp+fn), F1 "
+     "2tp/(2tp+fp+fn), support the true samples of a class; macro is the mean over classes, "
+     "weighted the mean weighted by support, micro the figures of all samples together. A class "
+     "never predicted (or never true) has precision (or recall) 0/0: taken as 0, with a warning "
+     "naming the class. Classes are every label in either file, in byte order. With a run "
+     "(--run or TRACK_RUN_ID) the figures are logged as metrics (PREFIXaccuracy, "
+     "PREFIXprecision, PREFIXrecall, PREFIXf1 and PREFIX{precision,recall,f1}.CLASS) and the "
+     "confusion matrix (rows true, columns predicted) is stored as a CSV artifact. Files may "
+     "start with a UTF-8 byte order mark and end lines with CRLF; a blank line before a label, "
+     "a control character, a label over 256 bytes, a ragged CSV row or differing counts are "
+     "errors naming the file and line.",
+     "track eval --labels y_true.txt --predictions y_pred.txt\n"
+     "track eval --run 3f2a --labels test.csv --predictions pred.csv --column species\n"
+     "track eval --labels y.txt --predictions p.txt --average weighted --json\n"},
     {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
      NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
