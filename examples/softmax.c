@@ -596,6 +596,19 @@ void sm_evaluate(struct sm_trainer *t, enum sm_split split, struct sm_metrics *m
     m->loss = n ? loss / (double)n : 0.0;
 }
 
+size_t sm_predict(struct sm_trainer *t, enum sm_split split, size_t i, int *truth)
+{
+    size_t dim = t->n_features, best = 0;
+    const double *x = split == SM_TRAIN ? t->x_train : t->x_val;
+
+    forward(t, x + i * dim);
+    for (size_t c = 1; c < t->n_classes; c++)
+        if (t->logits[c] > t->logits[best])
+            best = c;
+    *truth = (split == SM_TRAIN ? t->y_train : t->y_val)[i];
+    return best;
+}
+
 void sm_metrics_from_confusion(const size_t *cm, size_t k, struct sm_metrics *m)
 {
     size_t total = 0, correct = 0, labels = 0;

@@ -146,6 +146,9 @@ int sm_train_epoch(struct sm_trainer *t, sm_batch_fn on_batch, void *ud, struct 
 
 /* Scores the current model on one split and fills t->confusion. */
 void sm_evaluate(struct sm_trainer *t, enum sm_split split, struct sm_metrics *m);
+/* The predicted class of row i of a split (i below n_train or n_val), and
+ * its true class in *truth. */
+size_t sm_predict(struct sm_trainer *t, enum sm_split split, size_t i, int *truth);
 
 /* ---- the model as a file (softmax_model.c) ---------------------------------- */
 

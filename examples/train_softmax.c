@@ -41,6 +41,7 @@
 struct options {
     const char *data, *experiment, *name, *server;
     const char *save, *eval; /* --save FILE: write the model; --eval FILE: score one */
+    const char *predictions; /* --predictions FILE: the validation rows' classes, as CSV */
     struct sm_config cfg;
 };
 
@@ -72,6 +73,9 @@ static void usage(FILE *f)
             "                     the run as the artifact model/weights.txt (default: none)\n"
             "  --eval FILE        train nothing, log nothing: score the model in FILE on the\n"
             "                     validation rows of --data and --seed, and print the metrics\n"
+            "  --predictions FILE with --eval: also write each validation row's true and\n"
+            "                     predicted class to FILE as CSV (columns true,predicted), the\n"
+            "                     input of `track eval`\n"
             "  -h, --help         show this help\n"
             "\n"
             "Under `track exec`, TRACK_RUN_ID names the run to log into.\n");
@@ -139,6 +143,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"seed", required_argument, NULL, 's'},   {"experiment", required_argument, NULL, 'x'},
         {"name", required_argument, NULL, 'n'},   {"server", required_argument, NULL, 'S'},
         {"save", required_argument, NULL, 'o'},   {"eval", required_argument, NULL, 'E'},
+        {"predictions", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int ch, rc = 0;
@@ -190,6 +195,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             rc = nonempty_opt("eval", optarg);
             o->eval = optarg;
             break;
+        case 'P':
+            rc = nonempty_opt("predictions", optarg);
+            o->predictions = optarg;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -200,6 +209,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (rc == 0 && optind < argc)
         rc = usage_error("unexpected argument '%s'", argv[optind]);
+    if (rc == 0 && o->predictions && !o->eval)
+        rc = usage_error("--predictions goes with --eval FILE (the model to predict with)");
     return rc;
 }
 
@@ -257,6 +268,28 @@ static const char *dataset_base(const char *path, char *stem, size_t len)
     return base;
 }
 
+/* The validation rows' true and predicted classes, by name, as CSV. */
+static int write_predictions(struct sm_trainer *t, const struct sm_dataset *d, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, PROG ": cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "true,predicted\n");
+    for (size_t i = 0; i < t->n_val; i++) {
+        int truth;
+        size_t p = sm_predict(t, SM_VAL, i, &truth);
+        fprintf(f, "%s,%s\n", d->class_names[truth], d->class_names[p]);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, PROG ": cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -292,6 +325,8 @@ int main(int argc, char **argv)
             goto out;
         }
         sm_evaluate(t, SM_VAL, &val);
+        if (o.predictions && write_predictions(t, data, o.predictions) != 0)
+            goto out;
         printf("model %s val_accuracy=%.3f val_f1=%.3f val_precision=%.3f val_recall=%.3f "
                "val_loss=%.4f\n",
                o.eval, val.accuracy, val.f1, val.precision, val.recall, val.loss);

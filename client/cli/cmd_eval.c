@@ -445,16 +445,20 @@ static int log_report(struct track_client *c, const struct cls_report *r, const 
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { O_LABELS = 1, O_PRED, O_COLUMN, O_AVERAGE, O_PREFIX, O_STEP };
-    static const struct option longopts[] = {{"labels", required_argument, NULL, O_LABELS},
-                                             {"predictions", required_argument, NULL, O_PRED},
-                                             {"column", required_argument, NULL, O_COLUMN},
-                                             {"average", required_argument, NULL, O_AVERAGE},
-                                             {"prefix", required_argument, NULL, O_PREFIX},
-                                             {"step", required_argument, NULL, O_STEP},
-                                             CLI_COMMON_LONGOPTS,
-                                             {NULL, 0, NULL, 0}};
+    enum { O_LABELS = 1, O_PRED, O_COLUMN, O_AVERAGE, O_PREFIX, O_STEP, O_LCOL, O_PCOL };
+    static const struct option longopts[] = {
+        {"labels", required_argument, NULL, O_LABELS},
+        {"predictions", required_argument, NULL, O_PRED},
+        {"column", required_argument, NULL, O_COLUMN},
+        {"average", required_argument, NULL, O_AVERAGE},
+        {"prefix", required_argument, NULL, O_PREFIX},
+        {"labels-column", required_argument, NULL, O_LCOL},
+        {"predictions-column", required_argument, NULL, O_PCOL},
+        {"step", required_argument, NULL, O_STEP},
+        CLI_COMMON_LONGOPTS,
+        {NULL, 0, NULL, 0}};
     const char *name = argv[0], *labels_path = NULL, *pred_path = NULL, *column = NULL;
+    const char *lcol = NULL, *pcol = NULL;
     const char *average = "macro", *prefix = "eval.";
     int64_t step = 0;
     int opt;
@@ -470,6 +474,12 @@ int cmd_eval(int argc, char **argv)
             break;
         case O_COLUMN:
             column = optarg;
+            break;
+        case O_LCOL:
+            lcol = optarg;
+            break;
+        case O_PCOL:
+            pcol = optarg;
             break;
         case O_AVERAGE:
             average = optarg;
@@ -495,9 +505,9 @@ int cmd_eval(int argc, char **argv)
     struct cls_report r;
     char msg[200], artifact[300] = "", hex[33] = "";
     int64_t logged = 0;
-    int rc = read_labels(labels_path, column, &truth);
+    int rc = read_labels(labels_path, lcol ? lcol : column, &truth);
     if (!rc)
-        rc = read_labels(pred_path, column, &pred);
+        rc = read_labels(pred_path, pcol ? pcol : column, &pred);
     if (!rc && truth.n != pred.n)
         rc = cli_error("%s has %zu labels but %s has %zu: one prediction per label", labels_path,
                        truth.n, pred_path, pred.n);

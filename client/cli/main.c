@@ -223,12 +223,16 @@ static const struct cli_cmd commands[] = {
      "\"version\", \"digest\"}). --json's shape is in README.md (Lineage).",
      "track lineage 3f2a\ntrack lineage 3f2a --json\ntrack lineage iris@production\n"},
     {"eval", cmd_eval,
-     "[--run RUN] --labels FILE --predictions FILE [--column NAME] [--average macro|micro|weighted]"
+     "[--run RUN] --labels FILE --predictions FILE [--column NAME] [--labels-column NAME]"
+     " [--predictions-column NAME] [--average macro|micro|weighted]"
      " [--prefix eval.] [--step N] [--json]",
      "score predictions against labels: accuracy, precision, recall, F1, confusion matrix",
      OPTS({"--labels FILE", "the true class of each sample, one per line (or a CSV: --column)"},
           {"--predictions FILE", "the predicted class of each sample, in the same order"},
           {"--column NAME", "read both files as CSV with a header, taking column NAME"},
+          {"--labels-column NAME", "the labels' CSV column (overrides --column)"},
+          {"--predictions-column NAME", "the predictions' CSV column (overrides --column); "
+                                        "with both, one CSV may hold labels and predictions"},
           {"--average MODE", "the average logged as PREFIX{precision,recall,f1}: macro (default), "
                              "micro or weighted; all three are printed"},
           {"--prefix P", "metric key prefix (default \"eval.\"); the matrix goes to "
@@ -247,7 +251,9 @@ static const struct cli_cmd commands[] = {
      "errors naming the file and line.",
      "track eval --labels y_true.txt --predictions y_pred.txt\n"
      "track eval --run 3f2a --labels test.csv --predictions pred.csv --column species\n"
-     "track eval --labels y.txt --predictions p.txt --average weighted --json\n"},
+     "track eval --labels y.txt --predictions p.txt --average weighted --json\n"
+     "track eval --labels val.csv --labels-column true --predictions val.csv "
+     "--predictions-column predicted\n"},
     {"status", cmd_status, "[--json]", "server version, uptime, data directory and counts", NO_OPTS,
      NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,

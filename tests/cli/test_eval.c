@@ -213,6 +213,24 @@ Test(eval_cli, csv_columns_with_bom_and_crlf_are_read)
     json_decref(j);
 }
 
+Test(eval_cli, one_csv_holds_labels_and_predictions)
+{
+    char *out = NULL, *err = NULL;
+    put(T, "true,predicted\nsetosa,setosa\nvirginica,versicolor\nversicolor,versicolor\n");
+    int rc = fx_track(&D, NULL, NULL, &out, &err, "eval", "--json", "--labels", T,
+                      "--labels-column", "true", "--predictions", T, "--predictions-column",
+                      "predicted", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    cr_assert_not_null(j, "%s", out);
+    NEAR(num(j, "accuracy"), 2.0 / 3);
+    cr_assert_eq(json_integer_value(json_object_get(j, "samples")), 3);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
 static void refused(int want, const char *needle, const char *a1, const char *a2)
 {
     char *out = NULL, *err = NULL;
