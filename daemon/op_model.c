@@ -337,8 +337,21 @@ int srv_op_model_list(struct srv_call *call)
 {
     struct model_list l = {.a = &call->arena};
     struct store_err err = {0};
+    struct store_viewer vb;
+    const struct store_viewer *v = srv_viewer(call, &vb);
     int rc = store_model_list(call->st, model_collect, &l, &err);
 
+    /* only the models one of whose versions the caller may read (authz.c) */
+    if (rc >= 0 && v) {
+        size_t k = 0;
+        for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+            int visible = 0;
+            rc = store_model_visible(call->st, v, l.items[i]->name, &visible, &err);
+            if (rc >= 0 && visible)
+                l.items[k++] = l.items[i];
+        }
+        l.n = k;
+    }
     for (size_t i = 0; rc >= 0 && i < l.n; i++)
         rc = model_finish(call, l.items[i], &err);
     if (rc < 0)
@@ -376,6 +389,18 @@ int srv_op_model_show(struct srv_call *call)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
     if (ml.n != 1)
         return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "model \"%.250s\" not found", q->name);
+    if (!srv_sees_all(call)) { /* versions of runs the caller may not read are left out */
+        size_t k = 0;
+        for (size_t i = 0; i < vl.n; i++) {
+            int level = 0;
+            if (vl.items[i]->run_id.len == 16 &&
+                srv_authz_run_level(call, vl.items[i]->run_id.data, &level))
+                return -1;
+            if (level >= STORE_LEVEL_READ)
+                vl.items[k++] = vl.items[i];
+        }
+        vl.n = k;
+    }
     if (versions_finish(call, &vl))
         return -1;
     Track__V1__ModelShowResult *r = srv_alloc(&call->arena, sizeof(*r));
