@@ -148,8 +148,6 @@ static int check_run(struct srv_call *call, const struct srv_rule *rule, const c
 
     if (is_local(call) && rule->audit == AUDIT_NONE)
         return 0;
-    if (is_local(call) && rule->audit == AUDIT_REMOTE)
-        return 0;
     rc = find_run(call, run, &eid);
     if (rc <= 0 || is_local(call))
         return rc < 0 ? -1 : 0;

@@ -109,7 +109,7 @@ static const struct srv_op ops[] = {
        ON(NEED_READ, FROM_RUN, f_run_get_run, AUDIT_NONE)),
     OP(RUN_LIST, "run_list", SRV_READ, srv_op_run_list, ANY),
     OP(LOG_BATCH, "log_batch", SRV_WRITE, srv_op_log_batch,
-       ON(NEED_WRITE, FROM_RUN, f_log_batch_run, AUDIT_REMOTE)),
+       ON(NEED_WRITE, FROM_RUN, f_log_batch_run, AUDIT_TXN)),
     OP(METRIC_HISTORY, "metric_history", SRV_READ, srv_op_metric_history,
        ON(NEED_READ, FROM_RUN, f_metric_history_run, AUDIT_NONE)),
     OP(METRIC_CURVE, "metric_curve", SRV_READ, srv_op_metric_curve,
@@ -219,13 +219,8 @@ void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, 
 static int audit_done(struct srv_call *call, const struct srv_op *op)
 {
     struct store_err err = {0};
-    int local = !call->caller || call->caller->local;
 
     switch (op->rule.audit) {
-    case AUDIT_REMOTE:
-        if (local)
-            return 0;
-        /* fall through */
     case AUDIT_TXN:
         if (srv_audit_append(call, call->st, 0, &err) == 0)
             return 0;

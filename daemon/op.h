@@ -104,9 +104,8 @@ enum srv_from {
 };
 enum srv_audit_mode {
     AUDIT_NONE = 0,
-    AUDIT_TXN,    /* in the request's own transaction (writes in the loop) */
-    AUDIT_REMOTE, /* the same, remote callers only (log_batch: see README) */
-    AUDIT_OWN,    /* a short transaction of its own (gc, backup on a worker) */
+    AUDIT_TXN, /* in the request's own transaction (writes in the loop) */
+    AUDIT_OWN, /* a short transaction of its own (gc, backup on a worker) */
 };
 struct srv_rule {
     int need, from, audit;

@@ -498,10 +498,12 @@ Test(authz, audit_rows_for_writes_admin_actions_and_refusals_survive_delete_and_
     cr_assert_str_eq(a.users[2], "dave");
     cr_assert_str_eq(a.ops[5], "run_start");
     cr_assert_str_eq(a.users[5], srv_owner_name());
-    /* the local owner's log_batch is not audited (README: ingest speed) */
+    /* the local owner's writes are audited too, under the owner's login name */
     cr_assert_eq(log_batch(NULL, hex_iris, msg, sizeof msg), 0);
-    audit_rows(&b);
-    cr_assert_eq(b.n, 6);
+    audit_rows(&a);
+    cr_assert_eq(a.n, 7);
+    cr_assert_str_eq(a.ops[0], "log_batch");
+    cr_assert_str_eq(a.users[0], srv_owner_name());
 
     /* delete and gc: the rows stay as they were, plus the two actions' own */
     cr_assert_eq(lifecycle(NULL, hex_iris, 1, msg, sizeof msg), 0, "%s", msg);
@@ -514,7 +516,7 @@ Test(authz, audit_rows_for_writes_admin_actions_and_refusals_survive_delete_and_
     done(&r);
     cr_assert_eq(run_get(NULL, hex_iris, msg, sizeof msg), TRACK__V1__CODE__NOT_FOUND);
     audit_rows(&b);
-    cr_assert_eq(b.n, 8, "%d rows", b.n);
+    cr_assert_eq(b.n, 9, "%d rows", b.n);
     cr_assert_str_eq(b.ops[0], "gc");
     cr_assert_str_eq(b.users[0], "dave");
     cr_assert(strstr(b.details[0], "runs=1"), "%s", b.details[0]);
