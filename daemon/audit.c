@@ -203,6 +203,11 @@ int srv_audit_append(struct srv_call *call, struct store *st, int code, struct s
         memcpy(a.key, c->key, STORE_KEY_BYTES);
     }
     memcpy(a.run, call->subj.run, 16);
+    if (call->rq->op_case == TRACK__V1__REQUEST__OP_RUN_START &&
+        call->rq->run_start->run_id.len == 16) {
+        a.has_run = 1; /* the run it makes, named by the client */
+        memcpy(a.run, call->rq->run_start->run_id.data, 16);
+    }
     return store_audit_add(st, &a, err);
 }
 
