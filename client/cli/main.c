@@ -607,12 +607,16 @@ static int is_noun(const char *word)
 static void noun_verbs(FILE *f, const char *noun, int long_form)
 {
     size_t n = strlen(noun);
-    int k = 0;
+    int k = 0, width = 18; /* wider for a noun with longer commands (admin user set-role) */
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strncmp(commands[i].name, noun, n) == 0 && commands[i].name[n] == ' ' &&
+            (int)strlen(commands[i].name) > width)
+            width = (int)strlen(commands[i].name);
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strncmp(commands[i].name, noun, n) != 0 || commands[i].name[n] != ' ')
             continue;
         if (long_form)
-            fprintf(f, "  track %-18s %s\n", commands[i].name, commands[i].summary);
+            fprintf(f, "  track %-*s %s\n", width, commands[i].name, commands[i].summary);
         else
             fprintf(f, "%s%s", k ? ", " : "", commands[i].name + n + 1);
         k++;
