@@ -613,3 +613,108 @@ Test(authz, whoami_lists_what_the_caller_sees)
     cr_assert_eq(r.rs.whoami->n_experiments, 2);
     done(&r);
 }
+
+Test(authz, run_start_needs_write_there_and_a_new_experiment_the_writer_role)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunStart s = TRACK__V1__RUN_START__INIT;
+    uint8_t id[16] = {0xd4, 4};
+    struct res r;
+
+    s.run_id.data = id;
+    s.run_id.len = 16;
+    s.start_ms = 5;
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_START;
+    rq.run_start = &s;
+    s.experiment = (char *)"fresh";
+    run_rq(&r, &bob, &rq, 1);
+    cr_assert_eq(r.code, TRACK__V1__CODE__PERMISSION_DENIED, "%s", r.msg);
+    cr_assert_str_eq(
+        r.msg, "permission denied: user bob has role reader; run_start needs the writer role");
+    done(&r);
+    s.experiment = (char *)"secret";
+    run_rq(&r, &alice, &rq, 1);
+    cr_assert_eq(r.code, TRACK__V1__CODE__NOT_FOUND, "%s", r.msg);
+    cr_assert_str_eq(r.msg, "experiment \"secret\" not found");
+    done(&r);
+    run_rq(&r, &carol, &rq, 1);
+    cr_assert_eq(r.code, 0, "%s", r.msg);
+    done(&r);
+    id[1] = 5;
+    s.experiment = (char *)"fresh";
+    run_rq(&r, &alice, &rq, 1);
+    cr_assert_eq(r.code, 0, "%s", r.msg);
+    done(&r);
+    struct audit_rows a;
+    audit_rows(&a);
+    cr_assert_str_eq(a.ops[0], "run_start");
+    cr_assert_str_eq(a.exps[0], "fresh");
+    cr_assert(a.has_run[0]);
+    cr_assert_eq(a.codes[2], TRACK__V1__CODE__NOT_FOUND, "alice's refusal is audited");
+    cr_assert_eq(a.codes[3], TRACK__V1__CODE__PERMISSION_DENIED, "bob's too");
+}
+
+Test(authz, blobs_verify_and_prefixes_reveal_nothing_hidden)
+{
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__ArtifactRead ar = TRACK__V1__ARTIFACT_READ__INIT;
+    Track__V1__ArtifactVerify av = TRACK__V1__ARTIFACT_VERIFY__INIT;
+    Track__V1__ModelTag mt = TRACK__V1__MODEL_TAG__INIT;
+    uint8_t dg[32] = {8}, other[32] = {9};
+    uint8_t twin[16] = {0xb2, 2, 1}; /* shares a prefix with run_secret */
+    char prefix[9], msg[600];
+    struct res r;
+
+    cr_assert_eq(store_begin(st, &err), 0);
+    cr_assert_eq(store_artifact_put(st, run_secret, "w.bin", dg, 3, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_artifact_put(st, run_iris, "x.bin", other, 3, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(
+        store_model_register(st, "m", run_secret, "w.bin", "", NULL, NULL, 0, 1, NULL, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(store_commit(st, &err), 0);
+    start_run(twin, "secret", NULL);
+
+    ar.digest.data = dg;
+    ar.digest.len = 32;
+    rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_READ;
+    rq.artifact_read = &ar;
+    run_rq(&r, &bob, &rq, 0);
+    cr_assert_eq(r.code, TRACK__V1__CODE__NOT_FOUND, "%s", r.msg);
+    cr_assert_str_eq(r.msg, "blob not found");
+    done(&r);
+    cr_assert_eq(store_grant_set(st, "bob", "secret", STORE_LEVEL_READ, NULL, &err), 0);
+    struct srv_call probe = {.caller = &bob, .st = st};
+    int level = -1;
+    cr_assert_eq(srv_authz_run_level(&probe, run_secret, &level), 0);
+    cr_assert_eq(level, STORE_LEVEL_READ);
+    cr_assert_eq(store_grant_revoke(st, "bob", "secret", NULL, NULL, &err), 0);
+
+    /* verify of every run: admins only */
+    av.run = (char *)"";
+    rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_VERIFY;
+    rq.artifact_verify = &av;
+    run_rq(&r, &alice, &rq, 0);
+    cr_assert_eq(r.code, TRACK__V1__CODE__PERMISSION_DENIED, "%s", r.msg);
+    done(&r);
+
+    /* a model's own tag is judged on its latest version's experiment */
+    mt.target = (char *)"m";
+    mt.key = (char *)"k";
+    mt.value = (char *)"v";
+    rq.op_case = TRACK__V1__REQUEST__OP_MODEL_TAG;
+    rq.model_tag = &mt;
+    run_rq(&r, &alice, &rq, 1);
+    cr_assert_eq(r.code, TRACK__V1__CODE__NOT_FOUND, "%s", r.msg);
+    cr_assert_str_eq(r.msg, "model \"m\" not found");
+    done(&r);
+    run_rq(&r, &carol, &rq, 1);
+    cr_assert_eq(r.code, 0, "%s", r.msg);
+    done(&r);
+
+    /* an ambiguous prefix: its candidates only for those who see everything */
+    snprintf(prefix, sizeof prefix, "%.4s", hex_secret);
+    cr_assert_eq(run_get(&carol, prefix, msg, sizeof msg), TRACK__V1__CODE__INVALID_ARGUMENT);
+    cr_assert_str_eq(msg, "run id \"b202\" is ambiguous; give more of its characters");
+    cr_assert_eq(run_get(NULL, prefix, msg, sizeof msg), TRACK__V1__CODE__INVALID_ARGUMENT);
+    cr_assert(strstr(msg, hex_secret), "%s", msg);
+}
