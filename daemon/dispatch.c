@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "track_limits.h"
 
@@ -26,6 +27,7 @@ struct srv_op {
     const char *name;
     int kind;
     srv_handler fn;
+    struct srv_rule rule; /* what it needs, on what, and its audit (op.h) */
 };
 
 int srv_code_from_store(int c)
@@ -49,51 +51,132 @@ int srv_code_from_store(int c)
     }
 }
 
+/* ---- the subject fields -------------------------------------------------------------- */
+#define FIELD(msg, f)                                                                              \
+    static const char *f_##msg##_##f(const Track__V1__Request *rq)                                 \
+    {                                                                                              \
+        return rq->msg ? rq->msg->f : NULL;                                                        \
+    }
+FIELD(run_start, experiment)
+FIELD(run_end, run)
+FIELD(run_get, run)
+FIELD(log_batch, run)
+FIELD(metric_history, run)
+FIELD(metric_curve, run)
+FIELD(run_resolve, run)
+FIELD(lifecycle_set, run)
+FIELD(lineage, run)
+FIELD(artifact_begin, run)
+FIELD(artifact_commit, run)
+FIELD(artifact_list, run)
+FIELD(artifact_get, run)
+FIELD(artifact_verify, run)
+FIELD(model_register, run)
+FIELD(model_tag, target)
+FIELD(model_show, name)
+FIELD(model_get, ref)
+
 /* ---- the table ---------------------------------------------------------------------- */
 
-#define OP(c, n, k, f)                                                                             \
+/* a rule: need, where the subject comes from (with its field), audit */
+#define ANY                                                                                        \
     {                                                                                              \
-        TRACK__V1__REQUEST__OP_##c, n, k, f                                                        \
+        NEED_ANY, FROM_NONE, AUDIT_NONE, NULL                                                      \
+    }
+#define ON(need, from, f, a)                                                                       \
+    {                                                                                              \
+        need, from, a, f                                                                           \
+    }
+#define ROLE(need, a)                                                                              \
+    {                                                                                              \
+        need, FROM_NONE, a, NULL                                                                   \
+    }
+#define OP(c, n, k, f, r)                                                                          \
+    {                                                                                              \
+        TRACK__V1__REQUEST__OP_##c, n, k, f, r                                                     \
     }
 static const struct srv_op ops[] = {
-    OP(HELLO, "hello", SRV_READ, srv_op_hello),
-    OP(STATUS, "status", SRV_READ, srv_op_status),
-    OP(EXPERIMENT_CREATE, "experiment_create", SRV_WRITE, srv_op_experiment_create),
-    OP(EXPERIMENT_LIST, "experiment_list", SRV_READ, srv_op_experiment_list),
-    OP(RUN_START, "run_start", SRV_WRITE, srv_op_run_start),
-    OP(RUN_END, "run_end", SRV_WRITE, srv_op_run_end),
-    OP(RUN_GET, "run_get", SRV_READ, srv_op_run_get),
-    OP(RUN_LIST, "run_list", SRV_READ, srv_op_run_list),
-    OP(LOG_BATCH, "log_batch", SRV_WRITE, srv_op_log_batch),
-    OP(METRIC_HISTORY, "metric_history", SRV_READ, srv_op_metric_history),
-    OP(METRIC_CURVE, "metric_curve", SRV_READ, srv_op_metric_curve),
-    OP(RUN_RESOLVE, "run_resolve", SRV_READ, srv_op_run_resolve),
+    OP(HELLO, "hello", SRV_READ, srv_op_hello, ANY),
+    OP(STATUS, "status", SRV_READ, srv_op_status, ANY),
+    OP(EXPERIMENT_CREATE, "experiment_create", SRV_WRITE, srv_op_experiment_create,
+       ROLE(NEED_WRITER, AUDIT_TXN)),
+    OP(EXPERIMENT_LIST, "experiment_list", SRV_READ, srv_op_experiment_list, ANY),
+    OP(RUN_START, "run_start", SRV_WRITE, srv_op_run_start,
+       ON(NEED_WRITE, FROM_EXPERIMENT, f_run_start_experiment, AUDIT_TXN)),
+    OP(RUN_END, "run_end", SRV_WRITE, srv_op_run_end,
+       ON(NEED_WRITE, FROM_RUN, f_run_end_run, AUDIT_TXN)),
+    OP(RUN_GET, "run_get", SRV_READ, srv_op_run_get,
+       ON(NEED_READ, FROM_RUN, f_run_get_run, AUDIT_NONE)),
+    OP(RUN_LIST, "run_list", SRV_READ, srv_op_run_list, ANY),
+    OP(LOG_BATCH, "log_batch", SRV_WRITE, srv_op_log_batch,
+       ON(NEED_WRITE, FROM_RUN, f_log_batch_run, AUDIT_TXN)),
+    OP(METRIC_HISTORY, "metric_history", SRV_READ, srv_op_metric_history,
+       ON(NEED_READ, FROM_RUN, f_metric_history_run, AUDIT_NONE)),
+    OP(METRIC_CURVE, "metric_curve", SRV_READ, srv_op_metric_curve,
+       ON(NEED_READ, FROM_RUN, f_metric_curve_run, AUDIT_NONE)),
+    OP(RUN_RESOLVE, "run_resolve", SRV_READ, srv_op_run_resolve,
+       ON(NEED_READ, FROM_RUN, f_run_resolve_run, AUDIT_NONE)),
     /* a read that makes its own snapshot: not inside the worker's read transaction */
-    OP(BACKUP, "backup", SRV_READ | SRV_OWN_TXN, srv_op_backup),
-    OP(BACKUP_BEGIN, "backup_begin", SRV_READ | SRV_OWN_TXN, srv_op_backup_begin),
-    OP(BACKUP_CHUNK, "backup_chunk", SRV_READ | SRV_OWN_TXN, srv_op_backup_chunk),
-    OP(BACKUP_END, "backup_end", SRV_READ | SRV_OWN_TXN, srv_op_backup_end),
-    OP(LIFECYCLE_SET, "lifecycle_set", SRV_WRITE, srv_op_lifecycle_set),
+    OP(BACKUP, "backup", SRV_READ | SRV_OWN_TXN, srv_op_backup, ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(BACKUP_BEGIN, "backup_begin", SRV_READ | SRV_OWN_TXN, srv_op_backup_begin,
+       ROLE(NEED_ADMIN, AUDIT_OWN)),
+    OP(BACKUP_CHUNK, "backup_chunk", SRV_READ | SRV_OWN_TXN, srv_op_backup_chunk,
+       ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(BACKUP_END, "backup_end", SRV_READ | SRV_OWN_TXN, srv_op_backup_end,
+       ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(LIFECYCLE_SET, "lifecycle_set", SRV_WRITE, srv_op_lifecycle_set,
+       ON(NEED_MANAGE, FROM_RUN, f_lifecycle_set_run, AUDIT_TXN)),
     /* a write through a handle of its own, in short transactions, on a
      * worker: never one long transaction in the loop's group commit */
-    OP(GC, "gc", SRV_READ | SRV_OWN_TXN, srv_op_gc),
-    OP(LINEAGE, "lineage", SRV_READ, srv_op_lineage),
+    OP(GC, "gc", SRV_READ | SRV_OWN_TXN, srv_op_gc, ROLE(NEED_ADMIN, AUDIT_OWN)),
+    OP(LINEAGE, "lineage", SRV_READ, srv_op_lineage,
+       ON(NEED_READ, FROM_RUN, f_lineage_run, AUDIT_NONE)),
     /* artifacts (op_artifact.c): begin and commit write rows in the group
-     * commit; chunks and reads touch blob files only, on a worker */
-    OP(ARTIFACT_BEGIN, "artifact_begin", SRV_WRITE, srv_op_artifact_begin),
-    OP(ARTIFACT_CHUNK, "artifact_chunk", SRV_READ | SRV_OWN_TXN, srv_op_artifact_chunk),
-    OP(ARTIFACT_COMMIT, "artifact_commit", SRV_WRITE, srv_op_artifact_commit),
-    OP(ARTIFACT_LIST, "artifact_list", SRV_READ, srv_op_artifact_list),
-    OP(ARTIFACT_GET, "artifact_get", SRV_READ, srv_op_artifact_get),
-    OP(ARTIFACT_READ, "artifact_read", SRV_READ | SRV_OWN_TXN, srv_op_artifact_read),
+     * commit; chunks and reads touch blob files only, on a worker. A chunk
+     * names only its upload (a random id its begin, checked for write on
+     * the run, handed out): the writer role is asked */
+    OP(ARTIFACT_BEGIN, "artifact_begin", SRV_WRITE, srv_op_artifact_begin,
+       ON(NEED_WRITE, FROM_RUN, f_artifact_begin_run, AUDIT_TXN)),
+    OP(ARTIFACT_CHUNK, "artifact_chunk", SRV_READ | SRV_OWN_TXN, srv_op_artifact_chunk,
+       ROLE(NEED_WRITER, AUDIT_NONE)),
+    OP(ARTIFACT_COMMIT, "artifact_commit", SRV_WRITE, srv_op_artifact_commit,
+       ON(NEED_WRITE, FROM_RUN, f_artifact_commit_run, AUDIT_TXN)),
+    OP(ARTIFACT_LIST, "artifact_list", SRV_READ, srv_op_artifact_list,
+       ON(NEED_READ, FROM_RUN, f_artifact_list_run, AUDIT_NONE)),
+    OP(ARTIFACT_GET, "artifact_get", SRV_READ, srv_op_artifact_get,
+       ON(NEED_READ, FROM_RUN, f_artifact_get_run, AUDIT_NONE)),
+    OP(ARTIFACT_READ, "artifact_read", SRV_READ | SRV_OWN_TXN, srv_op_artifact_read,
+       ON(NEED_READ, FROM_DIGEST, NULL, AUDIT_NONE)),
     /* minutes on a large store: no read transaction held that long */
-    OP(ARTIFACT_VERIFY, "artifact_verify", SRV_READ | SRV_OWN_TXN, srv_op_artifact_verify),
-    OP(MODEL_REGISTER, "model_register", SRV_WRITE, srv_op_model_register),
-    OP(MODEL_ALIAS, "model_alias", SRV_WRITE, srv_op_model_alias),
-    OP(MODEL_TAG, "model_tag", SRV_WRITE, srv_op_model_tag),
-    OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list),
-    OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show),
-    OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get),
+    OP(ARTIFACT_VERIFY, "artifact_verify", SRV_READ | SRV_OWN_TXN, srv_op_artifact_verify,
+       ON(NEED_READ, FROM_RUN_OR_ALL, f_artifact_verify_run, AUDIT_NONE)),
+    OP(MODEL_REGISTER, "model_register", SRV_WRITE, srv_op_model_register,
+       ON(NEED_WRITE, FROM_RUN, f_model_register_run, AUDIT_TXN)),
+    OP(MODEL_ALIAS, "model_alias", SRV_WRITE, srv_op_model_alias,
+       ON(NEED_WRITE, FROM_MODEL_ALIAS, NULL, AUDIT_TXN)),
+    OP(MODEL_TAG, "model_tag", SRV_WRITE, srv_op_model_tag,
+       ON(NEED_WRITE, FROM_MODEL_TARGET, f_model_tag_target, AUDIT_TXN)),
+    OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list, ANY),
+    OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show,
+       ON(NEED_READ, FROM_MODEL_NAME, f_model_show_name, AUDIT_NONE)),
+    OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get,
+       ON(NEED_READ, FROM_MODEL_REF, f_model_get_ref, AUDIT_NONE)),
+    /* identity (op_admin.c): the admin role; changes audited */
+    OP(USER_ADD, "user_add", SRV_WRITE, srv_op_user_add, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(USER_LIST, "user_list", SRV_READ, srv_op_user_list, ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(USER_REMOVE, "user_remove", SRV_WRITE, srv_op_user_remove, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(USER_SET_KEY, "user_set_key", SRV_WRITE, srv_op_user_set_key, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(USER_SET_ROLE, "user_set_role", SRV_WRITE, srv_op_user_set_role,
+       ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(GRANT_SET, "grant_set", SRV_WRITE, srv_op_grant_set, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(GRANT_REVOKE, "grant_revoke", SRV_WRITE, srv_op_grant_revoke, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(GRANT_LIST, "grant_list", SRV_READ, srv_op_grant_list, ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(TOKEN_CREATE, "token_create", SRV_WRITE, srv_op_token_create, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(TOKEN_LIST, "token_list", SRV_READ, srv_op_token_list, ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(TOKEN_REVOKE, "token_revoke", SRV_WRITE, srv_op_token_revoke, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(AUDIT_LIST, "audit_list", SRV_READ, srv_op_audit_list, ROLE(NEED_ADMIN, AUDIT_NONE)),
+    OP(AUDIT_PRUNE, "audit_prune", SRV_WRITE, srv_op_audit_prune, ROLE(NEED_ADMIN, AUDIT_TXN)),
+    OP(WHOAMI, "whoami", SRV_READ, srv_op_whoami, ANY),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)
@@ -131,12 +214,34 @@ void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, 
     rs->result_case = TRACK__V1__RESPONSE__RESULT__NOT_SET;
 }
 
+/* Appends the audit row of a handler that succeeded; -1 (call failed, so
+ * that the write is rolled back with its missing row) when it cannot. */
+static int audit_done(struct srv_call *call, const struct srv_op *op)
+{
+    struct store_err err = {0};
+
+    switch (op->rule.audit) {
+    case AUDIT_TXN:
+        if (srv_audit_append(call, call->st, 0, &err) == 0)
+            return 0;
+        call->rs->result_case = TRACK__V1__RESPONSE__RESULT__NOT_SET;
+        return srv_op_fail(call, srv_code_from_store(err.code), "audit: %s", err.msg);
+    case AUDIT_OWN:
+        srv_audit_own(call, 0); /* the work is done already: a failure is logged */
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 void srv_dispatch(struct srv_call *call)
 {
     const struct srv_op *op = find_op(call->rq);
     Track__V1__Response *rs = call->rs;
 
     rs->request_id = call->rq->request_id;
+    call->audit_refused = 0;
+    memset(&call->subj, 0, sizeof call->subj);
     call->code = 0;
     call->msg[0] = '\0';
     if (call->rq->request_id.len != WIRE_ID_BYTES)
@@ -146,7 +251,12 @@ void srv_dispatch(struct srv_call *call)
     else if (!op)
         srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "unknown operation (field %d)",
                     (int)call->rq->op_case);
-    else if (op->fn(call) == 0)
+    else if (srv_authz_check(call, &op->rule) != 0) {
+        /* a refused write is audited after its rollback (srv_audit_refusal,
+         * from the loop); a worker's refusal at once */
+        if (call->audit_refused && op->rule.audit == AUDIT_OWN)
+            srv_audit_own(call, call->code);
+    } else if (op->fn(call) == 0 && audit_done(call, op) == 0)
         return;
     if (!call->code)
         srv_op_fail(call, TRACK__V1__CODE__INTERNAL, "operation failed");

@@ -382,8 +382,10 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
             if (solo) {
                 store_rollback(st);
                 rolled_back = 1;
+                srv_audit_refusal(&call, 0); /* a refused write is audited all the same */
             } else {
                 store_rollback_to(st); /* also releases the savepoint */
+                srv_audit_refusal(&call, 1);
             }
         }
         srv_arena_free(&call.arena);

@@ -78,6 +78,60 @@ int srv_op_token_encode(struct srv_call *call, int64_t run_index, const struct p
  * (when they are under half a page). */
 struct page srv_op_page_new(size_t used);
 
+/* ---- permissions (authz.c) and audit (audit.c) ---------------------------------
+ * Each row of dispatch.c's table says what its operation needs, where the
+ * experiment it is about comes from, and how it is audited (README "Roles
+ * and grants"). dispatch checks the need before the handler runs; handlers
+ * only filter lists through srv_viewer. */
+enum srv_need {
+    NEED_ANY = 0, /* any caller (lists are filtered by their handler) */
+    NEED_READ,    /* these three: a level on the subject's experiment */
+    NEED_WRITE,
+    NEED_MANAGE,
+    NEED_WRITER, /* the writer role (or admin), whatever the experiment */
+    NEED_ADMIN,  /* the admin role */
+};
+enum srv_from {
+    FROM_NONE = 0,
+    FROM_EXPERIMENT, /* field: an experiment name ("" is "Default"); a new one needs writer */
+    FROM_RUN,        /* field: a run id or prefix */
+    FROM_RUN_OR_ALL, /* the same; empty means every run: admin */
+    FROM_MODEL_REF,  /* field: NAME/VERSION or NAME@ALIAS: the version's run */
+    FROM_MODEL_TARGET, /* field: NAME (its latest version) or a ref */
+    FROM_MODEL_ALIAS,  /* ModelAlias: name and version */
+    FROM_MODEL_NAME,   /* field: a model, readable when one of its versions is */
+    FROM_DIGEST,       /* ArtifactRead: a blob some readable artifact or version names */
+};
+enum srv_audit_mode {
+    AUDIT_NONE = 0,
+    AUDIT_TXN, /* in the request's own transaction (writes in the loop) */
+    AUDIT_OWN, /* a short transaction of its own (gc, backup on a worker) */
+};
+struct srv_rule {
+    int need, from, audit;
+    /* the field naming the subject; NULL for FROM_NONE and FROM_MODEL_ALIAS */
+    const char *(*field)(const Track__V1__Request *rq);
+};
+/* The caller as the store's grant functions see it; NULL (sees everything)
+ * for the local owner. buf is the storage for the answer. */
+const struct store_viewer *srv_viewer(const struct srv_call *call, struct store_viewer *buf);
+/* 1 when the caller sees everything (the local owner or an admin). */
+int srv_sees_all(const struct srv_call *call);
+/* Checks rule against call->caller and fills call->subj; -1 (the call
+ * failed: NOT_FOUND for what the caller may not read, PERMISSION_DENIED
+ * naming the need) otherwise, with call->audit_refused set when the refusal
+ * is one to audit. */
+int srv_authz_check(struct srv_call *call, const struct srv_rule *rule);
+/* The caller's level on the experiment of run (0: cannot see it or no such run). */
+int srv_authz_run_level(struct srv_call *call, const uint8_t run[16], int *level);
+/* Appends the call's audit row with wire code `code` to st, in the caller's
+ * transaction; a store code on failure (err filled). */
+int srv_audit_append(struct srv_call *call, struct store *st, int code, struct store_err *err);
+/* The login name of the daemon's owner (the user a local caller is). */
+const char *srv_owner_name(void);
+/* The same in a short transaction of a handle of its own (workers); logs a failure. */
+int srv_audit_own(struct srv_call *call, int code);
+
 /* ---- handlers ----------------------------------------------------------------- */
 /* op_server.c */
 int srv_op_hello(struct srv_call *call);
@@ -116,5 +170,20 @@ int srv_op_artifact_list(struct srv_call *call);
 int srv_op_artifact_get(struct srv_call *call);
 int srv_op_artifact_read(struct srv_call *call);
 int srv_op_artifact_verify(struct srv_call *call);
+/* op_admin.c: users, grants, tokens, audit, whoami */
+int srv_op_user_add(struct srv_call *call);
+int srv_op_user_list(struct srv_call *call);
+int srv_op_user_remove(struct srv_call *call);
+int srv_op_user_set_key(struct srv_call *call);
+int srv_op_user_set_role(struct srv_call *call);
+int srv_op_grant_set(struct srv_call *call);
+int srv_op_grant_revoke(struct srv_call *call);
+int srv_op_grant_list(struct srv_call *call);
+int srv_op_token_create(struct srv_call *call);
+int srv_op_token_list(struct srv_call *call);
+int srv_op_token_revoke(struct srv_call *call);
+int srv_op_audit_list(struct srv_call *call);
+int srv_op_audit_prune(struct srv_call *call);
+int srv_op_whoami(struct srv_call *call);
 
 #endif

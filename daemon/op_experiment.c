@@ -82,7 +82,8 @@ int srv_op_experiment_list(struct srv_call *call)
     if (srv_op_token_decode(call, call->rq->experiment_list->page_token, &cur))
         return -1;
     l.skip = cur.run_index; /* experiments of earlier pages */
-    int rc = store_experiment_list(call->st, exp_collect, &l, &err);
+    struct store_viewer vb; /* only what the caller may read (authz.c) */
+    int rc = store_experiment_list_as(call->st, srv_viewer(call, &vb), exp_collect, &l, &err);
     if (rc < 0)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
     Track__V1__ExperimentListResult *r = srv_alloc(&call->arena, sizeof(*r));

@@ -494,6 +494,11 @@ int srv_op_lineage(struct srv_call *call)
         }
         memcpy(p, o.parent, 16);
         o.has_parent = 0;
+        int level = 0; /* one the caller may not read ends the chain, as a removed one */
+        if (srv_authz_run_level(call, p, &level))
+            return -1;
+        if (level < STORE_LEVEL_READ)
+            break;
         rc = store_run_get(call->st, p, one_cb, &o, &err);
         if (rc == STORE_E_NOT_FOUND)
             break;
@@ -507,6 +512,18 @@ int srv_op_lineage(struct srv_call *call)
     rc = store_lineage_children(call->st, id, LINEAGE_LIST_MAX + 1, child_cb, &l, &err);
     if (rc < 0)
         goto fail;
+    if (!srv_sees_all(call)) { /* children the caller may not read are left out */
+        size_t k = 0;
+        for (size_t i = 0; i < l.r->n_children; i++) {
+            int level = 0;
+            Track__V1__LineageRun *c = l.r->children[i];
+            if (c->run_id.len == 16 && srv_authz_run_level(call, c->run_id.data, &level))
+                return -1;
+            if (level >= STORE_LEVEL_READ)
+                l.r->children[k++] = c;
+        }
+        l.r->n_children = k;
+    }
     l.cap = 0;
     rc = store_lineage_artifacts(call->st, id, LINEAGE_LIST_MAX + 1, artifact_cb, &l, &err);
     if (rc < 0)

@@ -380,11 +380,28 @@ int srv_op_model_list(struct srv_call *call)
     const char *after = q->after && q->after[0] ? q->after : NULL;
     struct model_list l = {.a = &call->arena};
     struct store_err err = {0};
+    struct store_viewer vb;
+    const struct store_viewer *v = srv_viewer(call, &vb);
     int rc;
 
     if (str_limit(call, "after", after, STORE_MODEL_NAME_MAX))
         return -1;
     rc = store_model_list_after(call->st, after, MODEL_PAGE_ITEMS, model_collect, &l, &err);
+    /* the page's cursor is what the store gave, before filtering */
+    size_t fetched = l.n;
+    const char *last_fetched = fetched ? l.items[fetched - 1]->name : NULL;
+
+    /* only the models one of whose versions the caller may read (authz.c) */
+    if (rc >= 0 && v) {
+        size_t k = 0;
+        for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+            int visible = 0;
+            rc = store_model_visible(call->st, v, l.items[i]->name, &visible, &err);
+            if (rc >= 0 && visible)
+                l.items[k++] = l.items[i];
+        }
+        l.n = k;
+    }
     for (size_t i = 0; rc >= 0 && i < l.n; i++)
         rc = model_finish(call, l.items[i], &err);
     if (rc < 0)
@@ -397,8 +414,10 @@ int srv_op_model_list(struct srv_call *call)
     size_t kept = page_take(&pg, (void **)l.items, l.n, info_size, 1);
     r->models = l.items;
     r->n_models = kept;
-    if (kept < l.n || l.n == MODEL_PAGE_ITEMS)
+    if (kept < l.n)
         r->next_after = l.items[kept - 1]->name;
+    else if (fetched == MODEL_PAGE_ITEMS)
+        r->next_after = (char *)last_fetched;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_LIST;
     call->rs->model_list = r;
     return 0;
@@ -428,6 +447,21 @@ int srv_op_model_show(struct srv_call *call)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
     if (ml.n != 1)
         return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "model \"%.250s\" not found", q->name);
+    /* the page's cursor is what the store gave, before filtering */
+    size_t fetched = vl.n;
+    int64_t last_fetched = fetched ? vl.items[fetched - 1]->version : 0;
+    if (!srv_sees_all(call)) { /* versions of runs the caller may not read are left out */
+        size_t k = 0;
+        for (size_t i = 0; i < vl.n; i++) {
+            int level = 0;
+            if (vl.items[i]->run_id.len == 16 &&
+                srv_authz_run_level(call, vl.items[i]->run_id.data, &level))
+                return -1;
+            if (level >= STORE_LEVEL_READ)
+                vl.items[k++] = vl.items[i];
+        }
+        vl.n = k;
+    }
     if (versions_finish(call, &vl))
         return -1;
     Track__V1__ModelShowResult *r = srv_alloc(&call->arena, sizeof(*r));
@@ -440,10 +474,10 @@ int srv_op_model_show(struct srv_call *call)
     r->versions = vl.items;
     r->n_versions = kept;
     r->next_after_move = q->after_move;
-    if (kept < vl.n || vl.n == VERSION_PAGE_ITEMS) {
+    if (kept < vl.n || fetched == VERSION_PAGE_ITEMS) {
         /* the history follows once every version was sent */
         r->more = 1;
-        r->next_after_version = vl.items[kept - 1]->version;
+        r->next_after_version = kept < vl.n ? vl.items[kept - 1]->version : last_fetched;
     } else {
         r->versions_done = 1;
         rc = store_model_history_after(call->st, q->name, q->after_move, MOVE_PAGE_ITEMS,

@@ -435,6 +435,8 @@ int srv_op_run_list(struct srv_call *call)
         hpg.left /= 2;
     size_t header_budget = hpg.left;
     struct run_page rp = {.l = &l, .pg = &hpg, .skip = cur.run_index};
+    struct store_viewer vb; /* only what the caller may read (authz.c) */
+    sq.viewer = srv_viewer(call, &vb);
     rc = store_run_list(call->st, &sq, run_collect_paged, &rp, &err);
     if (rc < 0)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);

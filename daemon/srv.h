@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "track_limits.h"
 #include "wire.h"
 
 /* ---- logging -------------------------------------------------------------- */
@@ -84,6 +85,15 @@ struct srv_caller {
     uint8_t key[STORE_KEY_BYTES]; /* the sealed frame's key, for the audit */
 };
 
+/* What dispatch's permission check found a request is about (authz.c), for
+ * the check's messages and the audit row: the experiment's name ("" when
+ * none) and the run. */
+struct srv_subject {
+    char experiment[LIMIT_NAME_BYTES + 1];
+    int has_run;
+    uint8_t run[16];
+};
+
 /* ---- dispatch ------------------------------------------------------------------ */
 struct srv_call {
     /* who asks; NULL is the local owner (tests, tools that open the store) */
@@ -97,6 +107,10 @@ struct srv_call {
     char msg[600];
     Track__V1__Error oom_err; /* the error when even the arena is out of memory */
     uint32_t frame_limit; /* the listener's largest request frame (Hello); 0: LIMIT_FRAME_BYTES */
+    struct srv_subject subj; /* filled by dispatch's check (authz.c) */
+    /* dispatch refused this write for permission: its audit row is to be
+     * appended after the rollback of the request (srv_audit_refusal) */
+    int audit_refused;
 };
 
 enum srv_kind { SRV_READ = 1, SRV_WRITE = 2, SRV_OWN_TXN = 4 };
@@ -112,6 +126,12 @@ int srv_op_own_txn(const Track__V1__Request *rq);
  * error). Never fails: every failure becomes an error response. Writes must
  * be called inside a store transaction owned by the caller. */
 void srv_dispatch(struct srv_call *call);
+
+/* The loop calls this after rolling a failed write back (its savepoint, or
+ * the whole transaction when it was alone: in_txn 0): a write refused for
+ * permission is audited all the same (audit.c), in the loop's transaction
+ * when in_txn, else in one of its own. Does nothing for any other failure. */
+void srv_audit_refusal(struct srv_call *call, int in_txn);
 
 /* Packs a response into a buffer from malloc (caller frees); NULL on OOM.
  * A response larger than the frame limit becomes a RESOURCE_EXHAUSTED error. */

@@ -131,6 +131,8 @@ int store_request_put(struct store *st, const uint8_t id[16],
 int store_request_prune(struct store *st, int64_t before_ms, int64_t keep_last, int limit,
                         int *pruned, struct store_err *err);
 
+struct store_viewer; /* store_grant.c */
+
 /* ---- experiments --------------------------------------------------------- */
 struct store_experiment {
     int64_t id;
@@ -148,6 +150,9 @@ int store_experiment_ensure(struct store *st, const char *name, int64_t now_ms, 
 typedef int (*store_experiment_cb)(void *ctx, const struct store_experiment *e);
 int store_experiment_list(struct store *st, store_experiment_cb cb, void *ctx,
                           struct store_err *err);
+/* The same, only the experiments v may read (NULL: all). */
+int store_experiment_list_as(struct store *st, const struct store_viewer *v, store_experiment_cb cb,
+                             void *ctx, struct store_err *err);
 
 /* ---- runs -------------------------------------------------------------------- */
 struct store_run {
@@ -197,6 +202,9 @@ struct store_run_query {
     const char *filter;             /* filter expression, or NULL */
     const char *order_by;           /* order expression, or NULL: start_time DESC */
     int limit;                      /* 0: no limit */
+    /* whose list (store_grant.c): experiments it cannot read are NOT_FOUND
+     * when named and their runs left out; NULL: everything */
+    const struct store_viewer *viewer;
 };
 /* Calls cb for each matching run, in order. A bad filter or order answers
  * STORE_E_INVALID with the column and what was expected in err. */
@@ -598,5 +606,142 @@ int store_user_remove(struct store *st, const char *name, struct store_err *err)
 int store_user_set_key(struct store *st, const char *name, const uint8_t *key,
                        struct store_err *err);
 int store_user_set_role(struct store *st, const char *name, int role, struct store_err *err);
+
+/* ---- grants (store_grant.c) ------------------------------------------------------
+ * README "Roles and grants". Levels: none 0 < read 1 < write 2 < manage 3.
+ * An experiment with no grant rows is open: a user has the level of their
+ * role there (reader read, writer write, admin manage: the numbers match).
+ * One with grant rows is restricted: only its grantees, at their granted
+ * level (above or below their role), and admins reach it. A viewer with
+ * `all` set (the daemon's local owner) has manage everywhere. Levels are
+ * read from the tables on every call: a grant counts from the next request. */
+enum store_level {
+    STORE_LEVEL_NONE = 0,
+    STORE_LEVEL_READ = 1,
+    STORE_LEVEL_WRITE = 2,
+    STORE_LEVEL_MANAGE = 3
+};
+struct store_viewer {
+    int all;         /* the local owner: every level everywhere */
+    int64_t user_id; /* users.id */
+    int role;        /* STORE_ROLE_* */
+};
+/* "none", "read", "write", "manage". */
+const char *store_level_name(int level);
+/* The level named s ("read", "write", "manage"), or 0. */
+int store_level_parse(const char *s);
+/* The viewer's level on experiment `experiment_id` (v NULL: manage). */
+int store_grant_level(struct store *st, const struct store_viewer *v, int64_t experiment_id,
+                      int *level, struct store_err *err);
+/* The same predicate as SQL, for lists: writes into buf a boolean
+ * expression true when v has at least `level` on the experiment whose id is
+ * the column expression `col` (only our own integers are written into it,
+ * never a user's string). v NULL or all: "1". -1 when cap is too small. */
+int store_grant_sql(const struct store_viewer *v, const char *col, int level, char *buf,
+                    size_t cap);
+/* The experiment named `name`: its id, or NOT_FOUND naming it. */
+int store_experiment_id(struct store *st, const char *name, int64_t *id, struct store_err *err);
+/* The experiment of run `run` (id and name, name_cap bytes with the NUL);
+ * NOT_FOUND "run HEX not found". */
+int store_run_experiment(struct store *st, const uint8_t run[16], int64_t *experiment_id,
+                         char *name, size_t name_cap, struct store_err *err);
+/* 1 in *visible when v may read some version of model `name` (its run's
+ * experiment), 0 otherwise (also for an unknown model). */
+int store_model_visible(struct store *st, const struct store_viewer *v, const char *name,
+                        int *visible, struct store_err *err);
+/* The viewer's level on the experiment of run `run`; 0 when it does not exist. */
+int store_grant_run_level(struct store *st, const struct store_viewer *v, const uint8_t run[16],
+                          int *level, struct store_err *err);
+/* 1 in *visible when some artifact row or model version naming `digest`
+ * belongs to a run v may read. */
+int store_digest_visible(struct store *st, const struct store_viewer *v, const uint8_t digest[32],
+                         int *visible, struct store_err *err);
+/* Gives `user` `level` on experiment `experiment` (replacing a grant it had);
+ * *grantees (may be NULL) gets the users holding a grant there now. */
+int store_grant_set(struct store *st, const char *user, const char *experiment, int level,
+                    int64_t *grantees, struct store_err *err);
+/* Takes the grant away; *removed 0 when there was none; *grantees what is left. */
+int store_grant_revoke(struct store *st, const char *user, const char *experiment, int *removed,
+                       int64_t *grantees, struct store_err *err);
+struct store_grant {
+    const char *user; /* valid during the callback only */
+    const char *experiment;
+    int level;
+};
+typedef int (*store_grant_cb)(void *ctx, const struct store_grant *g);
+/* Grants of `user` and/or on `experiment` (NULL: any), by experiment then
+ * user; NOT_FOUND naming a user or experiment that does not exist. */
+int store_grant_list(struct store *st, const char *user, const char *experiment, store_grant_cb cb,
+                     void *ctx, struct store_err *err);
+/* Every experiment v may read, by name, with v's level on it. */
+typedef int (*store_access_cb)(void *ctx, const char *experiment, int level);
+int store_grant_visible(struct store *st, const struct store_viewer *v, store_access_cb cb,
+                        void *ctx, struct store_err *err);
+
+/* ---- tokens (store_token.c) -------------------------------------------------------
+ * Bearer tokens for the HTTP front: "trkt_" and 43 base64url characters (32
+ * random bytes), made by the client; the store keeps only their BLAKE2b-256
+ * hash, with an expiry. */
+#define STORE_TOKEN_HASH_BYTES 32
+#define STORE_TOKEN_PREFIX     "trkt_"
+#define STORE_TOKEN_TEXT_MAX   64
+struct store_token {
+    int64_t id;
+    const char *user; /* valid during the callback only */
+    int64_t created_ms;
+    int64_t expires_ms; /* 0: never */
+};
+typedef int (*store_token_cb)(void *ctx, const struct store_token *t);
+/* The BLAKE2b-256 hash of token text (as stored and as checked). */
+void store_token_hash(const char *token, uint8_t hash[STORE_TOKEN_HASH_BYTES]);
+/* Records a token of `user` by its hash; *id gets its number. EXISTS when
+ * the hash is known already. */
+int store_token_add(struct store *st, const char *user, const uint8_t hash[STORE_TOKEN_HASH_BYTES],
+                    int64_t now_ms, int64_t expires_ms, int64_t *id, struct store_err *err);
+/* The tokens of `user`, oldest first. */
+int store_token_list(struct store *st, const char *user, store_token_cb cb, void *ctx,
+                     struct store_err *err);
+/* Removes token `id`; NOT_FOUND naming it. */
+int store_token_revoke(struct store *st, int64_t id, struct store_err *err);
+/* The user a token text belongs to, when it is known and not expired at
+ * now_ms (0: now). Unknown, expired, revoked or malformed are one answer:
+ * NOT_FOUND "token not valid", so a peer learns nothing from the message. */
+int store_token_check(struct store *st, const char *token, int64_t now_ms, struct store_user *user,
+                      struct store_err *err);
+
+/* ---- audit (store_audit.c) ---------------------------------------------------------
+ * One row per write or admin action (and per write refused for permission):
+ * never updated, kept through run deletion and gc; only store_audit_prune,
+ * an admin's explicit action, removes rows (those older than a time). */
+#define STORE_AUDIT_DETAIL_MAX 300
+struct store_audit {
+    int64_t id;
+    int64_t ms;
+    const char *user; /* strings valid during the callback only */
+    int has_key;
+    uint8_t key[STORE_KEY_BYTES];
+    const char *op;
+    const char *experiment; /* NULL or "": none */
+    int has_run;
+    uint8_t run[16];
+    const char *detail;
+    int code; /* 0, or the wire code of the refusal */
+};
+/* Appends a (id and unset fields ignored); in the caller's transaction. */
+int store_audit_add(struct store *st, const struct store_audit *a, struct store_err *err);
+struct store_audit_query {
+    const char *user;       /* NULL: any */
+    const char *experiment; /* NULL: any */
+    int64_t since_ms;       /* 0: any */
+    int64_t before_id;      /* 0: from the newest */
+    int limit;              /* rows, 1.. */
+};
+typedef int (*store_audit_cb)(void *ctx, const struct store_audit *a);
+/* Matching rows, newest first. */
+int store_audit_list(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
+                     void *ctx, struct store_err *err);
+/* Removes the rows older than before_ms; *removed (may be NULL) how many. */
+int store_audit_prune(struct store *st, int64_t before_ms, int64_t *removed,
+                      struct store_err *err);
 
 #endif

@@ -101,17 +101,27 @@ int store_experiment_ensure(struct store *st, const char *name, int64_t now, int
 int store_experiment_list(struct store *st, store_experiment_cb cb, void *ctx,
                           struct store_err *err)
 {
+    return store_experiment_list_as(st, NULL, cb, ctx, err);
+}
+
+int store_experiment_list_as(struct store *st, const struct store_viewer *v, store_experiment_cb cb,
+                             void *ctx, struct store_err *err)
+{
     sqlite3_stmt *s = NULL;
+    char pred[700], sql[1000];
     int rc, ret;
 
     sq_err_clear(err);
     if (cb == NULL)
         return sq_fail(err, STORE_E_INVALID, "callback missing");
-    ret = sq_prep(st,
-                  "SELECT e.id, e.name, e.archived, e.created_ms,"
-                  " (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id)"
-                  " FROM experiments e ORDER BY e.id",
-                  &s, err);
+    if (store_grant_sql(v, "e.id", STORE_LEVEL_READ, pred, sizeof pred))
+        return sq_fail(err, STORE_E_INTERNAL, "grant query too long");
+    snprintf(sql, sizeof sql,
+             "SELECT e.id, e.name, e.archived, e.created_ms,"
+             " (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id)"
+             " FROM experiments e WHERE %s ORDER BY e.id",
+             pred);
+    ret = sq_prep(st, sql, &s, err);
     if (ret)
         return ret;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -383,6 +383,13 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
             ret = sq_experiment_id_of(st, q->experiments[i], &exp_ids[i], &found, err);
             if (ret)
                 goto out;
+            if (found && q->viewer) { /* one the viewer cannot read does not exist for it */
+                int level = 0;
+                ret = store_grant_level(st, q->viewer, exp_ids[i], &level, err);
+                if (ret)
+                    goto out;
+                found = level >= STORE_LEVEL_READ;
+            }
             if (!found) {
                 ret = sq_fail(err, STORE_E_NOT_FOUND, "experiment \"%s\" not found",
                               sq_clip(q->experiments[i], cbuf, sizeof cbuf));
@@ -406,6 +413,14 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
     }
     if (f.where)
         sq_sb_add(&sql, " AND (%s)", f.where);
+    if (q->viewer) {
+        char pred[700];
+        if (store_grant_sql(q->viewer, "r.experiment_id", STORE_LEVEL_READ, pred, sizeof pred)) {
+            ret = sq_fail(err, STORE_E_INTERNAL, "grant query too long");
+            goto out;
+        }
+        sq_sb_add(&sql, " AND %s", pred);
+    }
     if (!f.lifecycle) /* deleted runs only when the filter asks for them */
         sq_sb_add(&sql, " AND r.lifecycle = 'active'");
     order = f.order ? f.order : "r.start_ms DESC";

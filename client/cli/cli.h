@@ -84,6 +84,9 @@ void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg);
 #define CLI_NUM_BAD   (-1)
 #define CLI_NUM_RANGE (-2)
 int cli_parse_i64(const char *s, int64_t *v);
+/* A duration: "0", or one or more NUMBER UNIT with units ms s m h d
+ * ("1h30m"), into ms; -1 when it is not that. */
+int cli_parse_duration(const char *s, int64_t *ms);
 int cli_parse_double(const char *s, double *v);
 /* The same for a command-line argument `what` ("--step", "VALUE") of
  * command `cmd`: returns the value, or exits 2 with a message naming the
@@ -169,5 +172,19 @@ int cmd_model_show(int argc, char **argv);
 int cmd_model_alias(int argc, char **argv);
 int cmd_model_tag(int argc, char **argv);
 int cmd_model_get(int argc, char **argv);
+/* cmd_admin.c */
+int cmd_admin_user_add(int argc, char **argv);
+int cmd_admin_user_list(int argc, char **argv);
+int cmd_admin_user_remove(int argc, char **argv);
+int cmd_admin_user_set_key(int argc, char **argv);
+int cmd_admin_user_set_role(int argc, char **argv);
+int cmd_admin_grant(int argc, char **argv);
+int cmd_admin_revoke(int argc, char **argv);
+int cmd_admin_grants(int argc, char **argv);
+int cmd_admin_token_create(int argc, char **argv);
+int cmd_admin_token_list(int argc, char **argv);
+int cmd_admin_token_revoke(int argc, char **argv);
+int cmd_admin_audit(int argc, char **argv);
+int cmd_whoami(int argc, char **argv);
 
 #endif

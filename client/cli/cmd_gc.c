@@ -9,48 +9,6 @@
 
 #define GRACE_DEFAULT_MS (7LL * 24 * 3600 * 1000)
 
-/* "0", or one or more NUMBER UNIT with units ms s m h d ("1h30m"); -1 when
- * it is not that. */
-static int parse_duration(const char *s, int64_t *ms)
-{
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    int64_t total = 0;
-
-    if (strcmp(s, "0") == 0) {
-        *ms = 0;
-        return 0;
-    }
-    if (!*s)
-        return -1;
-    while (*s) {
-        int64_t n = 0, per = 0;
-        if (*s < '0' || *s > '9')
-            return -1;
-        while (*s >= '0' && *s <= '9') {
-            if (n > (INT64_MAX - 9) / 10)
-                return -1;
-            n = n * 10 + (*s++ - '0');
-        }
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            size_t l = strlen(units[i].u);
-            /* "ms" is tried before "m" */
-            if (strncmp(s, units[i].u, l) == 0) {
-                per = units[i].ms;
-                s += l;
-                break;
-            }
-        }
-        if (!per || n > INT64_MAX / per || total > INT64_MAX - n * per)
-            return -1;
-        total += n * per;
-    }
-    *ms = total;
-    return 0;
-}
-
 static void digest_hex(const uint8_t d[32], char out[65])
 {
     static const char x[] = "0123456789abcdef";
@@ -114,7 +72,7 @@ int cmd_gc(int argc, char **argv)
             dry = 1;
             break;
         case 'g':
-            if (parse_duration(optarg, &grace))
+            if (cli_parse_duration(optarg, &grace))
                 cli_usage_error(name,
                                 "--grace: \"%.40s\" is not a duration (0, or e.g. 30s, 5m, 2h, "
                                 "7d, 1h30m)",

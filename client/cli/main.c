@@ -349,6 +349,71 @@ static const struct cli_cmd commands[] = {
      "directory is an error.",
      "track model get iris@production\ntrack model get iris/3 --json\n"
      "track model get iris@production -o /srv/models/iris\n"},
+    {"whoami", cmd_whoami, "[--json]",
+     "who trackd takes you for: name, role, local or key, and the experiments you can see", NO_OPTS,
+     "A local caller (over the ipc socket) is the daemon's owner, with every permission; a "
+     "sealed tcp:// caller is the user holding the client's key. Each experiment the caller "
+     "may see is listed with its level: read, write or manage (README: Roles and grants).",
+     "track whoami\ntrack whoami --json\n"},
+    {"admin user add", cmd_admin_user_add, "NAME --role reader|writer|admin [--key PUBKEY]",
+     "add a user with a role and (optionally) the public key they connect with",
+     OPTS({"--role ROLE", "reader, writer or admin (required)"},
+          {"--key PUBKEY", "the user's sealed-TCP public key, trk1:... text as `track keygen` "
+                           "prints it (default: none yet; set it later with set-key)"}),
+     "Admin role only, as every `track admin` command. Names are 1 to 64 letters, digits and "
+     "_ - . (not starting with - or .). A key belongs to one user at most.",
+     "track admin user add bob --role reader --key trk1:...\n"},
+    {"admin user list", cmd_admin_user_list, "[--json]", "list users, their roles and keys",
+     NO_OPTS, NULL, "track admin user list\ntrack admin user list --json\n"},
+    {"admin user remove", cmd_admin_user_remove, "NAME",
+     "remove a user with their grants and tokens (their audit rows stay)", NO_OPTS, NULL,
+     "track admin user remove bob\n"},
+    {"admin user set-key", cmd_admin_user_set_key, "NAME KEY",
+     "replace a user's public key (KEY none: remove it)", NO_OPTS, NULL,
+     "track admin user set-key bob trk1:...\n"},
+    {"admin user set-role", cmd_admin_user_set_role, "NAME ROLE",
+     "change a user's role (reader, writer or admin); counts from their next request", NO_OPTS,
+     NULL, "track admin user set-role bob writer\n"},
+    {"admin grant", cmd_admin_grant, "NAME EXPERIMENT read|write|manage",
+     "give a user a level on an experiment, which becomes restricted", NO_OPTS,
+     "An experiment with no grants is open: a reader reads it, a writer writes it, an admin "
+     "manages it. With one grant or more it is restricted: only its grantees, at their granted "
+     "level (above or below their role), and admins may see or touch it; to everyone else its "
+     "runs do not exist. Manage adds deleting and restoring runs. Counts from the next request.",
+     "track admin grant bob iris write\n"},
+    {"admin revoke", cmd_admin_revoke, "NAME EXPERIMENT",
+     "take a user's grant on an experiment away (the last one makes it open again)", NO_OPTS, NULL,
+     "track admin revoke bob iris\n"},
+    {"admin grants", cmd_admin_grants, "[NAME | --experiment EXP] [--json]",
+     "list grants: of one user, on one experiment, or all",
+     OPTS({"--experiment EXP", "only the grants on this experiment (default: all)"}), NULL,
+     "track admin grants\ntrack admin grants bob\ntrack admin grants --experiment iris --json\n"},
+    {"admin token create", cmd_admin_token_create, "NAME [--expires DURATION] [--json]",
+     "make a bearer token for a user (for the HTTP front), printed once",
+     OPTS({"--expires DURATION", "lifetime, e.g. 90d or 12h, or never (default: never)"}),
+     "The token (trkt_ and 43 characters) is made here from libsodium's random bytes; only its "
+     "BLAKE2b-256 hash is sent to trackd and kept. It is printed this once on stdout.",
+     "track admin token create bob --expires 90d\n"},
+    {"admin token list", cmd_admin_token_list, "NAME [--json]",
+     "list a user's tokens: id, creation, expiry (never the tokens)", NO_OPTS, NULL,
+     "track admin token list bob\n"},
+    {"admin token revoke", cmd_admin_token_revoke, "ID", "revoke a token by its id", NO_OPTS, NULL,
+     "track admin token revoke 3\n"},
+    {"admin audit", cmd_admin_audit,
+     "[--user NAME] [--since TIME] [--experiment EXP] [--limit N] [--prune-before TIME] [--json]",
+     "the audit table: every write and admin action, and refused writes, newest first",
+     OPTS({"--user NAME", "only this user's rows (default: all)"},
+          {"--since TIME", "only rows from TIME on: a duration ago (7d), a date (2026-01-31, "
+                           "UTC) or ms since the epoch (default: all)"},
+          {"--experiment EXP", "only rows about this experiment (default: all)"},
+          {"--limit N", "at most N rows (default 100)"},
+          {"--prune-before TIME", "instead of listing, remove the rows older than TIME (how "
+                                  "the table is kept bounded; itself audited)"}),
+     "Each row: time, user (the owner's login name for a local caller), key, operation, "
+     "experiment, run, a short detail and the code (OK, or why it was refused). Rows are never "
+     "changed and outlive run deletion and gc; only --prune-before removes them.",
+     "track admin audit --since 1d\ntrack admin audit --user bob --json\n"
+     "track admin audit --prune-before 180d\n"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -574,12 +639,16 @@ static int is_noun(const char *word)
 static void noun_verbs(FILE *f, const char *noun, int long_form)
 {
     size_t n = strlen(noun);
-    int k = 0;
+    int k = 0, width = 18; /* wider for a noun with longer commands (admin user set-role) */
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strncmp(commands[i].name, noun, n) == 0 && commands[i].name[n] == ' ' &&
+            (int)strlen(commands[i].name) > width)
+            width = (int)strlen(commands[i].name);
     for (size_t i = 0; i < N_COMMANDS; i++) {
         if (strncmp(commands[i].name, noun, n) != 0 || commands[i].name[n] != ' ')
             continue;
         if (long_form)
-            fprintf(f, "  track %-18s %s\n", commands[i].name, commands[i].summary);
+            fprintf(f, "  track %-*s %s\n", width, commands[i].name, commands[i].summary);
         else
             fprintf(f, "%s%s", k ? ", " : "", commands[i].name + n + 1);
         k++;
@@ -678,7 +747,14 @@ static int help_topic(int argc, char **argv, int i)
     }
     snprintf(name, sizeof(name), "%s%s%s", argv[i], i + 1 < argc ? " " : "",
              i + 1 < argc ? argv[i + 1] : "");
-    const struct cli_cmd *c = find_cmd(name);
+    const struct cli_cmd *c = NULL;
+    if (i + 2 < argc) {
+        char three[300];
+        snprintf(three, sizeof(three), "%s %s", name, argv[i + 2]);
+        c = find_cmd(three);
+    }
+    if (!c)
+        c = find_cmd(name);
     if (!c && !is_noun(argv[i]))
         c = find_cmd(argv[i]);
     if (c) {
@@ -734,7 +810,16 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "help") == 0)
         return help_topic(argc, argv, i + 1);
-    /* "noun verb" first, then a single word */
+    /* "noun noun verb" (admin user add), "noun verb", then a single word */
+    if (i + 2 < argc) {
+        char name[128];
+        snprintf(name, sizeof(name), "%s %s %s", argv[i], argv[i + 1], argv[i + 2]);
+        const struct cli_cmd *c = find_cmd(name);
+        if (c) {
+            argv[i + 2] = (char *)(uintptr_t)c->name;
+            return c->fn(argc - i - 2, argv + i + 2);
+        }
+    }
     if (i + 1 < argc) {
         char name[128];
         snprintf(name, sizeof(name), "%s %s", argv[i], argv[i + 1]);

@@ -535,3 +535,44 @@ int cli_json_print(json_t *v)
     fputc('\n', stdout);
     return rc ? 1 : 0;
 }
+
+/* cli.h */
+int cli_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    int64_t total = 0;
+
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    if (!*s)
+        return -1;
+    while (*s) {
+        int64_t n = 0, per = 0;
+        if (*s < '0' || *s > '9')
+            return -1;
+        while (*s >= '0' && *s <= '9') {
+            if (n > (INT64_MAX - 9) / 10)
+                return -1;
+            n = n * 10 + (*s++ - '0');
+        }
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            size_t l = strlen(units[i].u);
+            /* "ms" is tried before "m" */
+            if (strncmp(s, units[i].u, l) == 0) {
+                per = units[i].ms;
+                s += l;
+                break;
+            }
+        }
+        if (!per || n > INT64_MAX / per || total > INT64_MAX - n * per)
+            return -1;
+        total += n * per;
+    }
+    *ms = total;
+    return 0;
+}

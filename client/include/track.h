@@ -533,6 +533,105 @@ int track_model_show(struct track_client *c, const char *name, struct track_mode
 int track_model_get(struct track_client *c, const char *ref, struct track_model_result **res,
                     const struct track_model_version **v, struct track_err *err);
 
+/* ---- identity (admin.c) -----------------------------------------------------
+ * Users, roles, grants, tokens and the audit table (README "Roles and
+ * grants"). Every call but track_whoami needs the admin role (the local
+ * owner has it). Roles: "reader", "writer", "admin"; levels: "read",
+ * "write", "manage". Keys are sealed-TCP public keys as "trk1:..." text.
+ * Lists are owned by *res: free it with track_admin_result_free. Writes are
+ * answered or fail, never spooled. */
+struct track_user {
+    const char *name;
+    const char *role;
+    const char *key; /* "trk1:..." or "" when none */
+    int64_t created_ms;
+};
+struct track_grant {
+    const char *user;
+    const char *experiment;
+    const char *level;
+};
+struct track_token {
+    int64_t id;
+    const char *user;
+    int64_t created_ms;
+    int64_t expires_ms; /* 0: never */
+};
+struct track_audit_entry {
+    int64_t id, ms;
+    const char *user;
+    const char *key; /* "trk1:..." or "" for a local caller */
+    const char *op;
+    const char *experiment; /* "" when none */
+    int has_run;
+    track_run_id run;
+    const char *detail;
+    const char *code; /* "OK", or why it was refused ("PERMISSION_DENIED", ...) */
+};
+struct track_access {
+    const char *experiment;
+    const char *level;
+};
+struct track_whoami {
+    const char *name;
+    const char *role;
+    int local;       /* the daemon's owner over a local socket */
+    const char *key; /* "trk1:..." or "" */
+    const struct track_access *experiments; /* what the caller may see, by name */
+    size_t n_experiments;
+};
+struct track_admin_result;
+void track_admin_result_free(struct track_admin_result *r);
+
+/* key (may be NULL or ""): "trk1:..." text. */
+int track_user_add(struct track_client *c, const char *name, const char *role, const char *key,
+                   struct track_err *err);
+int track_user_list(struct track_client *c, struct track_admin_result **res,
+                    const struct track_user **users, size_t *n, struct track_err *err);
+int track_user_remove(struct track_client *c, const char *name, struct track_err *err);
+/* key NULL or "": removes the user's key. */
+int track_user_set_key(struct track_client *c, const char *name, const char *key,
+                       struct track_err *err);
+int track_user_set_role(struct track_client *c, const char *name, const char *role,
+                        struct track_err *err);
+/* *grantees (may be NULL): the users holding a grant on the experiment now
+ * (1 or more: it is restricted). */
+int track_grant_set(struct track_client *c, const char *user, const char *experiment,
+                    const char *level, int64_t *grantees, struct track_err *err);
+/* *removed 0 when there was no such grant; *grantees those left (0: open). */
+int track_grant_revoke(struct track_client *c, const char *user, const char *experiment,
+                       int *removed, int64_t *grantees, struct track_err *err);
+/* user and experiment may be NULL (any). */
+int track_grant_list(struct track_client *c, const char *user, const char *experiment,
+                     struct track_admin_result **res, const struct track_grant **grants,
+                     size_t *n, struct track_err *err);
+#define TRACK_TOKEN_TEXT_BYTES 49 /* "trkt_" + 43 base64url + NUL */
+/* Makes a random token for `user` (expires_ms 0: never; else a time), sends
+ * only its BLAKE2b-256 hash, and writes the token into `token`: it is shown
+ * this once and kept nowhere. *id (may be NULL) gets its number. */
+int track_token_create(struct track_client *c, const char *user, int64_t expires_ms,
+                       char token[TRACK_TOKEN_TEXT_BYTES], int64_t *id, struct track_err *err);
+int track_token_list(struct track_client *c, const char *user, struct track_admin_result **res,
+                     const struct track_token **tokens, size_t *n, struct track_err *err);
+int track_token_revoke(struct track_client *c, int64_t id, struct track_err *err);
+struct track_audit_query {
+    const char *user;       /* NULL: any */
+    const char *experiment; /* NULL: any */
+    int64_t since_ms;       /* 0: any */
+    int64_t before_id;      /* 0: from the newest; else a page's next_before_id */
+    int limit;              /* 0: 100; at most 10000 */
+};
+/* One page of audit rows, newest first; *next_before_id 0 when no more. */
+int track_audit_list(struct track_client *c, const struct track_audit_query *q,
+                     struct track_admin_result **res, const struct track_audit_entry **entries,
+                     size_t *n, int64_t *next_before_id, struct track_err *err);
+/* Removes the rows older than before_ms; *removed (may be NULL) how many. */
+int track_audit_prune(struct track_client *c, int64_t before_ms, int64_t *removed,
+                      struct track_err *err);
+/* Who the daemon takes this client for, and what it may see. */
+int track_whoami(struct track_client *c, struct track_admin_result **res,
+                 const struct track_whoami **who, struct track_err *err);
+
 #ifdef __cplusplus
 }
 #endif

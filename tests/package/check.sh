@@ -75,7 +75,7 @@ man_item() {
         END {exit !found}' "$1"
 }
 mapfile -t cmds < <("$track" --help | sed -n '/^commands:/,/^$/p' |
-    sed -n 's/^  \([a-z-]*\( [a-z]\{1,\}\)\{0,1\}\)  .*/\1/p')
+    sed -n 's/^  \([a-z-]*\( [a-z-]\{1,\}\)\{0,2\}\)  .*/\1/p')
 [ "${#cmds[@]}" -ge 10 ] || fail "man: could not read the command list of track --help"
 for c in "${cmds[@]}"; do
     grep -qF ".SS \"$c\"" "$man1" || fail "track.1: no section for command '$c'"
