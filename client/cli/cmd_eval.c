@@ -303,14 +303,19 @@ static void print_table(const struct cls_report *r)
         printf("%-*s  %9.4f  %9.4f  %9.4f  %9lld\n", iw, names[i], avgs[i]->precision,
                avgs[i]->recall, avgs[i]->f1, (long long)r->samples);
     if (r->n_classes <= 20) {
+        int cw = 6;
+        for (size_t j = 0; j < r->n_classes; j++) {
+            int l = (int)strlen(r->classes[j].label);
+            cw = l > cw ? (l > 16 ? 16 : l) : cw;
+        }
         printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-*s", iw, "");
         for (size_t j = 0; j < r->n_classes; j++)
-            printf(" %8.8s", r->classes[j].label);
+            printf(" %*.*s", cw, cw, r->classes[j].label);
         putchar('\n');
         for (size_t i = 0; i < r->n_classes; i++) {
             printf("%-*.*s", iw, iw, r->classes[i].label);
             for (size_t j = 0; j < r->n_classes; j++)
-                printf(" %8lld", (long long)r->matrix[i * r->n_classes + j]);
+                printf(" %*lld", cw, (long long)r->matrix[i * r->n_classes + j]);
             putchar('\n');
         }
     } else {
