@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seal.h"
 #include "store.h"
 #include "wire.h"
 
@@ -55,7 +56,7 @@ struct srv_config {
     int workers;
     char config_path[1100];
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
-    int insecure_tcp;     /* tcp:// may listen beyond loopback */
+    int plain_tcp;        /* tcp:// listeners take plain frames, loopback only (tests) */
 };
 
 struct blob_store;
@@ -64,6 +65,7 @@ struct srv {
     struct srv_config cfg;
     struct store *wst;        /* the one read-write handle, main thread only */
     struct blob_store *blobs; /* the blob store (blob.h; any thread) */
+    struct seal_keypair key;  /* the server key of sealed tcp:// listeners (empty if none) */
     int64_t started_ms;
     int64_t requests; /* served, all kinds */
     pthread_mutex_t stats_lock;
@@ -156,6 +158,9 @@ struct srv_job {
     size_t rq_bytes;                   /* the request's frame size, counted in SRV_MAX_READ_BYTES */
     uint8_t request_id[WIRE_ID_BYTES]; /* for an error reply after rq is freed */
     Track__V1__Request *rq;            /* unpacked; freed by the worker */
+    struct srv_caller caller;          /* who asks (the worker's srv_call.caller) */
+    int sealed;                        /* the reply is sealed for peer (by the loop) */
+    struct seal_peer peer;
     uint8_t *reply;                    /* packed response, filled by the worker */
     size_t reply_len;
 };
@@ -185,6 +190,14 @@ void srv_reload_config(struct srv *srv);
 
 /* Maps a STORE_E_* code to a wire code. */
 int srv_code_from_store(int store_code);
+
+/* ---- sealed tcp:// (seal_srv.c) --------------------------------------------- */
+/* Reads DATA_DIR/server.key into kp; when create and the file is absent,
+ * makes a fresh pair there first (0600, never overwritten). 0, or -1 logged. */
+int srv_server_key_load(const struct srv_config *cfg, int create, struct seal_keypair *kp);
+/* The caller of an ipc request: the daemon's owner (local, admin, named
+ * after the daemon's user). */
+void srv_local_caller(struct srv_caller *c);
 
 /* ---- backups streamed to the client (op_backup.c) -------------------------- */
 /* Largest BackupChunk reply's data: far below the frame limit. */
