@@ -59,6 +59,9 @@ static const char usage[] =
     "                        user), 0660 (and the daemon's group) or 0666 (anyone)\n"
     "  --print-public-key    print the server's public key (trk1:...), making the\n"
     "                        key pair DIR/server.key first if absent, and exit\n"
+    "  --add-user NAME --role ROLE --key KEY\n"
+    "                        add a user of sealed tcp:// (ROLE reader, writer or\n"
+    "                        admin; KEY from `track keygen`) to the store and exit\n"
     "  --plain-tcp           testing only: tcp:// listeners take plain frames,\n"
     "                        unauthenticated; refused for non-loopback addresses\n"
     "  --force               start even if the database fails its integrity check\n"
@@ -157,6 +160,37 @@ static int check_tcp_listeners(const struct srv_config *cfg, int *any_tcp)
                 "can connect and read or write all data",
                 uri);
     }
+    return 0;
+}
+
+/* --add-user NAME --role ROLE --key KEY: one user in the store, then exit
+ * (the data directory is locked by the caller, so no trackd runs on it). */
+static int add_user(const struct srv_config *cfg, const char *name, const char *role,
+                    const char *key)
+{
+    struct store_opts so = {.durability = STORE_DURABILITY_FULL};
+    struct store_err err = {0};
+    struct seal_err se = {0};
+    uint8_t pk[SEAL_PUBLIC_BYTES];
+    struct store *st = NULL;
+    int r = role ? store_role_parse(role) : 0;
+
+    if (!r) {
+        fprintf(stderr, "trackd: --role: expected reader, writer or admin\n");
+        return 2;
+    }
+    if (!key || seal_key_from_text(key, pk, &se)) {
+        fprintf(stderr, "trackd: --key: %s\n", key ? se.msg : "required (trk1:...)");
+        return 2;
+    }
+    if (store_open(cfg->db_path, &so, &st, &err) ||
+        store_user_add(st, name, r, pk, wire_now_ms(), NULL, &err)) {
+        fprintf(stderr, "trackd: --add-user %s: %s\n", name, err.msg);
+        store_close(st);
+        return 1;
+    }
+    store_close(st);
+    printf("added user %s (%s) key %s\n", name, store_role_name(r), key);
     return 0;
 }
 
@@ -454,6 +488,9 @@ int main(int argc, char **argv)
         {"restore", required_argument, NULL, 'R'},
         {"socket-mode", required_argument, NULL, 'm'},
         {"plain-tcp", no_argument, NULL, 'P'},
+        {"add-user", required_argument, NULL, 'U'},
+        {"role", required_argument, NULL, 'r'},
+        {"key", required_argument, NULL, 'k'},
         {"print-public-key", no_argument, NULL, 'K'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -464,6 +501,7 @@ int main(int argc, char **argv)
     int log_level = -1, durability = -1, workers = -1, force = 0, check = 0, opt;
     int plain_tcp = 0, print_key = 0, any_tcp = 0;
     const char *data_dir = NULL, *config = NULL, *restore = NULL;
+    const char *add_name = NULL, *add_role = NULL, *add_key = NULL;
     struct store_err err = {0};
     char *end;
     sigset_t mask;
@@ -516,6 +554,15 @@ int main(int argc, char **argv)
             break;
         case 'K':
             print_key = 1;
+            break;
+        case 'U':
+            add_name = optarg;
+            break;
+        case 'r':
+            add_role = optarg;
+            break;
+        case 'k':
+            add_key = optarg;
             break;
         case 'V':
             printf("trackd %s\n", TRACKD_VERSION);
@@ -572,6 +619,10 @@ int main(int argc, char **argv)
         return 1;
     if (restore)
         return srv_restore(&srv.cfg, restore);
+    if (add_name)
+        return add_user(&srv.cfg, add_name, add_role, add_key);
+    if (add_role || add_key)
+        die_usage("--role and --key go with --add-user");
     /* before anything may create track.db: a restore cut short is finished
      * or undone, never covered by a fresh empty database */
     if (srv_restore_recover(&srv.cfg) || srv_backup_prepare_dir(&srv.cfg))

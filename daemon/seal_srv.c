@@ -142,9 +142,32 @@ static void log_refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, 
     srv_log(SRV_LOG_INFO, "seal", "refused %s key=%s: %s", seal_strerror(code), key, why);
 }
 
+static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
+                   struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+                   size_t msglen);
+
+/* Every refusal names the server's own public key (it is public): a client
+ * that pinned another one then says "server key mismatch" rather than "not
+ * authenticated", since a request sealed for another key never opens here. */
 int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
                     struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
                     size_t msglen)
+{
+    int code = refusal(s, frame, len, peer, caller, plain, plain_len, msg, msglen);
+    if (code) {
+        uint8_t pk[SEAL_PUBLIC_BYTES];
+        char text[SEAL_KEY_TEXT_BYTES];
+        size_t n = strlen(msg);
+        seal_server_public(s->seal, pk);
+        seal_key_to_text(pk, text);
+        snprintf(msg + n, msglen - n, " (server key %s)", text);
+    }
+    return code;
+}
+
+static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
+                   struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+                   size_t msglen)
 {
     struct seal_err err = {0};
     char key[SEAL_KEY_TEXT_BYTES] = "";
@@ -152,7 +175,7 @@ int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, stru
     *plain = NULL;
     *plain_len = 0;
     if (seal_frame_kind(frame, len) != SEAL_KIND_REQUEST) {
-        log_refusal(s, frame, len, SEAL_E_BAD_FRAME, "a plain frame");
+        log_refusal(s, frame, 0, SEAL_E_BAD_FRAME, "a plain frame on a sealed listener");
         snprintf(msg, msglen,
                  "plain frames are refused on tcp://; this listener needs a sealed client "
                  "(track config set server ... --server-key ...)");
