@@ -569,10 +569,7 @@ static int drain(struct loop *l)
             int misplaced = !rq && !sealed && seal_frame_kind(frame, flen) == SEAL_KIND_REQUEST;
             if (body)
                 nn_freemsg(body);
-            if (plain) {
-                sodium_memzero(plain, flen);
-                free(plain);
-            }
+            free(plain);
             if (has_nul) {
                 char msg[200];
                 snprintf(msg, sizeof(msg),

@@ -521,12 +521,16 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
         nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &t, sizeof(t));
         c->sock_timeout = t;
     }
+    const uint8_t *plain_req = req;
+    size_t plain_len = len;
+    int resealed = 0;
+reseal:;
     uint8_t *sealed = NULL;
     struct seal_ticket ticket;
     if (c->seal) {
         struct seal_err se = {0};
         size_t slen;
-        if (seal_client_seal(c->seal, req, len, &sealed, &slen, &ticket, &se))
+        if (seal_client_seal(c->seal, plain_req, plain_len, &sealed, &slen, &ticket, &se))
             return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s",
                            se.msg);
         req = sealed;
@@ -551,8 +555,22 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot reach trackd at %s: %s", c->server,
                        nn_strerror(e));
     }
-    if (c->seal)
-        return open_reply(c, &ticket, buf, (size_t)n, out, err);
+    if (c->seal) {
+        rc = open_reply(c, &ticket, buf, (size_t)n, out, err);
+        /* nanomsg's REQ resends the very bytes after a reconnect, and the
+         * server refuses them as a replay when the first copy arrived: the
+         * retry is ours, sealed afresh (the request id keeps a write from
+         * applying twice) */
+        if (rc == 0 && !resealed && (*out)->error &&
+            (*out)->error->code == TRACK__V1__CODE__UNAUTHENTICATED && (*out)->error->message &&
+            strstr((*out)->error->message, "already received (a replay)")) {
+            track__v1__response__free_unpacked(*out, NULL);
+            *out = NULL;
+            resealed = 1;
+            goto reseal;
+        }
+        return rc;
+    }
     *out = track__v1__response__unpack(NULL, (size_t)n, buf);
     nn_freemsg(buf);
     c->last_ok_ms = wire_mono_ms();
