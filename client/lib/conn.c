@@ -366,8 +366,8 @@ void cl_disconnect(struct track_client *c)
 }
 
 /* nanomsg's REQ header (4 bytes) inside the server's frame, and room for
- * an envelope around the request */
-#define FRAME_HEADROOM 128
+ * an envelope around the request; a sealed one adds SEAL_REQ_OVERHEAD */
+#define FRAME_HEADROOM 64
 
 size_t cl_frame_limit(struct track_client *c)
 {
@@ -394,9 +394,12 @@ size_t cl_frame_limit(struct track_client *c)
     uint64_t f = c->server_frame ? c->server_frame : LIMIT_FRAME_BYTES;
     if (f > LIMIT_FRAME_BYTES)
         f = LIMIT_FRAME_BYTES; /* what our own socket and the spool take */
-    if (f < 2 * FRAME_HEADROOM)
-        f = 2 * FRAME_HEADROOM; /* a server's nonsense must not wrap below */
-    return (size_t)(f - FRAME_HEADROOM);
+    uint64_t room = FRAME_HEADROOM;
+    if (strncmp(c->server, "tcp://", 6) == 0 && !c->plain_tcp)
+        room += SEAL_REQ_OVERHEAD;
+    if (f < 2 * room)
+        f = 2 * room; /* a server's nonsense must not wrap below */
+    return (size_t)(f - room);
 }
 
 int cl_frame_check(struct track_client *c, size_t len, struct track_err *err)

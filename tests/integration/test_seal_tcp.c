@@ -22,11 +22,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -638,5 +640,43 @@ Test(seal_tcp, a_client_stopped_inside_a_frame_does_not_stop_others)
         close(half[i]);
     close(idle);
     close(big);
+    passed = 1;
+}
+
+/* A reply that comes late (trackd stopped for 3 s while the request waits)
+ * is still the reply: nanomsg's REQ resend, which would send the identical
+ * sealed bytes and be refused as a replay, is an hour away on sealed
+ * sockets, and the client's wait is its own timeout. */
+Test(seal_tcp, a_slow_reply_is_not_taken_for_a_replay)
+{
+    char kpath[400], pk[TRACK_KEY_TEXT_BYTES];
+    start_sealed();
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    struct track_opts o = {
+        .server = tcp_uri, .timeout_ms = 15000, .no_spool = 1, .key_path = kpath,
+        .server_key = server_pk};
+    struct track_client *c = NULL;
+    struct track_err err = {0};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(status_of(c, &err), 0, "%s", err.msg); /* connected before the stop */
+    pid_t stopper = fork();
+    cr_assert_geq(stopper, 0);
+    if (stopper == 0) {
+        /* sleeps and signals only, then _exit: never touches nanomsg */
+        fx_sleep_ms(100);
+        kill(D.pid, SIGSTOP);
+        fx_sleep_ms(3000);
+        kill(D.pid, SIGCONT);
+        _exit(0);
+    }
+    fx_sleep_ms(400);
+    long long t0 = fx_now_ms();
+    cr_assert_eq(status_of(c, &err), 0, "a slow reply failed: %s", err.msg);
+    cr_expect_geq(fx_now_ms() - t0, 1500, "the reply was not slow (%lld ms)", fx_now_ms() - t0);
+    track_client_close(c);
+    int st;
+    cr_assert_eq(waitpid(stopper, &st, 0), stopper);
+    cr_assert(!fx_wait_log(&D, 0, "refused REPLAYED", 200), "a slow reply became a replay");
     passed = 1;
 }
