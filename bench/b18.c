@@ -48,8 +48,16 @@ static int trackd_line(const char *trackd, const char *dir, const char *a1, cons
                        const char *a3, const char *a4, const char *a5, const char *a6, char *line,
                        size_t cap)
 {
-    char *argv[] = {(char *)(uintptr_t)trackd, (char *)(uintptr_t) "--data-dir", (char *)dir,
-                    (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, (char *)a6, NULL};
+    char *argv[] = {(char *)(uintptr_t)trackd,
+                    (char *)(uintptr_t) "--data-dir",
+                    (char *)dir,
+                    (char *)a1,
+                    (char *)a2,
+                    (char *)a3,
+                    (char *)a4,
+                    (char *)a5,
+                    (char *)a6,
+                    NULL};
     struct bench_proc p;
     if (bench_spawn(&p, argv, 0, 1, NULL) < 0)
         return -1;
@@ -67,9 +75,8 @@ static int start_pair(const struct bench_b18_cfg *c, struct bench_daemon *sealed
 
     snprintf(dir, sizeof(dir), "%s/b18-sealed", c->root);
     bench_rm_rf(dir);
-    if (mkdir(dir, 0700) < 0 ||
-        trackd_line(c->trackd, dir, "--print-public-key", NULL, NULL, NULL, NULL, NULL, spk,
-                    sizeof(spk)) < 0)
+    if (mkdir(dir, 0700) < 0 || trackd_line(c->trackd, dir, "--print-public-key", NULL, NULL, NULL,
+                                            NULL, NULL, spk, sizeof(spk)) < 0)
         return -1;
     snprintf(key, sizeof(key), "%s/b18-client.key", c->root);
     unlink(key);

@@ -582,14 +582,12 @@ static int drain(struct loop *l)
             }
             if (!rq) {
                 srv_log(SRV_LOG_INFO, "loop", "bad frame bytes=%d", len);
-                reply_error(l, l->socks[s], control, rpeer, NULL,
-                            TRACK__V1__CODE__INVALID_ARGUMENT,
-                            sealed ? "sealed frame's content is not a valid track.v1.Request "
-                                     "message"
-                            : misplaced
-                                ? "a sealed frame on a listener that takes plain frames "
-                                  "(ipc:// or --plain-tcp)"
-                                : "frame is not a valid track.v1.Request message");
+                reply_error(l, l->socks[s], control, rpeer, NULL, TRACK__V1__CODE__INVALID_ARGUMENT,
+                            sealed      ? "sealed frame's content is not a valid track.v1.Request "
+                                          "message"
+                            : misplaced ? "a sealed frame on a listener that takes plain frames "
+                                          "(ipc:// or --plain-tcp)"
+                                        : "frame is not a valid track.v1.Request message");
                 continue;
             }
             if (!srv_op_kind(rq) || rq->request_id.len != WIRE_ID_BYTES) {

@@ -99,9 +99,8 @@ int srv_sealer_new(struct srv *srv, struct srv_sealer **out)
     if (!s)
         return -1;
     s->srv = srv;
-    struct seal_server_opts o = {.key_known = key_known,
-                                 .key_arg = s,
-                                 .max_frame = LIMIT_FRAME_BYTES};
+    struct seal_server_opts o = {
+        .key_known = key_known, .key_arg = s, .max_frame = LIMIT_FRAME_BYTES};
     if (seal_server_new(&o, srv->key.sk, &s->seal, &err)) {
         srv_log(SRV_LOG_ERROR, "seal", "cannot set up sealed listeners: %s", err.msg);
         free(s);

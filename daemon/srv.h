@@ -161,7 +161,7 @@ struct srv_job {
     struct srv_caller caller;          /* who asks (the worker's srv_call.caller) */
     int sealed;                        /* the reply is sealed for peer (by the loop) */
     struct seal_peer peer;
-    uint8_t *reply;                    /* packed response, filled by the worker */
+    uint8_t *reply; /* packed response, filled by the worker */
     size_t reply_len;
 };
 

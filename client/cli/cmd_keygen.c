@@ -44,8 +44,9 @@ int cmd_keygen(int argc, char **argv)
     }
     printf("%s\n", pk);
     if (!show)
-        fprintf(stderr, "track: secret key written to %s (0600); give the public key above to "
-                        "the server's admin\n",
+        fprintf(stderr,
+                "track: secret key written to %s (0600); give the public key above to "
+                "the server's admin\n",
                 path);
     return 0;
 }

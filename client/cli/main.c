@@ -235,14 +235,15 @@ static const struct cli_cmd commands[] = {
      "track keygen\ntrack keygen --show\n"},
     {"config set", cmd_config_set, "server URI [--server-key KEY]",
      "set the default server and pin its public key",
-     OPTS({"--server-key KEY", "the server's public key (trk1:..., from trackd --print-public-key); "
-                               "required for tcp://"}),
+     OPTS({"--server-key KEY",
+           "the server's public key (trk1:..., from trackd --print-public-key); "
+           "required for tcp://"}),
      "Writes $XDG_CONFIG_HOME/track/config (~/.config/track/config, 0600). Every track command "
      "and libtrack program without --server or TRACK_SERVER then talks to URI; a tcp:// server "
      "must answer with the pinned key, else the client refuses it (server key mismatch).",
      "track config set server tcp://tracker.lab:7171 --server-key trk1:...\n"},
-    {"config show", cmd_config_show, "[--json]", "show the client config, key and pinned server key",
-     NO_OPTS,
+    {"config show", cmd_config_show, "[--json]",
+     "show the client config, key and pinned server key", NO_OPTS,
      "Prints the config file's path, the server, its pinned key, the client key's path and "
      "public key.",
      "track config show\ntrack config show --json\n"},

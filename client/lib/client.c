@@ -103,8 +103,7 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "key_path or server_key: too long");
     }
     snprintf(c->opt_key_path, sizeof(c->opt_key_path), "%s", o.key_path ? o.key_path : "");
-    snprintf(c->opt_server_key, sizeof(c->opt_server_key), "%s",
-             o.server_key ? o.server_key : "");
+    snprintf(c->opt_server_key, sizeof(c->opt_server_key), "%s", o.server_key ? o.server_key : "");
     env = getenv("TRACK_TEST_PLAIN_TCP");
     c->plain_tcp = env && strcmp(env, "1") == 0;
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 2000;

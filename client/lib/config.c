@@ -100,8 +100,8 @@ int track_config_read(struct track_config *cfg, struct track_err *err)
         eq = strchr(p, '=');
         if (!eq) {
             fclose(f);
-            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s:%d: expected key = value",
-                           cfg->path, lineno);
+            return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s:%d: expected key = value", cfg->path,
+                           lineno);
         }
         *eq = '\0';
         char *key = trim(p), *val = trim(eq + 1);
@@ -132,8 +132,7 @@ int track_config_set_server(const char *server, const char *server_key, struct t
     if (!server || (strncmp(server, "ipc://", 6) != 0 && strncmp(server, "tcp://", 6) != 0) ||
         strlen(server) >= sizeof(cfg.server) || strchr(server, '\n'))
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
-                       "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT",
-                       server ? server : "");
+                       "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", server ? server : "");
     if (server_key && seal_key_from_text(server_key, pk, &se))
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "--server-key: %s", se.msg);
     if (!server_key && strncmp(server, "tcp://", 6) == 0)
@@ -143,13 +142,11 @@ int track_config_set_server(const char *server, const char *server_key, struct t
     snprintf(cfg.server, sizeof(cfg.server), "%s", server);
     snprintf(cfg.server_key, sizeof(cfg.server_key), "%s", server_key ? server_key : "");
     if (cl_config_dir(dir, sizeof(dir)) || paths_mkdirs(dir, 0700))
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s: %s", dir,
-                       strerror(errno));
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s: %s", dir, strerror(errno));
     snprintf(tmp, sizeof(tmp), "%s.tmp-%d", cfg.path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", tmp,
-                       strerror(errno));
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", tmp, strerror(errno));
     FILE *f = fdopen(fd, "w");
     if (!f || fchmod(fd, 0600) != 0) {
         if (f)
@@ -157,8 +154,7 @@ int track_config_set_server(const char *server, const char *server_key, struct t
         else
             close(fd);
         unlink(tmp);
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", tmp,
-                       strerror(errno));
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", tmp, strerror(errno));
     }
     fprintf(f, "# track's client config (track config set server URI --server-key KEY)\n");
     fprintf(f, "server = %s\n", cfg.server);
@@ -169,8 +165,7 @@ int track_config_set_server(const char *server, const char *server_key, struct t
     if (bad || rename(tmp, cfg.path) != 0) {
         int e = errno;
         unlink(tmp);
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", cfg.path,
-                       strerror(e));
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot write %s: %s", cfg.path, strerror(e));
     }
     return 0;
 }
@@ -225,11 +220,10 @@ int track_key_public(const char *path, char pk_text[TRACK_KEY_TEXT_BYTES], struc
     }
     int rc = seal_key_file_read(path, &kp, &se);
     if (rc == SEAL_E_IO && access(path, F_OK) != 0)
-        return cl_fail(err, TRACK_E_NOT_FOUND, "no key at %s: make one with `track keygen`",
-                       path);
+        return cl_fail(err, TRACK_E_NOT_FOUND, "no key at %s: make one with `track keygen`", path);
     if (rc)
-        return cl_fail(err, rc == SEAL_E_PERM ? TRACK_E_PERMISSION_DENIED
-                                              : TRACK_E_INVALID_ARGUMENT,
+        return cl_fail(err,
+                       rc == SEAL_E_PERM ? TRACK_E_PERMISSION_DENIED : TRACK_E_INVALID_ARGUMENT,
                        "%s", se.msg);
     seal_key_to_text(kp.pk, pk_text);
     seal_keypair_clear(&kp);
@@ -278,8 +272,8 @@ int cl_seal_setup(struct track_client *c, struct track_err *err)
     }
     if (rc) {
         c->seal_fault = 1;
-        return cl_fail(err, rc == SEAL_E_PERM ? TRACK_E_PERMISSION_DENIED
-                                              : TRACK_E_INVALID_ARGUMENT,
+        return cl_fail(err,
+                       rc == SEAL_E_PERM ? TRACK_E_PERMISSION_DENIED : TRACK_E_INVALID_ARGUMENT,
                        "client key: %s", se.msg);
     }
     seal_key_to_text(kp.pk, c->key_text);

@@ -427,8 +427,8 @@ static int mismatch(struct track_client *c, struct track_err *err)
 
 /* Opens the reply to a sealed request (buf: nanomsg's, freed here). A plain
  * reply counts only as an error the server gave before it could seal. */
-static int open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf,
-                      size_t n, Track__V1__Response **out, struct track_err *err)
+static int open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf, size_t n,
+                      Track__V1__Response **out, struct track_err *err)
 {
     struct seal_err se = {0};
     uint8_t *plain = NULL;
@@ -534,8 +534,7 @@ reseal:;
         struct seal_err se = {0};
         size_t slen;
         if (seal_client_seal(c->seal, plain_req, plain_len, &sealed, &slen, &ticket, &se))
-            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s",
-                           se.msg);
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s", se.msg);
         req = sealed;
         len = slen;
     }

@@ -325,14 +325,13 @@ Test(seal_tcp, a_known_key_logs_lists_and_moves_artifacts)
     /* the CLI, with the pin from the config file and the key from TRACK_KEY */
     char *out = NULL, *errs = NULL, env_key[500];
     snprintf(env_key, sizeof(env_key), "TRACK_KEY=%s", kpath);
-    const char *setv[] = {TRACK_BIN, "config", "set", "server", tcp_uri, "--server-key",
-                          server_pk, NULL};
+    const char *setv[] = {TRACK_BIN, "config",       "set",     "server",
+                          tcp_uri,   "--server-key", server_pk, NULL};
     cr_assert_eq(fx_run(setv, NULL, NULL, &out, &errs), 0, "config set: %s", errs);
     free(out);
     free(errs);
     const char *env[] = {env_key, "TRACK_NO_AUTOSTART=1", NULL};
-    const char *logv[] = {TRACK_BIN, "log-metric", "acc", "0.9", "--step", "3", "--run", hex,
-                          NULL};
+    const char *logv[] = {TRACK_BIN, "log-metric", "acc", "0.9", "--step", "3", "--run", hex, NULL};
     cr_assert_eq(fx_run(logv, env, NULL, &out, &errs), 0, "track log-metric: %s", errs);
     free(out);
     free(errs);
@@ -382,8 +381,7 @@ Test(seal_tcp, tampered_replayed_stale_and_plain_frames_are_refused)
     reply = raw_reply(fd, &rlen, 5000);
     cr_assert_not_null(reply, "no reply to a good frame");
     size_t plen;
-    cr_assert_eq(seal_client_open_reply(s.c, &t, reply, rlen, &plain, &plen, &se), 0, "%s",
-                 se.msg);
+    cr_assert_eq(seal_client_open_reply(s.c, &t, reply, rlen, &plain, &plen, &se), 0, "%s", se.msg);
     Track__V1__Response *rs = track__v1__response__unpack(NULL, plen, plain);
     cr_assert(rs && !rs->error && rs->result_case == TRACK__V1__RESPONSE__RESULT_STATUS);
     track__v1__response__free_unpacked(rs, NULL);
@@ -458,8 +456,8 @@ Test(seal_tcp, a_client_pinned_to_another_key_reports_a_mismatch)
     unsetenv("TRACK_SERVER_KEY");
     c = client_with(NULL, NULL, 1);
     cr_assert_eq(status_of(c, &err), TRACK_E_UNAUTHENTICATED, "%s", err.msg);
-    cr_assert(strstr(err.msg, "track keygen") && strstr(err.msg, "track config set server"),
-              "%s", err.msg);
+    cr_assert(strstr(err.msg, "track keygen") && strstr(err.msg, "track config set server"), "%s",
+              err.msg);
     track_client_close(c);
     passed = 1;
 }
@@ -474,8 +472,8 @@ Test(seal_tcp, a_removed_key_is_refused_at_its_next_request)
     struct track_err err = {0};
     cr_assert_eq(status_of(c, &err), 0, "%s", err.msg);
     store_do("carol", NULL, 0, 1);
-    cr_assert_eq(status_of(c, &err), TRACK_E_UNAUTHENTICATED,
-                 "a removed key still served: %s", err.msg);
+    cr_assert_eq(status_of(c, &err), TRACK_E_UNAUTHENTICATED, "a removed key still served: %s",
+                 err.msg);
     track_client_close(c);
     passed = 1;
 }
@@ -512,8 +510,8 @@ Test(seal_tcp, key_files_and_config_are_0600_under_umask_000)
     cr_assert_eq(stat(path, &sb), 0);
     cr_expect_eq(sb.st_mode & 0777, 0700, "config dir mode %o", sb.st_mode & 0777);
 
-    const char *set[] = {TRACK_BIN, "config", "set", "server", tcp_uri, "--server-key", server_pk,
-                         NULL};
+    const char *set[] = {TRACK_BIN, "config",       "set",     "server",
+                         tcp_uri,   "--server-key", server_pk, NULL};
     cr_assert_eq(fx_run(set, NULL, NULL, &out, &errs), 0, "config set: %s", errs);
     free(out);
     free(errs);
@@ -653,9 +651,11 @@ Test(seal_tcp, a_slow_reply_is_not_taken_for_a_replay)
     start_sealed();
     make_key("alice", kpath, sizeof(kpath), pk);
     store_do("alice", pk, STORE_ROLE_WRITER, 0);
-    struct track_opts o = {
-        .server = tcp_uri, .timeout_ms = 15000, .no_spool = 1, .key_path = kpath,
-        .server_key = server_pk};
+    struct track_opts o = {.server = tcp_uri,
+                           .timeout_ms = 15000,
+                           .no_spool = 1,
+                           .key_path = kpath,
+                           .server_key = server_pk};
     struct track_client *c = NULL;
     struct track_err err = {0};
     cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
