@@ -13,6 +13,16 @@
  * commit, then every write's reply. A write is therefore acknowledged only
  * after its data is committed, and a failing write undoes only itself.
  *
+ * Sealed tcp:// listeners (loop.h sealed[]): each frame is opened first
+ * (seal_srv.c, in this thread) into its plaintext, its sender (struct
+ * seal_peer) and its caller (the store's user of that key); a frame that
+ * does not open is answered plain with the refusal. Everything after sees
+ * the plaintext, the request-id digest included, and every reply to a
+ * sealed request, errors too, is sealed for its peer in send_reply just
+ * before nn_sendmsg. ipc (and --plain-tcp) requests get the local caller.
+ * The caller rides with the request to the group commit (struct pending)
+ * and to the read workers (struct srv_job), as srv_call.caller.
+ *
  * Exactly once: each applied write's request id is stored with its packed
  * response and a BLAKE2b digest of its frame without the id, in the same
  * transaction; a repeated id with the same body gets that response again,

@@ -8,7 +8,9 @@
  *               can call them)
  *   workers.c   threads with read-only store handles for reads
  *
- * plus arena.c (per-request memory), log.c and main.c (options, config),
+ * plus seal_srv.c (the server key and the sealed frames of tcp://
+ * listeners, the loop's thread only), arena.c (per-request memory), log.c
+ * and main.c (options, config),
  * op_backup.c (backups streamed to the client), restore.c (--restore and
  * its recovery at start) and reserve.c (space kept for a full disk).
  */
