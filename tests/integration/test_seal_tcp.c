@@ -680,3 +680,57 @@ Test(seal_tcp, a_slow_reply_is_not_taken_for_a_replay)
     cr_assert(!fx_wait_log(&D, 0, "refused REPLAYED", 200), "a slow reply became a replay");
     passed = 1;
 }
+
+/* A write sealed again with a fresh nonce (what a retry does) is the same
+ * request to trackd: the request-id digest is of the plaintext, so the
+ * second answer is the first one again, not ALREADY_EXISTS or CONFLICT. */
+Test(seal_tcp, a_write_sealed_again_is_recognised_by_its_request_id)
+{
+    char kpath[400], pk[TRACK_KEY_TEXT_BYTES];
+    start_sealed();
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__ExperimentCreate ec = TRACK__V1__EXPERIMENT_CREATE__INIT;
+    uint8_t rid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    ec.name = (char *)(uintptr_t) "resealed";
+    rq.request_id.data = rid;
+    rq.request_id.len = 16;
+    rq.op_case = TRACK__V1__REQUEST__OP_EXPERIMENT_CREATE;
+    rq.experiment_create = &ec;
+    size_t len = track__v1__request__get_packed_size(&rq);
+    uint8_t *req = malloc(len);
+    track__v1__request__pack(&rq, req);
+    struct sealer s;
+    sealer_new(&s, kpath);
+    int fd = raw_connect();
+    int64_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        struct seal_err se = {0};
+        struct seal_ticket t;
+        uint8_t *frame, *reply, *plain;
+        size_t flen, rlen, plen;
+        cr_assert_eq(seal_client_seal(s.c, req, len, &frame, &flen, &t, &se), 0, "%s", se.msg);
+        raw_send(fd, (uint32_t)(10 + i), frame, flen);
+        free(frame);
+        reply = raw_reply(fd, &rlen, 5000);
+        cr_assert_not_null(reply, "no reply to copy %d", i + 1);
+        cr_assert_eq(seal_client_open_reply(s.c, &t, reply, rlen, &plain, &plen, &se), 0,
+                     "copy %d: %s", i + 1, se.msg);
+        Track__V1__Response *rs = track__v1__response__unpack(NULL, plen, plain);
+        cr_assert_not_null(rs);
+        cr_assert(!rs->error || rs->error->code == TRACK__V1__CODE__OK, "copy %d: %s", i + 1,
+                  rs->error ? rs->error->message : "");
+        cr_assert_eq(rs->result_case, TRACK__V1__RESPONSE__RESULT_EXPERIMENT);
+        ids[i] = rs->experiment->id;
+        track__v1__response__free_unpacked(rs, NULL);
+        free(plain);
+        free(reply);
+    }
+    cr_assert_eq(ids[0], ids[1], "the resealed copy made experiment %lld after %lld",
+                 (long long)ids[1], (long long)ids[0]);
+    close(fd);
+    free(req);
+    sealer_free(&s);
+    passed = 1;
+}
