@@ -68,6 +68,7 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
     struct track_config cfg;
     struct track_client *c;
     const char *env;
+    int rc;
 
     if (opts)
         o = *opts;
@@ -84,7 +85,12 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
     } else if (env && *env) {
         snprintf(c->server, sizeof(c->server), "%s", env);
         c->server_explicit = 1;
-    } else if (track_config_read(&cfg, NULL) == 0 && cfg.server[0]) {
+    } else if ((rc = track_config_read(&cfg, err)) != 0) {
+        /* a config naming a server that cannot be read must not send the
+         * writes meant for it to the local default instead */
+        free(c);
+        return rc;
+    } else if (cfg.server[0]) {
         snprintf(c->server, sizeof(c->server), "%s", cfg.server);
         c->server_explicit = 1;
     } else if (paths_default_server(c->server, sizeof(c->server))) {
@@ -92,8 +98,8 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot work out the default server");
     }
     if (strncmp(c->server, "ipc://", 6) != 0 && strncmp(c->server, "tcp://", 6) != 0) {
-        int rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
-                         "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", c->server);
+        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                     "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", c->server);
         free(c);
         return rc;
     }

@@ -734,3 +734,30 @@ Test(seal_tcp, a_write_sealed_again_is_recognised_by_its_request_id)
     sealer_free(&s);
     passed = 1;
 }
+
+/* A config file that cannot be read stops a client that would use it,
+ * naming the file and line, rather than sending its writes to the local
+ * default; the server it names is the default of every client. */
+Test(seal_tcp, the_config_names_the_default_server_and_a_broken_one_is_an_error)
+{
+    char path[400], kpath[400], pk[TRACK_KEY_TEXT_BYTES];
+    struct track_err err = {0};
+    struct track_client *c = NULL;
+    start_sealed();
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    cr_assert_eq(track_config_set_server(tcp_uri, server_pk, &err), 0, "%s", err.msg);
+    setenv("TRACK_KEY", kpath, 1);
+    struct track_opts o = {.timeout_ms = 5000, .no_spool = 1};
+    cr_assert_eq(track_client_open(&o, &c, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(track_client_server(c), tcp_uri);
+    cr_assert_eq(status_of(c, &err), 0, "with the config's pin: %s", err.msg);
+    track_client_close(c);
+
+    snprintf(path, sizeof(path), "%s/.config/track/config", home);
+    fx_write_file(path, "server = tcp://127.0.0.1:1\nsevrer_key = trk1:x\n", 46);
+    c = NULL;
+    cr_assert_neq(track_client_open(&o, &c, &err), 0, "a broken config was ignored");
+    cr_assert(strstr(err.msg, path) && strstr(err.msg, ":2:"), "%s", err.msg);
+    passed = 1;
+}
