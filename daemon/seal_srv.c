@@ -21,6 +21,12 @@
  * INFO with the frame's key text, at most REFUSAL_LOG_BURST lines per
  * REFUSAL_LOG_MS, then one line counting the rest.
  *
+ * The replay cache holds every frame opened within 2 x 2 x window (240 s at
+ * the default 120 s window), at most REPLAY_CAP per generation: about 4,400
+ * frames a second sustained, past which fresh frames are refused (FULL)
+ * rather than a nonce forgotten; its two tables take up to 64 MiB, resident
+ * only as they fill. TRACKD_TEST_REPLAY_CAP (tests only) sets the cap.
+ *
  * The seal_server belongs to the loop thread only (it is not thread-safe):
  * requests are opened in drain and replies sealed just before nn_sendmsg,
  * both there.
@@ -37,6 +43,7 @@
 
 #include "track_limits.h"
 
+#define REPLAY_CAP        (1u << 20) /* frames per replay generation (seal.h) */
 #define REFUSAL_LOG_MS    10000
 #define REFUSAL_LOG_BURST 20
 
@@ -99,8 +106,15 @@ int srv_sealer_new(struct srv *srv, struct srv_sealer **out)
     if (!s)
         return -1;
     s->srv = srv;
-    struct seal_server_opts o = {
-        .key_known = key_known, .key_arg = s, .max_frame = LIMIT_FRAME_BYTES};
+    struct seal_server_opts o = {.key_known = key_known,
+                                 .key_arg = s,
+                                 .max_frame = LIMIT_FRAME_BYTES,
+                                 .replay_cap = REPLAY_CAP};
+    const char *cap = getenv("TRACKD_TEST_REPLAY_CAP");
+    if (cap && *cap) {
+        o.replay_cap = (size_t)strtoul(cap, NULL, 10);
+        srv_log(SRV_LOG_WARN, "seal", "test replay cache cap=%zu", o.replay_cap);
+    }
     if (seal_server_new(&o, srv->key.sk, &s->seal, &err)) {
         srv_log(SRV_LOG_ERROR, "seal", "cannot set up sealed listeners: %s", err.msg);
         free(s);

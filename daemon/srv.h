@@ -137,7 +137,9 @@ void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, 
  *   - replies built and waiting for the loop: SRV_MAX_DONE_BYTES (a worker
  *     waits before starting the next read past it);
  *   - replies handed to nanomsg that their client has not yet read:
- *     SRV_MAX_HELD_BYTES (estimated, see loop.c).
+ *     SRV_MAX_HELD_BYTES (estimated, see loop.c);
+ *   - on sealed tcp, the replay cache: 2^20 frames per generation, 64 MiB at
+ *     most, resident as it fills (seal_srv.c); full, it refuses frames.
  * Past the read and held bounds a read is answered RESOURCE_EXHAUSTED with a
  * message naming the limit; writes are never refused for it (their replies
  * are small and their requests are freed once applied). */

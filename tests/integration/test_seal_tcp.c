@@ -761,3 +761,41 @@ Test(seal_tcp, the_config_names_the_default_server_and_a_broken_one_is_an_error)
     cr_assert(strstr(err.msg, path) && strstr(err.msg, ":2:"), "%s", err.msg);
     passed = 1;
 }
+
+/* A replay cache at its cap refuses fresh frames as RESOURCE_EXHAUSTED
+ * (never forgets a nonce to make room); the cap is set small here with the
+ * test hook TRACKD_TEST_REPLAY_CAP. */
+Test(seal_tcp, a_full_replay_cache_is_resource_exhausted)
+{
+    char kpath[400], pk[TRACK_KEY_TEXT_BYTES], msg[700];
+    setenv("TRACKD_TEST_REPLAY_CAP", "5", 1);
+    start_sealed();
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    struct sealer s;
+    sealer_new(&s, kpath);
+    int fd = raw_connect();
+    for (int i = 0; i < 6; i++) {
+        struct seal_err se = {0};
+        struct seal_ticket t;
+        size_t len, flen, rlen;
+        uint8_t *req = status_request(&len), *frame, *reply;
+        cr_assert_eq(seal_client_seal(s.c, req, len, &frame, &flen, &t, &se), 0, "%s", se.msg);
+        raw_send(fd, (uint32_t)(20 + i), frame, flen);
+        reply = raw_reply(fd, &rlen, 5000);
+        cr_assert_not_null(reply, "no reply to frame %d", i + 1);
+        if (i < 5) {
+            cr_assert_eq(seal_frame_kind(reply, rlen), SEAL_KIND_REPLY, "frame %d refused", i + 1);
+        } else {
+            cr_assert_eq(plain_error(reply, rlen, msg, sizeof(msg)),
+                         TRACK__V1__CODE__RESOURCE_EXHAUSTED);
+            cr_assert(strstr(msg, "replay cache full"), "%s", msg);
+        }
+        free(reply);
+        free(frame);
+        free(req);
+    }
+    close(fd);
+    sealer_free(&s);
+    passed = 1;
+}
