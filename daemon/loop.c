@@ -165,8 +165,10 @@ static void send_reply(struct loop *l, int sock, void *control, const struct sea
 {
     uint8_t *sealed = NULL;
     if (peer) {
-        if (srv_sealer_seal(l->sealer, peer, buf, len, &sealed, &len)) {
-            /* too large to seal (or no memory): a small sealed error instead */
+        size_t slen;
+        if (srv_sealer_seal(l->sealer, peer, buf, len, &sealed, &slen)) {
+            /* too large to seal (or no memory): a small sealed error instead
+             * (which itself is small enough that it cannot recurse again) */
             if (len > 4096)
                 reply_error(l, sock, control, peer, NULL, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
                             "reply too large to seal for this listener's frame limit");
@@ -175,6 +177,7 @@ static void send_reply(struct loop *l, int sock, void *control, const struct sea
             return;
         }
         buf = sealed;
+        len = slen;
     }
     void *msg = nn_allocmsg(len ? len : 1, 0);
     if (!msg) {
