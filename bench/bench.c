@@ -51,6 +51,8 @@
  *       (wait4) and trackd's VmHWM beside. One measurement each way.
  *   B13 the same file put again into another run (dedup: hashed locally,
  *       no bytes sent) against `b2sum` of it.
+ *   B18 sealed tcp:// vs plain tcp:// (--plain-tcp), loopback, in one run:
+ *       set-tag round trips and B1's ingest (b18.c).
  *
  * Process creation on a VM can be slow enough to dominate B4-B6; B4's
  * /bin/true baseline shows how much.
@@ -282,6 +284,27 @@ static int worker_line(const char *mode, const char *uri, const char *a1, const 
         return -1;
     }
     return bench_wait(&p) == 0 ? 0 : -1;
+}
+
+/* ---- what b18.c calls back --------------------------------------------------- */
+static int b18_worker(const char *mode, const char *uri, const char *a1, char *line, size_t cap)
+{
+    return worker_line(mode, uri, a1, NULL, NULL, line, cap);
+}
+
+static int b18_ingest(struct bench_daemon *d, int64_t n, double *secs, double *cpu)
+{
+    return log_clients(d, 1, n, 8192, secs, cpu);
+}
+
+static void b18_row(const char *id, const char *what, const char *target, double a, double b,
+                    const char *unit, double goal)
+{
+    struct row *row = row_add(id, what, target);
+    fmt_rate(row->fig, sizeof(row->fig), a, unit);
+    fmt_rate(row->base, sizeof(row->base), b, unit);
+    snprintf(row->ratio, sizeof(row->ratio), "%.2f", a / b);
+    row->met = yes_no(a / b >= goal);
 }
 
 /* ---- B1, B9, B10 -------------------------------------------------------------- */
@@ -1221,6 +1244,20 @@ int main(int argc, char **argv)
     if (wanted("B10")) {
         note("B10: ingest scaling");
         bench_b10(b1_rate, b1_cpu);
+    }
+    if (wanted("B18")) {
+        note("B18: sealed vs plain tcp:// (loopback)");
+        struct bench_b18_cfg b18 = {.trackd = cfg.trackd,
+                                    .root = cfg.root,
+                                    .reps = cfg.reps,
+                                    .keep = cfg.keep,
+                                    .rt_n = cfg.b3_n,
+                                    .ingest_n = cfg.b1_n,
+                                    .worker = b18_worker,
+                                    .ingest = b18_ingest,
+                                    .row = b18_row,
+                                    .fail = fail_section};
+        bench_b18(&b18);
     }
     if (wanted("B12") || wanted("B13")) {
         note("B12/B13: artifact upload, download and dedup");

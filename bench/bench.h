@@ -109,6 +109,10 @@ struct bench_daemon {
  * and waits until its socket accepts connections. */
 int bench_daemon_start(struct bench_daemon *d, const char *trackd, const char *root,
                        const char *name);
+/* The same with extra arguments (NULL-ended) after the ipc listener; the
+ * data directory is kept as it is when keep_dir, else made afresh. */
+int bench_daemon_start_ex(struct bench_daemon *d, const char *trackd, const char *root,
+                          const char *name, const char *const *extra, int keep_dir);
 /* SIGTERM (trackd drains, checkpoints the WAL and exits); returns its exit
  * status. */
 int bench_daemon_stop(struct bench_daemon *d);
@@ -122,6 +126,21 @@ int64_t bench_proc_cpu_ns(pid_t pid);
 int64_t bench_file_size(const char *path);
 /* Removes a directory tree (best effort). */
 void bench_rm_rf(const char *path);
+
+/* ---- b18.c: sealed vs plain tcp:// ---------------------------------------- */
+struct bench_b18_cfg {
+    const char *trackd, *root;
+    int reps, keep;
+    int64_t rt_n, ingest_n;
+    /* the orchestrator's: a worker's one line, an ingest of n points, a
+     * table row (figure a vs baseline b, ratio a / b against goal), a failure */
+    int (*worker)(const char *mode, const char *uri, const char *a1, char *line, size_t cap);
+    int (*ingest)(struct bench_daemon *d, int64_t n, double *secs, double *cpu);
+    void (*row)(const char *id, const char *what, const char *target, double a, double b,
+                const char *unit, double goal);
+    void (*fail)(const char *id, const char *why);
+};
+void bench_b18(const struct bench_b18_cfg *c);
 
 /* ---- baseline.c ------------------------------------------------------------ */
 struct bench_base_result {

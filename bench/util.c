@@ -224,7 +224,14 @@ static int ipc_up(const char *path)
 int bench_daemon_start(struct bench_daemon *d, const char *trackd, const char *root,
                        const char *name)
 {
-    char *argv[10];
+    return bench_daemon_start_ex(d, trackd, root, name, NULL, 0);
+}
+
+int bench_daemon_start_ex(struct bench_daemon *d, const char *trackd, const char *root,
+                          const char *name, const char *const *extra, int keep_dir)
+{
+    char *argv[20];
+    int n = 7;
 
     memset(d, 0, sizeof(*d));
     d->proc.pid = -1;
@@ -232,9 +239,11 @@ int bench_daemon_start(struct bench_daemon *d, const char *trackd, const char *r
     snprintf(d->uri, sizeof(d->uri), "ipc://%s/trackd.sock", d->dir);
     snprintf(d->db, sizeof(d->db), "%s/track.db", d->dir);
     snprintf(d->log, sizeof(d->log), "%s/trackd.log", root);
-    bench_rm_rf(d->dir);
-    if (mkdir(d->dir, 0700) < 0)
-        return -1;
+    if (!keep_dir) {
+        bench_rm_rf(d->dir);
+        if (mkdir(d->dir, 0700) < 0)
+            return -1;
+    }
     argv[0] = (char *)(uintptr_t)trackd;
     argv[1] = (char *)(uintptr_t) "--data-dir";
     argv[2] = d->dir;
@@ -242,7 +251,9 @@ int bench_daemon_start(struct bench_daemon *d, const char *trackd, const char *r
     argv[4] = d->uri;
     argv[5] = (char *)(uintptr_t) "--log-level";
     argv[6] = (char *)(uintptr_t) "warn";
-    argv[7] = NULL;
+    for (int i = 0; extra && extra[i] && n < 19; i++)
+        argv[n++] = (char *)(uintptr_t)extra[i];
+    argv[n] = NULL;
     if (bench_spawn(&d->proc, argv, 0, 0, d->log) < 0)
         return -1;
     for (int i = 0; i < 1000; i++) {

@@ -4,8 +4,9 @@
  * ipc, SRV_TCP_FRAME_BYTES on tcp), makes an ipc socket's directory (the
  * default one private), binds the socket file with the configured mode,
  * and removes a stale socket file only when nothing listens on it. Closes
- * the listeners (and unlinks their socket files) at exit. Which tcp hosts
- * may be listened on is main.c's rule, checked before the loop starts.
+ * the listeners (and unlinks their socket files) at exit. A tcp:// listener
+ * is sealed (loop.h: sealed[]) unless --plain-tcp; which tcp hosts may be
+ * listened on is main.c's rule, checked before the loop starts.
  *
  * Descriptors. nanomsg's accept retries without pause when accept fails
  * with EMFILE (one thread at 100% while a connection waits), so the loop
@@ -206,6 +207,7 @@ int srv_open_sockets(struct loop *l)
         }
         /* bound: from here srv_close_sockets owns it (and unlinks its file) */
         l->frame_limit[l->n_socks] = (uint32_t)maxsize;
+        l->sealed[l->n_socks] = !ipc && !l->srv->cfg.plain_tcp;
         l->socks[l->n_socks++] = s;
         if (nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdsz) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
@@ -216,7 +218,8 @@ int srv_open_sockets(struct loop *l)
         if (ipc)
             srv_log(SRV_LOG_INFO, "loop", "listening uri=%s mode=%04o", uri, socket_mode(l));
         else
-            srv_log(SRV_LOG_INFO, "loop", "listening uri=%s", uri);
+            srv_log(SRV_LOG_INFO, "loop", "listening uri=%s %s", uri,
+                    l->sealed[l->n_socks - 1] ? "sealed" : "plain");
     }
     return 0;
 }

@@ -13,6 +13,16 @@
  * commit, then every write's reply. A write is therefore acknowledged only
  * after its data is committed, and a failing write undoes only itself.
  *
+ * Sealed tcp:// listeners (loop.h sealed[]): each frame is opened first
+ * (seal_srv.c, in this thread) into its plaintext, its sender (struct
+ * seal_peer) and its caller (the store's user of that key); a frame that
+ * does not open is answered plain with the refusal. Everything after sees
+ * the plaintext, the request-id digest included, and every reply to a
+ * sealed request, errors too, is sealed for its peer in send_reply just
+ * before nn_sendmsg. ipc (and --plain-tcp) requests get the local caller.
+ * The caller rides with the request to the group commit (struct pending)
+ * and to the read workers (struct srv_job), as srv_call.caller.
+ *
  * Exactly once: each applied write's request id is stored with its packed
  * response and a BLAKE2b digest of its frame without the id, in the same
  * transaction; a repeated id with the same body gets that response again,
@@ -74,6 +84,9 @@ struct pending {
     int applied;                        /* a write that succeeded inside the transaction */
     int replayed;                       /* answered from the request table */
     uint8_t digest[STORE_DIGEST_BYTES]; /* of a write's frame (frame_digest) */
+    struct srv_caller caller;           /* who asks */
+    int sealed;                         /* came sealed: the reply is sealed for peer */
+    struct seal_peer peer;
 };
 
 /* a read reply counted as still held by nanomsg for its connection */
@@ -140,16 +153,40 @@ static void free_control(void *control)
         nn_freemsg(control);
 }
 
-/* Sends `buf` as the reply addressed by `control`. Takes `control` in every
- * case; `buf` stays the caller's. */
-static void send_reply(int sock, void *control, const uint8_t *buf, size_t len)
+static void reply_error(struct loop *l, int sock, void *control, const struct seal_peer *peer,
+                        const ProtobufCBinaryData *rid, int code, const char *msg);
+
+/* Sends `buf` as the reply addressed by `control`, sealed for `peer` when
+ * not NULL (a sealed request's reply: sealed here, in the loop's thread,
+ * just before it goes). Takes `control` in every case; `buf` stays the
+ * caller's. */
+static void send_reply(struct loop *l, int sock, void *control, const struct seal_peer *peer,
+                       const uint8_t *buf, size_t len)
 {
+    uint8_t *sealed = NULL;
+    if (peer) {
+        size_t slen;
+        if (srv_sealer_seal(l->sealer, peer, buf, len, &sealed, &slen)) {
+            /* too large to seal (or no memory): a small sealed error instead
+             * (which itself is small enough that it cannot recurse again) */
+            if (len > 4096)
+                reply_error(l, sock, control, peer, NULL, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
+                            "reply too large to seal for this listener's frame limit");
+            else
+                free_control(control);
+            return;
+        }
+        buf = sealed;
+        len = slen;
+    }
     void *msg = nn_allocmsg(len ? len : 1, 0);
     if (!msg) {
+        free(sealed);
         free_control(control);
         return;
     }
     memcpy(msg, buf, len);
+    free(sealed);
     struct nn_iovec iov = {.iov_base = &msg, .iov_len = NN_MSG};
     struct nn_msghdr hdr = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = NN_MSG};
@@ -160,8 +197,8 @@ static void send_reply(int sock, void *control, const uint8_t *buf, size_t len)
     }
 }
 
-static void reply_error(int sock, void *control, const ProtobufCBinaryData *rid, int code,
-                        const char *msg)
+static void reply_error(struct loop *l, int sock, void *control, const struct seal_peer *peer,
+                        const ProtobufCBinaryData *rid, int code, const char *msg)
 {
     Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
     Track__V1__Error e;
@@ -172,7 +209,7 @@ static void reply_error(int sock, void *control, const ProtobufCBinaryData *rid,
     srv_error_response(&rs, &e, code, msg);
     uint8_t *buf = srv_pack_response(&rs, &len);
     if (buf) {
-        send_reply(sock, control, buf, len);
+        send_reply(l, sock, control, peer, buf, len);
         free(buf);
     } else {
         free_control(control);
@@ -318,8 +355,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
     rc = store_begin(st, &err);
     if (rc) {
         for (int i = 0; i < n; i++) {
-            reply_error(w[i].sock, w[i].control, &w[i].rq->request_id, srv_code_from_store(rc),
-                        err.msg);
+            reply_error(l, w[i].sock, w[i].control, w[i].sealed ? &w[i].peer : NULL,
+                        &w[i].rq->request_id, srv_code_from_store(rc), err.msg);
             w[i].control = NULL;
         }
         return;
@@ -349,7 +386,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
             srv_log(SRV_LOG_DEBUG, "loop", "%s refused: %s", srv_op_name(p->rq), err.msg);
             continue;
         }
-        struct srv_call call = {.srv = l->srv, .st = st, .rq = p->rq, .rs = &rs};
+        struct srv_call call = {
+            .caller = &p->caller, .srv = l->srv, .st = st, .rq = p->rq, .rs = &rs};
         if (!solo && store_save(st, &err)) {
             Track__V1__Error e;
             srv_error_response(&rs, &e, srv_code_from_store(err.code), err.msg);
@@ -431,8 +469,9 @@ static void handle_batch(struct loop *l, int n)
         }
         struct srv_job *job = calloc(1, sizeof(*job));
         if (!job) {
-            reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
-                        TRACK__V1__CODE__RESOURCE_EXHAUSTED, "daemon out of memory");
+            reply_error(l, b[i].sock, b[i].control, b[i].sealed ? &b[i].peer : NULL,
+                        &b[i].rq->request_id, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
+                        "daemon out of memory");
             track__v1__request__free_unpacked(b[i].rq, NULL);
             continue;
         }
@@ -442,6 +481,9 @@ static void handle_batch(struct loop *l, int n)
         job->rq_bytes = b[i].bytes;
         memcpy(job->request_id, b[i].rq->request_id.data, WIRE_ID_BYTES);
         job->frame_limit = b[i].frame_limit;
+        job->caller = b[i].caller;
+        job->sealed = b[i].sealed;
+        job->peer = b[i].peer;
         int rc = srv_workers_submit(l->workers, job);
         if (rc < 0) {
             char msg[200];
@@ -453,8 +495,8 @@ static void handle_batch(struct loop *l, int n)
                          "trackd is busy: reads in flight hold %u MiB of requests "
                          "(the limit); retry",
                          SRV_MAX_READ_BYTES >> 20);
-            reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
-                        TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
+            reply_error(l, b[i].sock, b[i].control, b[i].sealed ? &b[i].peer : NULL,
+                        &b[i].rq->request_id, TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
             track__v1__request__free_unpacked(b[i].rq, NULL);
             free(job);
         }
@@ -465,10 +507,11 @@ static void handle_batch(struct loop *l, int n)
     srv_artifact_after_commit(l->srv); /* pins of rows now durable (or rolled back) */
     for (int i = 0; i < n_writes; i++) {
         if (b[i].control) {
+            const struct seal_peer *peer = b[i].sealed ? &b[i].peer : NULL;
             if (b[i].reply)
-                send_reply(b[i].sock, b[i].control, b[i].reply, b[i].reply_len);
+                send_reply(l, b[i].sock, b[i].control, peer, b[i].reply, b[i].reply_len);
             else
-                reply_error(b[i].sock, b[i].control, &b[i].rq->request_id,
+                reply_error(l, b[i].sock, b[i].control, peer, &b[i].rq->request_id,
                             TRACK__V1__CODE__RESOURCE_EXHAUSTED, "daemon out of memory");
         }
         if (b[i].bytes >= SRV_HELD_MIN_BYTES)
@@ -507,30 +550,59 @@ static int drain(struct loop *l)
             bytes += (size_t)len;
             if (l->n_held)
                 held_read(l, l->socks[s], pipe_key(control));
-            Track__V1__Request *rq = track__v1__request__unpack(NULL, (size_t)len, body);
+            /* a sealed listener: open the envelope first; everything below
+             * (the digest included) sees the plaintext, so a retry sealed
+             * again with a fresh nonce is still the same request */
+            const uint8_t *frame = body;
+            size_t flen = (size_t)len;
+            uint8_t *plain = NULL;
+            struct seal_peer peer = {0};
+            struct srv_caller caller = l->local;
+            int sealed = l->sealed[s];
+            if (sealed) {
+                char msg[600];
+                int code = srv_sealer_open(l->sealer, body, (size_t)len, &peer, &caller, &plain,
+                                           &flen, msg, sizeof(msg));
+                nn_freemsg(body);
+                body = NULL;
+                if (code) {
+                    reply_error(l, l->socks[s], control, NULL, NULL, code, msg);
+                    continue;
+                }
+                frame = plain ? plain : (const uint8_t *)"";
+            }
+            const struct seal_peer *rpeer = sealed ? &peer : NULL;
+            Track__V1__Request *rq = track__v1__request__unpack(NULL, flen, frame);
             char nul_field[120];
             /* unpacking cut such a string at its NUL: refuse, never store a
              * shorter key than the one sent */
-            int has_nul = rq && wire_find_nul_string(&track__v1__request__descriptor, body,
-                                                     (size_t)len, nul_field, sizeof(nul_field));
+            int has_nul = rq && wire_find_nul_string(&track__v1__request__descriptor, frame, flen,
+                                                     nul_field, sizeof(nul_field));
             uint8_t digest[STORE_DIGEST_BYTES] = {0};
             if (rq && !has_nul && srv_op_kind(rq) == SRV_WRITE)
-                frame_digest(body, (size_t)len, digest);
-            nn_freemsg(body);
+                frame_digest(frame, flen, digest);
+            int misplaced = !rq && !sealed && seal_frame_kind(frame, flen) == SEAL_KIND_REQUEST;
+            if (body)
+                nn_freemsg(body);
+            free(plain);
             if (has_nul) {
                 char msg[200];
                 snprintf(msg, sizeof(msg),
                          "%s: contains a NUL byte, which no key, name or value may hold",
                          nul_field);
-                reply_error(l->socks[s], control, &rq->request_id,
+                reply_error(l, l->socks[s], control, rpeer, &rq->request_id,
                             TRACK__V1__CODE__INVALID_ARGUMENT, msg);
                 track__v1__request__free_unpacked(rq, NULL);
                 continue;
             }
             if (!rq) {
                 srv_log(SRV_LOG_INFO, "loop", "bad frame bytes=%d", len);
-                reply_error(l->socks[s], control, NULL, TRACK__V1__CODE__INVALID_ARGUMENT,
-                            "frame is not a valid track.v1.Request message");
+                reply_error(l, l->socks[s], control, rpeer, NULL, TRACK__V1__CODE__INVALID_ARGUMENT,
+                            sealed      ? "sealed frame's content is not a valid track.v1.Request "
+                                          "message"
+                            : misplaced ? "a sealed frame on a listener that takes plain frames "
+                                          "(ipc:// or --plain-tcp)"
+                                        : "frame is not a valid track.v1.Request message");
                 continue;
             }
             if (!srv_op_kind(rq) || rq->request_id.len != WIRE_ID_BYTES) {
@@ -540,7 +612,7 @@ static int drain(struct loop *l)
                              WIRE_ID_BYTES, rq->request_id.len);
                 else
                     snprintf(msg, sizeof(msg), "unknown operation (field %d)", (int)rq->op_case);
-                reply_error(l->socks[s], control, &rq->request_id,
+                reply_error(l, l->socks[s], control, rpeer, &rq->request_id,
                             TRACK__V1__CODE__INVALID_ARGUMENT, msg);
                 track__v1__request__free_unpacked(rq, NULL);
                 continue;
@@ -549,7 +621,10 @@ static int drain(struct loop *l)
                                            .frame_limit = l->frame_limit[s],
                                            .bytes = (size_t)len,
                                            .control = control,
-                                           .rq = rq};
+                                           .rq = rq,
+                                           .caller = caller,
+                                           .sealed = sealed,
+                                           .peer = peer};
             memcpy(l->batch[n].digest, digest, sizeof(digest));
             n++;
         }
@@ -563,6 +638,7 @@ static void reply_done(struct loop *l)
     while (j) {
         struct srv_job *next = j->next;
         ProtobufCBinaryData rid = {.len = WIRE_ID_BYTES, .data = j->request_id};
+        const struct seal_peer *peer = j->sealed ? &j->peer : NULL;
         if (j->reply_len >= SRV_HELD_MIN_BYTES || j->rq_bytes >= SRV_HELD_MIN_BYTES)
             l->freed_big += j->reply_len + j->rq_bytes;
         if (j->reply && j->reply_len >= SRV_HELD_MIN_BYTES &&
@@ -576,13 +652,13 @@ static void reply_done(struct loop *l)
                      "trackd is busy: replies not yet read by their clients hold %zu MiB "
                      "(limit %u MiB); retry",
                      l->held_bytes >> 20, SRV_MAX_HELD_BYTES >> 20);
-            reply_error(j->sock, j->tag, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
+            reply_error(l, j->sock, j->tag, peer, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
         } else if (j->reply) {
             uint32_t pipe = pipe_key(j->tag);
-            send_reply(j->sock, j->tag, j->reply, j->reply_len);
+            send_reply(l, j->sock, j->tag, peer, j->reply, j->reply_len);
             held_add(l, j->sock, pipe, j->reply_len);
         } else
-            reply_error(j->sock, j->tag, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
+            reply_error(l, j->sock, j->tag, peer, &rid, TRACK__V1__CODE__RESOURCE_EXHAUSTED,
                         "daemon out of memory");
         free(j->reply);
         free(j);
@@ -679,8 +755,12 @@ int srv_loop_run(struct srv *srv)
         srv_log(SRV_LOG_ERROR, "loop", "cannot start read workers");
         goto out;
     }
+    srv_local_caller(&l.local);
     if (srv_open_sockets(&l))
         goto out;
+    for (int i = 0; i < l.n_socks && !l.sealer; i++)
+        if (l.sealed[i] && srv_sealer_new(srv, &l.sealer))
+            goto out;
     int nfd = l.n_socks;
     l.pfd[nfd++] = (struct pollfd){.fd = l.efd, .events = POLLIN};
     l.pfd[nfd++] = (struct pollfd){.fd = l.sfd, .events = POLLIN};
@@ -723,6 +803,7 @@ out:
         srv_workers_free(l.workers);
     }
     srv_close_sockets(&l);
+    srv_sealer_free(l.sealer);
     if (l.sfd >= 0)
         close(l.sfd);
     if (l.efd >= 0)

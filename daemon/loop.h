@@ -21,6 +21,9 @@ struct loop {
     int socks[SRV_MAX_LISTEN];
     int eids[SRV_MAX_LISTEN];             /* endpoint of each listener, -1 while paused */
     uint32_t frame_limit[SRV_MAX_LISTEN]; /* NN_RCVMAXSIZE of each listener */
+    int sealed[SRV_MAX_LISTEN];           /* 1: a tcp:// listener taking sealed frames only */
+    struct srv_sealer *sealer;            /* opens and seals them (seal_srv.c); NULL if none */
+    struct srv_caller local;              /* the caller of ipc (and --plain-tcp) requests */
     int n_socks;
     struct pollfd pfd[SRV_MAX_LISTEN + 2];
     int efd, sfd;
@@ -40,6 +43,22 @@ struct loop {
     int64_t pause_ms;  /* length of the next pause */
     int64_t last_pause_ms;
 };
+
+/* ---- seal_srv.c: sealed frames, the loop's thread only ---- */
+struct srv_sealer;
+/* A sealer for srv->key (which must be loaded). 0, or -1 logged. */
+int srv_sealer_new(struct srv *srv, struct srv_sealer **out);
+void srv_sealer_free(struct srv_sealer *s);
+/* Opens a frame from a sealed listener. 0: *plain (malloc'd, may be NULL
+ * when empty) holds the request, *peer its sender, *caller the user whose
+ * key sealed it. Otherwise the wire code to answer (plain) with the
+ * message in msg; the refusal is logged (rate-limited). */
+int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
+                    struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+                    size_t msglen);
+/* Seals a reply for peer: 0 and *out malloc'd, or -1 logged. */
+int srv_sealer_seal(struct srv_sealer *s, const struct seal_peer *peer, const uint8_t *buf,
+                    size_t len, uint8_t **out, size_t *out_len);
 
 /* Opens every listener (cfg.listen) into l->socks and its NN_RCVFD into
  * l->pfd. A listener that fails is closed before returning. 0, or -1 logged. */

@@ -5,13 +5,16 @@
  *
  *   trackd [--data-dir DIR] [--listen URI]... [--log-level LEVEL]
  *          [--durability normal|full] [--workers N] [--config FILE]
- *          [--socket-mode 0600|0660|0666] [--insecure-tcp]
+ *          [--socket-mode 0600|0660|0666] [--plain-tcp] [--print-public-key]
  *          [--force] [--check] [--restore FILE]
  *
  * Who may connect: an ipc socket file gets --socket-mode (0600 unless told);
- * the default socket's directory must be private (see paths.h). TCP has no
- * authentication yet, so tcp:// listens only on loopback unless
- * --insecure-tcp says otherwise, and either way a warning says who can reach it.
+ * the default socket's directory must be private (see paths.h). A tcp://
+ * listener takes sealed frames only (seal_srv.c): the server key pair is
+ * DATA_DIR/server.key, made at the first start with a tcp:// listener, and
+ * only keys of users in the store get in, so it may listen on any address.
+ * --plain-tcp (testing and benchmarks only) makes tcp:// listeners take
+ * plain frames instead, and is refused for anything but loopback.
  *
  * Files it keeps in the data directory are 0600 and its directories 0700,
  * whatever the umask. The restore sequence is restore.c's; the disk-full
@@ -50,13 +53,17 @@ static const char usage[] =
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
     "                        lines `key = value`: log_level, durability, workers,\n"
-    "                        socket_mode, insecure_tcp (true/false);\n"
+    "                        socket_mode;\n"
     "                        SIGHUP re-reads log_level; a flag given here wins\n"
     "  --socket-mode MODE    mode of ipc socket files: 0600 (default: only this\n"
     "                        user), 0660 (and the daemon's group) or 0666 (anyone)\n"
-    "  --insecure-tcp        let tcp:// listen beyond loopback (TCP is neither\n"
-    "                        authenticated nor encrypted: anyone reaching the port\n"
-    "                        can read and write everything)\n"
+    "  --print-public-key    print the server's public key (trk1:...), making the\n"
+    "                        key pair DIR/server.key first if absent, and exit\n"
+    "  --add-user NAME --role ROLE --key KEY\n"
+    "                        add a user of sealed tcp:// (ROLE reader, writer or\n"
+    "                        admin; KEY from `track keygen`) to the store and exit\n"
+    "  --plain-tcp           testing only: tcp:// listeners take plain frames,\n"
+    "                        unauthenticated; refused for non-loopback addresses\n"
     "  --force               start even if the database fails its integrity check\n"
     "  --check               verify the database and exit (0 clean, 1 not)\n"
     "  --restore FILE        replace the database with the backup FILE and exit; the\n"
@@ -82,7 +89,7 @@ static int parse_durability(const char *s)
 /* Settings of the config file that the command line may already have given
  * (-1: not yet): kept here, not in read_config's arguments, as SIGHUP does
  * not apply them (a listener's mode or address is fixed at start). */
-static int opt_socket_mode = -1, opt_insecure_tcp = -1;
+static int opt_socket_mode = -1;
 
 /* "0600", "0660" or "0666" (also without the leading 0); -1 for anything
  * else: a socket mode needs read and write for whoever may connect, and
@@ -98,15 +105,6 @@ static int parse_socket_mode(const char *s)
     if (*end || (m != 0600 && m != 0660 && m != 0666))
         return -1;
     return (int)m;
-}
-
-static int parse_bool(const char *s)
-{
-    if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "1") == 0)
-        return 1;
-    if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "0") == 0)
-        return 0;
-    return -1;
 }
 
 /* 1 when tcp://HOST:PORT names a loopback host (127.0.0.0/8, ::1,
@@ -136,35 +134,77 @@ static int tcp_is_loopback(const char *uri)
     return 0;
 }
 
-/* Refuses tcp:// listeners beyond loopback unless insecure_tcp, and warns
- * about every TCP listener at start. 0, or -1 logged. */
-static int check_tcp_listeners(const struct srv_config *cfg)
+/* Sealed tcp:// listeners may bind any address. With --plain-tcp they
+ * take plain frames, so they are refused beyond loopback and warned about.
+ * Sets *any_tcp when a tcp:// listener is configured. 0, or -1 logged. */
+static int check_tcp_listeners(const struct srv_config *cfg, int *any_tcp)
 {
+    *any_tcp = 0;
     for (int i = 0; i < cfg->n_listen; i++) {
         const char *uri = cfg->listen[i];
         if (strncmp(uri, "tcp://", 6) != 0)
             continue;
-        if (tcp_is_loopback(uri)) {
-            srv_log(SRV_LOG_WARN, "main",
-                    "%s has no authentication yet: every user of this machine can connect "
-                    "and read or write all data",
-                    uri);
-        } else if (cfg->insecure_tcp) {
-            srv_log(SRV_LOG_WARN, "main",
-                    "%s listens beyond this machine (--insecure-tcp): TCP is neither "
-                    "authenticated nor encrypted, anyone who reaches the port can read and "
-                    "write all data",
-                    uri);
-        } else {
+        *any_tcp = 1;
+        if (!cfg->plain_tcp)
+            continue;
+        if (!tcp_is_loopback(uri)) {
             srv_log(SRV_LOG_ERROR, "main",
-                    "refusing to listen on %s: it is not a loopback address (127.0.0.0/8, "
-                    "::1, localhost) and TCP is neither authenticated nor encrypted yet; "
-                    "listen on tcp://127.0.0.1:PORT, or give --insecure-tcp "
-                    "(config insecure_tcp = true) to accept the risk",
+                    "refusing to listen on %s with --plain-tcp: plain TCP is neither "
+                    "authenticated nor encrypted, so it is for loopback only (127.0.0.0/8, "
+                    "::1, localhost); drop --plain-tcp to serve sealed frames on any address",
                     uri);
             return -1;
         }
+        srv_log(SRV_LOG_WARN, "main",
+                "%s takes plain frames (--plain-tcp, testing only): every user of this machine "
+                "can connect and read or write all data",
+                uri);
     }
+    return 0;
+}
+
+/* --add-user NAME --role ROLE --key KEY: one user in the store, then exit
+ * (the data directory is locked by the caller, so no trackd runs on it). */
+static int add_user(const struct srv_config *cfg, const char *name, const char *role,
+                    const char *key)
+{
+    struct store_opts so = {.durability = STORE_DURABILITY_FULL};
+    struct store_err err = {0};
+    struct seal_err se = {0};
+    uint8_t pk[SEAL_PUBLIC_BYTES];
+    struct store *st = NULL;
+    int r = role ? store_role_parse(role) : 0;
+
+    if (!r) {
+        fprintf(stderr, "trackd: --role: expected reader, writer or admin\n");
+        return 2;
+    }
+    if (!key || seal_key_from_text(key, pk, &se)) {
+        fprintf(stderr, "trackd: --key: %s\n", key ? se.msg : "required (trk1:...)");
+        return 2;
+    }
+    if (store_open(cfg->db_path, &so, &st, &err) ||
+        store_user_add(st, name, r, pk, wire_now_ms(), NULL, &err)) {
+        fprintf(stderr, "trackd: --add-user %s: %s\n", name, err.msg);
+        store_close(st);
+        return 1;
+    }
+    store_close(st);
+    printf("added user %s (%s) key %s\n", name, store_role_name(r), key);
+    return 0;
+}
+
+/* --print-public-key: the server key's public half, made first if absent. */
+static int print_public_key(const struct srv_config *cfg)
+{
+    struct seal_keypair kp = {0};
+    char text[SEAL_KEY_TEXT_BYTES];
+
+    if (srv_server_key_load(cfg, 1, &kp))
+        return 1;
+    seal_key_to_text(kp.pk, text);
+    seal_keypair_clear(&kp);
+    printf("%s\n", text);
     return 0;
 }
 
@@ -243,12 +283,6 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
                 goto bad;
             if (opt_socket_mode < 0)
                 opt_socket_mode = m;
-        } else if (strcmp(k, "insecure_tcp") == 0) {
-            int b = parse_bool(v);
-            if (b < 0)
-                goto bad;
-            if (opt_insecure_tcp < 0)
-                opt_insecure_tcp = b;
         } else {
             srv_log(SRV_LOG_ERROR, "config", "%s:%d: unknown key \"%s\"", path, lineno, k);
             fclose(f);
@@ -453,7 +487,11 @@ int main(int argc, char **argv)
         {"check", no_argument, NULL, 'C'},
         {"restore", required_argument, NULL, 'R'},
         {"socket-mode", required_argument, NULL, 'm'},
-        {"insecure-tcp", no_argument, NULL, 'I'},
+        {"plain-tcp", no_argument, NULL, 'P'},
+        {"add-user", required_argument, NULL, 'U'},
+        {"role", required_argument, NULL, 'r'},
+        {"key", required_argument, NULL, 'k'},
+        {"print-public-key", no_argument, NULL, 'K'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -461,7 +499,9 @@ int main(int argc, char **argv)
     static char default_listen[1100];
     struct srv srv = {0};
     int log_level = -1, durability = -1, workers = -1, force = 0, check = 0, opt;
+    int plain_tcp = 0, print_key = 0, any_tcp = 0;
     const char *data_dir = NULL, *config = NULL, *restore = NULL;
+    const char *add_name = NULL, *add_role = NULL, *add_key = NULL;
     struct store_err err = {0};
     char *end;
     sigset_t mask;
@@ -509,8 +549,20 @@ int main(int argc, char **argv)
             if ((opt_socket_mode = parse_socket_mode(optarg)) < 0)
                 die_usage("--socket-mode: expected 0600, 0660 or 0666");
             break;
-        case 'I':
-            opt_insecure_tcp = 1;
+        case 'P':
+            plain_tcp = 1;
+            break;
+        case 'K':
+            print_key = 1;
+            break;
+        case 'U':
+            add_name = optarg;
+            break;
+        case 'r':
+            add_role = optarg;
+            break;
+        case 'k':
+            add_key = optarg;
             break;
         case 'V':
             printf("trackd %s\n", TRACKD_VERSION);
@@ -549,13 +601,15 @@ int main(int argc, char **argv)
     srv.cfg.durability = durability >= 0 ? durability : STORE_DURABILITY_NORMAL;
     srv.cfg.workers = workers > 0 ? workers : 2;
     srv.cfg.socket_mode = opt_socket_mode > 0 ? (unsigned)opt_socket_mode : 0600;
-    srv.cfg.insecure_tcp = opt_insecure_tcp > 0;
+    srv.cfg.plain_tcp = plain_tcp;
     if (!srv.cfg.n_listen) {
         if (paths_default_server(default_listen, sizeof(default_listen)))
             die_usage("cannot work out the default socket; use --listen");
         srv.cfg.listen[srv.cfg.n_listen++] = default_listen;
     }
-    if (check_tcp_listeners(&srv.cfg))
+    if (print_key)
+        return print_public_key(&srv.cfg);
+    if (check_tcp_listeners(&srv.cfg, &any_tcp))
         return 1;
     loopback_by_address(&srv.cfg);
 
@@ -565,6 +619,10 @@ int main(int argc, char **argv)
         return 1;
     if (restore)
         return srv_restore(&srv.cfg, restore);
+    if (add_name)
+        return add_user(&srv.cfg, add_name, add_role, add_key);
+    if (add_role || add_key)
+        die_usage("--role and --key go with --add-user");
     /* before anything may create track.db: a restore cut short is finished
      * or undone, never covered by a fresh empty database */
     if (srv_restore_recover(&srv.cfg) || srv_backup_prepare_dir(&srv.cfg))
@@ -601,6 +659,13 @@ int main(int argc, char **argv)
     /* uploads abandoned long ago (a client that never came back) */
     if (blob_tmp_cleanup(srv.blobs, 7LL * 24 * 3600 * 1000, NULL, &err))
         srv_log(SRV_LOG_WARN, "blob", "cleaning %s/blobs/tmp: %s", srv.cfg.data_dir, err.msg);
+    if (any_tcp && !srv.cfg.plain_tcp) {
+        char text[SEAL_KEY_TEXT_BYTES];
+        if (srv_server_key_load(&srv.cfg, 1, &srv.key))
+            goto out;
+        seal_key_to_text(srv.key.pk, text);
+        srv_log(SRV_LOG_INFO, "seal", "sealed tcp:// listeners, server public key %s", text);
+    }
     srv_reserve_init(&srv.cfg);
     srv.started_ms = wire_now_ms();
     pthread_mutex_init(&srv.stats_lock, NULL);
@@ -613,5 +678,6 @@ out:
     srv_backup_close_all();
     blob_store_close(srv.blobs);
     store_close(srv.wst);
+    seal_keypair_clear(&srv.key);
     return status;
 }

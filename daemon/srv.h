@@ -8,7 +8,9 @@
  *               can call them)
  *   workers.c   threads with read-only store handles for reads
  *
- * plus arena.c (per-request memory), log.c and main.c (options, config),
+ * plus seal_srv.c (the server key and the sealed frames of tcp://
+ * listeners, the loop's thread only), arena.c (per-request memory), log.c
+ * and main.c (options, config),
  * op_backup.c (backups streamed to the client), restore.c (--restore and
  * its recovery at start) and reserve.c (space kept for a full disk).
  */
@@ -19,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seal.h"
 #include "store.h"
 #include "track_limits.h"
 #include "wire.h"
@@ -56,7 +59,7 @@ struct srv_config {
     int workers;
     char config_path[1100];
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
-    int insecure_tcp;     /* tcp:// may listen beyond loopback */
+    int plain_tcp;        /* tcp:// listeners take plain frames, loopback only (tests) */
 };
 
 struct blob_store;
@@ -65,6 +68,7 @@ struct srv {
     struct srv_config cfg;
     struct store *wst;        /* the one read-write handle, main thread only */
     struct blob_store *blobs; /* the blob store (blob.h; any thread) */
+    struct seal_keypair key;  /* the server key of sealed tcp:// listeners (empty if none) */
     int64_t started_ms;
     int64_t requests; /* served, all kinds */
     pthread_mutex_t stats_lock;
@@ -153,7 +157,9 @@ void srv_error_response(Track__V1__Response *rs, Track__V1__Error *e, int code, 
  *   - replies built and waiting for the loop: SRV_MAX_DONE_BYTES (a worker
  *     waits before starting the next read past it);
  *   - replies handed to nanomsg that their client has not yet read:
- *     SRV_MAX_HELD_BYTES (estimated, see loop.c).
+ *     SRV_MAX_HELD_BYTES (estimated, see loop.c);
+ *   - on sealed tcp, the replay cache: 2^20 frames per generation, 64 MiB at
+ *     most, resident as it fills (seal_srv.c); full, it refuses frames.
  * Past the read and held bounds a read is answered RESOURCE_EXHAUSTED with a
  * message naming the limit; writes are never refused for it (their replies
  * are small and their requests are freed once applied). */
@@ -176,7 +182,10 @@ struct srv_job {
     size_t rq_bytes;                   /* the request's frame size, counted in SRV_MAX_READ_BYTES */
     uint8_t request_id[WIRE_ID_BYTES]; /* for an error reply after rq is freed */
     Track__V1__Request *rq;            /* unpacked; freed by the worker */
-    uint8_t *reply;                    /* packed response, filled by the worker */
+    struct srv_caller caller;          /* who asks (the worker's srv_call.caller) */
+    int sealed;                        /* the reply is sealed for peer (by the loop) */
+    struct seal_peer peer;
+    uint8_t *reply; /* packed response, filled by the worker */
     size_t reply_len;
 };
 
@@ -205,6 +214,14 @@ void srv_reload_config(struct srv *srv);
 
 /* Maps a STORE_E_* code to a wire code. */
 int srv_code_from_store(int store_code);
+
+/* ---- sealed tcp:// (seal_srv.c) --------------------------------------------- */
+/* Reads DATA_DIR/server.key into kp; when create and the file is absent,
+ * makes a fresh pair there first (0600, never overwritten). 0, or -1 logged. */
+int srv_server_key_load(const struct srv_config *cfg, int create, struct seal_keypair *kp);
+/* The caller of an ipc request: the daemon's owner (local, admin, named
+ * after the daemon's user). */
+void srv_local_caller(struct srv_caller *c);
 
 /* ---- backups streamed to the client (op_backup.c) -------------------------- */
 /* Largest BackupChunk reply's data: far below the frame limit. */

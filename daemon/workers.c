@@ -41,8 +41,12 @@ struct worker_arg {
 static void serve(struct srv_workers *w, struct store *st, struct srv_job *job)
 {
     Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
-    struct srv_call call = {
-        .srv = w->srv, .st = st, .rq = job->rq, .rs = &rs, .frame_limit = job->frame_limit};
+    struct srv_call call = {.caller = &job->caller,
+                            .srv = w->srv,
+                            .st = st,
+                            .rq = job->rq,
+                            .rs = &rs,
+                            .frame_limit = job->frame_limit};
 
     struct store_err err = {0};
     /* one read transaction per request: a consistent view, and one lock

@@ -139,6 +139,9 @@ json_t *cli_json_run(const struct track_run_info *r);
 int cli_json_print(json_t *v);
 
 /* ---- commands ------------------------------------------------------------ */
+int cmd_keygen(int argc, char **argv);
+int cmd_config_set(int argc, char **argv);
+int cmd_config_show(int argc, char **argv);
 int cmd_experiment_create(int argc, char **argv);
 int cmd_experiment_list(int argc, char **argv);
 int cmd_run_start(int argc, char **argv);

@@ -258,6 +258,27 @@ static const struct cli_cmd commands[] = {
      NULL, "track status\ntrack status --json\n"},
     {"sync", cmd_sync, "", "deliver writes spooled while trackd was unreachable", NO_OPTS,
      "Any successful write delivers the spool too; sync does it on its own.", "track sync\n"},
+    {"keygen", cmd_keygen, "[--show] [--json]",
+     "make this user's key for sealed tcp:// servers and print its public key",
+     OPTS({"--show", "print the public key of the existing key instead of making one"}),
+     "Writes the secret key to $TRACK_KEY, else $XDG_CONFIG_HOME/track/key (~/.config/track/key), "
+     "mode 0600, and never overwrites one. Give the printed public key (trk1:...) to the "
+     "server's admin: track admin user add NAME --key KEY --role writer.",
+     "track keygen\ntrack keygen --show\n"},
+    {"config set", cmd_config_set, "server URI [--server-key KEY]",
+     "set the default server and pin its public key",
+     OPTS({"--server-key KEY",
+           "the server's public key (trk1:..., from trackd --print-public-key); "
+           "required for tcp://"}),
+     "Writes $XDG_CONFIG_HOME/track/config (~/.config/track/config, 0600). Every track command "
+     "and libtrack program without --server or TRACK_SERVER then talks to URI; a tcp:// server "
+     "must answer with the pinned key, else the client refuses it (server key mismatch).",
+     "track config set server tcp://tracker.lab:7171 --server-key trk1:...\n"},
+    {"config show", cmd_config_show, "[--json]",
+     "show the client config, key and pinned server key", NO_OPTS,
+     "Prints the config file's path, the server, its pinned key, the client key's path and "
+     "public key.",
+     "track config show\ntrack config show --json\n"},
     {"backup", cmd_backup, "FILE",
      "consistent online copy of the database while writes go on (trackd --restore FILE)", NO_OPTS,
      "trackd makes a snapshot and streams it; this command writes FILE (which must not exist) "

@@ -66,6 +66,12 @@ struct track_opts {
     int64_t spool_max_bytes; /* 0: 256 MiB */
     int no_spool;            /* 1: fail writes instead of spooling (reads always fail) */
     int autostart;           /* 1: start a personal trackd when the default socket is dead */
+    /* tcp:// servers take sealed frames only (README "Team server"): */
+    const char *key_path;   /* client secret key; NULL: $TRACK_KEY, then
+                             * $XDG_CONFIG_HOME/track/key (~/.config/track/key) */
+    const char *server_key; /* the server's pinned public key, trk1:...; NULL:
+                             * $TRACK_SERVER_KEY, then the config file's
+                             * server_key when the server is the config's */
 };
 
 struct track_client;
@@ -79,6 +85,34 @@ void track_client_close(struct track_client *c);
 
 /* The server URI this client talks to. */
 const char *track_client_server(const struct track_client *c);
+
+/* ---- keys and the client config (sealed tcp:// servers) ----
+ * The config directory is $XDG_CONFIG_HOME/track (~/.config/track): `key`
+ * (the client's secret key, 0600) and `config` (`server = URI` and
+ * `server_key = trk1:...`, 0600). The server a client opens is
+ * track_opts.server, then $TRACK_SERVER, then the config's server, then
+ * the local default. */
+#define TRACK_KEY_TEXT_BYTES 49 /* "trk1:" + 43 base64url characters + NUL */
+struct track_config {
+    char path[1100];     /* the config file */
+    char key_path[1100]; /* the client key: $TRACK_KEY or the default */
+    char server[1100];   /* "" when not set */
+    char server_key[64]; /* "" when not set */
+};
+/* Reads the config file (absent: all empty but the paths). */
+int track_config_read(struct track_config *cfg, struct track_err *err);
+/* Sets the default server and its pinned key (required for tcp://;
+ * checked as key text), rewriting the config file 0600. */
+int track_config_set_server(const char *server, const char *server_key, struct track_err *err);
+/* The default client key path. */
+int track_default_key_path(char *buf, size_t len);
+/* Makes a client key pair at path (NULL: the default, its directory made
+ * 0700); never overwrites (TRACK_E_ALREADY_EXISTS). pk_text gets its
+ * public key. */
+int track_keygen(const char *path, char pk_text[TRACK_KEY_TEXT_BYTES], struct track_err *err);
+/* The public key of the key file at path (NULL: the default):
+ * TRACK_E_NOT_FOUND when there is none. */
+int track_key_public(const char *path, char pk_text[TRACK_KEY_TEXT_BYTES], struct track_err *err);
 
 /* Local default socket URI for this user (ipc://$XDG_RUNTIME_DIR/track/trackd.sock
  * or ipc:///tmp/track-<uid>/trackd.sock), and the default data directory. */

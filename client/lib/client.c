@@ -23,6 +23,7 @@
 
 #include "track_limits.h"
 #include "paths.h"
+#include "seal.h"
 
 #define DOWN_BACKOFF_MIN 500
 #define DOWN_BACKOFF_MAX 30000
@@ -64,8 +65,10 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
                       struct track_err *err)
 {
     struct track_opts o = {0};
+    struct track_config cfg;
     struct track_client *c;
     const char *env;
+    int rc;
 
     if (opts)
         o = *opts;
@@ -82,16 +85,33 @@ int track_client_open(const struct track_opts *opts, struct track_client **out,
     } else if (env && *env) {
         snprintf(c->server, sizeof(c->server), "%s", env);
         c->server_explicit = 1;
+    } else if ((rc = track_config_read(&cfg, err)) != 0) {
+        /* a config naming a server that cannot be read must not send the
+         * writes meant for it to the local default instead */
+        free(c);
+        return rc;
+    } else if (cfg.server[0]) {
+        snprintf(c->server, sizeof(c->server), "%s", cfg.server);
+        c->server_explicit = 1;
     } else if (paths_default_server(c->server, sizeof(c->server))) {
         free(c);
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot work out the default server");
     }
     if (strncmp(c->server, "ipc://", 6) != 0 && strncmp(c->server, "tcp://", 6) != 0) {
-        int rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
-                         "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", c->server);
+        rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                     "server: \"%s\" is not ipc://PATH or tcp://HOST:PORT", c->server);
         free(c);
         return rc;
     }
+    if ((o.key_path && strlen(o.key_path) >= sizeof(c->opt_key_path)) ||
+        (o.server_key && strlen(o.server_key) >= sizeof(c->opt_server_key))) {
+        free(c);
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "key_path or server_key: too long");
+    }
+    snprintf(c->opt_key_path, sizeof(c->opt_key_path), "%s", o.key_path ? o.key_path : "");
+    snprintf(c->opt_server_key, sizeof(c->opt_server_key), "%s", o.server_key ? o.server_key : "");
+    env = getenv("TRACK_TEST_PLAIN_TCP");
+    c->plain_tcp = env && strcmp(env, "1") == 0;
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 2000;
     c->flush_points = o.flush_points > 0 ? o.flush_points : 8192;
     if (c->flush_points > LIMIT_BATCH_POINTS)
@@ -133,6 +153,7 @@ void track_client_close(struct track_client *c)
     }
     free(c->series);
     free(c->pack);
+    seal_client_free(c->seal);
     free(c);
 }
 

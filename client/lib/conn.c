@@ -11,6 +11,15 @@
  * of listening is noticed at once (a pipe it holds closes) and its reason
  * read from its log.
  *
+ * tcp:// servers take sealed frames only (proto/seal.h): every request is
+ * sealed with the client key for the pinned server key (config.c says which
+ * keys), and a reply must open with that key and answer that very request.
+ * A plain reply is believed only as an error (the server refusing before it
+ * could seal: an unknown key, a stale clock), never as a result. nanomsg's
+ * REQ resend would send the identical sealed bytes, which the server's
+ * replay cache refuses, so it is set to an hour: a retry is libtrack's (the
+ * spool), and every one is sealed afresh from the plaintext.
+ *
  * The default socket's directory is checked before every connect (paths.h):
  * one that is not ours and private is refused, never used. A socket the
  * caller may not open is reported as permission denied, not as absent.
@@ -38,6 +47,7 @@
 
 #include "track_limits.h"
 #include "paths.h"
+#include "seal.h"
 
 int cl_fail(struct track_err *err, int code, const char *fmt, ...)
 {
@@ -356,7 +366,7 @@ void cl_disconnect(struct track_client *c)
 }
 
 /* nanomsg's REQ header (4 bytes) inside the server's frame, and room for
- * an envelope around the request */
+ * an envelope around the request; a sealed one adds SEAL_REQ_OVERHEAD */
 #define FRAME_HEADROOM 64
 
 size_t cl_frame_limit(struct track_client *c)
@@ -384,9 +394,12 @@ size_t cl_frame_limit(struct track_client *c)
     uint64_t f = c->server_frame ? c->server_frame : LIMIT_FRAME_BYTES;
     if (f > LIMIT_FRAME_BYTES)
         f = LIMIT_FRAME_BYTES; /* what our own socket and the spool take */
-    if (f < 2 * FRAME_HEADROOM)
-        f = 2 * FRAME_HEADROOM; /* a server's nonsense must not wrap below */
-    return (size_t)(f - FRAME_HEADROOM);
+    uint64_t room = FRAME_HEADROOM;
+    if (strncmp(c->server, "tcp://", 6) == 0 && !c->plain_tcp)
+        room += SEAL_REQ_OVERHEAD;
+    if (f < 2 * room)
+        f = 2 * room; /* a server's nonsense must not wrap below */
+    return (size_t)(f - room);
 }
 
 int cl_frame_check(struct track_client *c, size_t len, struct track_err *err)
@@ -399,6 +412,71 @@ int cl_frame_check(struct track_client *c, size_t len, struct track_err *err)
     return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
                    "request of %zu bytes exceeds the server's frame limit of %zu bytes", len,
                    limit);
+}
+
+static int mismatch(struct track_client *c, struct track_err *err)
+{
+    c->seal_fault = 1;
+    cl_disconnect(c);
+    return cl_fail(err, TRACK_E_UNAUTHENTICATED,
+                   "server key mismatch: %s answered with a key other than the pinned %s; if "
+                   "the server's key really changed, run track config set server %s "
+                   "--server-key NEW",
+                   c->server, c->server_key_text, c->server);
+}
+
+/* Opens the reply to a sealed request (buf: nanomsg's, freed here). A plain
+ * reply counts only as an error the server gave before it could seal. */
+static int open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf, size_t n,
+                      Track__V1__Response **out, struct track_err *err)
+{
+    struct seal_err se = {0};
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int kind = seal_frame_kind(buf, n);
+
+    if (kind != SEAL_KIND_REPLY) {
+        Track__V1__Response *rs = track__v1__response__unpack(NULL, n, buf);
+        nn_freemsg(buf);
+        c->last_ok_ms = wire_mono_ms();
+        if (rs && rs->error && rs->error->code != TRACK__V1__CODE__OK) {
+            /* a refusal names the key of the server that gave it: another
+             * one than ours means our request was sealed for a key it
+             * does not hold */
+            const char *m = rs->error->message ? strstr(rs->error->message, "(server key ") : NULL;
+            if (m && strncmp(m + 12, c->server_key_text, strlen(c->server_key_text)) != 0) {
+                track__v1__response__free_unpacked(rs, NULL);
+                return mismatch(c, err);
+            }
+            *out = rs;
+            return 0;
+        }
+        if (rs)
+            track__v1__response__free_unpacked(rs, NULL);
+        c->seal_fault = 1;
+        return cl_fail(err, TRACK_E_UNAUTHENTICATED,
+                       "trackd at %s answered a sealed request with a plain reply that is not "
+                       "an error; not trusted (is it an older trackd, or someone else?)",
+                       c->server);
+    }
+    int rc = seal_client_open_reply(c->seal, ticket, buf, n, &plain, &plen, &se);
+    nn_freemsg(buf);
+    if (rc == SEAL_E_WRONG_SERVER)
+        return mismatch(c, err);
+    if (rc) {
+        /* a reply to another request (REPLAYED) or a broken frame: the
+         * connection is out of step; start again on a fresh one */
+        cl_disconnect(c);
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "trackd at %s sent a bad sealed reply: %s",
+                       c->server, se.msg);
+    }
+    c->last_ok_ms = wire_mono_ms();
+    *out = track__v1__response__unpack(NULL, plen, plain ? plain : (const uint8_t *)"");
+    free(plain);
+    if (!*out)
+        return cl_fail(err, TRACK_E_INTERNAL, "trackd at %s sent a reply that does not decode",
+                       c->server);
+    return 0;
 }
 
 int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__V1__Response **out,
@@ -419,6 +497,12 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
      * round trip (and a daemon started for it) gets what is left of the
      * caller's deadline, or of this call's timeout when there is none */
     int64_t deadline = c->deadline_ms ? c->deadline_ms : wire_mono_ms() + c->timeout_ms;
+    c->seal_fault = 0;
+    if (strncmp(c->server, "tcp://", 6) == 0 && !c->plain_tcp) {
+        rc = cl_seal_setup(c, err);
+        if (rc)
+            return rc;
+    }
     rc = connect_sock(c, deadline, err);
     if (rc)
         return rc;
@@ -440,7 +524,23 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
         nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &t, sizeof(t));
         c->sock_timeout = t;
     }
-    if (nn_send(c->sock, req, len, 0) < 0) {
+    const uint8_t *plain_req = req;
+    size_t plain_len = len;
+    int resealed = 0;
+reseal:;
+    uint8_t *sealed = NULL;
+    struct seal_ticket ticket;
+    if (c->seal) {
+        struct seal_err se = {0};
+        size_t slen;
+        if (seal_client_seal(c->seal, plain_req, plain_len, &sealed, &slen, &ticket, &se))
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s", se.msg);
+        req = sealed;
+        len = slen;
+    }
+    rc = nn_send(c->sock, req, len, 0);
+    free(sealed);
+    if (rc < 0) {
         int e = nn_errno();
         cl_disconnect(c);
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot reach trackd at %s: %s", c->server,
@@ -456,6 +556,22 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
                            c->sock_timeout);
         return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot reach trackd at %s: %s", c->server,
                        nn_strerror(e));
+    }
+    if (c->seal) {
+        rc = open_reply(c, &ticket, buf, (size_t)n, out, err);
+        /* nanomsg's REQ resends the very bytes after a reconnect, and the
+         * server refuses them as a replay when the first copy arrived: the
+         * retry is ours, sealed afresh (the request id keeps a write from
+         * applying twice) */
+        if (rc == 0 && !resealed && (*out)->error &&
+            (*out)->error->code == TRACK__V1__CODE__UNAUTHENTICATED && (*out)->error->message &&
+            strstr((*out)->error->message, "already received (a replay)")) {
+            track__v1__response__free_unpacked(*out, NULL);
+            *out = NULL;
+            resealed = 1;
+            goto reseal;
+        }
+        return rc;
     }
     *out = track__v1__response__unpack(NULL, (size_t)n, buf);
     nn_freemsg(buf);

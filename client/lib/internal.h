@@ -2,7 +2,10 @@
  * internal.h: libtrack's internals (not installed). The library is:
  *
  *   conn.c    the nanomsg REQ socket, one request/response with a timeout,
- *             the liveness probe and the autostart of a personal trackd
+ *             sealed on tcp://, the liveness probe and the autostart of a
+ *             personal trackd
+ *   config.c  the client key and config file (~/.config/track), and which
+ *             key and pinned server key a sealed client uses
  *   spool.c   the spool for writes made while trackd is away: what a full
  *             spool drops, delivery per server, the sync report
  *   spool_file.c  the spool's append-only file: frames, checksums, damage,
@@ -58,6 +61,15 @@ struct track_client {
     size_t pack_cap;
 
     uint64_t server_frame; /* the server's frame limit from Hello; 0: not asked yet */
+
+    /* sealed tcp:// (config.c, conn.c) */
+    char opt_key_path[1100];  /* track_opts.key_path, "" when not given */
+    char opt_server_key[64];  /* track_opts.server_key, "" when not given */
+    int plain_tcp;            /* TRACK_TEST_PLAIN_TCP=1: plain frames on tcp (tests only) */
+    struct seal_client *seal; /* NULL until the first tcp:// round trip */
+    uint8_t server_pk[32];
+    char server_key_text[49], key_text[49];
+    int seal_fault; /* the last failure was this client's key setup or a key mismatch */
 };
 
 /* Fills err (may be NULL) and returns code. */
@@ -86,6 +98,15 @@ int cl_frame_check(struct track_client *c, size_t len, struct track_err *err);
 /* Maps a response's error to a return code with its message; 0 if none. */
 int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
 void cl_disconnect(struct track_client *c);
+
+/* ---- config.c ---- */
+/* $XDG_CONFIG_HOME/track (or ~/.config/track) into buf; 0 or -1. */
+int cl_config_dir(char *buf, size_t len);
+/* Makes c->seal from the client key and pinned server key (see config.c)
+ * if not yet made. 0; or TRACK_E_UNAUTHENTICATED saying how to set them up
+ * (track keygen, track config set server), another code for a bad key
+ * file; c->seal_fault set on those. */
+int cl_seal_setup(struct track_client *c, struct track_err *err);
 
 /* ---- spool.c, spool_file.c ---- */
 /* What an append had to do besides appending. */

@@ -5,12 +5,19 @@
  * The bytes on disk (frames, checksums, damage, the lock) are spool_file.c's.
  *
  * Delivery walks the records in order and sends each to its own server.
- * Applied: DONE. Refused for good (INVALID_ARGUMENT, NOT_FOUND, CONFLICT,
- * ALREADY_EXISTS, PERMISSION_DENIED): the record goes to `<spool>.rejected`
- * (one line: time, server, code, reason, the request in base64) and is DONE.
- * Refused for now (RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL,
- * UNAUTHENTICATED) or the server unreachable: that record and every later
- * one of the same server stay, in order, for a later sync.
+ * Applied: DONE. Refused for good by the server (INVALID_ARGUMENT, NOT_FOUND,
+ * CONFLICT, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED): the record
+ * goes to `<spool>.rejected` (one line: time, server, code, reason, the
+ * request in base64) and is DONE. Refused for now (RESOURCE_EXHAUSTED,
+ * UNAVAILABLE, INTERNAL), the server unreachable, or this client unable to
+ * seal for it (no key, no pinned server key, a server key mismatch: fixed
+ * on this side, then synced): that record and every later one of the same
+ * server stay, in order, for a later sync.
+ *
+ * Records hold the plaintext request, never a sealed frame (its timestamp
+ * would go stale): delivery to a tcp:// server seals it then, with a fresh
+ * nonce, and the server's request-id digest of the plaintext still knows a
+ * record it applied before.
  *
  * The spool is bounded (spool_max_bytes). When a record does not fit, the
  * file is rewritten without its DONE records and damaged stretches; if that
@@ -222,7 +229,7 @@ static int permanent(int code)
 {
     return code == TRACK_E_INVALID_ARGUMENT || code == TRACK_E_NOT_FOUND ||
            code == TRACK_E_CONFLICT || code == TRACK_E_ALREADY_EXISTS ||
-           code == TRACK_E_PERMISSION_DENIED;
+           code == TRACK_E_PERMISSION_DENIED || code == TRACK_E_UNAUTHENTICATED;
 }
 
 /* Appends "URI: CODE: message" to a report's list, cut to its size. */
@@ -326,7 +333,7 @@ static int send_one(struct delivery *d, struct target *t, const struct rec *r)
         d->r->delivered++;
         return 0;
     }
-    if (permanent(rc) && reject(d, r, t->uri, &e) == 0) {
+    if (permanent(rc) && !cl->seal_fault && reject(d, r, t->uri, &e) == 0) {
         if (!d->r->rejected++)
             d->r->rejected_code = rc;
         add_reason(d->r->rejected_reasons, &d->r->n_rejected_reasons, 3, t->uri,

@@ -5,7 +5,8 @@
  *     $TRACK_TMPDIR/track-<uid>) made by someone else, open to others, a
  *     symlink or owned by another uid: the CLI and trackd refuse, naming
  *     the path, owner and mode; when absent trackd makes it 0700;
- *   - tcp:// beyond loopback refused unless --insecure-tcp, a warning either way;
+ *   - tcp:// is sealed and may listen anywhere; --plain-tcp (tests) is refused
+ *     beyond loopback and warned about on loopback;
  *   - the socket file's mode follows --socket-mode / socket_mode;
  *   - a second trackd on a live socket refuses to start and leaves the first
  *     reachable; a stale socket file is replaced;
@@ -306,7 +307,7 @@ Test(socket_dir, absent_is_made_private_and_served)
     cr_expect_eq(stop(&p), 0, "trackd did not exit 0: %s", fx_read_text(log));
 }
 
-/* ---- tcp:// only on loopback ------------------------------------------------ */
+/* ---- plain tcp:// (--plain-tcp) only on loopback ----------------------------- */
 
 static int free_port(void)
 {
@@ -329,10 +330,10 @@ Test(tcp, every_interface_is_refused)
     data_dir(dd, sizeof(dd));
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
         snprintf(uri, sizeof(uri), "tcp://%s:%d", hosts[i], free_port());
-        int rc = run_trackd(&out, dd, "--listen", uri, NULL);
+        int rc = run_trackd(&out, dd, "--listen", uri, "--plain-tcp", NULL);
         cr_expect_eq(rc, 1, "trackd --listen %s: status %d: %s", uri, rc, out);
         cr_expect(strstr(out, "refusing to listen on") && strstr(out, uri) &&
-                      strstr(out, "--insecure-tcp"),
+                      strstr(out, "--plain-tcp"),
                   "no clear refusal for %s: %s", uri, out);
         free(out);
     }
@@ -342,18 +343,19 @@ Test(tcp, loopback_is_served_with_a_warning)
 {
     char uri[64], *out = NULL, *err = NULL;
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", free_port());
-    const char *extra[] = {"--listen", uri, NULL};
+    const char *extra[] = {"--listen", uri, "--plain-tcp", NULL};
     cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd refused loopback tcp");
     char listening[80];
     snprintf(listening, sizeof(listening), "listening uri=%s", uri);
     cr_assert(wait_log(D.log, listening, 5000), "trackd does not listen on %s", uri);
     char *log = fx_read_text(D.log);
-    cr_expect(strstr(log, "warn main: ") && strstr(log, uri) && strstr(log, "no authentication"),
+    cr_expect(strstr(log, "warn main: ") && strstr(log, uri) && strstr(log, "plain frames"),
               "no warning about %s at start: %s", uri, log);
     free(log);
     /* and it answers there */
     const char *argv[] = {TRACK_BIN, "--server", uri, "status", NULL};
-    int rc = fx_run(argv, NULL, NULL, &out, &err);
+    const char *env[] = {"TRACK_TEST_PLAIN_TCP=1", NULL};
+    int rc = fx_run(argv, env, NULL, &out, &err);
     cr_expect_eq(rc, 0, "track status over %s: %s", uri, err);
     free(out);
     free(err);
@@ -365,13 +367,14 @@ Test(tcp, localhost_is_served_on_127_0_0_1)
     char uri[64], *out = NULL, *err = NULL;
     int port = free_port();
     snprintf(uri, sizeof(uri), "tcp://localhost:%d", port);
-    const char *extra[] = {"--listen", uri, NULL};
+    const char *extra[] = {"--listen", uri, "--plain-tcp", NULL};
     cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd refused %s", uri);
     char bound[64];
     snprintf(bound, sizeof(bound), "listening uri=tcp://127.0.0.1:%d", port);
     cr_expect(wait_log(D.log, bound, 5000), "no \"%s\" in the log", bound);
     const char *argv[] = {TRACK_BIN, "--server", uri, "status", NULL};
-    int rc = fx_run(argv, NULL, NULL, &out, &err);
+    const char *env[] = {"TRACK_TEST_PLAIN_TCP=1", NULL};
+    int rc = fx_run(argv, env, NULL, &out, &err);
     cr_expect_eq(rc, 0, "track status over %s: %s", uri, err);
     free(out);
     free(err);
@@ -387,43 +390,31 @@ Test(tcp, loopback_spellings_are_accepted)
     cr_assert_eq(fx_daemon_stop(&D), 0);
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
         snprintf(uri, sizeof(uri), "tcp://%s:%d", hosts[i], 40000 + (int)i);
-        int rc = run_trackd(&out, D.dir, "--listen", uri, "--check", NULL);
+        int rc = run_trackd(&out, D.dir, "--listen", uri, "--plain-tcp", "--check", NULL);
         cr_expect_eq(rc, 0, "%s: status %d: %s", uri, rc, out);
-        cr_expect(!strstr(out, "refusing") && strstr(out, "no authentication"), "%s: %s", uri, out);
+        cr_expect(!strstr(out, "refusing") && strstr(out, "plain frames"), "%s: %s", uri, out);
         free(out);
     }
 }
 
-/* --insecure-tcp (flag or config) lifts the refusal, with a warning. Tried
- * with --check, which validates the listeners and exits before binding
- * anything, so no port opens beyond loopback during the tests. */
-Test(tcp, insecure_tcp_lifts_the_refusal_with_a_warning)
+/* Sealed tcp:// (no --plain-tcp) may listen on every interface: only keys
+ * of users in the store get in. Tried with --check, which validates the
+ * listeners and exits before binding anything, so no port opens beyond
+ * loopback during the tests. The old --insecure-tcp is gone. */
+Test(tcp, sealed_tcp_may_listen_on_every_interface)
 {
-    char uri[64], conf[400], *out = NULL;
+    char uri[64], *out = NULL;
     cr_assert_eq(fx_daemon_start(&D, NULL), 0);
     cr_assert_eq(fx_daemon_stop(&D), 0);
     snprintf(uri, sizeof(uri), "tcp://0.0.0.0:%d", free_port());
 
     int rc = run_trackd(&out, D.dir, "--listen", uri, "--check", NULL);
-    cr_expect_eq(rc, 1);
-    cr_expect(strstr(out, "refusing to listen on"), "%s", out);
+    cr_expect_eq(rc, 0, "status %d: %s", rc, out);
+    cr_expect(!strstr(out, "refusing"), "%s", out);
     free(out);
 
     rc = run_trackd(&out, D.dir, "--listen", uri, "--insecure-tcp", "--check", NULL);
-    cr_expect_eq(rc, 0, "status %d: %s", rc, out);
-    cr_expect(!strstr(out, "refusing") && strstr(out, "warn main: ") && strstr(out, uri) &&
-                  strstr(out, "--insecure-tcp"),
-              "no warning with --insecure-tcp: %s", out);
-    free(out);
-
-    snprintf(conf, sizeof(conf), "%s/insecure.conf", root);
-    FILE *f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fputs("insecure_tcp = true\n", f);
-    fclose(f);
-    rc = run_trackd(&out, D.dir, "--listen", uri, "--config", conf, "--check", NULL);
-    cr_expect_eq(rc, 0, "config insecure_tcp = true: status %d: %s", rc, out);
-    cr_expect(strstr(out, "warn main: "), "%s", out);
+    cr_expect_eq(rc, 2, "--insecure-tcp is no option any more: status %d: %s", rc, out);
     free(out);
 }
 

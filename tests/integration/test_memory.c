@@ -567,8 +567,11 @@ Test(memory, tcp_takes_frames_only_as_big_as_a_batch_and_stalled_frames_cost_wha
     char listen[64];
     int port = free_port(), tcp[STALLERS], ipc[STALLERS];
     snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", port);
-    const char *extra[] = {"--listen", listen, NULL};
+    /* plain frames (the raw Hello below); the limits are the listener's,
+     * sealed or not (test_seal_tcp.c checks them on a sealed one) */
+    const char *extra[] = {"--listen", listen, "--plain-tcp", NULL};
     start(extra);
+    setenv("TRACK_TEST_PLAIN_TCP", "1", 1);
 
     /* Hello says each listener's limit */
     int t = raw_connect_tcp(port), u = raw_connect_ipc(d.uri);

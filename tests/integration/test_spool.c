@@ -382,6 +382,14 @@ Test(spool, each_spooled_record_goes_to_its_own_server_only)
      * address nobody listens on */
     const char *uris[3] = {d.uri, b.uri, "tcp://127.0.0.1:1"};
     char *hexes[3] = {hex_a, hex_b, hex_t};
+    /* tcp:// is sealed: a client key, and a (made-up) pinned server key */
+    char key[400], pk[TRACK_KEY_TEXT_BYTES], pin[TRACK_KEY_TEXT_BYTES], other[400];
+    snprintf(key, sizeof(key), "%s/client.key", d.dir);
+    snprintf(other, sizeof(other), "%s/server.key-not-used", d.dir);
+    cr_assert_eq(track_keygen(key, pk, &err), 0, "%s", err.msg);
+    cr_assert_eq(track_keygen(other, pin, &err), 0, "%s", err.msg);
+    setenv("TRACK_KEY", key, 1);
+    setenv("TRACK_SERVER_KEY", pin, 1);
     for (int i = 0; i < 3; i++) {
         struct track_client *c = fx_client_for(uris[i], spool, 500, 0);
         cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "%s", err.msg);

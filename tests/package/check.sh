@@ -278,6 +278,13 @@ if command -v systemd-analyze >/dev/null; then
         d="$scratch/sc" && mkdir -p "$d/data" "$d/run" && chmod 700 "$d/run"
         rt=("$root/usr/bin/trackd" --data-dir "$d/data" --listen "ipc://$d/run/trackd.sock"
             --listen "tcp://127.0.0.1:$((20000 + $$ % 20000))" --socket-mode 0660)
+        # the tcp listener is sealed: a server key, a client key, its user
+        "${rt[0]}" --data-dir "$d/data" --print-public-key >"$d/server.pub" ||
+            fail "trackd --print-public-key"
+        TRACK_KEY="$scratch/client.key" "$track" keygen >"$scratch/client.pub" 2>/dev/null ||
+            fail "track keygen"
+        "${rt[0]}" --data-dir "$d/data" --add-user pkg --role admin \
+            --key "$(cat "$scratch/client.pub")" >/dev/null || fail "trackd --add-user"
         as=()
         if [ "$(id -u)" = 0 ]; then
             # as trackd would run: no root (SQLite chowns its files as root)
@@ -295,7 +302,8 @@ if command -v systemd-analyze >/dev/null; then
         printf 'loss 0.4 2\nacc 0.9 2\n' | "$track" log-metric --run "$run" --stdin
         "$track" run end --run "$run"
         "$track" runs --filter 'metrics.loss < 1' >/dev/null
-        "$track" --server "${rt[6]}" status >/dev/null
+        TRACK_KEY="$scratch/client.key" TRACK_SERVER_KEY="$(cat "$d/server.pub")" \
+            "$track" --server "${rt[6]}" status >/dev/null || fail "status over sealed tcp"
         "$track" export --experiment sc --format json --history >/dev/null
         "$track" backup "$d/data/backups/b.db" >/dev/null
         # where the CLI has them: artifacts (blob files), delete and gc
