@@ -75,6 +75,7 @@
 
 struct pending {
     int sock;
+    int upload_charged; /* an ArtifactBegin counted in its caller's uploads */
     uint32_t frame_limit; /* of its listener */
     size_t bytes;         /* the request frame's size */
     void *control;        /* nanomsg header, NN_MSG-owned */
@@ -342,6 +343,38 @@ static void checkpoint(struct loop *l)
     }
 }
 
+/* An ArtifactBegin counted as an upload in flight that will have no
+ * chunks: the blob existed, the begin failed, or it was a replay. */
+static void upload_settled(struct loop *l, const struct pending *p, const Track__V1__Response *rs)
+{
+    if (!p->upload_charged || !l->limiter)
+        return;
+    if (rs && !rs->error && !(rs->artifact_begin && rs->artifact_begin->exists))
+        return;
+    srv_limiter_upload_end(l->limiter, p->caller.user_id, wire_mono_ms());
+}
+
+/* Logs a refusal by a per-key limit, at most once a minute per kind. */
+static void limit_refused(struct loop *l, int kind, const struct srv_caller *c)
+{
+    static int64_t last[5];
+    static int suppressed[5];
+    (void)l;
+    if (kind < 1 || kind > 4)
+        return;
+    if (warn_due(&last[kind], &suppressed[kind])) {
+        srv_log(SRV_LOG_WARN, "limits",
+                "user %s over the %s limit: refused with RESOURCE_EXHAUSTED (%d more since)",
+                c->name,
+                kind == SRV_LIMIT_REQUESTS ? "request"
+                : kind == SRV_LIMIT_BYTES  ? "byte"
+                : kind == SRV_LIMIT_RUNS   ? "run-start"
+                                           : "upload",
+                suppressed[kind]);
+        suppressed[kind] = 0;
+    }
+}
+
 /* Applies the writes of one wake-up in one transaction. */
 static void apply_writes(struct loop *l, struct pending *w, int n)
 {
@@ -375,6 +408,7 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
             p->reply = prev;
             p->reply_len = prev_len;
             p->replayed = 1;
+            upload_settled(l, p, NULL);
             continue;
         }
         Track__V1__Response rs = TRACK__V1__RESPONSE__INIT;
@@ -396,6 +430,7 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
             continue;
         }
         srv_dispatch(&call);
+        upload_settled(l, p, &rs);
         p->reply = srv_pack_response(&rs, &p->reply_len);
         if (!rs.error && p->reply &&
             store_request_put(st, p->rq->request_id.data, digest, p->reply, p->reply_len,
@@ -617,7 +652,28 @@ static int drain(struct loop *l)
                 track__v1__request__free_unpacked(rq, NULL);
                 continue;
             }
+            /* a sealed caller's budgets (limiter.h): refused now, never queued */
+            int upload_charged = 0;
+            if (!caller.local && l->limiter) {
+                char msg[300];
+                int begin = rq->op_case == TRACK__V1__REQUEST__OP_ARTIFACT_BEGIN;
+                int kind = srv_limiter_charge(
+                    l->limiter, caller.user_id, (size_t)len,
+                    rq->op_case == TRACK__V1__REQUEST__OP_RUN_START, begin, wire_mono_ms(), msg,
+                    sizeof(msg));
+                if (kind) {
+                    limit_refused(l, kind, &caller);
+                    reply_error(l, l->socks[s], control, rpeer, &rq->request_id,
+                                TRACK__V1__CODE__RESOURCE_EXHAUSTED, msg);
+                    track__v1__request__free_unpacked(rq, NULL);
+                    continue;
+                }
+                upload_charged = begin;
+                if (rq->op_case == TRACK__V1__REQUEST__OP_ARTIFACT_COMMIT)
+                    srv_limiter_upload_end(l->limiter, caller.user_id, wire_mono_ms());
+            }
             l->batch[n] = (struct pending){.sock = l->socks[s],
+                                           .upload_charged = upload_charged,
                                            .frame_limit = l->frame_limit[s],
                                            .bytes = (size_t)len,
                                            .control = control,
@@ -711,6 +767,9 @@ static void on_signal(struct loop *l)
         if (si.ssi_signo == SIGHUP) {
             srv_log(SRV_LOG_INFO, "main", "SIGHUP: reloading configuration");
             srv_reload_config(l->srv);
+            char msg[200];
+            if (l->limiter && srv_limiter_set(l->limiter, &l->srv->cfg.limits, msg, sizeof(msg)))
+                srv_log(SRV_LOG_WARN, "limits", "kept the old limits: %s", msg);
         } else {
             srv_log(SRV_LOG_INFO, "main", "signal %u: draining and stopping", si.ssi_signo);
             l->stop = 1;
@@ -761,6 +820,13 @@ int srv_loop_run(struct srv *srv)
     for (int i = 0; i < l.n_socks && !l.sealer; i++)
         if (l.sealed[i] && srv_sealer_new(srv, &l.sealer))
             goto out;
+    if (l.sealer) {
+        char msg[200];
+        if (srv_limiter_new(&srv->cfg.limits, &l.limiter, msg, sizeof(msg))) {
+            srv_log(SRV_LOG_ERROR, "limits", "%s", msg);
+            goto out;
+        }
+    }
     int nfd = l.n_socks;
     l.pfd[nfd++] = (struct pollfd){.fd = l.efd, .events = POLLIN};
     l.pfd[nfd++] = (struct pollfd){.fd = l.sfd, .events = POLLIN};
@@ -804,6 +870,7 @@ out:
     }
     srv_close_sockets(&l);
     srv_sealer_free(l.sealer);
+    srv_limiter_free(l.limiter);
     if (l.sfd >= 0)
         close(l.sfd);
     if (l.efd >= 0)

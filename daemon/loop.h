@@ -24,6 +24,7 @@ struct loop {
     int sealed[SRV_MAX_LISTEN];           /* 1: a tcp:// listener taking sealed frames only */
     struct srv_sealer *sealer;            /* opens and seals them (seal_srv.c); NULL if none */
     struct srv_caller local;              /* the caller of ipc (and --plain-tcp) requests */
+    struct srv_limiter *limiter;          /* per-key budgets of sealed callers (limiter.h) */
     int n_socks;
     struct pollfd pfd[SRV_MAX_LISTEN + 2];
     int efd, sfd;

@@ -53,8 +53,12 @@ static const char usage[] =
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
     "                        lines `key = value`: log_level, durability, workers,\n"
-    "                        socket_mode;\n"
-    "                        SIGHUP re-reads log_level; a flag given here wins\n"
+    "                        socket_mode, and each sealed key's budgets:\n"
+    "                        limit_requests (a second, default 5000), limit_bytes\n"
+    "                        (MiB a second, 128), limit_runs (started a minute,\n"
+    "                        6000), limit_uploads (in flight, 8); 0: unlimited;\n"
+    "                        SIGHUP re-reads log_level and the limits; a flag given\n"
+    "                        here wins\n"
     "  --socket-mode MODE    mode of ipc socket files: 0600 (default: only this\n"
     "                        user), 0660 (and the daemon's group) or 0666 (anyone)\n"
     "  --print-public-key    print the server's public key (trk1:...), making the\n"
@@ -90,6 +94,29 @@ static int parse_durability(const char *s)
  * (-1: not yet): kept here, not in read_config's arguments, as SIGHUP does
  * not apply them (a listener's mode or address is fixed at start). */
 static int opt_socket_mode = -1;
+/* Where read_config puts the per-key limits (reset to their defaults at
+ * each read, so a key taken out of the file is back to its default). */
+static struct srv_limits_cfg *cfg_limits;
+
+static void limits_default(struct srv_limits_cfg *c)
+{
+    *c = (struct srv_limits_cfg){.requests_per_s = SRV_LIMIT_DEFAULT_REQUESTS,
+                                 .bytes_per_s = SRV_LIMIT_DEFAULT_BYTES,
+                                 .runs_per_min = SRV_LIMIT_DEFAULT_RUNS,
+                                 .uploads = SRV_LIMIT_DEFAULT_UPLOADS};
+}
+
+/* A limit's value: a whole number >= 0 (0: unlimited), at most max. */
+static int parse_limit(const char *v, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0 || (double)n > max)
+        return -1;
+    *out = (double)n;
+    return 0;
+}
 
 /* "0600", "0660" or "0666" (also without the leading 0); -1 for anything
  * else: a socket mode needs read and write for whoever may connect, and
@@ -232,9 +259,14 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
     char line[1024];
     int lineno = 0;
 
+    struct srv_limits_cfg lim;
+    limits_default(&lim);
     if (!f) {
-        if (!required && errno == ENOENT)
+        if (!required && errno == ENOENT) {
+            if (cfg_limits)
+                *cfg_limits = lim;
             return 0;
+        }
         srv_log(SRV_LOG_ERROR, "config", "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
@@ -283,6 +315,22 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
                 goto bad;
             if (opt_socket_mode < 0)
                 opt_socket_mode = m;
+        } else if (strcmp(k, "limit_requests") == 0) {
+            if (parse_limit(v, 1e9, &lim.requests_per_s))
+                goto bad;
+        } else if (strcmp(k, "limit_bytes") == 0) { /* MiB a second */
+            double mib;
+            if (parse_limit(v, 1e6, &mib))
+                goto bad;
+            lim.bytes_per_s = mib * 1048576.0;
+        } else if (strcmp(k, "limit_runs") == 0) {
+            if (parse_limit(v, 1e9, &lim.runs_per_min))
+                goto bad;
+        } else if (strcmp(k, "limit_uploads") == 0) {
+            double u;
+            if (parse_limit(v, 64, &u))
+                goto bad;
+            lim.uploads = (int)u;
         } else {
             srv_log(SRV_LOG_ERROR, "config", "%s:%d: unknown key \"%s\"", path, lineno, k);
             fclose(f);
@@ -295,6 +343,8 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
         return -1;
     }
     fclose(f);
+    if (cfg_limits)
+        *cfg_limits = lim;
     return 0;
 }
 
@@ -307,6 +357,7 @@ void srv_reload_config(struct srv *srv)
     int lv = flag_log_level, d = -1, w = -1;
     if (!srv->cfg.config_path[0])
         return;
+    cfg_limits = &srv->cfg.limits;
     if (read_config(srv->cfg.config_path, &lv, &d, &w, 0) != 0)
         return;
     if (flag_log_level >= 0) {
@@ -595,6 +646,8 @@ int main(int argc, char **argv)
     else
         snprintf(srv.cfg.config_path, sizeof(srv.cfg.config_path), "%s/trackd.conf",
                  srv.cfg.data_dir);
+    limits_default(&srv.cfg.limits);
+    cfg_limits = &srv.cfg.limits;
     if (read_config(srv.cfg.config_path, &log_level, &durability, &workers, config != NULL))
         return 1;
     srv_log_level = log_level >= 0 ? log_level : SRV_LOG_INFO;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "seal.h"
+#include "limiter.h"
 #include "store.h"
 #include "track_limits.h"
 #include "wire.h"
@@ -59,7 +60,8 @@ struct srv_config {
     int workers;
     char config_path[1100];
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
-    int plain_tcp;        /* tcp:// listeners take plain frames, loopback only (tests) */
+    int plain_tcp;
+    struct srv_limits_cfg limits; /* per-key budgets of sealed callers (limiter.h) */        /* tcp:// listeners take plain frames, loopback only (tests) */
 };
 
 struct blob_store;
