@@ -31,7 +31,7 @@
 #include "internal.h"
 #include "track_limits.h"
 
-#define CHUNK_BYTES     LIMIT_ARTIFACT_CHUNK
+#define CHUNK_BYTES     CL_CHUNK_BYTES
 #define OP_TIMEOUT_MS   CL_OP_TIMEOUT_MS
 #define LONG_TIMEOUT_MS CL_LONG_TIMEOUT_MS
 #define RETRIES         5  /* fresh begins after a failed chunk or commit */

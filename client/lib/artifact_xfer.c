@@ -145,7 +145,7 @@ static int ask_page(struct track_client *c, int i, const uint8_t digest[32], int
 int cl_blob_fetch(struct track_client *c, const uint8_t digest[32], int64_t size, int fd,
                   const char *shown, crypto_generichash_state *h, struct track_err *err)
 {
-    const size_t page = LIMIT_ARTIFACT_CHUNK;
+    const size_t page = CL_CHUNK_BYTES;
     int64_t asked = 0, off = 0;
     int n, rc = 0, k_ask = 0, k_take = 0;
 

@@ -121,6 +121,12 @@ int cl_pipe_recv(struct track_client *c, int i, int want, int timeout_ms, Track_
 void cl_pipe_close(struct track_client *c);
 
 /* ---- artifact_xfer.c ---- */
+/* Bytes of a chunk sent or a page asked for: the daemon takes up to
+ * LIMIT_ARTIFACT_CHUNK (1 MiB), but a frame of a full MiB plus its header
+ * is just past the size at which trackd's malloc maps fresh memory for
+ * each buffer (loop.c, M_MMAP_THRESHOLD), and faulting in a fresh MiB for
+ * every frame, twice, cost more than a third of an upload's time. */
+#define CL_CHUNK_BYTES     (LIMIT_ARTIFACT_CHUNK - 16384)
 #define CL_OP_TIMEOUT_MS   30000  /* one chunk or page */
 #define CL_LONG_TIMEOUT_MS 600000 /* a chunk that may seal a blob (fsync), a verify */
 /* Requests in flight in a transfer: TRACK_TRANSFER_DEPTH, 1 to CL_PIPE_MAX. */

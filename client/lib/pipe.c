@@ -40,7 +40,7 @@ int cl_pipe_open(struct track_client *c, int n, struct track_err *err)
         c->pipe_busy[c->n_pipe] = 0;
         c->pipe[c->n_pipe++] = s;
     }
-    return c->n_pipe;
+    return c->n_pipe < n ? c->n_pipe : n;
 }
 
 void cl_pipe_close(struct track_client *c)
