@@ -565,6 +565,13 @@ int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, cons
         }
         done += (size_t)n;
     }
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* start writing the piece to disk now, so the fsync of the seal waits
+     * for the last pieces only instead of the whole file (advice: an error
+     * here is the seal's fsync's to report) */
+    if (!e)
+        (void)sync_file_range(u->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#endif
 
     pthread_mutex_lock(&bs->mu);
     busy_remove(u, offset, end);
