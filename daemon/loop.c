@@ -72,6 +72,7 @@
 #define HELD_MAX             (SRV_MAX_HELD_BYTES / SRV_HELD_MIN_BYTES) /* tracked replies */
 #define MMAP_THRESHOLD       (1 << 20)   /* allocations this big are mmap'd, freed at once */
 #define TRIM_AFTER_BYTES     (16u << 20) /* malloc_trim once this much big memory was freed */
+#define TRIM_THRESHOLD       (32 << 20)  /* free memory a heap keeps between those trims */
 
 struct pending {
     int sock;
@@ -806,6 +807,10 @@ int srv_loop_run(struct srv *srv)
     /* a fixed threshold (glibc's own grows to 32 MiB after the first big
      * free) keeps replies and frames mmap'd: freeing one gives it back */
     mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    /* and frames below it (artifact chunks) reuse the memory of the ones
+     * before instead of faulting in fresh pages each time: the heaps are
+     * trimmed by trim_memory, at most once a second */
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     if (l.sfd < 0 || l.efd < 0 || !l.batch || !l.held) {
         srv_log(SRV_LOG_ERROR, "loop", "cannot set up: %s", strerror(errno));
         goto out;

@@ -10,7 +10,11 @@
  * worker and touches files only (no transaction), so a big upload never
  * holds the loop that answers other clients' writes: the write of each
  * chunk, and when a chunk completes the upload, its seal (digest check,
- * fsync, rename: blob_upload_commit) happen there. A sealed upload waits in
+ * fsync, rename: blob_upload_put) happen there. A client keeps several
+ * chunks in flight (on several connections); the workers write them at
+ * their offsets at once, within the store's window, and the hash follows
+ * in order (blob.h, Uploads); a chunk's reply says how many bytes are
+ * hashed in order so far, the upload's size once sealed. A sealed upload waits in
  * a small table (its pin held) for ArtifactCommit, a write in the loop,
  * which commits the row. A pin is released only after the group commit
  * that made its row durable (srv_artifact_after_commit), so gc, which
@@ -273,8 +277,7 @@ int srv_op_artifact_chunk(struct srv_call *call)
     const Track__V1__ArtifactChunk *q = call->rq->artifact_chunk;
     struct blob_store *bs = blobs_of(call);
     struct store_err err = {0};
-    uint8_t digest[BLOB_DIGEST_BYTES];
-    uint64_t have = 0, size = 0;
+    struct blob_put_result pr;
     int rc;
 
     if (!bs || check_upload_id(call, q->upload_id))
@@ -286,22 +289,20 @@ int srv_op_artifact_chunk(struct srv_call *call)
     if (q->offset < 0)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "offset: %lld is negative",
                            (long long)q->offset);
-    rc = blob_upload_write(bs, q->upload_id, (uint64_t)q->offset, q->data.data, q->data.len, &err);
-    if (rc == 0)
-        rc = blob_upload_status(bs, q->upload_id, &have, &size, digest, &err);
-    if (rc == 0 && have == size) {
-        /* the last byte: seal here, on the worker (hash check, fsync, rename) */
-        rc = blob_upload_commit(bs, q->upload_id, &err);
-        if (rc == 0)
-            seal_add(bs, q->upload_id, digest, size);
-    }
+    /* chunks of one upload may be written by several workers at once, in
+     * any order within the window; the one whose hashing reaches the last
+     * byte seals here, on the worker (hash check, fsync, rename) */
+    rc = blob_upload_put(bs, q->upload_id, (uint64_t)q->offset, q->data.data, q->data.len, 1, &pr,
+                         &err);
     if (rc)
         return srv_op_fail_store(call, rc, &err);
+    if (pr.sealed)
+        seal_add(bs, q->upload_id, pr.digest, pr.size);
     Track__V1__ArtifactChunkResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return srv_op_oom(call);
     track__v1__artifact_chunk_result__init(r);
-    r->have = (int64_t)have;
+    r->have = (int64_t)pr.have;
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_ARTIFACT_CHUNK;
     call->rs->artifact_chunk = r;
     return 0;

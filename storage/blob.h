@@ -25,9 +25,16 @@
  *
  * Uploads. blob_upload_begin announces (size, digest). A digest already stored
  * answers exists=1 and no upload (dedup). Otherwise a tmp file is created and
- * each blob_upload_write must start exactly where the bytes so far end; the
- * bytes are hashed as they arrive (the hash state lives in memory, one slot
- * per upload, about 400 bytes; nothing buffers a file). blob_upload_commit
+ * written at offsets: a write may start anywhere from the bytes received in
+ * order so far (`have`) to BLOB_WINDOW_BYTES past them, so several writes of
+ * one upload run at once (pwrite at their offsets, outside the mutex) and may
+ * finish in any order. The hash is fed strictly in order: whichever write
+ * extends the in-order prefix feeds it (from its own buffer, and the pieces
+ * that arrived ahead of it read back from the file), one thread at a time;
+ * the hash state lives in memory, one slot per upload, about 1 KiB, and
+ * nothing buffers a file. A write below `have`, past the window, past the
+ * announced size, or over bytes another thread is writing or hashing is
+ * refused. blob_upload_commit
  * checks size and digest (a mismatch removes the tmp file: nothing is kept),
  * fsyncs the file, renames it into place and fsyncs the directories. A blob
  * is thus visible only complete and synced.
@@ -35,7 +42,9 @@
  * Resume. After a client drop, blob_upload_status says how many bytes arrived;
  * the client continues from there. After a daemon restart, blob_store_open
  * finds the tmp files again from their names, and the first status or write
- * on one rehashes its bytes once. The tmp file's creation is not fsynced: a
+ * on one rehashes its bytes once, up to the file's first hole (SEEK_HOLE):
+ * pieces written ahead of a gap are dropped and sent again. The tmp file's
+ * creation is not fsynced: a
  * power loss may lose an upload in flight (the client then starts again), and
  * bytes that a power loss garbled are caught by the digest check at commit.
  *
@@ -98,6 +107,7 @@
 #define BLOB_UPLOAD_ID_HEX 32          /* characters, without the NUL */
 #define BLOB_UPLOADS_MAX   64          /* uploads in flight */
 #define BLOB_WRITE_MAX     (16u << 20) /* bytes in one blob_upload_write */
+#define BLOB_WINDOW_BYTES  (16u << 20) /* how far past `have` a write may end */
 #define BLOB_PINS_MAX      1024        /* distinct pinned digests */
 #define BLOB_TOUCHED_MAX   4096        /* digests one gc epoch remembers */
 
@@ -141,19 +151,38 @@ int blob_size(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], ui
  * the disk is full. */
 int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
                       char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err);
-/* How many bytes of upload `id` arrived (in order): the offset of the next
- * write. `size` and `digest` (each may be NULL) get what begin announced.
+/* How many bytes of upload `id` arrived in order (written and hashed): where
+ * a client resumes. `size` and `digest` (each may be NULL) get what begin announced.
  * After a restart the first call rehashes the bytes on disk once. */
 int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, uint64_t *size,
                        uint8_t digest[BLOB_DIGEST_BYTES], struct store_err *err);
-/* Appends `len` bytes (at most BLOB_WRITE_MAX) at `offset`, which must equal
- * the bytes so far (STORE_E_INVALID naming both otherwise, nothing written);
- * offset + len beyond the announced size is refused the same way. On
- * STORE_E_FULL the upload is dropped (tmp file removed, pin released); on
- * another I/O error the file is cut back to the bytes so far, so a retry of
- * the same chunk can follow (or the upload is dropped if that fails too). */
+/* Writes `len` bytes (at most BLOB_WRITE_MAX) at `offset`, which must be at
+ * or past the bytes received in order so far and end within
+ * BLOB_WINDOW_BYTES of them and within the announced size (STORE_E_INVALID
+ * naming the expected range otherwise, nothing written). Bytes another
+ * thread is writing or hashing at that moment: STORE_E_BUSY, nothing
+ * written. May be called by several threads at once for one upload. On
+ * STORE_E_FULL, or an error reading back what it hashes, the upload is
+ * dropped (tmp file removed, pin released) once no other write of it runs;
+ * on another write error the piece is simply not counted, and a retry of
+ * the same piece can follow. */
 int blob_upload_write(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
                       size_t len, struct store_err *err);
+/* What blob_upload_put saw: the bytes hashed in order after it (`have`),
+ * the upload's size and digest, and sealed = 1 when this call completed
+ * and sealed the upload (see below). */
+struct blob_put_result {
+    uint64_t have, size;
+    uint8_t digest[BLOB_DIGEST_BYTES];
+    int sealed;
+};
+/* blob_upload_write, and *r (may be NULL) filled. When `seal` is set and
+ * this call's hashing reaches the announced size, it goes on as
+ * blob_upload_commit does (digest check, fsync, rename; the pin passes to
+ * the caller) and sets r->sealed: exactly one write of an upload does so;
+ * its error, if the seal fails, is the call's (the upload is then gone). */
+int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
+                    size_t len, int seal, struct blob_put_result *r, struct store_err *err);
 /* Finishes upload `id`: all announced bytes must have arrived and hash to the
  * announced digest, else STORE_E_INVALID and the upload is dropped (nothing
  * kept). Then fsync, rename into blobs/ab/, fsync of blobs/ab/ and blobs/.

@@ -21,6 +21,20 @@
 
 enum { SLOT_FREE = 0, SLOT_IDLE, SLOT_BUSY };
 
+#define UPLOAD_RANGES 16 /* pieces written ahead of the hash, and writes at once */
+
+/* Bytes [off, end) of an upload. */
+struct range {
+    uint64_t off, end;
+};
+
+/* One upload in flight. `have` bytes from 0 are written and hashed, in
+ * order; writes may land ahead of it within BLOB_WINDOW_BYTES (blob.h,
+ * Uploads): `done` lists those written and not yet hashed (sorted,
+ * disjoint), `busy` those being written by some thread right now. One
+ * thread at a time (`hashing`) feeds the hash from `have` on, covering
+ * [have, hash_end). A slot is exclusive (SLOT_BUSY) for status loads,
+ * commit, abort and cleanup, which wait for no writer and no hasher. */
 struct upload {
     crypto_generichash_state h; /* valid once fd >= 0 */
     int state;
@@ -30,6 +44,14 @@ struct upload {
     uint64_t size;
     uint64_t have;
     uint8_t digest[BLOB_DIGEST_BYTES];
+    int writers; /* writes running outside the mutex */
+    int hashing; /* a thread feeds the hash */
+    int failed;  /* a write or the hash failed: dropped when the last one leaves */
+    uint64_t hash_end;
+    struct range done[UPLOAD_RANGES];
+    int n_done;
+    struct range busy[UPLOAD_RANGES];
+    int n_busy;
 };
 
 struct pin {

@@ -112,6 +112,8 @@ static void slot_drop(struct blob_store *bs, struct upload *u)
     sodium_memzero(&u->h, sizeof u->h);
     u->id[0] = '\0';
     u->name[0] = '\0';
+    u->writers = u->hashing = u->failed = u->n_done = u->n_busy = 0;
+    u->hash_end = 0;
     u->state = SLOT_FREE;
     pthread_mutex_unlock(&bs->mu);
 }
@@ -145,6 +147,19 @@ static int slot_load(struct blob_store *bs, struct upload *u, int *fatal, struct
                          "upload %s: tmp file holds %jd bytes of %" PRIu64 " announced", u->id,
                          (intmax_t)st.st_size, u->size);
         goto out;
+    }
+    /* pieces written ahead of the in-order bytes may have left a gap: only
+     * what precedes the first hole is known to be written (a filesystem
+     * without SEEK_HOLE says none; the digest check at commit still holds) */
+    if (st.st_size > 0) {
+        off_t hole = lseek(fd, 0, SEEK_HOLE);
+        if (hole >= 0 && hole < st.st_size) {
+            if (ftruncate(fd, hole) != 0) {
+                rc = blob_i_io_fail(err, errno, "upload: cutting its tmp file at a gap");
+                goto out;
+            }
+            st.st_size = hole;
+        }
     }
     buf = malloc(HASH_BUF);
     if (buf == NULL) {
@@ -193,7 +208,7 @@ static int slot_get(struct blob_store *bs, const char *id, struct upload **out,
         pthread_mutex_unlock(&bs->mu);
         return blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: no such upload in flight", id);
     }
-    if (u->state == SLOT_BUSY) {
+    if (u->state == SLOT_BUSY || u->writers || u->hashing) {
         pthread_mutex_unlock(&bs->mu);
         return blob_i_fail(err, STORE_E_BUSY, "upload id %s: in use by another request", id);
     }
@@ -207,6 +222,37 @@ static int slot_get(struct blob_store *bs, const char *id, struct upload **out,
             slot_put(bs, u);
         return rc;
     }
+    *out = u;
+    return 0;
+}
+
+/* Looks up upload `id`, loads it if needed, and returns with bs->mu held and
+ * the slot not exclusive: for status and writes, which may run beside
+ * writes of the same upload. */
+static int slot_shared(struct blob_store *bs, const char *id, struct upload **out,
+                       struct store_err *err)
+{
+    struct upload *u;
+    int rc;
+
+    rc = upload_id_check(id, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&bs->mu);
+    u = slot_find(bs, id);
+    if (u != NULL && u->state != SLOT_BUSY && u->fd >= 0) {
+        *out = u;
+        return 0;
+    }
+    pthread_mutex_unlock(&bs->mu);
+    if (u == NULL)
+        return blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: no such upload in flight", id);
+    /* not loaded yet (after a restart), or exclusive right now */
+    rc = slot_get(bs, id, &u, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&bs->mu);
+    u->state = SLOT_IDLE;
     *out = u;
     return 0;
 }
@@ -298,6 +344,8 @@ int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest
     memcpy(u->digest, digest, BLOB_DIGEST_BYTES);
     u->size = size;
     u->have = 0;
+    u->hash_end = 0;
+    u->writers = u->hashing = u->failed = u->n_done = u->n_busy = 0;
     u->fd = -1;
     u->state = SLOT_BUSY;
     pthread_mutex_unlock(&bs->mu);
@@ -355,7 +403,7 @@ int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, ui
     int rc;
 
     blob_i_err_clear(err);
-    rc = slot_get(bs, id, &u, err);
+    rc = slot_shared(bs, id, &u, err);
     if (rc != 0)
         return rc;
     *have = u->have;
@@ -363,78 +411,266 @@ int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, ui
         *size = u->size;
     if (digest)
         memcpy(digest, u->digest, BLOB_DIGEST_BYTES);
-    slot_put(bs, u);
+    pthread_mutex_unlock(&bs->mu);
     return 0;
 }
 
-int blob_upload_write(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
-                      size_t len, struct store_err *err)
+/* ---- writes: the window and the in-order hash ---------------------------------- */
+
+static int overlaps(const struct range *r, int n, uint64_t off, uint64_t end)
+{
+    for (int i = 0; i < n; i++)
+        if (off < r[i].end && r[i].off < end)
+            return 1;
+    return 0;
+}
+
+/* Adds [off, end) to u->done (sorted, disjoint), merging what it touches;
+ * -1 when that would take more than UPLOAD_RANGES entries. */
+static int done_add(struct upload *u, uint64_t off, uint64_t end)
+{
+    struct range *r = u->done;
+    int n = u->n_done, i = 0, j;
+
+    while (i < n && r[i].end < off)
+        i++;
+    for (j = i; j < n && r[j].off <= end; j++) {
+        if (r[j].off < off)
+            off = r[j].off;
+        if (r[j].end > end)
+            end = r[j].end;
+    }
+    if (i == j) {
+        if (n == UPLOAD_RANGES)
+            return -1;
+        memmove(&r[i + 1], &r[i], (size_t)(n - i) * sizeof *r);
+        n++;
+    } else {
+        memmove(&r[i + 1], &r[j], (size_t)(n - j) * sizeof *r);
+        n -= j - i - 1;
+    }
+    r[i].off = off;
+    r[i].end = end;
+    u->n_done = n;
+    return 0;
+}
+
+static void busy_remove(struct upload *u, uint64_t off, uint64_t end)
+{
+    for (int i = 0; i < u->n_busy; i++)
+        if (u->busy[i].off == off && u->busy[i].end == end) {
+            u->busy[i] = u->busy[--u->n_busy];
+            return;
+        }
+}
+
+/* Feeds bytes [from, to) of u to its hash: from `p` (the caller's piece at
+ * `off`, `len` bytes) where it covers them, else read back from the file.
+ * Called by the one hashing thread, without the mutex. 0 or an errno. */
+static int hash_span(struct upload *u, uint64_t from, uint64_t to, uint64_t off, const uint8_t *p,
+                     size_t len, uint8_t **scratch)
+{
+    while (from < to) {
+        if (from >= off && from < off + len) {
+            uint64_t stop = to < off + len ? to : off + len;
+            crypto_generichash_update(&u->h, p + (from - off), (unsigned long long)(stop - from));
+            from = stop;
+            continue;
+        }
+        if (*scratch == NULL && (*scratch = malloc(HASH_BUF)) == NULL)
+            return ENOMEM;
+        size_t want = to - from < HASH_BUF ? (size_t)(to - from) : HASH_BUF;
+        if (from < off && off - from < want)
+            want = (size_t)(off - from);
+        ssize_t n = pread(u->fd, *scratch, want, (off_t)from);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
+        crypto_generichash_update(&u->h, *scratch, (unsigned long long)n);
+        from += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err *err);
+
+int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
+                    size_t len, int seal, struct blob_put_result *r, struct store_err *err)
 {
     struct upload *u;
     const uint8_t *p = buf;
+    uint8_t *scratch = NULL;
+    uint64_t end = offset + len;
     size_t done = 0;
-    int rc;
+    int rc = 0, e = 0;
 
     blob_i_err_clear(err);
+    if (r)
+        memset(r, 0, sizeof *r);
     if (len > BLOB_WRITE_MAX)
         return blob_i_fail(err, STORE_E_INVALID,
                            "chunk: %zu bytes, beyond the %u a write may carry", len,
                            BLOB_WRITE_MAX);
-    rc = slot_get(bs, id, &u, err);
+    rc = slot_shared(bs, id, &u, err);
     if (rc != 0)
         return rc;
-    if (offset != u->have) {
+    /* from here on bs->mu is held, except around the write and the hashing */
+    if (u->failed) {
+        rc = blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: dropped after a failed write", id);
+        goto out;
+    }
+    if (offset < u->have || offset > u->size) {
         rc = blob_i_fail(err, STORE_E_INVALID,
                          "offset: %" PRIu64 " is not the next byte of upload %s (expected %" PRIu64
-                         ")",
-                         offset, id, u->have);
-        goto put;
+                         " to %" PRIu64 ")",
+                         offset, id, u->have, u->have + BLOB_WINDOW_BYTES);
+        goto out;
     }
-    if (len > u->size - u->have) {
+    if (len > u->size - offset) {
         rc = blob_i_fail(err, STORE_E_INVALID,
                          "chunk: %zu bytes at offset %" PRIu64
                          " end past the announced size %" PRIu64,
                          len, offset, u->size);
-        goto put;
+        goto out;
     }
+    if (end > u->have + BLOB_WINDOW_BYTES) {
+        rc = blob_i_fail(err, STORE_E_INVALID,
+                         "offset: %zu bytes at %" PRIu64 " end past the window of upload %s "
+                         "(expected %" PRIu64 " to %" PRIu64 ")",
+                         len, offset, id, u->have, u->have + BLOB_WINDOW_BYTES);
+        goto out;
+    }
+    if (len == 0)
+        goto out;
+    if ((u->hashing && offset < u->hash_end) || overlaps(u->busy, u->n_busy, offset, end) ||
+        u->n_busy == UPLOAD_RANGES) {
+        rc = blob_i_fail(err, STORE_E_BUSY,
+                         "upload id %s: bytes %" PRIu64 " to %" PRIu64
+                         " are being written or hashed by another request",
+                         id, offset, end);
+        goto out;
+    }
+    u->busy[u->n_busy++] = (struct range){offset, end};
+    u->writers++;
+    pthread_mutex_unlock(&bs->mu);
+
     while (done < len) {
         ssize_t n = pwrite(u->fd, p + done, len - done, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            int e = errno;
-            rc = blob_i_io_fail(err, e, "upload: writing its tmp file");
-            if (rc == STORE_E_FULL || ftruncate(u->fd, (off_t)u->have) != 0) {
-                slot_drop(bs, u);
-                return rc;
-            }
-            goto put;
+            e = errno;
+            break;
         }
         done += (size_t)n;
     }
-    crypto_generichash_update(&u->h, p, (unsigned long long)len);
-    u->have += len;
-put:
-    slot_put(bs, u);
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* start writing the piece to disk now, so the fsync of the seal waits
+     * for the last pieces only instead of the whole file (advice: an error
+     * here is the seal's fsync's to report) */
+    if (!e)
+        (void)sync_file_range(u->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#endif
+
+    pthread_mutex_lock(&bs->mu);
+    busy_remove(u, offset, end);
+    u->writers--;
+    if (e) {
+        rc = blob_i_io_fail(err, e, "upload: writing its tmp file");
+        if (rc == STORE_E_FULL)
+            u->failed = rc;
+    } else if (done_add(u, offset, end) != 0) {
+        rc = blob_i_fail(err, STORE_E_BUSY,
+                         "upload id %s: more than %d pieces ahead of byte %" PRIu64
+                         "; send the missing ones first",
+                         id, UPLOAD_RANGES, u->have);
+    }
+    /* feed the hash in order, one thread at a time, never over bytes a
+     * write is still changing */
+    if (!u->hashing) {
+        u->hashing = 1;
+        while (!u->failed && u->n_done > 0 && u->done[0].off <= u->have &&
+               !overlaps(u->busy, u->n_busy, u->done[0].off, u->done[0].end)) {
+            uint64_t from = u->have, to = u->done[0].end;
+            memmove(&u->done[0], &u->done[1], (size_t)(u->n_done - 1) * sizeof *u->done);
+            u->n_done--;
+            if (to <= from)
+                continue;
+            u->hash_end = to;
+            pthread_mutex_unlock(&bs->mu);
+            int he = hash_span(u, from, to, offset, p, e ? 0 : len, &scratch);
+            pthread_mutex_lock(&bs->mu);
+            if (he) {
+                /* the hash state is past recovery: the upload goes */
+                rc = blob_i_io_fail(err, he, "upload: reading back its tmp file to hash it");
+                u->failed = rc == STORE_E_FULL ? rc : STORE_E_IO;
+                break;
+            }
+            u->have = to;
+        }
+        u->hash_end = u->have;
+        u->hashing = 0;
+    }
+out:
+    if (r) {
+        r->have = u->have;
+        r->size = u->size;
+        memcpy(r->digest, u->digest, BLOB_DIGEST_BYTES);
+    }
+    if (u->failed && !u->writers && !u->hashing && u->state != SLOT_BUSY) {
+        u->state = SLOT_BUSY;
+        pthread_mutex_unlock(&bs->mu);
+        slot_drop(bs, u);
+        free(scratch);
+        return rc ? rc : blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: dropped", id);
+    }
+    if (seal && rc == 0 && u->have == u->size && !u->writers && !u->hashing &&
+        u->state != SLOT_BUSY) {
+        u->state = SLOT_BUSY;
+        pthread_mutex_unlock(&bs->mu);
+        free(scratch);
+        rc = seal_upload(bs, u, err);
+        if (rc == 0 && r)
+            r->sealed = 1;
+        return rc;
+    }
+    pthread_mutex_unlock(&bs->mu);
+    free(scratch);
     return rc;
+}
+
+int blob_upload_write(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
+                      size_t len, struct store_err *err)
+{
+    return blob_upload_put(bs, id, offset, buf, len, 0, NULL, err);
 }
 
 int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *err)
 {
     struct upload *u;
-    uint8_t got[BLOB_DIGEST_BYTES];
-    char hex[BLOB_DIGEST_HEX + 1], want[BLOB_DIGEST_HEX + 1], rel[BLOB_DIGEST_HEX + 2];
-    struct stat st;
-    int rc, abfd = -1;
+    int rc;
 
     blob_i_err_clear(err);
     rc = slot_get(bs, id, &u, err);
     if (rc != 0)
         return rc;
+    return seal_upload(bs, u, err);
+}
+
+/* The body of blob_upload_commit, on slot u (exclusive, loaded); drops the
+ * slot in every case. */
+static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err *err)
+{
+    uint8_t got[BLOB_DIGEST_BYTES];
+    char hex[BLOB_DIGEST_HEX + 1], want[BLOB_DIGEST_HEX + 1], rel[BLOB_DIGEST_HEX + 2];
+    struct stat st;
+    int rc = 0, abfd = -1;
+
     if (u->have != u->size) {
         rc = blob_i_fail(err, STORE_E_INVALID,
                          "size: upload %s received %" PRIu64 " of the %" PRIu64 " bytes announced",
-                         id, u->have, u->size);
+                         u->id, u->have, u->size);
         goto drop;
     }
     crypto_generichash_final(&u->h, got, sizeof got);
@@ -506,7 +742,7 @@ int blob_upload_abort(struct blob_store *bs, const char *id, struct store_err *e
         return rc;
     pthread_mutex_lock(&bs->mu);
     u = slot_find(bs, id);
-    if (u == NULL || u->state == SLOT_BUSY) {
+    if (u == NULL || u->state == SLOT_BUSY || u->writers || u->hashing) {
         pthread_mutex_unlock(&bs->mu);
         return u ? blob_i_fail(err, STORE_E_BUSY, "upload id %s: in use by another request", id)
                  : blob_i_fail(err, STORE_E_NOT_FOUND, "upload id %s: no such upload in flight",
@@ -604,7 +840,7 @@ static int cleanup_one(struct blob_store *bs, void *ctx, const struct blob_tmp_i
     if (t->resumable) {
         pthread_mutex_lock(&bs->mu);
         u = slot_find(bs, t->id);
-        if (u == NULL || u->state == SLOT_BUSY) {
+        if (u == NULL || u->state == SLOT_BUSY || u->writers || u->hashing) {
             pthread_mutex_unlock(&bs->mu);
             return 0; /* gone meanwhile, or being written to: not abandoned */
         }

@@ -2,11 +2,12 @@
  * artifact.c: files kept with a run (track.h "artifacts"). Uploads hash the
  * file first (BLAKE2b-256, streaming) so the daemon can answer that it has
  * the blob already (dedup: no bytes move), then send it in chunks of at
- * most 1 MiB read from the file at their offsets, resuming from what the
- * daemon reports after a dropped connection or a daemon restart. Downloads
- * read the blob in pages into NAME.tmp beside the destination, checking the
- * digest as the bytes arrive; only a whole, matching, fsynced file is
- * renamed into place. Neither way holds more than a chunk in memory.
+ * most 1 MiB read from the file at their offsets, several in flight
+ * (artifact_xfer.c), resuming from what the daemon reports after a dropped
+ * connection or a daemon restart. Downloads read the blob in pages, several
+ * asked ahead, into NAME.tmp beside the destination, checking the digest as
+ * the bytes arrive; only a whole, matching, fsynced file is renamed into
+ * place. Neither way holds more than a few chunks in memory.
  * track_blob_get downloads by digest alone (a model version's pinned
  * bytes), the same way.
  *
@@ -30,11 +31,11 @@
 #include "internal.h"
 #include "track_limits.h"
 
-#define CHUNK_BYTES     LIMIT_ARTIFACT_CHUNK
-#define OP_TIMEOUT_MS   30000  /* one chunk or page */
-#define LONG_TIMEOUT_MS 600000 /* the chunk that seals a blob (fsync), a verify */
-#define RETRIES         5      /* fresh begins after a failed chunk or commit */
-#define WALK_DEPTH      32     /* directory levels followed in an upload */
+#define CHUNK_BYTES     CL_CHUNK_BYTES
+#define OP_TIMEOUT_MS   CL_OP_TIMEOUT_MS
+#define LONG_TIMEOUT_MS CL_LONG_TIMEOUT_MS
+#define RETRIES         5  /* fresh begins after a failed chunk or commit */
+#define WALK_DEPTH      32 /* directory levels followed in an upload */
 
 /* ---- one request -------------------------------------------------------------- */
 
@@ -179,28 +180,13 @@ again:
             invalid_retried = 0;
         prev_have = off;
     }
-    while (off < size) {
-        size_t want = size - off < (int64_t)CHUNK_BYTES ? (size_t)(size - off) : CHUNK_BYTES;
-        ssize_t n = pread(fd, buf, want, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "reading %s: %s", local,
-                         n < 0 ? strerror(errno) : "it shrank while being uploaded");
-            goto out;
-        }
-        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-        Track__V1__ArtifactChunk ch = TRACK__V1__ARTIFACT_CHUNK__INIT;
-        ch.upload_id = id;
-        ch.offset = off;
-        ch.data.data = buf;
-        ch.data.len = (size_t)n;
-        rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_CHUNK;
-        rq.artifact_chunk = &ch;
-        track__v1__response__free_unpacked(rs, NULL);
-        rs = NULL;
-        rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_CHUNK,
-                       off + n == size ? LONG_TIMEOUT_MS : OP_TIMEOUT_MS, &rs, err);
+    if (off < size) {
+        struct cl_send_result sr;
+        rc = cl_artifact_send(c, fd, local, id, size, off, buf, CHUNK_BYTES, &sr, err);
+        if (stats)
+            stats->sent += sr.sent;
+        if (sr.have > prev_have)
+            invalid_retried = 0; /* it moved on: another refusal is worth a retry */
         /* a chunk that arrived although its reply did not is refused on
          * retry (not the next offset): a fresh begin says where to go on */
         if ((retryable(rc) && ++attempts <= RETRIES) ||
@@ -208,13 +194,6 @@ again:
             goto again;
         if (rc)
             goto out;
-        if (rs->artifact_chunk->have != off + n) {
-            rc = cl_fail(err, TRACK_E_INTERNAL, "malformed reply from server: artifact_chunk");
-            goto out;
-        }
-        off += n;
-        if (stats)
-            stats->sent += n;
     }
     {
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
@@ -539,7 +518,6 @@ static int open_parent(int dirfd, const char *rel, const char *shown, int *out, 
 static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t size, int dirfd,
                       const char *leaf, const char *shown, struct track_err *err)
 {
-    Track__V1__Response *rs = NULL;
     crypto_generichash_state h;
     uint8_t got[32];
     char tmp[LIMIT_ARTIFACT_PATH + 16];
@@ -553,42 +531,10 @@ static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t 
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s.tmp: %s", shown,
                        strerror(errno));
     crypto_generichash_init(&h, NULL, 0, 32);
-    for (int eof = size == 0; !eof;) {
-        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-        Track__V1__ArtifactRead q = TRACK__V1__ARTIFACT_READ__INIT;
-        q.digest.data = (uint8_t *)digest;
-        q.digest.len = 32;
-        q.offset = off;
-        rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_READ;
-        rq.artifact_read = &q;
-        rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_READ, OP_TIMEOUT_MS, &rs, err);
-        if (rc)
-            goto out;
-        Track__V1__ArtifactReadResult *r = rs->artifact_read;
-        if (r->offset != off || (int64_t)r->data.len > size - off ||
-            (r->data.len == 0 && !r->eof)) {
-            rc = cl_fail(err, TRACK_E_INTERNAL,
-                         "%s: the daemon sent %zu bytes at offset %lld of a %lld-byte blob", shown,
-                         r->data.len, (long long)r->offset, (long long)size);
-            goto out;
-        }
-        for (size_t w = 0; w < r->data.len;) {
-            ssize_t n = write(fd, r->data.data + w, r->data.len - w);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "writing %s.tmp: %s", shown,
-                             strerror(errno));
-                goto out;
-            }
-            w += (size_t)n;
-        }
-        crypto_generichash_update(&h, r->data.data, r->data.len);
-        off += (int64_t)r->data.len;
-        eof = r->eof;
-        track__v1__response__free_unpacked(rs, NULL);
-        rs = NULL;
-    }
+    rc = cl_blob_fetch(c, digest, size, fd, shown, &h, err);
+    if (rc)
+        goto out;
+    off = size;
     crypto_generichash_final(&h, got, 32);
     if (off != size || sodium_memcmp(got, digest, 32) != 0) {
         char want_hex[65], got_hex[65];
@@ -610,8 +556,6 @@ static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t 
     }
     fsync(dirfd);
 out:
-    if (rs)
-        track__v1__response__free_unpacked(rs, NULL);
     close(fd);
     if (rc)
         unlinkat(dirfd, tmp, 0);

@@ -295,13 +295,35 @@ static int autostart(struct track_client *c, int64_t deadline, struct track_err 
                    c->server, c->timeout_ms, logpath);
 }
 
+int cl_sock_new(struct track_client *c, int timeout_ms, int *out, struct track_err *err)
+{
+    int s, maxsize = (int)LIMIT_FRAME_BYTES + (1 << 20), resend = 3600 * 1000;
+    /* nanomsg speaks IPv4 only unless told: an IPv6 literal ([::1]) needs it */
+    int v4only = 0, ipv6 = strncmp(c->server, "tcp://[", 7) == 0;
+
+    s = nn_socket(AF_SP, NN_REQ);
+    if (s < 0)
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "nn_socket: %s", nn_strerror(nn_errno()));
+    if (nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(int)) < 0 ||
+        nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(int)) < 0 ||
+        nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(int)) < 0 ||
+        nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(int)) < 0 ||
+        (ipv6 && nn_setsockopt(s, NN_SOL_SOCKET, NN_IPV4ONLY, &v4only, sizeof(int)) < 0) ||
+        nn_connect(s, c->server) < 0) {
+        int e = nn_errno();
+        nn_close(s);
+        return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot connect to %s: %s", c->server,
+                       nn_strerror(e));
+    }
+    *out = s;
+    return 0;
+}
+
 /* Connects c->sock if it is not; `deadline` (monotonic ms) bounds an
  * autostart. */
 static int connect_sock(struct track_client *c, int64_t deadline, struct track_err *err)
 {
-    int s, maxsize = (int)LIMIT_FRAME_BYTES + (1 << 20), resend = 3600 * 1000, why = 0;
-    /* nanomsg speaks IPv4 only unless told: an IPv6 literal ([::1]) needs it */
-    int v4only = 0, ipv6 = strncmp(c->server, "tcp://[", 7) == 0;
+    int s, why = 0;
 
     if (c->sock >= 0)
         return 0;
@@ -337,20 +359,9 @@ static int connect_sock(struct track_client *c, int64_t deadline, struct track_e
     if (strncmp(c->server, "tcp://", 6) == 0 && (probe < 1 || !tcp_alive(c->server, (int)probe)))
         return cl_fail(err, TRACK_E_UNAVAILABLE,
                        "cannot reach trackd at %s: nothing accepts connections there", c->server);
-    s = nn_socket(AF_SP, NN_REQ);
-    if (s < 0)
-        return cl_fail(err, TRACK_E_UNAVAILABLE, "nn_socket: %s", nn_strerror(nn_errno()));
-    if (nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &c->timeout_ms, sizeof(int)) < 0 ||
-        nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &c->timeout_ms, sizeof(int)) < 0 ||
-        nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &maxsize, sizeof(int)) < 0 ||
-        nn_setsockopt(s, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(int)) < 0 ||
-        (ipv6 && nn_setsockopt(s, NN_SOL_SOCKET, NN_IPV4ONLY, &v4only, sizeof(int)) < 0) ||
-        nn_connect(s, c->server) < 0) {
-        int e = nn_errno();
-        nn_close(s);
-        return cl_fail(err, TRACK_E_UNAVAILABLE, "cannot connect to %s: %s", c->server,
-                       nn_strerror(e));
-    }
+    int rc = cl_sock_new(c, c->timeout_ms, &s, err);
+    if (rc)
+        return rc;
     c->sock = s;
     c->sock_timeout = c->timeout_ms;
     return 0;
@@ -358,6 +369,7 @@ static int connect_sock(struct track_client *c, int64_t deadline, struct track_e
 
 void cl_disconnect(struct track_client *c)
 {
+    cl_pipe_close(c);
     if (c->sock >= 0) {
         nn_close(c->sock);
         c->sock = -1;
@@ -427,8 +439,8 @@ static int mismatch(struct track_client *c, struct track_err *err)
 
 /* Opens the reply to a sealed request (buf: nanomsg's, freed here). A plain
  * reply counts only as an error the server gave before it could seal. */
-static int open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf, size_t n,
-                      Track__V1__Response **out, struct track_err *err)
+int cl_open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf, size_t n,
+                  Track__V1__Response **out, struct track_err *err)
 {
     struct seal_err se = {0};
     uint8_t *plain = NULL;
@@ -558,7 +570,7 @@ reseal:;
                        nn_strerror(e));
     }
     if (c->seal) {
-        rc = open_reply(c, &ticket, buf, (size_t)n, out, err);
+        rc = cl_open_reply(c, &ticket, buf, (size_t)n, out, err);
         /* nanomsg's REQ resends the very bytes after a reconnect, and the
          * server refuses them as a replay when the first copy arrived: the
          * retry is ours, sealed afresh (the request id keeps a write from

@@ -12,15 +12,22 @@
  *             the lock (spool.h: what the two share)
  *   client.c  the public write API: runs, params, tags, buffered metrics
  *   reads.c   the public read API and struct track_result
+ *   pipe.c    extra connections that keep transfer requests in flight
+ *   artifact.c, artifact_xfer.c  artifacts: listing and walking files, and
+ *             the pipelined chunk and page transfers
  */
 #ifndef TRACK_CLIENT_INTERNAL_H
 #define TRACK_CLIENT_INTERNAL_H
 
+#include <sodium.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seal.h"
 #include "track.h"
 #include "wire.h"
+
+#define CL_PIPE_MAX 8 /* connections a transfer keeps requests in flight on */
 
 struct series {
     char key[256];
@@ -70,6 +77,11 @@ struct track_client {
     uint8_t server_pk[32];
     char server_key_text[49], key_text[49];
     int seal_fault; /* the last failure was this client's key setup or a key mismatch */
+    /* pipe.c: more connections to the server, for transfers in flight */
+    int n_pipe;                 /* 0: none open */
+    int pipe[CL_PIPE_MAX];      /* REQ sockets */
+    int pipe_busy[CL_PIPE_MAX]; /* a request sent and its reply not yet taken */
+    struct seal_ticket pipe_ticket[CL_PIPE_MAX]; /* of its sealed request (c->seal) */
 };
 
 /* Fills err (may be NULL) and returns code. */
@@ -98,6 +110,61 @@ int cl_frame_check(struct track_client *c, size_t len, struct track_err *err);
 /* Maps a response's error to a return code with its message; 0 if none. */
 int cl_response_error(const Track__V1__Response *rs, struct track_err *err);
 void cl_disconnect(struct track_client *c);
+/* A new REQ socket connected to c's server with libtrack's options and
+ * `timeout_ms` for sends and receives, in *out. */
+int cl_sock_new(struct track_client *c, int timeout_ms, int *out, struct track_err *err);
+
+/* ---- pipe.c ---- */
+/* Opens (once; kept until cl_disconnect) up to n (<= CL_PIPE_MAX) more
+ * connections to c's server, each carrying one request at a time, so a
+ * transfer keeps n requests in flight while the daemon works on them on
+ * several threads. c's own socket must have reached the server first.
+ * Returns how many are open (at least 1) or a negative code. */
+int cl_pipe_open(struct track_client *c, int n, struct track_err *err);
+/* Sends rq (given a fresh request id) on connection i, which must be idle;
+ * packs it straight into a nanomsg message (no copy). */
+int cl_pipe_send(struct track_client *c, int i, Track__V1__Request *rq, int timeout_ms,
+                 struct track_err *err);
+/* Takes the reply of connection i's request: 0 and *out (the caller frees
+ * it) when it carries result `want` and no error, else the reply's error
+ * code (or TRACK_E_UNAVAILABLE, TRACK_E_INTERNAL) with its message. */
+int cl_pipe_recv(struct track_client *c, int i, int want, int timeout_ms, Track__V1__Response **out,
+                 struct track_err *err);
+/* Closes the extra connections (requests in flight are abandoned). */
+void cl_pipe_close(struct track_client *c);
+/* Opens the reply (buf: nanomsg's, freed here) to the sealed request of
+ * ticket: a sealed reply from the pinned server, or a plain error the
+ * server gave before it could seal (conn.c). 0 and *out, or an error. */
+int cl_open_reply(struct track_client *c, const struct seal_ticket *ticket, void *buf, size_t n,
+                  Track__V1__Response **out, struct track_err *err);
+
+/* ---- artifact_xfer.c ---- */
+/* Bytes of a chunk sent or a page asked for: the daemon takes up to
+ * LIMIT_ARTIFACT_CHUNK (1 MiB), but a frame of a full MiB plus its header
+ * is just past the size at which trackd's malloc maps fresh memory for
+ * each buffer (loop.c, M_MMAP_THRESHOLD), and faulting in a fresh MiB for
+ * every frame, twice, cost more than a third of an upload's time. */
+#define CL_CHUNK_BYTES     (LIMIT_ARTIFACT_CHUNK - 16384)
+#define CL_OP_TIMEOUT_MS   30000  /* one chunk or page */
+#define CL_LONG_TIMEOUT_MS 600000 /* a chunk that may seal a blob (fsync), a verify */
+/* Requests in flight in a transfer: TRACK_TRANSFER_DEPTH, 1 to CL_PIPE_MAX. */
+int cl_transfer_depth(void);
+struct cl_send_result {
+    int64_t sent; /* bytes of chunks acknowledged */
+    int64_t have; /* the most bytes a reply said were hashed in order */
+    int sealed;   /* a reply said have = size: the blob is sealed */
+};
+/* Sends bytes [from, size) of fd (the file `local`) as chunks of `chunk`
+ * bytes of upload `id`, several in flight, reading through buf (chunk
+ * bytes). Takes every reply sent for before returning. 0, or the worst
+ * error among the replies (one a fresh begin cannot cure first). */
+int cl_artifact_send(struct track_client *c, int fd, const char *local, const char *id,
+                     int64_t size, int64_t from, uint8_t *buf, size_t chunk,
+                     struct cl_send_result *res, struct track_err *err);
+/* Reads blob `digest` (`size` bytes) in pages, several asked ahead, writing
+ * them in order to fd and feeding h; `shown` names the file in errors. */
+int cl_blob_fetch(struct track_client *c, const uint8_t digest[32], int64_t size, int fd,
+                  const char *shown, crypto_generichash_state *h, struct track_err *err);
 
 /* ---- config.c ---- */
 /* $XDG_CONFIG_HOME/track (or ~/.config/track) into buf; 0 or -1. */

@@ -4,8 +4,9 @@
  * raw protocol frames over nanomsg: dedup (one blob file for two runs),
  * round trips of every byte value and of a nested directory, each refused
  * path on both sides, downloads that never leave their directory, a digest
- * that does not match its bytes, chunks out of order or past the announced
- * size, an upload abandoned halfway and resumed, SIGKILL of trackd during
+ * that does not match its bytes, chunks behind the bytes so far, past the
+ * window or past the announced size (and one ahead, within the window,
+ * accepted), an upload abandoned halfway and resumed, SIGKILL of trackd during
  * an upload, a corrupted blob found by verify and by `trackd --check`, the
  * counts in status and run get, log-metric answered promptly while
  * another client uploads 256 MiB, and a disk that fills during an upload
@@ -555,7 +556,7 @@ Test(artifact, digest_mismatch_refused_nothing_kept)
     cr_assert_eq(count_tmp(), 0);
 }
 
-Test(artifact, chunk_out_of_order_or_past_size_refused)
+Test(artifact, chunk_behind_past_window_or_past_size_refused_ahead_accepted)
 {
     char run[33], id[40];
     uint8_t digest[32], data[3000];
@@ -564,26 +565,41 @@ Test(artifact, chunk_out_of_order_or_past_size_refused)
     crypto_generichash(digest, 32, data, sizeof(data), NULL, 0);
     int s = sock_open();
     new_run(run);
+    /* past the 16 MiB window of a big upload: refused, naming the range */
+    {
+        char big_id[40];
+        begin_new(s, run, "w.bin", 64 << 20, digest, big_id);
+        Track__V1__Response *rw = raw_chunk(s, big_id, 17 << 20, data, 1000);
+        cr_assert_eq(code_of(rw), TRACK__V1__CODE__INVALID_ARGUMENT, "past the window: %s",
+                     msg_of(rw));
+        cr_assert(strstr(msg_of(rw), "window") && strstr(msg_of(rw), "expected 0"), "%s",
+                  msg_of(rw));
+        track__v1__response__free_unpacked(rw, NULL);
+    }
     begin_new(s, run, "o.bin", sizeof(data), digest, id);
+    /* ahead of the bytes so far, within the window: written, not yet hashed */
     Track__V1__Response *rs = raw_chunk(s, id, 1000, data + 1000, 1000);
-    cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT, "out of order: %s", msg_of(rs));
+    cr_assert_eq(code_of(rs), 0, "ahead within the window: %s", msg_of(rs));
+    cr_assert_eq(rs->artifact_chunk->have, 0);
     track__v1__response__free_unpacked(rs, NULL);
     rs = raw_chunk(s, id, 0, data, 1000);
     cr_assert_eq(code_of(rs), 0, "%s", msg_of(rs));
+    cr_assert_eq(rs->artifact_chunk->have, 2000, "the piece ahead is hashed once the gap fills");
     track__v1__response__free_unpacked(rs, NULL);
-    /* again at 0: not the next byte */
+    /* again at 0: below the bytes so far */
     rs = raw_chunk(s, id, 0, data, 1000);
     cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT);
+    cr_assert(strstr(msg_of(rs), "expected 2000"), "%s", msg_of(rs));
     track__v1__response__free_unpacked(rs, NULL);
     /* more than announced */
     uint8_t big[4000] = {0};
-    rs = raw_chunk(s, id, 1000, big, sizeof(big));
+    rs = raw_chunk(s, id, 2000, big, sizeof(big));
     cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT, "past size: %s", msg_of(rs));
     track__v1__response__free_unpacked(rs, NULL);
     /* larger than a chunk may be */
     size_t huge = (1u << 20) + 1;
     uint8_t *h = calloc(1, huge);
-    rs = raw_chunk(s, id, 1000, h, huge);
+    rs = raw_chunk(s, id, 2000, h, huge);
     free(h);
     cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg_of(rs));
     cr_assert(strstr(msg_of(rs), "1048576"), "%s", msg_of(rs));
@@ -591,10 +607,10 @@ Test(artifact, chunk_out_of_order_or_past_size_refused)
     /* a commit before the last byte */
     rs = raw_commit(s, id, run, "o.bin");
     cr_assert_eq(code_of(rs), TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg_of(rs));
-    cr_assert(strstr(msg_of(rs), "1000 of 3000"), "%s", msg_of(rs));
+    cr_assert(strstr(msg_of(rs), "2000 of 3000"), "%s", msg_of(rs));
     track__v1__response__free_unpacked(rs, NULL);
-    /* the rest in order: it completes */
-    rs = raw_chunk(s, id, 1000, data + 1000, 2000);
+    /* the rest: it completes */
+    rs = raw_chunk(s, id, 2000, data + 2000, 1000);
     cr_assert_eq(code_of(rs), 0, "%s", msg_of(rs));
     track__v1__response__free_unpacked(rs, NULL);
     rs = raw_commit(s, id, run, "o.bin");

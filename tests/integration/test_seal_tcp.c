@@ -310,7 +310,7 @@ Test(seal_tcp, a_known_key_logs_lists_and_moves_artifacts)
     cr_assert_eq(track_flush(c, &err), 0, "flush: %s", err.msg);
     cr_assert_eq(err.code, 0, "flush spooled or failed: %s", err.msg);
     snprintf(file, sizeof(file), "%s/weights.bin", home);
-    fx_write_random(file, 300000, 7);
+    fx_write_random(file, 3000000, 7); /* several chunks in flight, each sealed */
     cr_assert_eq(track_artifact_put(c, file, "model/weights.bin", &err), 0, "put: %s", err.msg);
     snprintf(back, sizeof(back), "%s/back.bin", home);
     track_run_id_hex(&id, hex);

@@ -310,26 +310,29 @@ Test(blob, oversized_write_is_refused_before_any_io)
     cr_assert(strstr(err.msg, "size"), "message: %s", err.msg);
 }
 
-Test(blob, out_of_order_offset_is_refused_naming_expected)
+Test(blob, offset_behind_or_past_the_window_is_refused_naming_expected)
 {
-    uint8_t *data = every_byte(8192), d[BLOB_DIGEST_BYTES];
+    size_t len = BLOB_WINDOW_BYTES + 8192;
+    uint8_t *data = every_byte(len), d[BLOB_DIGEST_BYTES];
     char id[BLOB_UPLOAD_ID_HEX + 1];
     int exists;
     uint64_t have;
 
-    hash_of(data, 8192, d);
-    cr_assert_eq(blob_upload_begin(bs, 8192, d, id, &exists, &err), 0, "%s", err.msg);
-    cr_assert_eq(blob_upload_write(bs, id, 1024, data + 1024, 1024, &err), STORE_E_INVALID);
-    cr_assert(strstr(err.msg, "offset: 1024") && strstr(err.msg, "expected 0"), "message: %s",
-              err.msg);
+    hash_of(data, len, d);
+    cr_assert_eq(blob_upload_begin(bs, len, d, id, &exists, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_upload_write(bs, id, BLOB_WINDOW_BYTES, data + BLOB_WINDOW_BYTES, 1024, &err),
+                 STORE_E_INVALID, "a piece ending past the window");
+    cr_assert(strstr(err.msg, "window") && strstr(err.msg, "expected 0"), "message: %s", err.msg);
     cr_assert_eq(blob_upload_write(bs, id, 0, data, 2048, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_upload_write(bs, id, 1024, data + 1024, 1024, &err), STORE_E_INVALID,
                  "a chunk sent again is refused");
     cr_assert(strstr(err.msg, "expected 2048"), "message: %s", err.msg);
-    cr_assert_eq(blob_upload_write(bs, id, 4096, data + 4096, 1024, &err), STORE_E_INVALID);
     cr_assert_eq(blob_upload_status(bs, id, &have, NULL, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(have, 2048);
-    cr_assert_eq(blob_upload_write(bs, id, 2048, data + 2048, 6144, &err), 0, "%s", err.msg);
+    for (size_t off = 2048; off < len; off += 1u << 20) {
+        size_t n = len - off < (1u << 20) ? len - off : 1u << 20;
+        cr_assert_eq(blob_upload_write(bs, id, off, data + off, n, &err), 0, "%s", err.msg);
+    }
     cr_assert_eq(blob_upload_commit(bs, id, &err), 0, "%s", err.msg);
     cr_assert_eq(blob_verify(bs, d, &err), 0, "%s", err.msg);
     free(data);
