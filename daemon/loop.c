@@ -76,7 +76,7 @@
 
 struct pending {
     int sock;
-    int upload_charged; /* an ArtifactBegin counted in its caller's uploads */
+    int upload_charged;   /* an ArtifactBegin counted in its caller's uploads */
     uint32_t frame_limit; /* of its listener */
     size_t bytes;         /* the request frame's size */
     void *control;        /* nanomsg header, NN_MSG-owned */
@@ -658,10 +658,9 @@ static int drain(struct loop *l)
             if (!caller.local && l->limiter) {
                 char msg[300];
                 int begin = rq->op_case == TRACK__V1__REQUEST__OP_ARTIFACT_BEGIN;
-                int kind = srv_limiter_charge(
-                    l->limiter, caller.user_id, (size_t)len,
-                    rq->op_case == TRACK__V1__REQUEST__OP_RUN_START, begin, wire_mono_ms(), msg,
-                    sizeof(msg));
+                int kind = srv_limiter_charge(l->limiter, caller.user_id, (size_t)len,
+                                              rq->op_case == TRACK__V1__REQUEST__OP_RUN_START,
+                                              begin, wire_mono_ms(), msg, sizeof(msg));
                 if (kind) {
                     limit_refused(l, kind, &caller);
                     reply_error(l, l->socks[s], control, rpeer, &rq->request_id,

@@ -80,15 +80,14 @@ int cl_pipe_send(struct track_client *c, int i, Track__V1__Request *rq, int time
         size_t slen = 0;
         struct seal_err se = {0};
         if (!plain)
-            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
-                           "out of memory for a %zu-byte request", len);
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory for a %zu-byte request",
+                           len);
         track__v1__request__pack(rq, plain);
         rc = seal_client_seal(c->seal, plain, len, &sealed, &slen, &c->pipe_ticket[i], &se);
         sodium_memzero(plain, len);
         free(plain);
         if (rc)
-            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s",
-                           se.msg);
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s", se.msg);
         msg = nn_allocmsg(slen, 0);
         if (msg)
             memcpy(msg, sealed, slen);
