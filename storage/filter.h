@@ -44,6 +44,7 @@ struct filter_bind {
     int64_t i;
     double d;
     char *s; /* owned by the filter_sql */
+    int feedback_key; /* s names a feedback name (feedback.NAME): the store checks its type */
 };
 
 struct filter_sql {
