@@ -94,6 +94,12 @@ static const struct srv_op ops[] = {
     OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list),
     OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show),
     OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get),
+    /* feedback (op_feedback.c, branch feedback): a batch of scores is a write
+     * on the runs it names; list and summary are reads (permission: write on
+     * the runs' experiment, read for the other two) */
+    OP(FEEDBACK_BATCH, "feedback_batch", SRV_WRITE, srv_op_feedback_batch),
+    OP(FEEDBACK_LIST, "feedback_list", SRV_READ, srv_op_feedback_list),
+    OP(FEEDBACK_SUMMARY, "feedback_summary", SRV_READ, srv_op_feedback_summary),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

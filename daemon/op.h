@@ -116,5 +116,9 @@ int srv_op_artifact_list(struct srv_call *call);
 int srv_op_artifact_get(struct srv_call *call);
 int srv_op_artifact_read(struct srv_call *call);
 int srv_op_artifact_verify(struct srv_call *call);
+/* op_feedback.c: scores in batches, their listing and summaries */
+int srv_op_feedback_batch(struct srv_call *call);
+int srv_op_feedback_list(struct srv_call *call);
+int srv_op_feedback_summary(struct srv_call *call);
 
 #endif
