@@ -169,5 +169,9 @@ int cmd_model_show(int argc, char **argv);
 int cmd_model_alias(int argc, char **argv);
 int cmd_model_tag(int argc, char **argv);
 int cmd_model_get(int argc, char **argv);
+int cmd_feedback_add(int argc, char **argv);     /* cmd_feedback.c */
+int cmd_feedback_list(int argc, char **argv);    /* cmd_feedback.c */
+int cmd_feedback_summary(int argc, char **argv); /* cmd_feedback.c */
+int cmd_feedback_export(int argc, char **argv);  /* cmd_feedback.c */
 
 #endif
