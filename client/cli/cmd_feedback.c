@@ -90,10 +90,38 @@ int cmd_feedback_add(int argc, char **argv)
     const char *name = argv[0];
     struct track_score s = {0};
     struct track_err err = {0};
-    int opt;
+    char *pos[3];
+    int opt, n_pos = 0;
 
+    /* VALUE may be negative (-0.5, -2): set such words aside so getopt
+     * does not take them for options; then the positionals, in order */
+    char **opts = calloc((size_t)argc + 1, sizeof(*opts));
+    char *neg = calloc((size_t)argc + 1, 1);
+    int n_opts = 0;
+    if (!opts || !neg) {
+        free(opts);
+        free(neg);
+        return cli_error("out of memory");
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        double dummy;
+        int takes_value = !strcmp(a, "--target") || !strcmp(a, "--comment") ||
+                          !strcmp(a, "--rationale") || !strcmp(a, "--source") ||
+                          !strcmp(a, "--by") || !strcmp(a, "--run") || !strcmp(a, "--server");
+        if (takes_value && i + 1 < argc) {
+            opts[n_opts++] = argv[i++];
+            opts[n_opts++] = argv[i];
+        } else if (i > 0 && a[0] == '-' && a[1] != '-' &&
+                   ((a[1] >= '0' && a[1] <= '9') || a[1] == '.' ||
+                    cli_parse_double(a, &dummy) == 0)) {
+            neg[i] = 1;
+        } else {
+            opts[n_opts++] = argv[i];
+        }
+    }
     opterr = 0;
-    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
+    while ((opt = cli_getopt(n_opts, opts, "h", longopts)) != -1) {
         if (opt == 't')
             s.target = optarg;
         else if (opt == 'c')
@@ -108,12 +136,23 @@ int cmd_feedback_add(int argc, char **argv)
         else if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     }
-    if (argc - optind < 1 || argc - optind > 2)
+    for (int i = 1; i < argc; i++) {
+        int is_pos = neg[i];
+        for (int k = optind; k < n_opts && !is_pos; k++)
+            is_pos = opts[k] == argv[i];
+        if (is_pos && n_pos < 3)
+            pos[n_pos++] = argv[i];
+        else if (is_pos)
+            n_pos++;
+    }
+    free(opts);
+    free(neg);
+    if (n_pos < 1 || n_pos > 2)
         cli_usage_error(name, "expected NAME [VALUE] (a comment alone needs --comment TEXT)");
-    s.name = argv[optind];
-    if (argc - optind == 2 && track_feedback_parse_value(argv[optind + 1], &s, &err))
+    s.name = pos[0];
+    if (n_pos == 2 && track_feedback_parse_value(pos[1], &s, &err))
         return cli_track_error(&err);
-    if (argc - optind == 1 && !(s.comment && *s.comment))
+    if (n_pos == 1 && !(s.comment && *s.comment))
         cli_usage_error(name, "expected a VALUE or --comment TEXT (or both)");
     if (track_feedback_check(&s, &err))
         return cli_track_error(&err);
