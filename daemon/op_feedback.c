@@ -50,7 +50,9 @@ static int check_score(struct srv_call *call, size_t i, const Track__V1__Score *
         return fail_score(call, i, "kind: must be 0 (none), 1 (number), 2 (boolean) or 3 (label)");
     if (s->kind == 1 && !isfinite(s->number)) {
         snprintf(msg, sizeof msg, "feedback value: %s is not a finite number (a judgement is one)",
-                 isnan(s->number) ? "NaN" : s->number > 0 ? "Infinity" : "-Infinity");
+                 isnan(s->number) ? "NaN"
+                 : s->number > 0  ? "Infinity"
+                                  : "-Infinity");
         return fail_score(call, i, msg);
     }
     if (s->kind == 3 && limits_check_label("feedback label", s->label, msg, sizeof msg))
@@ -274,8 +276,7 @@ int srv_op_feedback_list(struct srv_call *call)
                            "run or experiment: one is required");
     }
     if (q->has_target) {
-        if (q->target && *q->target &&
-            limits_check_target("target", q->target, msg, sizeof msg))
+        if (q->target && *q->target && limits_check_target("target", q->target, msg, sizeof msg))
             return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);
         sq.target = q->target ? q->target : "";
     }

@@ -24,6 +24,8 @@
 #define LIMIT_RUN_LIST       100000
 #define LIMIT_ARTIFACT_PATH  1024       /* bytes of an artifact path */
 #define LIMIT_ARTIFACT_CHUNK (1u << 20) /* bytes in one ArtifactChunk or ArtifactRead */
+
+/* feedback scores (DESIGN.md "Feedback") */
 #define LIMIT_FEEDBACK_TEXT   65536 /* bytes of a feedback comment, and of a rationale */
 #define LIMIT_FEEDBACK_TARGET 1024  /* bytes of a feedback target id */
 #define LIMIT_FEEDBACK_LABEL  250   /* bytes of a feedback label */

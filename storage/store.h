@@ -587,15 +587,15 @@ struct store_feedback_summary {
     const char *target; /* by target: the target ("" the run itself); else NULL */
     const char *name;
     int kind;
-    int64_t count;    /* scores with a value */
-    int64_t comments; /* scores with a comment */
+    int64_t count;        /* scores with a value */
+    int64_t comments;     /* scores with a comment */
     double sum, min, max; /* numbers and booleans (0/1); min/max NaN when count is 0 */
     int64_t true_count;
     size_t n_labels; /* label names: most frequent first, ties by label */
     const char *const *labels;
     const int64_t *label_counts;
-    int64_t other_labels; /* scores with labels beyond those listed */
-    size_t n_dist;        /* numbers: (value, count) by value, or bins of equal width */
+    int64_t other_labels;      /* scores with labels beyond those listed */
+    size_t n_dist;             /* numbers: (value, count) by value, or bins of equal width */
     const double *dist_values; /* binned: each bin's lower edge */
     const int64_t *dist_counts;
     int dist_binned;

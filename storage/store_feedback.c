@@ -17,15 +17,7 @@
 
 #include "store_internal.h"
 
-enum {
-    FQ_NAME_GET,
-    FQ_NAME_PUT,
-    FQ_NAME_SET_KIND,
-    FQ_INSERT,
-    FQ_SUM_PUT,
-    FQ_LABEL_PUT,
-    FQ_COUNT
-};
+enum { FQ_NAME_GET, FQ_NAME_PUT, FQ_NAME_SET_KIND, FQ_INSERT, FQ_SUM_PUT, FQ_LABEL_PUT, FQ_COUNT };
 
 static const char *const fb_sql[FQ_COUNT] = {
     [FQ_NAME_GET] = "SELECT id, kind FROM feedback_names WHERE name = ?1",
@@ -292,7 +284,7 @@ static const char *col_text(sqlite3_stmt *s, int i)
 
 /* The score in the current row of a listing (columns of SCORE_COLS). */
 #define SCORE_COLS                                                                                 \
-    "f.id, r.uuid, f.target_kind, f.target, f.trace_id, f.span_id, n.name, f.kind, f.num,"        \
+    "f.id, r.uuid, f.target_kind, f.target, f.trace_id, f.span_id, n.name, f.kind, f.num,"         \
     " f.label, f.comment, f.rationale, f.source, f.source_id, f.created_ms, f.run"
 
 static void score_of(sqlite3_stmt *s, struct store_score *o)
@@ -340,8 +332,9 @@ int store_feedback_list(struct store *st, const struct store_feedback_query *q, 
         return ret;
     if (!q->has_run && q->experiment && (ret = experiment_scope(st, q->experiment, &exp_id, err)))
         return ret;
-    sq_sb_add(&sql, "SELECT " SCORE_COLS " FROM feedback f JOIN feedback_names n ON n.id = f.name_id"
-                    " JOIN runs r ON r.id = f.run WHERE 1");
+    sq_sb_add(&sql,
+              "SELECT " SCORE_COLS " FROM feedback f JOIN feedback_names n ON n.id = f.name_id"
+              " JOIN runs r ON r.id = f.run WHERE 1");
     if (q->has_run)
         sq_sb_add(&sql, " AND f.run = ?1");
     else if (q->experiment)
@@ -390,8 +383,9 @@ out:
 
 /* Where the rows of one summary item are: ?1 run row (or 0), ?2 experiment
  * id (or 0), ?3 target (by target), ?4 name id. */
-#define SCOPE_RUN    " f.run = ?1"
-#define SCOPE_EXP    " f.run IN (SELECT id FROM runs WHERE experiment_id = ?2 AND lifecycle = 'active')"
+#define SCOPE_RUN " f.run = ?1"
+#define SCOPE_EXP                                                                                  \
+    " f.run IN (SELECT id FROM runs WHERE experiment_id = ?2 AND lifecycle = 'active')"
 #define SCOPE_TARGET " f.run = ?1 AND f.target = ?3"
 
 struct details {

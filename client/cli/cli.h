@@ -141,7 +141,7 @@ int cli_json_print(json_t *v);
 struct cmp_fb_cell {
     int have, kind;
     int64_t count, comments;
-    double mean; /* numbers: the mean; booleans: the true ratio */
+    double mean;   /* numbers: the mean; booleans: the true ratio */
     char top[256]; /* labels: the most frequent */
     int64_t top_count;
 };
@@ -157,8 +157,8 @@ int cmp_feedback_load(struct track_client *c, const char (*hex)[33], size_t n,
 void cmp_feedback_free(struct cmp_feedback *fb);
 /* The cell of name k for run `run`: "4.5 (n=2)", "good (3/5)", "-"; machine:
  * the full-precision mean or ratio, or the top label, "" when none. */
-void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int machine,
-                       char *buf, size_t len);
+void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int machine, char *buf,
+                       size_t len);
 /* {"NAME": {"kind", "count", "comments", "mean"|"true_ratio"|"top_label"}} */
 json_t *cmp_feedback_json(const struct cmp_feedback *fb, size_t run);
 

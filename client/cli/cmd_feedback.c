@@ -266,9 +266,8 @@ static json_t *summary_json(const struct track_feedback_summary *s)
             if (s->dist_binned) {
                 double w = (s->max - s->min) / (double)s->n_dist;
                 json_object_set_new(b, "from", cli_json_double(s->dist_values[i]));
-                json_object_set_new(b, "to", cli_json_double(i + 1 == s->n_dist
-                                                                 ? s->max
-                                                                 : s->dist_values[i] + w));
+                json_object_set_new(
+                    b, "to", cli_json_double(i + 1 == s->n_dist ? s->max : s->dist_values[i] + w));
             } else {
                 json_object_set_new(b, "value", cli_json_double(s->dist_values[i]));
             }
@@ -390,12 +389,12 @@ struct exporter {
     struct track_client *c;
     FILE *out;
     int csv;
-    char run[33];      /* the run of the current group ("" before the first) */
-    char *target;      /* the target of the current group */
-    json_t *scores;    /* its scores */
-    json_t *params;    /* the run's params */
+    char run[33];   /* the run of the current group ("" before the first) */
+    char *target;   /* the target of the current group */
+    json_t *scores; /* its scores */
+    json_t *params; /* the run's params */
     char *run_name;
-    char *text;        /* EXPORT_TEXT_MAX + 1 bytes */
+    char *text; /* EXPORT_TEXT_MAX + 1 bytes */
     int64_t records;
     struct track_err err;
     int failed;
@@ -420,9 +419,8 @@ static int emit(struct exporter *x)
 
     if (!x->scores)
         return 0;
-    if (x->target[0] &&
-        track_feedback_target_text(x->c, x->run, x->target, x->text, EXPORT_TEXT_MAX, &found,
-                                   &size, &cut, &x->err))
+    if (x->target[0] && track_feedback_target_text(x->c, x->run, x->target, x->text,
+                                                   EXPORT_TEXT_MAX, &found, &size, &cut, &x->err))
         return -1;
     json_t *o = json_object();
     json_object_set_new(o, "run_id", json_string(x->run));
@@ -434,8 +432,8 @@ static int emit(struct exporter *x)
     json_object_set_new(o, "text_truncated", json_boolean(found && cut));
     if (x->csv) {
         char *p = json_dumps(x->params, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        char *sc = json_dumps(x->scores, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                             JSON_REAL_PRECISION(17));
+        char *sc =
+            json_dumps(x->scores, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
         csv_field(x->out, x->run);
         fputc(',', x->out);
         csv_field(x->out, x->run_name ? x->run_name : "");

@@ -68,8 +68,8 @@ void cmp_feedback_free(struct cmp_feedback *fb)
     fb->nn = 0;
 }
 
-void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int machine,
-                       char *buf, size_t len)
+void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int machine, char *buf,
+                       size_t len)
 {
     const struct cmp_fb_cell *c = &fb->cells[k][run];
     char v[64];
@@ -108,8 +108,7 @@ json_t *cmp_feedback_json(const struct cmp_feedback *fb, size_t run)
         if (c->kind == TRACK_SCORE_NUMBER)
             json_object_set_new(s, "mean", c->count ? cli_json_double(c->mean) : json_null());
         else if (c->kind == TRACK_SCORE_BOOL)
-            json_object_set_new(s, "true_ratio",
-                                c->count ? cli_json_double(c->mean) : json_null());
+            json_object_set_new(s, "true_ratio", c->count ? cli_json_double(c->mean) : json_null());
         else if (c->kind == TRACK_SCORE_LABEL)
             json_object_set_new(s, "top_label", c->top_count ? json_string(c->top) : json_null());
         json_object_set_new(o, fb->names[k], s);

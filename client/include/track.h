@@ -566,9 +566,9 @@ struct track_score {
     const char *target; /* NULL or "": the run itself */
     const char *name;
     int kind;
-    double number;     /* TRACK_SCORE_NUMBER: finite */
-    int boolean;       /* TRACK_SCORE_BOOL */
-    const char *label; /* TRACK_SCORE_LABEL: 1..250 bytes, no control characters */
+    double number;         /* TRACK_SCORE_NUMBER: finite */
+    int boolean;           /* TRACK_SCORE_BOOL */
+    const char *label;     /* TRACK_SCORE_LABEL: 1..250 bytes, no control characters */
     const char *comment;   /* NULL or "": none; at most 64 KiB */
     const char *rationale; /* NULL or "": none; at most 64 KiB */
     int source;            /* 0: human */
@@ -639,8 +639,8 @@ int track_feedback_summary(struct track_client *c, const char *run, const char *
  * boundary. *found 0 when the run has no such artifact or it is not text
  * (not UTF-8, or holds NUL); *size its full size; *cut 1 when not all of it
  * is in buf. */
-int track_feedback_target_text(struct track_client *c, const char *run, const char *path,
-                               char *buf, size_t cap, int *found, int64_t *size, int *cut,
+int track_feedback_target_text(struct track_client *c, const char *run, const char *path, char *buf,
+                               size_t cap, int *found, int64_t *size, int *cut,
                                struct track_err *err);
 
 #ifdef __cplusplus

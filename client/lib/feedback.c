@@ -105,9 +105,11 @@ int track_feedback_check(const struct track_score *s, struct track_err *err)
     if (s->kind == TRACK_SCORE_NUMBER && !isfinite(s->number))
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
                        "feedback value: %s is not a finite number (a judgement is one)",
-                       isnan(s->number) ? "NaN" : s->number > 0 ? "Infinity" : "-Infinity");
-    if (s->kind == TRACK_SCORE_LABEL && limits_check_label("feedback label", s->label, msg,
-                                                           sizeof msg))
+                       isnan(s->number) ? "NaN"
+                       : s->number > 0  ? "Infinity"
+                                        : "-Infinity");
+    if (s->kind == TRACK_SCORE_LABEL &&
+        limits_check_label("feedback label", s->label, msg, sizeof msg))
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s", msg);
     if (limits_check_feedback_text("comment", s->comment, msg, sizeof msg) ||
         limits_check_feedback_text("rationale", s->rationale, msg, sizeof msg))
@@ -175,8 +177,8 @@ int track_feedback_add(struct track_client *c, const struct track_score *s, stru
         by = "";
     size_t need = sizeof(Track__V1__Score) + strlen(run) + strlen(s->target ? s->target : "") +
                   strlen(s->name) + strlen(label ? label : "") +
-                  strlen(s->comment ? s->comment : "") +
-                  strlen(s->rationale ? s->rationale : "") + strlen(by) + 7;
+                  strlen(s->comment ? s->comment : "") + strlen(s->rationale ? s->rationale : "") +
+                  strlen(by) + 7;
     if (c->fb_n == c->fb_cap) {
         size_t cap = c->fb_cap ? c->fb_cap * 2 : 64;
         Track__V1__Score **n = realloc(c->fb, cap * sizeof(*n));
@@ -225,8 +227,7 @@ int cl_feedback_flush(struct track_client *c, struct track_err *err)
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
         Track__V1__FeedbackBatch fb = TRACK__V1__FEEDBACK_BATCH__INIT;
         size_t k = 0, bytes = 0;
-        while (done + k < c->fb_n && k < TRACK_FEEDBACK_BATCH &&
-               (k == 0 || bytes < BATCH_BYTES)) {
+        while (done + k < c->fb_n && k < TRACK_FEEDBACK_BATCH && (k == 0 || bytes < BATCH_BYTES)) {
             bytes += track__v1__score__get_packed_size(c->fb[done + k]) + 4;
             k++;
         }
@@ -402,8 +403,8 @@ int track_feedback_summary(struct track_client *c, const char *run, const char *
                 s.mean = (double)m->true_count / (double)m->count;
             rc = cb(ctx, &s);
         }
-        more = r->next_page_token.len > 0 && r->n_items > 0 &&
-               r->next_page_token.len <= sizeof token;
+        more =
+            r->next_page_token.len > 0 && r->n_items > 0 && r->next_page_token.len <= sizeof token;
         if (more) {
             memcpy(token, r->next_page_token.data, r->next_page_token.len);
             token_len = r->next_page_token.len;
@@ -414,8 +415,8 @@ int track_feedback_summary(struct track_client *c, const char *run, const char *
     return rc;
 }
 
-int track_feedback_target_text(struct track_client *c, const char *run, const char *path,
-                               char *buf, size_t cap, int *found, int64_t *size, int *cut,
+int track_feedback_target_text(struct track_client *c, const char *run, const char *path, char *buf,
+                               size_t cap, int *found, int64_t *size, int *cut,
                                struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
@@ -432,8 +433,8 @@ int track_feedback_target_text(struct track_client *c, const char *run, const ch
     buf[0] = '\0';
     if (cap > LIMIT_ARTIFACT_CHUNK)
         cap = LIMIT_ARTIFACT_CHUNK;
-    if (!nonempty(path) || limits_check_artifact_path("p", path, strlen(path), e2.msg,
-                                                      sizeof e2.msg))
+    if (!nonempty(path) ||
+        limits_check_artifact_path("p", path, strlen(path), e2.msg, sizeof e2.msg))
         return 0; /* a sample id, not an artifact path */
     g.run = (char *)run;
     g.path = (char *)path;

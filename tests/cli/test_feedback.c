@@ -72,9 +72,8 @@ static char *run_track(const char *env, int want, char **errp, ...)
                       n > 2 ? argv[2] : NULL, n > 3 ? argv[3] : NULL, n > 4 ? argv[4] : NULL,
                       n > 5 ? argv[5] : NULL, n > 6 ? argv[6] : NULL, n > 7 ? argv[7] : NULL,
                       n > 8 ? argv[8] : NULL, n > 9 ? argv[9] : NULL, n > 10 ? argv[10] : NULL,
-                      n > 11 ? argv[11] : NULL, n > 12 ? argv[12] : NULL,
-                      n > 13 ? argv[13] : NULL, n > 14 ? argv[14] : NULL,
-                      n > 15 ? argv[15] : NULL, NULL);
+                      n > 11 ? argv[11] : NULL, n > 12 ? argv[12] : NULL, n > 13 ? argv[13] : NULL,
+                      n > 14 ? argv[14] : NULL, n > 15 ? argv[15] : NULL, NULL);
     cr_assert_eq(rc, want, "track %s %s %s: exit %d, want %d; stderr: %s", argv[0],
                  n > 1 ? argv[1] : "", n > 2 ? argv[2] : "", rc, want, err);
     if (errp)
@@ -145,8 +144,8 @@ static void expect_refusal(const char *env, int want, const char *needle, ...)
     va_end(ap);
     for (int i = n; i < 16; i++)
         argv[i] = NULL;
-    int rc = fx_track(&d, env ? envv : NULL, NULL, &out, &err, "feedback", "add", argv[0],
-                      argv[1], argv[2], argv[3], argv[4], argv[5], NULL);
+    int rc = fx_track(&d, env ? envv : NULL, NULL, &out, &err, "feedback", "add", argv[0], argv[1],
+                      argv[2], argv[3], argv[4], argv[5], NULL);
     cr_assert_eq(rc, want, "feedback add %s %s: exit %d, want %d: %s", argv[0],
                  argv[1] ? argv[1] : "", rc, want, err);
     cr_assert(strstr(err, needle), "stderr \"%s\" does not say \"%s\"", err, needle);
@@ -168,7 +167,8 @@ Test(cli_feedback, bad_values_and_targets_are_refused_naming_the_field)
                    "NOT_FOUND: run 0123456789abcdef0123456789abcdef not found", "q", "1", NULL);
     expect_refusal("TRACK_RUN_ID=", 1, "no run", "q", "1", NULL);
     add_ok(ENV_A, "helpfulness", "4", NULL);
-    expect_refusal(ENV_A, 1, "CONFLICT: feedback \"helpfulness\" holds numbers; got a label \"good\"",
+    expect_refusal(ENV_A, 1,
+                   "CONFLICT: feedback \"helpfulness\" holds numbers; got a label \"good\"",
                    "helpfulness", "good", NULL);
     expect_refusal(ENV_A, 1, "holds numbers; got a boolean true", "helpfulness", "yes", NULL);
 
@@ -311,8 +311,8 @@ Test(cli_feedback, runs_filter_and_order_by_feedback_and_compare_shows_it)
                  2);
     cr_assert_float_eq(
         json_real_value(json_object_get(json_object_get(fb, "correct"), "true_ratio")), 1.0, 0);
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(fa, "tone"), "top_label")), "warm");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(fa, "tone"), "top_label")),
+                     "warm");
     json_decref(c);
     out = run_track(NULL, 0, NULL, "compare", A, B, "--format", "csv", NULL);
     cr_assert(strstr(out, "\nfeedback.helpfulness,4.5,3\n"), "%s", out);
@@ -388,8 +388,8 @@ Test(cli_feedback, export_round_trips_in_jsonl_and_csv_with_sample_text)
     free(run_track(ENV_A, 0, NULL, "artifact", "put", path, "--as", "samples/1.txt", NULL));
     free(run_track(ENV_A, 0, NULL, "artifact", "put", big, "--as", "samples/2.txt", NULL));
 
-    add_ok(ENV_A, "helpfulness", "5", "--target", "samples/1.txt", "--comment", "exact",
-           "--by", "ann", NULL);
+    add_ok(ENV_A, "helpfulness", "5", "--target", "samples/1.txt", "--comment", "exact", "--by",
+           "ann", NULL);
     add_ok(ENV_A, "correct", "true", "--target", "samples/1.txt", "--source", "code", "--by",
            "grader.py", NULL);
     add_ok(ENV_A, "helpfulness", "2", "--target", "samples/2.txt", "--rationale",
@@ -397,8 +397,8 @@ Test(cli_feedback, export_round_trips_in_jsonl_and_csv_with_sample_text)
     add_ok(ENV_B, "helpfulness", "3", "--target", "q-17", NULL);
 
     snprintf(jl, sizeof jl, "%s/out.jsonl", d.dir);
-    free(run_track(NULL, 0, NULL, "feedback", "export", "--experiment", "chat", "--format",
-                   "jsonl", "-o", jl, NULL));
+    free(run_track(NULL, 0, NULL, "feedback", "export", "--experiment", "chat", "--format", "jsonl",
+                   "-o", jl, NULL));
     char *body = fx_read_text(jl);
     cr_assert_eq(fx_count_of(body, "\n"), 3, "one line per target: %s", body);
     json_t *recs = json_array();
@@ -426,10 +426,8 @@ Test(cli_feedback, export_round_trips_in_jsonl_and_csv_with_sample_text)
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 0), "name")),
                      "helpfulness");
     cr_assert_eq(json_real_value(json_object_get(json_array_get(sc, 0), "value")), 5.0);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 0), "comment")),
-                     "exact");
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 0), "source_id")),
-                     "ann");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 0), "comment")), "exact");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 0), "source_id")), "ann");
     cr_assert(json_is_true(json_object_get(json_array_get(sc, 1), "value")));
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sc, 1), "source")), "code");
     cr_assert_eq(strlen(json_string_value(json_object_get(r2, "text"))), 65536);
@@ -442,15 +440,15 @@ Test(cli_feedback, export_round_trips_in_jsonl_and_csv_with_sample_text)
 
     /* csv: the same records, field by field */
     snprintf(csv, sizeof csv, "%s/out.csv", d.dir);
-    free(run_track(NULL, 0, NULL, "feedback", "export", "--experiment", "chat", "--format",
-                   "csv", "-o", csv, NULL));
+    free(run_track(NULL, 0, NULL, "feedback", "export", "--experiment", "chat", "--format", "csv",
+                   "-o", csv, NULL));
     char *cb = fx_read_text(csv);
     const char *p = cb;
     char *f[8];
     size_t n = csv_row(&p, f, 8);
     cr_assert_eq(n, 7);
-    const char *head[] = {"run_id", "run_name", "target", "params", "text", "text_truncated",
-                          "scores"};
+    const char *head[] = {"run_id", "run_name",       "target", "params",
+                          "text",   "text_truncated", "scores"};
     for (size_t i = 0; i < 7; i++) {
         cr_assert_str_eq(f[i], head[i]);
         free(f[i]);
@@ -467,8 +465,8 @@ Test(cli_feedback, export_round_trips_in_jsonl_and_csv_with_sample_text)
         cr_assert(json_equal(scores, json_object_get(r, "scores")), "scores %s", f[6]);
         json_t *t = json_object_get(r, "text");
         cr_assert_str_eq(f[4], json_is_null(t) ? "" : json_string_value(t));
-        cr_assert_str_eq(f[5], json_is_true(json_object_get(r, "text_truncated")) ? "true"
-                                                                                  : "false");
+        cr_assert_str_eq(f[5],
+                         json_is_true(json_object_get(r, "text_truncated")) ? "true" : "false");
         json_decref(params);
         json_decref(scores);
         for (size_t i = 0; i < n; i++)

@@ -205,8 +205,10 @@ Test(feedback, libtrack_checks_scores_before_buffering_them)
     cr_assert_eq(v.kind, TRACK_SCORE_LABEL);
 
     /* an unknown run is the daemon's to refuse: at the flush */
-    s = (struct track_score){.run = "0123456789abcdef0123456789abcdef", .name = "q",
-                             .kind = TRACK_SCORE_NUMBER, .number = 1};
+    s = (struct track_score){.run = "0123456789abcdef0123456789abcdef",
+                             .name = "q",
+                             .kind = TRACK_SCORE_NUMBER,
+                             .number = 1};
     cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(track_flush(c, &err), TRACK_E_NOT_FOUND);
     cr_assert(strstr(err.msg, "run 0123456789abcdef0123456789abcdef not found"), "%s", err.msg);
@@ -217,16 +219,16 @@ Test(feedback, a_name_keeps_its_type_across_requests)
     char run[33];
     struct track_err err = {0};
     new_run(run);
-    struct track_score s = {.run = run, .name = "helpfulness", .kind = TRACK_SCORE_NUMBER,
-                            .number = 4};
+    struct track_score s = {
+        .run = run, .name = "helpfulness", .kind = TRACK_SCORE_NUMBER, .number = 4};
     cr_assert_eq(track_feedback_add(c, &s, &err), 0);
     cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
     s.kind = TRACK_SCORE_LABEL;
     s.label = "good";
     track_feedback_add(c, &s, &err);
     cr_assert_eq(track_flush(c, &err), TRACK_E_CONFLICT);
-    cr_assert(strstr(err.msg, "feedback \"helpfulness\" holds numbers; got a label \"good\""),
-              "%s", err.msg);
+    cr_assert(strstr(err.msg, "feedback \"helpfulness\" holds numbers; got a label \"good\""), "%s",
+              err.msg);
 }
 
 struct sums {
@@ -266,14 +268,22 @@ Test(feedback, ten_thousand_scores_go_in_ten_requests_and_sum_exactly)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < 10000; i++) {
         snprintf(tgt, sizeof tgt, "sample-%05d", i);
-        struct track_score s = {.run = run, .target = tgt, .name = "quality",
-                                .kind = TRACK_SCORE_NUMBER, .number = i % 5 + 1,
-                                .source = TRACK_SOURCE_LLM_JUDGE, .by = "judge-7b",
+        struct track_score s = {.run = run,
+                                .target = tgt,
+                                .name = "quality",
+                                .kind = TRACK_SCORE_NUMBER,
+                                .number = i % 5 + 1,
+                                .source = TRACK_SOURCE_LLM_JUDGE,
+                                .by = "judge-7b",
                                 .rationale = "a judge's reasons"};
         cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%d: %s", i, err.msg);
-        struct track_score b = {.run = run, .target = tgt, .name = "correct",
-                                .kind = TRACK_SCORE_BOOL, .boolean = i % 4 == 0,
-                                .source = TRACK_SOURCE_CODE, .by = "grader.py"};
+        struct track_score b = {.run = run,
+                                .target = tgt,
+                                .name = "correct",
+                                .kind = TRACK_SCORE_BOOL,
+                                .boolean = i % 4 == 0,
+                                .source = TRACK_SOURCE_CODE,
+                                .by = "grader.py"};
         cr_assert_eq(track_feedback_add(c, &b, &err), 0, "%d: %s", i, err.msg);
     }
     cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
@@ -328,13 +338,22 @@ Test(feedback, a_listing_larger_than_one_reply_comes_in_pages)
     /* 25000 scores on one target: 3 pages of the 10000-score cap; then
      * 200 with 60 KB comments: past one page's byte budget */
     for (int i = 0; i < 25000; i++) {
-        struct track_score s = {.run = run, .target = "t", .name = "n",
-                                .kind = TRACK_SCORE_NUMBER, .number = i, .by = "me"};
+        struct track_score s = {.run = run,
+                                .target = "t",
+                                .name = "n",
+                                .kind = TRACK_SCORE_NUMBER,
+                                .number = i,
+                                .by = "me"};
         cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
     }
     for (int i = 0; i < 200; i++) {
-        struct track_score s = {.run = run, .target = "u", .name = "n", .comment = comment,
-                                .kind = TRACK_SCORE_NUMBER, .number = i, .by = "me"};
+        struct track_score s = {.run = run,
+                                .target = "u",
+                                .name = "n",
+                                .comment = comment,
+                                .kind = TRACK_SCORE_NUMBER,
+                                .number = i,
+                                .by = "me"};
         cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
     }
     cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
@@ -358,8 +377,11 @@ Test(feedback, the_spool_keeps_scores_while_trackd_is_away_and_delivers_them)
     new_run(run);
     cr_assert_eq(fx_daemon_stop(&d), 0);
     for (int i = 0; i < 1500; i++) {
-        struct track_score s = {.run = run, .target = "x", .name = "thumbs",
-                                .kind = TRACK_SCORE_BOOL, .boolean = i % 3 != 0};
+        struct track_score s = {.run = run,
+                                .target = "x",
+                                .name = "thumbs",
+                                .kind = TRACK_SCORE_BOOL,
+                                .boolean = i % 3 != 0};
         cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
     }
     cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);

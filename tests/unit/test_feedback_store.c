@@ -52,16 +52,20 @@ static void run_of(uint8_t id[16], unsigned k)
 
 static void start(const uint8_t id[16], int64_t start_ms)
 {
-    struct store_run_start r = {.experiment_id = exp_id, .name = "r", .start_ms = start_ms,
-                                .user = "u"};
+    struct store_run_start r = {
+        .experiment_id = exp_id, .name = "r", .start_ms = start_ms, .user = "u"};
     memcpy(r.id, id, 16);
     cr_assert_eq(store_run_start(st, &r, &err), 0, "%s", err.msg);
 }
 
 static struct store_score score(const uint8_t run[16], const char *target, const char *name)
 {
-    struct store_score s = {.has_run = 1, .target = target, .name = name,
-                            .source = STORE_FB_HUMAN, .source_id = "ann", .time_ms = 5000};
+    struct store_score s = {.has_run = 1,
+                            .target = target,
+                            .name = name,
+                            .source = STORE_FB_HUMAN,
+                            .source_id = "ann",
+                            .time_ms = 5000};
     memcpy(s.run, run, 16);
     s.target_kind = target && *target ? STORE_FB_T_ID : STORE_FB_T_RUN;
     return s;

@@ -1304,10 +1304,10 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
  * schema a migrated database reaches: 4 runs' lifecycle, 5 artifacts, 6 the
  * model registry, 7 identity, 8 feedback */
 #define UNDO_LATER                                                                                 \
-    "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"              \
+    "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"                \
     " DROP TABLE feedback_names;"                                                                  \
-    " DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                 \
-    " DROP TABLE model_alias_history; DROP TABLE model_aliases; DROP TABLE model_tags;"             \
+    " DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                   \
+    " DROP TABLE model_alias_history; DROP TABLE model_aliases; DROP TABLE model_tags;"            \
     " DROP TABLE model_versions; DROP TABLE models;"                                               \
     " DROP TABLE artifacts;"                                                                       \
     " DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                           \
