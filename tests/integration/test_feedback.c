@@ -54,7 +54,16 @@ static void new_run(char hex[33])
 
 /* ---- raw frames: the daemon's own checks ------------------------------------- */
 
+static Track__V1__Response *raw_batch_id(Track__V1__Score *s, const uint8_t *fixed_rid);
+
 static Track__V1__Response *raw_batch(Track__V1__Score *s)
+{
+    return raw_batch_id(s, NULL);
+}
+
+/* One FeedbackBatch of score s in a raw frame, with request id fixed_rid
+ * (NULL: a fresh one). */
+static Track__V1__Response *raw_batch_id(Track__V1__Score *s, const uint8_t *fixed_rid)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__FeedbackBatch b = TRACK__V1__FEEDBACK_BATCH__INIT;
@@ -65,6 +74,8 @@ static Track__V1__Response *raw_batch(Track__V1__Score *s)
     memcpy(rid, &t, 8);
     k++;
     memcpy(rid + 8, &k, 8);
+    if (fixed_rid)
+        memcpy(rid, fixed_rid, 16);
     rq.request_id.data = rid;
     rq.request_id.len = 16;
     b.scores = list;
@@ -165,6 +176,33 @@ Test(feedback, the_daemon_refuses_bad_scores_naming_the_field)
     /* and a good one still goes in */
     s = raw_score(run, "q");
     raw_expect(&s, 0, NULL, "good score");
+}
+
+static int count_scores(void *ctx, const struct track_score *s)
+{
+    (void)s;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+Test(feedback, a_batch_sent_again_with_its_request_id_is_applied_once)
+{
+    char run[33];
+    struct track_err err = {0};
+    const uint8_t rid[16] = {0xfe, 0xed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    new_run(run);
+    Track__V1__Score s = raw_score(run, "q");
+    for (int i = 0; i < 3; i++) {
+        Track__V1__Response *rs = raw_batch_id(&s, rid);
+        cr_assert_null(rs->error, "send %d: %s", i, rs->error ? rs->error->message : "");
+        cr_assert_eq(rs->result_case, TRACK__V1__RESPONSE__RESULT_FEEDBACK_BATCH);
+        cr_assert_eq(rs->feedback_batch->added, 1);
+        track__v1__response__free_unpacked(rs, NULL);
+    }
+    int64_t n = 0;
+    struct track_feedback_query q = {.run = run};
+    cr_assert_eq(track_feedback_list(c, &q, count_scores, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 1, "applied %lld times", (long long)n);
 }
 
 /* ---- libtrack ------------------------------------------------------------------ */
