@@ -4,7 +4,7 @@
  * track_limits.h before any is stored, then applied in the call's
  * savepoint: all or none), FeedbackList (scores in (run, target, id)
  * order, paged by a keyset token and REPLY_PAGE_BYTES) and FeedbackSummary
- * (per name, or per (run, target, name), paged by position). The store's
+ * (per name, or per (run, target, name), paged by a keyset token too). The store's
  * half is store_feedback.c; the table is dispatch.c's.
  */
 #include "op.h"
@@ -16,7 +16,9 @@
 #include "track_limits.h"
 
 #define LIST_TOKEN_HEAD 18 /* "F1", after_run (8 bytes LE), after_id (8), then the target */
-#define SUM_TOKEN_BYTES 10 /* "S1", the position of the next item (8 bytes LE) */
+/* "S2", the last item's run (16 bytes), its target, a NUL, its name */
+#define SUM_TOKEN_HEAD 18
+#define SUM_PAGE_ITEMS 1000 /* summary items in one reply: each costs a few queries */
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
@@ -335,9 +337,10 @@ struct sum_ctx {
     struct page pg;
     Track__V1__FeedbackSummaryItem **items;
     size_t n, cap;
-    int64_t skip, pos; /* items before the page; items seen */
     int stopped, by_target;
     int oom;
+    uint8_t last_run[16]; /* the cursor: the last item in the page */
+    const char *last_target, *last_name;
 };
 
 static int sum_take(void *ctx, const struct store_feedback_summary *s)
@@ -346,8 +349,10 @@ static int sum_take(void *ctx, const struct store_feedback_summary *s)
     struct srv_arena *a = &l->call->arena;
     char hex[33] = "";
 
-    if (l->pos++ < l->skip)
-        return 0;
+    if (l->n >= SUM_PAGE_ITEMS) {
+        l->stopped = 1;
+        return 1;
+    }
     Track__V1__FeedbackSummaryItem *o = srv_alloc(a, sizeof(*o));
     if (!o)
         return -1;
@@ -391,7 +396,7 @@ static int sum_take(void *ctx, const struct store_feedback_summary *s)
         o->n_dist_values = o->n_dist_counts = s->n_dist;
     }
     size_t cost = srv_op_item_cost(track__v1__feedback_summary_item__get_packed_size(o));
-    if ((cost > l->pg.left && l->n > 0) || l->n >= LIMIT_FEEDBACK_PAGE) {
+    if (cost > l->pg.left && l->n > 0) {
         l->stopped = 1;
         return 1;
     }
@@ -399,6 +404,9 @@ static int sum_take(void *ctx, const struct store_feedback_summary *s)
     if (srv_op_grow(a, (void ***)&l->items, l->n, &l->cap))
         return -1;
     l->items[l->n++] = o;
+    memcpy(l->last_run, s->run, 16);
+    l->last_target = o->target;
+    l->last_name = o->name;
     return 0;
 }
 
@@ -415,10 +423,13 @@ int srv_op_feedback_summary(struct srv_call *call)
     const Track__V1__FeedbackSummary *q = call->rq->feedback_summary;
     struct sum_ctx l = {.call = call, .pg = srv_op_page_new(0), .by_target = q->by_target};
     struct store_err err = {0};
+    struct store_feedback_after after;
+    char target[LIMIT_FEEDBACK_TARGET + 1], name[LIMIT_KEY_BYTES + 1];
     uint8_t id[16];
     char msg[400];
     int rc, have_run = 0;
 
+    memset(&after, 0, sizeof after);
     if (q->run && *q->run) {
         if (srv_op_resolve_run(call, "run", q->run, id))
             return -1;
@@ -431,15 +442,27 @@ int srv_op_feedback_summary(struct srv_call *call)
                            "run or experiment: one is required");
     }
     if (q->page_token.len) {
-        if (q->page_token.len != SUM_TOKEN_BYTES || q->page_token.data[0] != 'S' ||
-            q->page_token.data[1] != '1' || get_u64(q->page_token.data + 2) > INT32_MAX)
+        const uint8_t *t = q->page_token.data;
+        size_t tl = q->page_token.len;
+        const uint8_t *nul =
+            tl > SUM_TOKEN_HEAD ? memchr(t + SUM_TOKEN_HEAD, 0, tl - SUM_TOKEN_HEAD) : NULL;
+        size_t t_len = nul ? (size_t)(nul - (t + SUM_TOKEN_HEAD)) : 0;
+        size_t n_len = nul ? tl - SUM_TOKEN_HEAD - t_len - 1 : 0;
+        if (tl < SUM_TOKEN_HEAD || t[0] != 'S' || t[1] != '2' || !nul ||
+            t_len > LIMIT_FEEDBACK_TARGET || n_len > LIMIT_KEY_BYTES || memchr(nul + 1, 0, n_len))
             return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
-                               "page_token: not a token this server gave (%zu bytes)",
-                               q->page_token.len);
-        l.skip = (int64_t)get_u64(q->page_token.data + 2);
+                               "page_token: not a token this server gave (%zu bytes)", tl);
+        memcpy(after.run, t + 2, 16);
+        memcpy(target, t + SUM_TOKEN_HEAD, t_len);
+        target[t_len] = '\0';
+        memcpy(name, nul + 1, n_len);
+        name[n_len] = '\0';
+        after.target = target;
+        after.name = name;
     }
     rc = store_feedback_summaries(call->st, have_run ? id : NULL, have_run ? NULL : q->experiment,
-                                  q->by_target, sum_collect, &l, &err);
+                                  q->by_target, q->page_token.len ? &after : NULL,
+                                  SUM_PAGE_ITEMS + 1, sum_collect, &l, &err);
     if (l.oom)
         return srv_op_oom(call);
     if (rc < 0)
@@ -450,15 +473,19 @@ int srv_op_feedback_summary(struct srv_call *call)
     track__v1__feedback_summary_result__init(r);
     r->items = l.items;
     r->n_items = l.n;
-    if (l.stopped) {
-        uint8_t *p = srv_alloc(&call->arena, SUM_TOKEN_BYTES);
+    if (l.stopped && l.n) {
+        size_t t_len = strlen(l.last_target), n_len = strlen(l.last_name);
+        uint8_t *p = srv_alloc(&call->arena, SUM_TOKEN_HEAD + t_len + 1 + n_len);
         if (!p)
             return srv_op_oom(call);
         p[0] = 'S';
-        p[1] = '1';
-        put_u64(p + 2, (uint64_t)(l.skip + (int64_t)l.n));
+        p[1] = '2';
+        memcpy(p + 2, l.last_run, 16);
+        memcpy(p + SUM_TOKEN_HEAD, l.last_target, t_len);
+        p[SUM_TOKEN_HEAD + t_len] = 0;
+        memcpy(p + SUM_TOKEN_HEAD + t_len + 1, l.last_name, n_len);
         r->next_page_token.data = p;
-        r->next_page_token.len = SUM_TOKEN_BYTES;
+        r->next_page_token.len = SUM_TOKEN_HEAD + t_len + 1 + n_len;
     }
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_FEEDBACK_SUMMARY;
     call->rs->feedback_summary = r;

@@ -601,13 +601,21 @@ struct store_feedback_summary {
     int dist_binned;
 };
 typedef int (*store_feedback_summary_cb)(void *ctx, const struct store_feedback_summary *s);
+/* A cursor of store_feedback_summaries: the items after (run, target, name)
+ * by target, or after name otherwise. */
+struct store_feedback_after {
+    uint8_t run[16];
+    const char *target;
+    const char *name;
+};
 /* One item per name of run `run` (or of every active run of `experiment`,
  * when run is NULL, merged), by name; with by_target one per (run, target,
- * name) instead, by run id, target and name. Everything pointed to is
- * valid during the callback only. */
+ * name) instead, by run id, target and name. Only items after `after` (NULL:
+ * from the first), at most `limit` (0: all). Everything pointed to is valid
+ * during the callback only. */
 int store_feedback_summaries(struct store *st, const uint8_t *run, const char *experiment,
-                             int by_target, store_feedback_summary_cb cb, void *ctx,
-                             struct store_err *err);
+                             int by_target, const struct store_feedback_after *after, int limit,
+                             store_feedback_summary_cb cb, void *ctx, struct store_err *err);
 
 /* ---- whole-store figures ---------------------------------------------------------- */
 struct store_counts {

@@ -416,8 +416,20 @@ static int bind_scope(sqlite3_stmt *s, int64_t run_id, int64_t exp_id, const cha
 
 /* Fills the label counts and the distribution of item o from the rows in
  * `scope` (labels from feedback_labels unless by target). */
-static int fill_details(struct store *st, const char *scope, int by_target, int64_t run_id,
-                        int64_t exp_id, const char *target, int64_t name_id,
+/* The statement dq[i] for sql, prepared at its first use in a listing
+ * (every item of one listing has the same scope) and reset for the next. */
+static int detail_q(struct store *st, sqlite3_stmt **dq, int i, const char *sql, sqlite3_stmt **s,
+                    struct store_err *err)
+{
+    int ret = 0;
+    if (!dq[i])
+        ret = sq_prep(st, sql, &dq[i], err);
+    *s = dq[i];
+    return ret;
+}
+
+static int fill_details(struct store *st, sqlite3_stmt **dq, const char *scope, int by_target,
+                        int64_t run_id, int64_t exp_id, const char *target, int64_t name_id,
                         struct store_feedback_summary *o, struct details *d, struct store_err *err)
 {
     char sql[512];
@@ -436,7 +448,7 @@ static int fill_details(struct store *st, const char *scope, int by_target, int6
                      "SELECT f.label, sum(f.count) FROM feedback_labels f WHERE%s"
                      " AND f.name_id = ?4 GROUP BY f.label ORDER BY 2 DESC, 1",
                      scope);
-        if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        if ((ret = detail_q(st, dq, 0, sql, &s, err)) != 0)
             return ret;
         bind_scope(s, run_id, exp_id, target, name_id);
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -467,7 +479,7 @@ static int fill_details(struct store *st, const char *scope, int by_target, int6
              "SELECT f.num, count(*) FROM feedback f WHERE%s AND f.name_id = ?4 AND f.kind = 1"
              " GROUP BY f.num ORDER BY f.num LIMIT %d",
              scope, STORE_FB_DIST_VALUES + 1);
-    if ((ret = sq_prep(st, sql, &s, err)) != 0)
+    if ((ret = detail_q(st, dq, 1, sql, &s, err)) != 0)
         return ret;
     bind_scope(s, run_id, exp_id, target, name_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -478,7 +490,7 @@ static int fill_details(struct store *st, const char *scope, int by_target, int6
         ret = sq_db_fail(st, rc, err, "counting feedback values");
         goto out;
     }
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     s = NULL;
     if (o->n_dist > STORE_FB_DIST_VALUES) {
         /* many distinct values: bins of equal width between min and max */
@@ -493,7 +505,7 @@ static int fill_details(struct store *st, const char *scope, int by_target, int6
                  "SELECT min(%d, CAST((f.num - ?5) / ?6 AS INTEGER)), count(*) FROM feedback f"
                  " WHERE%s AND f.name_id = ?4 AND f.kind = 1 GROUP BY 1",
                  STORE_FB_DIST_BINS - 1, scope);
-        if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        if ((ret = detail_q(st, dq, 2, sql, &s, err)) != 0)
             return ret;
         bind_scope(s, run_id, exp_id, target, name_id);
         sqlite3_bind_double(s, 5, o->min);
@@ -509,16 +521,17 @@ static int fill_details(struct store *st, const char *scope, int by_target, int6
     o->dist_values = d->dist_values;
     o->dist_counts = d->dist_counts;
 out:
-    sqlite3_finalize(s);
+    if (s)
+        sqlite3_reset(s);
     return ret;
 }
 
 int store_feedback_summaries(struct store *st, const uint8_t *run, const char *experiment,
-                             int by_target, store_feedback_summary_cb cb, void *ctx,
-                             struct store_err *err)
+                             int by_target, const struct store_feedback_after *after, int limit,
+                             store_feedback_summary_cb cb, void *ctx, struct store_err *err)
 {
-    char sql[1024];
-    sqlite3_stmt *s = NULL;
+    char sql[1200];
+    sqlite3_stmt *s = NULL, *dq[3] = {NULL, NULL, NULL};
     int64_t run_id = 0, exp_id = 0;
     int rc, ret;
     const char *scope;
@@ -543,20 +556,27 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
                  " sum(f.comment IS NOT NULL), total(f.num), min(f.num), max(f.num),"
                  " sum(f.kind = 2 AND f.num = 1), f.run, f.name_id"
                  " FROM feedback f JOIN feedback_names n ON n.id = f.name_id"
-                 " JOIN runs r ON r.id = f.run WHERE%s"
-                 " GROUP BY f.run, f.target, f.name_id ORDER BY r.hex, f.target, n.name",
-                 scope);
+                 " JOIN runs r ON r.id = f.run WHERE%s%s"
+                 " GROUP BY f.run, f.target, f.name_id ORDER BY r.uuid, f.target, n.name"
+                 " LIMIT ?8",
+                 scope, after ? " AND (r.uuid, f.target, n.name) > (?5, ?6, ?7)" : "");
     else
         snprintf(sql, sizeof sql,
                  "SELECT NULL, NULL, n.name, n.kind, sum(f.count), sum(f.comments), total(f.sum),"
                  " min(f.min), max(f.max), sum(f.true_count), 0, f.name_id"
-                 " FROM feedback_summary f JOIN feedback_names n ON n.id = f.name_id WHERE%s"
-                 " GROUP BY f.name_id ORDER BY n.name",
-                 scope);
+                 " FROM feedback_summary f JOIN feedback_names n ON n.id = f.name_id WHERE%s%s"
+                 " GROUP BY f.name_id ORDER BY n.name LIMIT ?8",
+                 scope, after ? " AND n.name > ?7" : "");
     if ((ret = sq_prep(st, sql, &s, err)) != 0)
         return ret;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int64(s, 2, exp_id);
+    if (after) {
+        sqlite3_bind_blob(s, 5, after->run, 16, SQLITE_STATIC);
+        sqlite3_bind_text(s, 6, after->target ? after->target : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 7, after->name ? after->name : "", -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 8, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_feedback_summary o;
         struct details d;
@@ -585,7 +605,7 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
         o.true_count = sqlite3_column_int64(s, 9);
         if (o.kind == STORE_FB_LABEL || o.kind == STORE_FB_NONE)
             o.sum = 0, o.min = NAN, o.max = NAN;
-        ret = fill_details(st, by_target ? SCOPE_TARGET : scope, by_target, item_run, exp_id,
+        ret = fill_details(st, dq, by_target ? SCOPE_TARGET : scope, by_target, item_run, exp_id,
                            o.target, sqlite3_column_int64(s, 11), &o, &d, err);
         if (ret == 0) {
             int r = cb(ctx, &o);
@@ -600,5 +620,7 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
         ret = sq_db_fail(st, rc, err, "summarising feedback");
 out:
     sqlite3_finalize(s);
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(dq[i]);
     return ret;
 }

@@ -7,7 +7,9 @@
  * --json, README's shapes. export streams an experiment's scores in (run,
  * target) order and writes one record per target: the run, its params, the
  * target's text when it is a text artifact of the run (at most 64 KiB), and
- * the target's scores, as JSON lines or CSV.
+ * the target's scores, as JSON lines or CSV. A run's artifact paths are
+ * listed once (up to EXPORT_PATHS_MAX), so only targets that are artifacts
+ * cost a read.
  */
 #include "cli.h"
 
@@ -19,6 +21,9 @@
 #include "render.h"
 
 #define EXPORT_TEXT_MAX 65536
+/* artifact paths of one run held to tell which targets have text; past
+ * this many, every target is asked for (one round trip each) */
+#define EXPORT_PATHS_MAX 200000
 
 static json_t *score_value_json(const struct track_score *s)
 {
@@ -394,7 +399,10 @@ struct exporter {
     json_t *scores; /* its scores */
     json_t *params; /* the run's params */
     char *run_name;
-    char *text; /* EXPORT_TEXT_MAX + 1 bytes */
+    char *text;   /* EXPORT_TEXT_MAX + 1 bytes */
+    char **paths; /* the run's artifact paths, sorted */
+    size_t n_paths, cap_paths;
+    int paths_over; /* more than EXPORT_PATHS_MAX: ask for every target */
     int64_t records;
     struct track_err err;
     int failed;
@@ -411,6 +419,53 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int take_path(void *ctx, const struct track_artifact_info *a)
+{
+    struct exporter *x = ctx;
+    if (x->n_paths == EXPORT_PATHS_MAX) {
+        x->paths_over = 1;
+        return 1;
+    }
+    if (x->n_paths == x->cap_paths) {
+        size_t cap = x->cap_paths ? x->cap_paths * 2 : 64;
+        char **p = realloc(x->paths, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        x->paths = p;
+        x->cap_paths = cap;
+    }
+    if (!(x->paths[x->n_paths] = strdup(a->path)))
+        return -1;
+    x->n_paths++;
+    return 0;
+}
+
+static void paths_free(struct exporter *x)
+{
+    for (size_t i = 0; i < x->n_paths; i++)
+        free(x->paths[i]);
+    free(x->paths);
+    x->paths = NULL;
+    x->n_paths = x->cap_paths = 0;
+    x->paths_over = 0;
+}
+
+/* Whether target may be an artifact of the current run worth a read. */
+static int maybe_artifact(struct exporter *x, const char *target)
+{
+    if (!target[0])
+        return 0;
+    if (x->paths_over)
+        return 1;
+    return x->n_paths &&
+           bsearch(&target, x->paths, x->n_paths, sizeof(*x->paths), cmp_path) != NULL;
+}
+
 /* Writes the record of the current group and empties it. */
 static int emit(struct exporter *x)
 {
@@ -419,8 +474,9 @@ static int emit(struct exporter *x)
 
     if (!x->scores)
         return 0;
-    if (x->target[0] && track_feedback_target_text(x->c, x->run, x->target, x->text,
-                                                   EXPORT_TEXT_MAX, &found, &size, &cut, &x->err))
+    if (maybe_artifact(x, x->target) &&
+        track_feedback_target_text(x->c, x->run, x->target, x->text, EXPORT_TEXT_MAX, &found, &size,
+                                   &cut, &x->err))
         return -1;
     json_t *o = json_object();
     json_object_set_new(o, "run_id", json_string(x->run));
@@ -471,9 +527,16 @@ static int set_run(struct exporter *x, const char *run)
     x->params = json_object();
     free(x->run_name);
     x->run_name = NULL;
+    paths_free(x);
     snprintf(x->run, sizeof x->run, "%s", run);
     if (track_run_get(x->c, run, &res, &info, &x->err))
         return -1;
+    if (track_artifact_list(x->c, run, NULL, take_path, x, &x->err) < 0) {
+        track_result_free(res);
+        return -1;
+    }
+    if (x->n_paths)
+        qsort(x->paths, x->n_paths, sizeof(*x->paths), cmp_path);
     for (size_t i = 0; i < info.n_params; i++)
         json_object_set_new(x->params, info.params[i].key, json_string(info.params[i].value));
     x->run_name = strdup(info.name);
@@ -556,6 +619,7 @@ int cmd_feedback_export(int argc, char **argv)
     free(x.run_name);
     free(x.target);
     free(x.text);
+    paths_free(&x);
     if (fflush(x.out) || (path && fclose(x.out))) {
         if (!rc)
             return cli_error("%s: write failed: %m", path ? path : "stdout");

@@ -349,7 +349,7 @@ int track_feedback_summary(struct track_client *c, const char *run, const char *
                            struct track_err *err)
 {
     Track__V1__Response *rs = NULL;
-    uint8_t token[16];
+    uint8_t *token = NULL;
     size_t token_len = 0;
     int rc = 0, more = 1;
 
@@ -403,15 +403,21 @@ int track_feedback_summary(struct track_client *c, const char *run, const char *
                 s.mean = (double)m->true_count / (double)m->count;
             rc = cb(ctx, &s);
         }
-        more =
-            r->next_page_token.len > 0 && r->n_items > 0 && r->next_page_token.len <= sizeof token;
+        more = r->next_page_token.len > 0 && r->n_items > 0;
+        free(token);
+        token = NULL;
         if (more) {
-            memcpy(token, r->next_page_token.data, r->next_page_token.len);
+            token = malloc(r->next_page_token.len);
+            if (!token)
+                rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+            else
+                memcpy(token, r->next_page_token.data, r->next_page_token.len);
             token_len = r->next_page_token.len;
         }
         track__v1__response__free_unpacked(rs, NULL);
         rs = NULL;
     }
+    free(token);
     return rc;
 }
 

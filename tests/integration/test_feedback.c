@@ -408,6 +408,42 @@ Test(feedback, a_listing_larger_than_one_reply_comes_in_pages)
     cr_assert_eq(u.n, 200);
 }
 
+static int count_items(void *ctx, const struct track_feedback_summary *s)
+{
+    int64_t *n = ctx;
+    char want[32];
+    /* by target, in target order: sample-00000, sample-00001, ... */
+    snprintf(want, sizeof want, "sample-%05lld", (long long)(*n / 2));
+    cr_assert_str_eq(s->target, want);
+    (*n)++;
+    return 0;
+}
+
+Test(feedback, a_summary_by_target_of_thousands_comes_in_pages)
+{
+    char run[33], tgt[32];
+    struct track_err err = {0};
+    new_run(run);
+    for (int i = 0; i < 2500; i++) {
+        snprintf(tgt, sizeof tgt, "sample-%05d", i);
+        struct track_score s = {
+            .run = run, .target = tgt, .name = "a", .kind = TRACK_SCORE_NUMBER, .number = i};
+        cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
+        s.name = "b";
+        s.kind = TRACK_SCORE_LABEL;
+        s.label = i % 2 ? "odd" : "even";
+        cr_assert_eq(track_feedback_add(c, &s, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
+    int64_t n = 0;
+    cr_assert_eq(track_feedback_summary(c, run, NULL, 1, count_items, &n, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, 5000, "every (target, name) once, in order: %lld", (long long)n);
+    n = 0;
+    cr_assert_eq(track_feedback_summary(c, NULL, "judged", 1, count_items, &n, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(n, 5000);
+}
+
 Test(feedback, the_spool_keeps_scores_while_trackd_is_away_and_delivers_them)
 {
     char run[33];

@@ -99,6 +99,7 @@ struct sums {
     int n;
     struct {
         char name[64], target[64];
+        uint8_t run[16];
         int kind;
         int64_t count, comments, true_count, other_labels;
         double sum, min, max;
@@ -118,6 +119,7 @@ static int collect_sum(void *ctx, const struct store_feedback_summary *s)
     typeof(o->it[0]) *t = &o->it[o->n++];
     snprintf(t->name, sizeof t->name, "%s", s->name);
     snprintf(t->target, sizeof t->target, "%s", s->target ? s->target : "-");
+    memcpy(t->run, s->run, 16);
     t->kind = s->kind;
     t->count = s->count;
     t->comments = s->comments;
@@ -199,8 +201,8 @@ Test(fbstore, summaries_count_mean_distribution_ratio_and_labels_exactly)
     cr_assert_eq(store_feedback_add(st, &c, NULL, &err), 0, "%s", err.msg);
 
     struct sums o = {0};
-    cr_assert_eq(store_feedback_summaries(st, run, NULL, 0, collect_sum, &o, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_feedback_summaries(st, run, NULL, 0, NULL, 0, collect_sum, &o, &err), 0,
+                 "%s", err.msg);
     cr_assert_eq(o.n, 3);
     /* by name: correct, helpfulness, tone */
     cr_assert_str_eq(o.it[0].name, "correct");
@@ -227,8 +229,8 @@ Test(fbstore, summaries_count_mean_distribution_ratio_and_labels_exactly)
     cr_assert_str_eq(o.it[2].labels[2], "meh");
 
     struct sums t = {0};
-    cr_assert_eq(store_feedback_summaries(st, run, NULL, 1, collect_sum, &t, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_feedback_summaries(st, run, NULL, 1, NULL, 0, collect_sum, &t, &err), 0,
+                 "%s", err.msg);
     /* (a: correct, helpfulness, tone), (b: helpfulness) */
     cr_assert_eq(t.n, 4);
     cr_assert_str_eq(t.it[1].target, "a");
@@ -247,8 +249,8 @@ Test(fbstore, many_distinct_values_are_binned)
     for (int i = 0; i < 100; i++)
         cr_assert_eq(add_num(run, "", "score", i), 0, "%s", err.msg);
     struct sums o = {0};
-    cr_assert_eq(store_feedback_summaries(st, run, NULL, 0, collect_sum, &o, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_feedback_summaries(st, run, NULL, 0, NULL, 0, collect_sum, &o, &err), 0,
+                 "%s", err.msg);
     cr_assert_eq(o.it[0].binned, 1);
     cr_assert_eq(o.it[0].n_dist, STORE_FB_DIST_BINS);
     int64_t total = 0;
@@ -272,14 +274,56 @@ Test(fbstore, experiment_summary_merges_runs)
     add_label(a, "", "t", "x");
     add_label(b, "", "t", "x");
     struct sums o = {0};
-    cr_assert_eq(store_feedback_summaries(st, NULL, "e", 0, collect_sum, &o, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(store_feedback_summaries(st, NULL, "e", 0, NULL, 0, collect_sum, &o, &err), 0,
+                 "%s", err.msg);
     cr_assert_eq(o.n, 2);
     cr_assert_eq(o.it[0].count, 3);
     cr_assert_float_eq(o.it[0].sum, 9.0, 1e-12);
     cr_assert_eq(o.it[1].label_counts[0], 2);
-    cr_assert_eq(store_feedback_summaries(st, NULL, "nope", 0, collect_sum, &o, &err),
+    cr_assert_eq(store_feedback_summaries(st, NULL, "nope", 0, NULL, 0, collect_sum, &o, &err),
                  STORE_E_NOT_FOUND);
+}
+
+Test(fbstore, summaries_page_with_a_cursor)
+{
+    uint8_t a[16], b[16];
+    run_of(a, 1);
+    run_of(b, 2);
+    start(a, 1000);
+    start(b, 2000);
+    const char *targets[] = {"x", "y", "z"};
+    for (int t = 0; t < 3; t++) {
+        add_num(a, targets[t], "h", t);
+        add_num(b, targets[t], "h", t);
+        add_label(a, targets[t], "l", "q");
+    }
+    struct sums all = {0};
+    cr_assert_eq(store_feedback_summaries(st, NULL, "e", 1, NULL, 0, collect_sum, &all, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(all.n, 9);
+    /* pages of two, each after the last item of the one before */
+    struct sums paged = {0};
+    struct store_feedback_after after;
+    int pages = 0;
+    for (;;) {
+        struct sums one = {0};
+        cr_assert_eq(store_feedback_summaries(st, NULL, "e", 1, pages ? &after : NULL, 2,
+                                              collect_sum, &one, &err),
+                     0, "%s", err.msg);
+        for (int i = 0; i < one.n; i++)
+            paged.it[paged.n++] = one.it[i];
+        if (one.n < 2)
+            break;
+        memcpy(after.run, paged.it[paged.n - 1].run, 16);
+        after.target = paged.it[paged.n - 1].target;
+        after.name = paged.it[paged.n - 1].name;
+        pages++;
+    }
+    cr_assert_eq(paged.n, 9);
+    for (int i = 0; i < 9; i++) {
+        cr_assert_str_eq(paged.it[i].target, all.it[i].target);
+        cr_assert_str_eq(paged.it[i].name, all.it[i].name);
+    }
 }
 
 struct ids {
