@@ -16,7 +16,8 @@
 #include "track_limits.h"
 
 #define LIST_TOKEN_HEAD 18 /* "F1", after_run (8 bytes LE), after_id (8), then the target */
-/* "S2", the last item's run (16 bytes), its target, a NUL, its name */
+/* "S3", the last item's run and name cursors (8 bytes LE each), its target,
+ * a NUL, its name */
 #define SUM_TOKEN_HEAD 18
 #define SUM_PAGE_ITEMS 1000 /* summary items in one reply: each costs a few queries */
 
@@ -339,7 +340,7 @@ struct sum_ctx {
     size_t n, cap;
     int stopped, by_target;
     int oom;
-    uint8_t last_run[16]; /* the cursor: the last item in the page */
+    int64_t last_run, last_name_id; /* the cursor: the last item in the page */
     const char *last_target, *last_name;
 };
 
@@ -404,7 +405,8 @@ static int sum_take(void *ctx, const struct store_feedback_summary *s)
     if (srv_op_grow(a, (void ***)&l->items, l->n, &l->cap))
         return -1;
     l->items[l->n++] = o;
-    memcpy(l->last_run, s->run, 16);
+    l->last_run = s->cursor_run;
+    l->last_name_id = s->cursor_name;
     l->last_target = o->target;
     l->last_name = o->name;
     return 0;
@@ -448,11 +450,12 @@ int srv_op_feedback_summary(struct srv_call *call)
             tl > SUM_TOKEN_HEAD ? memchr(t + SUM_TOKEN_HEAD, 0, tl - SUM_TOKEN_HEAD) : NULL;
         size_t t_len = nul ? (size_t)(nul - (t + SUM_TOKEN_HEAD)) : 0;
         size_t n_len = nul ? tl - SUM_TOKEN_HEAD - t_len - 1 : 0;
-        if (tl < SUM_TOKEN_HEAD || t[0] != 'S' || t[1] != '2' || !nul ||
+        if (tl < SUM_TOKEN_HEAD || t[0] != 'S' || t[1] != '3' || !nul ||
             t_len > LIMIT_FEEDBACK_TARGET || n_len > LIMIT_KEY_BYTES || memchr(nul + 1, 0, n_len))
             return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
                                "page_token: not a token this server gave (%zu bytes)", tl);
-        memcpy(after.run, t + 2, 16);
+        after.run_row = (int64_t)(get_u64(t + 2) & INT64_MAX);
+        after.name_id = (int64_t)(get_u64(t + 10) & INT64_MAX);
         memcpy(target, t + SUM_TOKEN_HEAD, t_len);
         target[t_len] = '\0';
         memcpy(name, nul + 1, n_len);
@@ -479,8 +482,9 @@ int srv_op_feedback_summary(struct srv_call *call)
         if (!p)
             return srv_op_oom(call);
         p[0] = 'S';
-        p[1] = '2';
-        memcpy(p + 2, l.last_run, 16);
+        p[1] = '3';
+        put_u64(p + 2, (uint64_t)l.last_run);
+        put_u64(p + 10, (uint64_t)l.last_name_id);
         memcpy(p + SUM_TOKEN_HEAD, l.last_target, t_len);
         p[SUM_TOKEN_HEAD + t_len] = 0;
         memcpy(p + SUM_TOKEN_HEAD + t_len + 1, l.last_name, n_len);

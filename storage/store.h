@@ -599,18 +599,21 @@ struct store_feedback_summary {
     const double *dist_values; /* binned: each bin's lower edge */
     const int64_t *dist_counts;
     int dist_binned;
+    int64_t cursor_run, cursor_name; /* by target: this item's place, for store_feedback_after */
 };
 typedef int (*store_feedback_summary_cb)(void *ctx, const struct store_feedback_summary *s);
-/* A cursor of store_feedback_summaries: the items after (run, target, name)
- * by target, or after name otherwise. */
+/* A cursor of store_feedback_summaries: by target, the items after the one
+ * whose cursor_run, target and cursor_name these are; otherwise the names
+ * after `name`. */
 struct store_feedback_after {
-    uint8_t run[16];
+    int64_t run_row, name_id;
     const char *target;
     const char *name;
 };
 /* One item per name of run `run` (or of every active run of `experiment`,
  * when run is NULL, merged), by name; with by_target one per (run, target,
- * name) instead, by run id, target and name. Only items after `after` (NULL:
+ * name) instead, by run (in start order), target, and name (in the order
+ * names were first used), read in index order so a page costs its rows. Only items after `after` (NULL:
  * from the first), at most `limit` (0: all). Everything pointed to is valid
  * during the callback only. */
 int store_feedback_summaries(struct store *st, const uint8_t *run, const char *experiment,

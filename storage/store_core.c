@@ -156,6 +156,7 @@ static const char *const migrations[] = {
     "  kind INTEGER NOT NULL, num REAL, label TEXT, comment TEXT, rationale TEXT,"
     "  source INTEGER NOT NULL, source_id TEXT NOT NULL, created_ms INTEGER NOT NULL);"
     "CREATE INDEX feedback_run ON feedback(run, target, id);"
+    "CREATE INDEX feedback_group ON feedback(run, target, name_id);"
     "CREATE INDEX feedback_name ON feedback(name_id, run);"
     "CREATE INDEX feedback_trace ON feedback(trace_id, span_id) WHERE trace_id IS NOT NULL;"
     "CREATE TABLE feedback_summary(run INTEGER NOT NULL, name_id INTEGER NOT NULL,"

@@ -132,8 +132,8 @@ int store_feedback_add(struct store *st, const struct store_score *sc, int64_t *
 {
     char cbuf[CLIP_LEN + 4];
     sqlite3_stmt *s;
-    int64_t run_id = 0, name_id;
-    int held, ret;
+    int64_t run_id = 0, name_id = 0;
+    int held = 0, ret;
     double num = 0;
 
     sq_err_clear(err);
@@ -557,9 +557,9 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
                  " sum(f.kind = 2 AND f.num = 1), f.run, f.name_id"
                  " FROM feedback f JOIN feedback_names n ON n.id = f.name_id"
                  " JOIN runs r ON r.id = f.run WHERE%s%s"
-                 " GROUP BY f.run, f.target, f.name_id ORDER BY r.uuid, f.target, n.name"
+                 " GROUP BY f.run, f.target, f.name_id ORDER BY f.run, f.target, f.name_id"
                  " LIMIT ?8",
-                 scope, after ? " AND (r.uuid, f.target, n.name) > (?5, ?6, ?7)" : "");
+                 scope, after ? " AND (f.run, f.target, f.name_id) > (?5, ?6, ?9)" : "");
     else
         snprintf(sql, sizeof sql,
                  "SELECT NULL, NULL, n.name, n.kind, sum(f.count), sum(f.comments), total(f.sum),"
@@ -572,9 +572,10 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int64(s, 2, exp_id);
     if (after) {
-        sqlite3_bind_blob(s, 5, after->run, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, after->run_row);
         sqlite3_bind_text(s, 6, after->target ? after->target : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 7, after->name ? after->name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 9, after->name_id);
     }
     sqlite3_bind_int64(s, 8, limit > 0 ? limit : -1);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -594,6 +595,8 @@ int store_feedback_summaries(struct store *st, const uint8_t *run, const char *e
             }
             o.target = col_text(s, 1);
             item_run = sqlite3_column_int64(s, 10);
+            o.cursor_run = item_run;
+            o.cursor_name = sqlite3_column_int64(s, 11);
         }
         o.name = col_text(s, 2);
         o.kind = sqlite3_column_int(s, 3);

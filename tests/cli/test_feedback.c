@@ -244,9 +244,9 @@ Test(cli_feedback, list_and_summary_show_exact_figures)
     json_decref(s);
 
     s = run_json(ENV_A, "feedback", "summary", "--by-target", "--json", NULL);
-    /* "" note; s1: correct, helpfulness, tone; s2: 3; s3: 3 */
+    /* "" note; s1: helpfulness, correct, tone (first-use order); s2: 3; s3: 3 */
     cr_assert_eq(json_array_size(s), 10);
-    json_t *s1h = json_array_get(s, 2);
+    json_t *s1h = json_array_get(s, 1);
     cr_assert_str_eq(json_string_value(json_object_get(s1h, "target")), "s1");
     cr_assert_str_eq(json_string_value(json_object_get(s1h, "name")), "helpfulness");
     cr_assert_float_eq(json_real_value(json_object_get(s1h, "mean")), 4.5, 1e-12);

@@ -99,7 +99,7 @@ struct sums {
     int n;
     struct {
         char name[64], target[64];
-        uint8_t run[16];
+        int64_t cursor_run, cursor_name;
         int kind;
         int64_t count, comments, true_count, other_labels;
         double sum, min, max;
@@ -119,7 +119,8 @@ static int collect_sum(void *ctx, const struct store_feedback_summary *s)
     typeof(o->it[0]) *t = &o->it[o->n++];
     snprintf(t->name, sizeof t->name, "%s", s->name);
     snprintf(t->target, sizeof t->target, "%s", s->target ? s->target : "-");
-    memcpy(t->run, s->run, 16);
+    t->cursor_run = s->cursor_run;
+    t->cursor_name = s->cursor_name;
     t->kind = s->kind;
     t->count = s->count;
     t->comments = s->comments;
@@ -231,11 +232,12 @@ Test(fbstore, summaries_count_mean_distribution_ratio_and_labels_exactly)
     struct sums t = {0};
     cr_assert_eq(store_feedback_summaries(st, run, NULL, 1, NULL, 0, collect_sum, &t, &err), 0,
                  "%s", err.msg);
-    /* (a: correct, helpfulness, tone), (b: helpfulness) */
+    /* (a: helpfulness, correct, tone: names in first-use order), (b: helpfulness) */
     cr_assert_eq(t.n, 4);
-    cr_assert_str_eq(t.it[1].target, "a");
-    cr_assert_str_eq(t.it[1].name, "helpfulness");
-    cr_assert_float_eq(t.it[1].sum, 13.0, 1e-12);
+    cr_assert_str_eq(t.it[0].target, "a");
+    cr_assert_str_eq(t.it[0].name, "helpfulness");
+    cr_assert_float_eq(t.it[0].sum, 13.0, 1e-12);
+    cr_assert_str_eq(t.it[1].name, "correct");
     cr_assert_str_eq(t.it[3].target, "b");
     cr_assert_float_eq(t.it[3].sum, 12.0, 1e-12);
     cr_assert_eq(t.it[3].n_dist, 2);
@@ -314,7 +316,8 @@ Test(fbstore, summaries_page_with_a_cursor)
             paged.it[paged.n++] = one.it[i];
         if (one.n < 2)
             break;
-        memcpy(after.run, paged.it[paged.n - 1].run, 16);
+        after.run_row = paged.it[paged.n - 1].cursor_run;
+        after.name_id = paged.it[paged.n - 1].cursor_name;
         after.target = paged.it[paged.n - 1].target;
         after.name = paged.it[paged.n - 1].name;
         pages++;
