@@ -300,6 +300,57 @@ static int check_digest(struct srv_call *call, const struct srv_rule *rule)
     return visible ? 0 : refuse(call, rule, TRACK__V1__CODE__NOT_FOUND, "blob not found");
 }
 
+/* FeedbackBatch: the need on each distinct run its scores name (a batch
+ * of an LLM judge names one run a thousand times: checked once). */
+static int check_scores(struct srv_call *call, const struct srv_rule *rule)
+{
+    const Track__V1__FeedbackBatch *q = call->rq->feedback_batch;
+    if (!q)
+        return 0;
+    for (size_t i = 0; i < q->n_scores; i++) {
+        const char *run = q->scores[i] ? q->scores[i]->run : NULL;
+        int seen = 0;
+        if (!run || !*run)
+            continue; /* the handler refuses it, naming scores[i] */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = q->scores[j] && q->scores[j]->run && strcmp(q->scores[j]->run, run) == 0;
+        if (!seen && check_run(call, rule, run))
+            return -1;
+    }
+    return 0;
+}
+
+/* FeedbackList and FeedbackSummary: their run, else their experiment (one
+ * that does not exist is left to the handler's NOT_FOUND). */
+static int check_run_or_experiment(struct srv_call *call, const struct srv_rule *rule)
+{
+    const char *run = NULL, *exp = NULL;
+    if (call->rq->op_case == TRACK__V1__REQUEST__OP_FEEDBACK_LIST && call->rq->feedback_list) {
+        run = call->rq->feedback_list->run;
+        exp = call->rq->feedback_list->experiment;
+    } else if (call->rq->feedback_summary) {
+        run = call->rq->feedback_summary->run;
+        exp = call->rq->feedback_summary->experiment;
+    }
+    if (run && *run)
+        return check_run(call, rule, run);
+    if (!exp || !*exp || is_local(call) || strlen(exp) > LIMIT_NAME_BYTES)
+        return 0;
+    struct store_viewer vb;
+    const struct store_viewer *v = srv_viewer(call, &vb);
+    struct store_err err = {0};
+    char nf[LIMIT_NAME_BYTES + 40];
+    int64_t eid = 0;
+    int level = 0, rc = store_experiment_id(call->st, exp, &eid, &err);
+    if (rc == STORE_E_NOT_FOUND)
+        return 0;
+    if (rc || (rc = store_grant_level(call->st, v, eid, &level, &err)))
+        return srv_op_fail_store(call, rc, &err);
+    snprintf(call->subj.experiment, sizeof call->subj.experiment, "%s", exp);
+    snprintf(nf, sizeof nf, "experiment \"%s\" not found", exp);
+    return judge(call, rule, level, nf);
+}
+
 int srv_authz_check(struct srv_call *call, const struct srv_rule *rule)
 {
     const char *field = rule->field ? rule->field(call->rq) : NULL;
@@ -336,6 +387,10 @@ int srv_authz_check(struct srv_call *call, const struct srv_rule *rule)
         return check_model_name(call, rule, field);
     case FROM_DIGEST:
         return check_digest(call, rule);
+    case FROM_SCORES:
+        return check_scores(call, rule);
+    case FROM_RUN_OR_EXPERIMENT:
+        return check_run_or_experiment(call, rule);
     default:
         return 0;
     }

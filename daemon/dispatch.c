@@ -177,6 +177,14 @@ static const struct srv_op ops[] = {
     OP(AUDIT_LIST, "audit_list", SRV_READ, srv_op_audit_list, ROLE(NEED_ADMIN, AUDIT_NONE)),
     OP(AUDIT_PRUNE, "audit_prune", SRV_WRITE, srv_op_audit_prune, ROLE(NEED_ADMIN, AUDIT_TXN)),
     OP(WHOAMI, "whoami", SRV_READ, srv_op_whoami, ANY),
+    /* feedback (op_feedback.c): a batch needs write on every run it names;
+     * list and summary read on their run or experiment */
+    OP(FEEDBACK_BATCH, "feedback_batch", SRV_WRITE, srv_op_feedback_batch,
+       ON(NEED_WRITE, FROM_SCORES, NULL, AUDIT_TXN)),
+    OP(FEEDBACK_LIST, "feedback_list", SRV_READ, srv_op_feedback_list,
+       ON(NEED_READ, FROM_RUN_OR_EXPERIMENT, NULL, AUDIT_NONE)),
+    OP(FEEDBACK_SUMMARY, "feedback_summary", SRV_READ, srv_op_feedback_summary,
+       ON(NEED_READ, FROM_RUN_OR_EXPERIMENT, NULL, AUDIT_NONE)),
 };
 
 static const struct srv_op *find_op(const Track__V1__Request *rq)

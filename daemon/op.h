@@ -101,6 +101,8 @@ enum srv_from {
     FROM_MODEL_ALIAS,  /* ModelAlias: name and version */
     FROM_MODEL_NAME,   /* field: a model, readable when one of its versions is */
     FROM_DIGEST,       /* ArtifactRead: a blob some readable artifact or version names */
+    FROM_SCORES,       /* FeedbackBatch: every run its scores name */
+    FROM_RUN_OR_EXPERIMENT, /* FeedbackList/Summary: their run, else their experiment */
 };
 enum srv_audit_mode {
     AUDIT_NONE = 0,
@@ -185,5 +187,9 @@ int srv_op_token_revoke(struct srv_call *call);
 int srv_op_audit_list(struct srv_call *call);
 int srv_op_audit_prune(struct srv_call *call);
 int srv_op_whoami(struct srv_call *call);
+/* op_feedback.c: scores in batches, their listing and summaries */
+int srv_op_feedback_batch(struct srv_call *call);
+int srv_op_feedback_list(struct srv_call *call);
+int srv_op_feedback_summary(struct srv_call *call);
 
 #endif

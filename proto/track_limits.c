@@ -173,3 +173,57 @@ int limits_check_artifact_path(const char *field, const char *s, size_t len, cha
              s && strnlen(s, 101) > 100 ? "..." : "", why);
     return -1;
 }
+
+/* ---- feedback ---------------------------------------------------------------- */
+
+static int check_line(const char *field, const char *s, size_t max, char *msg, size_t cap)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    if (len == 0) {
+        snprintf(msg, cap, "%s: must not be empty", field);
+        return -1;
+    }
+    if (len > max) {
+        snprintf(msg, cap, "%s: %zu bytes, longer than the limit of %zu", field, len, max);
+        return -1;
+    }
+    if (!limits_utf8_valid(s, len)) {
+        snprintf(msg, cap, "%s: not valid UTF-8", field);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(msg, cap, "%s: control character at byte %zu", field, i + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int limits_check_label(const char *field, const char *s, char *msg, size_t cap)
+{
+    return check_line(field, s, LIMIT_FEEDBACK_LABEL, msg, cap);
+}
+
+int limits_check_target(const char *field, const char *s, char *msg, size_t cap)
+{
+    return check_line(field, s, LIMIT_FEEDBACK_TARGET, msg, cap);
+}
+
+int limits_check_feedback_text(const char *field, const char *s, char *msg, size_t cap)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    if (len > LIMIT_FEEDBACK_TEXT) {
+        snprintf(msg, cap, "%s: %zu bytes, longer than the limit of %d", field, len,
+                 LIMIT_FEEDBACK_TEXT);
+        return -1;
+    }
+    if (!limits_utf8_valid(s ? s : "", len)) {
+        snprintf(msg, cap, "%s: not valid UTF-8", field);
+        return -1;
+    }
+    return 0;
+}

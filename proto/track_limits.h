@@ -25,6 +25,13 @@
 #define LIMIT_ARTIFACT_PATH  1024       /* bytes of an artifact path */
 #define LIMIT_ARTIFACT_CHUNK (1u << 20) /* bytes in one ArtifactChunk or ArtifactRead */
 
+/* feedback scores (DESIGN.md "Feedback") */
+#define LIMIT_FEEDBACK_TEXT   65536 /* bytes of a feedback comment, and of a rationale */
+#define LIMIT_FEEDBACK_TARGET 1024  /* bytes of a feedback target id */
+#define LIMIT_FEEDBACK_LABEL  250   /* bytes of a feedback label */
+#define LIMIT_FEEDBACK_BATCH  16384 /* scores in one FeedbackBatch (and the frame limit) */
+#define LIMIT_FEEDBACK_PAGE   10000 /* scores in one FeedbackList reply (and REPLY_PAGE_BYTES) */
+
 /* Each check returns 0 when `s` is acceptable, else -1 with a message
  * naming `field` and the rule in msg (never NULL, at most cap bytes). */
 
@@ -40,6 +47,13 @@ int limits_check_name(const char *field, const char *s, int optional, char *msg,
  * no leading `/`, no empty, `.` or `..` segment, no backslash, no NUL (a
  * string holding one never reaches here whole: `len` is its real length). */
 int limits_check_artifact_path(const char *field, const char *s, size_t len, char *msg, size_t cap);
+/* Feedback (DESIGN.md "Feedback"). The name is checked as a key
+ * (limits_check_key). A label: 1..250 bytes of valid UTF-8 without control
+ * characters. A comment or rationale: valid UTF-8, at most 64 KiB. A
+ * target id: 1..1024 bytes of valid UTF-8 without control characters. */
+int limits_check_label(const char *field, const char *s, char *msg, size_t cap);
+int limits_check_feedback_text(const char *field, const char *s, char *msg, size_t cap);
+int limits_check_target(const char *field, const char *s, char *msg, size_t cap);
 /* Valid UTF-8 (no overlongs, no surrogates), of length len. */
 int limits_utf8_valid(const char *s, size_t len);
 

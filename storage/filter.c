@@ -36,7 +36,7 @@
  *   attr_prefix   = "attributes" | "attribute" | "attr" | "run" ;
  *   metric_prefix = "metrics" | "metric" ;
  *   series_prefix = metric_prefix | "params" | "param" | "parameter" | "parameters"
- *                 | "tags" | "tag" ;
+ *                 | "tags" | "tag" | "feedback" ;
  *   key        = 1*( letter | digit | "_" | "-" | "." | "/" | ":" )
  *              | "`" chars "`" | '"' chars '"' ;
  *   value      = string | number | duration ;
@@ -61,6 +61,10 @@
  *   metrics.KEY      the last logged value; min(metrics.KEY), max(metrics.KEY)
  *                    the summary's min and max. Numeric: = != < <= > >= IN IS,
  *                    number literals only.
+ *   feedback.NAME    the run's feedback summary for NAME: the mean of a
+ *                    number name, the true ratio (0..1) of a boolean one;
+ *                    compared like a metric. A name holding labels is refused
+ *                    by store_run_list (labels have no order).
  *   params.KEY,      strings. = != IN LIKE ILIKE compare as text; a number
  *   tags.KEY         literal is then compared as the text it was written as
  *                    (params.lr = 0.01 matches the value "0.01", not "1e-2").

@@ -43,7 +43,8 @@ struct filter_bind {
     int type;
     int64_t i;
     double d;
-    char *s; /* owned by the filter_sql */
+    char *s;          /* owned by the filter_sql */
+    int feedback_key; /* s names a feedback name (feedback.NAME): the store checks its type */
 };
 
 struct filter_sql {

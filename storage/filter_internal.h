@@ -91,6 +91,7 @@ struct sbuf {
 
 enum kind {
     K_METRIC,
+    K_FEEDBACK, /* feedback.NAME: the per-run mean or true ratio */
     K_PARAM,
     K_TAG,
     K_STATUS,
@@ -109,7 +110,7 @@ enum agg { AGG_LAST, AGG_MIN, AGG_MAX };
 struct term {
     int kind;
     int agg;
-    int key_bind;    /* ?N of the key (metrics, params, tags) */
+    int key_bind;    /* ?N of the key (metrics, feedback, params, tags) */
     size_t pos, len; /* raw text, for messages */
 };
 

@@ -1,7 +1,7 @@
 /*
  * filter_term.c: the filter language's operands, for filter.c's parser:
  * bind parameters (every value reaches SQL as a ?N, never as text), terms
- * (metrics.K, params.K, tags.K with min()/max(), and run attributes) and the
+ * (metrics.K, feedback.NAME, params.K, tags.K with min()/max(), and run attributes) and the
  * SQL each compiles to, values checked against their term's type (numbers,
  * durations like 5m, quoted text, statuses), and LIKE patterns turned into
  * GLOB ones. The grammar and the expression parser are in filter.c.
@@ -198,6 +198,8 @@ int filter_i_parse_term(struct parser *p, struct term *out)
         out->len = t.len;
         if (filter_i_span_is(pre, pl, "metrics") || filter_i_span_is(pre, pl, "metric"))
             out->kind = K_METRIC;
+        else if (filter_i_span_is(pre, pl, "feedback"))
+            out->kind = K_FEEDBACK;
         else if (filter_i_span_is(pre, pl, "params") || filter_i_span_is(pre, pl, "param") ||
                  filter_i_span_is(pre, pl, "parameters") || filter_i_span_is(pre, pl, "parameter"))
             out->kind = K_PARAM;
@@ -222,18 +224,20 @@ int filter_i_parse_term(struct parser *p, struct term *out)
             return filter_i_lex(p);
         } else
             return filter_i_perr(p, t.pos,
-                                 "unknown prefix \"%.*s\" (expected metrics, params, tags or "
-                                 "attributes)",
+                                 "unknown prefix \"%.*s\" (expected metrics, feedback, params, "
+                                 "tags or attributes)",
                                  (int)(pl > 40 ? 40 : pl), pre);
         out->key_bind = bind_key(p, &t);
         if (out->key_bind < 0)
             return -1;
+        if (out->kind == K_FEEDBACK)
+            p->c->binds[out->key_bind - 1].feedback_key = 1;
         return filter_i_lex(p);
     }
     return filter_i_perr(p, t.pos,
                          "expected a term (status, name, user, experiment, start_time, "
-                         "end_time, duration, run_id, metrics.KEY, params.KEY or tags.KEY) "
-                         "but found %s",
+                         "end_time, duration, run_id, metrics.KEY, feedback.NAME, params.KEY "
+                         "or tags.KEY) but found %s",
                          filter_i_tok_desc(p, &t, d, sizeof d));
 }
 
@@ -252,6 +256,14 @@ void filter_i_emit_term(struct parser *p, struct sbuf *b, const struct term *t, 
         filter_i_sb_str(b, agg_col[t->agg]);
         filter_i_sb_str(b, " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
                            " WHERE s.run = r.id AND k.name = ");
+        filter_i_sb_param(b, t->key_bind);
+        filter_i_sb_str(b, ")");
+        break;
+    case K_FEEDBACK:
+        /* numbers: the mean; booleans: the true ratio; NULL for labels (the
+         * store refuses a filter naming a label name before it runs) */
+        filter_i_sb_str(b, "(SELECT s.score FROM feedback_summary s JOIN feedback_names k"
+                           " ON k.id = s.name_id WHERE s.run = r.id AND k.name = ");
         filter_i_sb_param(b, t->key_bind);
         filter_i_sb_str(b, ")");
         break;
@@ -343,6 +355,7 @@ int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, c
 
     switch (t->kind) {
     case K_METRIC:
+    case K_FEEDBACK:
         if (v.type != TK_NUMBER)
             return filter_i_perr(p, v.pos, "expected a number to compare with %.*s but found %s",
                                  tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));

@@ -511,6 +511,123 @@ typedef int (*store_run_version_cb)(void *ctx, const char *model, int64_t versio
 int store_model_versions_of_run(struct store *st, const uint8_t run[16], store_run_version_cb cb,
                                 void *ctx, struct store_err *err);
 
+/* ---- feedback (store_feedback.c) -------------------------------------------------
+ * DESIGN.md "Feedback": one row type for every judgement. A score has a name,
+ * a typed value (a finite number, a boolean, a label, or none when it is a
+ * comment alone), an optional comment and rationale, a source (human,
+ * llm_judge, code) with who, a target and a time. The target is the run
+ * itself (kind RUN, target ""), a free id inside it (a sample id or an
+ * artifact path), or, later, a trace or span (run may then be absent). A
+ * name keeps one type: the first value fixes it, a value of another type is
+ * STORE_E_CONFLICT naming both. Per (run, name) a summary row (count, sum,
+ * min, max, true count, comments) and per (run, name, label) a count are
+ * updated in the same transaction as the insert; their mean (numbers) or
+ * true ratio (booleans) is what `feedback.NAME` compares in filters.
+ *
+ * Strings are checked by the caller against track_limits.h; here only what
+ * the schema needs: a name, finite numbers, a known kind and source. */
+enum store_fb_kind {
+    STORE_FB_NONE = 0, /* a comment alone */
+    STORE_FB_NUMBER = 1,
+    STORE_FB_BOOL = 2,
+    STORE_FB_LABEL = 3,
+};
+enum store_fb_source { STORE_FB_HUMAN = 1, STORE_FB_LLM_JUDGE = 2, STORE_FB_CODE = 3 };
+enum store_fb_target {
+    STORE_FB_T_RUN = 0,   /* the run itself */
+    STORE_FB_T_ID = 1,    /* a sample id or artifact path inside the run */
+    STORE_FB_T_TRACE = 2, /* reserved: a trace (trace id set) */
+    STORE_FB_T_SPAN = 3,  /* reserved: a span (trace and span ids set) */
+};
+#define STORE_FB_SUMMARY_LABELS 32 /* labels listed per summary, most frequent first */
+#define STORE_FB_DIST_VALUES    32 /* distinct numbers listed before binning */
+#define STORE_FB_DIST_BINS      10
+
+struct store_score {
+    int64_t id; /* set by list; ignored by add */
+    int has_run;
+    uint8_t run[16];
+    int target_kind;
+    const char *target; /* "" (or NULL) for the run itself */
+    int has_trace, has_span;
+    uint8_t trace[16], span[8];
+    const char *name;
+    int kind;
+    double number; /* STORE_FB_NUMBER */
+    int boolean;   /* STORE_FB_BOOL */
+    const char *label;
+    const char *comment;   /* NULL or "": none */
+    const char *rationale; /* NULL or "": none */
+    int source;
+    const char *source_id;
+    int64_t time_ms;
+};
+
+/* Adds one score (a live run must exist: NOT_FOUND naming it, CONFLICT when
+ * deleted), updating the summaries. *id (may be NULL) gets its row id. */
+int store_feedback_add(struct store *st, const struct store_score *s, int64_t *id,
+                       struct store_err *err);
+/* The kind a name holds (STORE_FB_NONE: unknown, or comments only). */
+int store_feedback_name_kind(struct store *st, const char *name, int *kind, struct store_err *err);
+
+struct store_feedback_query {
+    int has_run;
+    uint8_t run[16];        /* one run, or */
+    const char *experiment; /* every active run of an experiment (NOT_FOUND when unknown) */
+    const char *target;     /* NULL: any */
+    const char *name;       /* NULL: any */
+    /* keyset cursor: rows after (after_run, after_target, after_id) in the
+     * listing's order (run row, target, id); all zero/NULL from the first */
+    int64_t after_run;
+    const char *after_target;
+    int64_t after_id;
+    int limit; /* 0: no limit */
+};
+/* run_row is the cursor's after_run for this row. Strings are valid during
+ * the callback only; > 0 stops (returned), < 0 stops as an error. */
+typedef int (*store_score_cb)(void *ctx, const struct store_score *s, int64_t run_row);
+int store_feedback_list(struct store *st, const struct store_feedback_query *q, store_score_cb cb,
+                        void *ctx, struct store_err *err);
+
+struct store_feedback_summary {
+    int has_run;
+    uint8_t run[16];    /* the run summarised (none for an experiment's summary) */
+    const char *target; /* by target: the target ("" the run itself); else NULL */
+    const char *name;
+    int kind;
+    int64_t count;        /* scores with a value */
+    int64_t comments;     /* scores with a comment */
+    double sum, min, max; /* numbers and booleans (0/1); min/max NaN when count is 0 */
+    int64_t true_count;
+    size_t n_labels; /* label names: most frequent first, ties by label */
+    const char *const *labels;
+    const int64_t *label_counts;
+    int64_t other_labels;      /* scores with labels beyond those listed */
+    size_t n_dist;             /* numbers: (value, count) by value, or bins of equal width */
+    const double *dist_values; /* binned: each bin's lower edge */
+    const int64_t *dist_counts;
+    int dist_binned;
+    int64_t cursor_run, cursor_name; /* by target: this item's place, for store_feedback_after */
+};
+typedef int (*store_feedback_summary_cb)(void *ctx, const struct store_feedback_summary *s);
+/* A cursor of store_feedback_summaries: by target, the items after the one
+ * whose cursor_run, target and cursor_name these are; otherwise the names
+ * after `name`. */
+struct store_feedback_after {
+    int64_t run_row, name_id;
+    const char *target;
+    const char *name;
+};
+/* One item per name of run `run` (or of every active run of `experiment`,
+ * when run is NULL, merged), by name; with by_target one per (run, target,
+ * name) instead, by run (in start order), target, and name (in the order
+ * names were first used), read in index order so a page costs its rows. Only items after `after` (NULL:
+ * from the first), at most `limit` (0: all). Everything pointed to is valid
+ * during the callback only. */
+int store_feedback_summaries(struct store *st, const uint8_t *run, const char *experiment,
+                             int by_target, const struct store_feedback_after *after, int limit,
+                             store_feedback_summary_cb cb, void *ctx, struct store_err *err);
+
 /* ---- whole-store figures ---------------------------------------------------------- */
 struct store_counts {
     int64_t experiments, runs, metric_points, metric_chunks, db_bytes;

@@ -142,6 +142,31 @@ static const char *const migrations[] = {
     "  code INTEGER NOT NULL);"
     "CREATE INDEX audit_user ON audit(user, id);"
     "CREATE INDEX audit_ms ON audit(ms);",
+    /* 8: feedback (store_feedback.c; DESIGN.md "Feedback"). A score's run is
+     * runs.id, NULL for a trace-only score; target_kind 0 the run, 1 a free
+     * id (target), 2 a trace, 3 a span (trace_id, span_id, for later). kind 0
+     * a comment alone, 1 a number (num), 2 a boolean (num 0 or 1), 3 a label.
+     * A name's kind is fixed by its first value (feedback_names.kind, 0 until
+     * then). The summaries are kept current by every insert; `score` is the
+     * mean (numbers) or true ratio (booleans), NULL otherwise. */
+    "CREATE TABLE feedback_names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE feedback(id INTEGER PRIMARY KEY, run INTEGER, target_kind INTEGER NOT NULL,"
+    "  target TEXT NOT NULL, trace_id BLOB, span_id BLOB, name_id INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL, num REAL, label TEXT, comment TEXT, rationale TEXT,"
+    "  source INTEGER NOT NULL, source_id TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX feedback_run ON feedback(run, target, id);"
+    "CREATE INDEX feedback_group ON feedback(run, target, name_id);"
+    "CREATE INDEX feedback_name ON feedback(name_id, run);"
+    "CREATE INDEX feedback_trace ON feedback(trace_id, span_id) WHERE trace_id IS NOT NULL;"
+    "CREATE TABLE feedback_summary(run INTEGER NOT NULL, name_id INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL, count INTEGER NOT NULL, comments INTEGER NOT NULL,"
+    "  sum REAL NOT NULL, min REAL, max REAL, true_count INTEGER NOT NULL, score REAL,"
+    "  PRIMARY KEY(run, name_id)) WITHOUT ROWID;"
+    "CREATE INDEX feedback_summary_name ON feedback_summary(name_id, score);"
+    "CREATE TABLE feedback_labels(run INTEGER NOT NULL, name_id INTEGER NOT NULL,"
+    "  label TEXT NOT NULL, count INTEGER NOT NULL,"
+    "  PRIMARY KEY(run, name_id, label)) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -353,6 +378,7 @@ void store_close(struct store *st)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
+    sq_feedback_close(st);
     sqlite3_close(st->db);
     sq_cache_drop(st);
     free(st->enc);

@@ -96,6 +96,9 @@ struct store {
     int compact_small;
 
     int wal_pages; /* frames in the WAL after the last commit (sq_wal_hook) */
+
+    /* store_feedback.c's hot statements, prepared on first use */
+    sqlite3_stmt *fb_q[8];
 };
 
 /* A string built for one query, capped at SQL_MAX_LEN (sq_sb_add). */
@@ -151,6 +154,8 @@ int sq_table_exists(struct store *st, const char *name, int *yes, struct store_e
 int sq_digest_of(sqlite3_stmt *s, int col, uint8_t out[32]);
 int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 int sq_check_name(const char *name, const char *what, struct store_err *err);
+/* Finalizes store_feedback.c's statements (store_close). */
+void sq_feedback_close(struct store *st);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
                         struct store_err *err);
 

@@ -253,6 +253,11 @@ static const char *const gc_delete_sql[] = {
     " (SELECT key_id FROM metric_summary WHERE run = ?1 LIMIT ?2)",
     "DELETE FROM params WHERE run = ?1 AND key IN (SELECT key FROM params WHERE run = ?1 LIMIT ?2)",
     "DELETE FROM tags WHERE run = ?1 AND key IN (SELECT key FROM tags WHERE run = ?1 LIMIT ?2)",
+    "DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE run = ?1 LIMIT ?2)",
+    "DELETE FROM feedback_summary WHERE run = ?1 AND name_id IN"
+    " (SELECT name_id FROM feedback_summary WHERE run = ?1 LIMIT ?2)",
+    "DELETE FROM feedback_labels WHERE run = ?1 AND (name_id, label) IN"
+    " (SELECT name_id, label FROM feedback_labels WHERE run = ?1 LIMIT ?2)",
     /* only when the artifacts table exists (the last entry) */
     "DELETE FROM artifacts WHERE run = ?1 AND path IN"
     " (SELECT path FROM artifacts WHERE run = ?1 LIMIT ?2)",

@@ -401,6 +401,20 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
     if (ret)
         goto out;
     have_filter = 1;
+    for (int i = 0; i < f.n_binds; i++) {
+        int kind = 0;
+        if (!f.binds[i].feedback_key)
+            continue;
+        if ((ret = store_feedback_name_kind(st, f.binds[i].s, &kind, err)) != 0)
+            goto out;
+        if (kind == STORE_FB_LABEL) {
+            ret = sq_fail(err, STORE_E_INVALID,
+                          "feedback.%s holds labels, which cannot be compared or ordered "
+                          "(only numbers, by their mean, and booleans, by their true ratio)",
+                          sq_clip(f.binds[i].s, cbuf, sizeof cbuf));
+            goto out;
+        }
+    }
 
     /* the filter's binds are ?1..?n_binds; ours follow */
     p = f.n_binds;

@@ -3,7 +3,8 @@
  *
  * Rows: name, status, duration; the params whose values differ between the
  * runs (all of them with --all-params); then per metric its last, min and max
- * value, its point count and a sparkline of its curve. The best run of each
+ * value, its point count and a sparkline of its curve; then per feedback name
+ * its mean, true ratio or top label (compare_feedback.c). The best run of each
  * metric is the one with the best *last* value (lowest by default, highest
  * under --goal KEY=max), as the filter language's metrics.KEY is the last
  * value too; NaN is never best, ties are all marked.
@@ -58,6 +59,7 @@ struct cmp {
     unsigned char *param_differs; /* per shown param */
     unsigned char best[MAX_METRICS][MAX_RUNS];
     char *spark[MAX_METRICS][MAX_RUNS]; /* malloc'd, NULL when absent */
+    struct cmp_feedback fb;             /* compare_feedback.c */
 };
 
 /* A table of strings: nrows labels, nrows * ncols cells with flags. */
@@ -254,6 +256,16 @@ static int build_grid(const struct cmp *x, struct grid *g, int machine)
             }
         }
     }
+    for (size_t k = 0; k < x->fb.nn; k++) {
+        snprintf(lab, sizeof(lab), machine ? "feedback.%s" : "feedback %s", x->fb.names[k]);
+        if ((r = grid_row(g, lab)) < 0)
+            return -1;
+        for (size_t i = 0; i < x->n; i++) {
+            cmp_feedback_cell(&x->fb, k, i, machine, buf, sizeof(buf));
+            if (grid_set(g, r, i, buf, 0))
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -335,7 +347,7 @@ static size_t table_blocks(const struct grid *g)
  * name. With `dry`, prints nothing and returns the number of blocks. */
 static size_t print_transposed(const struct cmp *x, const struct grid *g, int colour, int dry)
 {
-    enum { MAXC = 4 + MAX_PARAMS + MAX_METRICS };
+    enum { MAXC = 4 + MAX_PARAMS + MAX_METRICS + CMP_FB_NAMES };
     size_t rows[MAXC], nr = 0; /* grid rows shown as columns */
     char *heads[MAXC];         /* their whole labels, malloc'd */
     size_t w[MAXC], full[MAXC], starts[MAXC];
@@ -352,6 +364,8 @@ static size_t print_transposed(const struct cmp *x, const struct grid *g, int co
         } else if (m < x->nm && strlen(l) == strlen(x->metrics[m]) + 5 &&
                    strcmp(l + strlen(x->metrics[m]), " last") == 0) {
             snprintf(label, sizeof(label), "metrics.%s", x->metrics[m++]);
+        } else if (strncmp(l, "feedback ", 9) == 0) {
+            snprintf(label, sizeof(label), "feedback.%s", l + 9);
         } else {
             continue;
         }
@@ -520,6 +534,7 @@ static int print_json(const struct cmp *x)
         }
         json_object_set_new(o, "params", params);
         json_object_set_new(o, "metrics", metrics);
+        json_object_set_new(o, "feedback", cmp_feedback_json(&x->fb, i));
         json_array_append_new(runs, o);
     }
     for (size_t p = 0; p < x->np; p++)
@@ -682,6 +697,7 @@ static void cmp_free(struct cmp *x)
         track_result_free(x->res[i]);
     free(x->params);
     free(x->param_differs);
+    cmp_feedback_free(&x->fb);
     if (x->c)
         track_client_close(x->c);
     free(x);
@@ -861,6 +877,10 @@ int cmd_compare(int argc, char **argv)
             if (strcmp(goal_key[k], x->metrics[m]) == 0)
                 x->goal_max[m] = goal_max[k];
     mark_best(x);
+    if (cmp_feedback_load(x->c, (const char(*)[33])x->hex, x->n, &x->fb, &err)) {
+        cli_track_error(&err);
+        goto out;
+    }
     if ((fmt == FMT_TABLE || fmt == FMT_MARKDOWN) && make_sparklines(x))
         goto out;
     if (fmt == FMT_JSON) {

@@ -323,6 +323,62 @@ static const struct cli_cmd commands[] = {
      "blob is read back and hashed by trackd; an artifact whose blob is missing or does not "
      "match its digest is printed and the exit status is 1.",
      "track artifact verify 3f2a\ntrack artifact verify\n"},
+    {"feedback add", cmd_feedback_add,
+     "[--run RUN] [--target ID] NAME [VALUE] [--comment TEXT] [--rationale TEXT] "
+     "[--source human|llm_judge|code] [--by NAME]",
+     "record a judgement of a run, or of a target inside it (a sample id, an artifact path)",
+     OPTS({"--target ID", "what inside the run is judged: a sample id or an artifact path, 1 "
+                          "to 1024 bytes (default: the run itself)"},
+          {"--comment TEXT", "free text beside the value, or alone without a VALUE, at most "
+                             "64 KiB (default: none)"},
+          {"--rationale TEXT", "why: a judge's reasoning, at most 64 KiB (default: none)"},
+          {"--source S", "human, llm_judge or code (default: human)"},
+          {"--by NAME", "who judged: a person, a judge model, a script (default: $USER)"}),
+     "VALUE true, false, yes or no (any case) is a boolean; a decimal number (1 and 0 "
+     "included) is a number, which must be finite (NaN and infinities are refused); anything "
+     "else is a label of 1 to 250 bytes without control characters. NAME is a key like a "
+     "metric's and keeps the type of its first value: another type is a CONFLICT naming both. "
+     "The run must exist (NOT_FOUND naming it); the target is any id inside it. With trackd "
+     "away the score is spooled (exit 0, one warning).",
+     "track feedback add helpfulness 4 --target sample-17 --comment 'clear, a bit long'\n"
+     "track feedback add correct true --target eval/answers/17.txt --source code --by grader.py\n"
+     "track feedback add tone warm --source llm_judge --by gpt-judge --rationale 'polite'\n"
+     "track feedback add note --comment 'retry with a lower lr'\n"},
+    {"feedback list", cmd_feedback_list,
+     "[RUN] [--experiment NAME] [--target ID] [--name NAME] [--json]",
+     "list the judgements of a run (or of every run of an experiment), by target",
+     OPTS({"--experiment NAME", "every active run of this experiment instead of one run "
+                                "(default: RUN, --run or TRACK_RUN_ID)"},
+          {"--target ID", "only scores of this target (default: all)"},
+          {"--name NAME", "only scores of this name (default: all)"}),
+     "Scores come in run, target and logged order. --json has README's \"Feedback\" shape, "
+     "values typed (number, boolean, string, or null for a comment alone).",
+     "track feedback list 3f2a\ntrack feedback list --experiment chat --name helpfulness --json\n"},
+    {"feedback summary", cmd_feedback_summary, "(RUN | --experiment NAME) [--by-target] [--json]",
+     "count, mean, distribution, true ratio and label counts per feedback name",
+     OPTS({"--experiment NAME", "merge every active run of this experiment (default: RUN, "
+                                "--run or TRACK_RUN_ID)"},
+          {"--by-target", "one line per run, target and name (default: one per name)"}),
+     "Numbers show their count, mean, min, max and distribution (each distinct value with "
+     "its count, or ten equal bins past 32 distinct values); booleans their true ratio; labels "
+     "their counts, most frequent first. The per-run means and true ratios are what "
+     "`feedback.NAME` compares in `track runs --filter` and --order-by, and what `track "
+     "compare` shows.",
+     "track feedback summary 3f2a\ntrack feedback summary --experiment chat --by-target --json\n"},
+    {"feedback export", cmd_feedback_export,
+     "--experiment NAME [--name NAME] --format jsonl|csv [-o FILE]",
+     "export an experiment's judgements, one record per target, for the next fine-tuning set",
+     OPTS({"--experiment NAME", "the experiment whose active runs are exported (required)"},
+          {"--name NAME", "only scores of this name (default: all)"},
+          {"--format F", "jsonl (one JSON object per line) or csv (required)"},
+          {"--output FILE", "-o FILE: write there (default: stdout)"}),
+     "Each record: run_id, run_name, target, the run's params, the target's text when the "
+     "target is an artifact path of the run holding text (at most 64 KiB: text_truncated says "
+     "when it was cut; text_bytes is its full size), and the target's scores (name, kind, "
+     "value, comment, rationale, source, source_id, time). CSV has one row per target with "
+     "params and scores as JSON text. See README \"Feedback\".",
+     "track feedback export --experiment chat --format jsonl -o judged.jsonl\n"
+     "track feedback export --experiment chat --name helpfulness --format csv > h.csv\n"},
     {"model register", cmd_model_register,
      "NAME --run RUN --path ARTIFACT_PATH [--description TEXT] [--tag K=V]...",
      "register a run's artifact as the next version of model NAME and print NAME/VERSION",
@@ -572,6 +628,9 @@ static void help_filter(FILE *f)
           "  min(metrics.KEY)      its smallest value; max(metrics.KEY) its largest\n"
           "  params.KEY            a param, a string (also param., parameters., parameter.)\n"
           "  tags.KEY              a tag, a string (also tag.)\n"
+          "  feedback.NAME         the run's feedback: the mean of a number name, the\n"
+          "                        true ratio (0..1) of a boolean one; a label name is an\n"
+          "                        error (labels have no order)\n"
           "  status                RUNNING, FINISHED, FAILED or KILLED, quoted, any case\n"
           "  name                  the run's name (also run_name)\n"
           "  user                  the run's user (also user_id)\n"

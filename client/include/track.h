@@ -665,6 +665,115 @@ int track_audit_prune(struct track_client *c, int64_t before_ms, int64_t *remove
 /* Who the daemon takes this client for, and what it may see. */
 int track_whoami(struct track_client *c, struct track_admin_result **res,
                  const struct track_whoami **who, struct track_err *err);
+/* ---- feedback (feedback.c; DESIGN.md "Feedback") -----------------------------
+ * One score type for every judgement, whoever gives it: a name, a value
+ * (a finite number, a boolean or a category label, or none when the score
+ * is a comment alone), an optional comment and rationale, a source (human,
+ * llm_judge, code) with who, a target inside a run (the run itself, or a
+ * free id: a sample id, an artifact path) and a time. A name keeps one
+ * type: a value of another type is TRACK_E_CONFLICT naming both.
+ *
+ * track_feedback_add is buffered like track_log_metric: it checks and
+ * copies the score and returns; buffered scores go as FeedbackBatch
+ * requests (up to TRACK_FEEDBACK_BATCH scores or 1 MiB each) when the
+ * buffer is due (that many scores, or the flush interval), on track_flush
+ * and at close, and to the spool when trackd is away. A batch is applied
+ * whole or refused whole (the message names the score: "scores[i]: ..."). */
+#define TRACK_FEEDBACK_BATCH 1000
+
+enum track_score_kind {
+    TRACK_SCORE_NONE = 0, /* a comment alone */
+    TRACK_SCORE_NUMBER = 1,
+    TRACK_SCORE_BOOL = 2,
+    TRACK_SCORE_LABEL = 3,
+};
+enum track_score_source {
+    TRACK_SOURCE_HUMAN = 1,
+    TRACK_SOURCE_LLM_JUDGE = 2,
+    TRACK_SOURCE_CODE = 3,
+};
+
+struct track_score {
+    const char *run;    /* hex or a unique prefix; NULL: the current run */
+    const char *target; /* NULL or "": the run itself */
+    const char *name;
+    int kind;
+    double number;         /* TRACK_SCORE_NUMBER: finite */
+    int boolean;           /* TRACK_SCORE_BOOL */
+    const char *label;     /* TRACK_SCORE_LABEL: 1..250 bytes, no control characters */
+    const char *comment;   /* NULL or "": none; at most 64 KiB */
+    const char *rationale; /* NULL or "": none; at most 64 KiB */
+    int source;            /* 0: human */
+    const char *by;        /* who; NULL: $USER */
+    int64_t time_ms;       /* 0: now */
+    int64_t id;            /* in listings */
+};
+
+/* "number", "boolean", "label", "none"; "human", "llm_judge", "code". */
+const char *track_score_kind_name(int kind);
+const char *track_score_source_name(int source);
+/* The source named s, or 0. */
+int track_score_source_parse(const char *s);
+/* Reads a value as typed on a command line into s->kind and its field:
+ * true/false/yes/no (any case) a boolean; a decimal number a number (1 and
+ * 0 are numbers; NaN and infinities refused naming "feedback value");
+ * anything else a label (checked as one). s->label points into text. */
+int track_feedback_parse_value(const char *text, struct track_score *s, struct track_err *err);
+/* Checks a score against the limits, as the daemon will. */
+int track_feedback_check(const struct track_score *s, struct track_err *err);
+/* Checks and buffers one score (see above). */
+int track_feedback_add(struct track_client *c, const struct track_score *s, struct track_err *err);
+/* FeedbackBatch requests this client has sent or spooled so far. */
+int64_t track_feedback_batches(const struct track_client *c);
+
+struct track_feedback_query {
+    const char *run;        /* one run (hex or prefix), or */
+    const char *experiment; /* every active run of an experiment */
+    const char *target;     /* with has_target: only this target ("" the run itself) */
+    int has_target;
+    const char *name; /* NULL: any */
+};
+/* s->run is 32 hex; strings valid during the callback. A non-zero answer
+ * stops the listing and is returned. */
+typedef int (*track_score_cb)(void *ctx, const struct track_score *s);
+/* Calls cb for each score in (run, target, id) order, page by page. */
+int track_feedback_list(struct track_client *c, const struct track_feedback_query *q,
+                        track_score_cb cb, void *ctx, struct track_err *err);
+
+struct track_feedback_summary {
+    const char *run;    /* 32 hex; "" for an experiment's merged summary */
+    const char *target; /* by target: the target ("" the run itself); else NULL */
+    const char *name;
+    int kind;
+    int64_t count;    /* scores with a value */
+    int64_t comments; /* scores with a comment */
+    double mean;      /* numbers: the mean; booleans: the true ratio; else NaN */
+    double sum, min, max;
+    int64_t true_count;
+    size_t n_labels; /* most frequent first */
+    const char *const *labels;
+    const int64_t *label_counts;
+    int64_t other_labels; /* label scores beyond the listed labels */
+    size_t n_dist;        /* numbers: (value, count) by value, or equal bins */
+    const double *dist_values;
+    const int64_t *dist_counts;
+    int dist_binned; /* dist_values are the bins' lower edges */
+};
+typedef int (*track_feedback_summary_cb)(void *ctx, const struct track_feedback_summary *s);
+/* Summaries of one run (run) or of an experiment's active runs merged
+ * (experiment), one per name by name; by_target: one per (run, target,
+ * name). Everything is valid during the callback only. */
+int track_feedback_summary(struct track_client *c, const char *run, const char *experiment,
+                           int by_target, track_feedback_summary_cb cb, void *ctx,
+                           struct track_err *err);
+/* The text of artifact `path` of `run` for an export: at most cap bytes
+ * into buf (NUL-terminated; cap + 1 bytes of room), cut at a UTF-8
+ * boundary. *found 0 when the run has no such artifact or it is not text
+ * (not UTF-8, or holds NUL); *size its full size; *cut 1 when not all of it
+ * is in buf. */
+int track_feedback_target_text(struct track_client *c, const char *run, const char *path, char *buf,
+                               size_t cap, int *found, int64_t *size, int *cut,
+                               struct track_err *err);
 
 #ifdef __cplusplus
 }

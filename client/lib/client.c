@@ -152,6 +152,7 @@ void track_client_close(struct track_client *c)
         free(c->series[i].values);
     }
     free(c->series);
+    cl_feedback_free(c);
     free(c->pack);
     seal_client_free(c->seal);
     free(c);
@@ -758,7 +759,25 @@ int track_log_metric(struct track_client *c, const char *key, double value, int6
     return 0;
 }
 
+static int flush_metrics(struct track_client *c, struct track_err *err);
+
+/* Feedback scores first, then metric points; the first failure is the one
+ * returned and reported, and a spooling note of either when nothing failed. */
 int track_flush(struct track_client *c, struct track_err *err)
+{
+    struct track_err fe = {0}, me = {0};
+    int frc = 0, mrc, owned = call_begin(c);
+
+    if (c->fb_n)
+        frc = cl_feedback_flush(c, &fe);
+    mrc = flush_metrics(c, &me);
+    call_end(c, owned);
+    if (err)
+        *err = frc || (fe.code && !mrc) ? fe : me;
+    return frc ? frc : mrc;
+}
+
+static int flush_metrics(struct track_client *c, struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__LogBatch lb = TRACK__V1__LOG_BATCH__INIT;

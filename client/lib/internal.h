@@ -15,6 +15,7 @@
  *   pipe.c    extra connections that keep transfer requests in flight
  *   artifact.c, artifact_xfer.c  artifacts: listing and walking files, and
  *             the pipelined chunk and page transfers
+ *   feedback.c  feedback scores: the buffer of FeedbackBatch, the reads
  */
 #ifndef TRACK_CLIENT_INTERNAL_H
 #define TRACK_CLIENT_INTERNAL_H
@@ -82,6 +83,11 @@ struct track_client {
     int pipe[CL_PIPE_MAX];      /* REQ sockets */
     int pipe_busy[CL_PIPE_MAX]; /* a request sent and its reply not yet taken */
     struct seal_ticket pipe_ticket[CL_PIPE_MAX]; /* of its sealed request (c->seal) */
+    /* buffered feedback scores (feedback.c), each one malloc'd block */
+    Track__V1__Score **fb;
+    size_t fb_n, fb_cap, fb_bytes;
+    int64_t fb_oldest_ms; /* wall-clock time the oldest buffered score came */
+    int64_t fb_batches;   /* FeedbackBatch requests sent or spooled */
 };
 
 /* Fills err (may be NULL) and returns code. */
@@ -216,6 +222,12 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
 /* Sends a read and returns its response, or an error. */
 int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
             struct track_err *err);
+
+/* ---- feedback.c ---- */
+/* Sends every buffered score (track_flush calls it); kept, in order, when
+ * they could be neither sent nor spooled (TRACK_E_UNAVAILABLE). */
+int cl_feedback_flush(struct track_client *c, struct track_err *err);
+void cl_feedback_free(struct track_client *c);
 
 /* ---- reads.c ---- */
 /* Checks a reply as the daemon checks a request: every column's length

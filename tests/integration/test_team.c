@@ -292,3 +292,51 @@ Test(team, a_key_over_its_budget_is_refused_and_the_other_is_served)
     track_result_free(res);
     passed = 1;
 }
+
+static int count_score(void *ctx, const struct track_score *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Feedback goes through the same rules: writing a score is a write on its
+ * run's experiment, reading scores a read; a restricted run's scores are as
+ * absent as the run. */
+Test(team, feedback_follows_the_rights_of_its_runs)
+{
+    char open_run[33], private_run[33];
+    struct track_err e = {0};
+
+    start_run(alice, "fb-open", "o1", open_run);
+    start_run(alice, "fb-private", "p1", private_run);
+    cr_assert_eq(track_grant_set(admin, "alice", "fb-private", "write", NULL, &e), 0, "%s", e.msg);
+
+    struct track_score s = {
+        .run = open_run, .name = "helpful", .kind = TRACK_SCORE_NUMBER, .number = 4, .by = "alice"};
+    cr_assert_eq(track_feedback_add(alice, &s, &e), 0, "%s", e.msg);
+    s.run = private_run;
+    cr_assert_eq(track_feedback_add(alice, &s, &e), 0, "%s", e.msg);
+    cr_assert_eq(track_flush(alice, &e), 0, "alice's scores: %s", e.msg);
+
+    /* bob reads the open run's scores, not the private one's, and writes none */
+    int n = 0;
+    struct track_feedback_query q = {.run = open_run};
+    cr_assert_eq(track_feedback_list(bob, &q, count_score, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 1);
+    q.run = private_run;
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(track_feedback_list(bob, &q, count_score, &n, &e), TRACK_E_NOT_FOUND, "%s", e.msg);
+    struct track_feedback_query qe = {.experiment = "fb-private"};
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(track_feedback_list(bob, &qe, count_score, &n, &e), TRACK_E_NOT_FOUND, "%s",
+                 e.msg);
+    s.run = open_run;
+    s.by = "bob";
+    memset(&e, 0, sizeof(e));
+    int rc = track_feedback_add(bob, &s, &e);
+    if (rc == 0)
+        rc = track_flush(bob, &e);
+    cr_assert_eq(rc, TRACK_E_PERMISSION_DENIED, "a reader's score is refused: %s", e.msg);
+    passed = 1;
+}

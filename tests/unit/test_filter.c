@@ -548,8 +548,8 @@ Test(errors, unknown_attribute_lists_the_valid_ones)
                  "filter: column 27: unknown attribute \"colour\" (expected one of status, name, "
                  "user, experiment, start_time, end_time, duration, run_id, lifecycle)");
     expect_error("foo.bar = 1", NULL,
-                 "filter: column 1: unknown prefix \"foo\" (expected metrics, params, tags or "
-                 "attributes)");
+                 "filter: column 1: unknown prefix \"foo\" (expected metrics, feedback, params, "
+                 "tags or attributes)");
 }
 
 Test(errors, unknown_status_lists_the_valid_ones)

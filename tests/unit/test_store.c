@@ -1302,15 +1302,17 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
 
 /* what migrations after 3 added, taken off again (newest first), and the
  * schema a migrated database reaches: 4 runs' lifecycle, 5 artifacts, 6 the
- * model registry, 7 identity */
+ * model registry, 7 identity, 8 feedback */
 #define UNDO_LATER                                                                                 \
-    "DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                 \
-    " DROP TABLE model_alias_history; DROP TABLE model_aliases; DROP TABLE model_tags;"             \
+    "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"                \
+    " DROP TABLE feedback_names;"                                                                  \
+    " DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                   \
+    " DROP TABLE model_alias_history; DROP TABLE model_aliases; DROP TABLE model_tags;"            \
     " DROP TABLE model_versions; DROP TABLE models;"                                               \
     " DROP TABLE artifacts;"                                                                       \
     " DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                           \
     " ALTER TABLE runs DROP COLUMN lifecycle;"
-#define SCHEMA_LATEST 7
+#define SCHEMA_LATEST 8
 
 Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
 {
