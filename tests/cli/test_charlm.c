@@ -252,3 +252,44 @@ Test(charlm, errors_are_named)
     free(out);
     free(err);
 }
+
+/* The loop closes: samples scored by a judge script are kept with their
+ * targets, summarised, and exported with the sample's text. */
+Test(charlm, its_samples_are_rated_and_exported_with_their_text)
+{
+    char *out = NULL, *err = NULL, run[33], exp[400];
+    cr_assert_eq(train(&out, &err, BASE), 0, "%s", err);
+    run_of(out, run);
+    free(out);
+    free(err);
+    for (int i = 1; i <= 5; i++) {
+        char target[32];
+        snprintf(target, sizeof target, "samples/%03d.txt", i);
+        out = err = NULL;
+        cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "feedback", "add", "--run", run,
+                              "--target", target, "is_word", i % 2 ? "true" : "false", "--source",
+                              "code", "--by", "dict-check", NULL),
+                     0, "%s", err);
+        free(out);
+        free(err);
+    }
+    out = err = NULL;
+    cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "--json", "feedback", "summary", run, NULL),
+                 0, "%s", err);
+    cr_assert(strstr(out, "\"true_count\": 3"), "3 of 5 true:\n%s", out);
+    free(out);
+    free(err);
+    snprintf(exp, sizeof exp, "%s/rated.jsonl", D.dir);
+    out = err = NULL;
+    cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "feedback", "export", "--experiment", "lm",
+                          "--format", "jsonl", "-o", exp, NULL),
+                 0, "%s", err);
+    free(out);
+    free(err);
+    char *text = fx_read_text(exp);
+    cr_assert_eq(fx_count_of(text, "\n"), 5, "one record per rated sample:\n%s", text);
+    cr_assert_eq(fx_count_of(text, "\"target\":\"samples/00"), 5, "%s", text);
+    cr_assert_eq(fx_count_of(text, "\"text\":\""), 5, "each with its sample's text:\n%s", text);
+    cr_assert(strstr(text, "\"hidden\":\"128\""), "with the run's params");
+    free(text);
+}

@@ -147,8 +147,8 @@ Test(eval_cli, zero_division_is_zero_with_a_warning_naming_the_class)
     put(T, "a\na\nb\n");
     put(P, "a\na\nc\n");
     cr_assert_eq(eval(&out, &err, NULL, NULL, NULL, NULL), 0, "%s", err);
-    cr_assert(strstr(err, "class \"b\" is never predicted: its precision is 0/0, taken as 0"),
-              "%s", err);
+    cr_assert(strstr(err, "class \"b\" is never predicted: its precision is 0/0, taken as 0"), "%s",
+              err);
     cr_assert(strstr(err, "class \"c\" has no true sample: its recall is 0/0, taken as 0"), "%s",
               err);
     cr_assert(strstr(out, "not logged: no --run"), "%s", out);
@@ -217,9 +217,9 @@ Test(eval_cli, one_csv_holds_labels_and_predictions)
 {
     char *out = NULL, *err = NULL;
     put(T, "true,predicted\nsetosa,setosa\nvirginica,versicolor\nversicolor,versicolor\n");
-    int rc = fx_track(&D, NULL, NULL, &out, &err, "eval", "--json", "--labels", T,
-                      "--labels-column", "true", "--predictions", T, "--predictions-column",
-                      "predicted", NULL);
+    int rc =
+        fx_track(&D, NULL, NULL, &out, &err, "eval", "--json", "--labels", T, "--labels-column",
+                 "true", "--predictions", T, "--predictions-column", "predicted", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     json_error_t je;
     json_t *j = json_loads(out, 0, &je);
@@ -282,14 +282,58 @@ Test(eval_cli, bad_input_is_named_by_file_and_line)
     free(out);
     free(err);
     snprintf(msg, sizeof msg, "%s/missing.txt", D.dir);
-    cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "eval", "--labels", msg, "--predictions", P,
-                          NULL),
-                 1);
+    cr_assert_eq(
+        fx_track(&D, NULL, NULL, &out, &err, "eval", "--labels", msg, "--predictions", P, NULL), 1);
     cr_assert(strstr(err, "cannot open") && strstr(err, "missing.txt"), "%s", err);
     free(out);
     free(err);
     cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "eval", "--help", NULL), 0);
     cr_assert(strstr(out, "scikit-learn") && strstr(out, "--average"), "%s", out);
+    free(out);
+    free(err);
+}
+
+/* The softmax example end to end: trained for a few epochs under `track
+ * exec`, its weights stored, its validation predictions written by
+ * --eval --predictions and scored by `track eval` into its run. */
+Test(eval_cli, the_softmax_example_is_tracked_and_its_predictions_evaluated)
+{
+    char w[400], csv[400], data[400], *out = NULL, *err = NULL;
+    snprintf(w, sizeof w, "%s/w.txt", D.dir);
+    snprintf(csv, sizeof csv, "%s/val.csv", D.dir);
+    snprintf(data, sizeof data, "%s/examples/data/iris.csv", TRACK_SOURCE_DIR);
+    int rc = fx_track(&D, NULL, NULL, &out, &err, "exec", "--experiment", "iris", "--name", "ci",
+                      "--", TRAIN_SOFTMAX_BIN, "--data", data, "--epochs", "20", "--seed", "2",
+                      "--save", w, NULL);
+    cr_assert_eq(rc, 0, "%s\n%s", out, err);
+    const char *p = strstr(out, "run ");
+    cr_assert_not_null(p, "%s", out);
+    char run[33];
+    memcpy(run, p + 4, 32);
+    run[32] = '\0';
+    free(out);
+    free(err);
+    int64_t steps[32];
+    cr_assert_eq(fx_metric_steps(&D, run, "val_loss", steps, 32), 20, "a val_loss per epoch");
+    const char *argv[] = {TRAIN_SOFTMAX_BIN, "--data", data, "--seed", "2", "--eval", w,
+                          "--predictions",   csv,      NULL};
+    out = err = NULL;
+    cr_assert_eq(fx_run(argv, NULL, NULL, &out, &err), 0, "%s", err);
+    free(out);
+    free(err);
+    out = err = NULL;
+    rc = fx_track(&D, NULL, NULL, &out, &err, "eval", "--run", run, "--labels", csv,
+                  "--labels-column", "true", "--predictions", csv, "--predictions-column",
+                  "predicted", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(out, "logged 13 metrics"), "%s", out);
+    free(out);
+    free(err);
+    cr_assert_eq(fx_metric_steps(&D, run, "eval.accuracy", steps, 32), 1);
+    out = err = NULL;
+    cr_assert_eq(fx_track(&D, NULL, NULL, &out, &err, "artifact", "list", run, NULL), 0);
+    cr_assert(strstr(out, "model/weights.txt") && strstr(out, "eval/confusion_matrix.csv"), "%s",
+              out);
     free(out);
     free(err);
 }
