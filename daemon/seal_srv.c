@@ -132,6 +132,8 @@ int srv_sealer_new(struct srv *srv, struct srv_sealer **out)
         free(s);
         return -1;
     }
+    srv_log(SRV_LOG_INFO, "seal", "envelope versions %s (AES-256-GCM via %s)",
+            seal_server_has_aes(s->seal) ? "1 and 2" : "1 only", seal_aes_engine());
     *out = s;
     return 0;
 }

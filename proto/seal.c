@@ -11,8 +11,8 @@
  * wiped when an entry is evicted and when the server is freed), found
  * through a chained hash table keyed with a random SipHash key, so a peer
  * cannot choose keys that all land in one chain. Each entry also keeps the
- * version 2 AES state (crypto_aead_aes256gcm_beforenm: the key schedule and
- * GHASH key) of the last salt that key's frames came with, so a long-lived
+ * version 2 AES key (seal_aead.c: the key schedule and GHASH key, set up
+ * once) of the last salt that key's frames came with, so a long-lived
  * client object's frames cost no key derivation; another salt replaces it.
  *
  * Replays: the keyed 128-bit SipHash of (client key, nonce) (version 2:
@@ -121,24 +121,11 @@ int64_t seal_i_default_clock(void *arg)
     return wire_now_ms();
 }
 
-void seal_i_aes_state(crypto_aead_aes256gcm_state *st, const uint8_t k[crypto_box_BEFORENMBYTES],
-                      const uint8_t salt[SEAL2_SALT_BYTES])
-{
-    static const char ctx[8] = "trk-aes1";
-    uint8_t in[sizeof(ctx) + SEAL2_SALT_BYTES], key[crypto_aead_aes256gcm_KEYBYTES];
-    memcpy(in, ctx, sizeof(ctx));
-    memcpy(in + sizeof(ctx), salt, SEAL2_SALT_BYTES);
-    crypto_generichash(key, sizeof(key), in, sizeof(in), k, crypto_box_BEFORENMBYTES);
-    crypto_aead_aes256gcm_beforenm(st, key);
-    sodium_memzero(key, sizeof(key));
-}
-
 /* ---- server ----------------------------------------------------------------- */
 
 struct kc_entry {
-    crypto_aead_aes256gcm_state st; /* of salt (version 2); first: 16-aligned */
+    struct seal_i_aead aead; /* of salt (version 2); first: 16-aligned */
     uint8_t salt[SEAL2_SALT_BYTES];
-    int32_t has_aes; /* st holds salt's key */
     uint8_t pk[SEAL_PUBLIC_BYTES];
     uint8_t k[crypto_box_BEFORENMBYTES];
     int32_t prev, next; /* LRU list, most recent at head */
@@ -256,6 +243,8 @@ void seal_server_free(struct seal_server *srv)
         sodium_free(srv->sec);
     }
     if (srv->kc) {
+        for (size_t i = 0; i < srv->kc_used; i++)
+            seal_i_aead_clear(&srv->kc[i].aead);
         sodium_memzero(srv->kc, srv->o.key_cache * sizeof(*srv->kc));
         sodium_free(srv->kc);
     }
@@ -350,6 +339,7 @@ static struct kc_entry *kc_get(struct seal_server *s, const uint8_t *pk)
         i = s->tail;
         lru_unlink(s, i);
         chain_remove(s, kc_bucket(s, s->kc[i].pk), i);
+        seal_i_aead_clear(&s->kc[i].aead);
         sodium_memzero(&s->kc[i], sizeof(s->kc[i]));
     }
     memcpy(s->kc[i].pk, pk, SEAL_PUBLIC_BYTES);
@@ -364,14 +354,14 @@ static struct kc_entry *kc_get(struct seal_server *s, const uint8_t *pk)
 /* e's AES state for salt, derived when e holds another salt's (one per
  * client key: two objects of one key taking turns re-derive, a BLAKE2b and
  * an AES key schedule, about a microsecond). */
-static const crypto_aead_aes256gcm_state *kc_aes(struct kc_entry *e, const uint8_t *salt)
+static struct seal_i_aead *kc_aes(struct kc_entry *e, const uint8_t *salt)
 {
-    if (!e->has_aes || memcmp(e->salt, salt, SEAL2_SALT_BYTES) != 0) {
-        seal_i_aes_state(&e->st, e->k, salt);
+    if (!e->aead.ready || memcmp(e->salt, salt, SEAL2_SALT_BYTES) != 0) {
+        if (seal_i_aead_init(&e->aead, e->k, salt) != 0)
+            return NULL;
         memcpy(e->salt, salt, SEAL2_SALT_BYTES);
-        e->has_aes = 1;
     }
-    return &e->st;
+    return &e->aead;
 }
 
 void seal_server_forget(struct seal_server *srv, const uint8_t pk[SEAL_PUBLIC_BYTES])
@@ -382,6 +372,7 @@ void seal_server_forget(struct seal_server *srv, const uint8_t pk[SEAL_PUBLIC_BY
         return;
     lru_unlink(srv, i);
     chain_remove(srv, b, i);
+    seal_i_aead_clear(&srv->kc[i].aead);
     /* keep entries 0..kc_used-1 dense: move the last one into the hole */
     last = (int32_t)srv->kc_used - 1;
     if (i != last) {
@@ -557,9 +548,11 @@ static int open_checked(struct seal_server *srv, const uint8_t *frame, size_t le
         const uint8_t *salt = frame + 2 + SEAL_PUBLIC_BYTES;
         ts_at = salt + SEAL2_SALT_BYTES;
         nonce = frame + SEAL2_AD_BYTES;
-        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
-            dst, NULL, frame + SEAL2_REQ_HEADER, n, frame + SEAL2_REQ_HEADER + n, frame,
-            SEAL2_AD_BYTES, nonce, kc_aes(e, salt));
+        struct seal_i_aead *a = kc_aes(e, salt);
+        if (!a)
+            return seal_i_fail(err, SEAL_E_NOMEM, "no memory for an AES key");
+        rc = seal_i_aead_decrypt(a, dst, frame + SEAL2_REQ_HEADER, n, frame + SEAL2_REQ_HEADER + n,
+                                 frame, SEAL2_AD_BYTES, nonce);
         /* id: key, salt, nonce (the timestamp between them left out) */
         memcpy(id + SEAL_PUBLIC_BYTES, salt, SEAL2_SALT_BYTES);
         memcpy(id + SEAL_PUBLIC_BYTES + SEAL2_SALT_BYTES, nonce, SEAL2_NONCE_BYTES);
@@ -698,9 +691,12 @@ int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer
         memcpy(m, peer->ticket.nonce, SEAL2_NONCE_BYTES);
         if (len)
             memcpy(m + SEAL2_NONCE_BYTES, plain, len);
-        crypto_aead_aes256gcm_encrypt_detached_afternm(
-            m, m + SEAL2_NONCE_BYTES + len, NULL, m, SEAL2_NONCE_BYTES + len, out, 2, NULL, nonce,
-            kc_aes(e, peer->ticket.salt));
+        struct seal_i_aead *a = kc_aes(e, peer->ticket.salt);
+        if (!a || seal_i_aead_encrypt(a, m, m + SEAL2_NONCE_BYTES + len, m,
+                                      SEAL2_NONCE_BYTES + len, out, 2, nonce) != 0) {
+            free(out);
+            return seal_i_fail(err, SEAL_E_NOMEM, "reply could not be sealed (AES)");
+        }
     } else {
         out[1] = SEAL_VERSION;
         randombytes_buf(nonce, SEAL_NONCE_BYTES);

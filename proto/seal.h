@@ -280,6 +280,9 @@ __attribute__((warn_unused_result)) int
 seal_server_open_in_place(struct seal_server *srv, uint8_t *frame, size_t len,
                           struct seal_peer *peer, const uint8_t **plain, size_t *plain_len,
                           struct seal_err *err);
+/* Which code runs version 2's AES-256-GCM in this build: "openssl"
+ * (libcrypto, the faster) or "libsodium"; the frames are the same. */
+const char *seal_aes_engine(void);
 /* 1 when this server opens version 2 frames (its CPU has AES-NI). */
 int seal_server_has_aes(const struct seal_server *srv);
 /* Seals reply bytes for the request peer came from, in peer->version. 0 and *frame malloc'd

@@ -17,7 +17,7 @@
 #include "track_limits.h"
 
 struct seal_client {
-    crypto_aead_aes256gcm_state st; /* of salt (version 2); first: 16-aligned */
+    struct seal_i_aead aead; /* of salt (version 2); first: 16-aligned */
     uint8_t k[crypto_box_BEFORENMBYTES];
     uint8_t pk[SEAL_PUBLIC_BYTES];
     uint8_t server_pk[SEAL_PUBLIC_BYTES];
@@ -25,18 +25,17 @@ struct seal_client {
     uint64_t counter; /* the last version 2 nonce used under salt */
     pid_t salt_pid;   /* the process salt was drawn in */
     int version;
-    int aes_ready; /* st holds salt's key */
     int64_t (*clock_ms)(void *);
     void *clock_arg;
 };
 
-static void new_salt(struct seal_client *c)
+/* 0, or -1 (no memory for the AES key: version 2 cannot seal) */
+static int new_salt(struct seal_client *c)
 {
     randombytes_buf(c->salt, sizeof(c->salt));
     c->counter = 0;
     c->salt_pid = getpid();
-    seal_i_aes_state(&c->st, c->k, c->salt);
-    c->aes_ready = 1;
+    return seal_i_aead_init(&c->aead, c->k, c->salt);
 }
 
 int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
@@ -73,8 +72,8 @@ int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
     c->version = crypto_aead_aes256gcm_is_available() && !(v1 && strcmp(v1, "1") == 0)
                      ? SEAL_VERSION_AES
                      : SEAL_VERSION;
-    if (c->version == SEAL_VERSION_AES)
-        new_salt(c);
+    if (c->version == SEAL_VERSION_AES && new_salt(c) != 0)
+        c->version = SEAL_VERSION;
     *out = c;
     return 0;
 }
@@ -83,6 +82,7 @@ void seal_client_free(struct seal_client *c)
 {
     if (!c)
         return;
+    seal_i_aead_clear(&c->aead);
     sodium_memzero(c, sizeof(*c));
     sodium_free(c);
 }
@@ -106,9 +106,9 @@ int seal_client_set_version(struct seal_client *c, int version)
     }
     if (version != SEAL_VERSION_AES || !crypto_aead_aes256gcm_is_available())
         return SEAL_E_INVALID;
+    if (!c->aead.ready && new_salt(c) != 0)
+        return SEAL_E_NOMEM;
     c->version = version;
-    if (!c->aes_ready)
-        new_salt(c);
     return 0;
 }
 
@@ -143,18 +143,17 @@ int seal_client_seal_into(struct seal_client *c, const uint8_t *plain, size_t le
     memcpy(out + 2, c->pk, SEAL_PUBLIC_BYTES);
     if (c->version == SEAL_VERSION_AES) {
         uint8_t *salt = out + 2 + SEAL_PUBLIC_BYTES, *nonce = out + SEAL2_AD_BYTES;
-        if (c->salt_pid != getpid() || c->counter == UINT64_MAX)
-            new_salt(c);
+        if ((c->salt_pid != getpid() || c->counter == UINT64_MAX) && new_salt(c) != 0)
+            return seal_i_fail(err, SEAL_E_NOMEM, "no memory for an AES key");
         c->counter++;
         out[1] = SEAL_VERSION_AES;
         memcpy(salt, c->salt, SEAL2_SALT_BYTES);
         seal_i_put_be64(salt + SEAL2_SALT_BYTES, ts);
         memset(nonce, 0, 4);
         seal_i_put_be64(nonce + 4, c->counter);
-        crypto_aead_aes256gcm_encrypt_detached_afternm(out + SEAL2_REQ_HEADER,
-                                                       out + SEAL2_REQ_HEADER + len, NULL, plain,
-                                                       len, out, SEAL2_AD_BYTES, NULL, nonce,
-                                                       &c->st);
+        if (seal_i_aead_encrypt(&c->aead, out + SEAL2_REQ_HEADER, out + SEAL2_REQ_HEADER + len,
+                                plain, len, out, SEAL2_AD_BYTES, nonce) != 0)
+            return seal_i_fail(err, SEAL_E_INVALID, "request could not be sealed (AES)");
         if (ticket) {
             memset(ticket, 0, sizeof(*ticket));
             ticket->version = SEAL_VERSION_AES;
@@ -226,15 +225,14 @@ static int open_reply_v2(struct seal_client *c, const struct seal_ticket *ticket
     if (ticket->version != SEAL_VERSION_AES)
         return seal_i_fail(err, SEAL_E_REPLAYED,
                            "a version 2 reply to a version 1 request: refused");
-    if (!c->aes_ready) /* a version 2 ticket from a client that never sealed one */
+    if (!c->aead.ready) /* a version 2 ticket from a client that never sealed one */
         return seal_i_fail(err, SEAL_E_REPLAYED, "a version 2 reply to a version 1 request: refused");
     n = len - SEAL2_REPLY_HEADER - SEAL_MAC_BYTES; /* ticket + reply */
     buf = malloc(n);
     if (!buf)
         return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", n);
-    if (crypto_aead_aes256gcm_decrypt_detached_afternm(buf, NULL, frame + SEAL2_REPLY_HEADER, n,
-                                                       frame + SEAL2_REPLY_HEADER + n, frame, 2,
-                                                       nonce, &c->st) != 0) {
+    if (seal_i_aead_decrypt(&c->aead, buf, frame + SEAL2_REPLY_HEADER, n,
+                            frame + SEAL2_REPLY_HEADER + n, frame, 2, nonce) != 0) {
         rc = wrong_server(c, err);
         goto out;
     }

@@ -5,6 +5,7 @@
 #ifndef TRACK_SEAL_INTERNAL_H
 #define TRACK_SEAL_INTERNAL_H
 
+#include <limits.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -18,10 +19,29 @@ int seal_i_init_sodium(struct seal_err *err);
 /* wire_now_ms, as a clock callback */
 int64_t seal_i_default_clock(void *arg);
 
-/* The version 2 AES state of (shared key k, salt): K = BLAKE2b-256 keyed
- * with k of "trk-aes1" || salt (seal.h); K is wiped before returning. */
-void seal_i_aes_state(crypto_aead_aes256gcm_state *st, const uint8_t k[crypto_box_BEFORENMBYTES],
-                      const uint8_t salt[SEAL2_SALT_BYTES]);
+/* A version 2 AES-256-GCM key, set once (seal_aead.c: libsodium's state,
+ * or OpenSSL's contexts when built with it). All zero: not set. */
+struct seal_i_aead {
+    crypto_aead_aes256gcm_state st; /* libsodium's; first: 16-aligned */
+    void *enc, *dec;                /* OpenSSL's EVP_CIPHER_CTX, per direction */
+    int ready;
+};
+
+/* Sets a's key to K = BLAKE2b-256 keyed with k of "trk-aes1" || salt
+ * (seal.h); K is wiped before returning. 0, or -1 (no memory). */
+int seal_i_aead_init(struct seal_i_aead *a, const uint8_t k[crypto_box_BEFORENMBYTES],
+                     const uint8_t salt[SEAL2_SALT_BYTES]);
+/* Frees and wipes a; safe on an all-zero one. */
+void seal_i_aead_clear(struct seal_i_aead *a);
+/* Detached GCM: ciphertext c (mlen bytes; c may be m) and mac. 0 or -1. */
+int seal_i_aead_encrypt(struct seal_i_aead *a, uint8_t *c, uint8_t mac[SEAL_MAC_BYTES],
+                        const uint8_t *m, size_t mlen, const uint8_t *ad, size_t adlen,
+                        const uint8_t nonce[SEAL2_NONCE_BYTES]);
+/* 0 and m (clen bytes; m may be c), or -1 when the tag does not verify
+ * (m then holds no plaintext). */
+int seal_i_aead_decrypt(struct seal_i_aead *a, uint8_t *m, const uint8_t *c, size_t clen,
+                        const uint8_t mac[SEAL_MAC_BYTES], const uint8_t *ad, size_t adlen,
+                        const uint8_t nonce[SEAL2_NONCE_BYTES]);
 
 static inline void seal_i_put_be64(uint8_t *p, uint64_t v)
 {
