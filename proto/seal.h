@@ -1,6 +1,7 @@
 /*
- * seal.h: the sealed envelope of a tcp:// listener (issue 15), with libsodium's
- * crypto_box (X25519, XSalsa20-Poly1305). This module only seals and opens
+ * seal.h: the sealed envelope of a tcp:// listener (issue 15): X25519 keys
+ * (libsodium's crypto_box), XSalsa20-Poly1305 or AES-256-GCM frames. This
+ * module only seals and opens
  * frames and handles key files and key text; who a key belongs to (users,
  * roles, grants, audit) is the caller's, as are sockets and the mapping of
  * SEAL_E_* codes to track.v1.Code (UNKNOWN_KEY, TAMPERED, STALE and REPLAYED
@@ -18,9 +19,11 @@
  * first one set; the reply's plaintext starts with the nonce of the request
  * it answers, then the reply frame.
  *
- * Version 2, AES-256-GCM (crypto_aead_aes256gcm, about ten times cheaper
- * per byte than version 1 on a CPU with AES-NI; only there: libsodium has
- * no portable AES):
+ * Version 2, AES-256-GCM (standard GCM: 12-byte IV, 16-byte tag; run by
+ * OpenSSL's libcrypto when the build has it, else libsodium's
+ * crypto_aead_aes256gcm, seal_aead.c; 5x cheaper per byte than version 1
+ * with libcrypto on this project's bench machine, 1.5x with libsodium;
+ * used only where the CPU has AES-NI, libsodium's test for it):
  *   request  'S' 0x02 | client public key (32) | salt (16) | timestamp (8)
  *            | nonce (12) | ciphertext (n) | tag (16)
  *   reply    's' 0x02 | nonce (12) | ciphertext (12 + n) | tag (16)
@@ -75,12 +78,13 @@
  * practice: a server's replay cache admits at most about 4,400 frames a
  * second in all (seal_srv.c), so one object would need eleven days of the
  * whole server's saturated traffic; a year of it (2^37) still gives about
- * 2^-23. The timestamp is not in the nonce but in the authenticated header,
+ * 2^-22. The timestamp is not in the nonce but in the authenticated header,
  * where the server's clock window reads it.
  *
  * What the server checks, in this order (seal_server_open), in both
- * versions: the magic and version (version 2 only with AES-NI); the length (at least the header and MAC, at most max_frame: the
- * plaintext buffer is allocated only after that); the client's key, through
+ * versions: the magic and version (version 2 only with AES-NI); the length
+ * (at least the header and MAC, at most max_frame: the plaintext buffer is
+ * allocated only after that); the client's key, through
  * the caller's key_known callback on every frame (so a key removed from the
  * list is refused at once even while its shared key is cached); the MAC
  * (any changed byte, the key and nonce included, refuses the frame); the
@@ -103,8 +107,10 @@
  * refuses fresh frames (FULL) rather than forgetting nonces. A server and
  * client object each belong to one thread at a time.
  *
- * Memory: secret keys, cached shared keys and AES states live in sodium_malloc'd memory
- * and are wiped on every exit path. Frames and plaintexts handed back are
+ * Memory: secret keys, cached shared keys and libsodium's AES states live
+ * in sodium_malloc'd memory and are wiped on every exit path; with
+ * libcrypto, the expanded AES keys live in its EVP_CIPHER_CTX (heap,
+ * cleansed by EVP_CIPHER_CTX_free when an entry is evicted or freed). Frames and plaintexts handed back are
  * malloc'd and owned by the caller (free()), except where a function says
  * it writes into the caller's buffer (seal_client_seal_into,
  * seal_server_open_in_place: no copy of a large frame).
