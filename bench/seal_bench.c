@@ -16,6 +16,11 @@
  *       Baseline: 4 such copies.
  *   E3  a B1-shaped batch (~4 MiB of packed steps, timestamps and values from
  *       bench_point), seal + open, MB/s. Baseline: the same 2 copies.
+ *   E5  E3 the way libtrack and trackd do it: sealed into one buffer
+ *       (seal_client_seal_into), opened in place (seal_server_open_in_place).
+ *   E1v1, E3v1  E1 and E3 in envelope version 1 (XSalsa20-Poly1305); E1-E3
+ *       and E5 are in the client's default version (2, AES-256-GCM, with
+ *       AES-NI; the first line of the output says which).
  *   E4  per request crypto with the shared key precomputed (crypto_box_easy_
  *       afternm + open) vs a full crypto_box_easy + crypto_box_open_easy (an
  *       X25519 exchange each); ratio = how many times cheaper the cached key is.
@@ -144,7 +149,9 @@ static double time_box(const uint8_t *src, size_t len, const uint8_t *k, const u
     return bad ? -1 : ns;
 }
 
-static int pair_new(struct pair *p, const struct seal_keypair *s, const struct seal_keypair *c)
+/* a server and a client sealing in `version` (0: the client's default) */
+static int pair_new(struct pair *p, const struct seal_keypair *s, const struct seal_keypair *c,
+                    int version)
 {
     struct seal_server_opts o = {.key_known = known};
     struct seal_err err;
@@ -153,7 +160,39 @@ static int pair_new(struct pair *p, const struct seal_keypair *s, const struct s
         fprintf(stderr, "track-seal-bench: %s\n", err.msg);
         return -1;
     }
+    if (version && seal_client_set_version(p->cli, version) != 0) {
+        fprintf(stderr, "track-seal-bench: version %d is not available here\n", version);
+        return -1;
+    }
     return 0;
+}
+
+/* E5: the daemon's and libtrack's path for a batch: sealed into a buffer
+ * made once (libtrack: nanomsg's message), opened in place */
+static double time_in_place(struct pair *p, const uint8_t *src, size_t len, long items)
+{
+    struct seal_err err;
+    size_t cap = seal_client_frame_bytes(p->cli, len);
+    uint8_t *frame = malloc(cap);
+    int rc = frame ? 0 : SEAL_E_NOMEM;
+    int64_t t0 = now_ns();
+    for (long i = 0; i < items && rc == 0; i++) {
+        size_t flen, plen;
+        const uint8_t *plain;
+        struct seal_peer peer;
+        rc = seal_client_seal_into(p->cli, src, len, frame, cap, &flen, NULL, &err);
+        if (rc == 0)
+            rc = seal_server_open_in_place(p->srv, frame, flen, &peer, &plain, &plen, &err);
+        if (rc == 0)
+            sink ^= plain[len / 2];
+    }
+    double ns = (double)(now_ns() - t0) / (double)items;
+    free(frame);
+    if (rc) {
+        fprintf(stderr, "track-seal-bench: %s: %s\n", seal_strerror(rc), err.msg);
+        return -1;
+    }
+    return ns;
 }
 
 static void pair_free(struct pair *p)
@@ -164,7 +203,7 @@ static void pair_free(struct pair *p)
 
 static void row(const char *id, const char *what, const char *fig, const char *base, double ratio)
 {
-    printf("| %-3s | %-62s | %-16s | %-16s | %6.3f |\n", id, what, fig, base, ratio);
+    printf("| %-4s | %-62s | %-16s | %-16s | %6.3f |\n", id, what, fig, base, ratio);
 }
 
 int main(int argc, char **argv)
@@ -176,6 +215,8 @@ int main(int argc, char **argv)
     uint8_t small[SMALL], *batch = NULL, *k = NULL;
     size_t batch_len = (size_t)BATCH_N * 24;
     double b1[64], s1[64], b2[64], s2[64], b3[64], s3[64], pre[64], full[64];
+    double s1v1[64], s3v1[64], s5[64];
+    int version = 0;
     char fig[64], base[64];
 
     for (int i = 1; i < argc; i++) {
@@ -220,28 +261,42 @@ int main(int argc, char **argv)
         goto out;
 
     for (int r = 0; r < reps; r++) {
-        struct pair p;
+        struct pair p, p1;
         /* a fresh server per repetition: its replay cache never fills */
-        if (pair_new(&p, &skp, &ckp) != 0)
+        if (pair_new(&p, &skp, &ckp, 0) != 0)
             goto out;
+        if (pair_new(&p1, &skp, &ckp, 1) != 0) {
+            pair_free(&p);
+            goto out;
+        }
+        version = seal_client_version(p.cli);
         b1[r] = time_copies(small, SMALL, 2, n_small);
         s1[r] = time_sealed(&p, small, SMALL, 0, n_small);
         b2[r] = time_copies(small, SMALL, 4, n_small);
         s2[r] = time_sealed(&p, small, SMALL, 1, n_small);
         b3[r] = time_copies(batch, batch_len, 2, n_batch);
         s3[r] = time_sealed(&p, batch, batch_len, 0, n_batch);
+        s1v1[r] = time_sealed(&p1, small, SMALL, 0, n_small);
+        s3v1[r] = time_sealed(&p1, batch, batch_len, 0, n_batch);
+        s5[r] = time_in_place(&p, batch, batch_len, n_batch);
         pre[r] = time_box(small, SMALL, k, NULL, NULL, NULL, n_box * 20);
         full[r] = time_box(small, SMALL, NULL, skp.pk, skp.sk, ckp.sk, n_box);
         pair_free(&p);
-        if (b1[r] < 0 || s1[r] < 0 || s2[r] < 0 || s3[r] < 0 || pre[r] < 0 || full[r] < 0)
+        pair_free(&p1);
+        if (b1[r] < 0 || s1[r] < 0 || s2[r] < 0 || s3[r] < 0 || pre[r] < 0 || full[r] < 0 ||
+            s1v1[r] < 0 || s3v1[r] < 0 || s5[r] < 0)
             goto out;
     }
     double mb1 = median(b1, reps), ms1 = median(s1, reps), mb2 = median(b2, reps),
            ms2 = median(s2, reps), mb3 = median(b3, reps), ms3 = median(s3, reps),
            mpre = median(pre, reps), mfull = median(full, reps);
+    double ms1v1 = median(s1v1, reps), ms3v1 = median(s3v1, reps), ms5 = median(s5, reps);
+    printf("E1-E3 and E5 in envelope version %d (the client's default here; AES-256-GCM via %s), "
+           "E1v1 and E3v1 in version 1.\n\n",
+           version, seal_aes_engine());
 
-    printf("| id  | %-62s | %-16s | %-16s | ratio  |\n", "what", "figure", "baseline");
-    printf("|-----|%s|%s|%s|--------|\n",
+    printf("| id   | %-62s | %-16s | %-16s | ratio  |\n", "what", "figure", "baseline");
+    printf("|------|%s|%s|%s|--------|\n",
            "----------------------------------------------------------------", "------------------",
            "------------------");
     snprintf(fig, sizeof(fig), "%.0f ns/req", ms1);
@@ -253,12 +308,21 @@ int main(int argc, char **argv)
     snprintf(fig, sizeof(fig), "%.0f MB/s", (double)batch_len / ms3 * 1e3);
     snprintf(base, sizeof(base), "%.0f MB/s", (double)batch_len / mb3 * 1e3);
     row("E3", "4 MiB B1-shaped batch: seal + open (vs 2 copies)", fig, base, mb3 / ms3);
+    snprintf(fig, sizeof(fig), "%.0f MB/s", (double)batch_len / ms5 * 1e3);
+    row("E5", "E3 sealed into one buffer, opened in place (vs 2 copies)", fig, base, mb3 / ms5);
+    snprintf(fig, sizeof(fig), "%.0f ns/req", ms1v1);
+    snprintf(base, sizeof(base), "%.0f ns (copies)", mb1);
+    row("E1v1", "E1 in version 1 (XSalsa20-Poly1305)", fig, base, mb1 / ms1v1);
+    snprintf(fig, sizeof(fig), "%.0f MB/s", (double)batch_len / ms3v1 * 1e3);
+    snprintf(base, sizeof(base), "%.0f MB/s", (double)batch_len / mb3 * 1e3);
+    row("E3v1", "E3 in version 1 (XSalsa20-Poly1305)", fig, base, mb3 / ms3v1);
     snprintf(fig, sizeof(fig), "%.0f ns/req", mpre);
     snprintf(base, sizeof(base), "%.0f ns (full)", mfull);
     row("E4", "100 B box+open, shared key cached vs full crypto_box", fig, base, mfull / mpre);
     printf("\nE1-E3: ratio = baseline time / sealed time (1.0 = free); E4: times cheaper.\n"
-           "E1 extra per request: %.0f ns; E3 extra per 4 MiB batch: %.2f ms. Medians of %d.\n",
-           ms1 - mb1, (ms3 - mb3) / 1e6, reps);
+           "E1 extra per request: %.0f ns; E3 extra per 4 MiB batch: %.2f ms (version 1: "
+           "%.2f ms; E5: %.2f ms). Medians of %d.\n",
+           ms1 - mb1, (ms3 - mb3) / 1e6, (ms3v1 - mb3) / 1e6, (ms5 - mb3) / 1e6, reps);
     rc = 0;
 out:
     if (rc)

@@ -17,6 +17,13 @@ install(TARGETS track_archive ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 # track.pc: prefix relative to the .pc file's own directory
 file(RELATIVE_PATH TRACK_PC_UP /x/${CMAKE_INSTALL_LIBDIR}/pkgconfig /x)
 string(REGEX REPLACE "/$" "" TRACK_PC_UP "${TRACK_PC_UP}")
+# libcrypto when it runs the sealed envelope's AES-GCM (proto/CMakeLists.txt)
+set(TRACK_PC_CRYPTO "")
+set(TRACK_DEB_CRYPTO "")
+if(TRACK_HAVE_OPENSSL)
+  set(TRACK_PC_CRYPTO " libcrypto")
+  set(TRACK_DEB_CRYPTO ", libssl3")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/packaging/track.pc.in ${CMAKE_BINARY_DIR}/package/track.pc
                @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/package/track.pc
@@ -62,7 +69,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libsqlite3-0, libnanomsg5, libprotobuf-c1, libsodium23, libjansson4, adduser")
+    "libc6, libsqlite3-0, libnanomsg5, libprotobuf-c1, libsodium23${TRACK_DEB_CRYPTO}, libjansson4, adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/postinst ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
     ${PROJECT_SOURCE_DIR}/packaging/debian/postrm)

@@ -591,21 +591,18 @@ static int drain(struct loop *l)
              * again with a fresh nonce is still the same request */
             const uint8_t *frame = body;
             size_t flen = (size_t)len;
-            uint8_t *plain = NULL;
             struct seal_peer peer = {0};
             struct srv_caller caller = l->local;
             int sealed = l->sealed[s];
-            if (sealed) {
+            if (sealed) { /* opened in place: frame points into body */
                 char msg[600];
-                int code = srv_sealer_open(l->sealer, body, (size_t)len, &peer, &caller, &plain,
+                int code = srv_sealer_open(l->sealer, body, (size_t)len, &peer, &caller, &frame,
                                            &flen, msg, sizeof(msg));
-                nn_freemsg(body);
-                body = NULL;
                 if (code) {
+                    nn_freemsg(body);
                     reply_error(l, l->socks[s], control, NULL, NULL, code, msg);
                     continue;
                 }
-                frame = plain ? plain : (const uint8_t *)"";
             }
             const struct seal_peer *rpeer = sealed ? &peer : NULL;
             Track__V1__Request *rq = track__v1__request__unpack(NULL, flen, frame);
@@ -618,9 +615,7 @@ static int drain(struct loop *l)
             if (rq && !has_nul && srv_op_kind(rq) == SRV_WRITE)
                 frame_digest(frame, flen, digest);
             int misplaced = !rq && !sealed && seal_frame_kind(frame, flen) == SEAL_KIND_REQUEST;
-            if (body)
-                nn_freemsg(body);
-            free(plain);
+            nn_freemsg(body);
             if (has_nul) {
                 char msg[200];
                 snprintf(msg, sizeof(msg),

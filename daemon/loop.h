@@ -50,12 +50,13 @@ struct srv_sealer;
 /* A sealer for srv->key (which must be loaded). 0, or -1 logged. */
 int srv_sealer_new(struct srv *srv, struct srv_sealer **out);
 void srv_sealer_free(struct srv_sealer *s);
-/* Opens a frame from a sealed listener. 0: *plain (malloc'd, may be NULL
- * when empty) holds the request, *peer its sender, *caller the user whose
- * key sealed it. Otherwise the wire code to answer (plain) with the
- * message in msg; the refusal is logged (rate-limited). */
-int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
-                    struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+/* Opens a frame from a sealed listener in place (no copy: the plaintext
+ * is decrypted over the frame's ciphertext). 0: *plain points into frame
+ * (valid while frame is) and holds the request, *peer its sender, *caller
+ * the user whose key sealed it. Otherwise the wire code to answer (plain)
+ * with the message in msg; the refusal is logged (rate-limited). */
+int srv_sealer_open(struct srv_sealer *s, uint8_t *frame, size_t len, struct seal_peer *peer,
+                    struct srv_caller *caller, const uint8_t **plain, size_t *plain_len, char *msg,
                     size_t msglen);
 /* Seals a reply for peer: 0 and *out malloc'd, or -1 logged. */
 int srv_sealer_seal(struct srv_sealer *s, const struct seal_peer *peer, const uint8_t *buf,

@@ -25,11 +25,17 @@
  * the default 120 s window), at most REPLAY_CAP per generation: about 4,400
  * frames a second sustained, past which fresh frames are refused (FULL)
  * rather than a nonce forgotten; its two tables take up to 64 MiB, resident
- * only as they fill. TRACKD_TEST_REPLAY_CAP (tests only) sets the cap.
+ * only as they fill. TRACKD_TEST_REPLAY_CAP (tests only) sets the cap;
+ * TRACKD_TEST_SEAL_V1_ONLY=1 (tests only) makes the server act as one
+ * without AES-NI (envelope version 2 refused, clients fall back to 1).
  *
  * The seal_server belongs to the loop thread only (it is not thread-safe):
- * requests are opened in drain and replies sealed just before nn_sendmsg,
- * both there.
+ * requests are opened in drain (in place, in nanomsg's receive buffer: a
+ * 4 MiB batch is never copied) and replies sealed just before nn_sendmsg,
+ * both there. Both envelope versions (seal.h) are opened; a reply goes out
+ * in its request's version. A version 2 frame on a CPU without AES-NI is
+ * refused as a bad frame whose message ("this server speaks 1") makes the
+ * client seal again in version 1.
  */
 #include "loop.h"
 
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "track_limits.h"
@@ -115,11 +122,18 @@ int srv_sealer_new(struct srv *srv, struct srv_sealer **out)
         o.replay_cap = (size_t)strtoul(cap, NULL, 10);
         srv_log(SRV_LOG_WARN, "seal", "test replay cache cap=%zu", o.replay_cap);
     }
+    const char *v1 = getenv("TRACKD_TEST_SEAL_V1_ONLY");
+    if (v1 && strcmp(v1, "1") == 0) {
+        o.no_aes = 1;
+        srv_log(SRV_LOG_WARN, "seal", "test: sealed envelope version 1 only");
+    }
     if (seal_server_new(&o, srv->key.sk, &s->seal, &err)) {
         srv_log(SRV_LOG_ERROR, "seal", "cannot set up sealed listeners: %s", err.msg);
         free(s);
         return -1;
     }
+    srv_log(SRV_LOG_INFO, "seal", "envelope versions %s (AES-256-GCM via %s)",
+            seal_server_has_aes(s->seal) ? "1 and 2" : "1 only", seal_aes_engine());
     *out = s;
     return 0;
 }
@@ -155,15 +169,15 @@ static void log_refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, 
     srv_log(SRV_LOG_INFO, "seal", "refused %s key=%s: %s", seal_strerror(code), key, why);
 }
 
-static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
-                   struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+static int refusal(struct srv_sealer *s, uint8_t *frame, size_t len, struct seal_peer *peer,
+                   struct srv_caller *caller, const uint8_t **plain, size_t *plain_len, char *msg,
                    size_t msglen);
 
 /* Every refusal names the server's own public key (it is public): a client
  * that pinned another one then says "server key mismatch" rather than "not
  * authenticated", since a request sealed for another key never opens here. */
-int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
-                    struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+int srv_sealer_open(struct srv_sealer *s, uint8_t *frame, size_t len, struct seal_peer *peer,
+                    struct srv_caller *caller, const uint8_t **plain, size_t *plain_len, char *msg,
                     size_t msglen)
 {
     int code = refusal(s, frame, len, peer, caller, plain, plain_len, msg, msglen);
@@ -178,8 +192,8 @@ int srv_sealer_open(struct srv_sealer *s, const uint8_t *frame, size_t len, stru
     return code;
 }
 
-static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struct seal_peer *peer,
-                   struct srv_caller *caller, uint8_t **plain, size_t *plain_len, char *msg,
+static int refusal(struct srv_sealer *s, uint8_t *frame, size_t len, struct seal_peer *peer,
+                   struct srv_caller *caller, const uint8_t **plain, size_t *plain_len, char *msg,
                    size_t msglen)
 {
     struct seal_err err = {0};
@@ -195,7 +209,7 @@ static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struc
         return TRACK__V1__CODE__UNAUTHENTICATED;
     }
     s->found = 0;
-    int rc = seal_server_open(s->seal, frame, len, peer, plain, plain_len, &err);
+    int rc = seal_server_open_in_place(s->seal, frame, len, peer, plain, plain_len, &err);
     if (rc == 0 && s->found) {
         memset(caller, 0, sizeof(*caller));
         caller->local = 0;
@@ -207,8 +221,9 @@ static int refusal(struct srv_sealer *s, const uint8_t *frame, size_t len, struc
         return 0;
     }
     if (rc == 0) { /* opened, yet key_known did not see it: never trusted */
-        free(*plain);
+        sodium_memzero((uint8_t *)(uintptr_t)*plain, *plain_len);
         *plain = NULL;
+        *plain_len = 0;
         rc = SEAL_E_UNKNOWN_KEY;
     }
     log_refusal(s, frame, len, rc, err.msg);

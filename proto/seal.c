@@ -1,7 +1,7 @@
 /*
  * seal.c: the sealed envelope (format, checks and guarantees in seal.h):
- * frames, the server's opener and the client's sealer. Keys, their text and
- * their files are seal_key.c's.
+ * frames and the server's opener and reply sealer, in both versions. The
+ * client is seal_client.c's; keys, their text and their files seal_key.c's.
  *
  * Two caches make the server's cost per request a symmetric box:
  *
@@ -10,9 +10,13 @@
  * key_cache entries, in one sodium_malloc'd array (guard pages, mlock'd,
  * wiped when an entry is evicted and when the server is freed), found
  * through a chained hash table keyed with a random SipHash key, so a peer
- * cannot choose keys that all land in one chain.
+ * cannot choose keys that all land in one chain. Each entry also keeps the
+ * version 2 AES key (seal_aead.c: the key schedule and GHASH key, set up
+ * once) of the last salt that key's frames came with, so a long-lived
+ * client object's frames cost no key derivation; another salt replaces it.
  *
- * Replays: the keyed 128-bit SipHash of (client key, nonce) of every opened
+ * Replays: the keyed 128-bit SipHash of (client key, nonce) (version 2:
+ * client key, salt, nonce) of every opened
  * frame is kept in two generations of an open-addressing set, each at most
  * replay_cap entries (table of 2 x cap slots, so probes stay short). A
  * generation covers period = 2 x window of the server's clock: when it ends,
@@ -102,7 +106,7 @@ const char *seal_strerror(int code)
 
 enum seal_kind seal_frame_kind(const uint8_t *frame, size_t len)
 {
-    if (!frame || len < 2 || frame[1] != SEAL_VERSION)
+    if (!frame || len < 2 || (frame[1] != SEAL_VERSION && frame[1] != SEAL_VERSION_AES))
         return SEAL_KIND_PLAIN;
     if (frame[0] == SEAL_MAGIC_REQ)
         return SEAL_KIND_REQUEST;
@@ -111,23 +115,7 @@ enum seal_kind seal_frame_kind(const uint8_t *frame, size_t len)
     return SEAL_KIND_PLAIN;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static int64_t default_clock(void *arg)
+int64_t seal_i_default_clock(void *arg)
 {
     (void)arg;
     return wire_now_ms();
@@ -136,6 +124,8 @@ static int64_t default_clock(void *arg)
 /* ---- server ----------------------------------------------------------------- */
 
 struct kc_entry {
+    struct seal_i_aead aead; /* of salt (version 2); first: 16-aligned */
+    uint8_t salt[SEAL2_SALT_BYTES];
     uint8_t pk[SEAL_PUBLIC_BYTES];
     uint8_t k[crypto_box_BEFORENMBYTES];
     int32_t prev, next; /* LRU list, most recent at head */
@@ -172,6 +162,7 @@ struct seal_server {
     int64_t gen_start;
     int gen_started;
     uint8_t rp_hash[crypto_shorthash_siphashx24_KEYBYTES];
+    int aes; /* the CPU has AES-NI: version 2 frames open */
 };
 
 static size_t pow2_at_least(size_t n)
@@ -205,7 +196,7 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
     if (s->o.max_frame == 0 || s->o.max_frame > LIMIT_FRAME_BYTES)
         s->o.max_frame = LIMIT_FRAME_BYTES;
     if (!s->o.clock_ms)
-        s->o.clock_ms = default_clock;
+        s->o.clock_ms = seal_i_default_clock;
     if (s->o.key_cache > (1u << 24) || s->o.replay_cap > (1u << 26) ||
         s->o.window_ms > INT64_C(1) << 40 || s->o.max_frame < SEAL_REQ_OVERHEAD) {
         rc = seal_i_fail(err, SEAL_E_INVALID,
@@ -235,6 +226,7 @@ int seal_server_new(const struct seal_server_opts *opts, const uint8_t *sk,
     crypto_scalarmult_base(s->pk, s->sec->sk);
     crypto_shorthash_keygen(s->kc_hash);
     randombytes_buf(s->rp_hash, sizeof(s->rp_hash));
+    s->aes = crypto_aead_aes256gcm_is_available() && !s->o.no_aes;
     *out = s;
     s = NULL;
 out:
@@ -251,6 +243,8 @@ void seal_server_free(struct seal_server *srv)
         sodium_free(srv->sec);
     }
     if (srv->kc) {
+        for (size_t i = 0; i < srv->kc_used; i++)
+            seal_i_aead_clear(&srv->kc[i].aead);
         sodium_memzero(srv->kc, srv->o.key_cache * sizeof(*srv->kc));
         sodium_free(srv->kc);
     }
@@ -324,7 +318,7 @@ static int32_t kc_find(const struct seal_server *s, size_t b, const uint8_t *pk)
 
 /* The shared key for pk, computed and cached on a miss (evicting the least
  * recently used). NULL when pk is not a usable key (a low-order point). */
-static const uint8_t *kc_get(struct seal_server *s, const uint8_t *pk)
+static struct kc_entry *kc_get(struct seal_server *s, const uint8_t *pk)
 {
     size_t b = kc_bucket(s, pk);
     int32_t i = kc_find(s, b, pk);
@@ -333,7 +327,7 @@ static const uint8_t *kc_get(struct seal_server *s, const uint8_t *pk)
             lru_unlink(s, i);
             lru_push_head(s, i);
         }
-        return s->kc[i].k;
+        return &s->kc[i];
     }
     if (crypto_box_beforenm(s->sec->scratch, pk, s->sec->sk) != 0) {
         sodium_memzero(s->sec->scratch, sizeof(s->sec->scratch));
@@ -345,6 +339,7 @@ static const uint8_t *kc_get(struct seal_server *s, const uint8_t *pk)
         i = s->tail;
         lru_unlink(s, i);
         chain_remove(s, kc_bucket(s, s->kc[i].pk), i);
+        seal_i_aead_clear(&s->kc[i].aead);
         sodium_memzero(&s->kc[i], sizeof(s->kc[i]));
     }
     memcpy(s->kc[i].pk, pk, SEAL_PUBLIC_BYTES);
@@ -353,7 +348,20 @@ static const uint8_t *kc_get(struct seal_server *s, const uint8_t *pk)
     s->kc[i].hnext = s->bucket[b];
     s->bucket[b] = i;
     lru_push_head(s, i);
-    return s->kc[i].k;
+    return &s->kc[i];
+}
+
+/* e's AES state for salt, derived when e holds another salt's (one per
+ * client key: two objects of one key taking turns re-derive, a BLAKE2b and
+ * an AES key schedule, about a microsecond). */
+static struct seal_i_aead *kc_aes(struct kc_entry *e, const uint8_t *salt)
+{
+    if (!e->aead.ready || memcmp(e->salt, salt, SEAL2_SALT_BYTES) != 0) {
+        if (seal_i_aead_init(&e->aead, e->k, salt) != 0)
+            return NULL;
+        memcpy(e->salt, salt, SEAL2_SALT_BYTES);
+    }
+    return &e->aead;
 }
 
 void seal_server_forget(struct seal_server *srv, const uint8_t pk[SEAL_PUBLIC_BYTES])
@@ -364,6 +372,7 @@ void seal_server_forget(struct seal_server *srv, const uint8_t pk[SEAL_PUBLIC_BY
         return;
     lru_unlink(srv, i);
     chain_remove(srv, b, i);
+    seal_i_aead_clear(&srv->kc[i].aead);
     /* keep entries 0..kc_used-1 dense: move the last one into the hole */
     last = (int32_t)srv->kc_used - 1;
     if (i != last) {
@@ -446,15 +455,15 @@ static size_t replay_slot(const struct seal_server *s, const struct replay_gen *
 }
 
 /* 0 and d recorded; SEAL_E_REPLAYED when seen; SEAL_E_FULL at the cap. */
-static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t *nonce, int64_t now,
+/* id: the client key, then the nonce (version 1: 24 bytes) or the salt and
+ * nonce (version 2: 28 bytes); unique per request either way (seal.h). */
+static int replay_check(struct seal_server *s, const uint8_t *id, size_t idlen, int64_t now,
                         struct seal_err *err)
 {
-    uint8_t id[SEAL_PUBLIC_BYTES + SEAL_NONCE_BYTES], d[16];
+    uint8_t d[16];
     int found = 0;
     size_t at;
-    memcpy(id, pk, SEAL_PUBLIC_BYTES);
-    memcpy(id + SEAL_PUBLIC_BYTES, nonce, SEAL_NONCE_BYTES);
-    crypto_shorthash_siphashx24(d, id, sizeof(id), s->rp_hash);
+    crypto_shorthash_siphashx24(d, id, idlen, s->rp_hash);
     d[0] |= 1; /* never all zero, the empty slot */
     replay_rotate(s, now);
     (void)replay_slot(s, &s->gen[1 - s->cur], d, &found);
@@ -478,279 +487,232 @@ static int replay_check(struct seal_server *s, const uint8_t *pk, const uint8_t 
                        "opened");
 }
 
-int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
-                     struct seal_peer *peer, uint8_t **plain, size_t *plain_len,
-                     struct seal_err *err)
+int seal_server_has_aes(const struct seal_server *srv)
 {
-    const uint8_t *pk, *nonce, *k;
-    uint8_t *buf = NULL;
-    size_t n;
-    int64_t now, ts, diff;
-    int rc = 0;
-    *plain = NULL;
-    *plain_len = 0;
+    return srv->aes;
+}
+
+/* The checks before any key: magic, version, length. 0 and *n (the
+ * plaintext's length), or BAD_FRAME. */
+static int check_frame(const struct seal_server *srv, const uint8_t *frame, size_t len, size_t *n,
+                       struct seal_err *err)
+{
+    size_t over;
     if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REQ)
         return seal_i_fail(err, SEAL_E_BAD_FRAME,
                            "not a sealed request (first byte 0x%02x, expected "
                            "0x%02x): plain frames are refused here",
                            (frame && len) ? frame[0] : 0u, SEAL_MAGIC_REQ);
-    if (frame[1] != SEAL_VERSION)
+    if (frame[1] == SEAL_VERSION_AES && !srv->aes)
         return seal_i_fail(err, SEAL_E_BAD_FRAME,
-                           "sealed request version %u, this server speaks %u", frame[1],
-                           SEAL_VERSION);
-    if (len < SEAL_REQ_OVERHEAD)
+                           "sealed request version 2 (AES-256-GCM) needs AES-NI, which this "
+                           "server's CPU lacks: this server speaks 1");
+    if (frame[1] != SEAL_VERSION && frame[1] != SEAL_VERSION_AES)
         return seal_i_fail(err, SEAL_E_BAD_FRAME,
-                           "sealed request of %zu bytes: shorter than its %u "
+                           "sealed request version %u, this server speaks %u and %u", frame[1],
+                           SEAL_VERSION, SEAL_VERSION_AES);
+    over = frame[1] == SEAL_VERSION_AES ? SEAL2_REQ_OVERHEAD : SEAL_REQ_OVERHEAD;
+    if (len < over)
+        return seal_i_fail(err, SEAL_E_BAD_FRAME,
+                           "sealed request of %zu bytes: shorter than its %zu "
                            "bytes of header and MAC",
-                           len, SEAL_REQ_OVERHEAD);
+                           len, over);
     if (len > srv->o.max_frame)
         return seal_i_fail(err, SEAL_E_BAD_FRAME,
                            "sealed request of %zu bytes: over the %zu byte "
                            "frame limit",
                            len, srv->o.max_frame);
-    pk = frame + 2;
-    nonce = frame + 2 + SEAL_PUBLIC_BYTES;
+    *n = len - over;
+    return 0;
+}
+
+/* The rest of the checks on a frame check_frame passed, its plaintext (n
+ * bytes) written to dst (dst may be the frame's own ciphertext: in place). */
+static int open_checked(struct seal_server *srv, const uint8_t *frame, size_t len, size_t n,
+                        uint8_t *dst, struct seal_peer *peer, struct seal_err *err)
+{
+    const uint8_t *pk = frame + 2, *ts_at, *nonce;
+    uint8_t id[SEAL_PUBLIC_BYTES + SEAL2_SALT_BYTES + SEAL2_NONCE_BYTES];
+    size_t idlen;
+    struct kc_entry *e;
+    int64_t now, ts, diff;
+    int v2 = frame[1] == SEAL_VERSION_AES, rc;
+
     if (srv->o.key_known(srv->o.key_arg, pk) != 1)
         return seal_i_fail(err, SEAL_E_UNKNOWN_KEY,
                            "the client's key is not accepted by this server");
-    k = kc_get(srv, pk);
-    if (!k)
+    e = kc_get(srv, pk);
+    if (!e)
         return seal_i_fail(err, SEAL_E_UNKNOWN_KEY, "the client's key is not a usable public key");
-    n = len - SEAL_REQ_OVERHEAD;
-    buf = malloc(n ? n : 1);
-    if (!buf)
-        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", n);
-    if (crypto_box_open_easy_afternm(buf, frame + SEAL_REQ_HEADER, len - SEAL_REQ_HEADER, nonce,
-                                     k) != 0) {
-        rc = seal_i_fail(err, SEAL_E_TAMPERED,
-                         "sealed request does not verify: altered on the way, "
-                         "or not sealed for this server's key");
-        goto out;
+    if (v2) {
+        const uint8_t *salt = frame + 2 + SEAL_PUBLIC_BYTES;
+        ts_at = salt + SEAL2_SALT_BYTES;
+        nonce = frame + SEAL2_AD_BYTES;
+        struct seal_i_aead *a = kc_aes(e, salt);
+        if (!a)
+            return seal_i_fail(err, SEAL_E_NOMEM, "no memory for an AES key");
+        rc = seal_i_aead_decrypt(a, dst, frame + SEAL2_REQ_HEADER, n, frame + SEAL2_REQ_HEADER + n,
+                                 frame, SEAL2_AD_BYTES, nonce);
+        /* id: key, salt, nonce (the timestamp between them left out) */
+        memcpy(id + SEAL_PUBLIC_BYTES, salt, SEAL2_SALT_BYTES);
+        memcpy(id + SEAL_PUBLIC_BYTES + SEAL2_SALT_BYTES, nonce, SEAL2_NONCE_BYTES);
+        idlen = SEAL_PUBLIC_BYTES + SEAL2_SALT_BYTES + SEAL2_NONCE_BYTES;
+    } else {
+        ts_at = nonce = frame + 2 + SEAL_PUBLIC_BYTES;
+        rc = crypto_box_open_easy_afternm(dst, frame + SEAL_REQ_HEADER, len - SEAL_REQ_HEADER,
+                                          nonce, e->k);
+        memcpy(id + SEAL_PUBLIC_BYTES, nonce, SEAL_NONCE_BYTES);
+        idlen = SEAL_PUBLIC_BYTES + SEAL_NONCE_BYTES;
     }
+    if (rc != 0)
+        return seal_i_fail(err, SEAL_E_TAMPERED,
+                           "sealed request does not verify: altered on the way, "
+                           "or not sealed for this server's key");
     now = srv->o.clock_ms(srv->o.clock_arg);
     if (now < 0)
         now = 0;
-    if (nonce[0] & 0x80) {
-        rc = seal_i_fail(err, SEAL_E_STALE, "sealed request has a negative timestamp");
-        goto out;
-    }
-    ts = (int64_t)get_be64(nonce);
+    if (ts_at[0] & 0x80)
+        return seal_i_fail(err, SEAL_E_STALE, "sealed request has a negative timestamp");
+    if (v2 && (nonce[0] & 0x80))
+        return seal_i_fail(err, SEAL_E_BAD_FRAME, "sealed request with a reply's nonce");
+    ts = (int64_t)seal_i_get_be64(ts_at);
     diff = ts >= now ? ts - now : now - ts;
-    if (diff > srv->o.window_ms) {
-        rc = seal_i_fail(err, SEAL_E_STALE,
-                         "sealed request timestamped %.1f s %s the server's clock, "
-                         "outside the +-%lld s window: the client's and server's clocks differ%s",
-                         (double)diff / 1000.0, ts >= now ? "ahead of" : "behind",
-                         (long long)(srv->o.window_ms / 1000),
-                         ts >= now ? "" : " (or the frame was held back and replayed)");
-        goto out;
-    }
-    rc = replay_check(srv, pk, nonce, now, err);
+    if (diff > srv->o.window_ms)
+        return seal_i_fail(err, SEAL_E_STALE,
+                           "sealed request timestamped %.1f s %s the server's clock, "
+                           "outside the +-%lld s window: the client's and server's clocks differ%s",
+                           (double)diff / 1000.0, ts >= now ? "ahead of" : "behind",
+                           (long long)(srv->o.window_ms / 1000),
+                           ts >= now ? "" : " (or the frame was held back and replayed)");
+    memcpy(id, pk, SEAL_PUBLIC_BYTES);
+    rc = replay_check(srv, id, idlen, now, err);
     if (rc)
-        goto out;
+        return rc;
     if (peer) {
+        memset(peer, 0, sizeof(*peer));
         memcpy(peer->pk, pk, SEAL_PUBLIC_BYTES);
-        memcpy(peer->ticket.nonce, nonce, SEAL_NONCE_BYTES);
         peer->ts_ms = ts;
+        if (v2) {
+            memcpy(peer->ticket.nonce, nonce, SEAL2_NONCE_BYTES);
+            memcpy(peer->ticket.salt, frame + 2 + SEAL_PUBLIC_BYTES, SEAL2_SALT_BYTES);
+        } else {
+            memcpy(peer->ticket.nonce, nonce, SEAL_NONCE_BYTES);
+        }
+        peer->ticket.version = frame[1];
     }
-    if (n) {
-        *plain = buf;
-        buf = NULL;
-    }
-    *plain_len = n;
-out:
-    if (buf) {
+    return 0;
+}
+
+int seal_server_open(struct seal_server *srv, const uint8_t *frame, size_t len,
+                     struct seal_peer *peer, uint8_t **plain, size_t *plain_len,
+                     struct seal_err *err)
+{
+    uint8_t *buf;
+    size_t n = 0;
+    int rc;
+    *plain = NULL;
+    *plain_len = 0;
+    rc = check_frame(srv, frame, len, &n, err);
+    if (rc)
+        return rc;
+    buf = malloc(n ? n : 1);
+    if (!buf)
+        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", n);
+    rc = open_checked(srv, frame, len, n, buf, peer, err);
+    if (rc) {
         /* a frame refused after it opened: do not leave its text in the heap */
         sodium_memzero(buf, n);
         free(buf);
+        return rc;
     }
-    return rc;
+    if (n)
+        *plain = buf;
+    else
+        free(buf);
+    *plain_len = n;
+    return 0;
+}
+
+int seal_server_open_in_place(struct seal_server *srv, uint8_t *frame, size_t len,
+                              struct seal_peer *peer, const uint8_t **plain, size_t *plain_len,
+                              struct seal_err *err)
+{
+    size_t n = 0;
+    uint8_t *dst;
+    int rc;
+    *plain = NULL;
+    *plain_len = 0;
+    rc = check_frame(srv, frame, len, &n, err);
+    if (rc)
+        return rc;
+    /* the ciphertext's own place: both ciphers decrypt there */
+    dst = frame + (frame[1] == SEAL_VERSION_AES ? SEAL2_REQ_HEADER : SEAL_REQ_OVERHEAD);
+    rc = open_checked(srv, frame, len, n, dst, peer, err);
+    if (rc) {
+        sodium_memzero(dst, n);
+        return rc;
+    }
+    *plain = dst;
+    *plain_len = n;
+    return 0;
 }
 
 int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer,
                            const uint8_t *plain, size_t len, uint8_t **frame, size_t *frame_len,
                            struct seal_err *err)
 {
-    const uint8_t *k;
-    uint8_t *out, *nonce;
+    struct kc_entry *e;
+    uint8_t *out, *nonce, *m;
+    int v2 = peer->ticket.version == SEAL_VERSION_AES;
+    size_t over = v2 ? SEAL2_REPLY_OVERHEAD : SEAL_REPLY_OVERHEAD;
     *frame = NULL;
     *frame_len = 0;
-    if (len > srv->o.max_frame - SEAL_REPLY_OVERHEAD)
+    if (v2 && !srv->aes)
+        return seal_i_fail(err, SEAL_E_INVALID, "a version 2 reply needs AES-NI");
+    if (len > srv->o.max_frame - over)
         return seal_i_fail(err, SEAL_E_INVALID,
                            "reply of %zu bytes: over the %zu byte frame limit "
-                           "less %u bytes of envelope",
-                           len, srv->o.max_frame, SEAL_REPLY_OVERHEAD);
-    k = kc_get(srv, peer->pk);
-    if (!k)
+                           "less %zu bytes of envelope",
+                           len, srv->o.max_frame, over);
+    e = kc_get(srv, peer->pk);
+    if (!e)
         return seal_i_fail(err, SEAL_E_INVALID, "the peer's key is not a usable public key");
-    out = malloc(len + SEAL_REPLY_OVERHEAD);
+    out = malloc(len + over);
     if (!out)
         return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", len);
     out[0] = SEAL_MAGIC_REPLY;
-    out[1] = SEAL_VERSION;
     nonce = out + 2;
-    randombytes_buf(nonce, SEAL_NONCE_BYTES);
-    nonce[0] |= 0x80; /* replies: top bit set, requests: clear */
-    /* plaintext = the request's nonce, then the reply; boxed in place */
-    uint8_t *m = out + SEAL_REPLY_HEADER + SEAL_MAC_BYTES;
-    memcpy(m, peer->ticket.nonce, SEAL_NONCE_BYTES);
-    if (len)
-        memcpy(m + SEAL_NONCE_BYTES, plain, len);
-    if (crypto_box_easy_afternm(out + SEAL_REPLY_HEADER, m, SEAL_NONCE_BYTES + len, nonce, k) !=
-        0) {
-        free(out);
-        return seal_i_fail(err, SEAL_E_INVALID, "reply could not be sealed");
+    if (v2) {
+        out[1] = SEAL_VERSION_AES;
+        randombytes_buf(nonce, SEAL2_NONCE_BYTES);
+        nonce[0] |= 0x80; /* replies: top bit set, requests: clear */
+        /* plaintext = the request's nonce, then the reply; sealed in place */
+        m = out + SEAL2_REPLY_HEADER;
+        memcpy(m, peer->ticket.nonce, SEAL2_NONCE_BYTES);
+        if (len)
+            memcpy(m + SEAL2_NONCE_BYTES, plain, len);
+        struct seal_i_aead *a = kc_aes(e, peer->ticket.salt);
+        if (!a || seal_i_aead_encrypt(a, m, m + SEAL2_NONCE_BYTES + len, m,
+                                      SEAL2_NONCE_BYTES + len, out, 2, nonce) != 0) {
+            free(out);
+            return seal_i_fail(err, SEAL_E_NOMEM, "reply could not be sealed (AES)");
+        }
+    } else {
+        out[1] = SEAL_VERSION;
+        randombytes_buf(nonce, SEAL_NONCE_BYTES);
+        nonce[0] |= 0x80; /* replies: top bit set, requests: clear */
+        /* plaintext = the request's nonce, then the reply; boxed in place */
+        m = out + SEAL_REPLY_HEADER + SEAL_MAC_BYTES;
+        memcpy(m, peer->ticket.nonce, SEAL_NONCE_BYTES);
+        if (len)
+            memcpy(m + SEAL_NONCE_BYTES, plain, len);
+        if (crypto_box_easy_afternm(out + SEAL_REPLY_HEADER, m, SEAL_NONCE_BYTES + len, nonce,
+                                    e->k) != 0) {
+            free(out);
+            return seal_i_fail(err, SEAL_E_INVALID, "reply could not be sealed");
+        }
     }
     *frame = out;
-    *frame_len = len + SEAL_REPLY_OVERHEAD;
+    *frame_len = len + over;
     return 0;
-}
-
-/* ---- client ----------------------------------------------------------------- */
-
-/* All of it in sodium_malloc'd memory: k is secret. */
-struct seal_client {
-    uint8_t k[crypto_box_BEFORENMBYTES];
-    uint8_t pk[SEAL_PUBLIC_BYTES];
-    uint8_t server_pk[SEAL_PUBLIC_BYTES];
-    int64_t (*clock_ms)(void *);
-    void *clock_arg;
-};
-
-int seal_client_new(const uint8_t *sk, const uint8_t pk[SEAL_PUBLIC_BYTES],
-                    const uint8_t server_pk[SEAL_PUBLIC_BYTES], struct seal_client **out,
-                    struct seal_err *err)
-{
-    uint8_t derived[SEAL_PUBLIC_BYTES];
-    struct seal_client *c;
-    int rc = seal_i_init_sodium(err);
-    *out = NULL;
-    if (rc)
-        return rc;
-    if (!sk || !pk || !server_pk)
-        return seal_i_fail(err, SEAL_E_INVALID, "seal client: missing key");
-    crypto_scalarmult_base(derived, sk);
-    if (sodium_memcmp(derived, pk, SEAL_PUBLIC_BYTES) != 0)
-        return seal_i_fail(err, SEAL_E_INVALID,
-                           "seal client: the public key is not the secret "
-                           "key's");
-    c = sodium_malloc(sizeof(*c));
-    if (!c)
-        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a seal client");
-    memset(c, 0, sizeof(*c));
-    if (crypto_box_beforenm(c->k, server_pk, sk) != 0) {
-        seal_client_free(c);
-        return seal_i_fail(err, SEAL_E_INVALID,
-                           "seal client: the server's key is not a usable "
-                           "public key");
-    }
-    memcpy(c->pk, pk, SEAL_PUBLIC_BYTES);
-    memcpy(c->server_pk, server_pk, SEAL_PUBLIC_BYTES);
-    c->clock_ms = default_clock;
-    *out = c;
-    return 0;
-}
-
-void seal_client_free(struct seal_client *c)
-{
-    if (!c)
-        return;
-    sodium_memzero(c, sizeof(*c));
-    sodium_free(c);
-}
-
-void seal_client_set_clock(struct seal_client *c, int64_t (*clock_ms)(void *), void *arg)
-{
-    c->clock_ms = clock_ms ? clock_ms : default_clock;
-    c->clock_arg = arg;
-}
-
-int seal_client_seal(struct seal_client *c, const uint8_t *plain, size_t len, uint8_t **frame,
-                     size_t *frame_len, struct seal_ticket *ticket, struct seal_err *err)
-{
-    uint8_t *out, *nonce;
-    int64_t now;
-    *frame = NULL;
-    *frame_len = 0;
-    if (len > LIMIT_FRAME_BYTES - SEAL_REQ_OVERHEAD)
-        return seal_i_fail(err, SEAL_E_INVALID,
-                           "request of %zu bytes: over the %u byte frame limit "
-                           "less %u bytes of envelope",
-                           len, LIMIT_FRAME_BYTES, SEAL_REQ_OVERHEAD);
-    out = malloc(len + SEAL_REQ_OVERHEAD);
-    if (!out)
-        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte request", len);
-    out[0] = SEAL_MAGIC_REQ;
-    out[1] = SEAL_VERSION;
-    memcpy(out + 2, c->pk, SEAL_PUBLIC_BYTES);
-    nonce = out + 2 + SEAL_PUBLIC_BYTES;
-    now = c->clock_ms(c->clock_arg);
-    put_be64(nonce, (uint64_t)(now < 0 ? 0 : now) & ~(UINT64_C(1) << 63));
-    randombytes_buf(nonce + 8, SEAL_NONCE_BYTES - 8);
-    if (crypto_box_easy_afternm(out + SEAL_REQ_HEADER, plain, len, nonce, c->k) != 0) {
-        free(out);
-        return seal_i_fail(err, SEAL_E_INVALID, "request could not be sealed");
-    }
-    if (ticket)
-        memcpy(ticket->nonce, nonce, SEAL_NONCE_BYTES);
-    *frame = out;
-    *frame_len = len + SEAL_REQ_OVERHEAD;
-    return 0;
-}
-
-int seal_client_open_reply(struct seal_client *c, const struct seal_ticket *ticket,
-                           const uint8_t *frame, size_t len, uint8_t **plain, size_t *plain_len,
-                           struct seal_err *err)
-{
-    const uint8_t *nonce;
-    uint8_t *buf = NULL;
-    size_t n;
-    char key[SEAL_KEY_TEXT_BYTES];
-    int rc = 0;
-    *plain = NULL;
-    *plain_len = 0;
-    if (!frame || len < 2 || frame[0] != SEAL_MAGIC_REPLY || frame[1] != SEAL_VERSION)
-        return seal_i_fail(err, SEAL_E_BAD_FRAME,
-                           "not a sealed reply (the server answered in plain "
-                           "or with another version): refused");
-    if (len < SEAL_REPLY_OVERHEAD || len > LIMIT_FRAME_BYTES)
-        return seal_i_fail(err, SEAL_E_BAD_FRAME, "sealed reply of %zu bytes: outside %u..%u bytes",
-                           len, SEAL_REPLY_OVERHEAD, LIMIT_FRAME_BYTES);
-    nonce = frame + 2;
-    if (!(nonce[0] & 0x80))
-        return seal_i_fail(err, SEAL_E_BAD_FRAME, "sealed reply with a request's nonce: refused");
-    n = len - SEAL_REPLY_HEADER - SEAL_MAC_BYTES; /* ticket + reply */
-    buf = malloc(n);
-    if (!buf)
-        return seal_i_fail(err, SEAL_E_NOMEM, "no memory for a %zu byte reply", n);
-    if (crypto_box_open_easy_afternm(buf, frame + SEAL_REPLY_HEADER, len - SEAL_REPLY_HEADER, nonce,
-                                     c->k) != 0) {
-        seal_key_to_text(c->server_pk, key);
-        rc = seal_i_fail(
-            err, SEAL_E_WRONG_SERVER,
-            "the reply does not open with the pinned server key "
-            "%s: the server's key is not the pinned one (or the reply was altered on the "
-            "way)",
-            key);
-        goto out;
-    }
-    if (sodium_memcmp(buf, ticket->nonce, SEAL_NONCE_BYTES) != 0) {
-        rc = seal_i_fail(err, SEAL_E_REPLAYED,
-                         "the sealed reply answers another request (an old "
-                         "reply replayed, or replies swapped): refused");
-        goto out;
-    }
-    n -= SEAL_NONCE_BYTES;
-    if (n) {
-        memmove(buf, buf + SEAL_NONCE_BYTES, n);
-        *plain = buf;
-        buf = NULL;
-    }
-    *plain_len = n;
-out:
-    if (buf) {
-        sodium_memzero(buf, len - SEAL_REPLY_HEADER - SEAL_MAC_BYTES);
-        free(buf);
-    }
-    return rc;
 }

@@ -1,39 +1,96 @@
 /*
- * seal.h: the sealed envelope of a tcp:// listener (issue 15), with libsodium's
- * crypto_box (X25519, XSalsa20-Poly1305). This module only seals and opens
+ * seal.h: the sealed envelope of a tcp:// listener (issue 15): X25519 keys
+ * (libsodium's crypto_box), XSalsa20-Poly1305 or AES-256-GCM frames. This
+ * module only seals and opens
  * frames and handles key files and key text; who a key belongs to (users,
  * roles, grants, audit) is the caller's, as are sockets and the mapping of
  * SEAL_E_* codes to track.v1.Code (UNKNOWN_KEY, TAMPERED, STALE and REPLAYED
  * all become UNAUTHENTICATED, FULL becomes RESOURCE_EXHAUSTED).
  *
- * Format (all sizes in bytes):
+ * Two versions (the second byte), both keyed from the X25519 shared key of
+ * (client, server) that crypto_box_beforenm computes, k below:
+ *
+ * Version 1, XSalsa20-Poly1305 (all sizes in bytes):
  *   request  'S' 0x01 | client public key (32) | nonce (24) | box (16 MAC + n)
  *   reply    's' 0x01 | nonce (24) | box (16 MAC + 24 + n)
- * The box is crypto_box_easy_afternm with the shared key of (client, server).
- * A request nonce is an 8-byte big-endian timestamp in ms (top bit 0: time is
- * never negative) followed by 16 random bytes. A reply nonce is 24 random
- * bytes with the top bit of the first one set; the reply's plaintext starts
- * with the nonce of the request it answers, then the reply frame. 'S' (0x53)
- * and 's' (0x73) would be start-group tags as the first byte of a protobuf
- * message, which proto3 never writes: a sealed frame is never taken for a
- * plain one (seal_frame_kind).
+ * The box is crypto_box_easy_afternm with k. A request nonce is an 8-byte
+ * big-endian timestamp in ms (top bit 0: time is never negative) followed by
+ * 16 random bytes. A reply nonce is 24 random bytes with the top bit of the
+ * first one set; the reply's plaintext starts with the nonce of the request
+ * it answers, then the reply frame.
  *
- * Why a nonce never repeats under one shared key: both directions use the
- * same key, so they are kept apart by the top bit (0 in requests, 1 in
+ * Version 2, AES-256-GCM (standard GCM: 12-byte IV, 16-byte tag; run by
+ * OpenSSL's libcrypto when the build has it, else libsodium's
+ * crypto_aead_aes256gcm, seal_aead.c; 5x cheaper per byte than version 1
+ * with libcrypto on this project's bench machine, 1.5x with libsodium;
+ * used only where the CPU has AES-NI, libsodium's test for it):
+ *   request  'S' 0x02 | client public key (32) | salt (16) | timestamp (8)
+ *            | nonce (12) | ciphertext (n) | tag (16)
+ *   reply    's' 0x02 | nonce (12) | ciphertext (12 + n) | tag (16)
+ * The AES key is per client object: K = BLAKE2b-256 keyed with k of
+ * "trk-aes1" || salt (crypto_generichash), where salt is 16 random bytes a
+ * client object picks when it is made (and again in a forked child, and
+ * when its counter would wrap). k itself is never an AES key. The request's
+ * associated data is its first 58 bytes (magic, version, client key, salt,
+ * timestamp: all authenticated); its timestamp is big-endian ms, top bit 0.
+ * A request nonce is 4 zero bytes and the object's 64-bit big-endian
+ * counter (1, 2, ...); a reply nonce is 12 random bytes with the top bit of
+ * the first one set, the reply's associated data is its 2-byte header, and
+ * its plaintext starts with the 12-byte nonce of the request it answers
+ * (under the salt's key), then the reply frame.
+ * A client object uses version 2 when crypto_aead_aes256gcm_is_available()
+ * on its CPU (and TRACK_SEAL_V1 is unset: TRACK_SEAL_V1=1 forces version 1,
+ * for tests), else 1. A server opens both and answers a request in the
+ * version it came in. A server without AES-NI (or an older one) refuses a
+ * version 2 frame as BAD_FRAME with a message ending "this server speaks
+ * 1"; a client that gets that refusal seals again with version 1 and keeps
+ * to it (seal_client_set_version): no probe round trip, and only a client
+ * on AES-NI talking to a server without it pays one extra round trip, once.
+ *
+ * 'S' (0x53) and 's' (0x73) would be start-group tags as the first byte of a
+ * protobuf message, which proto3 never writes: a sealed frame is never taken
+ * for a plain one (seal_frame_kind).
+ *
+ * Why a nonce never repeats under one key, version 1: both directions use
+ * the same key, so they are kept apart by the top bit (0 in requests, 1 in
  * replies). Two requests of one client share a nonce only if they share the
  * millisecond and 128 random bits; two replies only if 191 random bits
  * collide. A reply nonce is random rather than derived from the request's so
  * that a server restarted with an empty replay cache, fed an old request,
  * never boxes a new reply under an old nonce.
  *
- * What the server checks, in this order (seal_server_open): the magic and
- * version; the length (at least the header and MAC, at most max_frame: the
- * plaintext buffer is allocated only after that); the client's key, through
+ * Version 2: GCM nonces are 96 bits, too few for random request nonces (a
+ * 48-bit ms timestamp beside 48 random bits: r frames in one millisecond
+ * collide with probability about r^2 / 2^49, so at 4,000 frames a second
+ * 2^32 frames come near 2^-15; 95 random bits allow about 2^32 messages per
+ * key before a collision is likelier than 2^-32), and a repeat
+ * under GCM gives away the XOR of two plaintexts and the authentication
+ * key. So the key is per client object (the salt) and a request nonce is
+ * that object's counter: under one K two requests never share a nonce (the
+ * object belongs to one thread, the counter is never reset for the same
+ * salt: a fork is detected by getpid() and takes a fresh salt). Two objects
+ * share K only if their 128-bit salts collide: with N objects ever made for
+ * one key pair, probability about N^2 / 2^129, negligible for any N. Replies
+ * (top bit 1) never share a nonce with requests (top bit 0). Reply nonces
+ * are random (95 bits) for the reason of version 1, so under one K they are
+ * bounded by the random-nonce limit: about q^2 / 2^96 for q replies, below
+ * 2^-32 up to q = 2^32 replies to ONE client object. That is not reachable in
+ * practice: a server's replay cache admits at most about 4,400 frames a
+ * second in all (seal_srv.c), so one object would need eleven days of the
+ * whole server's saturated traffic; a year of it (2^37) still gives about
+ * 2^-22. The timestamp is not in the nonce but in the authenticated header,
+ * where the server's clock window reads it.
+ *
+ * What the server checks, in this order (seal_server_open), in both
+ * versions: the magic and version (version 2 only with AES-NI); the length
+ * (at least the header and MAC, at most max_frame: the plaintext buffer is
+ * allocated only after that); the client's key, through
  * the caller's key_known callback on every frame (so a key removed from the
  * list is refused at once even while its shared key is cached); the MAC
  * (any changed byte, the key and nonce included, refuses the frame); the
  * timestamp within +-window_ms of the server's clock; the nonce not seen
- * before from that key within the window. STALE and REPLAYED are decided only
+ * before from that key within the window (version 2: the salt and nonce,
+ * unique per request as above). STALE and REPLAYED are decided only
  * after the MAC, so they always describe a frame that key really sealed.
  *
  * Guarantees: a frame that opens came from the holder of a listed key's
@@ -50,9 +107,13 @@
  * refuses fresh frames (FULL) rather than forgetting nonces. A server and
  * client object each belong to one thread at a time.
  *
- * Memory: secret keys and cached shared keys live in sodium_malloc'd memory
- * and are wiped on every exit path. Frames and plaintexts handed back are
- * malloc'd and owned by the caller (free()).
+ * Memory: secret keys, cached shared keys and libsodium's AES states live
+ * in sodium_malloc'd memory and are wiped on every exit path; with
+ * libcrypto, the expanded AES keys live in its EVP_CIPHER_CTX (heap,
+ * cleansed by EVP_CIPHER_CTX_free when an entry is evicted or freed). Frames and plaintexts handed back are
+ * malloc'd and owned by the caller (free()), except where a function says
+ * it writes into the caller's buffer (seal_client_seal_into,
+ * seal_server_open_in_place: no copy of a large frame).
  */
 #ifndef TRACK_SEAL_H
 #define TRACK_SEAL_H
@@ -64,7 +125,8 @@
 #define SEAL_SECRET_BYTES 32
 #define SEAL_NONCE_BYTES  24
 #define SEAL_MAC_BYTES    16
-#define SEAL_VERSION      1
+#define SEAL_VERSION      1 /* XSalsa20-Poly1305 */
+#define SEAL_VERSION_AES  2 /* AES-256-GCM */
 #define SEAL_MAGIC_REQ    0x53 /* 'S' */
 #define SEAL_MAGIC_REPLY  0x73 /* 's' */
 #define SEAL_REQ_HEADER   (2 + SEAL_PUBLIC_BYTES + SEAL_NONCE_BYTES)
@@ -72,6 +134,16 @@
 /* bytes a sealed frame adds to its plaintext */
 #define SEAL_REQ_OVERHEAD   (SEAL_REQ_HEADER + SEAL_MAC_BYTES)
 #define SEAL_REPLY_OVERHEAD (SEAL_REPLY_HEADER + SEAL_MAC_BYTES + SEAL_NONCE_BYTES)
+/* version 2 */
+#define SEAL2_SALT_BYTES     16
+#define SEAL2_NONCE_BYTES    12
+#define SEAL2_AD_BYTES       (2 + SEAL_PUBLIC_BYTES + SEAL2_SALT_BYTES + 8)
+#define SEAL2_REQ_HEADER     (SEAL2_AD_BYTES + SEAL2_NONCE_BYTES)
+#define SEAL2_REPLY_HEADER   (2 + SEAL2_NONCE_BYTES)
+#define SEAL2_REQ_OVERHEAD   (SEAL2_REQ_HEADER + SEAL_MAC_BYTES)
+#define SEAL2_REPLY_OVERHEAD (SEAL2_REPLY_HEADER + SEAL_MAC_BYTES + SEAL2_NONCE_BYTES)
+/* the larger of the two versions' request overheads */
+#define SEAL_REQ_OVERHEAD_MAX SEAL2_REQ_OVERHEAD
 
 /* Public key text: "trk1:" and 43 base64url characters (no padding). */
 #define SEAL_KEY_PREFIX     "trk1:"
@@ -154,7 +226,10 @@ enum seal_kind seal_frame_kind(const uint8_t *frame, size_t len);
 
 /* Which request a reply answers: the request's nonce. */
 struct seal_ticket {
-    uint8_t nonce[SEAL_NONCE_BYTES];
+    uint8_t version;                 /* the request's (0 or 1: version 1); a reply
+                                        is sealed in it */
+    uint8_t nonce[SEAL_NONCE_BYTES]; /* version 2: the first 12 bytes */
+    uint8_t salt[SEAL2_SALT_BYTES];  /* version 2: the client object's salt */
 };
 
 /* An opened request's sender, kept by the server to seal the reply. */
@@ -177,6 +252,7 @@ struct seal_server_opts {
     size_t key_cache;  /* shared keys kept (LRU); 0: 1024 */
     size_t replay_cap; /* nonces held per generation (see seal.c); 0: 262144 */
     size_t max_frame;  /* largest sealed frame; 0: LIMIT_FRAME_BYTES */
+    int no_aes;        /* for tests: behave as a CPU without AES-NI (refuse version 2) */
 };
 
 struct seal_server;
@@ -202,7 +278,20 @@ __attribute__((warn_unused_result)) int seal_server_open(struct seal_server *srv
                                                          const uint8_t *frame, size_t len,
                                                          struct seal_peer *peer, uint8_t **plain,
                                                          size_t *plain_len, struct seal_err *err);
-/* Seals reply bytes for the request peer came from. 0 and *frame malloc'd
+/* seal_server_open that decrypts into the frame itself: on success
+ * *plain points into frame (plain_len bytes, valid while frame is) and no
+ * buffer is allocated; on failure the frame's bytes are undefined (a
+ * plaintext refused after its MAC is wiped). */
+__attribute__((warn_unused_result)) int
+seal_server_open_in_place(struct seal_server *srv, uint8_t *frame, size_t len,
+                          struct seal_peer *peer, const uint8_t **plain, size_t *plain_len,
+                          struct seal_err *err);
+/* Which code runs version 2's AES-256-GCM in this build: "openssl"
+ * (libcrypto, the faster) or "libsodium"; the frames are the same. */
+const char *seal_aes_engine(void);
+/* 1 when this server opens version 2 frames (its CPU has AES-NI). */
+int seal_server_has_aes(const struct seal_server *srv);
+/* Seals reply bytes for the request peer came from, in peer->version. 0 and *frame malloc'd
  * (*frame_len bytes, owned by the caller), or SEAL_E_INVALID (too large for
  * max_frame) / SEAL_E_NOMEM. */
 __attribute__((warn_unused_result)) int
@@ -224,7 +313,23 @@ void seal_client_free(struct seal_client *c);
 /* Replaces the clock of request timestamps (NULL: wire_now_ms); for tests. */
 void seal_client_set_clock(struct seal_client *c, int64_t (*clock_ms)(void *), void *arg);
 
-/* Seals a request of len bytes (at most LIMIT_FRAME_BYTES - SEAL_REQ_OVERHEAD).
+/* The version this client seals with: 2 or 1 (see the header). */
+int seal_client_version(const struct seal_client *c);
+/* Sets it: 1 always works; 2 only on a CPU with AES-NI (else SEAL_E_INVALID).
+ * A client told by a server that it speaks only 1 sets 1. */
+__attribute__((warn_unused_result)) int seal_client_set_version(struct seal_client *c, int version);
+/* Bytes a sealed request of len plaintext bytes takes in this client's version. */
+size_t seal_client_frame_bytes(const struct seal_client *c, size_t len);
+/* Seals into out (cap bytes, at least seal_client_frame_bytes(c, len); plain
+ * and out must not overlap): 0 and *frame_len, or SEAL_E_INVALID. */
+__attribute__((warn_unused_result)) int seal_client_seal_into(struct seal_client *c,
+                                                              const uint8_t *plain, size_t len,
+                                                              uint8_t *out, size_t cap,
+                                                              size_t *frame_len,
+                                                              struct seal_ticket *ticket,
+                                                              struct seal_err *err);
+/* Seals a request of len bytes (at most LIMIT_FRAME_BYTES less the
+ * version's overhead).
  * 0, *frame malloc'd (*frame_len bytes) and *ticket to open its reply with;
  * or SEAL_E_INVALID / SEAL_E_NOMEM. */
 __attribute__((warn_unused_result)) int

@@ -18,7 +18,10 @@
  * could seal: an unknown key, a stale clock), never as a result. nanomsg's
  * REQ resend would send the identical sealed bytes, which the server's
  * replay cache refuses, so it is set to an hour: a retry is libtrack's (the
- * spool), and every one is sealed afresh from the plaintext.
+ * spool), and every one is sealed afresh from the plaintext. A request is
+ * sealed straight into nanomsg's message buffer and sent zero-copy; it goes
+ * in envelope version 2 (AES-256-GCM) on a CPU with AES-NI, and in version
+ * 1 after a server said it speaks only 1 (seal.h).
  *
  * The default socket's directory is checked before every connect (paths.h):
  * one that is not ours and private is refused, never used. A socket the
@@ -378,7 +381,7 @@ void cl_disconnect(struct track_client *c)
 }
 
 /* nanomsg's REQ header (4 bytes) inside the server's frame, and room for
- * an envelope around the request; a sealed one adds SEAL_REQ_OVERHEAD */
+ * an envelope around the request; a sealed one adds SEAL_REQ_OVERHEAD_MAX */
 #define FRAME_HEADROOM 64
 
 size_t cl_frame_limit(struct track_client *c)
@@ -408,7 +411,7 @@ size_t cl_frame_limit(struct track_client *c)
         f = LIMIT_FRAME_BYTES; /* what our own socket and the spool take */
     uint64_t room = FRAME_HEADROOM;
     if (strncmp(c->server, "tcp://", 6) == 0 && !c->plain_tcp)
-        room += SEAL_REQ_OVERHEAD;
+        room += SEAL_REQ_OVERHEAD_MAX;
     if (f < 2 * room)
         f = 2 * room; /* a server's nonsense must not wrap below */
     return (size_t)(f - room);
@@ -540,18 +543,25 @@ int cl_roundtrip(struct track_client *c, const uint8_t *req, size_t len, Track__
     size_t plain_len = len;
     int resealed = 0;
 reseal:;
-    uint8_t *sealed = NULL;
     struct seal_ticket ticket;
     if (c->seal) {
+        /* sealed straight into nanomsg's message (sent zero-copy: NN_MSG) */
         struct seal_err se = {0};
-        size_t slen;
-        if (seal_client_seal(c->seal, plain_req, plain_len, &sealed, &slen, &ticket, &se))
+        size_t slen, cap = seal_client_frame_bytes(c->seal, plain_len);
+        void *msg = nn_allocmsg(cap, 0);
+        if (!msg)
+            return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
+                           "cannot seal the request: no memory for %zu bytes", cap);
+        if (seal_client_seal_into(c->seal, plain_req, plain_len, msg, cap, &slen, &ticket, &se)) {
+            nn_freemsg(msg);
             return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "cannot seal the request: %s", se.msg);
-        req = sealed;
-        len = slen;
+        }
+        rc = nn_send(c->sock, &msg, NN_MSG, 0);
+        if (rc < 0)
+            nn_freemsg(msg);
+    } else {
+        rc = nn_send(c->sock, req, len, 0);
     }
-    rc = nn_send(c->sock, req, len, 0);
-    free(sealed);
     if (rc < 0) {
         int e = nn_errno();
         cl_disconnect(c);
@@ -581,6 +591,16 @@ reseal:;
             track__v1__response__free_unpacked(*out, NULL);
             *out = NULL;
             resealed = 1;
+            goto reseal;
+        }
+        /* a server that cannot open envelope version 2 (no AES-NI, or
+         * older): seal again in version 1, and keep to it (proto/seal.h) */
+        if (rc == 0 && (*out)->error && (*out)->error->message &&
+            seal_client_version(c->seal) != SEAL_VERSION &&
+            strstr((*out)->error->message, "this server speaks 1") &&
+            seal_client_set_version(c->seal, SEAL_VERSION) == 0) {
+            track__v1__response__free_unpacked(*out, NULL);
+            *out = NULL;
             goto reseal;
         }
         return rc;

@@ -1,7 +1,9 @@
 /*
  * seal_seeds.c: writes a seed corpus for fuzz_seal into a directory: valid
- * sealed requests (fixed keys and clock of seal_fuzz.h, so they open in the
- * fuzzer) of a few sizes, replies to the fuzzer's fixed ticket, plaintexts
+ * sealed requests in both envelope versions (fixed keys and clock of
+ * seal_fuzz.h, so they open in the fuzzer) of a few sizes, replies to the
+ * fuzzer's fixed ticket (version 2 ones reach only the MAC there: their key
+ * is a client object's own salt's), plaintexts
  * for the round-trip mode, and public key texts good and bad. Generated at
  * test time so no binary files live in the repository.
  */
@@ -63,21 +65,28 @@ int main(int argc, char **argv)
     seal_client_set_clock(c, sf_clock, NULL);
     for (size_t i = 0; i < sizeof(body); i++)
         body[i] = (uint8_t)(i * 7 + 3);
+    memset(&peer, 0, sizeof(peer));
     memcpy(peer.pk, cpk, 32);
     memcpy(peer.ticket.nonce, sf_ticket, 24);
     peer.ts_ms = SF_NOW;
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && rc == 0; i++) {
-        uint8_t *f = NULL;
-        size_t n = 0;
-        if (seal_client_seal(c, body, sizes[i], &f, &n, &t, &err) != 0)
-            return 1;
-        rc |= emit(argv[1], SF_OPEN, f, n);
-        free(f);
-        if (seal_server_seal_reply(s, &peer, body, sizes[i], &f, &n, &err) != 0)
-            return 1;
-        rc |= emit(argv[1], SF_REPLY, f, n);
-        free(f);
-        rc |= emit(argv[1], SF_ROUND, body, sizes[i]);
+    for (int v = SEAL_VERSION; v <= SEAL_VERSION_AES && rc == 0; v++) {
+        if (seal_client_set_version(c, v) != 0)
+            continue; /* version 2 without AES-NI */
+        peer.ticket.version = (uint8_t)v;
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && rc == 0; i++) {
+            uint8_t *f = NULL;
+            size_t n = 0;
+            if (seal_client_seal(c, body, sizes[i], &f, &n, &t, &err) != 0)
+                return 1;
+            rc |= emit(argv[1], SF_OPEN, f, n);
+            free(f);
+            if (seal_server_seal_reply(s, &peer, body, sizes[i], &f, &n, &err) != 0)
+                return 1;
+            rc |= emit(argv[1], SF_REPLY, f, n);
+            free(f);
+            if (v == SEAL_VERSION)
+                rc |= emit(argv[1], SF_ROUND, body, sizes[i]);
+        }
     }
     seal_key_to_text(cpk, text);
     rc |= emit(argv[1], SF_TEXT, (const uint8_t *)text, strlen(text));

@@ -12,7 +12,9 @@
  * config are 0600 under umask 000; the spool keeps records per server, seals
  * them at delivery and reports those refused for good; a client that stops
  * inside a frame does not stop others, and a frame declared past the tcp
- * limit is refused at its header.
+ * limit is refused at its header; envelope versions 1 and 2 share one
+ * listener, and a version 2 client falls back to 1 on a server that cannot
+ * open 2.
  *
  * The raw frames are written on a plain TCP socket speaking nanomsg's SP
  * protocol (8-byte header, then 8-byte length + REQ's 4-byte request id +
@@ -20,6 +22,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sodium.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -797,5 +800,118 @@ Test(seal_tcp, a_full_replay_cache_is_resource_exhausted)
     }
     close(fd);
     sealer_free(&s);
+    passed = 1;
+}
+
+/* One raw sealed status round trip in `version`: the reply's version byte
+ * (the server answers in the request's), or 0 for a plain refusal (its
+ * message into msg). */
+static int raw_status_in(struct sealer *s, int fd, uint32_t id, int version, char *msg,
+                         size_t cap)
+{
+    struct seal_err se = {0};
+    struct seal_ticket t;
+    size_t len, flen, rlen, plen;
+    uint8_t *req = status_request(&len), *frame, *reply, *plain = NULL;
+    int v = 0;
+    cr_assert_eq(seal_client_set_version(s->c, version), 0);
+    cr_assert_eq(seal_client_seal(s->c, req, len, &frame, &flen, &t, &se), 0, "%s", se.msg);
+    raw_send(fd, id, frame, flen);
+    reply = raw_reply(fd, &rlen, 5000);
+    cr_assert_not_null(reply, "no reply to a version %d frame", version);
+    if (seal_frame_kind(reply, rlen) == SEAL_KIND_REPLY) {
+        v = reply[1];
+        cr_assert_eq(seal_client_open_reply(s->c, &t, reply, rlen, &plain, &plen, &se), 0, "%s",
+                     se.msg);
+        free(plain);
+    } else {
+        plain_error(reply, rlen, msg, cap);
+    }
+    free(reply);
+    free(frame);
+    free(req);
+    return v;
+}
+
+/* Envelope versions 1 (XSalsa20-Poly1305) and 2 (AES-256-GCM) on one
+ * listener: each answered in its own; a libtrack client forced to version 1
+ * with TRACK_SEAL_V1=1 (tests only) works beside a default one. */
+Test(seal_tcp, v1_and_v2_clients_share_one_server)
+{
+    char kpath[400], pk[TRACK_KEY_TEXT_BYTES], msg[700] = "";
+    struct track_err err = {0};
+    if (sodium_init() < 0 || !crypto_aead_aes256gcm_is_available())
+        cr_skip_test("no AES-NI on this CPU: envelope version 2 cannot run");
+    start_sealed();
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    struct sealer s;
+    sealer_new(&s, kpath);
+    int fd = raw_connect();
+    cr_assert_eq(raw_status_in(&s, fd, 31, SEAL_VERSION_AES, msg, sizeof(msg)), SEAL_VERSION_AES,
+                 "%s", msg);
+    cr_assert_eq(raw_status_in(&s, fd, 32, SEAL_VERSION, msg, sizeof(msg)), SEAL_VERSION, "%s",
+                 msg);
+    cr_assert_eq(raw_status_in(&s, fd, 33, SEAL_VERSION_AES, msg, sizeof(msg)), SEAL_VERSION_AES,
+                 "%s", msg);
+    close(fd);
+    sealer_free(&s);
+
+    /* the seal client is made at the first round trip: the variable is read then */
+    setenv("TRACK_SEAL_V1", "1", 1);
+    struct track_client *c1 = client_with(kpath, server_pk, 1);
+    cr_assert_eq(status_of(c1, &err), 0, "v1 client: %s", err.msg);
+    unsetenv("TRACK_SEAL_V1");
+    struct track_client *c2 = client_with(kpath, server_pk, 1);
+    struct track_client *cs[2] = {c1, c2};
+    for (int k = 0; k < 2; k++) {
+        track_run_id id;
+        cr_assert_eq(track_run_start(cs[k], NULL, &id, &err), 0, "v%d client: %s", 1 + k, err.msg);
+        for (int i = 0; i < 3000; i++)
+            cr_assert_eq(track_log_metric(cs[k], "loss", 1.0 / (i + 1), i, 0, &err), 0, "%s",
+                         err.msg);
+        cr_assert_eq(track_flush(cs[k], &err), 0, "v%d client: %s", 1 + k, err.msg);
+        cr_assert_eq(err.code, 0, "flush spooled or failed: %s", err.msg);
+    }
+    cr_assert_eq(status_of(c1, &err), 0, "v1 client: %s", err.msg);
+    cr_assert_eq(status_of(c2, &err), 0, "v2 client: %s", err.msg);
+    track_client_close(c1);
+    track_client_close(c2);
+    passed = 1;
+}
+
+/* A server that cannot open version 2 (no AES-NI; here the test hook
+ * TRACKD_TEST_SEAL_V1_ONLY=1) refuses it with "this server speaks 1", and
+ * libtrack seals the request again in version 1: the caller sees success. */
+Test(seal_tcp, a_server_without_aes_makes_v2_clients_fall_back_to_v1)
+{
+    char kpath[400], pk[TRACK_KEY_TEXT_BYTES], msg[700] = "";
+    struct track_err err = {0};
+    if (sodium_init() < 0 || !crypto_aead_aes256gcm_is_available())
+        cr_skip_test("no AES-NI on this CPU: clients seal version 1 anyway");
+    setenv("TRACKD_TEST_SEAL_V1_ONLY", "1", 1);
+    start_sealed();
+    unsetenv("TRACKD_TEST_SEAL_V1_ONLY");
+    make_key("alice", kpath, sizeof(kpath), pk);
+    store_do("alice", pk, STORE_ROLE_WRITER, 0);
+    struct sealer s;
+    sealer_new(&s, kpath);
+    int fd = raw_connect();
+    cr_assert_eq(raw_status_in(&s, fd, 41, SEAL_VERSION_AES, msg, sizeof(msg)), 0);
+    cr_assert(strstr(msg, "this server speaks 1"), "%s", msg);
+    cr_assert_eq(raw_status_in(&s, fd, 42, SEAL_VERSION, msg, sizeof(msg)), SEAL_VERSION, "%s",
+                 msg);
+    close(fd);
+    sealer_free(&s);
+    struct track_client *c = client_with(kpath, server_pk, 1);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(status_of(c, &err), 0, "after the fallback: %s", err.msg);
+    track_run_id id;
+    cr_assert_eq(track_run_start(c, NULL, &id, &err), 0, "run start: %s", err.msg);
+    for (int i = 0; i < 3000; i++)
+        cr_assert_eq(track_log_metric(c, "loss", 1.0 / (i + 1), i, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(track_flush(c, &err), 0, "%s", err.msg);
+    cr_assert_eq(err.code, 0, "flush spooled or failed: %s", err.msg);
+    track_client_close(c);
     passed = 1;
 }

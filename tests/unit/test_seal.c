@@ -5,6 +5,8 @@
  * server's key, another request's reply), the replay cache at its cap and
  * across a rotation, the shared-key LRU past its size, key files (mode,
  * refusals) and public key text. Clocks are the test's own (injected).
+ * Every envelope test runs in both versions (SEAL_TEST); what only version
+ * 2 has, and the two versions side by side, are test_seal_aes.c's.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -106,6 +108,18 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
         p[i] = (uint8_t)(i * 31u + seed);
 }
 
+/* The overheads of client 0's version (every client of a suite has one). */
+static size_t req_over(void)
+{
+    return seal_client_version(w.c[0]) == SEAL_VERSION_AES ? SEAL2_REQ_OVERHEAD : SEAL_REQ_OVERHEAD;
+}
+
+static size_t reply_over(void)
+{
+    return seal_client_version(w.c[0]) == SEAL_VERSION_AES ? SEAL2_REPLY_OVERHEAD
+                                                           : SEAL_REPLY_OVERHEAD;
+}
+
 /* A sealed request of n bytes from client i. */
 static uint8_t *seal_req(int i, size_t n, size_t *len, struct seal_ticket *t)
 {
@@ -131,9 +145,32 @@ static int open_on(struct seal_server *s, const uint8_t *frame, size_t len, stru
     return rc;
 }
 
-TestSuite(seal, .init = setup, .fini = teardown);
+/* the same world with every client forced to envelope version 1 */
+static void setup_v1(void)
+{
+    setup();
+    for (int i = 0; i < NCLIENTS; i++)
+        cr_assert_eq(seal_client_set_version(w.c[i], SEAL_VERSION), 0);
+}
 
-Test(seal, round_trip_request_and_reply)
+TestSuite(seal, .init = setup, .fini = teardown);
+TestSuite(seal_v1, .init = setup_v1, .fini = teardown);
+
+/* A test of the envelope, run twice: suite seal in the clients' default
+ * version (2, AES-256-GCM, on a CPU with AES-NI) and suite seal_v1 in 1. */
+#define SEAL_TEST(name)                                                                            \
+    static void name##_body(void);                                                                 \
+    Test(seal, name)                                                                               \
+    {                                                                                              \
+        name##_body();                                                                             \
+    }                                                                                              \
+    Test(seal_v1, name)                                                                            \
+    {                                                                                              \
+        name##_body();                                                                             \
+    }                                                                                              \
+    static void name##_body(void)
+
+SEAL_TEST(round_trip_request_and_reply)
 {
     uint8_t req[100], rep[300], *frame = NULL, *plain = NULL, *back = NULL, *got = NULL;
     size_t flen = 0, plen = 0, blen = 0, glen = 0;
@@ -143,7 +180,7 @@ Test(seal, round_trip_request_and_reply)
     fill(req, sizeof(req), 1);
     fill(rep, sizeof(rep), 2);
     cr_assert_eq(seal_client_seal(w.c[0], req, sizeof(req), &frame, &flen, &t, &err), 0);
-    cr_assert_eq(flen, sizeof(req) + SEAL_REQ_OVERHEAD);
+    cr_assert_eq(flen, sizeof(req) + req_over());
     cr_assert_eq(seal_frame_kind(frame, flen), SEAL_KIND_REQUEST);
     cr_assert_eq(seal_server_open(w.srv, frame, flen, &peer, &plain, &plen, &err), 0, "%s",
                  err.msg);
@@ -152,7 +189,7 @@ Test(seal, round_trip_request_and_reply)
     cr_assert_eq(memcmp(peer.pk, w.cl[0].pk, SEAL_PUBLIC_BYTES), 0);
     cr_assert_eq(peer.ts_ms, T0);
     cr_assert_eq(seal_server_seal_reply(w.srv, &peer, rep, sizeof(rep), &back, &blen, &err), 0);
-    cr_assert_eq(blen, sizeof(rep) + SEAL_REPLY_OVERHEAD);
+    cr_assert_eq(blen, sizeof(rep) + reply_over());
     cr_assert_eq(seal_frame_kind(back, blen), SEAL_KIND_REPLY);
     cr_assert_eq(seal_client_open_reply(w.c[0], &t, back, blen, &got, &glen, &err), 0, "%s",
                  err.msg);
@@ -164,7 +201,7 @@ Test(seal, round_trip_request_and_reply)
     free(got);
 }
 
-Test(seal, empty_request_and_reply_round_trip)
+SEAL_TEST(empty_request_and_reply_round_trip)
 {
     uint8_t *frame = NULL, *plain = NULL, *back = NULL, *got = NULL;
     size_t flen = 0, plen = 7, blen = 0, glen = 7;
@@ -184,7 +221,7 @@ Test(seal, empty_request_and_reply_round_trip)
     free(back);
 }
 
-Test(seal, every_changed_byte_of_a_request_is_refused)
+SEAL_TEST(every_changed_byte_of_a_request_is_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(0, 40, &len, NULL);
@@ -207,7 +244,7 @@ Test(seal, every_changed_byte_of_a_request_is_refused)
     free(frame);
 }
 
-Test(seal, every_changed_byte_of_a_reply_is_refused)
+SEAL_TEST(every_changed_byte_of_a_reply_is_refused)
 {
     size_t len = 0, blen = 0, n = 0;
     struct seal_ticket t;
@@ -235,7 +272,7 @@ Test(seal, every_changed_byte_of_a_reply_is_refused)
     free(back);
 }
 
-Test(seal, truncated_requests_of_every_length_are_refused)
+SEAL_TEST(truncated_requests_of_every_length_are_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(0, 100, &len, NULL);
@@ -246,7 +283,7 @@ Test(seal, truncated_requests_of_every_length_are_refused)
         memcpy(cut, frame, n);
         int rc = open_on(w.srv, n ? cut : NULL, n, &err);
         free(cut);
-        if (n < SEAL_REQ_OVERHEAD)
+        if (n < req_over())
             cr_assert_eq(rc, SEAL_E_BAD_FRAME, "length %zu: %s", n, seal_strerror(rc));
         else
             cr_assert_eq(rc, SEAL_E_TAMPERED, "length %zu: %s", n, seal_strerror(rc));
@@ -255,7 +292,7 @@ Test(seal, truncated_requests_of_every_length_are_refused)
     free(frame);
 }
 
-Test(seal, truncated_replies_of_every_length_are_refused)
+SEAL_TEST(truncated_replies_of_every_length_are_refused)
 {
     size_t len = 0, blen = 0, n = 0;
     struct seal_ticket t;
@@ -272,7 +309,7 @@ Test(seal, truncated_replies_of_every_length_are_refused)
         int rc = seal_client_open_reply(w.c[2], &t, k ? cut : NULL, k, &got, &n, &err);
         free(cut);
         cr_assert_null(got);
-        if (k < SEAL_REPLY_OVERHEAD)
+        if (k < reply_over())
             cr_assert_eq(rc, SEAL_E_BAD_FRAME, "length %zu: %s", k, seal_strerror(rc));
         else
             cr_assert_eq(rc, SEAL_E_WRONG_SERVER, "length %zu: %s", k, seal_strerror(rc));
@@ -282,7 +319,7 @@ Test(seal, truncated_replies_of_every_length_are_refused)
     free(back);
 }
 
-Test(seal, replayed_frame_is_refused)
+SEAL_TEST(replayed_frame_is_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(1, 64, &len, NULL);
@@ -295,7 +332,7 @@ Test(seal, replayed_frame_is_refused)
     free(frame);
 }
 
-Test(seal, replayed_frame_is_refused_across_a_cache_rotation)
+SEAL_TEST(replayed_frame_is_refused_across_a_cache_rotation)
 {
     size_t len = 0;
     struct seal_err err = {0};
@@ -315,7 +352,7 @@ Test(seal, replayed_frame_is_refused_across_a_cache_rotation)
     free(frame);
 }
 
-Test(seal, stale_frame_is_refused)
+SEAL_TEST(stale_frame_is_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(0, 16, &len, NULL);
@@ -330,7 +367,7 @@ Test(seal, stale_frame_is_refused)
     free(frame);
 }
 
-Test(seal, future_frame_beyond_the_window_is_refused)
+SEAL_TEST(future_frame_beyond_the_window_is_refused)
 {
     size_t len = 0;
     uint8_t *frame;
@@ -347,7 +384,7 @@ Test(seal, future_frame_beyond_the_window_is_refused)
     free(frame);
 }
 
-Test(seal, unknown_key_is_refused)
+SEAL_TEST(unknown_key_is_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(NCLIENTS - 1, 16, &len, NULL); /* the unlisted client */
@@ -357,7 +394,7 @@ Test(seal, unknown_key_is_refused)
     free(frame);
 }
 
-Test(seal, key_removed_from_the_list_is_refused_though_cached)
+SEAL_TEST(key_removed_from_the_list_is_refused_though_cached)
 {
     size_t len = 0;
     struct seal_err err = {0};
@@ -372,7 +409,7 @@ Test(seal, key_removed_from_the_list_is_refused_though_cached)
     free(frame);
 }
 
-Test(seal, request_for_another_server_key_is_refused)
+SEAL_TEST(request_for_another_server_key_is_refused)
 {
     size_t len = 0;
     uint8_t *frame = seal_req(0, 16, &len, NULL);
@@ -383,7 +420,7 @@ Test(seal, request_for_another_server_key_is_refused)
     free(frame);
 }
 
-Test(seal, reply_from_another_server_key_is_refused)
+SEAL_TEST(reply_from_another_server_key_is_refused)
 {
     size_t len = 0, blen = 0, n = 0;
     struct seal_ticket t;
@@ -408,7 +445,7 @@ Test(seal, reply_from_another_server_key_is_refused)
     free(back);
 }
 
-Test(seal, reply_to_another_request_is_refused)
+SEAL_TEST(reply_to_another_request_is_refused)
 {
     size_t l1 = 0, l2 = 0, blen = 0, n = 0;
     struct seal_ticket t1, t2;
@@ -428,7 +465,7 @@ Test(seal, reply_to_another_request_is_refused)
     free(f2);
 }
 
-Test(seal, reply_sealed_for_another_client_is_refused)
+SEAL_TEST(reply_sealed_for_another_client_is_refused)
 {
     size_t len = 0, blen = 0, n = 0;
     struct seal_ticket t;
@@ -445,7 +482,7 @@ Test(seal, reply_sealed_for_another_client_is_refused)
     free(back);
 }
 
-Test(seal, reflected_frames_are_refused)
+SEAL_TEST(reflected_frames_are_refused)
 {
     size_t len = 0, blen = 0, n = 0;
     struct seal_ticket t;
@@ -455,13 +492,18 @@ Test(seal, reflected_frames_are_refused)
     uint8_t rep[16] = {3};
     /* a request sent back to its client as if it were the reply */
     cr_assert_eq(seal_client_open_reply(w.c[0], &t, frame, len, &got, &n, &err), SEAL_E_BAD_FRAME);
-    /* its nonce and box (a valid MAC under the same shared key) in a reply's layout */
-    uint8_t *refl = malloc(len - SEAL_PUBLIC_BYTES);
+    /* its nonce and box (a valid MAC under the same key) in a reply's layout:
+     * refused for the request's nonce; with that top bit flipped, for the MAC */
+    int v2 = frame[1] == SEAL_VERSION_AES;
+    size_t skip = v2 ? SEAL2_AD_BYTES : 2 + SEAL_PUBLIC_BYTES, rlen = len - skip + 2;
+    uint8_t *refl = malloc(rlen);
     refl[0] = SEAL_MAGIC_REPLY;
-    refl[1] = SEAL_VERSION;
-    memcpy(refl + 2, frame + 2 + SEAL_PUBLIC_BYTES, len - 2 - SEAL_PUBLIC_BYTES);
-    cr_assert_eq(seal_client_open_reply(w.c[0], &t, refl, len - SEAL_PUBLIC_BYTES, &got, &n, &err),
-                 SEAL_E_BAD_FRAME);
+    refl[1] = frame[1];
+    memcpy(refl + 2, frame + skip, len - skip);
+    cr_assert_eq(seal_client_open_reply(w.c[0], &t, refl, rlen, &got, &n, &err), SEAL_E_BAD_FRAME);
+    cr_assert_null(got);
+    refl[2] ^= 0x80;
+    cr_assert_neq(seal_client_open_reply(w.c[0], &t, refl, rlen, &got, &n, &err), 0);
     cr_assert_null(got);
     free(refl);
     cr_assert_eq(seal_server_open(w.srv, frame, len, &peer, &plain, &n, &err), 0);
@@ -473,7 +515,7 @@ Test(seal, reflected_frames_are_refused)
     free(back);
 }
 
-Test(seal, plain_and_foreign_frames_are_refused)
+SEAL_TEST(plain_and_foreign_frames_are_refused)
 {
     /* what a plain Request starts with: field 1 (request_id), 16 bytes */
     uint8_t plain[90] = {0x0a, 0x10};
@@ -484,14 +526,14 @@ Test(seal, plain_and_foreign_frames_are_refused)
     cr_assert_eq(open_on(w.srv, plain, sizeof(plain), &err), SEAL_E_BAD_FRAME);
     cr_assert(strstr(err.msg, "plain frames are refused"), "%s", err.msg);
     frame = seal_req(0, 16, &len, NULL);
-    frame[1] = SEAL_VERSION + 1;
+    frame[1] = SEAL_VERSION_AES + 1;
     cr_assert_eq(seal_frame_kind(frame, len), SEAL_KIND_PLAIN);
     cr_assert_eq(open_on(w.srv, frame, len, &err), SEAL_E_BAD_FRAME);
     cr_assert(strstr(err.msg, "version"), "%s", err.msg);
     free(frame);
 }
 
-Test(seal, frame_over_the_limit_is_refused)
+SEAL_TEST(frame_over_the_limit_is_refused)
 {
     size_t len = 0, blen = 0;
     struct seal_err err = {0};
@@ -508,7 +550,7 @@ Test(seal, frame_over_the_limit_is_refused)
     free(frame);
 }
 
-Test(seal, replay_cache_at_its_cap_refuses_with_full)
+SEAL_TEST(replay_cache_at_its_cap_refuses_with_full)
 {
     struct seal_server *s = make_server(&w.server, 0, 8, 0);
     struct seal_err err = {0};
@@ -535,7 +577,7 @@ Test(seal, replay_cache_at_its_cap_refuses_with_full)
     seal_server_free(s);
 }
 
-Test(seal, clock_set_far_back_clears_the_full_replay_cache_safely)
+SEAL_TEST(clock_set_far_back_clears_the_full_replay_cache_safely)
 {
     struct seal_server *s = make_server(&w.server, 0, 4, 0);
     struct seal_err err = {0};
@@ -563,7 +605,7 @@ Test(seal, clock_set_far_back_clears_the_full_replay_cache_safely)
     seal_server_free(s);
 }
 
-Test(seal, shared_key_lru_eviction_still_opens)
+SEAL_TEST(shared_key_lru_eviction_still_opens)
 {
     /* 2 cached keys, 4 listed clients taking turns: every open is a miss
      * that evicts, and some replies find their key evicted too */
@@ -601,7 +643,7 @@ Test(seal, shared_key_lru_eviction_still_opens)
     seal_server_free(s);
 }
 
-Test(seal, forgotten_key_is_recomputed_and_still_opens)
+SEAL_TEST(forgotten_key_is_recomputed_and_still_opens)
 {
     struct seal_server *s = make_server(&w.server, 3, 64, 0);
     struct seal_err err = {0};
@@ -619,7 +661,7 @@ Test(seal, forgotten_key_is_recomputed_and_still_opens)
     seal_server_free(s);
 }
 
-Test(seal, client_refuses_a_public_key_not_its_secret_keys)
+SEAL_TEST(client_refuses_a_public_key_not_its_secret_keys)
 {
     struct seal_client *c = NULL;
     struct seal_err err = {0};
@@ -627,7 +669,7 @@ Test(seal, client_refuses_a_public_key_not_its_secret_keys)
     cr_assert_null(c);
 }
 
-Test(seal, strerror_names_every_code)
+SEAL_TEST(strerror_names_every_code)
 {
     cr_assert_str_eq(seal_strerror(SEAL_E_BAD_FRAME), "BAD_FRAME");
     cr_assert_str_eq(seal_strerror(SEAL_E_TAMPERED), "TAMPERED");
