@@ -1085,22 +1085,6 @@ static void machine(void)
     printf("data: %s\n", cfg.root);
 }
 
-static void sibling(char *out, size_t cap, const char *name)
-{
-    char dir[1024];
-    ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-
-    if (n <= 0) {
-        snprintf(out, cap, "%s", name);
-        return;
-    }
-    dir[n] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
-        snprintf(out, cap, "%s", name);
-}
 
 static void usage(FILE *f)
 {
@@ -1180,15 +1164,15 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    sibling(cfg.self, sizeof(cfg.self), "track-bench");
+    bench_sibling(cfg.self, sizeof(cfg.self), "track-bench");
     if (trackd)
         snprintf(cfg.trackd, sizeof(cfg.trackd), "%s", trackd);
     else
-        sibling(cfg.trackd, sizeof(cfg.trackd), "trackd");
+        bench_sibling(cfg.trackd, sizeof(cfg.trackd), "trackd");
     if (track)
         snprintf(cfg.track, sizeof(cfg.track), "%s", track);
     else
-        sibling(cfg.track, sizeof(cfg.track), "track");
+        bench_sibling(cfg.track, sizeof(cfg.track), "track");
     if (access(cfg.trackd, X_OK) != 0) {
         fprintf(stderr, "track-bench: no trackd at %s (--trackd PATH)\n", cfg.trackd);
         return 1;

@@ -124,6 +124,9 @@ long bench_proc_kb(pid_t pid, const char *field);
 int64_t bench_proc_cpu_ns(pid_t pid);
 /* Size of a file in bytes, 0 when absent. */
 int64_t bench_file_size(const char *path);
+/* out = the program `name` in this program's directory (bin/), or `name`
+ * alone when that cannot be worked out. */
+void bench_sibling(char *out, size_t cap, const char *name);
 /* Removes a directory tree (best effort). */
 void bench_rm_rf(const char *path);
 

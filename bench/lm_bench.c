@@ -21,22 +21,6 @@
 
 #include "bench.h"
 
-static void sibling(char *out, size_t cap, const char *self, const char *name)
-{
-    char buf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) {
-        snprintf(out, cap, "%s", name);
-        return;
-    }
-    buf[n] = '\0';
-    char *slash = strrchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    (void)self;
-    snprintf(out, cap, "%s/%s", buf, name);
-}
-
 /* One run of train_charlm; its wall time in seconds, or -1. */
 static double one_run(const char *train, const char *uri, const char *steps, const char *words,
                       int tracked)
@@ -76,8 +60,8 @@ int main(int argc, char **argv)
     const char *steps = "3000", *words = "0";
     int runs = 5;
 
-    sibling(train, sizeof train, argv[0], "train_charlm");
-    sibling(trackd, sizeof trackd, argv[0], "trackd");
+    bench_sibling(train, sizeof train, "train_charlm");
+    bench_sibling(trackd, sizeof trackd, "trackd");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--smoke") == 0) {
             runs = 1;

@@ -361,3 +361,21 @@ void bench_rm_rf(const char *path)
     closedir(dir);
     rmdir(path);
 }
+
+/* The path of `name` beside this program (bin/), or name itself. */
+void bench_sibling(char *out, size_t cap, const char *name)
+{
+    char dir[1024];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+
+    if (n <= 0) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
+        snprintf(out, cap, "%s", name);
+}

@@ -305,19 +305,29 @@ static int check_digest(struct srv_call *call, const struct srv_rule *rule)
 static int check_scores(struct srv_call *call, const struct srv_rule *rule)
 {
     const Track__V1__FeedbackBatch *q = call->rq->feedback_batch;
-    if (!q)
+    const char **done = NULL; /* the distinct runs checked so far */
+    size_t n_done = 0;
+    int rc = 0;
+
+    if (!q || q->n_scores == 0)
         return 0;
-    for (size_t i = 0; i < q->n_scores; i++) {
+    if (!(done = malloc(q->n_scores * sizeof(*done))))
+        return srv_op_oom(call);
+    for (size_t i = 0; i < q->n_scores && !rc; i++) {
         const char *run = q->scores[i] ? q->scores[i]->run : NULL;
-        int seen = 0;
+        size_t j = n_done;
         if (!run || !*run)
             continue; /* the handler refuses it, naming scores[i] */
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = q->scores[j] && q->scores[j]->run && strcmp(q->scores[j]->run, run) == 0;
-        if (!seen && check_run(call, rule, run))
-            return -1;
+        /* newest first: a batch mostly repeats the run it just named */
+        while (j > 0 && strcmp(done[j - 1], run) != 0)
+            j--;
+        if (j > 0)
+            continue;
+        rc = check_run(call, rule, run);
+        done[n_done++] = run;
     }
-    return 0;
+    free(done);
+    return rc ? -1 : 0;
 }
 
 /* FeedbackList and FeedbackSummary: their run, else their experiment (one

@@ -45,18 +45,6 @@ static struct fx_daemon D;
 static char home[256], tcp_uri[64], server_pk[SEAL_KEY_TEXT_BYTES];
 static int port, passed;
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void setup(void)
 {
     char p[300];
@@ -87,7 +75,7 @@ TestSuite(seal_tcp, .init = setup, .fini = teardown, .timeout = 120);
 static void start_sealed(void)
 {
     char listening[128], *out = NULL, *err = NULL;
-    port = free_port();
+    port = fx_free_port();
     snprintf(tcp_uri, sizeof(tcp_uri), "tcp://127.0.0.1:%d", port);
     const char *extra[] = {"--listen", tcp_uri, NULL};
     cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd did not start");

@@ -36,18 +36,6 @@ static char alice_key[400], bob_key[400];
 static struct track_client *admin, *alice, *bob;
 static int passed;
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static struct track_client *sealed_client(const char *key_path)
 {
     struct track_opts o = {.server = tcp_uri,
@@ -78,7 +66,7 @@ static void setup(void)
     unsetenv("TRACK_SERVER");
     unsetenv("TRACK_RUN_ID");
 
-    snprintf(tcp_uri, sizeof(tcp_uri), "tcp://127.0.0.1:%d", free_port());
+    snprintf(tcp_uri, sizeof(tcp_uri), "tcp://127.0.0.1:%d", fx_free_port());
     const char *extra[] = {"--listen", tcp_uri, NULL};
     cr_assert_eq(fx_daemon_start(&D, extra), 0, "trackd did not start");
     snprintf(listening, sizeof(listening), "listening uri=%s sealed", tcp_uri);

@@ -137,5 +137,8 @@ int fx_log_noise_until_refused(struct track_client *c, uint64_t *x, long *step, 
 void fx_rmtree(const char *path);
 /* Milliseconds, monotonic. */
 long long fx_now_ms(void);
+/* A loopback TCP port free a moment ago (bound, read back, closed); fails
+ * the test when no socket can be made. */
+int fx_free_port(void);
 
 #endif
