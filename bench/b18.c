@@ -163,8 +163,7 @@ void bench_b18(const struct bench_b18_cfg *c)
         qb[r] = in_s[r] / in_p[r];
         qc[r] = cpu_s[r] / cpu_p[r];
     }
-    fprintf(stderr,
-            "  B18 paired (median of the per-repetition ratios): a %.2f, b %.2f, c %.2f\n",
+    fprintf(stderr, "  B18 paired (median of the per-repetition ratios): a %.2f, b %.2f, c %.2f\n",
             bench_median(qa, reps), bench_median(qb, reps), bench_median(qc, reps));
     double a = bench_median(rt_s, reps), b = bench_median(rt_p, reps);
     c->row("B18a", "set-tag round trips, sealed vs plain tcp (loopback)", "ratio >= 0.85", a, b,

@@ -1085,7 +1085,6 @@ static void machine(void)
     printf("data: %s\n", cfg.root);
 }
 
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: track-bench [--smoke | --quick] [--only B1,B3,...] [--reps N] [--dir DIR]\n"

@@ -77,9 +77,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--trackd") == 0 && i + 1 < argc) {
             snprintf(trackd, sizeof trackd, "%s", argv[++i]);
         } else {
-            fprintf(stderr,
-                    "usage: track-lm-bench [--runs N] [--steps N] [--smoke] [--train PATH] "
-                    "[--trackd PATH]\n");
+            fprintf(stderr, "usage: track-lm-bench [--runs N] [--steps N] [--smoke] [--train PATH] "
+                            "[--trackd PATH]\n");
             return 2;
         }
     }

@@ -93,10 +93,10 @@ enum srv_need {
 };
 enum srv_from {
     FROM_NONE = 0,
-    FROM_EXPERIMENT, /* field: an experiment name ("" is "Default"); a new one needs writer */
-    FROM_RUN,        /* field: a run id or prefix */
-    FROM_RUN_OR_ALL, /* the same; empty means every run: admin */
-    FROM_MODEL_REF,  /* field: NAME/VERSION or NAME@ALIAS: the version's run */
+    FROM_EXPERIMENT,   /* field: an experiment name ("" is "Default"); a new one needs writer */
+    FROM_RUN,          /* field: a run id or prefix */
+    FROM_RUN_OR_ALL,   /* the same; empty means every run: admin */
+    FROM_MODEL_REF,    /* field: NAME/VERSION or NAME@ALIAS: the version's run */
     FROM_MODEL_TARGET, /* field: NAME (its latest version) or a ref */
     FROM_MODEL_ALIAS,  /* ModelAlias: name and version */
     FROM_MODEL_NAME,   /* field: a model, readable when one of its versions is */

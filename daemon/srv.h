@@ -61,7 +61,9 @@ struct srv_config {
     char config_path[1100];
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
     int plain_tcp;
-    struct srv_limits_cfg limits; /* per-key budgets of sealed callers (limiter.h) */        /* tcp:// listeners take plain frames, loopback only (tests) */
+    struct srv_limits_cfg limits;
+        /* per-key budgets of sealed callers (limiter.h) */ /* tcp:// listeners take plain frames,
+                                                               loopback only (tests) */
 };
 
 struct blob_store;

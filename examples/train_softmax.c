@@ -137,14 +137,21 @@ static int nonempty_opt(const char *opt, const char *s)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
-        {"data", required_argument, NULL, 'd'},   {"lr", required_argument, NULL, 'l'},
-        {"epochs", required_argument, NULL, 'e'}, {"batch", required_argument, NULL, 'b'},
-        {"l2", required_argument, NULL, 'w'},     {"momentum", required_argument, NULL, 'm'},
-        {"seed", required_argument, NULL, 's'},   {"experiment", required_argument, NULL, 'x'},
-        {"name", required_argument, NULL, 'n'},   {"server", required_argument, NULL, 'S'},
-        {"save", required_argument, NULL, 'o'},   {"eval", required_argument, NULL, 'E'},
+        {"data", required_argument, NULL, 'd'},
+        {"lr", required_argument, NULL, 'l'},
+        {"epochs", required_argument, NULL, 'e'},
+        {"batch", required_argument, NULL, 'b'},
+        {"l2", required_argument, NULL, 'w'},
+        {"momentum", required_argument, NULL, 'm'},
+        {"seed", required_argument, NULL, 's'},
+        {"experiment", required_argument, NULL, 'x'},
+        {"name", required_argument, NULL, 'n'},
+        {"server", required_argument, NULL, 'S'},
+        {"save", required_argument, NULL, 'o'},
+        {"eval", required_argument, NULL, 'E'},
         {"predictions", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch, rc = 0;
 

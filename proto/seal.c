@@ -692,8 +692,8 @@ int seal_server_seal_reply(struct seal_server *srv, const struct seal_peer *peer
         if (len)
             memcpy(m + SEAL2_NONCE_BYTES, plain, len);
         struct seal_i_aead *a = kc_aes(e, peer->ticket.salt);
-        if (!a || seal_i_aead_encrypt(a, m, m + SEAL2_NONCE_BYTES + len, m,
-                                      SEAL2_NONCE_BYTES + len, out, 2, nonce) != 0) {
+        if (!a || seal_i_aead_encrypt(a, m, m + SEAL2_NONCE_BYTES + len, m, SEAL2_NONCE_BYTES + len,
+                                      out, 2, nonce) != 0) {
             free(out);
             return seal_i_fail(err, SEAL_E_NOMEM, "reply could not be sealed (AES)");
         }

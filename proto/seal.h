@@ -110,10 +110,9 @@
  * Memory: secret keys, cached shared keys and libsodium's AES states live
  * in sodium_malloc'd memory and are wiped on every exit path; with
  * libcrypto, the expanded AES keys live in its EVP_CIPHER_CTX (heap,
- * cleansed by EVP_CIPHER_CTX_free when an entry is evicted or freed). Frames and plaintexts handed back are
- * malloc'd and owned by the caller (free()), except where a function says
- * it writes into the caller's buffer (seal_client_seal_into,
- * seal_server_open_in_place: no copy of a large frame).
+ * cleansed by EVP_CIPHER_CTX_free when an entry is evicted or freed). Frames and plaintexts handed
+ * back are malloc'd and owned by the caller (free()), except where a function says it writes into
+ * the caller's buffer (seal_client_seal_into, seal_server_open_in_place: no copy of a large frame).
  */
 #ifndef TRACK_SEAL_H
 #define TRACK_SEAL_H
@@ -125,8 +124,8 @@
 #define SEAL_SECRET_BYTES 32
 #define SEAL_NONCE_BYTES  24
 #define SEAL_MAC_BYTES    16
-#define SEAL_VERSION      1 /* XSalsa20-Poly1305 */
-#define SEAL_VERSION_AES  2 /* AES-256-GCM */
+#define SEAL_VERSION      1    /* XSalsa20-Poly1305 */
+#define SEAL_VERSION_AES  2    /* AES-256-GCM */
 #define SEAL_MAGIC_REQ    0x53 /* 'S' */
 #define SEAL_MAGIC_REPLY  0x73 /* 's' */
 #define SEAL_REQ_HEADER   (2 + SEAL_PUBLIC_BYTES + SEAL_NONCE_BYTES)
@@ -322,12 +321,10 @@ __attribute__((warn_unused_result)) int seal_client_set_version(struct seal_clie
 size_t seal_client_frame_bytes(const struct seal_client *c, size_t len);
 /* Seals into out (cap bytes, at least seal_client_frame_bytes(c, len); plain
  * and out must not overlap): 0 and *frame_len, or SEAL_E_INVALID. */
-__attribute__((warn_unused_result)) int seal_client_seal_into(struct seal_client *c,
-                                                              const uint8_t *plain, size_t len,
-                                                              uint8_t *out, size_t cap,
-                                                              size_t *frame_len,
-                                                              struct seal_ticket *ticket,
-                                                              struct seal_err *err);
+__attribute__((warn_unused_result)) int
+seal_client_seal_into(struct seal_client *c, const uint8_t *plain, size_t len, uint8_t *out,
+                      size_t cap, size_t *frame_len, struct seal_ticket *ticket,
+                      struct seal_err *err);
 /* Seals a request of len bytes (at most LIMIT_FRAME_BYTES less the
  * version's overhead).
  * 0, *frame malloc'd (*frame_len bytes) and *ticket to open its reply with;

@@ -97,7 +97,8 @@ int seal_i_aead_decrypt(struct seal_i_aead *a, uint8_t *m, const uint8_t *c, siz
     uint8_t tag[SEAL_MAC_BYTES];
     EVP_CIPHER_CTX *x = a->dec;
     memcpy(tag, mac, sizeof(tag)); /* the ctrl takes a non-const pointer */
-    ok = clen <= INT_MAX && adlen <= INT_MAX && EVP_DecryptInit_ex(x, NULL, NULL, NULL, nonce) == 1 &&
+    ok = clen <= INT_MAX && adlen <= INT_MAX &&
+         EVP_DecryptInit_ex(x, NULL, NULL, NULL, nonce) == 1 &&
          (!adlen || EVP_DecryptUpdate(x, NULL, &n, ad, (int)adlen) == 1) &&
          (!clen || EVP_DecryptUpdate(x, m, &n, c, (int)clen) == 1) &&
          EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, SEAL_MAC_BYTES, tag) == 1 &&

@@ -136,8 +136,8 @@ int seal_client_seal_into(struct seal_client *c, const uint8_t *plain, size_t le
                            "less %zu bytes of envelope",
                            len, LIMIT_FRAME_BYTES, over);
     if (cap < len + over)
-        return seal_i_fail(err, SEAL_E_INVALID, "seal: %zu bytes of room for a %zu byte frame",
-                           cap, len + over);
+        return seal_i_fail(err, SEAL_E_INVALID, "seal: %zu bytes of room for a %zu byte frame", cap,
+                           len + over);
     ts = (uint64_t)timestamp(c) & ~(UINT64_C(1) << 63);
     out[0] = SEAL_MAGIC_REQ;
     memcpy(out + 2, c->pk, SEAL_PUBLIC_BYTES);
@@ -226,7 +226,8 @@ static int open_reply_v2(struct seal_client *c, const struct seal_ticket *ticket
         return seal_i_fail(err, SEAL_E_REPLAYED,
                            "a version 2 reply to a version 1 request: refused");
     if (!c->aead.ready) /* a version 2 ticket from a client that never sealed one */
-        return seal_i_fail(err, SEAL_E_REPLAYED, "a version 2 reply to a version 1 request: refused");
+        return seal_i_fail(err, SEAL_E_REPLAYED,
+                           "a version 2 reply to a version 1 request: refused");
     n = len - SEAL2_REPLY_HEADER - SEAL_MAC_BYTES; /* ticket + reply */
     buf = malloc(n);
     if (!buf)

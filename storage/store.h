@@ -621,9 +621,9 @@ struct store_feedback_after {
 /* One item per name of run `run` (or of every active run of `experiment`,
  * when run is NULL, merged), by name; with by_target one per (run, target,
  * name) instead, by run (in start order), target, and name (in the order
- * names were first used), read in index order so a page costs its rows. Only items after `after` (NULL:
- * from the first), at most `limit` (0: all). Everything pointed to is valid
- * during the callback only. */
+ * names were first used), read in index order so a page costs its rows. Only items after `after`
+ * (NULL: from the first), at most `limit` (0: all). Everything pointed to is valid during the
+ * callback only. */
 int store_feedback_summaries(struct store *st, const uint8_t *run, const char *experiment,
                              int by_target, const struct store_feedback_after *after, int limit,
                              store_feedback_summary_cb cb, void *ctx, struct store_err *err);
@@ -707,8 +707,8 @@ int store_role_parse(const char *s);
 int store_user_check_name(const char *name, struct store_err *err);
 /* Adds a user (key NULL: none yet). EXISTS naming the name, or naming the
  * user that already holds the key. */
-int store_user_add(struct store *st, const char *name, int role, const uint8_t *key,
-                   int64_t now_ms, int64_t *id, struct store_err *err);
+int store_user_add(struct store *st, const char *name, int role, const uint8_t *key, int64_t now_ms,
+                   int64_t *id, struct store_err *err);
 /* The user holding key, or NOT_FOUND (the message does not echo the key). */
 int store_user_by_key(struct store *st, const uint8_t key[STORE_KEY_BYTES], struct store_user *out,
                       struct store_err *err);
@@ -858,7 +858,6 @@ typedef int (*store_audit_cb)(void *ctx, const struct store_audit *a);
 int store_audit_list(struct store *st, const struct store_audit_query *q, store_audit_cb cb,
                      void *ctx, struct store_err *err);
 /* Removes the rows older than before_ms; *removed (may be NULL) how many. */
-int store_audit_prune(struct store *st, int64_t before_ms, int64_t *removed,
-                      struct store_err *err);
+int store_audit_prune(struct store *st, int64_t before_ms, int64_t *removed, struct store_err *err);
 
 #endif

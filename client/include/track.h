@@ -609,8 +609,8 @@ struct track_access {
 struct track_whoami {
     const char *name;
     const char *role;
-    int local;       /* the daemon's owner over a local socket */
-    const char *key; /* "trk1:..." or "" */
+    int local;                              /* the daemon's owner over a local socket */
+    const char *key;                        /* "trk1:..." or "" */
     const struct track_access *experiments; /* what the caller may see, by name */
     size_t n_experiments;
 };
@@ -637,8 +637,8 @@ int track_grant_revoke(struct track_client *c, const char *user, const char *exp
                        int *removed, int64_t *grantees, struct track_err *err);
 /* user and experiment may be NULL (any). */
 int track_grant_list(struct track_client *c, const char *user, const char *experiment,
-                     struct track_admin_result **res, const struct track_grant **grants,
-                     size_t *n, struct track_err *err);
+                     struct track_admin_result **res, const struct track_grant **grants, size_t *n,
+                     struct track_err *err);
 #define TRACK_TOKEN_TEXT_BYTES 49 /* "trkt_" + 43 base64url + NUL */
 /* Makes a random token for `user` (expires_ms 0: never; else a time), sends
  * only its BLAKE2b-256 hash, and writes the token into `token`: it is shown

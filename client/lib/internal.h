@@ -79,9 +79,9 @@ struct track_client {
     char server_key_text[49], key_text[49];
     int seal_fault; /* the last failure was this client's key setup or a key mismatch */
     /* pipe.c: more connections to the server, for transfers in flight */
-    int n_pipe;                 /* 0: none open */
-    int pipe[CL_PIPE_MAX];      /* REQ sockets */
-    int pipe_busy[CL_PIPE_MAX]; /* a request sent and its reply not yet taken */
+    int n_pipe;                                  /* 0: none open */
+    int pipe[CL_PIPE_MAX];                       /* REQ sockets */
+    int pipe_busy[CL_PIPE_MAX];                  /* a request sent and its reply not yet taken */
     struct seal_ticket pipe_ticket[CL_PIPE_MAX]; /* of its sealed request (c->seal) */
     /* buffered feedback scores (feedback.c), each one malloc'd block */
     Track__V1__Score **fb;

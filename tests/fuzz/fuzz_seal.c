@@ -106,8 +106,8 @@ static void fuzz_reply(const uint8_t *data, size_t size)
     t.version = size >= 2 && data[1] == SEAL_VERSION_AES ? SEAL_VERSION_AES : SEAL_VERSION;
     memcpy(t.nonce, sf_ticket, sizeof(t.nonce));
     int rc = seal_client_open_reply(c, &t, data, size, &plain, &n, &err);
-    if (rc == 0 && n != size - (t.version == SEAL_VERSION_AES ? SEAL2_REPLY_OVERHEAD
-                                                              : SEAL_REPLY_OVERHEAD))
+    if (rc == 0 &&
+        n != size - (t.version == SEAL_VERSION_AES ? SEAL2_REPLY_OVERHEAD : SEAL_REPLY_OVERHEAD))
         abort();
     if (rc != 0 && plain)
         abort();

@@ -794,8 +794,7 @@ Test(seal_tcp, a_full_replay_cache_is_resource_exhausted)
 /* One raw sealed status round trip in `version`: the reply's version byte
  * (the server answers in the request's), or 0 for a plain refusal (its
  * message into msg). */
-static int raw_status_in(struct sealer *s, int fd, uint32_t id, int version, char *msg,
-                         size_t cap)
+static int raw_status_in(struct sealer *s, int fd, uint32_t id, int version, char *msg, size_t cap)
 {
     struct seal_err se = {0};
     struct seal_ticket t;

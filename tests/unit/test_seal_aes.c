@@ -261,8 +261,7 @@ Test(seal_aes, in_place_open_of_a_4_mib_batch_equals_the_copying_open)
         f = malloc(fl2);
         cr_assert_eq(seal_client_seal_into(c, m, n, f, fl2, &fl, NULL, &err), 0);
         cr_assert_eq(fl, fl2);
-        cr_assert_eq(seal_server_open_in_place(s, f, fl, &peer, &pl, &pn2, &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(seal_server_open_in_place(s, f, fl, &peer, &pl, &pn2, &err), 0, "%s", err.msg);
         cr_assert_eq(pn2, n);
         cr_assert(pl > f && pl < f + fl);
         cr_assert_eq(memcmp(pl, m, n), 0, "version %d", version);
