@@ -201,8 +201,11 @@ static int run_details_page(struct srv_call *call, Track__V1__Run *m, int sectio
     return 0;
 }
 
-/* The run's header and the first page of its details (a write's reply:
- * the client reads the rest with RunGet). */
+/* The run's header alone (id, name, experiment, status, times, user,
+ * parent): the reply to RunStart and RunEnd. Its params, tags and metrics
+ * are RunGet's: a start or end reads none of them back, and the reply kept
+ * for an exactly-once retry stays ~100 bytes however many params the run
+ * has (a 10^5-run sweep keeps 3 of them a run). */
 static int load_run(struct srv_call *call, const uint8_t id[16], Track__V1__Run **out)
 {
     struct store_err err = {0};
@@ -210,9 +213,6 @@ static int load_run(struct srv_call *call, const uint8_t id[16], Track__V1__Run 
     int rc = store_run_get(call->st, id, one_run_cb, &o, &err);
     if (rc)
         return err.msg[0] ? srv_op_fail_store(call, rc, &err) : srv_op_oom(call);
-    struct page pg = srv_op_page_new(track__v1__run__get_packed_size(o.run));
-    if (run_details_page(call, o.run, 0, "", &pg))
-        return -1;
     *out = o.run;
     return 0;
 }

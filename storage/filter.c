@@ -289,6 +289,31 @@ static int parse_in(struct parser *p, struct sbuf *b, const struct term *t, int 
     return filter_i_lex(p);
 }
 
+/* Notes a comparison of the top-level AND chain that an index answers
+ * (filter.h, struct filter_driver). */
+static void note_driver(struct parser *p, const struct term *t, int op, int value_bind, int numeric)
+{
+    struct cstate *c = p->c;
+    struct filter_driver d = {.op = op_sql[op], .key_bind = t->key_bind, .value_bind = value_bind};
+
+    if (p->depth != 0 || c->n_drivers >= FILTER_MAX_DRIVERS)
+        return;
+    if (t->kind == K_METRIC && t->agg == AGG_LAST && op != OP_NE) {
+        d.kind = FILTER_DRIVE_METRIC;
+    } else if (t->kind == K_PARAM && numeric) {
+        d.kind = FILTER_DRIVE_PARAM_NUM;
+    } else if (t->kind == K_PARAM && op == OP_EQ) {
+        const struct filter_bind *v = &c->binds[value_bind - 1];
+        if (v->type != FILTER_BIND_TEXT || !v->s)
+            return;
+        d.kind = FILTER_DRIVE_PARAM_TEXT;
+        d.numeric = filter_looks_numeric(v->s);
+    } else {
+        return;
+    }
+    c->drivers[c->n_drivers++] = d;
+}
+
 static int parse_comparison(struct parser *p, struct sbuf *b)
 {
     struct term t;
@@ -314,6 +339,7 @@ static int parse_comparison(struct parser *p, struct sbuf *b)
         if (filter_i_parse_value(p, &t, ordering, after, &numeric))
             return -1;
         idx = p->c->n_binds;
+        note_driver(p, &t, op.op, idx, numeric);
         filter_i_emit_term(p, b, &t, numeric);
         filter_i_sb_str(b, op_sql[op.op]);
         filter_i_sb_param(b, idx);
@@ -412,6 +438,8 @@ static int parse_chain(struct parser *p, struct sbuf *b, int *wrapped, int is_or
             return -1;
         filter_i_sb_str(b, is_or ? " OR " : " AND ");
     }
+    if (n > 1 && is_or && p->depth == 0)
+        p->c->top_or = 1;
     if (n > 1) {
         sb_insert(b, start, "(");
         filter_i_sb_str(b, ")");
@@ -485,10 +513,12 @@ static int compile_where(struct cstate *c, const char *text, struct sbuf *b)
     return sb_check(&p, b);
 }
 
-static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
+static int compile_order(struct cstate *c, const char *text, struct sbuf *b, struct filter_sql *out,
+                         size_t *rest_at)
 {
     struct parser p;
     char d[64];
+    int first = 1;
     if (parser_init(&p, c, text, "order-by"))
         return -1;
     for (;;) {
@@ -513,6 +543,12 @@ static int compile_order(struct cstate *c, const char *text, struct sbuf *b)
         filter_i_emit_term(&p, b, &t, 0);
         filter_i_sb_str(b, dir);
         filter_i_sb_str(b, ", ");
+        if (first && t.kind == K_METRIC && t.agg == AGG_LAST) {
+            out->order_metric_bind = t.key_bind;
+            out->order_desc = dir[1] == 'D';
+            *rest_at = b->len;
+        }
+        first = 0;
         if (p.tok.type == TK_EOF)
             break;
         if (p.tok.type != TK_COMMA)
@@ -532,6 +568,7 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
     struct store_err scratch;
     struct cstate c;
     struct sbuf where = {0}, order = {0};
+    size_t rest_at = 0;
     int i;
 
     memset(&c, 0, sizeof c);
@@ -550,8 +587,19 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
             filter_i_cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");
             goto fail;
         }
-    } else if (compile_order(&c, order_by, &order)) {
+    } else if (compile_order(&c, order_by, &order, out, &rest_at)) {
         goto fail;
+    }
+    if (out->order_metric_bind) {
+        out->order_rest = strdup(order.p + rest_at);
+        if (!out->order_rest) {
+            filter_i_cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");
+            goto fail;
+        }
+    }
+    if (!c.top_or) {
+        memcpy(out->drivers, c.drivers, sizeof c.drivers);
+        out->n_drivers = c.n_drivers;
     }
     out->where = where.p;
     out->order = order.p;
@@ -561,6 +609,8 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
 fail:
     free(where.p);
     free(order.p);
+    free(out->order_rest);
+    memset(out, 0, sizeof *out);
     for (i = 0; i < c.n_binds; i++)
         free(c.binds[i].s);
     free(c.binds);
@@ -574,6 +624,7 @@ void filter_sql_free(struct filter_sql *f)
         return;
     free(f->where);
     free(f->order);
+    free(f->order_rest);
     for (i = 0; i < f->n_binds; i++)
         free(f->binds[i].s);
     free(f->binds);

@@ -47,13 +47,48 @@ struct filter_bind {
     int feedback_key; /* s names a feedback name (feedback.NAME): the store checks its type */
 };
 
+/* A term of the filter's top-level AND chain that an index can answer
+ * alone: every matching run has a row in params (by params_search) or
+ * metric_summary (by metric_summary_key) that satisfies it, one row per
+ * run. The store's planner (store_run.c) may drive the search from the
+ * most selective of them, or from the order-by's index, and checks the
+ * whole `where` on every run it reads either way. */
+enum filter_drive {
+    FILTER_DRIVE_METRIC = 1, /* metric_summary: key_id of key_bind's name, last OP value */
+    FILTER_DRIVE_PARAM_NUM,  /* params: key, num OP value (a number) */
+    FILTER_DRIVE_PARAM_TEXT, /* params: key, value = value (text); num as the text reads */
+};
+#define FILTER_MAX_DRIVERS 8
+
+struct filter_driver {
+    int kind;       /* enum filter_drive */
+    const char *op; /* " < ", " = ", ... */
+    int key_bind;   /* ?N of the key */
+    int value_bind; /* ?N of the value */
+    int numeric;    /* FILTER_DRIVE_PARAM_TEXT: the text reads as a number */
+};
+
 struct filter_sql {
     char *where;               /* e.g. "(r.status = ?1 AND ...)", or NULL when no filter */
     char *order;               /* e.g. "... ASC, r.start_ms DESC", never NULL after success */
     struct filter_bind *binds; /* bind i is parameter ?(i+1) */
     int n_binds;
     int lifecycle; /* the filter names lifecycle: deleted runs are the filter's to pick */
+    struct filter_driver drivers[FILTER_MAX_DRIVERS];
+    int n_drivers;
+    /* The order-by's first term when it is a metric's last value (0: it is
+     * not): ?N of its key, its direction, and `order` without that term
+     * (what orders runs of the same value; never NULL then). */
+    int order_metric_bind;
+    int order_desc;
+    char *order_rest;
 };
+
+/* Does the text read as a number to the filter language (a param or tag
+ * compared with <, <=, > or >= and a bare number)? Its first character is
+ * one of 0-9 + . -, it holds a digit, and nothing but 0-9 e E . + -. The
+ * number is then SQLite's CAST(text AS REAL). */
+int filter_looks_numeric(const char *s);
 
 /* Compiles `filter` (NULL or blank: no condition) and `order_by` (NULL or
  * blank: "start_time DESC") into *out, which the caller releases with

@@ -321,6 +321,22 @@ void filter_i_emit_term(struct parser *p, struct sbuf *b, const struct term *t, 
 
 /* ---- values ------------------------------------------------------------------ */
 
+/* The C form of the GLOB tests filter_i_emit_term writes for a numeric
+ * param or tag (and migration 9 and Q_PARAM_PUT store as params.num). */
+int filter_looks_numeric(const char *s)
+{
+    int digit = 0;
+    if (!s || !*s || !((*s >= '0' && *s <= '9') || *s == '+' || *s == '.' || *s == '-'))
+        return 0;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digit = 1;
+        else if (!(*s == 'e' || *s == 'E' || *s == '.' || *s == '+' || *s == '-'))
+            return 0;
+    }
+    return digit;
+}
+
 /* Lowercases ASCII in place (run ids are stored lowercase). */
 void filter_i_ascii_lower(char *s)
 {

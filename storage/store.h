@@ -58,6 +58,12 @@ struct store_opts {
     int durability;
 };
 
+/* SQLite's page cache of one handle, in KiB: the writer's (trackd has one)
+ * and a read handle's (one per read worker). What they hold past that is
+ * read again from the OS's page cache (~2 us a 4 KiB page). */
+#define STORE_CACHE_KIB_WRITE "16384"
+#define STORE_CACHE_KIB_READ  "8192"
+
 struct store;
 
 /* Opens (creating if needed) the database at `path`, runs migrations, sets
@@ -205,11 +211,17 @@ struct store_run_query {
     /* whose list (store_grant.c): experiments it cannot read are NOT_FOUND
      * when named and their runs left out; NULL: everything */
     const struct store_viewer *viewer;
+    int force_scan; /* tests: read every run, whatever the planner would choose */
 };
 /* Calls cb for each matching run, in order. A bad filter or order answers
  * STORE_E_INVALID with the column and what was expected in err. */
 int store_run_list(struct store *st, const struct store_run_query *q, store_run_cb cb, void *ctx,
                    struct store_err *err);
+/* The plan store_run_list would choose for q ("scan", "order", "term N" or
+ * "none") and SQLite's EXPLAIN QUERY PLAN of its query, a line each, into
+ * out: what tests hold the planned shape to (store_search.c). */
+int store_run_list_plan(struct store *st, const struct store_run_query *q, char *out, size_t cap,
+                        struct store_err *err);
 
 /* ---- params and tags ------------------------------------------------------------ */
 /* Params are immutable: the same value again is accepted; another value is

@@ -167,6 +167,15 @@ static const char *const migrations[] = {
     "CREATE TABLE feedback_labels(run INTEGER NOT NULL, name_id INTEGER NOT NULL,"
     "  label TEXT NOT NULL, count INTEGER NOT NULL,"
     "  PRIMARY KEY(run, name_id, label)) WITHOUT ROWID;",
+    /* 9: search at scale (store_run.c's planner). Each param's value as a
+     * number when it reads as one by the filter language's rule (filter.h,
+     * filter_looks_numeric), else NULL, and an index over (key, number,
+     * text, run) that answers both `params.K > 50` and `params.K = 'adam'`
+     * without reading the runs that do not match */
+    "ALTER TABLE params ADD COLUMN num REAL;"
+    "UPDATE params SET num = CAST(value AS REAL) WHERE value GLOB '[0-9+.-]*'"
+    "  AND value GLOB '*[0-9]*' AND value NOT GLOB '*[^0-9eE.+-]*';"
+    "CREATE INDEX params_search ON params(key, num, value);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -201,7 +210,9 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_CHUNK_AT] = "SELECT n, data FROM metric_chunks"
                    " WHERE run = ?1 AND key_id = ?2 AND first_seq = ?3",
     [Q_PARAM_GET] = "SELECT value FROM params WHERE run = ?1 AND key = ?2",
-    [Q_PARAM_PUT] = "INSERT INTO params(run, key, value) VALUES(?1, ?2, ?3)",
+    [Q_PARAM_PUT] = "INSERT INTO params(run, key, value, num) VALUES(?1, ?2, ?3,"
+                    " CASE WHEN ?3 GLOB '[0-9+.-]*' AND ?3 GLOB '*[0-9]*'"
+                    " AND ?3 NOT GLOB '*[^0-9eE.+-]*' THEN CAST(?3 AS REAL) END)",
     [Q_TAG_PUT] = "INSERT INTO tags(run, key, value) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
     [Q_REQ_GET] = "SELECT response, digest FROM requests WHERE id = ?1",
@@ -293,9 +304,14 @@ static int configure(struct store *st, int durability, const char *path, struct 
     snprintf(what, sizeof what, "opening \"%.100s\"", path);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 5000);
+    /* page caches bounded per handle (store.h): what trackd's RSS holds at
+     * most for them is the writer's plus each read worker's */
     ret = sq_exec_sql(st,
-                      "PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;"
-                      " PRAGMA temp_store = MEMORY;",
+                      st->readonly
+                          ? "PRAGMA foreign_keys = ON; PRAGMA cache_size = -" STORE_CACHE_KIB_READ
+                            "; PRAGMA temp_store = MEMORY;"
+                          : "PRAGMA foreign_keys = ON; PRAGMA cache_size = -" STORE_CACHE_KIB_WRITE
+                            "; PRAGMA temp_store = MEMORY;",
                       err, what);
     if (ret)
         return ret;

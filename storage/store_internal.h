@@ -60,9 +60,10 @@ enum stmt_id {
     Q_SUM_LIST,
     Q_COUNT
 };
-#define RUN_SELECT                                                                                 \
-    "SELECT r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid,"        \
-    " r.lifecycle, r.deleted_ms FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+#define RUN_COLUMNS                                                                                \
+    "r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid,"               \
+    " r.lifecycle, r.deleted_ms"
+#define RUN_SELECT "SELECT " RUN_COLUMNS " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 
 /* ---- the handle ---------------------------------------------------------- */
 
@@ -137,6 +138,9 @@ int sq_dec_reserve(struct store *st, size_t need, struct store_err *err);
 int sq_decode_into(struct store *st, const void *blob, int len, size_t at, int64_t expect,
                    struct store_err *err);
 int sq_key_find(struct store *st, const char *name, int create, int64_t *id, struct store_err *err);
+/* Fills r from a row of RUN_SELECT's columns; the strings live until the
+ * next step (store_run.c). */
+int sq_run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *err);
 int sq_run_find(struct store *st, const uint8_t uuid[16], int64_t *id, const char *what,
                 struct store_err *err);
 /* For a listing of one run's rows by the prepared statement q (?1 the run's

@@ -1,6 +1,6 @@
 /*
  * store_run.c: runs and what hangs on them by key: start (with its params
- * and tags), end, resolve a hex prefix, get, list with a compiled filter;
+ * and tags), end, resolve a hex prefix, get (the search is store_search.c);
  * params (immutable: another value is a CONFLICT naming both) and tags
  * (mutable); and the paged listings of a run's details (params, tags and
  * metric summaries from a key onward), used by replies bounded in bytes.
@@ -290,7 +290,7 @@ out:
 }
 
 /* Fills r from a row of RUN_SELECT; the strings live until the next step. */
-static int run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *err)
+int sq_run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *err)
 {
     memset(r, 0, sizeof *r);
     if (sqlite3_column_bytes(s, 0) != 16)
@@ -334,7 +334,7 @@ int store_run_get(struct store *st, const uint8_t id[16], store_run_cb cb, void 
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        ret = run_of_row(s, &r, err);
+        ret = sq_run_of_row(s, &r, err);
         if (ret == 0 && (ret = cb(ctx, &r)) != 0)
             ret = sq_cb_stop(err, ret);
     } else if (rc == SQLITE_DONE) {
@@ -344,144 +344,6 @@ int store_run_get(struct store *st, const uint8_t id[16], store_run_cb cb, void 
         ret = sq_db_fail(st, rc, err, "reading a run");
     }
     sqlite3_reset(s);
-    return ret;
-}
-
-/* Runs of the named experiments (NULL or an empty list: all; an unknown
- * name is STORE_E_NOT_FOUND) matching the filter, in the given order with
- * the newest-created first among ties, at most q->limit of them (0: all).
- * A non-zero answer from cb stops the listing and is returned. */
-int store_run_list(struct store *st, const struct store_run_query *q, store_run_cb cb, void *ctx,
-                   struct store_err *err)
-{
-    struct filter_sql f = {0};
-    struct sbuf sql = {0};
-    sqlite3_stmt *s = NULL;
-    int64_t *exp_ids = NULL;
-    struct store_run r;
-    char cbuf[CLIP_LEN + 4];
-    const char *order;
-    size_t olen;
-    int n_exp = 0, have_filter = 0, rc, ret, p;
-
-    sq_err_clear(err);
-    if (q == NULL || cb == NULL)
-        return sq_fail(err, STORE_E_INVALID, "query or callback missing");
-    if (q->limit < 0)
-        return sq_fail(err, STORE_E_INVALID, "limit %d is negative", q->limit);
-    if (q->experiments) {
-        while (q->experiments[n_exp])
-            n_exp++;
-        if (n_exp > RUN_LIST_MAX_EXPERIMENTS)
-            return sq_fail(err, STORE_E_INVALID, "%d experiments given; at most %d", n_exp,
-                           RUN_LIST_MAX_EXPERIMENTS);
-        exp_ids = calloc((size_t)n_exp + 1, sizeof *exp_ids);
-        if (exp_ids == NULL)
-            return sq_fail(err, STORE_E_INTERNAL, "out of memory");
-        for (int i = 0; i < n_exp; i++) {
-            int found = 0;
-            ret = sq_experiment_id_of(st, q->experiments[i], &exp_ids[i], &found, err);
-            if (ret)
-                goto out;
-            if (found && q->viewer) { /* one the viewer cannot read does not exist for it */
-                int level = 0;
-                ret = store_grant_level(st, q->viewer, exp_ids[i], &level, err);
-                if (ret)
-                    goto out;
-                found = level >= STORE_LEVEL_READ;
-            }
-            if (!found) {
-                ret = sq_fail(err, STORE_E_NOT_FOUND, "experiment \"%s\" not found",
-                              sq_clip(q->experiments[i], cbuf, sizeof cbuf));
-                goto out;
-            }
-        }
-    }
-    ret = filter_compile(q->filter, q->order_by, sq_now_ms(), &f, err);
-    if (ret)
-        goto out;
-    have_filter = 1;
-    for (int i = 0; i < f.n_binds; i++) {
-        int kind = 0;
-        if (!f.binds[i].feedback_key)
-            continue;
-        if ((ret = store_feedback_name_kind(st, f.binds[i].s, &kind, err)) != 0)
-            goto out;
-        if (kind == STORE_FB_LABEL) {
-            ret = sq_fail(err, STORE_E_INVALID,
-                          "feedback.%s holds labels, which cannot be compared or ordered "
-                          "(only numbers, by their mean, and booleans, by their true ratio)",
-                          sq_clip(f.binds[i].s, cbuf, sizeof cbuf));
-            goto out;
-        }
-    }
-
-    /* the filter's binds are ?1..?n_binds; ours follow */
-    p = f.n_binds;
-    sq_sb_add(&sql, RUN_SELECT " WHERE 1");
-    if (n_exp > 0) {
-        sq_sb_add(&sql, " AND r.experiment_id IN (");
-        for (int i = 0; i < n_exp; i++)
-            sq_sb_add(&sql, "%s?%d", i ? ", " : "", p + 1 + i);
-        sq_sb_add(&sql, ")");
-    }
-    if (f.where)
-        sq_sb_add(&sql, " AND (%s)", f.where);
-    if (q->viewer) {
-        char pred[700];
-        if (store_grant_sql(q->viewer, "r.experiment_id", STORE_LEVEL_READ, pred, sizeof pred)) {
-            ret = sq_fail(err, STORE_E_INTERNAL, "grant query too long");
-            goto out;
-        }
-        sq_sb_add(&sql, " AND %s", pred);
-    }
-    if (!f.lifecycle) /* deleted runs only when the filter asks for them */
-        sq_sb_add(&sql, " AND r.lifecycle = 'active'");
-    order = f.order ? f.order : "r.start_ms DESC";
-    olen = strlen(order);
-    /* newest-created first among ties, unless the order already says so */
-    sq_sb_add(&sql, " ORDER BY %s%s LIMIT ?%d", order,
-              olen >= 9 && strcmp(order + olen - 9, "r.id DESC") == 0 ? "" : ", r.id DESC",
-              p + n_exp + 1);
-    if (sql.failed) {
-        ret = sq_fail(err, STORE_E_INVALID, "query too long");
-        goto out;
-    }
-    ret = sq_prep(st, sql.p, &s, err);
-    if (ret)
-        goto out;
-    for (int i = 0; i < f.n_binds; i++) {
-        const struct filter_bind *b = &f.binds[i];
-        if (b->type == FILTER_BIND_INT)
-            sqlite3_bind_int64(s, i + 1, b->i);
-        else if (b->type == FILTER_BIND_DOUBLE)
-            sqlite3_bind_double(s, i + 1, b->d);
-        else if (b->type == FILTER_BIND_TEXT)
-            sqlite3_bind_text(s, i + 1, b->s ? b->s : "", -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(s, i + 1);
-    }
-    for (int i = 0; i < n_exp; i++)
-        sqlite3_bind_int64(s, p + 1 + i, exp_ids[i]);
-    sqlite3_bind_int(s, p + n_exp + 1, q->limit > 0 ? q->limit : -1);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        ret = run_of_row(s, &r, err);
-        if (ret)
-            goto out;
-        ret = cb(ctx, &r);
-        if (ret) {
-            ret = sq_cb_stop(err, ret);
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "listing runs");
-out:
-    sqlite3_finalize(s);
-    if (have_filter)
-        filter_sql_free(&f);
-    free(sql.p);
-    free(exp_ids);
     return ret;
 }
 

@@ -1,0 +1,261 @@
+/*
+ * test_search.c: the planned shape of run searches (storage/store_search.c)
+ * does not regress. A store of 4,000 runs in the scale issue's shape (params
+ * p0 one of 4 words, p1 one of 8, p3 an integer 0..99; metrics m0..m3 with
+ * uniform last values) is searched with the planner's cases, and each
+ * search's plan and SQLite's EXPLAIN QUERY PLAN of it are held to:
+ *
+ *   - the plan kind the cost model must choose (order, term N, scan, none);
+ *   - the index each reads from (metric_summary_key, params_search,
+ *     runs_experiment), never a SCAN of a table, and no temporary b-tree for
+ *     the whole order where the index gives the order;
+ *   - and the runs it returns, the same as with the plan forced off (the
+ *     filter wrapped in a no-op OR, which no plan but SCAN takes).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define RUNS 4000
+
+static char dir[256], dbpath[512];
+static struct store *st;
+static struct store_err err;
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static double unit(uint64_t r, uint64_t salt)
+{
+    return (double)(mix(r * 1000003u + salt) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void populate(void)
+{
+    static const char *const opt[] = {"adam", "sgd", "rmsprop", "adagrad"};
+    static const char *const word[] = {"alpha", "beta", "gamma", "delta",
+                                       "eps",   "zeta", "eta",   "theta"};
+    int64_t exp = 0, other = 0;
+    cr_assert_eq(store_experiment_ensure(st, "big", 1000, &exp, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_experiment_ensure(st, "other", 1000, &other, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_begin(st, &err), 0, "%s", err.msg);
+    for (uint64_t r = 0; r < RUNS; r++) {
+        struct store_run_start rs = {.experiment_id = r % 10 == 9 ? other : exp,
+                                     .name = "trial",
+                                     .start_ms = 1000000 + (int64_t)(r / 2)};
+        char v[32], key[8];
+        for (int i = 0; i < 16; i++)
+            rs.id[i] = (uint8_t)(mix(r * 16 + (uint64_t)i) & 0xff);
+        cr_assert_eq(store_run_start(st, &rs, &err), 0, "%s", err.msg);
+        cr_assert_eq(store_param_put(st, rs.id, "p0", opt[mix(r) % 4], &err), 0, "%s", err.msg);
+        cr_assert_eq(store_param_put(st, rs.id, "p1", word[mix(r + 7) % 8], &err), 0, "%s",
+                     err.msg);
+        snprintf(v, sizeof v, "%d", (int)(mix(r + 3) % 100));
+        cr_assert_eq(store_param_put(st, rs.id, "p3", v, &err), 0, "%s", err.msg);
+        for (int m = 0; m < 4; m++) {
+            int64_t step = 2, t = 5;
+            double x = unit(r, 1000 + (uint64_t)m);
+            snprintf(key, sizeof key, "m%d", m);
+            cr_assert_eq(store_metric_append(st, rs.id, key, &step, &t, &x, 1, &err), 0, "%s",
+                         err.msg);
+        }
+    }
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.msg);
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char p[1024];
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/track-search-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof dbpath, "%s/track.db", dir);
+    cr_assert_eq(store_open(dbpath, &(struct store_opts){0}, &st, &err), 0, "%s", err.msg);
+    populate();
+}
+
+static void teardown(void)
+{
+    store_close(st);
+    st = NULL;
+    rm_tree(dir);
+}
+
+TestSuite(search, .init = setup, .fini = teardown);
+
+struct ids {
+    int n;
+    uint8_t id[RUNS][16];
+};
+
+static int collect(void *ctx, const struct store_run *r)
+{
+    struct ids *l = ctx;
+    if (l->n < RUNS)
+        memcpy(l->id[l->n++], r->id, 16);
+    return 0;
+}
+
+static const char *const big[] = {"big", NULL};
+
+/* The plan of (filter, order, limit) over "big" into out. */
+static void plan_of(const char *filter, const char *order, int limit, char *out, size_t cap)
+{
+    struct store_run_query q = {
+        .experiments = big, .filter = filter, .order_by = order, .limit = limit};
+    cr_assert_eq(store_run_list_plan(st, &q, out, cap, &err), 0, "%s", err.msg);
+}
+
+/* The runs of (filter, order, limit) and, with every run read (the plan
+ * forced to SCAN), the same runs in the same order. Returns the count. */
+static int same_as_scan(const char *filter, const char *order, int limit)
+{
+    static struct ids a, b;
+    char plan[4096];
+    struct store_run_query q = {
+        .experiments = big, .filter = filter, .order_by = order, .limit = limit};
+    a.n = b.n = 0;
+    cr_assert_eq(store_run_list(st, &q, collect, &a, &err), 0, "%s", err.msg);
+    q.force_scan = 1;
+    cr_assert_eq(store_run_list_plan(st, &q, plan, sizeof plan, &err), 0, "%s", err.msg);
+    cr_assert(strncmp(plan, "scan\n", 5) == 0, "force_scan: %s", plan);
+    cr_assert_eq(store_run_list(st, &q, collect, &b, &err), 0, "%s", err.msg);
+    cr_assert_eq(a.n, b.n, "[%s] by [%s] limit %d: %d runs planned, %d scanned", filter,
+                 order ? order : "", limit, a.n, b.n);
+    for (int i = 0; i < a.n; i++)
+        cr_assert(memcmp(a.id[i], b.id[i], 16) == 0, "[%s] by [%s]: run %d differs", filter,
+                  order ? order : "", i);
+    return a.n;
+}
+
+static void expect_plan(const char *filter, const char *order, int limit, const char *kind,
+                        const char *const *must, const char *const *never)
+{
+    char plan[4096];
+    plan_of(filter, order, limit, plan, sizeof plan);
+    cr_assert(strncmp(plan, kind, strlen(kind)) == 0 && plan[strlen(kind)] == '\n',
+              "[%s] by [%s] limit %d: wanted plan %s, got:\n%s", filter, order ? order : "", limit,
+              kind, plan);
+    for (int i = 0; must && must[i]; i++)
+        cr_assert(strstr(plan, must[i]) != NULL, "[%s]: no \"%s\" in:\n%s", filter, must[i], plan);
+    for (int i = 0; never && never[i]; i++)
+        cr_assert(strstr(plan, never[i]) == NULL, "[%s]: \"%s\" in:\n%s", filter, never[i], plan);
+}
+
+static const char *const no_scan[] = {"\nSCAN ", NULL};
+static const char *const no_scan_no_sort[] = {"\nSCAN ", "USE TEMP B-TREE FOR ORDER BY", NULL};
+
+Test(search, three_terms_by_a_metric_read_the_order_index_and_stop_early)
+{
+    const char *f = "params.p0 = 'adam' and metrics.m1 < 0.5 and params.p3 > 50";
+    const char *const must[] = {"SEARCH d USING COVERING INDEX metric_summary_key (key_id=? AND "
+                                "last>?)",
+                                "RIGHT PART OF ORDER BY", NULL};
+    expect_plan(f, "metrics.m2", 10, "order", must, no_scan_no_sort);
+    expect_plan(f, "metrics.m2 DESC", 10, "order", must, no_scan_no_sort);
+    cr_assert_eq(same_as_scan(f, "metrics.m2", 10), 10);
+    cr_assert_eq(same_as_scan(f, "metrics.m2 DESC", 10), 10);
+    /* at 100 of 4,000 runs the rarest term is as cheap: either plan, the same runs */
+    cr_assert_eq(same_as_scan(f, "metrics.m2", 100), 100);
+    cr_assert_eq(same_as_scan(f, "metrics.m2 DESC, params.p1", 10), 10);
+}
+
+Test(search, a_selective_metric_term_drives_from_its_range)
+{
+    const char *f = "metrics.m1 < 0.01 and params.p0 = 'adam'";
+    const char *const must[] = {"SEARCH d USING COVERING INDEX metric_summary_key (key_id=? AND "
+                                "last<?)",
+                                NULL};
+    expect_plan(f, "metrics.m1", 10, "term 0", must, no_scan);
+    int n = same_as_scan(f, "metrics.m1", 10);
+    cr_assert(n > 0 && n <= 10, "%d runs", n);
+    same_as_scan(f, NULL, 0);
+}
+
+Test(search, selective_param_terms_use_the_params_index)
+{
+    const char *const num[] = {"SEARCH d USING COVERING INDEX params_search (key=? AND num>?)",
+                               NULL};
+    expect_plan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, "term 0", num, no_scan);
+    same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
+    const char *const text[] = {"params_search (key=? AND num=? AND value=?)", NULL};
+    expect_plan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0, "term 1", text, no_scan);
+    cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0) > 0);
+    cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = '7'", NULL, 0) > 0);
+}
+
+Test(search, the_default_order_comes_from_the_experiment_index)
+{
+    const char *const must[] = {"SEARCH r USING INDEX runs_experiment", NULL};
+    expect_plan("params.p0 = 'adam' and params.p3 > 10", NULL, 100, "scan", must, no_scan);
+    expect_plan(NULL, NULL, 100, "scan", must, no_scan);
+    cr_assert_eq(same_as_scan("params.p0 = 'adam' and params.p3 > 10", NULL, 100), 100);
+    /* two selective ones: the rarer drives, then the matches are sorted */
+    expect_plan("params.p0 = 'adam' and params.p1 = 'gamma'", NULL, 100, "term 1", NULL, no_scan);
+    same_as_scan("params.p0 = 'adam' and params.p1 = 'gamma'", NULL, 100);
+}
+
+Test(search, no_index_drives_an_or_a_not_or_a_tag)
+{
+    expect_plan("params.p3 > 98 or metrics.m1 < 0.01", "metrics.m2", 0, "scan", NULL, NULL);
+    expect_plan("not params.p3 > 2", NULL, 0, "scan", NULL, NULL);
+    expect_plan("tags.t = 'x'", NULL, 0, "scan", NULL, NULL);
+    expect_plan("params.p3 != 5", NULL, 0, "scan", NULL, NULL);
+    cr_assert_eq(same_as_scan("not params.p3 > -1", NULL, 0), 0);
+}
+
+Test(search, a_metric_no_run_has_matches_nothing_without_reading_runs)
+{
+    expect_plan("metrics.nope < 1 and params.p0 = 'adam'", NULL, 0, "none", NULL, NULL);
+    cr_assert_eq(same_as_scan("metrics.nope < 1 and params.p0 = 'adam'", NULL, 0), 0);
+}
+
+Test(search, runs_without_the_order_metric_follow_the_ones_with_it)
+{
+    /* m1 >= 0.999 for a few runs: the order's index yields them, then the
+     * runs lacking `late` (all) follow from the second query */
+    const char *f = "params.p0 = 'sgd'";
+    expect_plan(f, "metrics.m1 DESC", 50, "order", NULL, no_scan);
+    cr_assert_eq(same_as_scan(f, "metrics.m1 DESC", 50), 50);
+    /* an order metric few runs have: the ones without it come after */
+    uint8_t id[16];
+    struct ids *l = calloc(1, sizeof *l);
+    struct store_run_query q = {.experiments = big, .filter = f, .limit = 3};
+    cr_assert_eq(store_run_list(st, &q, collect, l, &err), 0, "%s", err.msg);
+    memcpy(id, l->id[2], 16);
+    int64_t step = 1, t = 1;
+    double v = 0.5;
+    cr_assert_eq(store_metric_append(st, id, "late", &step, &t, &v, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(same_as_scan(f, "metrics.late", 20), 20);
+    l->n = 0;
+    q.order_by = "metrics.late";
+    q.limit = 20;
+    cr_assert_eq(store_run_list(st, &q, collect, l, &err), 0, "%s", err.msg);
+    cr_assert(memcmp(l->id[0], id, 16) == 0, "the one run with `late` comes first");
+    free(l);
+}
