@@ -246,6 +246,7 @@ void srv_dispatch(struct srv_call *call)
 {
     const struct srv_op *op = find_op(call->rq);
     Track__V1__Response *rs = call->rs;
+    char why[400];
 
     rs->request_id = call->rq->request_id;
     call->audit_refused = 0;
@@ -259,6 +260,11 @@ void srv_dispatch(struct srv_call *call)
     else if (!op)
         srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "unknown operation (field %d)",
                     (int)call->rq->op_case);
+    else if ((op->kind & SRV_WRITE) && srv_check_failed(call->srv, why, sizeof why))
+        srv_op_fail(call, TRACK__V1__CODE__UNAVAILABLE,
+                    "writes are refused: the database failed its integrity check (%.300s); "
+                    "stop trackd and run trackd --check",
+                    why);
     else if (srv_authz_check(call, &op->rule) != 0) {
         /* a refused write is audited after its rollback (srv_audit_refusal,
          * from the loop); a worker's refusal at once */

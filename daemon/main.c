@@ -696,15 +696,8 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "store", "cannot open %s: %s", srv.cfg.db_path, err.msg);
         return 1;
     }
-    if (store_check(srv.wst, &err)) {
-        srv_log(force ? SRV_LOG_WARN : SRV_LOG_ERROR, "store", "integrity check failed: %s%s",
-                err.msg,
-                force ? " (starting anyway: --force)"
-                      : "; refusing to start "
-                        "(--force overrides)");
-        if (!force)
-            goto out;
-    }
+    if (srv_check_start(&srv, force))
+        goto out;
     if (blob_store_open(srv.cfg.data_dir, &srv.blobs, &err)) {
         srv_log(SRV_LOG_ERROR, "blob", "cannot open %s/blobs: %s", srv.cfg.data_dir, err.msg);
         goto out;
@@ -728,6 +721,7 @@ int main(int argc, char **argv)
     pthread_mutex_destroy(&srv.stats_lock);
     srv_log(SRV_LOG_INFO, "main", "stopped status=%d", status);
 out:
+    srv_check_stop(&srv);
     srv_backup_close_all();
     blob_store_close(srv.blobs);
     store_close(srv.wst);

@@ -47,11 +47,16 @@ int srv_op_grow(struct srv_arena *a, void ***items, size_t n, size_t *cap);
  *
  * The cursor travels as an opaque page token: "P1", the index of the run in
  * the listing (8 bytes, little-endian), the section of its details (0
- * params, 1 tags, 2 metrics) and the last key sent in that section. */
+ * params, 1 tags, 2 metrics) and the last key sent in that section. "P2"
+ * is a run list in the default order that also carries where the next
+ * page starts (TOKEN_SEEK bytes after the section: the start time and row
+ * of a run, 8 bytes each, and 1 when the page starts at that run, 0 after
+ * it), so that page reads only its own runs. */
 
 #define REPLY_PAGE_BYTES (LIMIT_FRAME_BYTES / 4)
 #define REPLY_SLACK      64 /* the envelope: request id, result tag, lengths */
 #define TOKEN_HEAD       11
+#define TOKEN_SEEK       17
 
 struct page {
     size_t left; /* bytes this page may still take */
@@ -64,6 +69,9 @@ struct page_cursor {
     int64_t run_index;
     int section;
     char key[LIMIT_KEY_BYTES + 1];
+    int seek; /* "P2": the next page starts at or after this run */
+    int seek_inclusive;
+    int64_t seek_start_ms, seek_row;
 };
 
 /* What a sub-message of packed size n costs inside a repeated field. */
@@ -71,9 +79,12 @@ size_t srv_op_item_cost(size_t n);
 /* Decodes page token t into c (all zero for an empty token: the first
  * page); -1 (INVALID_ARGUMENT) for a token this server did not give. */
 int srv_op_token_decode(struct srv_call *call, ProtobufCBinaryData t, struct page_cursor *c);
-/* Encodes (run_index, pg->section, pg->key) as a page token in the arena. */
+/* Encodes (run_index, pg->section, pg->key) as a page token in the arena;
+ * with seek (may be NULL), a "P2" token carrying its seek fields. */
 int srv_op_token_encode(struct srv_call *call, int64_t run_index, const struct page *pg,
                         ProtobufCBinaryData *t);
+int srv_op_token_encode_seek(struct srv_call *call, int64_t run_index, const struct page *pg,
+                             const struct page_cursor *seek, ProtobufCBinaryData *t);
 /* An empty page of REPLY_PAGE_BYTES, less `used` bytes already in the reply
  * (when they are under half a page). */
 struct page srv_op_page_new(size_t used);

@@ -357,12 +357,15 @@ struct run_list {
     struct srv_call *call;
     Track__V1__Run **items;
     size_t n, cap;
+    int64_t *rows; /* each item's store row (when its pages seek) */
+    size_t rows_cap;
 };
 
 struct run_page {
     struct run_list *l;
     struct page *pg;
     int64_t skip, seen; /* runs of earlier pages, runs listed */
+    int seeking;        /* the default order: pages seek (op.h "P2") */
 };
 
 /* Skips the runs of earlier pages; takes run headers while they fit. */
@@ -386,6 +389,19 @@ static int run_collect_paged(void *ctx, const struct store_run *r)
         return 1;
     }
     p->pg->left -= cost;
+    if (p->seeking) {
+        if (l->n == l->rows_cap) {
+            size_t ncap = l->rows_cap ? l->rows_cap * 2 : 64;
+            int64_t *bigger = srv_alloc(a, ncap * sizeof(*bigger));
+            if (!bigger)
+                return -1;
+            if (l->n)
+                memcpy(bigger, l->rows, l->n * sizeof(*bigger));
+            l->rows = bigger;
+            l->rows_cap = ncap;
+        }
+        l->rows[l->n] = r->row;
+    }
     l->items[l->n++] = m;
     return 0;
 }
@@ -435,6 +451,19 @@ int srv_op_run_list(struct srv_call *call)
         hpg.left /= 2;
     size_t header_budget = hpg.left;
     struct run_page rp = {.l = &l, .pg = &hpg, .skip = cur.run_index};
+    /* newest first: a later page seeks to where the last one stopped, so it
+     * reads its own runs only (op.h "P2"); other orders skip what earlier
+     * pages sent */
+    rp.seeking = !q->order_by || !*q->order_by;
+    if (rp.seeking && cur.seek) {
+        sq.seek = 1;
+        sq.seek_inclusive = cur.seek_inclusive;
+        sq.seek_start_ms = cur.seek_start_ms;
+        sq.seek_row = cur.seek_row;
+        rp.skip = 0;
+        /* what is left of the limit: the runs before this page's first */
+        sq.limit = sq.limit > cur.run_index ? sq.limit - (int)cur.run_index : 1;
+    }
     struct store_viewer vb; /* only what the caller may read (authz.c) */
     sq.viewer = srv_viewer(call, &vb);
     rc = store_run_list(call->st, &sq, run_collect_paged, &rp, &err);
@@ -468,8 +497,19 @@ int srv_op_run_list(struct srv_call *call)
     track__v1__run_list_result__init(r);
     r->runs = l.items;
     r->n_runs = l.n;
-    if (pg.full && srv_op_token_encode(call, next, &pg, &r->next_page_token))
+    if (pg.full && rp.seeking && l.n > 0) {
+        /* the next page starts at the run whose details continue, or
+         * after the last one sent whole */
+        struct page_cursor seek = {.seek = 1};
+        size_t at = next == cur.run_index + (int64_t)l.n ? l.n - 1 : (size_t)(next - cur.run_index);
+        seek.seek_inclusive = next != cur.run_index + (int64_t)l.n;
+        seek.seek_start_ms = l.items[at]->start_ms;
+        seek.seek_row = l.rows[at];
+        if (srv_op_token_encode_seek(call, next, &pg, &seek, &r->next_page_token))
+            return -1;
+    } else if (pg.full && srv_op_token_encode(call, next, &pg, &r->next_page_token)) {
         return -1;
+    }
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_RUN_LIST;
     call->rs->run_list = r;
     return 0;

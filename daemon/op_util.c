@@ -123,10 +123,24 @@ int srv_op_token_decode(struct srv_call *call, ProtobufCBinaryData t, struct pag
     memset(c, 0, sizeof(*c));
     if (t.len == 0)
         return 0;
-    if (t.len < TOKEN_HEAD || t.len > TOKEN_HEAD + LIMIT_KEY_BYTES || t.data[0] != 'P' ||
-        t.data[1] != '1' || t.data[10] > 2 || memchr(t.data + TOKEN_HEAD, 0, t.len - TOKEN_HEAD))
+    size_t head = t.len >= 2 && t.data[1] == '2' ? TOKEN_HEAD + TOKEN_SEEK : TOKEN_HEAD;
+    if (t.len < head || t.len > head + LIMIT_KEY_BYTES || t.data[0] != 'P' ||
+        (t.data[1] != '1' && t.data[1] != '2') || t.data[10] > 2 ||
+        (head > TOKEN_HEAD && t.data[TOKEN_HEAD + 16] > 1) ||
+        memchr(t.data + head, 0, t.len - head))
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
                            "page_token: not a token this server gave (%zu bytes)", t.len);
+    if (head > TOKEN_HEAD) {
+        uint64_t s = 0, r = 0;
+        for (int i = 0; i < 8; i++) {
+            s |= (uint64_t)t.data[TOKEN_HEAD + i] << (8 * i);
+            r |= (uint64_t)t.data[TOKEN_HEAD + 8 + i] << (8 * i);
+        }
+        c->seek = 1;
+        c->seek_start_ms = (int64_t)s;
+        c->seek_row = (int64_t)r;
+        c->seek_inclusive = t.data[TOKEN_HEAD + 16];
+    }
     uint64_t idx = 0;
     for (int i = 0; i < 8; i++)
         idx |= (uint64_t)t.data[2 + i] << (8 * i);
@@ -135,27 +149,40 @@ int srv_op_token_decode(struct srv_call *call, ProtobufCBinaryData t, struct pag
                            "page_token: run index %llu out of range", (unsigned long long)idx);
     c->run_index = (int64_t)idx;
     c->section = t.data[10];
-    memcpy(c->key, t.data + TOKEN_HEAD, t.len - TOKEN_HEAD);
-    c->key[t.len - TOKEN_HEAD] = '\0';
+    memcpy(c->key, t.data + head, t.len - head);
+    c->key[t.len - head] = '\0';
+    return 0;
+}
+
+int srv_op_token_encode_seek(struct srv_call *call, int64_t run_index, const struct page *pg,
+                             const struct page_cursor *seek, ProtobufCBinaryData *t)
+{
+    size_t klen = strlen(pg->key), head = seek ? TOKEN_HEAD + TOKEN_SEEK : TOKEN_HEAD;
+    uint8_t *p = srv_alloc(&call->arena, head + klen);
+    if (!p)
+        return srv_op_oom(call);
+    p[0] = 'P';
+    p[1] = seek ? '2' : '1';
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)run_index >> (8 * i));
+    p[10] = (uint8_t)pg->section;
+    if (seek) {
+        for (int i = 0; i < 8; i++) {
+            p[TOKEN_HEAD + i] = (uint8_t)((uint64_t)seek->seek_start_ms >> (8 * i));
+            p[TOKEN_HEAD + 8 + i] = (uint8_t)((uint64_t)seek->seek_row >> (8 * i));
+        }
+        p[TOKEN_HEAD + 16] = (uint8_t)(seek->seek_inclusive ? 1 : 0);
+    }
+    memcpy(p + head, pg->key, klen);
+    t->data = p;
+    t->len = head + klen;
     return 0;
 }
 
 int srv_op_token_encode(struct srv_call *call, int64_t run_index, const struct page *pg,
                         ProtobufCBinaryData *t)
 {
-    size_t klen = strlen(pg->key);
-    uint8_t *p = srv_alloc(&call->arena, TOKEN_HEAD + klen);
-    if (!p)
-        return srv_op_oom(call);
-    p[0] = 'P';
-    p[1] = '1';
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (uint8_t)((uint64_t)run_index >> (8 * i));
-    p[10] = (uint8_t)pg->section;
-    memcpy(p + TOKEN_HEAD, pg->key, klen);
-    t->data = p;
-    t->len = TOKEN_HEAD + klen;
-    return 0;
+    return srv_op_token_encode_seek(call, run_index, pg, NULL, t);
 }
 
 struct page srv_op_page_new(size_t used)

@@ -62,8 +62,8 @@ struct srv_config {
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
     int plain_tcp;
     struct srv_limits_cfg limits;
-        /* per-key budgets of sealed callers (limiter.h) */ /* tcp:// listeners take plain frames,
-                                                               loopback only (tests) */
+    /* per-key budgets of sealed callers (limiter.h) */ /* tcp:// listeners take plain frames,
+                                                           loopback only (tests) */
 };
 
 struct blob_store;
@@ -76,7 +76,18 @@ struct srv {
     int64_t started_ms;
     int64_t requests; /* served, all kinds */
     pthread_mutex_t stats_lock;
+    struct srv_check *check; /* the integrity check at start (check.c) */
 };
+
+/* ---- the integrity check at start (check.c) ------------------------------------ */
+/* Inline for a small database (-1: it failed, refuse to start unless
+ * force), in the background for a big one; 0 to go on. */
+int srv_check_start(struct srv *srv, int force);
+/* Interrupts a background check still running and frees it. */
+void srv_check_stop(struct srv *srv);
+/* 1 with the failure in msg when the background check failed: writes are
+ * then refused. */
+int srv_check_failed(const struct srv *srv, char *msg, size_t cap);
 
 /* ---- identity -------------------------------------------------------------------
  * Who a request comes from, resolved by its transport before dispatch

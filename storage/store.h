@@ -75,6 +75,9 @@ void store_close(struct store *st);
 /* Runs the full integrity check. 0 when clean; STORE_E_CORRUPT with the
  * first problem in err otherwise. */
 int store_check(struct store *st, struct store_err *err);
+/* Makes a store_check (or any statement) running on st in another thread
+ * stop soon with an error (sqlite3_interrupt); safe from any thread. */
+void store_interrupt(struct store *st);
 
 /* Online copy of the whole database into `dest_path` (SQLite backup API),
  * which must not exist: written to a 0600 tmp file beside it, fsynced, then
@@ -173,6 +176,7 @@ struct store_run {
     uint8_t parent[16];
     int deleted;        /* soft-deleted (store_run_delete) */
     int64_t deleted_ms; /* when, 0 while active */
+    int64_t row;        /* the store's row id (ties in the default order; page seeks) */
 };
 
 struct store_run_start {
@@ -212,6 +216,12 @@ struct store_run_query {
      * when named and their runs left out; NULL: everything */
     const struct store_viewer *viewer;
     int force_scan; /* tests: read every run, whatever the planner would choose */
+    /* With the default order (newest first) only: start after the run
+     * (seek_start_ms, seek_row), or at it when seek_inclusive, reading no
+     * run before it (a page of a long listing costs its own runs only). */
+    int seek;
+    int seek_inclusive;
+    int64_t seek_start_ms, seek_row;
 };
 /* Calls cb for each matching run, in order. A bad filter or order answers
  * STORE_E_INVALID with the column and what was expected in err. */

@@ -742,6 +742,12 @@ out:
     return ret;
 }
 
+void store_interrupt(struct store *st)
+{
+    if (st && st->db)
+        sqlite3_interrupt(st->db);
+}
+
 /* PRAGMA integrity_check, then every chunk decoded and every summary's
  * count compared with its chunks. */
 int store_check(struct store *st, struct store_err *err)

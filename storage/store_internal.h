@@ -62,7 +62,7 @@ enum stmt_id {
 };
 #define RUN_COLUMNS                                                                                \
     "r.uuid, r.name, e.name, r.status, r.start_ms, r.end_ms, r.user, r.parent_uuid,"               \
-    " r.lifecycle, r.deleted_ms"
+    " r.lifecycle, r.deleted_ms, r.id"
 #define RUN_SELECT "SELECT " RUN_COLUMNS " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
 
 /* ---- the handle ---------------------------------------------------------- */

@@ -315,6 +315,7 @@ int sq_run_of_row(sqlite3_stmt *s, struct store_run *r, struct store_err *err)
     r->deleted =
         sqlite3_column_bytes(s, 8) == 7 && memcmp(sqlite3_column_text(s, 8), "deleted", 7) == 0;
     r->deleted_ms = sqlite3_column_int64(s, 9);
+    r->row = sqlite3_column_int64(s, 10);
     return 0;
 }
 

@@ -218,6 +218,10 @@ static int add_conditions(struct sbuf *sql, const struct store_run_query *q,
     }
     if (!f->lifecycle) /* deleted runs only when the filter asks for them */
         sq_sb_add(sql, " AND r.lifecycle = 'active'");
+    if (q->seek) /* integers of ours, not the user's text */
+        sq_sb_add(sql, " AND (r.start_ms < %lld OR (r.start_ms = %lld AND r.id %s %lld))",
+                  (long long)q->seek_start_ms, (long long)q->seek_start_ms,
+                  q->seek_inclusive ? "<=" : "<", (long long)q->seek_row);
     return 0;
 }
 
@@ -315,6 +319,8 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
         return sq_fail(err, STORE_E_INVALID, "query or callback missing");
     if (q->limit < 0)
         return sq_fail(err, STORE_E_INVALID, "limit %d is negative", q->limit);
+    if (q->seek && !is_blank(q->order_by))
+        return sq_fail(err, STORE_E_INVALID, "a seek needs the default order");
     if (sqlite3_get_autocommit(st->db)) { /* one view for the probes and the queries */
         if ((ret = sq_run_q(st, Q_BEGIN_READ, err, "beginning a search")) != 0)
             return ret;

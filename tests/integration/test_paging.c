@@ -423,6 +423,104 @@ Test(paging, experiment_list_of_18_mb_is_read_whole)
     passed = 1;
 }
 
+/* ---- the scale issue: a long listing's pages each read their own runs ----------- */
+
+#define N_PAGED_RUNS 3000
+
+/* The run ids of `runs --json [--limit N]`, in order, into ids (33 bytes each). */
+static size_t listed_ids(const char *limit, char (*ids)[33])
+{
+    char *out = NULL, *errs = NULL;
+    int rc = limit ? fx_track(&d, NULL, NULL, &out, &errs, "runs", "--json", "--limit", limit, NULL)
+                   : fx_track(&d, NULL, NULL, &out, &errs, "runs", "--json", NULL);
+    cr_assert_eq(rc, 0, "runs --json: %s", errs);
+    json_t *j = parse(out, "runs --json");
+    size_t n = json_array_size(j);
+    for (size_t i = 0; i < n && i < N_PAGED_RUNS; i++) {
+        json_t *r = json_array_get(j, i);
+        snprintf(ids[i], 33, "%s", json_string_value(json_object_get(r, "run_id")));
+        cr_assert_eq(json_object_size(json_object_get(r, "params")), 4, "run %zu's params", i);
+    }
+    json_decref(j);
+    free(out);
+    free(errs);
+    return n;
+}
+
+Test(paging, a_listing_of_12_mb_in_the_default_order_is_whole_once_and_in_order)
+{
+    char db[400];
+    static char a[N_PAGED_RUNS][33], b[N_PAGED_RUNS][33];
+
+    /* 3,000 runs with 4 params of 1,000 bytes (12 MB of details: pages of
+     * 4 MiB end between runs and inside one), start times tied in threes,
+     * written straight into the database while trackd is stopped */
+    cr_assert_eq(fx_daemon_stop(&d), 0);
+    snprintf(db, sizeof(db), "%s/track.db", d.dir);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *run = NULL, *par = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(h,
+                     "BEGIN; DELETE FROM params; DELETE FROM metric_summary;"
+                     " DELETE FROM metric_chunks; DELETE FROM tags; DELETE FROM runs;"
+                     " INSERT OR IGNORE INTO experiments(name, created_ms) VALUES('p', 1);",
+                     NULL, NULL, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_prepare_v2(h,
+                                    "INSERT INTO runs(uuid, hex, experiment_id, name, status,"
+                                    " start_ms) VALUES(?1, lower(hex(?1)), (SELECT id FROM"
+                                    " experiments WHERE name = 'p'), 'r', 1, ?2)",
+                                    -1, &run, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_prepare_v2(h, "INSERT INTO params(run, key, value) VALUES(?1, ?2, ?3)", -1,
+                                    &par, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    char value[1001];
+    memset(value, 'v', 1000);
+    value[1000] = '\0';
+    for (int i = 0; i < N_PAGED_RUNS; i++) {
+        uint8_t id[16];
+        for (int k = 0; k < 16; k++)
+            id[k] = (uint8_t)((i * 7919 + k * 31) >> (k % 3));
+        id[0] = (uint8_t)(i >> 8);
+        id[1] = (uint8_t)i;
+        sqlite3_bind_blob(run, 1, id, 16, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(run, 2, 1000000 + i / 3);
+        cr_assert_eq(sqlite3_step(run), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+        sqlite3_reset(run);
+        int64_t row = sqlite3_last_insert_rowid(h);
+        for (int k = 0; k < 4; k++) {
+            char key[8];
+            snprintf(key, sizeof(key), "k%d", k);
+            sqlite3_bind_int64(par, 1, row);
+            sqlite3_bind_text(par, 2, key, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(par, 3, value, -1, SQLITE_STATIC);
+            cr_assert_eq(sqlite3_step(par), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+            sqlite3_reset(par);
+        }
+    }
+    sqlite3_finalize(run);
+    sqlite3_finalize(par);
+    cr_assert_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start again");
+
+    /* newest first: start time descending, then the newest-created */
+    cr_assert_eq(listed_ids(NULL, a), N_PAGED_RUNS);
+    for (int i = 0; i < N_PAGED_RUNS; i++) {
+        int want = N_PAGED_RUNS - 1 - i; /* the rows were created oldest first */
+        char hex[33];
+        snprintf(hex, sizeof(hex), "%02x%02x", (unsigned)(want >> 8) & 0xff, (unsigned)want & 0xff);
+        cr_assert(strncmp(a[i], hex, 4) == 0, "position %d: %s, wanted run %d", i, a[i], want);
+    }
+    /* a limit past the first page: exactly that many, the same first ones */
+    cr_assert_eq(listed_ids("2500", b), 2500);
+    for (int i = 0; i < 2500; i++)
+        cr_assert_str_eq(a[i], b[i], "position %d", i);
+    passed = 1;
+}
+
 /* ---- item 27: a summary counting more points than are stored ----------------- */
 
 Test(paging, history_past_the_stored_points_ends_with_a_message)

@@ -15,6 +15,7 @@
  *  - a full spool drops its oldest records first and says so.
  */
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -318,6 +319,61 @@ Test(reliability, corrupt_database_is_reported_and_refused_without_force, .timeo
     free(log);
     const char *force[] = {"--force", NULL};
     cr_assert_eq(fx_daemon_restart(&d, force), 0, "--force did not start trackd");
+    fx_daemon_cleanup(&d, 0);
+}
+
+/* A database past the inline size is checked while trackd serves (check.c):
+ * reads go on, and once the check finds the damage every write is refused
+ * with UNAVAILABLE naming it. */
+Test(reliability, a_big_database_is_checked_in_the_background_and_damage_stops_writes,
+     .timeout = 60)
+{
+    struct fx_daemon d;
+    char run[33], db[400];
+    char *out = NULL, *err = NULL;
+
+    cr_assert_eq(fx_daemon_start(&d, NULL), 0);
+    start_run(&d, run);
+    cr_assert_eq(
+        fx_track(&d, NULL, NULL, &out, &err, "--run", run, "log-metric", "loss", "0.5", NULL), 0,
+        "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(fx_daemon_stop(&d), 0);
+    snprintf(db, sizeof(db), "%s/track.db", d.dir);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_exec(h, "UPDATE metric_chunks SET data = x'ffffffffffff'", NULL, NULL, NULL),
+        SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+
+    setenv("TRACKD_TEST_CHECK_INLINE_BYTES", "0", 1);
+    int rc = fx_daemon_restart(&d, NULL);
+    unsetenv("TRACKD_TEST_CHECK_INLINE_BYTES");
+    cr_assert_eq(rc, 0, "trackd did not start with the check in the background");
+    int refused = 0;
+    for (int i = 0; i < 100 && !refused; i++) {
+        out = err = NULL;
+        rc = fx_track(&d, NULL, NULL, &out, &err, "--run", run, "tag", "a=b", NULL);
+        refused = rc != 0 && strstr(err, "integrity check") != NULL;
+        cr_assert(rc == 0 || refused, "a write failed otherwise: %s", err);
+        free(out);
+        free(err);
+        if (!refused)
+            usleep(100 * 1000);
+    }
+    cr_assert(refused, "writes were never refused after the background check");
+    out = err = NULL;
+    cr_assert_eq(fx_track(&d, NULL, NULL, &out, &err, "runs", "--json", NULL), 0, "reads go on: %s",
+                 err);
+    cr_assert(strstr(out, run), "the run is listed: %s", out);
+    free(out);
+    free(err);
+    char *log = fx_read_text(d.log);
+    cr_assert(strstr(log, "in the background") && strstr(log, "integrity check failed"), "log: %s",
+              log);
+    free(log);
     fx_daemon_cleanup(&d, 0);
 }
 
