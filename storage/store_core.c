@@ -27,8 +27,10 @@
  * chunk rows in SQL without decoding them.
  *
  * SQLite stores a NaN REAL as NULL and may store -0.0 as the integer 0, so
- * the summary keeps the last value's exact bits in last_bits; `last` (NULL
- * for NaN), `min` and `max` are for sorting and filtering only.
+ * the summary keeps the last value's exact bits in last_bits when `last`
+ * cannot (NaN, -0.0), else 0, which takes no bytes on disk (rows written
+ * before always have the bits; both read the same); `last` (NULL for NaN),
+ * `min` and `max` are what sorting and filtering use.
  *
  * Hot statements are prepared once at open (SQLITE_PREPARE_PERSISTENT) and
  * reset after each use. Metric key ids and the last run looked up are cached
@@ -222,7 +224,8 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_RUN_GET] = RUN_SELECT " WHERE r.uuid = ?1",
     [Q_PARAM_LIST] = "SELECT key, value FROM params WHERE run = ?1 ORDER BY key",
     [Q_TAG_LIST] = "SELECT key, value FROM tags WHERE run = ?1 ORDER BY key",
-    [Q_SUM_LIST] = "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+    [Q_SUM_LIST] = "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms,"
+                   " s.last"
                    " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
                    " WHERE s.run = ?1 ORDER BY k.name",
 };

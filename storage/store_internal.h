@@ -123,8 +123,9 @@ void sq_hex_of(const uint8_t id[16], char out[33]);
 const char *sq_status_name(int status);
 int64_t sq_now_ms(void);
 double sq_real_or_nan(sqlite3_stmt *s, int col);
-/* The summary in the current row of s: columns key, last (a double's bits as
- * an int64), min, max, count, last_step, last_ms; the key stays s's. */
+/* The summary in the current row of s: columns key, last_bits (a double's
+ * bits as an int64, or 0 when `last` is exact), min, max, count, last_step,
+ * last_ms, last; the key stays s's. */
 void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m);
 void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v);
 int sq_writable(struct store *st, struct store_err *err);

@@ -134,7 +134,11 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
         }
     }
 
+    /* 0 (no bytes on disk) when `last` holds the value exactly: every
+     * value but NaN and -0.0 (store_core.c, "metric_summary") */
     memcpy(&last_bits, &values[n - 1], sizeof last_bits);
+    if (!isnan(values[n - 1]) && !(values[n - 1] == 0 && signbit(values[n - 1])))
+        last_bits = 0;
     s = st->q[Q_SUM_PUT];
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int64(s, 2, key_id);

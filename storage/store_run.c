@@ -479,10 +479,10 @@ int store_tag_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void
 static const char *const after_sql[] = {
     "SELECT key, value FROM params WHERE run = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
     "SELECT key, value FROM tags WHERE run = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
-    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms, s.last"
     " FROM metric_summary s JOIN metric_keys k ON k.id = s.key_id"
     " WHERE s.run = ?1 AND k.name > ?2 ORDER BY k.name LIMIT ?3",
-    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms"
+    "SELECT k.name, s.last_bits, s.min, s.max, s.count, s.last_step, s.last_ms, s.last"
     " FROM metric_keys k CROSS JOIN metric_summary s"
     " WHERE k.name > ?2 AND s.run = ?1 AND s.key_id = k.id ORDER BY k.name LIMIT ?3",
 };

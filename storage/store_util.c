@@ -180,7 +180,10 @@ void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m)
     uint64_t bits = (uint64_t)sqlite3_column_int64(s, 1);
 
     m->key = k ? k : "";
-    memcpy(&m->last, &bits, sizeof m->last);
+    if (bits == 0 && sqlite3_column_type(s, 7) != SQLITE_NULL)
+        m->last = sqlite3_column_double(s, 7); /* `last` is exact (store_core.c) */
+    else
+        memcpy(&m->last, &bits, sizeof m->last);
     m->min = sq_real_or_nan(s, 2);
     m->max = sq_real_or_nan(s, 3);
     m->count = sqlite3_column_int64(s, 4);
