@@ -14,6 +14,7 @@
  */
 #include "srv.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@
 
 struct srv_check {
     pthread_t thread;
-    struct store *st; /* the background check's read handle */
+    pthread_mutex_t lock; /* over st: the thread closes it when done */
+    struct store *st;     /* the background check's read handle */
     int running;
     atomic_int failed;
     char msg[sizeof(((struct store_err *)0)->msg)];
@@ -51,6 +53,12 @@ static void *check_main(void *arg)
                 "trackd --check, restore a backup)",
                 err.msg);
     }
+    /* its cache and decode buffers are not trackd's to keep */
+    pthread_mutex_lock(&c->lock);
+    store_close(c->st);
+    c->st = NULL;
+    pthread_mutex_unlock(&c->lock);
+    malloc_trim(0);
     return NULL;
 }
 
@@ -65,6 +73,7 @@ int srv_check_start(struct srv *srv, int force)
         return -1;
     }
     srv->check = c;
+    pthread_mutex_init(&c->lock, NULL);
     long long inline_bytes = CHECK_INLINE_BYTES;
     const char *t = getenv("TRACKD_TEST_CHECK_INLINE_BYTES");
     if (t && *t)
@@ -104,10 +113,13 @@ void srv_check_stop(struct srv *srv)
     if (!c)
         return;
     if (c->running) {
+        pthread_mutex_lock(&c->lock);
         store_interrupt(c->st);
+        pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);
     }
     store_close(c->st);
+    pthread_mutex_destroy(&c->lock);
     free(c);
     srv->check = NULL;
 }

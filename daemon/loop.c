@@ -847,12 +847,22 @@ int srv_loop_run(struct srv *srv)
             reply_done(&l);
         }
         int n = drain(&l);
-        if (n)
+        if (n) {
             handle_batch(&l, n);
+            l.served_since_trim = 1;
+        }
         if (n == 0 && wire_mono_ms() - l.last_maint >= IDLE_TICK_MS) {
             maintain(&l);
             held_expire(&l);
             l.last_maint = wire_mono_ms();
+            /* idle after work: what the replies and the read workers'
+             * arenas freed goes back to the system (RSS after a load is
+             * the page caches, STORE_CACHE_KIB_*, and little more) */
+            if (l.served_since_trim) {
+                malloc_trim(0);
+                l.served_since_trim = 0;
+                l.trimmed_ms = wire_mono_ms();
+            }
         }
         trim_memory(&l);
         srv_watch_fds(&l);

@@ -23,6 +23,7 @@
 #include "srv.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -690,6 +691,11 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    /* two malloc arenas, not glibc's 8 a core: each thread's own arena
+     * keeps what the page caches and replies freed, and with one per read
+     * worker, trackd's RSS after a load was 69 MB where two arenas give 44
+     * (B21j); the loop trims them when idle */
+    mallopt(M_ARENA_MAX, 2);
 
     struct store_opts so = {.durability = srv.cfg.durability};
     if (store_open(srv.cfg.db_path, &so, &srv.wst, &err)) {

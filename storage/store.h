@@ -62,7 +62,7 @@ struct store_opts {
  * and a read handle's (one per read worker). What they hold past that is
  * read again from the OS's page cache (~2 us a 4 KiB page). */
 #define STORE_CACHE_KIB_WRITE "16384"
-#define STORE_CACHE_KIB_READ  "8192"
+#define STORE_CACHE_KIB_READ  "4096"
 
 struct store;
 

@@ -19,10 +19,10 @@ int store_audit_add(struct store *st, const struct store_audit *a, struct store_
 
     if ((ret = sq_writable(st, err)))
         return ret;
-    if ((ret = sq_prep(st,
-                       "INSERT INTO audit(ms, user, key, op, experiment, run, detail, code)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                       &s, err)))
+    if ((ret = sq_prep_lit(st,
+                           "INSERT INTO audit(ms, user, key, op, experiment, run, detail, code)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           &s, err)))
         return ret;
     sqlite3_bind_int64(s, 1, a->ms);
     sqlite3_bind_text(s, 2, a->user ? a->user : "", -1, SQLITE_STATIC);
@@ -38,7 +38,7 @@ int store_audit_add(struct store *st, const struct store_audit *a, struct store_
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "appending an audit row");
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 

@@ -397,6 +397,8 @@ void store_close(struct store *st)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
+    for (int i = 0; i < LIT_CACHE_SLOTS; i++)
+        sqlite3_finalize(st->lit[i].s);
     sq_feedback_close(st);
     sqlite3_close(st->db);
     sq_cache_drop(st);

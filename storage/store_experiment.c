@@ -59,7 +59,7 @@ int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *fo
                         struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int rc, ret = sq_prep(st, "SELECT id FROM experiments WHERE name = ?1", &s, err);
+    int rc, ret = sq_prep_lit(st, "SELECT id FROM experiments WHERE name = ?1", &s, err);
 
     *found = 0;
     if (ret)
@@ -72,7 +72,7 @@ int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *fo
     } else if (rc != SQLITE_DONE) {
         ret = sq_db_fail(st, rc, err, "looking up an experiment");
     }
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 

@@ -62,10 +62,10 @@ int store_run_start(struct store *st, const struct store_run_start *r, struct st
         return ret;
     sq_hex_of(r->id, hex);
 
-    ret = sq_prep(st,
-                  "SELECT r.experiment_id, e.name FROM runs r"
-                  " JOIN experiments e ON e.id = r.experiment_id WHERE r.uuid = ?1",
-                  &s, err);
+    ret = sq_prep_lit(st,
+                      "SELECT r.experiment_id, e.name FROM runs r"
+                      " JOIN experiments e ON e.id = r.experiment_id WHERE r.uuid = ?1",
+                      &s, err);
     if (ret)
         return ret;
     sqlite3_bind_blob(s, 1, r->id, 16, SQLITE_STATIC);
@@ -80,10 +80,10 @@ int store_run_start(struct store *st, const struct store_run_start *r, struct st
         ret = sq_db_fail(st, rc, err, "looking up a run");
         goto out;
     }
-    sqlite3_finalize(s);
+    sq_release(st, s);
     s = NULL;
 
-    ret = sq_prep(st, "SELECT 1 FROM experiments WHERE id = ?1", &s, err);
+    ret = sq_prep_lit(st, "SELECT 1 FROM experiments WHERE id = ?1", &s, err);
     if (ret)
         goto out;
     sqlite3_bind_int64(s, 1, r->experiment_id);
@@ -97,7 +97,7 @@ int store_run_start(struct store *st, const struct store_run_start *r, struct st
         ret = sq_db_fail(st, rc, err, "looking up an experiment");
         goto out;
     }
-    sqlite3_finalize(s);
+    sq_release(st, s);
     s = NULL;
 
     if (r->has_parent) {
@@ -115,10 +115,11 @@ int store_run_start(struct store *st, const struct store_run_start *r, struct st
         name = gen;
     }
 
-    ret = sq_prep(st,
-                  "INSERT INTO runs(uuid, hex, experiment_id, name, status, start_ms, end_ms, user,"
-                  " parent_uuid) VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
-                  &s, err);
+    ret = sq_prep_lit(
+        st,
+        "INSERT INTO runs(uuid, hex, experiment_id, name, status, start_ms, end_ms, user,"
+        " parent_uuid) VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
+        &s, err);
     if (ret)
         goto out;
     sqlite3_bind_blob(s, 1, r->id, 16, SQLITE_STATIC);
@@ -136,7 +137,7 @@ int store_run_start(struct store *st, const struct store_run_start *r, struct st
     if (rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "starting a run");
 out:
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 
@@ -162,7 +163,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     sq_hex_of(id, hex);
     if ((ret = sq_run_find_live(st, id, &start, err)) != 0 && ret != STORE_E_NOT_FOUND)
         return ret;
-    ret = sq_prep(st, "SELECT status, start_ms FROM runs WHERE uuid = ?1", &s, err);
+    ret = sq_prep_lit(st, "SELECT status, start_ms FROM runs WHERE uuid = ?1", &s, err);
     if (ret)
         return ret;
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
@@ -177,7 +178,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     }
     cur = sqlite3_column_int(s, 0);
     start = sqlite3_column_int64(s, 1);
-    sqlite3_finalize(s);
+    sq_release(st, s);
     s = NULL;
     if (cur == status)
         goto out;
@@ -197,7 +198,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
                       sq_status_name(cur), sq_status_name(status));
         goto out;
     }
-    ret = sq_prep(st, "UPDATE runs SET status = ?2, end_ms = ?3 WHERE uuid = ?1", &s, err);
+    ret = sq_prep_lit(st, "UPDATE runs SET status = ?2, end_ms = ?3 WHERE uuid = ?1", &s, err);
     if (ret)
         goto out;
     sqlite3_bind_blob(s, 1, id, 16, SQLITE_STATIC);
@@ -207,7 +208,7 @@ int store_run_end(struct store *st, const uint8_t id[16], int status, int64_t en
     if (rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "ending a run");
 out:
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 

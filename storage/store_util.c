@@ -208,6 +208,45 @@ int sq_writable(struct store *st, struct store_err *err)
 
 /* ---- small SQL helpers ------------------------------------------------------ */
 
+int sq_prep_lit(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err)
+{
+    int free_slot = -1;
+    for (int i = 0; i < LIT_CACHE_SLOTS; i++) {
+        if (st->lit[i].sql == sql && st->lit[i].s && !st->lit[i].busy) {
+            st->lit[i].busy = 1;
+            *s = st->lit[i].s;
+            return 0;
+        }
+        if (!st->lit[i].sql && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0) /* full, or that one is in use: an ordinary statement */
+        return sq_prep(st, sql, s, err);
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
+    if (rc != SQLITE_OK) {
+        *s = NULL;
+        return sq_db_fail(st, rc, err, "preparing a statement");
+    }
+    st->lit[free_slot].sql = sql;
+    st->lit[free_slot].s = *s;
+    st->lit[free_slot].busy = 1;
+    return 0;
+}
+
+void sq_release(struct store *st, sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < LIT_CACHE_SLOTS; i++)
+        if (st->lit[i].s == s) {
+            sqlite3_reset(s);
+            sqlite3_clear_bindings(s);
+            st->lit[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(s);
+}
+
 /* Prepares a statement used once (the hot ones are in st->q). */
 int sq_prep(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err)
 {
