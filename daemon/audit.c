@@ -60,7 +60,15 @@ static void detail_of(const struct srv_call *call, char *d, size_t cap)
         snprintf(d, cap, "run start name=%.100s", str(rq->run_start->name));
         break;
     case TRACK__V1__REQUEST__OP_RUN_END:
-        snprintf(d, cap, "run end status=%d", (int)rq->run_end->status);
+        if (rq->run_end->n_metrics) {
+            size_t points = 0;
+            for (size_t i = 0; i < rq->run_end->n_metrics; i++)
+                points += rq->run_end->metrics[i]->n_values;
+            snprintf(d, cap, "run end status=%d series=%zu points=%zu", (int)rq->run_end->status,
+                     rq->run_end->n_metrics, points);
+        } else {
+            snprintf(d, cap, "run end status=%d", (int)rq->run_end->status);
+        }
         break;
     case TRACK__V1__REQUEST__OP_LOG_BATCH: {
         size_t points = 0;

@@ -32,6 +32,13 @@ int srv_op_check_kvs(struct srv_call *call, const char *what, Track__V1__KeyValu
 /* Stores n params (params != 0) or tags of run; -1 at the first failure. */
 int srv_op_put_kvs(struct srv_call *call, const uint8_t run[16], int params,
                    Track__V1__KeyValue **kv, size_t n);
+/* Checks metric series as LogBatch takes them (keys, matching lengths, steps
+ * and times >= 0, LIMIT_BATCH_SERIES and _POINTS); *total gets the points. */
+int srv_op_check_series(struct srv_call *call, Track__V1__MetricSeries *const *metrics, size_t n,
+                        size_t *total);
+/* Appends checked series to the run (time 0: now). */
+int srv_op_put_series(struct srv_call *call, const uint8_t id[16],
+                      Track__V1__MetricSeries *const *metrics, size_t n);
 /* Makes room for one more pointer in *items (n used of *cap) built in the
  * arena, doubling, so a list of n costs log n allocations; -1 on OOM. */
 int srv_op_grow(struct srv_arena *a, void ***items, size_t n, size_t *cap);

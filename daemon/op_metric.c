@@ -46,30 +46,27 @@ static int check_series(struct srv_call *call, const Track__V1__MetricSeries *m,
     return 0;
 }
 
-int srv_op_log_batch(struct srv_call *call)
+int srv_op_check_series(struct srv_call *call, Track__V1__MetricSeries *const *metrics, size_t n,
+                        size_t *total)
 {
-    const Track__V1__LogBatch *q = call->rq->log_batch;
-    struct store_err err = {0};
-    size_t total = 0;
-    uint8_t id[16];
-    int rc;
-
-    if (q->n_metrics > LIMIT_BATCH_SERIES)
+    *total = 0;
+    if (n > LIMIT_BATCH_SERIES)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "metrics: more than %d series",
                            LIMIT_BATCH_SERIES);
-    if (srv_op_check_kvs(call, "param", q->params, q->n_params) ||
-        srv_op_check_kvs(call, "tag", q->tags, q->n_tags))
-        return -1;
-    for (size_t i = 0; i < q->n_metrics; i++)
-        if (check_series(call, q->metrics[i], &total))
+    for (size_t i = 0; i < n; i++)
+        if (check_series(call, metrics[i], total))
             return -1;
-    if (srv_op_resolve_run(call, "run", q->run, id))
-        return -1;
-    if (srv_op_put_kvs(call, id, 1, q->params, q->n_params) ||
-        srv_op_put_kvs(call, id, 0, q->tags, q->n_tags))
-        return -1;
-    for (size_t i = 0; i < q->n_metrics; i++) {
-        const Track__V1__MetricSeries *m = q->metrics[i];
+    return 0;
+}
+
+int srv_op_put_series(struct srv_call *call, const uint8_t id[16],
+                      Track__V1__MetricSeries *const *metrics, size_t n)
+{
+    struct store_err err = {0};
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        const Track__V1__MetricSeries *m = metrics[i];
         const int64_t *times = m->times_ms;
         if (!m->n_times_ms) {
             int64_t now = wire_now_ms(), *t = srv_alloc(&call->arena, m->n_values * sizeof(*t));
@@ -84,6 +81,25 @@ int srv_op_log_batch(struct srv_call *call)
         if (rc)
             return srv_op_fail_store(call, rc, &err);
     }
+    return 0;
+}
+
+int srv_op_log_batch(struct srv_call *call)
+{
+    const Track__V1__LogBatch *q = call->rq->log_batch;
+    size_t total = 0;
+    uint8_t id[16];
+
+    if (srv_op_check_series(call, q->metrics, q->n_metrics, &total) ||
+        srv_op_check_kvs(call, "param", q->params, q->n_params) ||
+        srv_op_check_kvs(call, "tag", q->tags, q->n_tags))
+        return -1;
+    if (srv_op_resolve_run(call, "run", q->run, id))
+        return -1;
+    if (srv_op_put_kvs(call, id, 1, q->params, q->n_params) ||
+        srv_op_put_kvs(call, id, 0, q->tags, q->n_tags) ||
+        srv_op_put_series(call, id, q->metrics, q->n_metrics))
+        return -1;
     Track__V1__LogBatchResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return srv_op_oom(call);

@@ -278,7 +278,14 @@ int srv_op_run_end(struct srv_call *call)
                            "status: must be FINISHED, FAILED or KILLED");
     if (q->end_ms < 0)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "end_ms: must not be negative");
+    size_t points = 0;
+    if (srv_op_check_series(call, q->metrics, q->n_metrics, &points))
+        return -1;
     if (srv_op_resolve_run(call, "run", q->run, id))
+        return -1;
+    /* the last points first: a refused end undoes them with it (the
+     * request's savepoint) */
+    if (srv_op_put_series(call, id, q->metrics, q->n_metrics))
         return -1;
     /* end_ms 0: the store takes now, never before the run's start */
     rc = store_run_end(call->st, id, (int)q->status, q->end_ms, &err);

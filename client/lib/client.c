@@ -510,12 +510,43 @@ static int need_run(struct track_client *c, struct track_err *err)
     return 0;
 }
 
+/* The buffered points as the series of one request when they fit one
+ * (64 series, well under the frame limit) and there is no feedback to send
+ * first: they then go with the run's end. ms and mp hold 64. */
+static size_t end_series(struct track_client *c, Track__V1__MetricSeries *ms,
+                         Track__V1__MetricSeries **mp)
+{
+    size_t k = 0, bytes = 0;
+    if (c->fb_n || c->buffered == 0)
+        return 0;
+    for (size_t i = 0; i < c->n_series; i++) {
+        struct series *s = &c->series[i];
+        if (!s->n)
+            continue;
+        if (k == 64)
+            return 0;
+        track__v1__metric_series__init(&ms[k]);
+        ms[k].key = s->key;
+        ms[k].steps = s->steps;
+        ms[k].n_steps = s->n;
+        ms[k].times_ms = s->times;
+        ms[k].n_times_ms = s->n;
+        ms[k].values = s->values;
+        ms[k].n_values = s->n;
+        mp[k] = &ms[k];
+        bytes += track__v1__metric_series__get_packed_size(&ms[k]) + 8;
+        k++;
+    }
+    return bytes + 1024 < CL_FRAME_ASK_ABOVE ? k : 0;
+}
+
 int track_run_end(struct track_client *c, int status, struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__RunEnd re = TRACK__V1__RUN_END__INIT;
+    Track__V1__MetricSeries ms[64], *mp[64];
     struct track_err ferr = {0};
-    size_t len;
+    size_t len, k;
     int rc = need_run(c, err);
 
     if (rc)
@@ -523,8 +554,10 @@ int track_run_end(struct track_client *c, int status, struct track_err *err)
     if (status < TRACK_FINISHED || status > TRACK_KILLED)
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "status: must be finished, failed or killed");
     int owned = call_begin(c); /* the flush and the end within one timeout */
-    rc = track_flush(c, &ferr);
-    if (rc) {
+    /* a short run's last points ride with its end (one request, one
+     * commit); more than one request's worth are flushed first */
+    k = end_series(c, ms, mp);
+    if (!k && (rc = track_flush(c, &ferr)) != 0) {
         call_end(c, owned);
         if (err)
             *err = ferr;
@@ -533,11 +566,25 @@ int track_run_end(struct track_client *c, int status, struct track_err *err)
     re.run = c->run_hex;
     re.status = (Track__V1__RunStatus)status;
     re.end_ms = wire_now_ms();
+    re.metrics = k ? mp : NULL;
+    re.n_metrics = k;
     rq.op_case = TRACK__V1__REQUEST__OP_RUN_END;
     rq.run_end = &re;
     rc = cl_pack(c, &rq, &len, err);
     if (!rc)
         rc = cl_write(c, c->pack, len, NULL, err);
+    if (k && rc == 0) {
+        /* stored with the end, or spooled with it: out of the buffer */
+        for (size_t i = 0; i < c->n_series; i++) {
+            c->buffered -= c->series[i].n;
+            c->series[i].n = 0;
+        }
+    } else if (k && rc != TRACK_E_UNAVAILABLE) {
+        /* the end was refused (and its points with it): the points go on
+         * their own, as they would have without the end; the end's error
+         * is the answer */
+        track_flush(c, NULL);
+    }
     call_end(c, owned);
     return rc;
 }

@@ -802,7 +802,8 @@ Test(core, a_run_started_offline_is_created_when_the_spool_is_delivered)
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0);
     int sent = 0;
     cr_assert_eq(track_sync(c, &sent, &err), 0, "%s", err.msg);
-    cr_assert_eq(sent, 4, "%d requests delivered", sent);
+    /* start, param, and the end carrying the point */
+    cr_assert_eq(sent, 3, "%d requests delivered", sent);
     struct track_result *res;
     struct track_run_info r;
     cr_assert_eq(track_run_get(c, hex, &res, &r, &err), 0, "%s", err.msg);
@@ -1213,6 +1214,47 @@ Test(core, ten_thousand_distinct_keys_from_one_client_are_all_stored)
     for (size_t i = 0; i < r.n_metrics; i++)
         cr_assert_eq(r.metrics[i].count, POINTS, "%s has %lld points", r.metrics[i].key,
                      (long long)r.metrics[i].count);
+    track_result_free(res);
+    PASS();
+}
+
+/* A run's last points go with its end (one request). When the end is
+ * refused (the run ended already, as something else), the points are not
+ * lost with it: they are sent on their own. */
+Test(core, points_logged_just_before_an_end_are_stored_with_it_or_without_it)
+{
+    struct track_err err = {0};
+    struct track_run_opts ro = {.experiment = "ends", .name = "short"};
+    track_run_id id;
+    char hex[33];
+    const int64_t *steps, *times;
+    const double *vals;
+    struct track_result *res;
+    size_t n;
+    int64_t next;
+    int more;
+
+    cr_assert_eq(track_run_start(c, &ro, &id, &err), 0, "%s", err.msg);
+    track_run_id_hex(&id, hex);
+    for (int i = 0; i < 5; i++)
+        OK(track_log_metric(c, "acc", 0.1 * i, i, 0, &e_));
+    OK(track_run_end(c, TRACK_FINISHED, &e_));
+    cr_assert_eq(track_metric_history(c, hex, "acc", 0, 0, &res, &steps, &times, &vals, &n, &next,
+                                      &more, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(n, 5, "%zu points with the end", n);
+    track_result_free(res);
+
+    /* the run ended FINISHED; ending it FAILED is refused, the point stays */
+    cr_assert_eq(track_run_use(c, hex, &err), 0, "%s", err.msg);
+    OK(track_log_metric(c, "late", 9.0, 7, 0, &e_));
+    cr_assert_eq(track_run_end(c, TRACK_FAILED, &err), TRACK_E_CONFLICT, "%s", err.msg);
+    cr_assert(strstr(err.msg, "already ended"), "%s", err.msg);
+    cr_assert_eq(track_metric_history(c, hex, "late", 0, 0, &res, &steps, &times, &vals, &n, &next,
+                                      &more, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(n, 1, "the point of a refused end was lost");
+    cr_assert_eq(vals[0], 9.0);
     track_result_free(res);
     PASS();
 }

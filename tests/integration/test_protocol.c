@@ -1058,3 +1058,58 @@ Test(protocol, sql_looking_strings_are_stored_verbatim)
     nn_close(s);
     PASS();
 }
+
+/* RunEnd may carry the run's last points: stored with the end in one
+ * commit; a bad series is refused naming it, and then neither the points
+ * nor the end are stored; an end refused for its status takes its points
+ * back with it. */
+Test(protocol, an_end_with_its_last_points_stores_both_or_neither)
+{
+    int s = px_socket(5000);
+    char run[33];
+    new_run(s, 61, run);
+
+    int64_t steps[] = {0, 1, 2}, bad_steps[] = {0, -1};
+    double vals[] = {1, 2, 3};
+    Track__V1__MetricSeries ms = TRACK__V1__METRIC_SERIES__INIT, *msp[] = {&ms};
+    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
+    Track__V1__RunEnd re = TRACK__V1__RUN_END__INIT;
+    ms.key = wire_str("last");
+    ms.steps = bad_steps;
+    ms.n_steps = 2;
+    ms.values = vals;
+    ms.n_values = 2;
+    re.run = wire_str(run);
+    re.status = TRACK__V1__RUN_STATUS__FINISHED;
+    re.metrics = msp;
+    re.n_metrics = 1;
+    rq.op_case = TRACK__V1__REQUEST__OP_RUN_END;
+    rq.run_end = &re;
+    expect_error(px_call(s, &rq), TRACK__V1__CODE__INVALID_ARGUMENT, "metric \"last\": step -1",
+                 "an end whose points are bad");
+    Track__V1__Response *rs = run_get(s, run);
+    expect_ok(rs, "run get");
+    cr_assert_eq(rs->run_get->run->status, TRACK__V1__RUN_STATUS__RUNNING, "the end was stored");
+    track__v1__response__free_unpacked(rs, NULL);
+    cr_assert_eq(history_count(s, run, "last", NULL), -1, "points of a refused end were stored");
+
+    ms.steps = steps;
+    ms.n_steps = 3;
+    ms.n_values = 3;
+    expect_ok(rs = px_call(s, &rq), "an end with 3 points");
+    track__v1__response__free_unpacked(rs, NULL);
+    double sum = 0;
+    cr_assert_eq(history_count(s, run, "last", &sum), 3);
+    cr_assert_eq(sum, 6.0);
+    rs = run_get(s, run);
+    cr_assert_eq(rs->run_get->run->status, TRACK__V1__RUN_STATUS__FINISHED);
+    track__v1__response__free_unpacked(rs, NULL);
+
+    /* ended FINISHED: an end as FAILED is a CONFLICT, and its points go with it */
+    re.status = TRACK__V1__RUN_STATUS__FAILED;
+    ms.key = wire_str("late");
+    expect_error(px_call(s, &rq), TRACK__V1__CODE__CONFLICT, "already ended", "end it again");
+    cr_assert_eq(history_count(s, run, "late", NULL), -1, "points of a refused end were stored");
+    nn_close(s);
+    PASS();
+}
