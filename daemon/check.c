@@ -88,7 +88,8 @@ int srv_check_start(struct srv *srv, int force)
                         "(--force overrides)");
         return force ? 0 : -1;
     }
-    struct store_opts so = {.readonly = 1};
+    /* it reads everything once: a cache would only hold what it passed */
+    struct store_opts so = {.readonly = 1, .cache_kib = 2048};
     if (store_open(srv->cfg.db_path, &so, &c->st, &err)) {
         srv_log(SRV_LOG_ERROR, "store", "integrity check: cannot open a read handle: %s", err.msg);
         return -1;

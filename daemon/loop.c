@@ -73,6 +73,7 @@
 #define MMAP_THRESHOLD       (1 << 20)   /* allocations this big are mmap'd, freed at once */
 #define TRIM_AFTER_BYTES     (16u << 20) /* malloc_trim once this much big memory was freed */
 #define TRIM_THRESHOLD       (32 << 20)  /* free memory a heap keeps between those trims */
+#define CACHE_IDLE_MS        5000        /* idle this long: the page caches are given back */
 
 struct pending {
     int sock;
@@ -850,6 +851,8 @@ int srv_loop_run(struct srv *srv)
         if (n) {
             handle_batch(&l, n);
             l.served_since_trim = 1;
+            l.last_request_ms = wire_mono_ms();
+            l.released = 0;
         }
         if (n == 0 && wire_mono_ms() - l.last_maint >= IDLE_TICK_MS) {
             maintain(&l);
@@ -858,6 +861,14 @@ int srv_loop_run(struct srv *srv)
             /* idle after work: what the replies and the read workers'
              * arenas freed goes back to the system (RSS after a load is
              * the page caches, STORE_CACHE_KIB_*, and little more) */
+            /* and after CACHE_IDLE_MS without a request, the page caches
+             * too: they fill again with the next queries */
+            if (!l.released && wire_mono_ms() - l.last_request_ms >= CACHE_IDLE_MS) {
+                store_release_memory(l.srv->wst);
+                srv_workers_release_memory(l.workers);
+                l.released = 1;
+                l.served_since_trim = 1;
+            }
             if (l.served_since_trim) {
                 malloc_trim(0);
                 l.served_since_trim = 0;

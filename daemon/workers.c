@@ -102,6 +102,14 @@ static void *worker_main(void *p)
     }
 }
 
+void srv_workers_release_memory(struct srv_workers *w)
+{
+    /* a handle a worker is reading with waits on its own mutex, and keeps
+     * the pages that read holds */
+    for (int i = 0; w && i < w->n_stores; i++)
+        store_release_memory(w->stores[i]);
+}
+
 int srv_workers_start(struct srv *srv, int n, int efd, struct srv_workers **out)
 {
     struct srv_workers *w = calloc(1, sizeof(*w));

@@ -56,13 +56,17 @@ enum store_durability {
 struct store_opts {
     int readonly;
     int durability;
+    int cache_kib; /* the page cache, KiB; 0: STORE_CACHE_KIB_WRITE or _READ */
 };
 
 /* SQLite's page cache of one handle, in KiB: the writer's (trackd has one)
  * and a read handle's (one per read worker). What they hold past that is
- * read again from the OS's page cache (~2 us a 4 KiB page). */
+ * read again from the OS's page cache (~2 us a 4 KiB page); a read cache
+ * smaller than what one query reads (B5's compare reads 31 MB) helps it
+ * nothing. trackd gives them back after 5 s without a request
+ * (store_release_memory), so an idle daemon holds little. */
 #define STORE_CACHE_KIB_WRITE "16384"
-#define STORE_CACHE_KIB_READ  "4096"
+#define STORE_CACHE_KIB_READ  "32768"
 
 struct store;
 
@@ -78,6 +82,9 @@ int store_check(struct store *st, struct store_err *err);
 /* Makes a store_check (or any statement) running on st in another thread
  * stop soon with an error (sqlite3_interrupt); safe from any thread. */
 void store_interrupt(struct store *st);
+/* Frees the page cache pages st holds and does not use now
+ * (sqlite3_db_release_memory): an idle trackd gives its caches back. */
+void store_release_memory(struct store *st);
 
 /* Online copy of the whole database into `dest_path` (SQLite backup API),
  * which must not exist: written to a 0600 tmp file beside it, fsynced, then

@@ -299,7 +299,8 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-static int configure(struct store *st, int durability, const char *path, struct store_err *err)
+static int configure(struct store *st, int durability, int cache_kib, const char *path,
+                     struct store_err *err)
 {
     char what[128];
     int ret;
@@ -318,6 +319,12 @@ static int configure(struct store *st, int durability, const char *path, struct 
                       err, what);
     if (ret)
         return ret;
+    if (cache_kib > 0) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA cache_size = -%d", cache_kib);
+        if ((ret = sq_exec_sql(st, pragma, err, what)) != 0)
+            return ret;
+    }
     if (st->readonly)
         return check_version(st, path, err);
     ret = sq_exec_sql(st, "PRAGMA journal_mode = WAL", err, what);
@@ -371,7 +378,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
                       st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto out;
     }
-    ret = configure(st, durability, path, err);
+    ret = configure(st, durability, opts ? opts->cache_kib : 0, path, err);
     if (ret)
         goto out;
     for (int i = 0; i < Q_COUNT; i++) {
@@ -745,6 +752,12 @@ static int check_chunks(struct store *st, struct store_err *err)
 out:
     sqlite3_finalize(s);
     return ret;
+}
+
+void store_release_memory(struct store *st)
+{
+    if (st && st->db)
+        sqlite3_db_release_memory(st->db);
 }
 
 void store_interrupt(struct store *st)
