@@ -863,6 +863,10 @@ int srv_loop_run(struct srv *srv)
              * the page caches, STORE_CACHE_KIB_*, and little more) */
             /* and after CACHE_IDLE_MS without a request, the page caches
              * too: they fill again with the next queries */
+            if (l.released == 1) { /* the workers released theirs since */
+                l.released = 2;
+                l.served_since_trim = 1;
+            }
             if (!l.released && wire_mono_ms() - l.last_request_ms >= CACHE_IDLE_MS) {
                 store_release_memory(l.srv->wst);
                 srv_workers_release_memory(l.workers);

@@ -31,6 +31,9 @@ struct srv_workers {
     size_t done_bytes; /* reply bytes on the done list */
     struct srv_job *done;
     int stopping;
+    unsigned release_gen; /* srv_workers_release_memory asks: each worker
+                           * releases its own handle (NOMUTEX: only its
+                           * thread may touch it) */
 };
 
 struct worker_arg {
@@ -70,13 +73,22 @@ static void *worker_main(void *p)
     struct worker_arg *arg = p;
     struct srv_workers *w = arg->w;
     struct store *st = w->stores[arg->index];
+    unsigned released = 0;
     free(arg);
 
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        /* cond is signalled on submit and when the loop takes the done list */
-        while (!w->stopping && (!w->queue || w->done_bytes >= SRV_MAX_DONE_BYTES))
+        /* cond is signalled on submit, when the loop takes the done list
+         * and when the caches are to be given back */
+        while (!w->stopping && released == w->release_gen &&
+               (!w->queue || w->done_bytes >= SRV_MAX_DONE_BYTES))
             pthread_cond_wait(&w->cond, &w->lock);
+        if (released != w->release_gen) {
+            released = w->release_gen;
+            pthread_mutex_unlock(&w->lock);
+            store_release_memory(st);
+            continue;
+        }
         if (!w->queue && w->stopping) {
             pthread_mutex_unlock(&w->lock);
             return NULL;
@@ -104,10 +116,12 @@ static void *worker_main(void *p)
 
 void srv_workers_release_memory(struct srv_workers *w)
 {
-    /* a handle a worker is reading with waits on its own mutex, and keeps
-     * the pages that read holds */
-    for (int i = 0; w && i < w->n_stores; i++)
-        store_release_memory(w->stores[i]);
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->release_gen++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
 int srv_workers_start(struct srv *srv, int n, int efd, struct srv_workers **out)
