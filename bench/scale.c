@@ -195,6 +195,28 @@ static int create_runs(const char *uri, const char *exp, int64_t first, int64_t 
     return ok ? 0 : -1;
 }
 
+/* Runs argv with stdout discarded and stderr into ROOT/cli.err; its exit
+ * status (the file is printed when it failed). */
+static int run_cli(char *const argv[])
+{
+    char path[600];
+    struct bench_proc p;
+    snprintf(path, sizeof path, "%s/cli.err", cfg.root);
+    unlink(path);
+    if (bench_spawn(&p, argv, 0, 0, path) < 0)
+        return -1;
+    int st = bench_wait(&p);
+    if (st != 0) {
+        FILE *f = fopen(path, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            fprintf(stderr, "track-scale-bench: %s: %s", argv[3], line);
+        if (f)
+            fclose(f);
+    }
+    return st;
+}
+
 /* The median of reps timings of `track --server URI ARGS...` (output
  * discarded), in ms; -1 when one failed. */
 static double cli_ms(const char *uri, const char *const *args)
@@ -209,11 +231,11 @@ static double cli_ms(const char *uri, const char *const *args)
     for (int i = 0; args[i] && n < 23; i++)
         argv[n++] = (char *)(uintptr_t)args[i];
     argv[n] = NULL;
-    if (bench_run_quiet(argv) != 0) /* warm-up, and the check that it works */
+    if (run_cli(argv) != 0) /* warm-up, and the check that it works */
         return -1;
     for (int r = 0; r < cfg.reps; r++) {
         int64_t t0 = bench_now_ns();
-        if (bench_run_quiet(argv) != 0)
+        if (run_cli(argv) != 0)
             return -1;
         t[r] = (double)(bench_now_ns() - t0) / 1e6;
     }

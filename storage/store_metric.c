@@ -17,6 +17,9 @@
 
 #include "store_internal.h"
 
+/* chunk row ids one store_metric_compact call looks at, at most */
+#define COMPACT_WINDOW 65536
+
 /* ---- metrics ------------------------------------------------------------------ */
 
 /* Encodes n (<= CHUNK_MAX_POINTS) points and inserts them as the chunk of
@@ -646,8 +649,11 @@ static int merge_group(struct store *st, sqlite3_stmt *del, const struct member 
  * fewer than `small` points, cut so that none exceeds CHUNK_MAX_POINTS.
  * *merged counts the chunks that disappear (a group of k chunks: k - 1).
  * Only (run, key)s that got a small chunk since the last complete pass are
- * looked at (all of them after open or a rollback), so a call costs what
- * was appended since, not the size of the database. The work is wrapped in
+ * looked at (all of them after open or a rollback), and of those only the
+ * chunks of the next COMPACT_WINDOW row ids, so a call costs at most that
+ * window whatever was appended since (10^5 runs of 20 short series are 2M
+ * small chunks: one call over all of them held trackd's loop for seconds,
+ * after a load and after every start); the next call goes on from there. The work is wrapped in
  * a savepoint: on failure nothing of it is left in the caller's transaction.
  * max_groups above 2^20 counts as 2^20. */
 int store_metric_compact(struct store *st, int small, int max_groups, int *merged,
@@ -685,19 +691,23 @@ int store_metric_compact(struct store *st, int small, int max_groups, int *merge
     top = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     s = NULL;
+    int64_t from = st->compact_small == small ? st->compact_mark : 0;
+    if (top - from > COMPACT_WINDOW)
+        top = from + COMPACT_WINDOW;
     /* NOT INDEXED and CROSS JOIN keep the planner on the rowid range and the
      * (run, key_id, first_seq) index, never a scan of the whole table */
     ret = sq_prep(st,
                   "SELECT c.id, c.run, c.key_id, c.first_seq, c.n FROM"
                   " (SELECT DISTINCT run, key_id FROM metric_chunks NOT INDEXED"
-                  "  WHERE id > ?2 AND n < ?1) p"
+                  "  WHERE id > ?2 AND id <= ?3 AND n < ?1) p"
                   " CROSS JOIN metric_chunks c ON c.run = p.run AND c.key_id = p.key_id"
                   " AND c.n < ?1 ORDER BY c.run, c.key_id, c.first_seq",
                   &s, err);
     if (ret)
         goto out;
     sqlite3_bind_int(s, 1, small);
-    sqlite3_bind_int64(s, 2, st->compact_small == small ? st->compact_mark : 0);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, top);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct member c = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
