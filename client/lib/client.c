@@ -510,6 +510,19 @@ static int need_run(struct track_client *c, struct track_err *err)
     return 0;
 }
 
+/* A MetricSeries over a buffered series' arrays (no copy). */
+static void series_view(const struct series *s, Track__V1__MetricSeries *m)
+{
+    track__v1__metric_series__init(m);
+    m->key = (char *)s->key;
+    m->steps = s->steps;
+    m->n_steps = s->n;
+    m->times_ms = s->times;
+    m->n_times_ms = s->n;
+    m->values = s->values;
+    m->n_values = s->n;
+}
+
 /* The buffered points as the series of one request when they fit one
  * (64 series, well under the frame limit) and there is no feedback to send
  * first: they then go with the run's end. ms and mp hold 64. */
@@ -525,14 +538,7 @@ static size_t end_series(struct track_client *c, Track__V1__MetricSeries *ms,
             continue;
         if (k == 64)
             return 0;
-        track__v1__metric_series__init(&ms[k]);
-        ms[k].key = s->key;
-        ms[k].steps = s->steps;
-        ms[k].n_steps = s->n;
-        ms[k].times_ms = s->times;
-        ms[k].n_times_ms = s->n;
-        ms[k].values = s->values;
-        ms[k].n_values = s->n;
+        series_view(s, &ms[k]);
         mp[k] = &ms[k];
         bytes += track__v1__metric_series__get_packed_size(&ms[k]) + 8;
         k++;
@@ -847,14 +853,7 @@ static int flush_metrics(struct track_client *c, struct track_err *err)
             struct series *s = &c->series[i];
             if (!s->n)
                 continue;
-            track__v1__metric_series__init(&ms[k]);
-            ms[k].key = s->key;
-            ms[k].steps = s->steps;
-            ms[k].n_steps = s->n;
-            ms[k].times_ms = s->times;
-            ms[k].n_times_ms = s->n;
-            ms[k].values = s->values;
-            ms[k].n_values = s->n;
+            series_view(s, &ms[k]);
             mp[k] = &ms[k];
             idx[k] = i;
             k++;
