@@ -82,7 +82,6 @@ int store_grant_sql(const struct store_viewer *v, const char *col, int level, ch
 int store_grant_level(struct store *st, const struct store_viewer *v, int64_t experiment_id,
                       int *level, struct store_err *err)
 {
-    char e[600], sql[700];
     sqlite3_stmt *s = NULL;
     int rc, ret;
 
@@ -91,18 +90,24 @@ int store_grant_level(struct store *st, const struct store_viewer *v, int64_t ex
         *level = STORE_LEVEL_MANAGE;
         return 0;
     }
-    if (level_expr(v, "?1", e, sizeof e))
-        return sq_fail(err, STORE_E_INTERNAL, "grant query too long");
-    snprintf(sql, sizeof sql, "SELECT %s", e);
-    if ((ret = sq_prep(st, sql, &s, err)))
+    /* level_expr's rule with the user and role bound: one statement for
+     * every caller, kept prepared (a sealed request asks this each time) */
+    int role = v->role < 0 ? 0 : v->role > STORE_ROLE_WRITER ? STORE_ROLE_WRITER : v->role;
+    if ((ret = sq_prep_lit(st,
+                           "SELECT coalesce((SELECT g.level FROM grants g WHERE g.experiment = ?1"
+                           " AND g.user = ?2), CASE WHEN EXISTS(SELECT 1 FROM grants g"
+                           " WHERE g.experiment = ?1) THEN 0 ELSE ?3 END)",
+                           &s, err)))
         return ret;
     sqlite3_bind_int64(s, 1, experiment_id);
+    sqlite3_bind_int64(s, 2, v->user_id);
+    sqlite3_bind_int(s, 3, role);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *level = sqlite3_column_int(s, 0);
     else
         ret = sq_db_fail(st, rc, err, "reading a grant");
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 
@@ -124,10 +129,10 @@ int store_run_experiment(struct store *st, const uint8_t run[16], int64_t *exper
     char hex[33];
     int rc, ret;
 
-    if ((ret = sq_prep(st,
-                       "SELECT e.id, e.name FROM runs r JOIN experiments e"
-                       " ON e.id = r.experiment_id WHERE r.uuid = ?1",
-                       &s, err)))
+    if ((ret = sq_prep_lit(st,
+                           "SELECT e.id, e.name FROM runs r JOIN experiments e"
+                           " ON e.id = r.experiment_id WHERE r.uuid = ?1",
+                           &s, err)))
         return ret;
     sqlite3_bind_blob(s, 1, run, 16, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -143,7 +148,7 @@ int store_run_experiment(struct store *st, const uint8_t run[16], int64_t *exper
     } else {
         ret = sq_db_fail(st, rc, err, "looking up a run's experiment");
     }
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 

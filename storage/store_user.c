@@ -145,15 +145,16 @@ int store_user_add(struct store *st, const char *name, int role, const uint8_t *
     return ret;
 }
 
-static int user_where(struct store *st, const char *where, const uint8_t *key, const char *name,
+static int user_where(struct store *st, const uint8_t *key, const char *name,
                       struct store_user *out, struct store_err *err)
 {
-    char sql[160];
+    static const char by_key[] = "SELECT " USER_COLS " FROM users WHERE key = ?1";
+    static const char by_name[] = "SELECT " USER_COLS " FROM users WHERE name = ?1";
     sqlite3_stmt *s = NULL;
     int rc, ret;
 
-    snprintf(sql, sizeof sql, "SELECT " USER_COLS " FROM users WHERE %s", where);
-    if ((ret = sq_prep(st, sql, &s, err)))
+    /* kept prepared: every sealed frame asks for its key's user */
+    if ((ret = sq_prep_lit(st, key ? by_key : by_name, &s, err)))
         return ret;
     if (key)
         sqlite3_bind_blob(s, 1, key, STORE_KEY_BYTES, SQLITE_STATIC);
@@ -167,21 +168,21 @@ static int user_where(struct store *st, const char *where, const uint8_t *key, c
                   : sq_fail(err, STORE_E_NOT_FOUND, "user \"%s\" not found", name);
     else
         ret = sq_db_fail(st, rc, err, "looking up a user");
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 
 int store_user_by_key(struct store *st, const uint8_t key[STORE_KEY_BYTES], struct store_user *out,
                       struct store_err *err)
 {
-    return user_where(st, "key = ?1", key, NULL, out, err);
+    return user_where(st, key, NULL, out, err);
 }
 
 int store_user_by_name(struct store *st, const char *name, struct store_user *out,
                        struct store_err *err)
 {
     int ret = store_user_check_name(name, err);
-    return ret ? ret : user_where(st, "name = ?1", NULL, name, out, err);
+    return ret ? ret : user_where(st, NULL, name, out, err);
 }
 
 int store_user_list(struct store *st, store_user_cb cb, void *ctx, struct store_err *err)
