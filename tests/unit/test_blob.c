@@ -485,7 +485,7 @@ Test(blob, abort_removes_the_tmp_file_and_the_pin)
 Test(blob, uploads_in_flight_are_bounded)
 {
     char id[BLOB_UPLOAD_ID_HEX + 1], first[BLOB_UPLOAD_ID_HEX + 1];
-    uint8_t d[BLOB_DIGEST_BYTES] = {0};
+    uint8_t d[BLOB_DIGEST_BYTES] = {0, 1}; /* never all zero: that names streaming uploads */
     int exists;
 
     for (int i = 0; i < BLOB_UPLOADS_MAX; i++) {
