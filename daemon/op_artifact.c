@@ -16,7 +16,7 @@
  * worker and touches files only (no transaction), so a big upload never
  * holds the loop that answers other clients' writes: the write of each
  * chunk, and when a chunk completes the upload, its seal (digest check,
- * fsync, rename: blob_upload_put) happen there. A client keeps several
+ * fsync in --durability full, rename: blob_upload_put) happen there. A client keeps several
  * chunks in flight (on several connections); the workers write them at
  * their offsets at once, within the store's window, and the hash follows
  * in order (blob.h, Uploads); a chunk's reply says how many bytes are
@@ -381,7 +381,7 @@ int srv_op_artifact_chunk(struct srv_call *call)
                            (long long)q->offset);
     /* chunks of one upload may be written by several workers at once, in
      * any order within the window; the one whose hashing reaches the last
-     * byte seals here, on the worker (hash check, fsync, rename) */
+     * byte seals here, on the worker (hash check, fsync when full, rename) */
     rc = blob_upload_put(bs, q->upload_id, (uint64_t)q->offset, q->data.data, q->data.len, 1, &pr,
                          &err);
     if (rc)

@@ -13,7 +13,7 @@
  *
  *   blobs/                    0700
  *   blobs/ab/                 0700, the first 2 hex characters of a digest
- *   blobs/ab/cdef...          0600, the other 62: a complete, synced blob
+ *   blobs/ab/cdef...          0600, the other 62: a complete blob (synced: see Uploads)
  *   blobs/tmp/                0700, uploads in flight
  *   blobs/tmp/ID-SIZE-DIGEST  0600, the bytes received so far, in order
  *

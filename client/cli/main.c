@@ -427,7 +427,7 @@ static const struct cli_cmd commands[] = {
      "Without -o, prints the version and the `track artifact get` command that downloads the "
      "run's artifact. With -o, the bytes fetched are the version's own: the blob of the digest "
      "pinned at register time, even when the run's artifact at that path was replaced since. "
-     "The file is written as NAME.tmp, checked against that digest and size, fsynced and "
+     "The file is written as NAME.tmp, checked against that digest and size, and "
      "renamed; a mismatch is an error and nothing is kept. A DIR that exists and is not a "
      "directory is an error.",
      "track model get iris@production\ntrack model get iris/3 --json\n"
