@@ -346,12 +346,14 @@ static void checkpoint(struct loop *l)
 }
 
 /* An ArtifactBegin counted as an upload in flight that will have no
- * chunks: the blob existed, the begin failed, or it was a replay. */
+ * chunks: the blob existed, a streaming begin met a known size, the begin
+ * failed, or it was a replay. */
 static void upload_settled(struct loop *l, const struct pending *p, const Track__V1__Response *rs)
 {
     if (!p->upload_charged || !l->limiter)
         return;
-    if (rs && !rs->error && !(rs->artifact_begin && rs->artifact_begin->exists))
+    if (rs && !rs->error &&
+        !(rs->artifact_begin && (rs->artifact_begin->exists || rs->artifact_begin->size_known)))
         return;
     srv_limiter_upload_end(l->limiter, p->caller.user_id, wire_mono_ms());
 }

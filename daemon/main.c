@@ -708,6 +708,8 @@ int main(int argc, char **argv)
         srv_log(SRV_LOG_ERROR, "blob", "cannot open %s/blobs: %s", srv.cfg.data_dir, err.msg);
         goto out;
     }
+    /* seals fsync only when a write must survive power loss (blob.h, Uploads) */
+    blob_store_set_sync(srv.blobs, srv.cfg.durability == STORE_DURABILITY_FULL);
     /* uploads abandoned long ago (a client that never came back) */
     if (blob_tmp_cleanup(srv.blobs, 7LL * 24 * 3600 * 1000, NULL, &err))
         srv_log(SRV_LOG_WARN, "blob", "cleaning %s/blobs/tmp: %s", srv.cfg.data_dir, err.msg);

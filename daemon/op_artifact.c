@@ -6,11 +6,17 @@
  * path and the run, then: a blob of that digest stored already answers
  * exists and commits the (run, path) row at once (dedup: no bytes move); an
  * upload in flight with that (size, digest) is resumed (its id and the
- * bytes it has); else a new upload begins. ArtifactChunk runs on a read
+ * bytes it has); else a new upload begins. A streaming begin (no digest:
+ * the client did not hash the file) answers size_known when a blob of that
+ * size may be stored (blob_size_seen), so the client hashes and begins with
+ * the digest, and otherwise begins an upload that the seal names by what
+ * its bytes hash to (dedup at the seal instead); only its own client
+ * resumes one (resume_upload_id), and gc drops those idle for an hour.
+ * ArtifactChunk runs on a read
  * worker and touches files only (no transaction), so a big upload never
  * holds the loop that answers other clients' writes: the write of each
  * chunk, and when a chunk completes the upload, its seal (digest check,
- * fsync, rename: blob_upload_put) happen there. A client keeps several
+ * fsync in --durability full, rename: blob_upload_put) happen there. A client keeps several
  * chunks in flight (on several connections); the workers write them at
  * their offsets at once, within the store's window, and the hash follows
  * in order (blob.h, Uploads); a chunk's reply says how many bytes are
@@ -96,6 +102,22 @@ static void seal_add(struct blob_store *bs, const char *id, const uint8_t digest
     seals[slot].size = size;
     seals[slot].at_ms = now;
     pthread_mutex_unlock(&seal_lock);
+}
+
+/* 1 when upload `id` is sealed and waits for its commit (*size set). */
+static int seal_has(struct blob_store *bs, const char *id, uint64_t *size)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&seal_lock);
+    seal_expire(bs, wire_now_ms());
+    for (int i = 0; i < SEAL_SLOTS && !found; i++)
+        if (seals[i].used && strcmp(seals[i].id, id) == 0) {
+            *size = seals[i].size;
+            found = 1;
+        }
+    pthread_mutex_unlock(&seal_lock);
+    return found;
 }
 
 /* Takes the sealed upload `id` out of the table: 1 (digest, size and its
@@ -213,6 +235,55 @@ static int put_row(struct srv_call *call, struct blob_store *bs, const uint8_t r
 
 /* ---- upload ---------------------------------------------------------------------- */
 
+static const uint8_t zero_digest[BLOB_DIGEST_BYTES];
+
+/* The streaming half of ArtifactBegin (stream set, no digest): resumes the
+ * client's own upload, or answers size_known when a blob of that size may
+ * be stored (the client hashes and begins with the digest), or begins a
+ * streaming upload. *known, id and *have for the reply. */
+static int begin_stream(struct srv_call *call, struct blob_store *bs, const char *resume,
+                        uint64_t size, int *known, char id[BLOB_UPLOAD_ID_HEX + 1], uint64_t *have)
+{
+    struct store_err err = {0};
+    uint8_t digest[BLOB_DIGEST_BYTES];
+    uint64_t usize = 0;
+    int rc;
+
+    if (resume && resume[0]) {
+        if (check_upload_id(call, resume))
+            return -1;
+        if (seal_has(bs, resume, &usize)) {
+            rc = 0; /* sealed; the chunk's reply was lost: only the commit is missing */
+            *have = usize;
+        } else {
+            rc = blob_upload_status(bs, resume, have, &usize, digest, &err);
+            if (rc == STORE_E_NOT_FOUND)
+                goto fresh; /* dropped or expired: begin again */
+            if (rc)
+                return srv_op_fail_store(call, rc, &err);
+            if (memcmp(digest, zero_digest, BLOB_DIGEST_BYTES) != 0)
+                return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                                   "resume_upload_id: upload %s was begun with a digest, not "
+                                   "streaming; begin with that digest to resume it",
+                                   resume);
+        }
+        if (usize != size)
+            return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                               "size: %llu, but streaming upload %s was begun with %llu bytes",
+                               (unsigned long long)size, resume, (unsigned long long)usize);
+        memcpy(id, resume, BLOB_UPLOAD_ID_HEX + 1);
+        return 0;
+    }
+fresh:
+    *have = 0;
+    if (blob_size_seen(bs, size)) {
+        *known = 1;
+        return 0;
+    }
+    rc = blob_upload_begin_stream(bs, size, id, &err);
+    return rc ? srv_op_fail_store(call, rc, &err) : 0;
+}
+
 int srv_op_artifact_begin(struct srv_call *call)
 {
     const Track__V1__ArtifactBegin *q = call->rq->artifact_begin;
@@ -221,15 +292,32 @@ int srv_op_artifact_begin(struct srv_call *call)
     char id[BLOB_UPLOAD_ID_HEX + 1] = "";
     uint64_t have = 0, stored = 0;
     uint8_t run[16];
-    int exists = 0, rc;
+    int exists = 0, known = 0, rc;
 
-    if (!bs || check_path(call, "path", q->path) || check_digest(call, "digest", q->digest))
+    if (!bs || check_path(call, "path", q->path))
+        return -1;
+    if (q->stream && q->digest.len != 0)
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                           "digest: a streaming begin (stream set) carries none, got %zu bytes",
+                           q->digest.len);
+    if (!q->stream && q->resume_upload_id && q->resume_upload_id[0])
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                           "resume_upload_id: only a streaming begin (stream set) takes one");
+    if (!q->stream && check_digest(call, "digest", q->digest))
         return -1;
     if (q->size < 0)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "size: %lld is negative",
                            (long long)q->size);
     if (srv_op_resolve_run(call, "run", q->run, run))
         return -1;
+    if (q->stream) {
+        if (begin_stream(call, bs, q->resume_upload_id, (uint64_t)q->size, &known, id, &have))
+            return -1;
+        goto reply;
+    }
+    if (memcmp(q->digest.data, zero_digest, BLOB_DIGEST_BYTES) == 0)
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                           "digest: all zero bytes is no BLAKE2b-256 digest of any file");
     rc = blob_upload_find(bs, (uint64_t)q->size, q->digest.data, id, &err);
     if (rc == 0) {
         rc = blob_upload_status(bs, id, &have, NULL, NULL, &err);
@@ -257,11 +345,13 @@ int srv_op_artifact_begin(struct srv_call *call)
         if (put_row(call, bs, run, q->path, q->digest.data, stored))
             return -1;
     }
+reply:;
     Track__V1__ArtifactBeginResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return srv_op_oom(call);
     track__v1__artifact_begin_result__init(r);
     r->exists = exists;
+    r->size_known = known;
     r->upload_id = srv_strdup(&call->arena, id);
     if (!r->upload_id)
         return srv_op_oom(call);
@@ -291,7 +381,7 @@ int srv_op_artifact_chunk(struct srv_call *call)
                            (long long)q->offset);
     /* chunks of one upload may be written by several workers at once, in
      * any order within the window; the one whose hashing reaches the last
-     * byte seals here, on the worker (hash check, fsync, rename) */
+     * byte seals here, on the worker (hash check, fsync when full, rename) */
     rc = blob_upload_put(bs, q->upload_id, (uint64_t)q->offset, q->data.data, q->data.len, 1, &pr,
                          &err);
     if (rc)
@@ -336,7 +426,7 @@ int srv_op_artifact_commit(struct srv_call *call)
                                (unsigned long long)have);
         /* nothing to seal on a worker (an empty file, or a seal that failed
          * on an I/O error): the bytes are few or already synced */
-        rc = blob_upload_commit(bs, q->upload_id, &err);
+        rc = blob_upload_commit_ex(bs, q->upload_id, digest, &err);
         if (rc)
             return srv_op_fail_store(call, rc, &err);
     }

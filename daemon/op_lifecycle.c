@@ -34,8 +34,9 @@
 #define GC_BATCH_ROWS     256  /* rows removed per write transaction */
 #define GC_LIST_MAX       1000 /* runs and blobs named in the reply */
 #define GC_MARK_MAX       (4 << 20)
-#define LINEAGE_DEPTH_MAX 64   /* ancestors followed (a cycle stops there) */
-#define LINEAGE_LIST_MAX  1000 /* children, artifacts, model versions */
+#define GC_STREAM_IDLE_MS (60 * 60 * 1000) /* a streaming upload left this long is dropped */
+#define LINEAGE_DEPTH_MAX 64               /* ancestors followed (a cycle stops there) */
+#define LINEAGE_LIST_MAX  1000             /* children, artifacts, model versions */
 
 /* ---- LifecycleSet ---------------------------------------------------------------- */
 
@@ -309,6 +310,13 @@ int srv_op_gc(struct srv_call *call)
         if (epoch)
             blob_gc_end(bs);
         epoch = 0;
+        /* streaming uploads whose client went away: nobody else can resume them */
+        if (!q->dry_run) {
+            int gone = 0;
+            if (blob_stream_expire(bs, GC_STREAM_IDLE_MS, &gone, &err) == 0 && gone > 0)
+                srv_log(SRV_LOG_INFO, "gc", "dropped %d streaming upload(s) idle for over %d s",
+                        gone, GC_STREAM_IDLE_MS / 1000);
+        }
     }
     free(x.mark.d);
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_GC;

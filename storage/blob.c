@@ -131,6 +131,47 @@ int64_t blob_i_mtime_ms_of(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
 }
 
+/* ---- the filter of stored sizes ---------------------------------------------------- */
+
+static size_t size_bit(uint64_t size)
+{
+    return (size_t)((size * 0x9E3779B97F4A7C15ull) >> (64 - 20)); /* log2(SIZE_BITS) = 20 */
+}
+
+void blob_i_size_add(struct blob_store *bs, uint64_t size)
+{
+    size_t b = size_bit(size);
+    bs->sizes[b / 64] |= 1ull << (b % 64);
+}
+
+int blob_size_seen(struct blob_store *bs, uint64_t size)
+{
+    size_t b = size_bit(size);
+    int seen;
+
+    pthread_mutex_lock(&bs->mu);
+    seen = (bs->sizes[b / 64] >> (b % 64)) & 1;
+    /* an upload begun with a digest resumes by that digest only: a file of
+     * its size had better be hashed, in case it is the same one */
+    for (int i = 0; i < BLOB_UPLOADS_MAX && !seen; i++)
+        seen = bs->up[i].state != SLOT_FREE && !bs->up[i].streaming && bs->up[i].size == size;
+    pthread_mutex_unlock(&bs->mu);
+    return seen;
+}
+
+static int size_fill_cb(void *ctx, const struct blob_info *b)
+{
+    blob_i_size_add(ctx, b->size); /* before the handle is shared: no lock */
+    return 0;
+}
+
+void blob_store_set_sync(struct blob_store *bs, int full)
+{
+    pthread_mutex_lock(&bs->mu);
+    bs->sync_data = full != 0;
+    pthread_mutex_unlock(&bs->mu);
+}
+
 /* ---- pins and the gc epoch (called with bs->mu held) ----------------------------- */
 
 static uint64_t digest_key(const uint8_t d[BLOB_DIGEST_BYTES])
@@ -252,6 +293,7 @@ int blob_store_open(const char *root, struct blob_store **out, struct store_err 
         return blob_i_fail(err, STORE_E_INTERNAL, "blob store: out of memory");
     memset(bs, 0, sz);
     bs->dfd = bs->tfd = -1;
+    bs->sync_data = 1;
     for (int i = 0; i < BLOB_UPLOADS_MAX; i++)
         bs->up[i].fd = -1;
     pthread_mutex_init(&bs->mu, NULL);
@@ -271,6 +313,8 @@ int blob_store_open(const char *root, struct blob_store **out, struct store_err 
         goto out;
     }
     rc = blob_i_tmp_scan(bs, err);
+    if (rc == 0)
+        rc = blob_each(bs, size_fill_cb, bs, err);
 out:
     if (rootfd >= 0)
         close(rootfd);

@@ -13,7 +13,7 @@
  *
  *   blobs/                    0700
  *   blobs/ab/                 0700, the first 2 hex characters of a digest
- *   blobs/ab/cdef...          0600, the other 62: a complete, synced blob
+ *   blobs/ab/cdef...          0600, the other 62: a complete blob (synced: see Uploads)
  *   blobs/tmp/                0700, uploads in flight
  *   blobs/tmp/ID-SIZE-DIGEST  0600, the bytes received so far, in order
  *
@@ -35,9 +35,25 @@
  * nothing buffers a file. A write below `have`, past the window, past the
  * announced size, or over bytes another thread is writing or hashing is
  * refused. blob_upload_commit
- * checks size and digest (a mismatch removes the tmp file: nothing is kept),
- * fsyncs the file, renames it into place and fsyncs the directories. A blob
- * is thus visible only complete and synced.
+ * checks size and digest (a mismatch removes the tmp file: nothing is kept)
+ * and renames the file into place; with the store's sync on
+ * (blob_store_set_sync: trackd's --durability full) it fsyncs the file
+ * before and the directories after. A blob is thus visible only complete,
+ * and synced when sync is on; with sync off (durability normal) a crash of
+ * the process loses nothing (the bytes are in the page cache), a power loss
+ * may garble a blob, which blob_verify then reports.
+ *
+ * Streaming uploads. blob_upload_begin_stream announces a size and no
+ * digest: the tmp file is named with the all-zero digest, nothing is pinned,
+ * and the seal takes the digest the bytes hash to (pinning it then). When a
+ * blob of that digest is stored already, the tmp file is dropped and the
+ * stored blob is the answer (dedup at the end instead of at the begin).
+ * blob_upload_find never finds a streaming upload (it has no digest to be
+ * found by): only its id resumes it, from blob_upload_status. A caller
+ * decides whether to stream with blob_size_seen, a filter of the sizes of
+ * the blobs stored (filled at open, added to at each seal; never cleared,
+ * so it may say "seen" for a size no blob has any more, never the reverse
+ * for a blob this handle has seen).
  *
  * Resume. After a client drop, blob_upload_status says how many bytes arrived;
  * the client continues from there. After a daemon restart, blob_store_open
@@ -71,7 +87,8 @@
  * close it:
  *
  *  - Pins. blob_upload_begin pins the announced digest, for dedup (exists=1)
- *    and for an upload alike. The pin lasts through the upload; a failed or
+ *    and for an upload alike (a streaming upload: its digest, at its seal,
+ *    before it looks for a blob of that digest). The pin lasts through the upload; a failed or
  *    aborted upload drops it, a successful commit hands it to the caller, who
  *    calls blob_unpin once its reference row is durable (or it gave up).
  *    blob_pin takes an extra one (e.g. while a download streams). A pinned
@@ -122,6 +139,14 @@ int blob_store_open(const char *root, struct blob_store **out, struct store_err 
  * resumable by the next open; pins are forgotten. */
 void blob_store_close(struct blob_store *bs);
 
+/* full = 1 (the default): seals fsync the tmp file before the rename and the
+ * directories after it; 0: they do not (see Uploads). */
+void blob_store_set_sync(struct blob_store *bs, int full);
+/* 0 when no blob of `size` bytes is stored (as far as this handle has
+ * seen: those found at open and those it sealed) and no upload begun with
+ * a digest has that size; 1 when one may be. */
+int blob_size_seen(struct blob_store *bs, uint64_t size);
+
 /* Writes the 64 lowercase hex characters of `digest` and a NUL into `hex`. */
 void blob_digest_hex(const uint8_t digest[BLOB_DIGEST_BYTES], char hex[BLOB_DIGEST_HEX + 1]);
 /* Parses exactly 64 lowercase hex characters (nothing before, after or in
@@ -151,8 +176,14 @@ int blob_size(struct blob_store *bs, const uint8_t digest[BLOB_DIGEST_BYTES], ui
  * the disk is full. */
 int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
                       char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err);
+/* Announces a streaming upload of `size` bytes, its digest unknown (see
+ * Streaming uploads): id_out gets the new upload's id; nothing is pinned
+ * until its seal. Errors as blob_upload_begin's. */
+int blob_upload_begin_stream(struct blob_store *bs, uint64_t size,
+                             char id_out[BLOB_UPLOAD_ID_HEX + 1], struct store_err *err);
 /* How many bytes of upload `id` arrived in order (written and hashed): where
- * a client resumes. `size` and `digest` (each may be NULL) get what begin announced.
+ * a client resumes. `size` and `digest` (each may be NULL) get what begin
+ * announced (all zero bytes for a streaming upload).
  * After a restart the first call rehashes the bytes on disk once. */
 int blob_upload_status(struct blob_store *bs, const char *id, uint64_t *have, uint64_t *size,
                        uint8_t digest[BLOB_DIGEST_BYTES], struct store_err *err);
@@ -191,6 +222,10 @@ int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, cons
  * passes to the caller (blob_unpin once the reference is durable); on failure
  * the upload's pin is released. */
 int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *err);
+/* blob_upload_commit, and `digest` (may be NULL) gets the blob's digest: the
+ * one the bytes hashed to, for a streaming upload. */
+int blob_upload_commit_ex(struct blob_store *bs, const char *id, uint8_t digest[BLOB_DIGEST_BYTES],
+                          struct store_err *err);
 /* Drops upload `id`: removes its tmp file and releases its pin. */
 int blob_upload_abort(struct blob_store *bs, const char *id, struct store_err *err);
 /* Finds an upload in flight announced with (size, digest), for a client that
@@ -268,5 +303,10 @@ int blob_tmp_each(struct blob_store *bs, blob_tmp_cb cb, void *ctx, struct store
  * released. *removed (may be NULL) gets how many files went. */
 int blob_tmp_cleanup(struct blob_store *bs, int64_t older_than_ms, int *removed,
                      struct store_err *err);
+/* Drops the streaming uploads last written more than `idle_ms` ago (> 0),
+ * except those busy in another thread: nobody but the client that began one
+ * can resume it (blob_upload_find does not find it), so one whose client
+ * died is abandoned for good. *removed (may be NULL) gets how many went. */
+int blob_stream_expire(struct blob_store *bs, int64_t idle_ms, int *removed, struct store_err *err);
 
 #endif

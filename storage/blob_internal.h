@@ -19,6 +19,8 @@
 #define TOUCHED_SLOTS (2 * BLOB_TOUCHED_MAX) /* a power of two */
 #define TMP_NAME_MAX  (BLOB_UPLOAD_ID_HEX + 1 + 20 + 1 + BLOB_DIGEST_HEX + 1)
 
+#define SIZE_BITS (1u << 20) /* the filter of stored sizes: 128 KiB */
+
 enum { SLOT_FREE = 0, SLOT_IDLE, SLOT_BUSY };
 
 #define UPLOAD_RANGES 16 /* pieces written ahead of the hash, and writes at once */
@@ -44,9 +46,10 @@ struct upload {
     uint64_t size;
     uint64_t have;
     uint8_t digest[BLOB_DIGEST_BYTES];
-    int writers; /* writes running outside the mutex */
-    int hashing; /* a thread feeds the hash */
-    int failed;  /* a write or the hash failed: dropped when the last one leaves */
+    int writers;   /* writes running outside the mutex */
+    int hashing;   /* a thread feeds the hash */
+    int failed;    /* a write or the hash failed: dropped when the last one leaves */
+    int streaming; /* begun without a digest (all-zero `digest`, no pin until the seal) */
     uint64_t hash_end;
     struct range done[UPLOAD_RANGES];
     int n_done;
@@ -76,6 +79,8 @@ struct blob_store {
     int gc_overflow; /* more digests touched than the set holds: keep everything */
     int n_touched;
     struct touched touched[TOUCHED_SLOTS];
+    int sync_data; /* 1: seals fsync the file and the directories (durability full) */
+    uint64_t sizes[SIZE_BITS / 64]; /* a bit per hashed size of a blob stored (blob_i_size_add) */
 };
 
 /* ---- blob.c: errors ------------------------------------------------------------ */
@@ -111,6 +116,11 @@ int blob_i_pin_take(struct blob_store *bs, const uint8_t d[BLOB_DIGEST_BYTES],
                     struct store_err *err);
 /* Releases one pin on `d`; STORE_E_NOT_FOUND when it holds none. */
 int blob_i_pin_release(struct blob_store *bs, const uint8_t d[BLOB_DIGEST_BYTES]);
+
+/* ---- blob.c: the filter of stored sizes (called with bs->mu held) ----------------- */
+
+/* Records that a blob of `size` bytes is stored. */
+void blob_i_size_add(struct blob_store *bs, uint64_t size);
 
 /* ---- blob_upload.c: resume ------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * blob_upload.c: the blob store's uploads (blob.h, Uploads and Resume):
- * begin, find, status, write with incremental hashing, commit (fsync, rename
- * into place, fsync of the directories), abort; the slots of uploads in
+ * begin (with a digest, or streaming without one), find, status, write with
+ * incremental hashing, commit (fsync when the store syncs, rename into
+ * place, fsync of the directories), abort; the slots of uploads in
  * flight, found again from the tmp files' names after a restart
  * (blob_i_tmp_scan, called by blob_store_open); and the walks of blobs/tmp/
  * (blob_tmp_each, blob_tmp_cleanup). The store itself (open, reads, pins,
@@ -73,6 +74,8 @@ static int tmp_name_parse(const char *name, char id[BLOB_UPLOAD_ID_HEX + 1], uin
     return 0;
 }
 
+static const uint8_t zero_digest[BLOB_DIGEST_BYTES];
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -108,7 +111,9 @@ static void slot_drop(struct blob_store *bs, struct upload *u)
     if (u->name[0] != '\0')
         unlinkat(bs->tfd, u->name, 0);
     pthread_mutex_lock(&bs->mu);
-    blob_i_pin_release(bs, u->digest);
+    if (!u->streaming)
+        blob_i_pin_release(bs, u->digest);
+    u->streaming = 0;
     sodium_memzero(&u->h, sizeof u->h);
     u->id[0] = '\0';
     u->name[0] = '\0';
@@ -285,7 +290,8 @@ int blob_i_tmp_scan(struct blob_store *bs, struct store_err *err)
         u->have = (uint64_t)st.st_size;
         u->fd = -1;
         u->state = SLOT_IDLE;
-        if (blob_i_pin_take(bs, u->digest, err) != 0) {
+        u->streaming = memcmp(u->digest, zero_digest, BLOB_DIGEST_BYTES) == 0;
+        if (!u->streaming && blob_i_pin_take(bs, u->digest, err) != 0) {
             u->state = SLOT_FREE;
             continue;
         }
@@ -297,51 +303,34 @@ int blob_i_tmp_scan(struct blob_store *bs, struct store_err *err)
 
 /* ---- uploads ------------------------------------------------------------------------- */
 
-int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
-                      char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err)
+/* Takes a free slot for an upload of `size` bytes announced with `digest`
+ * (NULL: a streaming upload) and creates its tmp file. Called with bs->mu
+ * held (and the digest pinned, when there is one); returns with it released.
+ * On failure the pin is released. */
+static int slot_create(struct blob_store *bs, uint64_t size, const uint8_t *digest,
+                       char id_out[BLOB_UPLOAD_ID_HEX + 1], struct store_err *err)
 {
     struct upload *u = NULL;
-    struct stat st;
     uint8_t rnd[BLOB_UPLOAD_ID_HEX / 2];
     char hex[BLOB_DIGEST_HEX + 1];
     int rc, fd;
 
-    blob_i_err_clear(err);
-    id_out[0] = '\0';
-    *exists = 0;
-    if (size > (uint64_t)INT64_MAX)
-        return blob_i_fail(err, STORE_E_INVALID,
-                           "size: %" PRIu64 " is beyond the largest file (%jd)", size,
-                           (intmax_t)INT64_MAX);
-    pthread_mutex_lock(&bs->mu);
-    rc = blob_i_pin_take(bs, digest, err);
-    if (rc != 0)
-        goto unlock;
-    /* under the mutex, so that blob_remove cannot slip between this check and the pin */
-    rc = blob_i_stat(bs, digest, &st, err);
-    if (rc == 1) {
-        *exists = 1;
-        rc = 0;
-        goto unlock;
-    }
-    if (rc < 0) {
-        blob_i_pin_release(bs, digest);
-        goto unlock;
-    }
     for (int i = 0; i < BLOB_UPLOADS_MAX && u == NULL; i++)
         if (bs->up[i].state == SLOT_FREE)
             u = &bs->up[i];
     if (u == NULL) {
-        blob_i_pin_release(bs, digest);
-        rc = blob_i_fail(err, STORE_E_FULL, "uploads: %d in flight already (the limit)",
-                         BLOB_UPLOADS_MAX);
-        goto unlock;
+        if (digest)
+            blob_i_pin_release(bs, digest);
+        pthread_mutex_unlock(&bs->mu);
+        return blob_i_fail(err, STORE_E_FULL, "uploads: %d in flight already (the limit)",
+                           BLOB_UPLOADS_MAX);
     }
     randombytes_buf(rnd, sizeof rnd);
     blob_i_hex_encode(rnd, sizeof rnd, u->id);
-    blob_digest_hex(digest, hex);
+    memcpy(u->digest, digest ? digest : zero_digest, BLOB_DIGEST_BYTES);
+    blob_digest_hex(u->digest, hex);
     snprintf(u->name, sizeof u->name, "%s-%" PRIu64 "-%s", u->id, size, hex);
-    memcpy(u->digest, digest, BLOB_DIGEST_BYTES);
+    u->streaming = digest == NULL;
     u->size = size;
     u->have = 0;
     u->hash_end = 0;
@@ -369,9 +358,64 @@ int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest
     memcpy(id_out, u->id, BLOB_UPLOAD_ID_HEX + 1);
     slot_put(bs, u);
     return 0;
+}
+
+static int size_check(uint64_t size, struct store_err *err)
+{
+    if (size > (uint64_t)INT64_MAX)
+        return blob_i_fail(err, STORE_E_INVALID,
+                           "size: %" PRIu64 " is beyond the largest file (%jd)", size,
+                           (intmax_t)INT64_MAX);
+    return 0;
+}
+
+int blob_upload_begin(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
+                      char id_out[BLOB_UPLOAD_ID_HEX + 1], int *exists, struct store_err *err)
+{
+    struct stat st;
+    int rc;
+
+    blob_i_err_clear(err);
+    id_out[0] = '\0';
+    *exists = 0;
+    if ((rc = size_check(size, err)) != 0)
+        return rc;
+    /* the all-zero digest names a streaming upload's tmp file */
+    if (memcmp(digest, zero_digest, BLOB_DIGEST_BYTES) == 0)
+        return blob_i_fail(err, STORE_E_INVALID,
+                           "digest: all zero bytes is no BLAKE2b-256 digest of any file");
+    pthread_mutex_lock(&bs->mu);
+    rc = blob_i_pin_take(bs, digest, err);
+    if (rc != 0)
+        goto unlock;
+    /* under the mutex, so that blob_remove cannot slip between this check and the pin */
+    rc = blob_i_stat(bs, digest, &st, err);
+    if (rc == 1) {
+        *exists = 1;
+        rc = 0;
+        goto unlock;
+    }
+    if (rc < 0) {
+        blob_i_pin_release(bs, digest);
+        goto unlock;
+    }
+    return slot_create(bs, size, digest, id_out, err);
 unlock:
     pthread_mutex_unlock(&bs->mu);
     return rc;
+}
+
+int blob_upload_begin_stream(struct blob_store *bs, uint64_t size,
+                             char id_out[BLOB_UPLOAD_ID_HEX + 1], struct store_err *err)
+{
+    int rc;
+
+    blob_i_err_clear(err);
+    id_out[0] = '\0';
+    if ((rc = size_check(size, err)) != 0)
+        return rc;
+    pthread_mutex_lock(&bs->mu);
+    return slot_create(bs, size, NULL, id_out, err);
 }
 
 int blob_upload_find(struct blob_store *bs, uint64_t size, const uint8_t digest[BLOB_DIGEST_BYTES],
@@ -383,7 +427,7 @@ int blob_upload_find(struct blob_store *bs, uint64_t size, const uint8_t digest[
     pthread_mutex_lock(&bs->mu);
     for (int i = 0; i < BLOB_UPLOADS_MAX; i++) {
         struct upload *u = &bs->up[i];
-        if (u->state != SLOT_FREE && u->size == size &&
+        if (u->state != SLOT_FREE && !u->streaming && u->size == size &&
             memcmp(u->digest, digest, BLOB_DIGEST_BYTES) == 0) {
             memcpy(id_out, u->id, BLOB_UPLOAD_ID_HEX + 1);
             pthread_mutex_unlock(&bs->mu);
@@ -493,7 +537,8 @@ static int hash_span(struct upload *u, uint64_t from, uint64_t to, uint64_t off,
     return 0;
 }
 
-static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err *err);
+static int seal_upload(struct blob_store *bs, struct upload *u, uint8_t digest_out[32],
+                       struct store_err *err);
 
 int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, const void *buf,
                     size_t len, int seal, struct blob_put_result *r, struct store_err *err)
@@ -569,7 +614,7 @@ int blob_upload_put(struct blob_store *bs, const char *id, uint64_t offset, cons
     /* start writing the piece to disk now, so the fsync of the seal waits
      * for the last pieces only instead of the whole file (advice: an error
      * here is the seal's fsync's to report) */
-    if (!e)
+    if (!e && bs->sync_data)
         (void)sync_file_range(u->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
 #endif
 
@@ -630,7 +675,7 @@ out:
         u->state = SLOT_BUSY;
         pthread_mutex_unlock(&bs->mu);
         free(scratch);
-        rc = seal_upload(bs, u, err);
+        rc = seal_upload(bs, u, r ? r->digest : NULL, err);
         if (rc == 0 && r)
             r->sealed = 1;
         return rc;
@@ -646,7 +691,8 @@ int blob_upload_write(struct blob_store *bs, const char *id, uint64_t offset, co
     return blob_upload_put(bs, id, offset, buf, len, 0, NULL, err);
 }
 
-int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *err)
+int blob_upload_commit_ex(struct blob_store *bs, const char *id, uint8_t digest[BLOB_DIGEST_BYTES],
+                          struct store_err *err)
 {
     struct upload *u;
     int rc;
@@ -655,12 +701,20 @@ int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *
     rc = slot_get(bs, id, &u, err);
     if (rc != 0)
         return rc;
-    return seal_upload(bs, u, err);
+    return seal_upload(bs, u, digest, err);
+}
+
+int blob_upload_commit(struct blob_store *bs, const char *id, struct store_err *err)
+{
+    return blob_upload_commit_ex(bs, id, NULL, err);
 }
 
 /* The body of blob_upload_commit, on slot u (exclusive, loaded); drops the
- * slot in every case. */
-static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err *err)
+ * slot in every case. A streaming upload takes the digest its bytes hash to
+ * (and pins it) here. digest_out (may be NULL) gets the blob's digest on
+ * success. */
+static int seal_upload(struct blob_store *bs, struct upload *u, uint8_t digest_out[32],
+                       struct store_err *err)
 {
     uint8_t got[BLOB_DIGEST_BYTES];
     char hex[BLOB_DIGEST_HEX + 1], want[BLOB_DIGEST_HEX + 1], rel[BLOB_DIGEST_HEX + 2];
@@ -674,7 +728,19 @@ static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err
         goto drop;
     }
     crypto_generichash_final(&u->h, got, sizeof got);
-    if (sodium_memcmp(got, u->digest, sizeof got) != 0) {
+    if (u->streaming) {
+        /* the pin before the existence check, as begin does: blob_remove
+         * cannot take a blob of this digest from under us after it */
+        pthread_mutex_lock(&bs->mu);
+        rc = blob_i_pin_take(bs, got, err);
+        if (rc == 0) {
+            memcpy(u->digest, got, sizeof got);
+            u->streaming = 0; /* from here the slot holds a pin like any other */
+        }
+        pthread_mutex_unlock(&bs->mu);
+        if (rc != 0)
+            goto drop;
+    } else if (sodium_memcmp(got, u->digest, sizeof got) != 0) {
         blob_digest_hex(got, hex);
         blob_digest_hex(u->digest, want);
         rc = blob_i_fail(err, STORE_E_INVALID,
@@ -682,7 +748,9 @@ static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err
                          want);
         goto drop;
     }
-    if (fsync(u->fd) != 0) {
+    /* durability normal: no fsync; a crash of the process loses nothing the
+     * page cache holds, and verify finds what a power loss garbled */
+    if (bs->sync_data && fsync(u->fd) != 0) {
         rc = blob_i_io_fail(err, errno, "upload: fsync of its tmp file");
         goto drop;
     }
@@ -713,7 +781,10 @@ static int seal_upload(struct blob_store *bs, struct upload *u, struct store_err
         rc = blob_i_io_fail(err, errno, "upload: renaming into place");
         goto drop;
     }
-    if (fsync(abfd) != 0 || fsync(bs->dfd) != 0) {
+    pthread_mutex_lock(&bs->mu);
+    blob_i_size_add(bs, u->size);
+    pthread_mutex_unlock(&bs->mu);
+    if (bs->sync_data && (fsync(abfd) != 0 || fsync(bs->dfd) != 0)) {
         /* the blob is complete and named but maybe not durable: the caller must not
          * reference it, so it is left to gc as garbage */
         rc = blob_i_io_fail(err, errno, "blobs: fsync of the directory");
@@ -724,6 +795,8 @@ drop_keep_pin:
     pthread_mutex_lock(&bs->mu);
     blob_i_pin_take(bs, u->digest, NULL);
     pthread_mutex_unlock(&bs->mu);
+    if (digest_out)
+        memcpy(digest_out, u->digest, BLOB_DIGEST_BYTES);
 drop:
     slot_drop(bs, u);
     if (abfd >= 0)
@@ -828,6 +901,7 @@ int blob_tmp_each(struct blob_store *bs, blob_tmp_cb cb, void *ctx, struct store
 struct cleanup_ctx {
     int64_t before_ms; /* INT64_MAX: everything */
     int removed;
+    int streaming_only;
 };
 
 static int cleanup_one(struct blob_store *bs, void *ctx, const struct blob_tmp_info *t)
@@ -837,10 +911,13 @@ static int cleanup_one(struct blob_store *bs, void *ctx, const struct blob_tmp_i
 
     if (t->mtime_ms >= c->before_ms)
         return 0;
+    if (c->streaming_only && (!t->resumable || memcmp(t->digest, zero_digest, sizeof t->digest)))
+        return 0;
     if (t->resumable) {
         pthread_mutex_lock(&bs->mu);
         u = slot_find(bs, t->id);
-        if (u == NULL || u->state == SLOT_BUSY || u->writers || u->hashing) {
+        if (u == NULL || u->state == SLOT_BUSY || u->writers || u->hashing ||
+            (c->streaming_only && !u->streaming)) {
             pthread_mutex_unlock(&bs->mu);
             return 0; /* gone meanwhile, or being written to: not abandoned */
         }
@@ -858,7 +935,19 @@ static int cleanup_one(struct blob_store *bs, void *ctx, const struct blob_tmp_i
 int blob_tmp_cleanup(struct blob_store *bs, int64_t older_than_ms, int *removed,
                      struct store_err *err)
 {
-    struct cleanup_ctx c = {older_than_ms <= 0 ? INT64_MAX : now_ms() - older_than_ms, 0};
+    struct cleanup_ctx c = {older_than_ms <= 0 ? INT64_MAX : now_ms() - older_than_ms, 0, 0};
+    int rc;
+
+    blob_i_err_clear(err);
+    rc = tmp_walk(bs, cleanup_one, &c, err);
+    if (removed)
+        *removed = c.removed;
+    return rc;
+}
+
+int blob_stream_expire(struct blob_store *bs, int64_t idle_ms, int *removed, struct store_err *err)
+{
+    struct cleanup_ctx c = {now_ms() - (idle_ms > 0 ? idle_ms : 1), 0, 1};
     int rc;
 
     blob_i_err_clear(err);

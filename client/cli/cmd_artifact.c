@@ -165,9 +165,12 @@ static int exact_cb(void *ctx, const struct track_artifact_info *a)
 
 int cmd_artifact_get(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"fsync", no_argument, NULL, 'F'},
+                                             CLI_COMMON_LONGOPTS,
+                                             {NULL, 0, NULL, 0}};
     const char *name = argv[0], *out = NULL, *run, *path;
+    int want_fsync = 0;
     struct track_artifact_get_stats st;
     struct track_err err = {0};
     char local[2 * PATH_MAX + 2], base[PATH_MAX];
@@ -178,6 +181,8 @@ int cmd_artifact_get(int argc, char **argv)
     while ((opt = cli_getopt(argc, argv, "ho:", longopts)) != -1) {
         if (opt == 'o')
             out = optarg;
+        else if (opt == 'F')
+            want_fsync = 1;
         else if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     }
@@ -195,6 +200,7 @@ int cmd_artifact_get(int argc, char **argv)
     const char *slash = strrchr(path, '/');
     snprintf(base, sizeof(base), "%s", slash ? slash + 1 : path);
     struct track_client *c = cli_client();
+    track_artifact_set_fsync(c, want_fsync);
     if (!out) {
         snprintf(local, sizeof(local), "%s", base);
     } else if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {

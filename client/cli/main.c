@@ -290,10 +290,12 @@ static const struct cli_cmd commands[] = {
      "store a file or a directory with a run (each file once, by its digest)",
      OPTS({"--as PATH", "the artifact path in the run (default: FILE's or DIR's last segment); "
                         "a directory's files go under PATH/, keeping their structure"}),
-     "The file is hashed (BLAKE2b-256) first: a file the daemon already holds, from any run, "
-     "sends no bytes. Others move in chunks of 1 MiB; an upload cut short resumes from what "
-     "arrived when run again. The run's row appears only once the whole file is stored and "
-     "synced. Artifact paths are relative, '/'-separated, without '..', '.' or empty segments "
+     "A file the daemon already holds, from any run, sends no bytes: a file is hashed "
+     "(BLAKE2b-256) first, except one of 4 MiB or more whose size no stored blob has, which "
+     "trackd hashes as it arrives (one pass instead of two). Files move in chunks of 1 MiB; "
+     "an upload cut short resumes from what arrived when run again. The run's row appears "
+     "only once the whole file is stored (and synced, with trackd --durability full). Artifact "
+     "paths are relative, '/'-separated, without '..', '.' or empty segments "
      "or backslashes, at most 1024 bytes. A symbolic link inside DIR is stored as the file it "
      "points to when that stays inside DIR, and refused (nothing stored) otherwise. The same "
      "PATH again with another file replaces it.",
@@ -305,14 +307,18 @@ static const struct cli_cmd commands[] = {
      "RUN defaults to --run or $TRACK_RUN_ID. Paths are listed in byte order; --json gives the "
      "full digests.",
      "track artifact list 3f2a\ntrack artifact list --json\n"},
-    {"artifact get", cmd_artifact_get, "[RUN] PATH [-o OUT]",
+    {"artifact get", cmd_artifact_get, "[RUN] PATH [-o OUT] [--fsync]",
      "fetch an artifact: a file, or every file under PATH/ (a directory)",
      OPTS({"--output OUT", "-o OUT: where to write (default: PATH's last segment in the current "
                            "directory); a file goes into OUT when OUT is an existing directory, "
-                           "a directory's files go into OUT, created when missing"}),
+                           "a directory's files go into OUT, created when missing"},
+          {"--fsync", "fsync each file before renaming it into place, so that it survives a "
+                      "power loss once the command returns (off: as cp, it is on disk when the "
+                      "kernel writes it back)"}),
      "RUN defaults to --run or $TRACK_RUN_ID. Each file is written as NAME.tmp, checked "
-     "against its digest while it arrives, fsynced and renamed into place: a mismatch is an "
-     "error and nothing is kept. Nothing is written outside OUT, whatever the stored paths, "
+     "against its digest while it arrives, and renamed into place (fsynced first with "
+     "--fsync): a mismatch is an error and nothing is kept. Nothing is written outside OUT, "
+     "whatever the stored paths, "
      "and no symbolic link below OUT is followed.",
      "track artifact get 3f2a model.pt\n"
      "track artifact get 3f2a ckpt -o /tmp/ckpt\n"
@@ -421,7 +427,7 @@ static const struct cli_cmd commands[] = {
      "Without -o, prints the version and the `track artifact get` command that downloads the "
      "run's artifact. With -o, the bytes fetched are the version's own: the blob of the digest "
      "pinned at register time, even when the run's artifact at that path was replaced since. "
-     "The file is written as NAME.tmp, checked against that digest and size, fsynced and "
+     "The file is written as NAME.tmp, checked against that digest and size, and "
      "renamed; a mismatch is an error and nothing is kept. A DIR that exists and is not a "
      "directory is an error.",
      "track model get iris@production\ntrack model get iris/3 --json\n"

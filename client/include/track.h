@@ -405,7 +405,11 @@ void track_lineage_free(struct track_lineage *l);
 /* ---- artifacts -------------------------------------------------------------
  * Files kept with a run, each stored once in the daemon's data directory
  * under its BLAKE2b-256 digest: the same file logged by ten runs takes the
- * space of one, and a second upload of it sends no bytes. Files move in
+ * space of one, and a second upload of it sends no bytes. A file of
+ * TRACK_STREAM_MIN bytes or more (default 4 MiB) whose size no stored blob
+ * has is sent without being hashed here first (the daemon hashes it as it
+ * arrives and names the blob; one pass over the file instead of two); any
+ * other is hashed first so that one stored already sends nothing. Files move in
  * chunks of at most 1 MiB, so memory stays bounded whatever their size;
  * the digest is checked on arrival (nothing is kept on a mismatch) and
  * again on download. An upload cut short (client or daemon gone) leaves no
@@ -439,12 +443,20 @@ int track_artifact_put_ex(struct track_client *c, const char *local_path, const 
 struct track_artifact_get_stats {
     int64_t files, bytes;
 };
+/* Downloads (track_artifact_get, track_blob_get) fsync each file before
+ * renaming it into place when `on` (survives a power loss as soon as the
+ * call returns); off, the default, they rely on the digest check and the
+ * rename alone, as cp does: a crash of the process never leaves a partial
+ * file under the destination's name either way. */
+void track_artifact_set_fsync(struct track_client *c, int on);
+
 /* Fetches artifact `artifact_path` of `run` (hex or unique prefix; NULL:
  * the current run) into `local_path`: a file when the run has that
  * artifact, else every artifact under ARTIFACT_PATH/ into the directory
  * `local_path` (made when missing), keeping their structure. Each file is
  * written as NAME.tmp beside its destination, checked against its digest,
- * fsynced and renamed; a mismatch is TRACK_E_INTERNAL and nothing is kept.
+ * fsynced (track_artifact_set_fsync) and renamed; a mismatch is
+ * TRACK_E_INTERNAL and nothing is kept.
  * Nothing is written outside local_path (directories below it are opened
  * with O_NOFOLLOW). NOT_FOUND when there is neither. */
 int track_artifact_get(struct track_client *c, const char *run, const char *artifact_path,
@@ -455,7 +467,8 @@ int track_artifact_get_ex(struct track_client *c, const char *run, const char *a
 /* Fetches the blob with BLAKE2b-256 `digest` (`size` bytes, as a model
  * version or an artifact listing gave them) into the file `local_path`,
  * whose directory must exist: written as NAME.tmp beside it, checked
- * against digest and size, fsynced and renamed, as track_artifact_get does.
+ * against digest and size, renamed (fsynced first if asked), as
+ * track_artifact_get does.
  * The bytes are the digest's whatever a run's artifact rows say now (a
  * version pins its bytes). A mismatch is TRACK_E_INTERNAL and nothing is
  * kept; a digest the daemon does not hold is TRACK_E_NOT_FOUND. */

@@ -1,13 +1,18 @@
 /*
- * artifact.c: files kept with a run (track.h "artifacts"). Uploads hash the
- * file first (BLAKE2b-256, streaming) so the daemon can answer that it has
- * the blob already (dedup: no bytes move), then send it in chunks of at
+ * artifact.c: files kept with a run (track.h "artifacts"). An upload of a
+ * big file first asks whether the daemon holds any blob of its size (a
+ * streaming begin, no digest): when none, the file is sent at once and
+ * trackd's hash of what arrives names it (one read of the file, one hash
+ * pass, in trackd). Otherwise, and for small files, the file is hashed
+ * first (BLAKE2b-256) so the daemon can answer that it has the blob
+ * already (dedup: no bytes move). Either way it is sent in chunks of at
  * most 1 MiB read from the file at their offsets, several in flight
  * (artifact_xfer.c), resuming from what the daemon reports after a dropped
  * connection or a daemon restart. Downloads read the blob in pages, several
  * asked ahead, into NAME.tmp beside the destination, checking the digest as
  * the bytes arrive; only a whole, matching, fsynced file is renamed into
- * place. Neither way holds more than a few chunks in memory.
+ * place (fsynced first only when asked: track_artifact_set_fsync). Neither
+ * way holds more than a few chunks in memory.
  * track_blob_get downloads by digest alone (a model version's pinned
  * bytes), the same way.
  *
@@ -34,8 +39,9 @@
 #define CHUNK_BYTES     CL_CHUNK_BYTES
 #define OP_TIMEOUT_MS   CL_OP_TIMEOUT_MS
 #define LONG_TIMEOUT_MS CL_LONG_TIMEOUT_MS
-#define RETRIES         5  /* fresh begins after a failed chunk or commit */
-#define WALK_DEPTH      32 /* directory levels followed in an upload */
+#define RETRIES         5         /* fresh begins after a failed chunk or commit */
+#define WALK_DEPTH      32        /* directory levels followed in an upload */
+#define STREAM_MIN      (4 << 20) /* files this big may be sent without hashing first */
 
 /* ---- one request -------------------------------------------------------------- */
 
@@ -105,6 +111,16 @@ static int hash_fd(int fd, uint8_t *buf, const char *local, int64_t size, uint8_
     return 0;
 }
 
+/* TRACK_STREAM_MIN (bytes; tests and measurements) or STREAM_MIN; a file of
+ * at least this size tries a streaming begin. */
+static int64_t stream_min(void)
+{
+    const char *e = getenv("TRACK_STREAM_MIN");
+    char *end = NULL;
+    long long n = e && *e ? strtoll(e, &end, 10) : -1;
+    return n < 0 || !end || *end ? STREAM_MIN : n;
+}
+
 /* Errors after which a fresh begin may succeed: the daemon went away or
  * restarted (the upload is found again, or the blob is there), or lost
  * the upload. */
@@ -120,7 +136,7 @@ static int put_file(struct track_client *c, const char *run, const char *local, 
     uint8_t digest[32];
     char id[40] = "";
     struct stat sb;
-    int fd, rc, attempts = 0, invalid_retried = 0;
+    int fd, rc, attempts = 0, invalid_retried = 0, stream;
     int64_t size, off = 0, prev_have = -1;
 
     fd = open(local, O_RDONLY | O_CLOEXEC);
@@ -131,7 +147,10 @@ static int put_file(struct track_client *c, const char *run, const char *local, 
         goto out;
     }
     size = (int64_t)sb.st_size;
-    if ((rc = hash_fd(fd, buf, local, size, digest, err)) != 0)
+    stream = size >= stream_min();
+    if (stream)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    else if ((rc = hash_fd(fd, buf, local, size, digest, err)) != 0)
         goto out;
 again:
     if (rs)
@@ -150,13 +169,30 @@ again:
         b.run = (char *)run;
         b.path = (char *)apath;
         b.size = size;
-        b.digest.data = digest;
-        b.digest.len = 32;
+        if (stream) {
+            b.stream = 1;
+            b.resume_upload_id = id; /* "" the first time */
+        } else {
+            b.digest.data = digest;
+            b.digest.len = 32;
+        }
         rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_BEGIN;
         rq.artifact_begin = &b;
         rc = roundtrip(c, &rq, TRACK__V1__RESPONSE__RESULT_ARTIFACT_BEGIN, OP_TIMEOUT_MS, &rs, err);
         if (rc == TRACK_E_UNAVAILABLE && ++attempts <= RETRIES)
             goto again;
+        /* a trackd from before streaming begins wants a digest; one that
+         * may hold a blob of this size wants one too (size_known): hash,
+         * and begin as for a small file */
+        if (stream &&
+            ((rc == TRACK_E_INVALID_ARGUMENT && !id[0] && err && strstr(err->msg, "digest")) ||
+             (rc == 0 && rs->artifact_begin->size_known))) {
+            stream = 0;
+            id[0] = '\0';
+            if ((rc = hash_fd(fd, buf, local, size, digest, err)) != 0)
+                goto out;
+            goto again;
+        }
         if (rc)
             goto out;
         Track__V1__ArtifactBeginResult *r = rs->artifact_begin;
@@ -514,7 +550,8 @@ static int open_parent(int dirfd, const char *rel, const char *shown, int *out, 
 }
 
 /* Streams blob `digest` (`size` bytes) into `leaf` of directory dirfd:
- * LEAF.tmp first, checked against the digest, fsynced, renamed. */
+ * LEAF.tmp first, checked against the digest, fsynced when c asks for it,
+ * renamed. */
 static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t size, int dirfd,
                       const char *leaf, const char *shown, struct track_err *err)
 {
@@ -546,7 +583,7 @@ static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t 
                      shown, (long long)off, got_hex, (long long)size, want_hex);
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (c->artifact_fsync && fsync(fd) != 0) {
         rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "fsync %s.tmp: %s", shown, strerror(errno));
         goto out;
     }
@@ -554,7 +591,8 @@ static int fetch_blob(struct track_client *c, const uint8_t digest[32], int64_t 
         rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "cannot create %s: %s", shown, strerror(errno));
         goto out;
     }
-    fsync(dirfd);
+    if (c->artifact_fsync)
+        fsync(dirfd);
 out:
     close(fd);
     if (rc)
@@ -582,6 +620,11 @@ static int fetch_to_path(struct track_client *c, const uint8_t digest[32], int64
     rc = fetch_blob(c, digest, size, dfd, leaf, local_path, err);
     close(dfd);
     return rc;
+}
+
+void track_artifact_set_fsync(struct track_client *c, int on)
+{
+    c->artifact_fsync = on != 0;
 }
 
 int track_blob_get(struct track_client *c, const uint8_t digest[32], int64_t size,

@@ -69,6 +69,7 @@ struct track_client {
     size_t pack_cap;
 
     uint64_t server_frame; /* the server's frame limit from Hello; 0: not asked yet */
+    int artifact_fsync;    /* downloads fsync each file before its rename (track.h) */
 
     /* sealed tcp:// (config.c, conn.c) */
     char opt_key_path[1100];  /* track_opts.key_path, "" when not given */

@@ -485,7 +485,7 @@ Test(blob, abort_removes_the_tmp_file_and_the_pin)
 Test(blob, uploads_in_flight_are_bounded)
 {
     char id[BLOB_UPLOAD_ID_HEX + 1], first[BLOB_UPLOAD_ID_HEX + 1];
-    uint8_t d[BLOB_DIGEST_BYTES] = {0};
+    uint8_t d[BLOB_DIGEST_BYTES] = {0, 1}; /* never all zero: that names streaming uploads */
     int exists;
 
     for (int i = 0; i < BLOB_UPLOADS_MAX; i++) {
@@ -978,4 +978,45 @@ Test(blob, symlink_planted_in_the_store_is_not_followed)
     cr_assert_eq(fd, -1);
     cr_assert_neq(blob_exists(bs, d, &err), 1);
     cr_assert_eq(blobs_stored(), 0, "blob_each listed a symlink");
+}
+
+Test(blob, a_streaming_upload_is_named_at_its_seal_and_its_size_is_seen_after)
+{
+    char id[BLOB_UPLOAD_ID_HEX + 1], id2[BLOB_UPLOAD_ID_HEX + 1];
+    uint8_t *buf = every_byte(3000), want[BLOB_DIGEST_BYTES], got[BLOB_DIGEST_BYTES];
+    uint8_t zero[BLOB_DIGEST_BYTES] = {0}, d[BLOB_DIGEST_BYTES];
+    uint64_t have = 1, size = 0;
+
+    hash_of(buf, 3000, want);
+    blob_store_set_sync(bs, 0);
+    cr_assert_eq(blob_size_seen(bs, 3000), 0);
+    cr_assert_eq(blob_upload_begin_stream(bs, 3000, id, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_size_seen(bs, 3000), 0, "a streaming upload is no known size");
+    cr_assert_eq(blob_upload_status(bs, id, &have, &size, d, &err), 0, "%s", err.msg);
+    cr_assert(have == 0 && size == 3000 && memcmp(d, zero, sizeof d) == 0);
+    cr_assert_eq(blob_upload_find(bs, 3000, zero, id2, &err), STORE_E_NOT_FOUND);
+    cr_assert_eq(blob_upload_write(bs, id, 0, buf, 3000, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_upload_commit_ex(bs, id, got, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(got, want, sizeof got), 0);
+    cr_assert_eq(blob_exists(bs, want, &err), 1);
+    cr_assert_eq(blob_size_seen(bs, 3000), 1);
+    cr_assert_eq(blob_unpin(bs, want, &err), 0, "the seal hands its pin over: %s", err.msg);
+    /* the same bytes streamed again: the stored blob, the tmp file dropped */
+    cr_assert_eq(blob_upload_begin_stream(bs, 3000, id, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_upload_write(bs, id, 0, buf, 3000, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_upload_commit_ex(bs, id, got, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(got, want, sizeof got), 0);
+    cr_assert_eq(blob_unpin(bs, want, &err), 0, "%s", err.msg);
+    cr_assert_eq(count_files("blobs/tmp"), 0);
+    /* found again after a reopen, by its id only */
+    cr_assert_eq(blob_upload_begin_stream(bs, 10, id, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_upload_write(bs, id, 0, buf, 4, &err), 0, "%s", err.msg);
+    blob_store_close(bs);
+    cr_assert_eq(blob_store_open(dir, &bs, &err), 0, "%s", err.msg);
+    cr_assert_eq(blob_size_seen(bs, 3000), 1, "sizes are found at open");
+    cr_assert_eq(blob_upload_status(bs, id, &have, NULL, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(have, 4);
+    cr_assert_eq(blob_stream_expire(bs, 3600 * 1000, NULL, &err), 0);
+    cr_assert_eq(count_files("blobs/tmp"), 1, "expired while fresh");
+    free(buf);
 }
