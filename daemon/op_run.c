@@ -224,7 +224,7 @@ int srv_op_run_start(struct srv_call *call)
     struct store_err err = {0};
     const char *exp = (q->experiment && *q->experiment) ? q->experiment : "Default";
     char msg[400];
-    Track__V1__Run *run;
+    Track__V1__Run *run = NULL;
     int rc;
 
     if (q->run_id.len != 16)
@@ -270,7 +270,7 @@ int srv_op_run_end(struct srv_call *call)
     const Track__V1__RunEnd *q = call->rq->run_end;
     struct store_err err = {0};
     uint8_t id[16];
-    Track__V1__Run *run;
+    Track__V1__Run *run = NULL;
     int rc;
 
     if (q->status < TRACK__V1__RUN_STATUS__FINISHED || q->status > TRACK__V1__RUN_STATUS__KILLED)

@@ -104,6 +104,17 @@ static int journal_write(const struct srv_config *cfg, const struct journal *j, 
     return 0;
 }
 
+/* Copies a journal value; 1 when it does not fit (a cut path would name
+ * another file: the journal is then unreadable, not half-read). */
+static int journal_field(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return 1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
 /* 1 and *j filled when a journal exists, 0 when none, -1 when unreadable. */
 static int journal_read(const struct srv_config *cfg, struct journal *j, char *msg, size_t mlen)
 {
@@ -119,16 +130,21 @@ static int journal_read(const struct srv_config *cfg, struct journal *j, char *m
         snprintf(msg, mlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
+    int too_long = 0;
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "step=", 5) == 0)
-            snprintf(j->step, sizeof(j->step), "%s", line + 5);
+            too_long |= journal_field(j->step, sizeof(j->step), line + 5);
         else if (strncmp(line, "staged=", 7) == 0)
-            snprintf(j->staged, sizeof(j->staged), "%s", line + 7);
+            too_long |= journal_field(j->staged, sizeof(j->staged), line + 7);
         else if (strncmp(line, "aside=", 6) == 0)
-            snprintf(j->aside, sizeof(j->aside), "%s", line + 6);
+            too_long |= journal_field(j->aside, sizeof(j->aside), line + 6);
     }
     fclose(f);
+    if (too_long) {
+        snprintf(msg, mlen, "%s has a value longer than this build takes", path);
+        return -1;
+    }
     if (!j->step[0] || !j->staged[0] || !j->aside[0]) {
         snprintf(msg, mlen, "%s is incomplete (step, staged and aside expected)", path);
         return -1;
@@ -238,8 +254,10 @@ static int finish(const struct srv_config *cfg, struct journal *j, int from_movi
         if (move_if_there(j->staged, cfg->db_path, msg, mlen))
             return -1;
     } else if (!exists(cfg->db_path)) {
-        snprintf(msg, mlen, "neither %s nor the restored copy %s exists (the old one is %s)",
-                 cfg->db_path, j->staged, j->aside);
+        if ((size_t)snprintf(msg, mlen,
+                             "neither %s nor the restored copy %s exists (the old one is %s)",
+                             cfg->db_path, j->staged, j->aside) >= mlen)
+            msg[mlen - 1] = '\0'; /* cut: it still names the database first */
         return -1;
     }
     kill_point("installed");

@@ -354,7 +354,7 @@ int store_model_version_get(struct store *st, const char *ref, store_model_versi
 int store_model_versions(struct store *st, const char *name, store_model_version_cb cb, void *ctx,
                          struct store_err *err)
 {
-    int64_t id;
+    int64_t id = 0;
     int ret;
 
     sq_err_clear(err);
@@ -369,7 +369,7 @@ int store_model_versions_after(struct store *st, const char *name, int64_t after
                                store_model_version_cb cb, void *ctx, struct store_err *err)
 {
     char where[96];
-    int64_t id;
+    int64_t id = 0;
     int ret;
 
     sq_err_clear(err);

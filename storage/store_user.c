@@ -165,7 +165,7 @@ static int user_where(struct store *st, const uint8_t *key, const char *name,
         user_of(s, out);
     else if (rc == SQLITE_DONE)
         ret = key ? sq_fail(err, STORE_E_NOT_FOUND, "no user holds that key")
-                  : sq_fail(err, STORE_E_NOT_FOUND, "user \"%s\" not found", name);
+                  : sq_fail(err, STORE_E_NOT_FOUND, "user \"%s\" not found", name ? name : "");
     else
         ret = sq_db_fail(st, rc, err, "looking up a user");
     sq_release(st, s);

@@ -341,8 +341,12 @@ static int walk(const char *root, const char *dir, const char *shown, const char
         char local[PATH_MAX + 256], show[PATH_MAX + 256], apath[LIMIT_ARTIFACT_PATH + 256];
         char real[PATH_MAX];
         struct stat sb;
-        snprintf(local, sizeof(local), "%s/%s", dir, names[i]);
-        snprintf(show, sizeof(show), "%s/%s", shown, names[i]);
+        if ((size_t)snprintf(local, sizeof(local), "%s/%s", dir, names[i]) >= sizeof(local) ||
+            (size_t)snprintf(show, sizeof(show), "%s/%s", shown, names[i]) >= sizeof(show)) {
+            rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT, "%s/%s: path longer than %d bytes", dir,
+                         names[i], PATH_MAX);
+            break;
+        }
         if ((size_t)snprintf(apath, sizeof(apath), "%s/%s", prefix, names[i]) >= sizeof(apath)) {
             rc = cl_fail(err, TRACK_E_INVALID_ARGUMENT,
                          "%s: its artifact path would be longer than 1024 bytes", show);
@@ -652,9 +656,9 @@ struct dir_get {
 static int dir_get_cb(void *ctx, const struct track_artifact_info *a)
 {
     struct dir_get *g = ctx;
-    const char *rel = a->path + strlen(g->prefix), *leaf;
+    const char *rel = a->path + strlen(g->prefix), *leaf = NULL;
     char shown[PATH_MAX + LIMIT_ARTIFACT_PATH + 2];
-    int dfd, rc;
+    int dfd = -1, rc;
 
     snprintf(shown, sizeof(shown), "%s/%s", g->local, rel);
     /* whatever the daemon says, a path that could climb out is refused */
