@@ -66,6 +66,7 @@
  *        [--dir DIR] [--keep] [--trackd PATH] [--track PATH]
  */
 #include "bench.h"
+#include "orch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -82,36 +83,18 @@
 #include <unistd.h>
 
 #define MAX_ROWS    40
-#define MAX_REPS    15
 #define MAX_CLIENTS 8
 #define B2_CLIENTS  4
 #define BIG_FLUSH   65536
-#define CLI_REPS    5
 #define B7_PAGE     262144 /* an explicit page size that fits a frame */
-
-struct cfg {
-    int smoke, quick, reps, keep;
-    const char *only;
-    char self[1100], trackd[1100], track[1100];
-    char root[512];
-    int64_t b1_n, b2_n, b3_n, b4_n, b5_runs, b5_keys, b5_n, b6_runs, b7_n;
-    int64_t b10[4];
-    int n_b10;
-    int64_t b12_bytes;
-};
-
-struct row {
-    char id[8], what[72], fig[40], base[40], ratio[16], target[24];
-    const char *met;
-};
 
 static struct row rows[MAX_ROWS];
 static int n_rows, n_failed;
-static struct cfg cfg;
+struct bench_cfg cfg;
 
 /* ---- output ------------------------------------------------------------------ */
 
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) void note(const char *fmt, ...)
 {
     va_list ap;
 
@@ -121,13 +104,13 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void fail_section(const char *id, const char *why)
+void fail_section(const char *id, const char *why)
 {
     note("track-bench: %s could not run: %s", id, why);
     n_failed++;
 }
 
-static struct row *row_add(const char *id, const char *what, const char *target)
+struct row *row_add(const char *id, const char *what, const char *target)
 {
     struct row *r;
 
@@ -145,7 +128,7 @@ static struct row *row_add(const char *id, const char *what, const char *target)
     return r;
 }
 
-static void fmt_rate(char *buf, size_t cap, double per_s, const char *unit)
+void fmt_rate(char *buf, size_t cap, double per_s, const char *unit)
 {
     if (per_s >= 1e6)
         snprintf(buf, cap, "%.2f M %s/s", per_s / 1e6, unit);
@@ -155,7 +138,7 @@ static void fmt_rate(char *buf, size_t cap, double per_s, const char *unit)
         snprintf(buf, cap, "%.1f %s/s", per_s, unit);
 }
 
-static const char *yes_no(int ok)
+const char *yes_no(int ok)
 {
     return ok ? "yes" : "no";
 }
@@ -206,8 +189,8 @@ static char worker_log[600];
 
 /* Spawns `self --worker MODE URI ARGS...` (up to four ARGS, the list ends
  * at the first NULL) with its stdin and stdout piped to us. */
-static int worker_spawn4(struct bench_proc *p, const char *mode, const char *uri, const char *a1,
-                         const char *a2, const char *a3, const char *a4)
+int worker_spawn4(struct bench_proc *p, const char *mode, const char *uri, const char *a1,
+                  const char *a2, const char *a3, const char *a4)
 {
     char *argv[] = {cfg.self,
                     (char *)(uintptr_t) "--worker",
@@ -278,8 +261,8 @@ static int log_clients(struct bench_daemon *d, int nclients, int64_t n, int flus
 }
 
 /* One worker whose whole output is one line of numbers. */
-static int worker_line(const char *mode, const char *uri, const char *a1, const char *a2,
-                       const char *a3, char *line, size_t cap)
+int worker_line(const char *mode, const char *uri, const char *a1, const char *a2, const char *a3,
+                char *line, size_t cap)
 {
     struct bench_proc p;
 
@@ -588,412 +571,6 @@ static void bench_b3(void)
     }
 out:
     bench_kill(&echo);
-    bench_daemon_stop(&d);
-}
-
-/* ---- B4, B5, B6: the CLI ---------------------------------------------------------- */
-
-static int have_cli(const char *id)
-{
-    if (access(cfg.track, X_OK) == 0)
-        return 1;
-    char why[1200];
-    snprintf(why, sizeof(why), "no `track` CLI at %s", cfg.track);
-    fail_section(id, why);
-    return 0;
-}
-
-/* Mean ms of `count` spawns of argv; -1 when one fails. When vary_step is
- * not 0, argv[vary_step] is a caller's buffer of STEP_CAP bytes that gets
- * the call's number (so each `log-metric --step` is a new step). */
-#define STEP_CAP 32
-static double spawn_ms(char *const argv[], int count, int vary_step)
-{
-    int64_t t0 = bench_now_ns();
-
-    for (int i = 0; i < count; i++) {
-        if (vary_step)
-            snprintf(argv[vary_step], STEP_CAP, "%d", i);
-        int st = bench_run_quiet(argv);
-        if (st != 0) {
-            note("  `%s %s ...` exited %d", argv[0], argv[1] ? argv[1] : "", st);
-            return -1;
-        }
-    }
-    return (double)(bench_now_ns() - t0) / 1e6 / count;
-}
-
-static void bench_b4(void)
-{
-    struct bench_daemon d;
-    char line[256], steps[STEP_CAP] = "0";
-    double t_track[MAX_REPS], t_true[MAX_REPS];
-    int n = (int)cfg.b4_n;
-
-    if (!have_cli("B4"))
-        return;
-    if (bench_daemon_start(&d, cfg.trackd, cfg.root, "b4") < 0) {
-        fail_section("B4", "trackd did not start");
-        return;
-    }
-    if (worker_line("run-start", d.uri, NULL, NULL, NULL, line, sizeof(line)) < 0 ||
-        strlen(line) != 32) {
-        fail_section("B4", "run start failed");
-        goto out;
-    }
-    setenv("TRACK_RUN_ID", line, 1);
-    setenv("TRACK_NO_AUTOSTART", "1", 1);
-    char *cli[] = {cfg.track,
-                   (char *)(uintptr_t) "--server",
-                   d.uri,
-                   (char *)(uintptr_t) "log-metric",
-                   (char *)(uintptr_t) "loss",
-                   (char *)(uintptr_t) "0.5",
-                   (char *)(uintptr_t) "--step",
-                   steps,
-                   NULL};
-    char *tru[] = {(char *)(uintptr_t) "/bin/true", NULL};
-    if (spawn_ms(cli, 5, 7) < 0) {
-        fail_section("B4", "track log-metric failed");
-        goto out;
-    }
-    for (int r = 0; r < cfg.reps; r++) {
-        t_true[r] = spawn_ms(tru, n, 0);
-        t_track[r] = spawn_ms(cli, n, 7);
-        if (t_true[r] < 0 || t_track[r] < 0) {
-            fail_section("B4", "a spawned command failed");
-            goto out;
-        }
-        note("  B4 rep %d: track log-metric %.3f ms/call, /bin/true %.3f ms/call", r + 1,
-             t_track[r], t_true[r]);
-    }
-    double a = bench_median(t_track, cfg.reps), b = bench_median(t_true, cfg.reps);
-    char what[80];
-    snprintf(what, sizeof(what), "`track log-metric`, one process per call (%d calls)", n);
-    struct row *row = row_add("B4", what, "<= 3 ms");
-    snprintf(row->fig, sizeof(row->fig), "%.2f ms/call", a);
-    snprintf(row->base, sizeof(row->base), "%.2f ms/call", b);
-    snprintf(row->ratio, sizeof(row->ratio), "%.1f", a / b);
-    row->met = yes_no(a <= 3.0);
-out:
-    unsetenv("TRACK_RUN_ID");
-    unsetenv("TRACK_NO_AUTOSTART");
-    bench_daemon_stop(&d);
-}
-
-/* Median ms of CLI_REPS runs of argv after one warm-up run. */
-static double cli_median_ms(char *const argv[])
-{
-    double t[CLI_REPS];
-
-    if (spawn_ms(argv, 1, 0) < 0)
-        return -1;
-    for (int i = 0; i < CLI_REPS; i++)
-        if ((t[i] = spawn_ms(argv, 1, 0)) < 0)
-            return -1;
-    return bench_median(t, CLI_REPS);
-}
-
-/* B5 on a fresh trackd whose runs were logged with opts.flush_points
- * `flush`: how the points were batched decides how many chunks each series
- * has, and so which path trackd's curve downsampling takes. */
-static void b5_once(const char *id, int flush)
-{
-    struct bench_daemon d;
-    struct bench_proc p;
-    char r[32], k[32], n[32], fl[32], line[256], name[16];
-    char hex[16][33];
-    int nh = 0;
-
-    snprintf(name, sizeof(name), "%s", id);
-    for (char *c = name; *c; c++)
-        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-    if (bench_daemon_start(&d, cfg.trackd, cfg.root, name) < 0) {
-        fail_section(id, "trackd did not start");
-        return;
-    }
-    snprintf(r, sizeof(r), "%lld", (long long)cfg.b5_runs);
-    snprintf(k, sizeof(k), "%lld", (long long)cfg.b5_keys);
-    snprintf(n, sizeof(n), "%lld", (long long)cfg.b5_n);
-    snprintf(fl, sizeof(fl), "%d", flush);
-    int64_t t0 = bench_now_ns();
-    if (worker_spawn4(&p, "pop-compare", d.uri, r, k, n, fl) < 0) {
-        fail_section(id, "cannot start the populating worker");
-        goto out;
-    }
-    while (bench_read_line(&p, line, sizeof(line), 1800 * 1000) >= 0 && strcmp(line, "done")) {
-        if (strlen(line) == 32 && nh < 16)
-            memcpy(hex[nh++], line, 33);
-    }
-    if (bench_wait(&p) != 0 || nh != cfg.b5_runs) {
-        fail_section(id, "populating failed");
-        goto out;
-    }
-    note("  %s populated %d runs x %lld metrics x %lld points (flush_points %d) in %.1f s", id, nh,
-         (long long)cfg.b5_keys, (long long)cfg.b5_n, flush, (double)(bench_now_ns() - t0) / 1e9);
-    char *argv[24];
-    int a = 0;
-    argv[a++] = cfg.track;
-    argv[a++] = (char *)(uintptr_t) "--server";
-    argv[a++] = d.uri;
-    argv[a++] = (char *)(uintptr_t) "compare";
-    for (int i = 0; i < nh; i++)
-        argv[a++] = hex[i];
-    argv[a] = NULL;
-    double ms = cli_median_ms(argv);
-    if (ms < 0) {
-        fail_section(id, "track compare failed");
-        goto out;
-    }
-    char what[80];
-    snprintf(what, sizeof(what), "`track compare` %lldx%lldx%.0e pts, logged flush %d",
-             (long long)cfg.b5_runs, (long long)cfg.b5_keys, (double)cfg.b5_n, flush);
-    struct row *row = row_add(id, what, "<= 50 ms");
-    snprintf(row->fig, sizeof(row->fig), "%.1f ms", ms);
-    row->met = yes_no(ms <= 50);
-out:
-    bench_daemon_stop(&d);
-}
-
-static void bench_b5(void)
-{
-    if (!have_cli("B5"))
-        return;
-    b5_once("B5", 8192);
-    b5_once("B5b", 262144);
-}
-
-#define B6_FILTER "params.optimizer = 'adam' and metrics.loss < 0.5"
-#define B6_ORDER  "metrics.loss"
-
-static void bench_b6(void)
-{
-    struct bench_daemon d;
-    char r[32], line[256];
-
-    if (!have_cli("B6"))
-        return;
-    if (bench_daemon_start(&d, cfg.trackd, cfg.root, "b6") < 0) {
-        fail_section("B6", "trackd did not start");
-        return;
-    }
-    snprintf(r, sizeof(r), "%lld", (long long)cfg.b6_runs);
-    if (worker_line("pop-runs", d.uri, r, NULL, NULL, line, sizeof(line)) < 0 ||
-        strncmp(line, "done ", 5) != 0) {
-        fail_section("B6", "populating failed");
-        goto out;
-    }
-    note("  B6 populated %lld runs in %.1f s", (long long)cfg.b6_runs,
-         strtod(line + 5, NULL) / 1e9);
-    char *argv[] = {cfg.track,
-                    (char *)(uintptr_t) "--server",
-                    d.uri,
-                    (char *)(uintptr_t) "runs",
-                    (char *)(uintptr_t) "--filter",
-                    (char *)(uintptr_t)B6_FILTER,
-                    (char *)(uintptr_t) "--order-by",
-                    (char *)(uintptr_t)B6_ORDER,
-                    NULL};
-    double ms = cli_median_ms(argv);
-    if (ms < 0) {
-        fail_section("B6", "track runs failed");
-        goto out;
-    }
-    char what[80];
-    snprintf(what, sizeof(what), "`track runs --filter` (2 terms, by a metric) over %.0e runs",
-             (double)cfg.b6_runs);
-    struct row *row = row_add("B6", what, "<= 50 ms");
-    snprintf(row->fig, sizeof(row->fig), "%.1f ms", ms);
-    row->met = yes_no(ms <= 50);
-out:
-    bench_daemon_stop(&d);
-}
-
-/* ---- B12, B13: artifacts ------------------------------------------------------------- */
-
-/* Runs argv (output discarded) and times it: ms, or -1 when it failed;
- * *maxrss_kb (may be NULL) gets its peak RSS. */
-static double spawn_rss_ms(char *const argv[], long *maxrss_kb)
-{
-    int64_t t0 = bench_now_ns();
-    struct rusage ru;
-    int status;
-    pid_t pid = fork();
-
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    while (wait4(pid, &status, 0, &ru) < 0)
-        if (errno != EINTR)
-            return -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        note("  `%s %s ...` failed (%d)", argv[0], argv[1] ? argv[1] : "", status);
-        return -1;
-    }
-    if (maxrss_kb)
-        *maxrss_kb = ru.ru_maxrss;
-    return (double)(bench_now_ns() - t0) / 1e6;
-}
-
-static int write_random_file(const char *path, int64_t bytes)
-{
-    FILE *f = fopen(path, "wb");
-    uint64_t buf[8192];
-    int64_t done = 0;
-
-    if (!f)
-        return -1;
-    for (uint64_t x = 1; done < bytes; x++) {
-        for (size_t i = 0; i < 8192; i++)
-            buf[i] = bench_mix(x * 8192 + i);
-        size_t k = bytes - done < (int64_t)sizeof(buf) ? (size_t)(bytes - done) : sizeof(buf);
-        if (fwrite(buf, 1, k, f) != k) {
-            fclose(f);
-            return -1;
-        }
-        done += (int64_t)k;
-    }
-    return fclose(f);
-}
-
-/* Milliseconds to hash `path` once with BLAKE2b-256 (libsodium, the
- * digest artifacts are named by), reading it in 1 MiB pieces; -1 on error. */
-static double hash_file_ms(const char *path)
-{
-    static uint8_t buf[1 << 20];
-    crypto_generichash_state h;
-    uint8_t out[32];
-    int64_t t0 = bench_now_ns();
-    int fd = open(path, O_RDONLY);
-    ssize_t n;
-
-    if (fd < 0 || sodium_init() < 0)
-        return -1;
-    crypto_generichash_init(&h, NULL, 0, 32);
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        crypto_generichash_update(&h, buf, (size_t)n);
-    crypto_generichash_final(&h, out, 32);
-    close(fd);
-    return n < 0 ? -1 : (double)(bench_now_ns() - t0) / 1e6;
-}
-
-static void bench_b12(void)
-{
-    struct bench_daemon d;
-    char file[700], copy[700], out[700], run1[64], run2[64], what[400];
-    long rss_put = 0, rss_get = 0, rss_dedup = 0;
-    double mb = (double)cfg.b12_bytes / 1e6;
-
-    if (!have_cli("B12"))
-        return;
-    if (bench_daemon_start(&d, cfg.trackd, cfg.root, "b12") < 0) {
-        fail_section("B12", "trackd did not start");
-        return;
-    }
-    snprintf(file, sizeof(file), "%s/artifact.bin", cfg.root);
-    snprintf(copy, sizeof(copy), "%s/artifact.cp", cfg.root);
-    snprintf(out, sizeof(out), "%s/artifact.out", cfg.root);
-    if (write_random_file(file, cfg.b12_bytes) != 0 ||
-        worker_line("run-start", d.uri, NULL, NULL, NULL, run1, sizeof(run1)) < 0 ||
-        worker_line("run-start", d.uri, NULL, NULL, NULL, run2, sizeof(run2)) < 0) {
-        fail_section("B12", "setting up failed");
-        goto out;
-    }
-    char *cp[] = {(char *)(uintptr_t) "/bin/cp", file, copy, NULL};
-    char *put[] = {cfg.track,
-                   (char *)(uintptr_t) "--server",
-                   d.uri,
-                   (char *)(uintptr_t) "--run",
-                   run1,
-                   (char *)(uintptr_t) "artifact",
-                   (char *)(uintptr_t) "put",
-                   file,
-                   (char *)(uintptr_t) "--as",
-                   (char *)(uintptr_t) "artifact.bin",
-                   NULL};
-    char *get[] = {cfg.track,
-                   (char *)(uintptr_t) "--server",
-                   d.uri,
-                   (char *)(uintptr_t) "--run",
-                   run1,
-                   (char *)(uintptr_t) "artifact",
-                   (char *)(uintptr_t) "get",
-                   (char *)(uintptr_t) "artifact.bin",
-                   (char *)(uintptr_t) "-o",
-                   out,
-                   NULL};
-    char *dedup[] = {cfg.track,
-                     (char *)(uintptr_t) "--server",
-                     d.uri,
-                     (char *)(uintptr_t) "--run",
-                     run2,
-                     (char *)(uintptr_t) "artifact",
-                     (char *)(uintptr_t) "put",
-                     file,
-                     NULL};
-    char *b2[] = {(char *)(uintptr_t) "/usr/bin/b2sum", file, NULL};
-    double t_cp1 = spawn_rss_ms(cp, NULL);
-    unlink(copy);
-    double t_put = spawn_rss_ms(put, &rss_put);
-    long hwm_put = bench_proc_kb(d.proc.pid, "VmHWM:");
-    double t_cp2 = spawn_rss_ms(cp, NULL);
-    unlink(copy);
-    double t_get = spawn_rss_ms(get, &rss_get);
-    long hwm_get = bench_proc_kb(d.proc.pid, "VmHWM:");
-    unlink(out);
-    double t_b2 = access(b2[0], X_OK) == 0 ? spawn_rss_ms(b2, NULL) : -1;
-    double t_dedup = spawn_rss_ms(dedup, &rss_dedup);
-    double t_hash = hash_file_ms(file);
-    if (t_cp1 <= 0 || t_cp2 <= 0 || t_put <= 0 || t_get <= 0 || t_dedup <= 0) {
-        fail_section("B12", "a transfer failed");
-        goto out;
-    }
-    double cp_rate = mb / ((t_cp1 + t_cp2) / 2 / 1000);
-    double up = mb / (t_put / 1000), down = mb / (t_get / 1000);
-    snprintf(what, sizeof(what), "artifact put %.0f MiB; peak RSS client %ld MB, trackd %ld MB",
-             (double)cfg.b12_bytes / 1048576.0, rss_put / 1000, hwm_put / 1000);
-    struct row *row = row_add("B12", what, "ratio >= 0.5");
-    snprintf(row->fig, sizeof(row->fig), "%.0f MB/s", up);
-    snprintf(row->base, sizeof(row->base), "cp %.0f MB/s", cp_rate);
-    snprintf(row->ratio, sizeof(row->ratio), "%.2f", up / cp_rate);
-    row->met = yes_no(up / cp_rate >= 0.5);
-    snprintf(what, sizeof(what), "artifact get %.0f MiB; peak RSS client %ld MB, trackd %ld MB",
-             (double)cfg.b12_bytes / 1048576.0, rss_get / 1000, hwm_get / 1000);
-    row = row_add("B12b", what, "ratio >= 0.5");
-    snprintf(row->fig, sizeof(row->fig), "%.0f MB/s", down);
-    snprintf(row->base, sizeof(row->base), "cp %.0f MB/s", cp_rate);
-    snprintf(row->ratio, sizeof(row->ratio), "%.2f", down / cp_rate);
-    row->met = yes_no(down / cp_rate >= 0.5);
-    if (t_hash > 0) {
-        /* a streamed put hashes every byte once (trackd, on arrival), a get
-         * once (the client): the best rate one core's hash allows either way */
-        row = row_add("B12c", "B12's ceiling: the file hashed once (each way needs one pass)", "");
-        snprintf(row->fig, sizeof(row->fig), "%.0f MB/s", mb / (t_hash / 1000));
-        snprintf(row->base, sizeof(row->base), "cp %.0f MB/s", cp_rate);
-        snprintf(row->ratio, sizeof(row->ratio), "%.2f", mb / (t_hash / 1000) / cp_rate);
-        row->met = "-";
-    }
-    snprintf(what, sizeof(what), "artifact put again: dedup of %.0f MiB, no bytes sent",
-             (double)cfg.b12_bytes / 1048576.0);
-    row = row_add("B13", what, "ratio <= 2");
-    snprintf(row->fig, sizeof(row->fig), "%.0f ms", t_dedup);
-    if (t_b2 > 0) {
-        snprintf(row->base, sizeof(row->base), "b2sum %.0f ms", t_b2);
-        snprintf(row->ratio, sizeof(row->ratio), "%.2f", t_dedup / t_b2);
-        row->met = yes_no(t_dedup / t_b2 <= 2);
-    } else {
-        snprintf(row->base, sizeof(row->base), "no b2sum");
-        row->met = "-";
-    }
-out:
-    unlink(file);
-    unlink(copy);
-    unlink(out);
     bench_daemon_stop(&d);
 }
 

@@ -10,7 +10,12 @@
  * server through bare nanomsg) and prints its measurements as one line of
  * numbers on stdout.
  *
- *   bench.c     the orchestrator: options, the benchmarks B1..B10, the table
+ *   bench.c     the orchestrator: options, B1-B3 and B7-B10, the table
+ *   cli.c       the CLI's benchmarks, B4-B6 (orch.h: what the orchestrator's
+ *               files share)
+ *   b12.c       B12 and B13, artifacts
+ *   b18.c       B18, sealed vs plain tcp://
+ *   scale.c     track-scale-bench, B21 (its own program)
  *   worker.c    worker modes (everything that uses libtrack or nanomsg)
  *   baseline.c  the raw SQLite baseline of B1 (one row per point)
  *   util.c      clocks, processes, trackd start/stop, /proc, files
