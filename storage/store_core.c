@@ -214,7 +214,8 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_PARAM_GET] = "SELECT value FROM params WHERE run = ?1 AND key = ?2",
     [Q_PARAM_PUT] = "INSERT INTO params(run, key, value, num) VALUES(?1, ?2, ?3,"
                     " CASE WHEN ?3 GLOB '[0-9+.-]*' AND ?3 GLOB '*[0-9]*'"
-                    " AND ?3 NOT GLOB '*[^0-9eE.+-]*' THEN CAST(?3 AS REAL) END)",
+                    " AND ?3 NOT GLOB '*[^0-9eE.+-]*' THEN CAST(?3 AS REAL) END)"
+                    " ON CONFLICT(run, key) DO NOTHING",
     [Q_TAG_PUT] = "INSERT INTO tags(run, key, value) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
     [Q_REQ_GET] = "SELECT response, digest FROM requests WHERE id = ?1",

@@ -367,6 +367,18 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
     ret = sq_run_find_live(st, run, &run_id, err);
     if (ret)
         return ret;
+    /* inserted unless the key is there: only then is the old value read
+     * (a run's start with 50 params reads none) */
+    s = st->q[Q_PARAM_PUT];
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, value, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return sq_db_fail(st, rc, err, "logging a param");
+    if (sqlite3_changes(st->db) == 1)
+        return 0;
     s = st->q[Q_PARAM_GET];
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
@@ -383,18 +395,10 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
         sqlite3_reset(s);
         return ret;
     }
-    if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "reading a param");
-    sqlite3_reset(s);
-    if (ret)
-        return ret;
-    s = st->q[Q_PARAM_PUT];
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE)
-        ret = sq_db_fail(st, rc, err, "logging a param");
+    ret = rc == SQLITE_DONE
+              ? sq_fail(err, STORE_E_INTERNAL, "param \"%s\" neither stored nor found",
+                        sq_clip(key, c1, sizeof c1))
+              : sq_db_fail(st, rc, err, "reading a param");
     sqlite3_reset(s);
     return ret;
 }
