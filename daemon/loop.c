@@ -860,15 +860,10 @@ int srv_loop_run(struct srv *srv)
             maintain(&l);
             held_expire(&l);
             l.last_maint = wire_mono_ms();
-            /* idle after work: what the replies and the read workers'
-             * arenas freed goes back to the system (RSS after a load is
-             * the page caches, STORE_CACHE_KIB_*, and little more) */
-            /* and after CACHE_IDLE_MS without a request, the page caches
-             * too: they fill again with the next queries */
-            if (l.released == 1) { /* the workers released theirs since */
-                l.released = 2;
-                l.served_since_trim = 1;
-            }
+            /* idle after work: what the replies freed goes back to the
+             * system; after CACHE_IDLE_MS without a request the page
+             * caches too (each read worker gives back and trims its own),
+             * to fill again with the next queries */
             if (!l.released && wire_mono_ms() - l.last_request_ms >= CACHE_IDLE_MS) {
                 store_release_memory(l.srv->wst);
                 srv_workers_release_memory(l.workers);

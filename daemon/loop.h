@@ -39,7 +39,7 @@ struct loop {
     int64_t trimmed_ms;
     int served_since_trim;   /* requests answered since the last malloc_trim */
     int64_t last_request_ms; /* monotonic; when the last batch came in */
-    int released;            /* since it: 1 the caches were given back, 2 and trimmed after */
+    int released;            /* the page caches were given back since */
     int64_t fd_checked_ms;
     int fd_busy;       /* a quarter of the descriptors in use: count every FD_CHECK_MS */
     int fd_warned;     /* warned about the descriptor limit (until usage falls) */

@@ -217,8 +217,8 @@ int srv_workers_submit(struct srv_workers *w, struct srv_job *job);
  * count in SRV_MAX_DONE_BYTES, so the caller sends them at once. */
 struct srv_job *srv_workers_done(struct srv_workers *w);
 void srv_workers_stop(struct srv_workers *w); /* joins; done jobs stay */
-/* Asks each read worker to give its handle's page cache back, in its own
- * thread (the handles have no mutex), before its next job. */
+/* Asks each read worker to give its handle's page cache back and trim,
+ * in its own thread (the handles have no mutex), before its next job. */
 void srv_workers_release_memory(struct srv_workers *w);
 void srv_workers_free(struct srv_workers *w);
 

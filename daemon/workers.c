@@ -13,6 +13,7 @@
  */
 #include "srv.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ static void *worker_main(void *p)
             released = w->release_gen;
             pthread_mutex_unlock(&w->lock);
             store_release_memory(st);
+            malloc_trim(0);
             continue;
         }
         if (!w->queue && w->stopping) {

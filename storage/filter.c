@@ -582,6 +582,7 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
         goto fail;
     out->lifecycle = c.lifecycle; /* the filter's mention only, not the order's */
     if (is_blank(order_by)) {
+        out->order_default = 1;
         filter_i_sb_str(&order, "r.start_ms DESC, r.id DESC");
         if (order.oom) {
             filter_i_cerr(&c, STORE_E_INTERNAL, "order-by: out of memory");

@@ -82,6 +82,7 @@ struct filter_sql {
     int order_metric_bind;
     int order_desc;
     char *order_rest;
+    int order_default; /* no order-by was given: newest first */
 };
 
 /* Does the text read as a number to the filter language (a param or tag

@@ -19,11 +19,11 @@ struct cstate {
     int n_binds, cap_binds;
     int now_bind; /* ?N holding now_ms, 0 until first needed */
     int64_t now_ms;
-    int lifecycle; /* the filter named lifecycle */
+    int lifecycle;                                    /* the filter named lifecycle */
     struct filter_driver drivers[FILTER_MAX_DRIVERS]; /* filter.h */
     int n_drivers;
     int top_or; /* the filter's top level is an OR: no term can drive */
-    int rc;        /* first error, 0 while none */
+    int rc;     /* first error, 0 while none */
     struct store_err *err;
 };
 

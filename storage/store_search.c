@@ -44,7 +44,6 @@ struct plan {
     int driver;         /* PLAN_TERM: the index in f->drivers */
     int64_t order_key;  /* PLAN_ORDER: metric_keys.id of the order's metric */
     int64_t driver_key; /* PLAN_TERM on a metric: its metric_keys.id */
-    int64_t counts[FILTER_MAX_DRIVERS];
 };
 
 static void bind_filter(sqlite3_stmt *s, const struct filter_sql *f)
@@ -129,14 +128,6 @@ static int metric_key(struct store *st, const struct filter_sql *f, int bind, in
     return ret < 0 ? ret : 0;
 }
 
-static int is_blank(const char *s)
-{
-    for (; s && *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-            return 0;
-    return 1;
-}
-
 /* Chooses the plan (see the header comment). */
 static int choose(struct store *st, const struct store_run_query *q, const struct filter_sql *f,
                   int n_exp, struct plan *pl, struct store_err *err)
@@ -170,7 +161,6 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
         }
         if ((ret = probe(st, f, d, key_ids[i], &c, err)) != 0)
             return ret;
-        pl->counts[i] = c;
         sel *= (double)c / runs;
         if (c < PROBE_CAP && (double)c * 1.2 < cost_term) {
             cost_term = (double)c * 1.2;
@@ -181,7 +171,7 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
             break;
     }
     cost_scan = runs;
-    if (q->limit > 0 && sel > 0 && n_exp == 1 && is_blank(q->order_by))
+    if (q->limit > 0 && sel > 0 && n_exp == 1 && f->order_default)
         cost_scan = fmin(runs, (double)q->limit / sel);
     if (f->order_metric_bind && q->limit > 0) {
         if ((ret = metric_key(st, f, f->order_metric_bind, &pl->order_key, &found, err)) != 0)
@@ -319,8 +309,6 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
         return sq_fail(err, STORE_E_INVALID, "query or callback missing");
     if (q->limit < 0)
         return sq_fail(err, STORE_E_INVALID, "limit %d is negative", q->limit);
-    if (q->seek && !is_blank(q->order_by))
-        return sq_fail(err, STORE_E_INVALID, "a seek needs the default order");
     if (sqlite3_get_autocommit(st->db)) { /* one view for the probes and the queries */
         if ((ret = sq_run_q(st, Q_BEGIN_READ, err, "beginning a search")) != 0)
             return ret;
@@ -362,6 +350,10 @@ int store_run_list(struct store *st, const struct store_run_query *q, store_run_
     if (ret)
         goto out;
     have_filter = 1;
+    if (q->seek && !f.order_default) {
+        ret = sq_fail(err, STORE_E_INVALID, "a seek needs the default order");
+        goto out;
+    }
     for (int i = 0; i < f.n_binds; i++) {
         int kind = 0;
         if (!f.binds[i].feedback_key)
