@@ -236,7 +236,9 @@ static int check_model_alias(struct srv_call *call, const struct srv_rule *rule)
     if (!q || !q->name || !q->version || strlen(q->name) > STORE_MODEL_NAME_MAX ||
         strlen(q->version) > STORE_MODEL_NAME_MAX)
         return 0;
-    ver = q->version;
+    /* a removal is about the version the alias points at now */
+    ver = q->remove && q->alias && strlen(q->alias) <= STORE_MODEL_NAME_MAX ? q->alias
+                                                                           : q->version;
     snprintf(ref, sizeof ref, "%s%c%s", q->name,
              ver[0] && strspn(ver, "0123456789") == strlen(ver) ? '/' : '@', ver);
     return check_model_ref(call, rule, ref);

@@ -71,6 +71,7 @@ FIELD(artifact_commit, run)
 FIELD(artifact_list, run)
 FIELD(artifact_get, run)
 FIELD(artifact_verify, run)
+FIELD(artifact_delete, run)
 FIELD(model_register, run)
 FIELD(model_tag, target)
 FIELD(model_show, name)
@@ -141,6 +142,8 @@ static const struct srv_op ops[] = {
        ROLE(NEED_WRITER, AUDIT_NONE)),
     OP(ARTIFACT_COMMIT, "artifact_commit", SRV_WRITE, srv_op_artifact_commit,
        ON(NEED_WRITE, FROM_RUN, f_artifact_commit_run, AUDIT_TXN)),
+    OP(ARTIFACT_DELETE, "artifact_delete", SRV_WRITE, srv_op_artifact_delete,
+       ON(NEED_WRITE, FROM_RUN, f_artifact_delete_run, AUDIT_TXN)),
     OP(ARTIFACT_LIST, "artifact_list", SRV_READ, srv_op_artifact_list,
        ON(NEED_READ, FROM_RUN, f_artifact_list_run, AUDIT_NONE)),
     OP(ARTIFACT_GET, "artifact_get", SRV_READ, srv_op_artifact_get,
@@ -156,6 +159,8 @@ static const struct srv_op ops[] = {
        ON(NEED_WRITE, FROM_MODEL_ALIAS, NULL, AUDIT_TXN)),
     OP(MODEL_TAG, "model_tag", SRV_WRITE, srv_op_model_tag,
        ON(NEED_WRITE, FROM_MODEL_TARGET, f_model_tag_target, AUDIT_TXN)),
+    OP(MODEL_CREATE, "model_create", SRV_WRITE, srv_op_model_create,
+       ROLE(NEED_WRITER, AUDIT_TXN)),
     OP(MODEL_LIST, "model_list", SRV_READ, srv_op_model_list, ANY),
     OP(MODEL_SHOW, "model_show", SRV_READ, srv_op_model_show,
        ON(NEED_READ, FROM_MODEL_NAME, f_model_show_name, AUDIT_NONE)),

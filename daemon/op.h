@@ -177,6 +177,8 @@ int srv_op_lineage(struct srv_call *call);
 int srv_op_model_register(struct srv_call *call);
 int srv_op_model_alias(struct srv_call *call);
 int srv_op_model_tag(struct srv_call *call);
+int srv_op_artifact_delete(struct srv_call *call);
+int srv_op_model_create(struct srv_call *call);
 int srv_op_model_list(struct srv_call *call);
 int srv_op_model_show(struct srv_call *call);
 int srv_op_model_get(struct srv_call *call);

@@ -745,3 +745,26 @@ out:
     free(v.bad);
     return ret;
 }
+
+int srv_op_artifact_delete(struct srv_call *call)
+{
+    const Track__V1__ArtifactDelete *q = call->rq->artifact_delete;
+    struct store_err err = {0};
+    uint8_t run[16];
+    int64_t n = 0;
+    int rc;
+
+    if ((q->path[0] && check_path(call, "path", q->path)) ||
+        srv_op_resolve_run(call, "run", q->run, run))
+        return -1;
+    if ((rc = store_artifact_delete(call->st, run, q->path, &n, &err)))
+        return srv_op_fail_store(call, rc, &err);
+    Track__V1__ArtifactDeleteResult *r = srv_alloc(&call->arena, sizeof(*r));
+    if (!r)
+        return srv_op_oom(call);
+    track__v1__artifact_delete_result__init(r);
+    r->deleted = n;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_ARTIFACT_DELETE;
+    call->rs->artifact_delete = r;
+    return 0;
+}

@@ -87,8 +87,11 @@ int srv_op_put_series(struct srv_call *call, const uint8_t id[16],
 int srv_op_log_batch(struct srv_call *call)
 {
     const Track__V1__LogBatch *q = call->rq->log_batch;
+    struct store_err err = {0};
     size_t total = 0;
+    char msg[400];
     uint8_t id[16];
+    int rc;
 
     if (srv_op_check_series(call, q->metrics, q->n_metrics, &total) ||
         srv_op_check_kvs(call, "param", q->params, q->n_params) ||
@@ -96,10 +99,24 @@ int srv_op_log_batch(struct srv_call *call)
         return -1;
     if (srv_op_resolve_run(call, "run", q->run, id))
         return -1;
+    if (q->n_delete_tags > LIMIT_BATCH_KV)
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                           "delete_tags: %zu keys, at most %d", q->n_delete_tags,
+                           LIMIT_BATCH_KV);
+    for (size_t i = 0; i < q->n_delete_tags; i++)
+        if (limits_check_key("delete_tags", q->delete_tags[i], msg, sizeof(msg)))
+            return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);
+    if (q->rename[0] && limits_check_name("rename", q->rename, 0, msg, sizeof(msg)))
+        return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);
     if (srv_op_put_kvs(call, id, 1, q->params, q->n_params) ||
         srv_op_put_kvs(call, id, 0, q->tags, q->n_tags) ||
         srv_op_put_series(call, id, q->metrics, q->n_metrics))
         return -1;
+    for (size_t i = 0; i < q->n_delete_tags; i++)
+        if ((rc = store_tag_delete(call->st, id, q->delete_tags[i], &err)))
+            return srv_op_fail_store(call, rc, &err);
+    if (q->rename[0] && (rc = store_run_rename(call->st, id, q->rename, &err)))
+        return srv_op_fail_store(call, rc, &err);
     Track__V1__LogBatchResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return srv_op_oom(call);

@@ -237,6 +237,12 @@ int srv_op_model_register(struct srv_call *call)
     return 0;
 }
 
+/* who removes an alias when the request does not say: the caller */
+static const char *call_who(const struct srv_call *call)
+{
+    return call->caller ? call->caller->name : "";
+}
+
 int srv_op_model_alias(struct srv_call *call)
 {
     const Track__V1__ModelAlias *q = call->rq->model_alias;
@@ -249,8 +255,13 @@ int srv_op_model_alias(struct srv_call *call)
         str_limit(call, "version", q->version, STORE_MODEL_NAME_MAX) ||
         str_limit(call, "user", q->user, LIMIT_USER_BYTES))
         return -1;
-    rc = store_model_alias_set(call->st, q->name, q->alias, q->version,
-                               q->user && q->user[0] ? q->user : NULL, now, &from, &to, &err);
+    if (q->remove)
+        rc = store_model_alias_delete(call->st, q->name, q->alias,
+                                      q->user && q->user[0] ? q->user : call_who(call), now, &from,
+                                      &err);
+    else
+        rc = store_model_alias_set(call->st, q->name, q->alias, q->version,
+                                   q->user && q->user[0] ? q->user : NULL, now, &from, &to, &err);
     if (rc)
         return srv_op_fail_store(call, rc, &err);
     Track__V1__ModelAliasResult *r = srv_alloc(&call->arena, sizeof(*r));
@@ -291,6 +302,37 @@ int srv_op_model_tag(struct srv_call *call)
     track__v1__model_tag_result__init(r);
     call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_TAG;
     call->rs->model_tag = r;
+    return 0;
+}
+
+int srv_op_model_create(struct srv_call *call)
+{
+    const Track__V1__ModelCreate *q = call->rq->model_create;
+    struct store_err err = {0};
+    int64_t now = wire_now_ms();
+    int rc;
+
+    if (str_limit(call, "name", q->name, STORE_MODEL_NAME_MAX) ||
+        srv_op_check_kvs(call, "tag", q->tags, q->n_tags))
+        return -1;
+    if ((rc = store_model_create(call->st, q->name, now, &err)))
+        return srv_op_fail_store(call, rc, &err);
+    for (size_t i = 0; i < q->n_tags; i++)
+        if ((rc = store_model_tag_put(call->st, q->name, q->tags[i]->key, q->tags[i]->value, &err)))
+            return srv_op_fail_store(call, rc, &err);
+    Track__V1__ModelCreateResult *r = srv_alloc(&call->arena, sizeof(*r));
+    Track__V1__ModelInfo *m = srv_alloc(&call->arena, sizeof(*m));
+    if (!r || !m)
+        return srv_op_oom(call);
+    track__v1__model_create_result__init(r);
+    track__v1__model_info__init(m);
+    m->name = srv_strdup(&call->arena, q->name);
+    if (!m->name)
+        return srv_op_oom(call);
+    m->created_ms = now;
+    r->model = m;
+    call->rs->result_case = TRACK__V1__RESPONSE__RESULT_MODEL_CREATE;
+    call->rs->model_create = r;
     return 0;
 }
 

@@ -247,6 +247,12 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
                     struct store_err *err);
 int store_tag_put(struct store *st, const uint8_t run[16], const char *key, const char *value,
                   struct store_err *err);
+/* Removes the tag; NOT_FOUND naming the key when the run has no such tag. */
+int store_tag_delete(struct store *st, const uint8_t run[16], const char *key,
+                     struct store_err *err);
+/* Renames a live run. */
+int store_run_rename(struct store *st, const uint8_t run[16], const char *name,
+                     struct store_err *err);
 typedef int (*store_kv_cb)(void *ctx, const char *key, const char *value);
 int store_param_list(struct store *st, const uint8_t run[16], store_kv_cb cb, void *ctx,
                      struct store_err *err);
@@ -407,6 +413,11 @@ typedef int (*store_lineage_version_cb)(void *ctx, const struct store_lineage_ve
 /* The model versions made from the run, by model and version, at most limit. */
 int store_lineage_versions(struct store *st, const uint8_t id[16], int limit,
                            store_lineage_version_cb cb, void *ctx, struct store_err *err);
+/* Removes the run's artifact at `path`, or every one under `path`/ when it
+ * names a directory (every one of the run when path is empty); *n gets the
+ * rows removed, NOT_FOUND when none. The blobs stay for gc. */
+int store_artifact_delete(struct store *st, const uint8_t run[16], const char *path, int64_t *n,
+                          struct store_err *err);
 /* ---- artifacts (store_artifact.c) ------------------------------------------------
  * (run, path) -> the BLAKE2b-256 digest and size of a blob, and when it was
  * logged. put replaces the row of an existing (run, path); get answers
@@ -496,10 +507,18 @@ int store_model_version_get(struct store *st, const char *ref, store_model_versi
 int store_model_alias_set(struct store *st, const char *name, const char *alias, const char *target,
                           const char *who, int64_t now_ms, int64_t *from, int64_t *to,
                           struct store_err *err);
+/* Removes `alias` of model `name` (NOT_FOUND when it has none), recorded
+ * in the history as a move to version 0 by `who`; *from the version it
+ * pointed at. */
+int store_model_alias_delete(struct store *st, const char *name, const char *alias,
+                             const char *who, int64_t now_ms, int64_t *from, struct store_err *err);
 /* Sets tag key=value on model `target` ("NAME") or on a version ("NAME/3",
  * "NAME@production"). */
 int store_model_tag_put(struct store *st, const char *target, const char *key, const char *value,
                         struct store_err *err);
+/* A model without versions yet (MLflow's registered-models/create);
+ * STORE_E_EXISTS when the name is taken. */
+int store_model_create(struct store *st, const char *name, int64_t now_ms, struct store_err *err);
 /* Every model, by name. */
 int store_model_list(struct store *st, store_model_cb cb, void *ctx, struct store_err *err);
 /* Pages of the listings below for paged replies: the models named after

@@ -97,6 +97,40 @@ int store_artifact_get(struct store *st, const uint8_t run[16], const char *path
     return ret;
 }
 
+int store_artifact_delete(struct store *st, const uint8_t run[16], const char *path, int64_t *n,
+                          struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    char hex[33], cbuf[CLIP_LEN + 4];
+    int64_t rid;
+    int rc, ret;
+
+    sq_err_clear(err);
+    *n = 0;
+    if ((path[0] && (ret = check_path(path, "artifact path", err)) != 0) ||
+        (ret = sq_writable(st, err)) != 0 || (ret = sq_run_find_live(st, run, &rid, err)) != 0)
+        return ret;
+    /* the file itself, or the paths under it: PATH/ up to PATH0 (the next byte after '/') */
+    ret = sq_prep(st,
+                  "DELETE FROM artifacts WHERE run = ?1 AND (?2 = '' OR path = ?2 OR"
+                  " (path >= ?2 || '/' AND path < ?2 || '0'))",
+                  &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, rid);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        ret = sq_db_fail(st, rc, err, "deleting artifacts");
+    else if ((*n = sqlite3_changes(st->db)) == 0) {
+        sq_hex_of(run, hex);
+        ret = sq_fail(err, STORE_E_NOT_FOUND, "run %s has no artifact \"%s\"", hex,
+                      sq_clip(path, cbuf, sizeof cbuf));
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
+
 /* Fills a from the current row of s (path, digest, size, logged_ms at col). */
 static int row_of(sqlite3_stmt *s, int col, struct store_artifact *a, struct store_err *err)
 {

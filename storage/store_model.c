@@ -191,6 +191,29 @@ int store_model_resolve(struct store *st, const char *ref, int64_t *model_id, in
     return 0;
 }
 
+/* ---- create ------------------------------------------------------------------- */
+
+int store_model_create(struct store *st, const char *name, int64_t now_ms, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret;
+
+    sq_err_clear(err);
+    if ((ret = store_model_check_name(name, err)) != 0 || (ret = sq_writable(st, err)) != 0)
+        return ret;
+    ret = sq_prep(st, "INSERT INTO models(name, created_ms) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+                  &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now_ms);
+    if ((ret = step_done(st, &s, err, "creating a model")) != 0)
+        return ret;
+    if (sqlite3_changes(st->db) == 0)
+        return sq_fail(err, STORE_E_EXISTS, "Registered Model (name=%s) already exists.", name);
+    return 0;
+}
+
 /* ---- register ----------------------------------------------------------------- */
 
 int store_model_register(struct store *st, const char *name, const uint8_t run[16],
@@ -562,6 +585,26 @@ int store_model_tags(struct store *st, const char *name, int64_t version, store_
 
 /* ---- aliases and tags ------------------------------------------------------------ */
 
+/* One row of an alias's history: from one version to another (0: none). */
+static int record_move(struct store *st, int64_t model, const char *alias, int64_t from,
+                       int64_t to, const char *who, int64_t now_ms, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = sq_prep(st,
+                      "INSERT INTO model_alias_history(model, alias, from_version, to_version,"
+                      " who, ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                      &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, model);
+    sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, from);
+    sqlite3_bind_int64(s, 4, to);
+    sqlite3_bind_text(s, 5, who, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, now_ms);
+    return step_done(st, &s, err, "recording an alias move");
+}
+
 int store_model_alias_set(struct store *st, const char *name, const char *alias, const char *target,
                           const char *who, int64_t now_ms, int64_t *from, int64_t *to,
                           struct store_err *err)
@@ -619,25 +662,46 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
     sqlite3_bind_int64(s, 3, v);
     if ((ret = step_done(st, &s, err, "moving a model alias")) != 0)
         return ret;
-    ret = sq_prep(st,
-                  "INSERT INTO model_alias_history(model, alias, from_version, to_version, who, ms)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                  &s, err);
-    if (ret)
-        return ret;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, old);
-    sqlite3_bind_int64(s, 4, v);
-    sqlite3_bind_text(s, 5, who, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, now_ms);
-    if ((ret = step_done(st, &s, err, "recording an alias move")) != 0)
+    if ((ret = record_move(st, id, alias, old, v, who, now_ms, err)) != 0)
         return ret;
 done:
     if (from)
         *from = old;
     if (to)
         *to = v;
+    return 0;
+}
+
+int store_model_alias_delete(struct store *st, const char *name, const char *alias,
+                             const char *who, int64_t now_ms, int64_t *from, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t id = 0, old = 0;
+    int found = 0, ret;
+
+    sq_err_clear(err);
+    if ((ret = store_model_check_name(name, err)) != 0 || (ret = sq_writable(st, err)) != 0 ||
+        (ret = model_id_of(st, name, &id, err)) != 0)
+        return ret;
+    ret = one_int(st,
+                  "SELECT version FROM model_aliases WHERE model = ?1 AND ?2 = ?2"
+                  " AND alias = ?3",
+                  id, 0, alias, &old, &found, err, "looking up a model alias");
+    if (ret)
+        return ret;
+    if (!found)
+        return sq_fail(err, STORE_E_NOT_FOUND, "model %s has no alias %s", name, alias);
+    ret = sq_prep(st, "DELETE FROM model_aliases WHERE model = ?1 AND alias = ?2", &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
+    if ((ret = step_done(st, &s, err, "removing a model alias")) != 0)
+        return ret;
+    if ((ret = record_move(st, id, alias, old, 0, who ? who : "", now_ms, err)) != 0)
+        return ret;
+    if (from)
+        *from = old;
     return 0;
 }
 

@@ -430,6 +430,54 @@ int store_tag_put(struct store *st, const uint8_t run[16], const char *key, cons
     return ret;
 }
 
+/* Removes the tag; NOT_FOUND naming it when the run has none of that key. */
+int store_tag_delete(struct store *st, const uint8_t run[16], const char *key,
+                     struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t run_id;
+    int rc, ret;
+
+    sq_err_clear(err);
+    if ((ret = sq_check_name(key, "tag key", err)) != 0 || (ret = sq_writable(st, err)) != 0 ||
+        (ret = sq_run_find_live(st, run, &run_id, err)) != 0)
+        return ret;
+    if ((ret = sq_prep_lit(st, "DELETE FROM tags WHERE run = ?1 AND key = ?2", &s, err)) != 0)
+        return ret;
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        ret = sq_db_fail(st, rc, err, "deleting a tag");
+    else if (sqlite3_changes(st->db) == 0)
+        ret = sq_fail(err, STORE_E_NOT_FOUND, "No tag with name: %s", key);
+    sq_release(st, s);
+    return ret;
+}
+
+/* Gives the run another name (names need not be unique). */
+int store_run_rename(struct store *st, const uint8_t run[16], const char *name,
+                     struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t run_id;
+    int rc, ret;
+
+    sq_err_clear(err);
+    if ((ret = sq_check_name(name, "run name", err)) != 0 || (ret = sq_writable(st, err)) != 0 ||
+        (ret = sq_run_find_live(st, run, &run_id, err)) != 0)
+        return ret;
+    if ((ret = sq_prep_lit(st, "UPDATE runs SET name = ?2 WHERE id = ?1", &s, err)) != 0)
+        return ret;
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        ret = sq_db_fail(st, rc, err, "renaming a run");
+    sq_release(st, s);
+    return ret;
+}
+
 static int kv_list(struct store *st, const uint8_t run[16], enum stmt_id q, store_kv_cb cb,
                    void *ctx, struct store_err *err)
 {
