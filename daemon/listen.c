@@ -31,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "paths.h"
 #include "track_limits.h"
 
@@ -167,13 +168,15 @@ int srv_open_sockets(struct loop *l)
     for (int i = 0; i < l->srv->cfg.n_listen; i++) {
         const char *uri = l->srv->cfg.listen[i];
         int ipc = strncmp(uri, "ipc://", 6) == 0;
+        int inproc = strncmp(uri, "inproc://", 9) == 0;
         int s = nn_socket(AF_SP_RAW, NN_REP);
         int fd;
         size_t fdsz = sizeof(fd);
         /* over tcp anyone who reaches the port may declare a frame: no more
          * than the largest batch needs (Hello reports it) */
-        int maxsize =
-            strncmp(uri, "tcp://", 6) == 0 ? (int)SRV_TCP_FRAME_BYTES : (int)LIMIT_FRAME_BYTES;
+        int maxsize = strncmp(uri, "tcp://", 6) == 0 ? (int)SRV_TCP_FRAME_BYTES
+                      : inproc ? (int)(LIMIT_FRAME_BYTES + sizeof(struct srv_http_head))
+                               : (int)LIMIT_FRAME_BYTES;
 
         if (s < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "nn_socket: %s", nn_strerror(nn_errno()));
@@ -207,7 +210,8 @@ int srv_open_sockets(struct loop *l)
         }
         /* bound: from here srv_close_sockets owns it (and unlinks its file) */
         l->frame_limit[l->n_socks] = (uint32_t)maxsize;
-        l->sealed[l->n_socks] = !ipc && !l->srv->cfg.plain_tcp;
+        l->sealed[l->n_socks] = !ipc && !inproc && !l->srv->cfg.plain_tcp;
+        l->internal[l->n_socks] = inproc;
         l->socks[l->n_socks++] = s;
         if (nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &fdsz) < 0) {
             srv_log(SRV_LOG_ERROR, "loop", "cannot listen uri=%s: %s", uri,
@@ -251,6 +255,9 @@ static void pause_busiest(struct loop *l, int used, long limit)
 
     for (int i = 0; i < l->n_socks; i++) {
         uint64_t c = nn_get_statistic(l->socks[i], NN_STAT_CURRENT_CONNECTIONS);
+        /* the HTTP front's own socket: its connections are bounded there */
+        if (l->internal[i])
+            continue;
         if (l->eids[i] >= 0 && (best < 0 || (c != (uint64_t)-1 && c > most))) {
             best = i;
             most = c == (uint64_t)-1 ? 0 : c;

@@ -51,6 +51,8 @@
  */
 #include "loop.h"
 
+#include "http.h"
+
 #include <errno.h>
 #include <malloc.h>
 #include <nanomsg/nn.h>
@@ -597,6 +599,20 @@ static int drain(struct loop *l)
             struct seal_peer peer = {0};
             struct srv_caller caller = l->local;
             int sealed = l->sealed[s];
+            if (l->internal[s]) { /* the HTTP front: its head names the caller */
+                struct srv_http_head head = {0};
+                if (flen >= sizeof(head))
+                    memcpy(&head, frame, sizeof(head));
+                if (head.magic != SRV_HTTP_MAGIC) {
+                    nn_freemsg(body);
+                    reply_error(l, l->socks[s], control, NULL, NULL,
+                                TRACK__V1__CODE__INVALID_ARGUMENT, "in-process frame without head");
+                    continue;
+                }
+                caller = head.caller;
+                frame += sizeof(head);
+                flen -= sizeof(head);
+            }
             if (sealed) { /* opened in place: frame points into body */
                 char msg[600];
                 int code = srv_sealer_open(l->sealer, body, (size_t)len, &peer, &caller, &frame,
@@ -822,7 +838,9 @@ int srv_loop_run(struct srv *srv)
     for (int i = 0; i < l.n_socks && !l.sealer; i++)
         if (l.sealed[i] && srv_sealer_new(srv, &l.sealer))
             goto out;
-    if (l.sealer) {
+    if (srv->cfg.http[0] && srv_http_start(srv, &l.http))
+        goto out;
+    if (l.sealer || l.http) {
         char msg[200];
         if (srv_limiter_new(&srv->cfg.limits, &l.limiter, msg, sizeof(msg))) {
             srv_log(SRV_LOG_ERROR, "limits", "%s", msg);
@@ -879,11 +897,32 @@ int srv_loop_run(struct srv *srv)
         trim_memory(&l);
         srv_watch_fds(&l);
     }
+    /* the HTTP front first: no new connections, and the requests in
+     * progress answered (their threads wait on this loop) for a while */
+    if (l.http) {
+        int64_t until = wire_mono_ms() + 5000;
+        srv_http_quiesce(l.http);
+        while (srv_http_busy(l.http) && wire_mono_ms() < until) {
+            if (poll(l.pfd, (nfds_t)nfd, 50) > 0 && l.pfd[nfd - 2].revents) {
+                uint64_t v;
+                ssize_t r = read(l.efd, &v, sizeof(v));
+                (void)r;
+                reply_done(&l);
+            }
+            int n = drain(&l);
+            if (n)
+                handle_batch(&l, n);
+        }
+        srv_http_stop(l.http);
+        l.http = NULL;
+    }
     /* drain: finish what the workers hold, answer it, then close */
     srv_workers_stop(l.workers);
     reply_done(&l);
     status = 0;
 out:
+    if (l.http)
+        srv_http_stop(l.http); /* before the loop's sockets, which its threads use */
     if (l.workers) {
         srv_workers_stop(l.workers);
         reply_done(&l);

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "http.h"
 #include "paths.h"
 
 static const char usage[] =
@@ -48,13 +49,18 @@ static const char usage[] =
     "  --data-dir DIR        data directory (default $XDG_DATA_HOME/track)\n"
     "  --listen URI          ipc://PATH or tcp://HOST:PORT; repeatable\n"
     "                        (default: the user's socket, see `track status`)\n"
+    "  --http ADDR:PORT      also serve HTTP there: MLflow's REST API (point\n"
+    "                        MLFLOW_TRACKING_URI at it), /health; off by default.\n"
+    "                        On a loopback address requests act as this daemon's\n"
+    "                        owner; on any other, users must exist and every\n"
+    "                        request needs a token (`track admin token create`)\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
     "  --durability MODE     normal (default): an acknowledged write survives a\n"
     "                        crash of trackd; full: it also survives power loss\n"
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
     "                        lines `key = value`: log_level, durability, workers,\n"
-    "                        socket_mode, and each sealed key's budgets:\n"
+    "                        socket_mode, http, and each sealed key's budgets:\n"
     "                        limit_requests (a second, default 5000), limit_bytes\n"
     "                        (MiB a second, 128), limit_runs (started a minute,\n"
     "                        6000), limit_uploads (in flight, 8); 0: unlimited;\n"
@@ -250,6 +256,9 @@ static void loopback_by_address(struct srv_config *cfg)
     }
 }
 
+/* `http = ADDR:PORT` from the config file, when --http did not say */
+static char cfg_http[300];
+
 /* Reads `key = value` lines. Settings given on the command line win, so
  * this only fills what is still unset (-1 markers). Returns 0, or -1 with a
  * message naming the line. */
@@ -316,6 +325,11 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
                 goto bad;
             if (opt_socket_mode < 0)
                 opt_socket_mode = m;
+        } else if (strcmp(k, "http") == 0) {
+            if (!*v || strlen(v) >= sizeof(cfg_http))
+                goto bad;
+            if (!cfg_http[0])
+                snprintf(cfg_http, sizeof(cfg_http), "%s", v);
         } else if (strcmp(k, "limit_requests") == 0) {
             if (parse_limit(v, 1e9, &lim.requests_per_s))
                 goto bad;
@@ -531,6 +545,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"http", required_argument, NULL, 'H'},
         {"log-level", required_argument, NULL, 'L'},
         {"durability", required_argument, NULL, 'D'},
         {"workers", required_argument, NULL, 'w'},
@@ -570,6 +585,11 @@ int main(int argc, char **argv)
             if (strncmp(optarg, "ipc://", 6) != 0 && strncmp(optarg, "tcp://", 6) != 0)
                 die_usage("--listen: expected ipc://PATH or tcp://HOST:PORT");
             srv.cfg.listen[srv.cfg.n_listen++] = optarg;
+            break;
+        case 'H':
+            if (strlen(optarg) >= sizeof(srv.cfg.http))
+                die_usage("--http: address too long");
+            snprintf(srv.cfg.http, sizeof(srv.cfg.http), "%s", optarg);
             break;
         case 'L':
             if ((log_level = srv_log_level_parse(optarg)) < 0)
@@ -651,6 +671,8 @@ int main(int argc, char **argv)
     cfg_limits = &srv.cfg.limits;
     if (read_config(srv.cfg.config_path, &log_level, &durability, &workers, config != NULL))
         return 1;
+    if (!srv.cfg.http[0] && cfg_http[0])
+        snprintf(srv.cfg.http, sizeof(srv.cfg.http), "%s", cfg_http);
     srv_log_level = log_level >= 0 ? log_level : SRV_LOG_INFO;
     srv.cfg.durability = durability >= 0 ? durability : STORE_DURABILITY_NORMAL;
     srv.cfg.workers = workers > 0 ? workers : 2;
@@ -663,6 +685,12 @@ int main(int argc, char **argv)
     }
     if (print_key)
         return print_public_key(&srv.cfg);
+    /* the HTTP front's socket to the loop: one more listener (http.h) */
+    if (srv.cfg.http[0]) {
+        if (srv.cfg.n_listen == SRV_MAX_LISTEN)
+            die_usage("--http takes one of the 8 listeners: give at most 7 --listen");
+        srv.cfg.listen[srv.cfg.n_listen++] = SRV_HTTP_INPROC;
+    }
     if (check_tcp_listeners(&srv.cfg, &any_tcp))
         return 1;
     loopback_by_address(&srv.cfg);

@@ -1,0 +1,183 @@
+/*
+ * http.h: the HTTP front's internals (DESIGN.md "HTTP front"), shared by
+ * http.c (libmicrohttpd: connections, bodies, identity, the route table),
+ * http_call.c (a route's Requests through the loop), http_json.c (fields
+ * and replies in JSON) and the MLflow routes (mlflow_run.c, mlflow_model.c,
+ * mlflow_artifact.c).
+ *
+ * One dispatch. A route never touches the store: it translates its call
+ * into the same track.v1.Requests the nanomsg listeners carry and sends
+ * them, with the caller its transport resolved, to the loop over an
+ * in-process nanomsg socket (SRV_HTTP_INPROC). The loop treats that socket
+ * as one more listener whose frames start with a struct srv_http_head: so
+ * writes go through the group commit (one writer, acknowledged only once
+ * committed, exactly once by their request id), reads go to the read
+ * workers, permissions are dispatch's, and the loop never waits on an HTTP
+ * client. libmicrohttpd runs a thread per connection (at most
+ * HTTP_MAX_CONNECTIONS); a connection's thread blocks on its own reply,
+ * never the loop.
+ */
+#ifndef TRACK_HTTP_H
+#define TRACK_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "srv.h"
+
+#define SRV_HTTP_INPROC "inproc://trackd-http"
+#define SRV_HTTP_MAGIC  0x48545450u /* "HTTP": the head of an in-process frame */
+
+/* What precedes each Request on SRV_HTTP_INPROC: the caller, resolved by
+ * http.c (the local owner on a loopback bind, a token's user otherwise).
+ * Only this process can reach an inproc socket, so the loop trusts it. */
+struct srv_http_head {
+    uint32_t magic;
+    uint32_t reserved;
+    struct srv_caller caller;
+};
+
+/* ---- bounds (README "HTTP front") ------------------------------------------------ */
+#define HTTP_MAX_CONNECTIONS 64          /* at once; past it new ones are refused */
+#define HTTP_MAX_PER_IP      32          /* of those, from one address */
+#define HTTP_IDLE_SECONDS    30          /* a connection silent this long is closed */
+#define HTTP_REQUEST_SECONDS 120         /* a request body must arrive within this */
+#define HTTP_MAX_BODY        (16u << 20) /* bytes of a JSON body */
+#define HTTP_MAX_ARGS        1000        /* fields of a query string */
+#define HTTP_CALL_MS         60000       /* longest wait for the loop's answer */
+
+/* ---- the front (http.c), started and stopped by the loop ------------------------- */
+struct srv_http;
+/* Checks cfg.http (ADDR:PORT; a non-loopback address needs users in the
+ * store) and starts serving it. 0, or -1 logged. */
+int srv_http_start(struct srv *srv, struct srv_http **out);
+/* Stops taking connections (at SIGTERM), while the loop still answers. */
+void srv_http_quiesce(struct srv_http *h);
+/* Requests in progress (the loop keeps serving until this is 0). */
+int srv_http_busy(const struct srv_http *h);
+/* Closes every connection and frees the front. */
+void srv_http_stop(struct srv_http *h);
+
+/* ---- a request being answered --------------------------------------------------- */
+struct http_req {
+    struct srv *srv;
+    struct srv_caller caller;
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* the URL's path after the route's prefix, decoded */
+    json_t *args;       /* the fields: the JSON body, or the query string of a GET */
+    struct MHD_Connection *conn;
+    /* the answer: a JSON object (status 200), or an error */
+    int status;
+    json_t *reply;
+    const char *error_code; /* MLflow's, e.g. "INVALID_PARAMETER_VALUE" */
+    char message[700];
+    /* a route that answers with a raw body instead (artifact download) */
+    struct MHD_Response *raw;
+    /* a route that takes its body as a stream (artifact upload) */
+    void *stream;
+};
+
+/* Fails the request with an HTTP status, MLflow's error code and a
+ * message; -1. */
+int http_fail(struct http_req *r, int status, const char *error_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Fails it with the status and code of a track wire code (the one table of
+ * http_call.c) and the daemon's message; -1. */
+int http_fail_wire(struct http_req *r, int wire_code, const char *msg);
+/* Sets the 200 reply (takes the reference); 0, or -1 on OOM. */
+int http_ok(struct http_req *r, json_t *reply);
+
+/* ---- calls through the loop (http_call.c) ---------------------------------------- */
+/* Sends rq (its request_id is made here) for r's caller and waits for the
+ * answer. 0 with *rs the response (free with http_response_free); -1 with
+ * r failed: a transport failure (503), or the response's error mapped
+ * through http_fail_wire. */
+int http_call(struct http_req *r, Track__V1__Request *rq, Track__V1__Response **rs);
+void http_response_free(Track__V1__Response *rs);
+/* Makes every waiting call give up (503) at its next tick: the front stops. */
+void http_call_set_stopping(int on);
+/* The status and MLflow error code of a track wire code. */
+int http_status_of(int wire_code, const char **error_code);
+/* Closes this thread's socket to the loop (at the thread's end: a pthread
+ * key destructor does it; exposed for the tests' threads). */
+void http_call_thread_end(void);
+
+/* ---- fields and replies (http_json.c) -------------------------------------------- */
+/* A string field: 0 with *out (NULL when absent and not required; points
+ * into r->args), or -1 with r failed naming the field. */
+int http_arg_str(struct http_req *r, const char *field, int required, const char **out);
+/* An integer field, a JSON number or a string of digits (GET and MLflow's
+ * int64 as text alike); *out keeps dflt when absent. */
+int http_arg_i64(struct http_req *r, const char *field, int required, int64_t dflt, int64_t *out);
+/* A double: a number, or "NaN", "Infinity", "-Infinity" or a numeric string. */
+int http_arg_double(struct http_req *r, const char *field, int required, double *out);
+/* A list field (an array in JSON; a repeated key in a query string); NULL
+ * when absent. -1 with r failed when present and not an array. */
+int http_arg_array(struct http_req *r, const char *field, json_t **out);
+/* A double as MLflow writes it: a number, or "NaN", "Infinity", "-Infinity". */
+json_t *http_json_double(double v);
+/* A string that may not be valid UTF-8 (bytes replaced): never NULL on
+ * success, NULL on OOM only. */
+json_t *http_json_str(const char *s);
+/* Reads an int64 out of a JSON value (number or digit string); -1 if not. */
+int http_json_i64(const json_t *v, int64_t *out);
+
+/* A search filter on names, the one MLflow's experiment and model searches
+ * mostly send: empty (*op 0), or name =, !=, LIKE, ILIKE 'X' (% and _
+ * wildcards, case folded for ILIKE); the value into pat (cap bytes). */
+enum { HTTP_NAME_EQ = 1, HTTP_NAME_NE, HTTP_NAME_LIKE, HTTP_NAME_ILIKE };
+int http_name_filter(struct http_req *r, const char *f, int *op, char *pat, size_t cap);
+/* 1 when name passes the filter (op 0: always). */
+int http_name_match(int op, const char *name, const char *pat);
+/* SQL's LIKE: % any run, _ one byte; fold: ASCII case-insensitive. */
+int http_like(const char *s, const char *p, int fold);
+
+/* ---- routes --------------------------------------------------------------------- */
+typedef int (*http_handler)(struct http_req *r);
+/* A streamed body: begin before the first byte (the headers known), data
+ * as it arrives (r failed: the rest is discarded and the error answered),
+ * end after the last. */
+struct http_stream_ops {
+    int (*begin)(struct http_req *r);
+    int (*data)(struct http_req *r, const char *buf, size_t n);
+    int (*end)(struct http_req *r);
+    void (*free)(struct http_req *r); /* always called, also after a failure */
+};
+
+struct http_route {
+    const char *method;
+    const char *path; /* exact; or a prefix when it ends in '/' */
+    http_handler fn;
+    const struct http_stream_ops *stream; /* non-NULL: the body is streamed */
+    int write;                            /* 1: refused to readers before the call */
+    int open;                             /* 1: answered without credentials */
+};
+
+/* The MLflow routes (tables in each file, NULL-path ended). */
+extern const struct http_route ml_experiment_routes[];
+extern const struct http_route ml_run_routes[];
+extern const struct http_route ml_model_routes[];
+extern const struct http_route ml_artifact_routes[];
+
+/* Shared by the MLflow routes (mlflow_experiment.c). */
+struct ml_experiment {
+    int64_t id;
+    char name[LIMIT_NAME_BYTES + 1];
+    int archived;
+    int64_t created_ms;
+};
+/* The experiment of MLflow id `id` ("0": Default, made at its first run if
+ * it does not exist yet); -1 with r failed (404 when none). */
+int ml_experiment_by_id(struct http_req *r, const char *id, struct ml_experiment *x);
+/* Its MLflow id. */
+void ml_experiment_mlflow_id(const struct ml_experiment *x, char out[24]);
+/* The MLflow id ("0" for Default, else digits) of an experiment name, into
+ * out; -1 with r failed. */
+int ml_experiment_id(struct http_req *r, const char *name, char out[24]);
+/* The experiment name of an MLflow id; -1 with r failed (404 when none). */
+int ml_experiment_name(struct http_req *r, const char *id, char *out, size_t cap);
+/* (mlflow_run.c) run_id (or run_uuid) of the request, checked as 32 hex. */
+int ml_arg_run(struct http_req *r, const char **run);
+
+#endif
