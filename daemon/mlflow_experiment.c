@@ -157,10 +157,11 @@ int ml_experiment_id(struct http_req *r, const char *name, char out[24])
 /* The id text as a number; -1 with r failed. */
 static int parse_exp_id(struct http_req *r, const char *id, int64_t *n)
 {
-    char *end;
-    if (!id[0] || strlen(id) > 18 || (*n = strtoll(id, &end, 10), *end) || *n < 0)
+    size_t len = strlen(id);
+    if (!len || len > 18 || strspn(id, "0123456789") != len)
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
                          "Invalid experiment ID: '%.40s' (expected digits)", id);
+    *n = strtoll(id, NULL, 10);
     return 0;
 }
 
@@ -168,7 +169,7 @@ static int parse_exp_id(struct http_req *r, const char *id, int64_t *n)
  * always there, made at its first run when it does not exist yet. */
 int ml_experiment_by_id(struct http_req *r, const char *id, struct ml_experiment *x)
 {
-    int64_t n;
+    int64_t n = 0;
     int rc;
 
     if (parse_exp_id(r, id, &n))
@@ -342,10 +343,10 @@ static int experiments_search(struct http_req *r)
 }
 
 const struct http_route ml_experiment_routes[] = {
-    {"GET", "experiments/get-by-name", experiments_get_by_name, NULL, 0, 0},
-    {"POST", "experiments/create", experiments_create, NULL, 1, 0},
-    {"GET", "experiments/get", experiments_get, NULL, 0, 0},
-    {"POST", "experiments/search", experiments_search, NULL, 0, 0},
-    {"GET", "experiments/search", experiments_search, NULL, 0, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"GET", "experiments/get-by-name", experiments_get_by_name, NULL, 0, 0, 0},
+    {"POST", "experiments/create", experiments_create, NULL, 1, 0, 0},
+    {"GET", "experiments/get", experiments_get, NULL, 0, 0, 0},
+    {"POST", "experiments/search", experiments_search, NULL, 0, 0, 0},
+    {"GET", "experiments/search", experiments_search, NULL, 0, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -297,7 +297,7 @@ static int parse_source(struct http_req *r, const char *src, char run[33], const
 
 static int versions_create(struct http_req *r)
 {
-    const char *name, *source, *run_id, *desc, *path;
+    const char *name, *source, *run_id, *desc, *path = NULL;
     json_t *tags;
     char run[33], dir[LIMIT_KEY_BYTES * 2 + 16];
     size_t n = 0;
@@ -505,14 +505,14 @@ static int alias_get(struct http_req *r)
 }
 
 const struct http_route ml_model_routes[] = {
-    {"POST", "registered-models/create", models_create, NULL, 1, 0},
-    {"GET", "registered-models/get", models_get, NULL, 0, 0},
-    {"GET", "registered-models/search", models_search, NULL, 0, 0},
-    {"POST", "registered-models/alias", alias_set, NULL, 1, 0},
-    {"GET", "registered-models/alias", alias_get, NULL, 0, 0},
-    {"DELETE", "registered-models/alias", alias_delete, NULL, 1, 0},
-    {"POST", "model-versions/create", versions_create, NULL, 1, 0},
-    {"GET", "model-versions/get", versions_get, NULL, 0, 0},
-    {"GET", "model-versions/search", versions_search, NULL, 0, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"POST", "registered-models/create", models_create, NULL, 1, 0, 0},
+    {"GET", "registered-models/get", models_get, NULL, 0, 0, 0},
+    {"GET", "registered-models/search", models_search, NULL, 0, 0, 0},
+    {"POST", "registered-models/alias", alias_set, NULL, 1, 0, 0},
+    {"GET", "registered-models/alias", alias_get, NULL, 0, 0, 0},
+    {"DELETE", "registered-models/alias", alias_delete, NULL, 1, 0, 0},
+    {"POST", "model-versions/create", versions_create, NULL, 1, 0, 0},
+    {"GET", "model-versions/get", versions_get, NULL, 0, 0, 0},
+    {"GET", "model-versions/search", versions_search, NULL, 0, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
