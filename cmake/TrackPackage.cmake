@@ -69,7 +69,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libsqlite3-0, libnanomsg5, libprotobuf-c1, libsodium23${TRACK_DEB_CRYPTO}, libjansson4, libmicrohttpd12, adduser")
+    "libc6, libsqlite3-0, libnanomsg5, libprotobuf-c1, libsodium23${TRACK_DEB_CRYPTO}, libjansson4, libmicrohttpd12, zlib1g, adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/debian/postinst ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
     ${PROJECT_SOURCE_DIR}/packaging/debian/postrm)

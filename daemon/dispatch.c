@@ -72,6 +72,7 @@ FIELD(artifact_list, run)
 FIELD(artifact_get, run)
 FIELD(artifact_verify, run)
 FIELD(artifact_delete, run)
+FIELD(span_batch, experiment)
 FIELD(model_register, run)
 FIELD(model_tag, target)
 FIELD(model_show, name)
@@ -166,6 +167,12 @@ static const struct srv_op ops[] = {
        ON(NEED_READ, FROM_MODEL_NAME, f_model_show_name, AUDIT_NONE)),
     OP(MODEL_GET, "model_get", SRV_READ, srv_op_model_get,
        ON(NEED_READ, FROM_MODEL_REF, f_model_get_ref, AUDIT_NONE)),
+    /* traces (op_trace.c): a batch writes into its experiment; reads are
+     * filtered by the caller's grants */
+    OP(SPAN_BATCH, "span_batch", SRV_WRITE, srv_op_span_batch,
+       ON(NEED_WRITE, FROM_EXPERIMENT, f_span_batch_experiment, AUDIT_NONE)),
+    OP(TRACE_LIST, "trace_list", SRV_READ, srv_op_trace_list, ANY),
+    OP(TRACE_GET, "trace_get", SRV_READ, srv_op_trace_get, ANY),
     /* identity (op_admin.c): the admin role; changes audited */
     OP(USER_ADD, "user_add", SRV_WRITE, srv_op_user_add, ROLE(NEED_ADMIN, AUDIT_TXN)),
     OP(USER_LIST, "user_list", SRV_READ, srv_op_user_list, ROLE(NEED_ADMIN, AUDIT_NONE)),

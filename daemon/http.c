@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "http.h"
@@ -71,9 +72,9 @@ static int health(struct http_req *r);
 static int version(struct http_req *r);
 
 static const struct http_route plain_routes[] = {
-    {"GET", "/health", health, NULL, 0, 1},
-    {"GET", "/version", version, NULL, 0, 1},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"GET", "/health", health, NULL, 0, 1, 0},
+    {"GET", "/version", version, NULL, 0, 1, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
 static const struct {
@@ -84,6 +85,7 @@ static const struct {
     {"/api/2.0/mlflow/", ml_run_routes},
     {"/api/2.0/mlflow/", ml_model_routes},
     {"/api/2.0/mlflow-artifacts/", ml_artifact_routes},
+    {"/v1/", otlp_routes},
     {"", plain_routes},
 };
 
@@ -185,7 +187,8 @@ static enum MHD_Result answer(struct conn *k)
     if (r->error_code)
         return send_error(r->conn, r);
     if (r->raw) {
-        enum MHD_Result ret = MHD_queue_response(r->conn, 200, r->raw);
+        enum MHD_Result ret =
+            MHD_queue_response(r->conn, r->raw_status ? (unsigned)r->raw_status : 200, r->raw);
         MHD_destroy_response(r->raw);
         r->raw = NULL;
         return ret;
@@ -306,6 +309,19 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     h->busy--;
 }
 
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    int *n = cls;
+    (void)kind;
+    (void)value;
+    if (key && strcasecmp(key, "Content-Length") == 0)
+        n[0]++;
+    else if (key && strcasecmp(key, "Transfer-Encoding") == 0)
+        n[1]++;
+    return MHD_YES;
+}
+
 /* The first call of a request: its route, its caller, its declared size. */
 static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, void **con_cls)
@@ -322,6 +338,19 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
     k->r.srv = h->srv;
     k->r.conn = c;
     k->r.method = method;
+    /* a body framed two ways is how requests are smuggled past a proxy
+     * that reads the other one (RFC 9112 6.3): refused, and the connection
+     * closes after the answer */
+    int framing[2] = {0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, framing);
+    if (framing[0] > 1 || framing[1] > 1 || (framing[0] && framing[1])) {
+        http_fail(&k->r, 400, "BAD_REQUEST",
+                  "the body's length is given %d times (Content-Length %d, Transfer-Encoding "
+                  "%d): one only",
+                  framing[0] + framing[1], framing[0], framing[1]);
+        k->failed = 1;
+        return MHD_YES;
+    }
     k->route = find_route(method, url, &rest, &other);
     if (!k->route) {
         if (other)
@@ -421,6 +450,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     if (!k->failed) {
         if (k->streaming) {
             k->route->stream->end(&k->r);
+        } else if (k->route->raw_body) {
+            k->r.body = k->body ? k->body : "";
+            k->r.body_len = k->len;
+            k->route->fn(&k->r);
         } else if (parse_args(k) == 0)
             k->route->fn(&k->r);
     }

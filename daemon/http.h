@@ -74,8 +74,12 @@ struct http_req {
     char message[700];
     /* a route that answers with a raw body instead (artifact download) */
     struct MHD_Response *raw;
+    int raw_status; /* its status; 0: 200 */
     /* a route that takes its body as a stream (artifact upload) */
     void *stream;
+    /* the body as it came, for a route that reads it itself (raw_body) */
+    const char *body;
+    size_t body_len;
 };
 
 /* Fails the request with an HTTP status, MLflow's error code and a
@@ -152,6 +156,7 @@ struct http_route {
     const struct http_stream_ops *stream; /* non-NULL: the body is streamed */
     int write;                            /* 1: refused to readers before the call */
     int open;                             /* 1: answered without credentials */
+    int raw_body;                         /* 1: r->body as sent, no JSON fields */
 };
 
 /* The MLflow routes (tables in each file, NULL-path ended). */
@@ -159,6 +164,8 @@ extern const struct http_route ml_experiment_routes[];
 extern const struct http_route ml_run_routes[];
 extern const struct http_route ml_model_routes[];
 extern const struct http_route ml_artifact_routes[];
+/* OTLP/HTTP's trace export (otlp.c). */
+extern const struct http_route otlp_routes[];
 
 /* Shared by the MLflow routes (mlflow_experiment.c). */
 struct ml_experiment {

@@ -142,6 +142,11 @@ static int up_begin(struct http_req *r)
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
                          "PUT needs a file path after artifacts/");
     snprintf(u->path, sizeof(u->path), "%s", path);
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)ML_ARTIFACT_MAX)
+        return http_fail(r, 413, "INVALID_PARAMETER_VALUE",
+                         "artifact of %s bytes: this server takes at most %lld", cl,
+                         (long long)ML_ARTIFACT_MAX);
     u->fd = open(r->srv->cfg.data_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (u->fd < 0)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE",
@@ -427,11 +432,11 @@ static int mpu_create(struct http_req *r)
 }
 
 const struct http_route ml_artifact_routes[] = {
-    {"PUT", "artifacts/", NULL, &upload_ops, 1, 0},
-    {"GET", "artifacts/", download, NULL, 0, 0},
-    {"GET", "artifacts", list, NULL, 0, 0},
-    {"DELETE", "artifacts/", delete_artifact, NULL, 1, 0},
-    {"POST", "mpu/create/", mpu_create, NULL, 1, 0},
-    {"POST", "mpu/create", mpu_create, NULL, 1, 0},
-    {NULL, NULL, NULL, NULL, 0, 0},
+    {"PUT", "artifacts/", NULL, &upload_ops, 1, 0, 0},
+    {"GET", "artifacts/", download, NULL, 0, 0, 0},
+    {"GET", "artifacts", list, NULL, 0, 0, 0},
+    {"DELETE", "artifacts/", delete_artifact, NULL, 1, 0, 0},
+    {"POST", "mpu/create/", mpu_create, NULL, 1, 0, 0},
+    {"POST", "mpu/create", mpu_create, NULL, 1, 0, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, 0},
 };

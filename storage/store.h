@@ -843,6 +843,70 @@ typedef int (*store_access_cb)(void *ctx, const char *experiment, int level);
 int store_grant_visible(struct store *st, const struct store_viewer *v, store_access_cb cb,
                         void *ctx, struct store_err *err);
 
+/* ---- traces (store_trace.c; DESIGN.md "Traces") --------------------------------------- */
+#define STORE_TRACE_ID_BYTES  16
+#define STORE_SPAN_ID_BYTES   8
+#define STORE_TRACE_MODEL_MAX 250 /* bytes of a model name */
+enum { STORE_SPAN_UNSET = 0, STORE_SPAN_OK = 1, STORE_SPAN_ERROR = 2 };
+
+struct store_span {
+    uint8_t trace_id[STORE_TRACE_ID_BYTES];
+    uint8_t span_id[STORE_SPAN_ID_BYTES];
+    int has_parent;
+    uint8_t parent[STORE_SPAN_ID_BYTES];
+    const char *name;
+    int kind; /* OTLP's SpanKind */
+    int64_t start_ns, end_ns;
+    int status; /* STORE_SPAN_* */
+    const char *status_message;
+    const char *model, *operation;
+    int64_t tokens_in, tokens_out, tokens_total;
+    double cost;
+    const char *attributes; /* a JSON object */
+};
+
+struct store_trace {
+    uint8_t trace_id[STORE_TRACE_ID_BYTES];
+    const char *experiment;
+    int has_run;
+    uint8_t run[16];
+    const char *root_name;
+    int64_t start_ns, end_ns, spans, errors, tokens_in, tokens_out, tokens_total;
+    double cost;
+    const char *models; /* comma-separated, most spans first */
+};
+typedef int (*store_trace_cb)(void *ctx, const struct store_trace *t);
+typedef int (*store_span_cb)(void *ctx, const struct store_span *s);
+
+/* Stores one span (replacing one of the same ids) and updates its trace's
+ * rollups, making the trace in experiment_id (tied to run, may be NULL)
+ * when it is new (*new_trace, may be NULL, then 1). */
+int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
+                   const struct store_span *sp, int *new_trace, struct store_err *err);
+
+struct store_trace_query {
+    const int64_t *experiment_ids; /* none: every experiment the viewer reads */
+    size_t n_experiments;          /* at most 64 */
+    const uint8_t *run;            /* only this run's traces; NULL: any */
+    int limit;                     /* 0: 100 */
+    int64_t before_start_ns;       /* paging: traces started before this; 0: the newest */
+    int64_t min_tokens, min_duration_ns;
+    int errors_only;
+    const struct store_viewer *viewer; /* NULL: the local owner */
+};
+/* Traces newest first; *more when more matched than the limit. */
+int store_trace_list(struct store *st, const struct store_trace_query *q, store_trace_cb cb,
+                     void *ctx, int *more, struct store_err *err);
+/* One trace's rollups; NOT_FOUND naming it (also when v may not read it). */
+int store_trace_get(struct store *st, const uint8_t trace_id[16], const struct store_viewer *v,
+                    store_trace_cb cb, void *ctx, struct store_err *err);
+/* A trace's spans by start time then id, after (after_start_ns,
+ * after_span) when after_span is not NULL, at most limit (0: 10,000);
+ * *more when there are more. The caller checked the trace is visible. */
+int store_trace_spans(struct store *st, const uint8_t trace_id[16], const uint8_t *after_span,
+                      int64_t after_start_ns, int limit, store_span_cb cb, void *ctx, int *more,
+                      struct store_err *err);
+
 /* ---- tokens (store_token.c) -------------------------------------------------------
  * Bearer tokens for the HTTP front: "trkt_" and 43 base64url characters (32
  * random bytes), made by the client; the store keeps only their BLAKE2b-256

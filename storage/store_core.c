@@ -178,6 +178,28 @@ static const char *const migrations[] = {
     "UPDATE params SET num = CAST(value AS REAL) WHERE value GLOB '[0-9+.-]*'"
     "  AND value GLOB '*[0-9]*' AND value NOT GLOB '*[^0-9eE.+-]*';"
     "CREATE INDEX params_search ON params(key, num, value);",
+    /* 10: traces (store_trace.c; DESIGN.md "Traces"). A span is one row of
+     * its trace (OTLP's 8-byte id within the 16-byte trace id); a trace row
+     * keeps the rollups, updated as each span arrives, in any order and any
+     * number of requests; trace_models counts the spans of each model */
+    "CREATE TABLE traces(id INTEGER PRIMARY KEY, trace_id BLOB NOT NULL UNIQUE,"
+    "  experiment_id INTEGER NOT NULL REFERENCES experiments(id), run_uuid BLOB,"
+    "  root_name TEXT NOT NULL DEFAULT '', start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
+    "  spans INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,"
+    "  tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    "  tokens_total INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX traces_experiment ON traces(experiment_id, start_ns);"
+    "CREATE INDEX traces_run ON traces(run_uuid) WHERE run_uuid IS NOT NULL;"
+    "CREATE TABLE spans(trace INTEGER NOT NULL, span_id BLOB NOT NULL, parent BLOB,"
+    "  name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL,"
+    "  end_ns INTEGER NOT NULL, status INTEGER NOT NULL, status_message TEXT NOT NULL,"
+    "  model TEXT NOT NULL, operation TEXT NOT NULL, tokens_in INTEGER NOT NULL,"
+    "  tokens_out INTEGER NOT NULL, tokens_total INTEGER NOT NULL, cost REAL NOT NULL,"
+    "  attributes TEXT NOT NULL, PRIMARY KEY(trace, span_id)) WITHOUT ROWID;"
+    "CREATE INDEX spans_start ON spans(trace, start_ns);"
+    "CREATE TABLE trace_models(trace INTEGER NOT NULL, model TEXT NOT NULL,"
+    "  spans INTEGER NOT NULL, PRIMARY KEY(trace, model)) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -408,6 +430,7 @@ void store_close(struct store *st)
     for (int i = 0; i < LIT_CACHE_SLOTS; i++)
         sqlite3_finalize(st->lit[i].s);
     sq_feedback_close(st);
+    sq_trace_close(st);
     sqlite3_close(st->db);
     sq_cache_drop(st);
     free(st->enc);

@@ -101,6 +101,8 @@ struct store {
 
     /* store_feedback.c's hot statements, prepared on first use */
     sqlite3_stmt *fb_q[8];
+    /* store_trace.c's */
+    sqlite3_stmt *tr_q[8];
 
     /* statements of sq_prep_lit, by the address of their SQL literal */
     struct {
@@ -176,6 +178,7 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages);
 int sq_check_name(const char *name, const char *what, struct store_err *err);
 /* Finalizes store_feedback.c's statements (store_close). */
 void sq_feedback_close(struct store *st);
+void sq_trace_close(struct store *st);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
                         struct store_err *err);
 

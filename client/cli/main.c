@@ -222,6 +222,26 @@ static const struct cli_cmd commands[] = {
      "path and pinned digest (--json: one more key, \"model_version\": {\"model\", "
      "\"version\", \"digest\"}). --json's shape is in README.md (Lineage).",
      "track lineage 3f2a\ntrack lineage 3f2a --json\ntrack lineage iris@production\n"},
+    {"traces", cmd_traces,
+     "[--experiment NAME]... [--run RUN] [--min-tokens N] [--min-duration D] [--errors] "
+     "[--limit N] [--json|--csv]",
+     "list the traces OTLP exporters sent (newest first): duration, spans, tokens, cost, model",
+     OPTS({"--experiment NAME", "only this experiment's traces, repeatable (default: all)"},
+          {"--min-tokens N", "only traces of at least N tokens in all (default 0)"},
+          {"--min-duration D", "only traces lasting at least D: 250ms, 2s (default 0)"},
+          {"--errors", "only traces with a span in error"},
+          {"--limit N", "at most N traces, 1 to 10000 (default 50)"},
+          {"--csv", "CSV, values in full"}),
+     "Traces reach trackd at its HTTP front's /v1/traces (`trackd --http`; README \"Traces\"). "
+     "--run (or TRACK_RUN_ID) keeps the traces tied to that run (the track.run_id attribute).",
+     "track traces --experiment chatbot --min-tokens 1000\ntrack traces --errors --json\n"},
+    {"trace show", cmd_trace_show, "TRACE [--depth N] [--json]",
+     "print one trace as its span tree: duration bar, model, tokens, cost, errors",
+     OPTS({"--depth N", "levels shown below the roots, 1 to 1000 (default 64)"}),
+     "Spans come in start order under their parent; a span with more than 50 children shows "
+     "the first 20 and the last 5 and says how many are between. A span whose parent never "
+     "arrived is shown as a root. --json gives the trace and every span with its attributes.",
+     "track trace show 4bf92f3577b34da6a3ce929d0e0e4736\n"},
     {"eval", cmd_eval,
      "[--run RUN] --labels FILE --predictions FILE [--column NAME] [--labels-column NAME]"
      " [--predictions-column NAME] [--average macro|micro|weighted]"

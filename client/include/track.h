@@ -788,6 +788,53 @@ int track_feedback_target_text(struct track_client *c, const char *run, const ch
                                size_t cap, int *found, int64_t *size, int *cut,
                                struct track_err *err);
 
+/* ---- traces (trackd's /v1/traces: OTLP from LLM applications) ---------------- */
+struct track_trace_info {
+    uint8_t trace_id[16];
+    const char *experiment;
+    int has_run;
+    track_run_id run;
+    const char *root_name; /* the root span's name */
+    int64_t start_ns, end_ns;
+    int64_t spans, errors, tokens_in, tokens_out, tokens_total;
+    double cost;
+    const char *const *models; /* most spans first */
+    size_t n_models;
+};
+struct track_span_info {
+    uint8_t span_id[8];
+    int has_parent;
+    uint8_t parent[8];
+    const char *name;
+    int kind; /* OTLP's SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer */
+    int64_t start_ns, end_ns;
+    int status; /* 0 unset, 1 ok, 2 error */
+    const char *status_message, *model, *operation;
+    int64_t tokens_in, tokens_out, tokens_total;
+    double cost;
+    const char *attributes; /* a JSON object: the other attributes, "@events", caps' marks */
+};
+struct track_trace_query {
+    const char *const *experiments; /* NULL-terminated, or NULL: every one */
+    const char *run;                /* only this run's traces, or NULL */
+    int limit;                      /* 0: 100; at most 10,000 */
+    int64_t before_start_ns;        /* paging: started before this; 0: the newest */
+    int64_t min_tokens, min_duration_ns;
+    int errors_only;
+};
+struct track_trace_result;
+void track_trace_result_free(struct track_trace_result *r);
+/* 32 hex characters into a 16-byte trace id; -1 if not. */
+int track_trace_id_parse(const char *hex, uint8_t id[16]);
+/* Traces newest first (one page; *more when more match). */
+int track_trace_list(struct track_client *c, const struct track_trace_query *q,
+                     struct track_trace_result **res, const struct track_trace_info **traces,
+                     size_t *n, int *more, struct track_err *err);
+/* One trace and every span of it, by start time. */
+int track_trace_get(struct track_client *c, const char *trace_hex,
+                    struct track_trace_result **res, const struct track_trace_info **trace,
+                    const struct track_span_info **spans, size_t *n, struct track_err *err);
+
 #ifdef __cplusplus
 }
 #endif

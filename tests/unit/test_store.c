@@ -1302,9 +1302,11 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
 
 /* what migrations after 3 added, taken off again (newest first), and the
  * schema a migrated database reaches: 4 runs' lifecycle, 5 artifacts, 6 the
- * model registry, 7 identity, 8 feedback, 9 the params' search index */
+ * model registry, 7 identity, 8 feedback, 9 the params' search index, 10
+ * traces */
 #define UNDO_LATER                                                                                 \
-    "DROP INDEX params_search; ALTER TABLE params DROP COLUMN num;"                                \
+    "DROP TABLE trace_models; DROP TABLE spans; DROP TABLE traces;"                                \
+    " DROP INDEX params_search; ALTER TABLE params DROP COLUMN num;"                                \
     "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"                \
     " DROP TABLE feedback_names;"                                                                  \
     " DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                   \
@@ -1313,7 +1315,7 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
     " DROP TABLE artifacts;"                                                                       \
     " DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                           \
     " ALTER TABLE runs DROP COLUMN lifecycle;"
-#define SCHEMA_LATEST 9
+#define SCHEMA_LATEST 10
 
 Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
 {

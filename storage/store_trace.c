@@ -1,0 +1,404 @@
+/*
+ * store_trace.c: traces and their spans (DESIGN.md "Traces"; schema 10 in
+ * store_core.c). A span is one row of its trace; the trace's row keeps the
+ * rollups a list shows (spans, errors, tokens, cost, first start, last end,
+ * the root's name) and trace_models the spans per model.
+ *
+ * Rollups stay exact whatever the order and number of requests a trace's
+ * spans come in: a new span adds its share; a span sent again (an exporter's
+ * retry) first takes its old share back, so counts never double, and the
+ * trace's first start and last end are read again from its spans (the old
+ * span may have been the extreme one). The insert path's statements are
+ * prepared once per handle (st->tr_q), as the feedback path's are.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+enum {
+    TQ_TRACE_FIND,
+    TQ_TRACE_NEW,
+    TQ_SPAN_OLD,
+    TQ_SPAN_PUT,
+    TQ_TRACE_ADD,
+    TQ_TRACE_EXTENT,
+    TQ_MODEL_ADD,
+    TQ_COUNT
+};
+
+static const char *const tr_sql[TQ_COUNT] = {
+    [TQ_TRACE_FIND] = "SELECT id FROM traces WHERE trace_id = ?1",
+    [TQ_TRACE_NEW] = "INSERT INTO traces(trace_id, experiment_id, run_uuid, start_ns, end_ns,"
+                     " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [TQ_SPAN_OLD] =
+        "SELECT status, tokens_in, tokens_out, tokens_total, cost, model, parent IS NULL"
+        " FROM spans WHERE trace = ?1 AND span_id = ?2",
+    [TQ_SPAN_PUT] =
+        "INSERT OR REPLACE INTO spans(trace, span_id, parent, name, kind, start_ns,"
+        " end_ns, status, status_message, model, operation, tokens_in, tokens_out,"
+        " tokens_total, cost, attributes)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    /* ?2..?7: the span's share (negative to take one back); ?8 ?9 its times,
+     * ?10 a root's name (NULL: keep), ?11 a run (NULL: keep) */
+    [TQ_TRACE_ADD] = "UPDATE traces SET spans = spans + ?2, errors = errors + ?3,"
+                     " tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5,"
+                     " tokens_total = tokens_total + ?6, cost = cost + ?7,"
+                     " start_ns = min(start_ns, ?8), end_ns = max(end_ns, ?9),"
+                     " root_name = coalesce(?10, root_name), run_uuid = coalesce(run_uuid, ?11)"
+                     " WHERE id = ?1",
+    [TQ_TRACE_EXTENT] = "UPDATE traces SET (start_ns, end_ns) = (SELECT min(start_ns), max(end_ns)"
+                        " FROM spans WHERE trace = ?1) WHERE id = ?1",
+    [TQ_MODEL_ADD] = "INSERT INTO trace_models(trace, model, spans) VALUES(?1, ?2, ?3)"
+                     " ON CONFLICT(trace, model) DO UPDATE SET spans = spans + excluded.spans",
+};
+
+void sq_trace_close(struct store *st)
+{
+    for (int i = 0; i < TQ_COUNT; i++) {
+        sqlite3_finalize(st->tr_q[i]);
+        st->tr_q[i] = NULL;
+    }
+}
+
+static sqlite3_stmt *tq(struct store *st, int id, struct store_err *err)
+{
+    if (!st->tr_q[id]) {
+        int rc = sqlite3_prepare_v3(st->db, tr_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st->tr_q[id], NULL);
+        if (rc != SQLITE_OK) {
+            st->tr_q[id] = NULL;
+            sq_db_fail(st, rc, err, "preparing a trace query");
+            return NULL;
+        }
+    }
+    sqlite3_reset(st->tr_q[id]);
+    sqlite3_clear_bindings(st->tr_q[id]);
+    return st->tr_q[id];
+}
+
+static int done(struct store *st, sqlite3_stmt *s, struct store_err *err, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : sq_db_fail(st, rc, err, what);
+}
+
+static int model_add(struct store *st, int64_t trace, const char *model, int n,
+                     struct store_err *err)
+{
+    sqlite3_stmt *s;
+    if (!model || !model[0])
+        return 0;
+    if (!(s = tq(st, TQ_MODEL_ADD, err)))
+        return err->code;
+    sqlite3_bind_int64(s, 1, trace);
+    sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 3, n);
+    return done(st, s, err, "counting a trace's model");
+}
+
+int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
+                   const struct store_span *sp, int *new_trace, struct store_err *err)
+{
+    sqlite3_stmt *s;
+    int64_t trace = 0;
+    int rc, ret, replaced = 0;
+
+    sq_err_clear(err);
+    if (new_trace)
+        *new_trace = 0;
+    if ((ret = sq_writable(st, err)) != 0)
+        return ret;
+    if (sp->end_ns < sp->start_ns)
+        return sq_fail(err, STORE_E_INVALID, "span \"%.100s\": ends before it starts", sp->name);
+    /* the trace: found, or made with this span's times */
+    if (!(s = tq(st, TQ_TRACE_FIND, err)))
+        return err->code;
+    sqlite3_bind_blob(s, 1, sp->trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        trace = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_db_fail(st, rc, err, "finding a trace");
+    if (!trace) {
+        if (!(s = tq(st, TQ_TRACE_NEW, err)))
+            return err->code;
+        sqlite3_bind_blob(s, 1, sp->trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, experiment_id);
+        if (run)
+            sqlite3_bind_blob(s, 3, run, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, sp->start_ns);
+        sqlite3_bind_int64(s, 5, sp->end_ns);
+        sqlite3_bind_int64(s, 6, sq_now_ms());
+        if ((ret = done(st, s, err, "adding a trace")) != 0)
+            return ret;
+        trace = sqlite3_last_insert_rowid(st->db);
+        if (new_trace)
+            *new_trace = 1;
+    } else {
+        /* sent before: its share is taken back first */
+        if (!(s = tq(st, TQ_SPAN_OLD, err)))
+            return err->code;
+        sqlite3_bind_int64(s, 1, trace);
+        sqlite3_bind_blob(s, 2, sp->span_id, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            int status = sqlite3_column_int(s, 0);
+            int64_t ti = sqlite3_column_int64(s, 1), to = sqlite3_column_int64(s, 2),
+                    tt = sqlite3_column_int64(s, 3);
+            double cost = sqlite3_column_double(s, 4);
+            char model[STORE_TRACE_MODEL_MAX + 1];
+            snprintf(model, sizeof(model), "%s", (const char *)sqlite3_column_text(s, 5));
+            sqlite3_reset(s);
+            replaced = 1;
+            sqlite3_stmt *u = tq(st, TQ_TRACE_ADD, err);
+            if (!u)
+                return err->code;
+            sqlite3_bind_int64(u, 1, trace);
+            sqlite3_bind_int(u, 2, -1);
+            sqlite3_bind_int(u, 3, status == STORE_SPAN_ERROR ? -1 : 0);
+            sqlite3_bind_int64(u, 4, -ti);
+            sqlite3_bind_int64(u, 5, -to);
+            sqlite3_bind_int64(u, 6, -tt);
+            sqlite3_bind_double(u, 7, -cost);
+            sqlite3_bind_int64(u, 8, INT64_MAX);
+            sqlite3_bind_int64(u, 9, INT64_MIN);
+            if ((ret = done(st, u, err, "updating a trace")) != 0 ||
+                (ret = model_add(st, trace, model, -1, err)) != 0)
+                return ret;
+        } else {
+            sqlite3_reset(s);
+            if (rc != SQLITE_DONE)
+                return sq_db_fail(st, rc, err, "reading a span");
+        }
+    }
+    if (!(s = tq(st, TQ_SPAN_PUT, err)))
+        return err->code;
+    sqlite3_bind_int64(s, 1, trace);
+    sqlite3_bind_blob(s, 2, sp->span_id, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
+    if (sp->has_parent)
+        sqlite3_bind_blob(s, 3, sp->parent, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, sp->name ? sp->name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, sp->kind);
+    sqlite3_bind_int64(s, 6, sp->start_ns);
+    sqlite3_bind_int64(s, 7, sp->end_ns);
+    sqlite3_bind_int(s, 8, sp->status);
+    sqlite3_bind_text(s, 9, sp->status_message ? sp->status_message : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 10, sp->model ? sp->model : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 11, sp->operation ? sp->operation : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 12, sp->tokens_in);
+    sqlite3_bind_int64(s, 13, sp->tokens_out);
+    sqlite3_bind_int64(s, 14, sp->tokens_total);
+    sqlite3_bind_double(s, 15, sp->cost);
+    sqlite3_bind_text(s, 16, sp->attributes ? sp->attributes : "{}", -1, SQLITE_STATIC);
+    if ((ret = done(st, s, err, "storing a span")) != 0)
+        return ret;
+    if (!(s = tq(st, TQ_TRACE_ADD, err)))
+        return err->code;
+    sqlite3_bind_int64(s, 1, trace);
+    sqlite3_bind_int(s, 2, 1);
+    sqlite3_bind_int(s, 3, sp->status == STORE_SPAN_ERROR);
+    sqlite3_bind_int64(s, 4, sp->tokens_in);
+    sqlite3_bind_int64(s, 5, sp->tokens_out);
+    sqlite3_bind_int64(s, 6, sp->tokens_total);
+    sqlite3_bind_double(s, 7, sp->cost);
+    sqlite3_bind_int64(s, 8, sp->start_ns);
+    sqlite3_bind_int64(s, 9, sp->end_ns);
+    if (!sp->has_parent)
+        sqlite3_bind_text(s, 10, sp->name ? sp->name : "", -1, SQLITE_STATIC);
+    if (run)
+        sqlite3_bind_blob(s, 11, run, 16, SQLITE_STATIC);
+    if ((ret = done(st, s, err, "updating a trace")) != 0 ||
+        (ret = model_add(st, trace, sp->model, 1, err)) != 0)
+        return ret;
+    if (replaced) {
+        if (!(s = tq(st, TQ_TRACE_EXTENT, err)))
+            return err->code;
+        sqlite3_bind_int64(s, 1, trace);
+        if ((ret = done(st, s, err, "updating a trace's times")) != 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------------ */
+#define TRACE_COLS                                                                                 \
+    "t.trace_id, e.name, t.run_uuid, t.root_name, t.start_ns, t.end_ns, t.spans, t.errors,"        \
+    " t.tokens_in, t.tokens_out, t.tokens_total, t.cost,"                                          \
+    " (SELECT group_concat(model, ',') FROM (SELECT model FROM trace_models m"                     \
+    "   WHERE m.trace = t.id AND m.spans > 0 ORDER BY m.spans DESC, m.model))"
+
+static int trace_row(sqlite3_stmt *s, store_trace_cb cb, void *ctx)
+{
+    struct store_trace t = {0};
+    if (sqlite3_column_bytes(s, 0) == STORE_TRACE_ID_BYTES)
+        memcpy(t.trace_id, sqlite3_column_blob(s, 0), STORE_TRACE_ID_BYTES);
+    t.experiment = (const char *)sqlite3_column_text(s, 1);
+    if (sqlite3_column_bytes(s, 2) == 16) {
+        t.has_run = 1;
+        memcpy(t.run, sqlite3_column_blob(s, 2), 16);
+    }
+    t.root_name = (const char *)sqlite3_column_text(s, 3);
+    t.start_ns = sqlite3_column_int64(s, 4);
+    t.end_ns = sqlite3_column_int64(s, 5);
+    t.spans = sqlite3_column_int64(s, 6);
+    t.errors = sqlite3_column_int64(s, 7);
+    t.tokens_in = sqlite3_column_int64(s, 8);
+    t.tokens_out = sqlite3_column_int64(s, 9);
+    t.tokens_total = sqlite3_column_int64(s, 10);
+    t.cost = sqlite3_column_double(s, 11);
+    t.models = (const char *)sqlite3_column_text(s, 12);
+    if (!t.experiment)
+        t.experiment = "";
+    if (!t.root_name)
+        t.root_name = "";
+    if (!t.models)
+        t.models = "";
+    return cb(ctx, &t);
+}
+
+int store_trace_list(struct store *st, const struct store_trace_query *q, store_trace_cb cb,
+                     void *ctx, int *more, struct store_err *err)
+{
+    char sql[4096], grant[700] = "1", exps[1200] = "1";
+    sqlite3_stmt *s = NULL;
+    int rc, ret = 0, n = 0, limit = q->limit > 0 ? q->limit : 100;
+
+    sq_err_clear(err);
+    *more = 0;
+    if (q->n_experiments > 64)
+        return sq_fail(err, STORE_E_INVALID, "at most 64 experiments in one trace list");
+    if (q->viewer &&
+        store_grant_sql(q->viewer, "t.experiment_id", STORE_LEVEL_READ, grant, sizeof grant))
+        return sq_fail(err, STORE_E_INVALID, "grant predicate too long");
+    if (q->n_experiments) {
+        size_t len = (size_t)snprintf(exps, sizeof exps, "t.experiment_id IN (");
+        for (size_t i = 0; i < q->n_experiments; i++)
+            len += (size_t)snprintf(exps + len, sizeof exps - len, "%s?%zu", i ? ", " : "", 10 + i);
+        snprintf(exps + len, sizeof exps - len, ")");
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT " TRACE_COLS " FROM traces t JOIN experiments e ON e.id = t.experiment_id"
+             " WHERE %s AND %s AND (?1 IS NULL OR t.run_uuid = ?1)"
+             " AND (?2 = 0 OR t.start_ns < ?2) AND t.tokens_total >= ?3"
+             " AND t.end_ns - t.start_ns >= ?4 AND (?5 = 0 OR t.errors > 0)"
+             " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?6",
+             exps, grant);
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        return ret;
+    if (q->run)
+        sqlite3_bind_blob(s, 1, q->run, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, q->before_start_ns);
+    sqlite3_bind_int64(s, 3, q->min_tokens);
+    sqlite3_bind_int64(s, 4, q->min_duration_ns);
+    sqlite3_bind_int(s, 5, q->errors_only);
+    sqlite3_bind_int(s, 6, limit + 1);
+    for (size_t i = 0; i < q->n_experiments; i++)
+        sqlite3_bind_int64(s, (int)(10 + i), q->experiment_ids[i]);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n++ == limit) {
+            *more = 1;
+            break;
+        }
+        if ((ret = trace_row(s, cb, ctx)) != 0)
+            break;
+    }
+    if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = sq_db_fail(st, rc, err, "listing traces");
+    sqlite3_finalize(s);
+    return ret < 0 ? sq_cb_stop(err, ret) : ret;
+}
+
+int store_trace_get(struct store *st, const uint8_t trace_id[16], const struct store_viewer *v,
+                    store_trace_cb cb, void *ctx, struct store_err *err)
+{
+    char sql[1500], grant[700] = "1";
+    sqlite3_stmt *s = NULL;
+    int rc, ret;
+
+    sq_err_clear(err);
+    if (v && store_grant_sql(v, "t.experiment_id", STORE_LEVEL_READ, grant, sizeof grant))
+        return sq_fail(err, STORE_E_INVALID, "grant predicate too long");
+    snprintf(sql, sizeof sql,
+             "SELECT " TRACE_COLS " FROM traces t JOIN experiments e ON e.id = t.experiment_id"
+             " WHERE t.trace_id = ?1 AND %s",
+             grant);
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        return ret;
+    sqlite3_bind_blob(s, 1, trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        ret = trace_row(s, cb, ctx);
+    else if (rc == SQLITE_DONE) {
+        char hex[33];
+        sq_hex_of(trace_id, hex);
+        ret = sq_fail(err, STORE_E_NOT_FOUND, "no trace %s", hex);
+    } else
+        ret = sq_db_fail(st, rc, err, "reading a trace");
+    sqlite3_finalize(s);
+    return ret;
+}
+
+int store_trace_spans(struct store *st, const uint8_t trace_id[16], const uint8_t *after_span,
+                      int64_t after_start_ns, int limit, store_span_cb cb, void *ctx, int *more,
+                      struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, ret, n = 0;
+
+    sq_err_clear(err);
+    *more = 0;
+    if (limit <= 0)
+        limit = 10000;
+    ret = sq_prep(st,
+                  "SELECT sp.span_id, sp.parent, sp.name, sp.kind, sp.start_ns, sp.end_ns,"
+                  " sp.status, sp.status_message, sp.model, sp.operation, sp.tokens_in,"
+                  " sp.tokens_out, sp.tokens_total, sp.cost, sp.attributes"
+                  " FROM spans sp JOIN traces t ON t.id = sp.trace WHERE t.trace_id = ?1"
+                  " AND (?2 IS NULL OR (sp.start_ns, sp.span_id) > (?3, ?2))"
+                  " ORDER BY sp.start_ns, sp.span_id LIMIT ?4",
+                  &s, err);
+    if (ret)
+        return ret;
+    sqlite3_bind_blob(s, 1, trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
+    if (after_span) {
+        sqlite3_bind_blob(s, 2, after_span, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, after_start_ns);
+    }
+    sqlite3_bind_int(s, 4, limit + 1);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_span sp = {0};
+        if (n++ == limit) {
+            *more = 1;
+            break;
+        }
+        memcpy(sp.trace_id, trace_id, STORE_TRACE_ID_BYTES);
+        if (sqlite3_column_bytes(s, 0) == STORE_SPAN_ID_BYTES)
+            memcpy(sp.span_id, sqlite3_column_blob(s, 0), STORE_SPAN_ID_BYTES);
+        if (sqlite3_column_bytes(s, 1) == STORE_SPAN_ID_BYTES) {
+            sp.has_parent = 1;
+            memcpy(sp.parent, sqlite3_column_blob(s, 1), STORE_SPAN_ID_BYTES);
+        }
+        sp.name = (const char *)sqlite3_column_text(s, 2);
+        sp.kind = sqlite3_column_int(s, 3);
+        sp.start_ns = sqlite3_column_int64(s, 4);
+        sp.end_ns = sqlite3_column_int64(s, 5);
+        sp.status = sqlite3_column_int(s, 6);
+        sp.status_message = (const char *)sqlite3_column_text(s, 7);
+        sp.model = (const char *)sqlite3_column_text(s, 8);
+        sp.operation = (const char *)sqlite3_column_text(s, 9);
+        sp.tokens_in = sqlite3_column_int64(s, 10);
+        sp.tokens_out = sqlite3_column_int64(s, 11);
+        sp.tokens_total = sqlite3_column_int64(s, 12);
+        sp.cost = sqlite3_column_double(s, 13);
+        sp.attributes = (const char *)sqlite3_column_text(s, 14);
+        if ((ret = cb(ctx, &sp)) != 0)
+            break;
+    }
+    if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = sq_db_fail(st, rc, err, "reading spans");
+    sqlite3_finalize(s);
+    return ret < 0 ? sq_cb_stop(err, ret) : ret;
+}

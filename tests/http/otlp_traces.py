@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""OTLP/HTTP trace export into a real trackd (README "Traces"): requests built from the
+OpenTelemetry specification in both encodings (protobuf encoded by hand below from the
+field numbers of opentelemetry-proto's trace.proto, common.proto and trace_service.proto;
+JSON with hex ids, lowerCamelCase keys, int64 as strings), gzip, the body limits, partial
+success, both attribute conventions (GenAI, OpenInference), spans out of order across
+requests with exact rollups, re-sent spans not counted twice, the experiment and run
+mapping, the caps, and `track traces` / `track trace show` on what was stored.
+
+Run: TRACKD=build/bin/trackd TRACK_CLI=build/bin/track python3 tests/http/otlp_traces.py -v
+"""
+
+import gzip
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mlflow_replay import Http, Trackd  # noqa: E402
+
+T0 = 1_700_000_000_000_000_000  # ns
+
+
+# ---- protobuf, by hand ------------------------------------------------------------------
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def ld(field, payload):
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def vint(field, n):
+    return varint(field << 3) + varint(n & 0xFFFFFFFFFFFFFFFF)
+
+
+def fixed64(field, n):
+    return varint(field << 3 | 1) + struct.pack("<Q", n)
+
+
+def any_value(v):
+    if isinstance(v, bool):
+        return vint(2, int(v))
+    if isinstance(v, int):
+        return vint(3, v)
+    if isinstance(v, float):
+        return varint(4 << 3 | 1) + struct.pack("<d", v)
+    return ld(1, v.encode())
+
+
+def kv(key, value):
+    return ld(1, key.encode()) + ld(2, any_value(value))
+
+
+def pb_span(tid, sid, name, start, end, parent=None, attrs=None, kind=1, status=0, msg=""):
+    b = ld(1, bytes.fromhex(tid)) + ld(2, bytes.fromhex(sid))
+    if parent:
+        b += ld(4, bytes.fromhex(parent))
+    b += ld(5, name.encode()) + vint(6, kind) + fixed64(7, start) + fixed64(8, end)
+    for k, v in (attrs or {}).items():
+        b += ld(9, kv(k, v))
+    if status or msg:
+        b += ld(15, ld(2, msg.encode()) + vint(3, status))
+    return b
+
+
+def pb_export(spans, resource=None):
+    res = b"".join(ld(1, kv(k, v)) for k, v in (resource or {}).items())
+    scope = ld(1, ld(1, b"test-scope")) + b"".join(ld(2, s) for s in spans)
+    return ld(1, ld(1, res) + ld(2, scope))
+
+
+def pb_fields(buf):
+    """Top-level fields of a protobuf message: {field: [values]} (varints and bytes)."""
+    out, i = {}, 0
+    while i < len(buf):
+        k, i = read_varint(buf, i)
+        f, wt = k >> 3, k & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+        elif wt == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        else:
+            raise AssertionError(f"unexpected wire type {wt}")
+        out.setdefault(f, []).append(v)
+    return out
+
+
+def read_varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+# ---- JSON ---------------------------------------------------------------------------------
+def js_value(v):
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    return {"stringValue": v}
+
+
+def js_span(tid, sid, name, start, end, parent=None, attrs=None, kind=1, status=0, msg=""):
+    s = {"traceId": tid, "spanId": sid, "name": name, "kind": kind,
+         "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+         "attributes": [{"key": k, "value": js_value(v)} for k, v in (attrs or {}).items()]}
+    if parent:
+        s["parentSpanId"] = parent
+    if status or msg:
+        s["status"] = {"code": status, "message": msg}
+    return s
+
+
+def js_export(spans, resource=None):
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": k, "value": js_value(v)}
+                                    for k, v in (resource or {}).items()]},
+        "scopeSpans": [{"scope": {"name": "test-scope"}, "spans": spans}]}]}
+
+
+def tid(n):
+    return f"{n:032x}"
+
+
+def sid(n):
+    return f"{n:016x}"
+
+
+class OtlpTraces(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="otlp-")
+        cls.trackd = Trackd(cls.tmp).start()
+        cls.http = Http(cls.trackd.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.trackd.stop()
+
+    def post_json(self, export, headers=None, gz=False):
+        body = json.dumps(export).encode()
+        h = {"Content-Type": "application/json"}
+        if gz:
+            body = gzip.compress(body)
+            h["Content-Encoding"] = "gzip"
+        h.update(headers or {})
+        return self.http.request("POST", "/v1/traces", body=body, headers=h)
+
+    def post_pb(self, body, headers=None, gz=False):
+        h = {"Content-Type": "application/x-protobuf"}
+        if gz:
+            body = gzip.compress(body)
+            h["Content-Encoding"] = "gzip"
+        h.update(headers or {})
+        return self.http.request("POST", "/v1/traces", body=body, headers=h)
+
+    def traces(self, *args):
+        p = self.trackd.cli("traces", "--json", "--limit", "10000", *args)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return {t["trace_id"]: t for t in json.loads(p.stdout)}
+
+    def show(self, trace, *args):
+        p = self.trackd.cli("trace", "show", trace, *args)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout
+
+    def test_json_genai(self):
+        t = tid(1)
+        spans = [js_span(t, sid(1), "chat", T0, T0 + 1_500_000_000, kind=2, status=1),
+                 js_span(t, sid(2), "openai.chat", T0 + 10**8, T0 + 14 * 10**8, parent=sid(1),
+                         kind=3, attrs={"gen_ai.operation.name": "chat",
+                                        "gen_ai.request.model": "gpt-4o",
+                                        "gen_ai.response.model": "gpt-4o-2024-08-06",
+                                        "gen_ai.usage.input_tokens": 120,
+                                        "gen_ai.usage.output_tokens": 42,
+                                        "temperature": 0.2})]
+        r = self.post_json(js_export(spans, {"service.name": "genai-app"}))
+        self.assertEqual(r.status, 200, str(r))
+        self.assertEqual(r.headers.get("content-type"), "application/json")
+        self.assertEqual(r.json, {})
+        got = self.traces("--experiment", "genai-app")[t]
+        self.assertEqual((got["spans"], got["errors"], got["tokens_in"], got["tokens_out"],
+                          got["tokens_total"], got["root"]), (2, 0, 120, 42, 162, "chat"))
+        self.assertEqual(got["models"], ["gpt-4o-2024-08-06"], "the response's model wins")
+        self.assertEqual((got["start_ns"], got["end_ns"]), (T0, T0 + 1_500_000_000))
+        p = self.trackd.cli("trace", "show", t, "--json")
+        spans = {s["name"]: s for s in json.loads(p.stdout)["span_list"]}
+        self.assertEqual(spans["openai.chat"]["operation"], "chat")
+        self.assertEqual(spans["openai.chat"]["attributes"]["temperature"], 0.2)
+        self.assertEqual(spans["openai.chat"]["parent_span_id"], sid(1))
+        out = self.show(t)
+        self.assertIn("openai.chat  [gpt-4o-2024-08-06]  162 tok (120 in, 42 out)", out)
+
+    def test_protobuf_openinference_and_gzip(self):
+        t = tid(2)
+        body = pb_export([
+            pb_span(t, sid(1), "rag", T0, T0 + 3 * 10**9,
+                    attrs={"openinference.span.kind": "CHAIN"}),
+            pb_span(t, sid(2), "llm", T0 + 10**9, T0 + 2 * 10**9, parent=sid(1),
+                    attrs={"openinference.span.kind": "LLM", "llm.model_name": "llama-3-8b",
+                           "llm.token_count.prompt": 1000, "llm.token_count.completion": 200,
+                           "llm.token_count.total": 1200, "llm.cost.total": 0.0125,
+                           "input.value": "what is the capital of France?"}),
+            pb_span(t, sid(3), "retrieve", T0 + 10**8, T0 + 9 * 10**8, parent=sid(1),
+                    status=2, msg="index timeout",
+                    attrs={"openinference.span.kind": "RETRIEVER"})],
+            {"track.experiment": "rag-app", "service.name": "ignored"})
+        r = self.post_pb(body, gz=True)
+        self.assertEqual(r.status, 200, str(r))
+        self.assertEqual(r.headers.get("content-type"), "application/x-protobuf")
+        self.assertEqual(pb_fields(r.body), {}, "no partial_success when all are taken")
+        got = self.traces("--experiment", "rag-app")[t]
+        self.assertEqual((got["spans"], got["errors"], got["tokens_total"], got["models"]),
+                         (3, 1, 1200, ["llama-3-8b"]))
+        self.assertAlmostEqual(got["cost"], 0.0125)
+        out = self.show(t)
+        self.assertIn("ERROR: index timeout", out)
+        self.assertIn("$0.0125", out)
+        self.assertIn(t, self.traces("--errors"))
+        self.assertIn(t, self.traces("--min-tokens", "1000"))
+        self.assertNotIn(t, self.traces("--min-tokens", "1201"))
+
+    def test_out_of_order_in_three_requests_and_resent(self):
+        t = tid(3)
+        root = js_span(t, sid(1), "agent", T0, T0 + 10 * 10**9)
+        kids = [js_span(t, sid(10 + i), f"step-{i}", T0 + i * 10**9, T0 + (i + 1) * 10**9,
+                        parent=sid(1), attrs={"gen_ai.usage.input_tokens": 10 * (i + 1),
+                                              "gen_ai.usage.output_tokens": i,
+                                              "gen_ai.request.model": "m-a" if i % 2 else "m-b"})
+                for i in range(6)]
+        # children before their parent, over three requests, one span sent twice
+        for part in (kids[3:], kids[:3] + [kids[4]], [root]):
+            r = self.post_json(js_export(part, {"service.name": "agent-app"}))
+            self.assertEqual((r.status, r.json), (200, {}), str(r))
+        got = self.traces("--experiment", "agent-app")[t]
+        self.assertEqual(got["spans"], 7, "a re-sent span is not counted twice")
+        self.assertEqual(got["tokens_in"], sum(10 * (i + 1) for i in range(6)))
+        self.assertEqual(got["tokens_out"], sum(range(6)))
+        self.assertEqual((got["root"], got["start_ns"], got["end_ns"]),
+                         ("agent", T0, T0 + 10 * 10**9))
+        self.assertEqual(sorted(got["models"]), ["m-a", "m-b"])
+        # the same span again with other numbers replaces it: the rollups follow exactly
+        changed = js_span(t, sid(10), "step-0", T0 + 5 * 10**8, T0 + 12 * 10**9, parent=sid(1),
+                          attrs={"gen_ai.usage.input_tokens": 1000})
+        self.assertEqual(self.post_json(js_export([changed], {"service.name": "agent-app"})).status,
+                         200)
+        got = self.traces("--experiment", "agent-app")[t]
+        self.assertEqual(got["spans"], 7)
+        self.assertEqual(got["tokens_in"], 1000 + sum(10 * (i + 1) for i in range(1, 6)))
+        self.assertEqual(got["end_ns"], T0 + 12 * 10**9, "the trace's end follows its spans")
+
+    def test_partial_success(self):
+        t = tid(4)
+        good = js_span(t, sid(1), "ok", T0, T0 + 1000)
+        bad_id = js_span(t, "zz", "bad id", T0, T0 + 1000)
+        bad_run = js_span(t, sid(2), "bad run", T0, T0 + 1000, parent=sid(1),
+                          attrs={"track.run_id": "not-a-run"})
+        r = self.post_json(js_export([good, bad_id, bad_run], {"service.name": "partial"}))
+        self.assertEqual(r.status, 200, str(r))
+        ps = r.json["partialSuccess"]
+        self.assertEqual(ps["rejectedSpans"], "2")
+        self.assertIn("spanId", ps["errorMessage"])
+        self.assertEqual(self.traces("--experiment", "partial")[t]["spans"], 1)
+        # protobuf: the same answer as ExportTraceServiceResponse.partial_success
+        body = pb_export([pb_span(tid(5), sid(1), "ok", T0, T0 + 1),
+                          ld(1, b"short") + ld(2, bytes(8)) + ld(5, b"bad")])
+        r = self.post_pb(body)
+        self.assertEqual(r.status, 200, str(r))
+        ps = pb_fields(pb_fields(r.body)[1][0])
+        self.assertEqual(ps[1], [1])
+        self.assertIn(b"trace_id must be 16 bytes", ps[2][0])
+        # a run id of the right shape that names no run: the batch's spans are refused
+        r = self.post_json(js_export([js_span(tid(6), sid(1), "x", T0, T0 + 1)],
+                                     {"service.name": "partial", "track.run_id": "ab" * 16}))
+        self.assertEqual(r.json["partialSuccess"]["rejectedSpans"], "1", str(r))
+
+    def test_experiment_and_run_mapping(self):
+        p = self.trackd.cli("run", "start", "--experiment", "evals")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        run = p.stdout.split()[-1]
+        self.assertEqual(len(run), 32, p.stdout)
+        cases = [({"x-track-experiment": "from-header"}, {"track.experiment": "res",
+                                                          "service.name": "svc"}, "from-header"),
+                 ({}, {"track.experiment": "res", "service.name": "svc"}, "res"),
+                 ({}, {"service.name": "svc"}, "svc"),
+                 ({}, {}, "Default")]
+        for n, (headers, resource, want) in enumerate(cases):
+            t = tid(100 + n)
+            r = self.post_json(js_export([js_span(t, sid(1), "x", T0, T0 + 5)], resource),
+                               headers=headers)
+            self.assertEqual(r.status, 200, str(r))
+            self.assertEqual(self.traces()[t]["experiment"], want)
+        t = tid(200)
+        r = self.post_json(js_export([js_span(t, sid(1), "judge", T0, T0 + 5,
+                                              attrs={"track.run_id": run})],
+                                     {"service.name": "evals"}))
+        self.assertEqual((r.status, r.json), (200, {}), str(r))
+        self.assertEqual(list(self.traces("--run", run)), [t])
+        self.assertEqual(self.traces()[t]["run_id"], run)
+
+    def test_limits_and_bad_bodies(self):
+        r = self.http.request("POST", "/v1/traces", body=b"{}",
+                              headers={"Content-Type": "text/plain"})
+        self.assertEqual(r.status, 415, str(r))
+        r = self.post_pb(b"\xff\xff\xff\xff")
+        self.assertEqual(r.status, 400, str(r))
+        self.assertEqual(r.headers.get("content-type"), "application/x-protobuf")
+        self.assertIn(b"not an OTLP", pb_fields(r.body)[2][0])
+        r = self.http.request("POST", "/v1/traces", body=b"{not json",
+                              headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, str(r))
+        self.assertEqual(r.json["code"], 3)
+        # gzip that inflates past the limit (33 MiB of zeros in ~33 KB)
+        bomb = gzip.compress(b"\0" * (33 << 20))
+        r = self.http.request("POST", "/v1/traces", body=bomb,
+                              headers={"Content-Type": "application/x-protobuf",
+                                       "Content-Encoding": "gzip"})
+        self.assertEqual(r.status, 413, str(r))
+        r = self.http.request("POST", "/v1/traces", body=b"\x1f\x8b\x08\x00garbage",
+                              headers={"Content-Type": "application/json",
+                                       "Content-Encoding": "gzip"})
+        self.assertEqual(r.status, 400, str(r))
+        r = self.http.request("POST", "/v1/traces", body=b"{}",
+                              headers={"Content-Type": "application/json",
+                                       "Content-Encoding": "br"})
+        self.assertEqual(r.status, 415, str(r))
+        self.assertTrue(self.trackd.alive())
+
+    def test_caps(self):
+        t = tid(7)
+        attrs = {f"k{i:03d}": i for i in range(300)}
+        attrs["input.value"] = "é" * 20000  # 40,000 bytes: cut on a character boundary
+        r = self.post_json(js_export([js_span(t, sid(1), "wide", T0, T0 + 1, attrs=attrs)]))
+        self.assertEqual(r.status, 200, str(r))
+        p = self.trackd.cli("trace", "show", t, "--json")
+        a = json.loads(p.stdout)["span_list"][0]["attributes"]
+        self.assertLessEqual(len([k for k in a if not k.startswith("@")]), 130)
+        self.assertGreater(a["@dropped_attributes"], 150)
+        if "input.value" in a:
+            self.assertEqual(a["@truncated"]["input.value"], 40000)
+            self.assertLessEqual(len(a["input.value"].encode()), 8192)
+
+    def test_big_trace_folds(self):
+        t = tid(8)
+        root = js_span(t, sid(1), "batch-eval", T0, T0 + 10**10)
+        self.assertEqual(self.post_json(js_export([root], {"service.name": "big"})).status, 200)
+        n = 50000
+        for base in range(0, n, 10000):
+            spans = [js_span(t, sid(2 + i), f"call-{i}", T0 + i, T0 + i + 1000, parent=sid(1),
+                             attrs={"gen_ai.usage.input_tokens": 1})
+                     for i in range(base, base + 10000)]
+            r = self.post_json(js_export(spans, {"service.name": "big"}), gz=True)
+            self.assertEqual((r.status, r.json), (200, {}), str(r)[:300])
+        got = self.traces("--experiment", "big")[t]
+        self.assertEqual((got["spans"], got["tokens_in"]), (n + 1, n))
+        start = time.monotonic()
+        out = self.show(t)
+        took = time.monotonic() - start
+        self.assertIn(f"… {n - 25:,} more children".replace(",", ""), out.replace(",", ""))
+        self.assertLess(len(out.splitlines()), 40)
+        print(f"\n  trace show of {n + 1} spans: {took * 1000:.0f} ms", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
