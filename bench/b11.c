@@ -24,7 +24,9 @@
  * Both paths end in the same loop and group commit (daemon/http.h: the
  * front sends track's own Requests in-process), so the gap is the front's:
  * HTTP parsing, JSON both ways, a thread per connection and the in-process
- * hop. A line per repetition gives trackd's CPU per operation on each path.
+ * hop. A line per repetition gives trackd's CPU per operation on each path
+ * (from /proc/PID/stat, which keeps the CPU of the front's connection
+ * threads after they exit; schedstat per thread would lose it).
  * The orchestrator speaks HTTP itself (httpc.c, plain sockets) only to make
  * the experiments; every client is a worker process.
  */
@@ -148,8 +150,8 @@ out:
 }
 
 /* One phase: cfg.b11_clients workers of `mode` at once against target. */
-static int mix_phase(struct bench_daemon *d, const char *mode, const char *target,
-                     const char *exp, int rep, struct mix *m)
+static int mix_phase(struct bench_daemon *d, const char *mode, const char *target, const char *exp,
+                     int rep, struct mix *m)
 {
     static char path[B11_MAX_CLIENTS][700];
     struct bench_proc p[B11_MAX_CLIENTS];
@@ -165,7 +167,7 @@ static int mix_phase(struct bench_daemon *d, const char *mode, const char *targe
     }
     for (int i = 0; i < started && ok; i++)
         ok = bench_read_line(&p[i], line, sizeof(line), 120000) >= 0 && strcmp(line, "ready") == 0;
-    cpu0 = bench_proc_cpu_ns(d->proc.pid);
+    cpu0 = bench_proc_cpu_all_ns(d->proc.pid);
     for (int i = 0; i < started && ok; i++)
         ok = bench_poke(&p[i]) == 0;
     m->connects = 0;
@@ -179,7 +181,7 @@ static int mix_phase(struct bench_daemon *d, const char *mode, const char *targe
             m->connects += (int)c;
         }
     }
-    cpu1 = bench_proc_cpu_ns(d->proc.pid);
+    cpu1 = bench_proc_cpu_all_ns(d->proc.pid);
     for (int i = 0; i < started; i++) {
         if (!ok)
             bench_kill(&p[i]);
@@ -286,6 +288,9 @@ out:
 
 /* ---- B15 --------------------------------------------------------------------------------- */
 
+/* CPU ns per point of the last ingest: the client's, trackd's */
+static double last_client_ns, last_daemon_ns;
+
 /* One ingest worker (`mode` with a1..a3); *rate points/s, *cpu_rate points
  * per CPU second of the client and trackd. */
 static int ingest(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
@@ -301,17 +306,19 @@ static int ingest(struct bench_daemon *d, const char *mode, const char *target, 
         bench_kill(&p);
         return -1;
     }
-    int64_t c0 = bench_proc_cpu_ns(d->proc.pid);
+    int64_t c0 = bench_proc_cpu_all_ns(d->proc.pid);
     if (bench_poke(&p) < 0 || bench_read_line(&p, line, sizeof(line), 1800 * 1000) <= 0 ||
         sscanf(line, "%lld %lld %lld %lld", &t0, &t1, &n, &cpu) != 4 || n != cfg.b15_n) {
         bench_kill(&p);
         return -1;
     }
-    int64_t c1 = bench_proc_cpu_ns(d->proc.pid);
+    int64_t c1 = bench_proc_cpu_all_ns(d->proc.pid);
     if (bench_wait(&p) != 0)
         return -1;
     *rate = (double)n * 1e9 / (double)(t1 - t0);
     *cpu_rate = (double)n * 1e9 / (double)(cpu + c1 - c0);
+    last_client_ns = (double)cpu / (double)n;
+    last_daemon_ns = (double)(c1 - c0) / (double)n;
     return 0;
 }
 
@@ -319,6 +326,7 @@ void bench_b15(void)
 {
     struct bench_daemon d;
     double h[MAX_REPS], nn[MAX_REPS], hc[MAX_REPS], nc[MAX_REPS], q[MAX_REPS], qc[MAX_REPS];
+    double split[2][2] = {{0, 0}, {0, 0}}; /* [http][client, trackd] CPU ns/pt, last rep */
     char hp[64], eid[32], ns[32];
     int reps = cfg.reps;
 
@@ -340,11 +348,14 @@ void bench_b15(void)
                 fail_section("B15", "an ingest worker failed (see workers.log)");
                 goto out;
             }
+            split[http][0] = last_client_ns;
+            split[http][1] = last_daemon_ns;
         }
         q[r] = h[r] / nn[r];
         qc[r] = hc[r] / nc[r];
-        note("  B15 rep %d: HTTP %.0f pts/s (%.0f pts/CPU s), nanomsg %.0f pts/s (%.0f pts/CPU s)",
-             r + 1, h[r], hc[r], nn[r], nc[r]);
+        note("  B15 rep %d: HTTP %.0f pts/s (%.0f pts/CPU s), nanomsg %.0f pts/s (%.0f pts/CPU s); "
+             "CPU ns/pt client + trackd: HTTP %.0f + %.0f, nanomsg %.0f + %.0f",
+             r + 1, h[r], hc[r], nn[r], nc[r], split[1][0], split[1][1], split[0][0], split[0][1]);
     }
     note("  B15 paired (median of the per-repetition ratios): %.2f, per CPU second %.2f",
          bench_median(q, reps), bench_median(qc, reps));

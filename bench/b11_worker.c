@@ -69,8 +69,7 @@ static int hfail(const char *what, const struct bench_http *h, int status)
 
 static int tfail(const char *what, const struct track_err *err)
 {
-    fprintf(stderr, "track-bench worker: %s: %s: %s\n", what, track_code_name(err->code),
-            err->msg);
+    fprintf(stderr, "track-bench worker: %s: %s: %s\n", what, track_code_name(err->code), err->msg);
     return 1;
 }
 
@@ -138,8 +137,7 @@ static int post_ok(struct bench_http *h, const char *what, const char *path, con
     return 0;
 }
 
-static int http_create_run(struct bench_http *h, const char *exp, const char *name,
-                           char run[40])
+static int http_create_run(struct bench_http *h, const char *exp, const char *name, char run[40])
 {
     char body[512];
     int n = snprintf(body, sizeof(body),
@@ -244,8 +242,7 @@ static int mode_ingest_http(const char *hp, const char *exp, int64_t n, int64_t 
         hfail("connect", &h, 0);
         goto out;
     }
-    if (!(body = malloc(cap)) || http_create_run(&h, exp, "ingest-http", run) < 0 ||
-        wait_go() < 0)
+    if (!(body = malloc(cap)) || http_create_run(&h, exp, "ingest-http", run) < 0 || wait_go() < 0)
         goto out;
     int64_t c0 = cpu_ns(), t0 = bench_now_ns();
     for (int64_t i = 0; i < n;) {

@@ -66,7 +66,7 @@
  * /bin/true baseline shows how much.
  *
  * Usage: track-bench [--smoke | --quick] [--only B1,B3,...] [--reps N]
- *        [--dir DIR] [--keep] [--trackd PATH] [--track PATH]
+ *        [--dir DIR] [--keep] [--clients N] [--trackd PATH] [--track PATH]
  */
 #include "bench.h"
 #include "orch.h"
@@ -668,13 +668,14 @@ static void machine(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: track-bench [--smoke | --quick] [--only B1,B3,...] [--reps N] [--dir DIR]\n"
-               "                   [--keep] [--trackd PATH] [--track PATH]\n"
+               "                   [--keep] [--clients N] [--trackd PATH] [--track PATH]\n"
                "  --smoke   tiny sizes, a few seconds (CI keeps it compiling and running)\n"
                "  --quick   full sizes but B10 skips 1e7 points\n"
                "  --only    run only these benchmarks (B8 comes with B2, B9 with B1)\n"
                "  --reps N  repetitions of each timed figure (median reported; default 3)\n"
                "  --dir D   parent of the temporary data directory (default $TMPDIR or /tmp)\n"
                "  --keep    keep the temporary data\n"
+               "  --clients N  B11's concurrent clients (default 20; at most 64)\n"
                "Prints figures, never pass/fail: exit 0 unless a benchmark could not run.\n");
 }
 
@@ -693,14 +694,20 @@ static int64_t opt_i64(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"smoke", no_argument, NULL, 's'},        {"quick", no_argument, NULL, 'q'},
-        {"only", required_argument, NULL, 'o'},   {"reps", required_argument, NULL, 'r'},
-        {"dir", required_argument, NULL, 'd'},    {"keep", no_argument, NULL, 'k'},
-        {"trackd", required_argument, NULL, 'T'}, {"track", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"smoke", no_argument, NULL, 's'},
+        {"quick", no_argument, NULL, 'q'},
+        {"only", required_argument, NULL, 'o'},
+        {"reps", required_argument, NULL, 'r'},
+        {"dir", required_argument, NULL, 'd'},
+        {"keep", no_argument, NULL, 'k'},
+        {"trackd", required_argument, NULL, 'T'},
+        {"track", required_argument, NULL, 't'},
+        {"clients", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *parent = getenv("TMPDIR"), *trackd = NULL, *track = NULL;
-    int opt, reps = 0;
+    int opt, reps = 0, clients = 0;
 
     if (argc > 1 && strcmp(argv[1], "--worker") == 0)
         return bench_worker_main(argc, argv);
@@ -723,6 +730,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             cfg.keep = 1;
+            break;
+        case 'c':
+            clients = (int)opt_i64(optarg);
             break;
         case 'T':
             trackd = optarg;
@@ -797,6 +807,8 @@ int main(int argc, char **argv)
     }
     if (reps)
         cfg.reps = reps > MAX_REPS ? MAX_REPS : reps;
+    if (clients)
+        cfg.b11_clients = clients;
 
     snprintf(cfg.root, sizeof(cfg.root), "%s/track-bench.XXXXXX",
              parent && *parent ? parent : "/tmp");

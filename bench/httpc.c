@@ -119,8 +119,7 @@ static int send_all(int fd, const char *p, size_t n)
 /* Reads more of the answer into h->buf; 0 on EOF, -1 on error, else bytes. */
 static ssize_t read_more(struct bench_http *h)
 {
-    if (h->have == h->cap &&
-        (h->cap >= HTTPC_MAX_ANSWER || grow(&h->buf, &h->cap, h->cap * 2) < 0))
+    if (h->have == h->cap && (h->cap >= HTTPC_MAX_ANSWER || grow(&h->buf, &h->cap, h->cap * 2) < 0))
         return -1;
     for (;;) {
         ssize_t n = recv(h->fd, h->buf + h->have, h->cap - h->have, 0);
@@ -214,8 +213,7 @@ int bench_http_post(struct bench_http *h, const char *path, const char *body, si
         int got_any = 0;
         if (h->fd < 0 && httpc_connect(h) < 0)
             return -1;
-        if (send_all(h->fd, h->req, (size_t)hl + len) == 0 &&
-            read_answer(h, status, &got_any) == 0)
+        if (send_all(h->fd, h->req, (size_t)hl + len) == 0 && read_answer(h, status, &got_any) == 0)
             return 0;
         if (got_any || attempt) {
             if (!got_any && !h->err[0])
