@@ -25,8 +25,8 @@
  * front sends track's own Requests in-process), so the gap is the front's:
  * HTTP parsing, JSON both ways, a thread per connection and the in-process
  * hop. A line per repetition gives trackd's CPU per operation on each path
- * (from /proc/PID/stat, which keeps the CPU of the front's connection
- * threads after they exit; schedstat per thread would lose it).
+ * (schedstat of its threads; the HTTP workers keep their connections, and
+ * so the front's thread for each, until the CPU time has been read).
  * The orchestrator speaks HTTP itself (httpc.c, plain sockets) only to make
  * the experiments; every client is a worker process.
  */
@@ -167,7 +167,7 @@ static int mix_phase(struct bench_daemon *d, const char *mode, const char *targe
     }
     for (int i = 0; i < started && ok; i++)
         ok = bench_read_line(&p[i], line, sizeof(line), 120000) >= 0 && strcmp(line, "ready") == 0;
-    cpu0 = bench_proc_cpu_all_ns(d->proc.pid);
+    cpu0 = bench_proc_cpu_ns(d->proc.pid);
     for (int i = 0; i < started && ok; i++)
         ok = bench_poke(&p[i]) == 0;
     m->connects = 0;
@@ -181,7 +181,7 @@ static int mix_phase(struct bench_daemon *d, const char *mode, const char *targe
             m->connects += (int)c;
         }
     }
-    cpu1 = bench_proc_cpu_all_ns(d->proc.pid);
+    cpu1 = bench_proc_cpu_ns(d->proc.pid);
     for (int i = 0; i < started; i++) {
         if (!ok)
             bench_kill(&p[i]);
@@ -306,13 +306,13 @@ static int ingest(struct bench_daemon *d, const char *mode, const char *target, 
         bench_kill(&p);
         return -1;
     }
-    int64_t c0 = bench_proc_cpu_all_ns(d->proc.pid);
+    int64_t c0 = bench_proc_cpu_ns(d->proc.pid);
     if (bench_poke(&p) < 0 || bench_read_line(&p, line, sizeof(line), 1800 * 1000) <= 0 ||
         sscanf(line, "%lld %lld %lld %lld", &t0, &t1, &n, &cpu) != 4 || n != cfg.b15_n) {
         bench_kill(&p);
         return -1;
     }
-    int64_t c1 = bench_proc_cpu_all_ns(d->proc.pid);
+    int64_t c1 = bench_proc_cpu_ns(d->proc.pid);
     if (bench_wait(&p) != 0)
         return -1;
     *rate = (double)n * 1e9 / (double)(t1 - t0);

@@ -14,7 +14,8 @@
  *       alone; the file OUT gets one line "OP NS" per operation (bench.h's
  *       B11_OP_*). Prints "T0 T1 CONNECTS CPU": monotonic ns around the
  *       iterations, TCP connections made (HTTP; 1 means keep-alive held) and
- *       this process's CPU ns.
+ *       this process's CPU ns; an HTTP worker then keeps its connection
+ *       until its stdin closes (so trackd's CPU can be read per thread).
  *       libtrack's log-batch is B11_BATCH track_log_metric calls and a
  *       track_flush (one LogBatch round trip, as the HTTP one is); its run is
  *       track_run_start, its search track_run_list with details (the HTTP
@@ -123,6 +124,17 @@ static int wait_go(void)
     return read(0, &go, 1) == 1 ? 0 : -1;
 }
 
+/* After the figures: stay (connected) until the orchestrator closes our
+ * stdin, so trackd's thread for this connection is still there when its
+ * CPU time is read (per-thread schedstat forgets threads that exited). */
+static void wait_eof(void)
+{
+    char c;
+
+    while (read(0, &c, 1) > 0)
+        ;
+}
+
 /* ---- through HTTP -------------------------------------------------------------------- */
 
 /* POST and expect 200; -1 after saying why. */
@@ -219,6 +231,7 @@ static int mode_mix_http(const char *hp, const char *exp, int64_t iters, const c
     printf("%lld %lld %d %lld\n", (long long)t0, (long long)t1, h.connects,
            (long long)(cpu_ns() - c0));
     fflush(stdout);
+    wait_eof();
     rc = 0;
 out:
     bench_http_close(&h);
@@ -269,6 +282,7 @@ static int mode_ingest_http(const char *hp, const char *exp, int64_t n, int64_t 
     if (h.connects != 1)
         fprintf(stderr, "track-bench worker: ingest-http: %d connections for one client\n",
                 h.connects);
+    wait_eof();
     rc = 0;
 out:
     free(body);

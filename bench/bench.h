@@ -130,10 +130,6 @@ long bench_proc_kb(pid_t pid, const char *field);
 /* CPU time of every thread of PID so far (/proc/PID/task/N/schedstat), in
  * ns; threads that already exited are not counted. -1 when gone. */
 int64_t bench_proc_cpu_ns(pid_t pid);
-/* CPU time of PID so far from /proc/PID/stat (utime + stime, clock ticks):
- * coarse, but it counts threads that already exited (a thread per HTTP
- * connection does). -1 when gone. */
-int64_t bench_proc_cpu_all_ns(pid_t pid);
 /* Size of a file in bytes, 0 when absent. */
 int64_t bench_file_size(const char *path);
 /* out = the program `name` in this program's directory (bin/), or `name`

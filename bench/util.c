@@ -311,27 +311,6 @@ int64_t bench_proc_cpu_ns(pid_t pid)
     return total;
 }
 
-int64_t bench_proc_cpu_all_ns(pid_t pid)
-{
-    char path[64], buf[1024];
-    unsigned long long ut, st;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (!(f = fopen(path, "r")))
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* after the command's closing parenthesis: state is field 3, utime 14 */
-    const char *p = strrchr(buf, ')');
-    if (!p ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (int64_t)((ut + st) * (1000000000.0 / (double)sysconf(_SC_CLK_TCK)));
-}
-
 long bench_proc_kb(pid_t pid, const char *field)
 {
     char path[64], line[256];
