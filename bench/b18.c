@@ -35,19 +35,6 @@
 
 #define B18_MAX_REPS 15
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* `trackd ARGS` with its stdout's first line into line. */
 static int trackd_line(const char *trackd, const char *dir, const char *a1, const char *a2,
                        const char *a3, const char *a4, const char *a5, const char *a6, char *line,
@@ -109,8 +96,8 @@ static int start_pair(const struct bench_b18_cfg *c, struct bench_daemon *sealed
     fclose(f);
     setenv("TRACK_KEY", key, 1);
     setenv("TRACK_SERVER_KEY", spk, 1);
-    snprintf(suri, cap, "tcp://127.0.0.1:%d", free_port());
-    snprintf(puri, cap, "tcp://127.0.0.1:%d", free_port());
+    snprintf(suri, cap, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(puri, cap, "tcp://127.0.0.1:%d", bench_free_port());
     const char *sx[] = {"--listen", suri, NULL};
     const char *px[] = {"--listen", puri, "--plain-tcp", NULL};
     if (bench_daemon_start_ex(sealed, c->trackd, c->root, "b18-sealed", sx, 1) < 0)

@@ -15,6 +15,9 @@
  *               files share)
  *   b12.c       B12 and B13, artifacts
  *   b18.c       B18, sealed vs plain tcp://
+ *   b11.c       B11 and B15, the MLflow HTTP front against libtrack
+ *   b11_worker.c their worker modes (an HTTP client, a libtrack client)
+ *   httpc.c     a minimal HTTP/1.1 client over plain sockets
  *   scale.c     track-scale-bench, B21 (its own program)
  *   worker.c    worker modes (everything that uses libtrack or nanomsg)
  *   baseline.c  the raw SQLite baseline of B1 (one row per point)
@@ -149,6 +152,43 @@ struct bench_b18_cfg {
     void (*fail)(const char *id, const char *why);
 };
 void bench_b18(const struct bench_b18_cfg *c);
+
+/* ---- httpc.c: a minimal HTTP/1.1 client (B11, B15) ----------------------- */
+/* One keep-alive connection to ADDR:PORT (IPv4 literal). The last answer's
+ * body is in body (NUL-terminated, body_len bytes) until the next request;
+ * connects counts the connections made; err says what failed. */
+struct bench_http {
+    int fd, port, connects;
+    char host[64];
+    char *buf, *req; /* the answer read, the request written */
+    size_t cap, req_cap, have;
+    char *body;
+    size_t body_len;
+    char err[256];
+};
+/* Connects; 0, or -1 with h->err (release with bench_http_close either way). */
+int bench_http_open(struct bench_http *h, const char *hostport);
+void bench_http_close(struct bench_http *h);
+/* POST path with a JSON body; 0 with *status and h->body, or -1 with
+ * h->err. A connection found closed before any answer is made afresh and
+ * the request sent once more. */
+int bench_http_post(struct bench_http *h, const char *path, const char *body, size_t len,
+                    int *status);
+/* The string value of the first "field":"..." in body into out; 0 or -1. */
+int bench_http_json_str(const char *body, const char *field, char *out, size_t cap);
+/* A TCP port on 127.0.0.1 free a moment ago, or -1. */
+int bench_free_port(void);
+
+/* ---- b11_worker.c ------------------------------------------------------------ */
+/* B11's operations, in this order per timed sample (the latency files'
+ * first column). */
+enum { B11_OP_LOG = 0, B11_OP_CREATE = 1, B11_OP_SEARCH = 2, B11_N_OPS = 3 };
+#define B11_LOGS_PER_ITER 8  /* log-batch requests per iteration, then 1 create, 1 search */
+#define B11_BATCH         10 /* metrics per log-batch */
+#define B11_SEARCH_MAX    10 /* max_results of the search */
+/* The worker modes of B11 and B15: the exit status, or -1 when argv's mode
+ * is not one of them. */
+int bench_b11_worker(int argc, char **argv);
 
 /* ---- baseline.c ------------------------------------------------------------ */
 struct bench_base_result {

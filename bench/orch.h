@@ -1,7 +1,7 @@
 /*
  * orch.h: what track-bench's orchestrator files share (bench.c: options,
  * the table, workers, B1-B3, B7-B10; cli.c: B4-B6, the CLI's benchmarks;
- * b12.c: B12 and B13, artifacts). Only the orchestrating process includes
+ * b12.c: B12 and B13, artifacts; b11.c: B11 and B15, the HTTP front). Only the orchestrating process includes
  * it; bench.h is what it shares with the workers.
  */
 #ifndef TRACK_BENCH_ORCH_H
@@ -22,6 +22,8 @@ struct bench_cfg {
     int64_t b10[4];
     int n_b10;
     int64_t b12_bytes;
+    int b11_clients;
+    int64_t b11_iters, b15_n;
 };
 
 /* One line of the table. */
@@ -58,5 +60,9 @@ void bench_b6(void);
 
 /* b12.c */
 void bench_b12(void);
+
+/* b11.c: the MLflow HTTP front against libtrack */
+void bench_b11(void);
+void bench_b15(void);
 
 #endif

@@ -32,6 +32,7 @@
  *   pop-runs URI R           B6 set-up: R runs with three params and two
  *                            metrics each. Prints "done NS".
  *   run-start URI            B4 set-up: starts a run, prints its id.
+ *   mix-http, mix-nn, ingest-http   B11 and B15: b11_worker.c.
  *
  * Clients use no spool (a failure must show, not hide in a spool file) and
  * a long timeout, so a slow moment on a shared machine is not an error.
@@ -414,6 +415,9 @@ int bench_worker_main(int argc, char **argv)
         return mode_pop_runs(uri, arg_i64(argv[4]));
     if (strcmp(mode, "run-start") == 0 && argc == 4)
         return mode_run_start(uri);
+    int rc = bench_b11_worker(argc, argv); /* B11 and B15's modes (b11_worker.c) */
+    if (rc >= 0)
+        return rc;
 usage:
     fprintf(stderr, "track-bench: --worker MODE URI ARGS... (see bench/worker.c)\n");
     return 2;
