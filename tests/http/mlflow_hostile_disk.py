@@ -27,7 +27,7 @@ import tempfile
 import time
 import unittest
 
-from mlflow_replay import API, ART, Http, ReplayCase, Trackd, binary
+from mlflow_replay import ART, Http, ReplayCase, Trackd, binary
 
 MIB = 1 << 20
 
