@@ -17,6 +17,9 @@ Choices where HTTP leaves one open, asserted as such:
   normally; past libmicrohttpd's 256 KiB per connection it is 431 or 414 (its HTML page);
 - past the connection limits (64 in all, 32 from one address) a new connection is closed at
   once; after the flood is gone a new one is served at once;
+- a client silent mid-request (half a line, half a body, a TLS hello, blank lines, which
+  HTTP lets a server skip) is waited for, then closed at HTTP_IDLE_SECONDS (30 s: that test
+  takes that long);
 - answers made by libmicrohttpd itself (400 malformed, 431, 414, 505) are HTML, not JSON: the
   client maps them by status; every answer trackd makes is a JSON {"error_code", "message"}.
 """
