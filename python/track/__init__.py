@@ -206,7 +206,7 @@ def get_history(run_id, key):
     """Every point of metric key in run run_id (id or unique prefix), in step order, as
     (steps, times, values): numpy arrays (int64, int64 ms since the epoch, float64) when
     numpy is importable, else array.array('q'), array.array('q'), array.array('d').
-    NaN and +-inf come back as logged. An unknown key gives empty arrays."""
+    NaN and +-inf come back as logged. A key the run never logged raises track.NotFound."""
     steps, times, values = _track._get_history(run_id, key)
     try:
         import numpy
