@@ -78,7 +78,8 @@ _active = None  # the Run start_run returned, until it ends
 
 class Run:
     """A run of this process: start_run() returns one. As a context manager it ends the run
-    FINISHED when the block completes and FAILED when it raises (the exception propagates).
+    FINISHED when the block completes and FAILED when it raises (KILLED for Ctrl-C); the
+    exception propagates.
     A run joined through $TRACK_RUN_ID (track exec) is not ended here: track exec ends it."""
 
     def __init__(self, run_id, owned):
@@ -96,7 +97,10 @@ class Run:
     def __exit__(self, exc_type, exc, tb):
         if os.getpid() != self._pid:
             return False  # a forked child: the run is its parent's
-        self.end("FAILED" if exc_type is not None else "FINISHED")
+        if exc_type is None:
+            self.end("FINISHED")
+        else:
+            self.end("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
         return False
 
     def end(self, status="FINISHED"):

@@ -214,3 +214,10 @@ def test_help_and_docstrings():
         if callable(obj) and not isinstance(obj, type):
             assert obj.__doc__ and len(obj.__doc__) > 20, name
     assert "fork" in track.__doc__ and "ForkError" in track.__doc__
+
+
+def test_ctrl_c_in_the_block_ends_the_run_killed(trackd):
+    with pytest.raises(KeyboardInterrupt):
+        with track.start_run(experiment="py-cm") as run:
+            raise KeyboardInterrupt
+    assert track.get_run(run.id)["status"] == "KILLED"
