@@ -301,9 +301,13 @@ PyDoc_STRVAR(log_metrics_doc, "log_metrics(metrics, step=None)\n--\n\n"
 static PyObject *py_log_metrics(PyObject *self, PyObject *args, PyObject *kw)
 {
     static const char *kwlist[] = {"metrics", "step", NULL};
-    PyObject *d, *stepo = NULL, *k, *v;
+    PyObject *d, *stepo = NULL, *k, *v, *keep = NULL, *ret = NULL;
     struct track_err err = {0};
-    Py_ssize_t pos = 0;
+    struct point {
+        const char *key;
+        double value;
+    } small[32], *pts = small;
+    Py_ssize_t pos = 0, n = 0;
     int64_t step;
     int rc = 0;
     (void)self;
@@ -313,29 +317,41 @@ static PyObject *py_log_metrics(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     if (get_step(stepo, &step))
         return NULL;
-    struct track_client *c = pt_client();
-    if (!c)
+    /* every value converted before the lock: float() may run Python code,
+     * which may call track again */
+    keep = PyDict_Copy(d); /* the keys stay alive whatever that code does to d */
+    if (!keep)
         return NULL;
-    pt_lock();
-    int64_t n = 0;
-    while (rc == 0 && PyDict_Next(d, &pos, &k, &v)) {
-        const char *ks = key_utf8(k, "metric key");
-        double x = ks ? PyFloat_AsDouble(v) : 0;
-        if (!ks || (x == -1.0 && PyErr_Occurred())) {
-            rc = 1;
-            break;
-        }
-        rc = track_log_metric(c, ks, x, step, 0, &err);
+    if (PyDict_GET_SIZE(keep) > 32 &&
+        !(pts = PyMem_Malloc((size_t)PyDict_GET_SIZE(keep) * sizeof(*pts)))) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    while (n < PyDict_GET_SIZE(keep) && PyDict_Next(keep, &pos, &k, &v)) {
+        pts[n].key = key_utf8(k, "metric key");
+        pts[n].value = pts[n].key ? PyFloat_AsDouble(v) : 0;
+        if (!pts[n].key || (pts[n].value == -1.0 && PyErr_Occurred()))
+            goto out;
         n++;
     }
+    struct track_client *c = pt_client();
+    if (!c)
+        goto out;
+    pt_lock();
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++)
+        rc = track_log_metric(c, pts[i].key, pts[i].value, step, 0, &err);
     if (rc == 0 && n && point_added(c, n) != 0)
         rc = 1;
     pt_unlock();
     if (rc < 0)
-        return pt_raise(rc, &err);
-    if (rc)
-        return NULL;
-    Py_RETURN_NONE;
+        pt_raise(rc, &err);
+    else if (rc == 0)
+        ret = Py_NewRef(Py_None);
+out:
+    if (pts != small)
+        PyMem_Free(pts);
+    Py_DECREF(keep);
+    return ret;
 }
 
 /* One element of a buffer of numbers as int64 or double. */

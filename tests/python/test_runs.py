@@ -221,3 +221,18 @@ def test_ctrl_c_in_the_block_ends_the_run_killed(trackd):
         with track.start_run(experiment="py-cm") as run:
             raise KeyboardInterrupt
     assert track.get_run(run.id)["status"] == "KILLED"
+
+
+def test_log_metrics_of_many_keys_and_values_that_call_track(trackd):
+    class Loss:
+        def __float__(self):
+            track.log_metric("inner", 1.0)  # no deadlock: values are read before the lock
+            return 0.5
+    with track.start_run(experiment="py-values") as run:
+        track.log_metrics({f"k{i}": i for i in range(100)}, step=2)
+        track.log_metrics({"outer": Loss()})
+        with pytest.raises(TypeError):
+            track.log_metrics({"a": 1.0, "b": "x"})
+    m = track.get_run(run.id)["metrics"]
+    assert m["k99"]["last"] == 99 and m["outer"]["last"] == 0.5 and m["inner"]["count"] == 1
+    assert "a" not in m  # a bad value refuses the whole call
