@@ -16,7 +16,7 @@ import subprocess
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["src/module.c", "src/reads.c"]
+SOURCES = ["src/module.c", "src/runs.c", "src/reads.c"]
 
 
 def pkg_config(*args):

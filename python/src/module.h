@@ -7,7 +7,9 @@
  * takes the mutex with the GIL released, so a thread blocked in a flush
  * never stops the others' Python code.
  *
- *   module.c  the module: client, mutex, fork detection, exceptions, writes
+ *   module.c  the module: client, mutex, fork detection, exceptions, metric
+ *             points, flush, sync, artifacts, options
+ *   runs.c    runs (start, join, end), params and tags
  *   reads.c   the reads: runs as dicts, a metric's history as bytes
  */
 #ifndef PT_MODULE_H
@@ -42,6 +44,17 @@ static inline void pt_unlock(void)
 /* Sets the Python exception for rc (a negative track code) and err's
  * message: track.NotFound, track.ConflictError, ...; returns NULL. */
 PyObject *pt_raise(int rc, const struct track_err *err);
+
+/* A str key as UTF-8 without NUL; NULL with an exception (TypeError, or
+ * track.InvalidArgument naming `what`). */
+const char *pt_key_utf8(PyObject *key, const char *what);
+
+/* Says the buffer went out with a request (a run's start, end or switch
+ * flushes it): the flush policy's count starts again. pt_mu held. */
+void pt_buffer_sent(void);
+
+/* The run, params and tags methods, in runs.c. */
+extern PyMethodDef pt_run_methods[];
 
 /* The reads, in reads.c (methods of the module). */
 PyObject *pt_get_run(PyObject *self, PyObject *args);
