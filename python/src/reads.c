@@ -4,6 +4,8 @@
  * ms, double values) that track/__init__.py wraps as numpy arrays without
  * copying them again. Every request runs with the GIL released and the
  * client's mutex held; the dicts are built afterwards, under the GIL.
+ * libtrack flushes the buffer before each read (a script reads what it
+ * logged), so the flush policy's count starts again.
  */
 #include "module.h"
 
@@ -117,6 +119,7 @@ PyObject *pt_get_run(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS;
     pthread_mutex_lock(&pt_mu);
     rc = track_run_get(c, run, &res, &info, &err);
+    pt_buffer_sent();
     pthread_mutex_unlock(&pt_mu);
     Py_END_ALLOW_THREADS;
     if (rc)
@@ -179,6 +182,7 @@ PyObject *pt_search_runs(PyObject *self, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS;
     pthread_mutex_lock(&pt_mu);
     rc = track_run_list(c, &q, &res, &runs, &n, &err);
+    pt_buffer_sent();
     pthread_mutex_unlock(&pt_mu);
     Py_END_ALLOW_THREADS;
     if (rc) {
@@ -262,6 +266,7 @@ PyObject *pt_get_history(PyObject *self, PyObject *args)
             break; /* no progress: never loop for ever on a confused reply */
         seq = next;
     }
+    pt_buffer_sent();
     pthread_mutex_unlock(&pt_mu);
     Py_END_ALLOW_THREADS;
     if (rc)

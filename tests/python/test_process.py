@@ -157,3 +157,23 @@ def test_track_exec_run_id_is_picked_up(trackd):
     assert info["metrics"]["loss"]["last"] == 0.25
     assert info["metrics"]["before_start"]["count"] == 1
     assert info["tags"]["sys.exit_code"] == "0"
+
+
+def test_a_point_older_than_the_flush_interval_goes_out_with_the_next_call(trackd):
+    # read from another process: this one's reads flush first (read-your-writes)
+    def count(rid):
+        r = run_python(f"import track\ntry:\n print(len(track.get_history('{rid}', 'slow')[0]))"
+                       "\nexcept track.NotFound:\n print(0)", timeout=30)
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout)
+    track.configure(flush_interval_ms=300, flush_points=1_000_000)
+    try:
+        with track.start_run(experiment="py-interval") as run:
+            track.log_metric("slow", 1.0, step=0)
+            track.log_metric("slow", 1.5, step=1)
+            assert count(run.id) == 0  # buffered
+            time.sleep(0.4)
+            track.log_metric("slow", 2.0, step=2)  # the oldest is over 300 ms old: flushed now
+            assert count(run.id) == 3
+    finally:
+        track.configure()
