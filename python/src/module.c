@@ -17,7 +17,9 @@
  * network wait under the GIL, libtrack's own flush triggers are set out of
  * reach and this file keeps the policy (flush_points points, or the oldest
  * point older than flush_interval_ms, as libtrack would): it flushes with
- * the GIL released.
+ * the GIL released. (libtrack still flushes inside a point in two rare
+ * cases, with the GIL held: a 4,097th key with unsent points, and a wall
+ * clock that stepped back.)
  *
  * fork: nanomsg's worker threads do not survive fork(), so a forked child
  * must never touch the parent's sockets (a send or close would hang). A
