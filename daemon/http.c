@@ -266,11 +266,9 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-/* r->args from the body (JSON object) or the query string; -1 with r failed. */
-static int parse_args(struct conn *k)
+int http_parse_args(struct http_req *r)
 {
-    struct http_req *r = &k->r;
-    if (strcmp(r->method, "GET") == 0 || k->len == 0) {
+    if (strcmp(r->method, "GET") == 0 || r->body_len == 0) {
         r->args = json_object();
         if (!r->args)
             return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
@@ -278,7 +276,7 @@ static int parse_args(struct conn *k)
         return 0;
     }
     json_error_t je;
-    r->args = json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    r->args = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!r->args)
         return http_fail(r, 400, "BAD_REQUEST", "body is not JSON: %s (line %d, column %d)",
                          je.text, je.line, je.column);
@@ -450,12 +448,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     if (!k->failed) {
         if (k->streaming) {
             k->route->stream->end(&k->r);
-        } else if (k->route->raw_body) {
-            k->r.body = k->body ? k->body : "";
+        } else {
+            k->r.body = k->body ? k->body : (char *)"";
             k->r.body_len = k->len;
-            k->route->fn(&k->r);
-        } else if (parse_args(k) == 0)
-            k->route->fn(&k->r);
+            if (k->route->raw_body || http_parse_args(&k->r) == 0)
+                k->route->fn(&k->r);
+        }
     }
     return answer(k);
 }

@@ -77,8 +77,8 @@ struct http_req {
     int raw_status; /* its status; 0: 200 */
     /* a route that takes its body as a stream (artifact upload) */
     void *stream;
-    /* the body as it came, for a route that reads it itself (raw_body) */
-    const char *body;
+    /* the body as it came (a raw_body route may write into it) */
+    char *body;
     size_t body_len;
 };
 
@@ -89,6 +89,9 @@ int http_fail(struct http_req *r, int status, const char *error_code, const char
 /* Fails it with the status and code of a track wire code (the one table of
  * http_call.c) and the daemon's message; -1. */
 int http_fail_wire(struct http_req *r, int wire_code, const char *msg);
+/* r->args from the body (a JSON object), or from the query string of a GET
+ * or an empty body; -1 with r failed (400 BAD_REQUEST naming the error). */
+int http_parse_args(struct http_req *r);
 /* Sets the 200 reply (takes the reference); 0, or -1 on OOM. */
 int http_ok(struct http_req *r, json_t *reply);
 
@@ -186,5 +189,26 @@ int ml_experiment_id(struct http_req *r, const char *name, char out[24]);
 int ml_experiment_name(struct http_req *r, const char *id, char *out, size_t cap);
 /* (mlflow_run.c) run_id (or run_uuid) of the request, checked as 32 hex. */
 int ml_arg_run(struct http_req *r, const char **run);
+/* MLflow's key rule (250 characters of [/\w.\- :], a normal relative
+ * path); -1 with r failed naming `what`. */
+int ml_check_key(struct http_req *r, const char *what, const char *k);
+
+/* (mlflow_batch.c) one metric point of a log-batch */
+struct ml_point {
+    const char *key;
+    double value;
+    int64_t ts, step; /* ts 0: now */
+};
+/* Sends n points (grouped into one series per key, in order) with params,
+ * tags, a tag to delete (may be NULL) and a new name ("" none) as one
+ * LogBatch; -1 with r failed. */
+int ml_send_batch(struct http_req *r, const char *run, const struct ml_point *pts, size_t n,
+                  Track__V1__KeyValue **params, size_t np, Track__V1__KeyValue **tags, size_t nt,
+                  const char *delete_tag, const char *rename);
+/* runs/log-batch read in place, without a JSON tree, when its body is the
+ * shape high-volume loggers send: run_id (or run_uuid) and metrics only.
+ * 1: handled (r answered or failed); 0: another shape, parse it as JSON. */
+int ml_log_batch_fast(struct http_req *r);
+#define ML_BATCH_METRICS 1000
 
 #endif

@@ -22,13 +22,12 @@
 
 #include "http.h"
 
-#define ML_BATCH_METRICS 1000
-#define ML_BATCH_PARAMS  100
-#define ML_BATCH_TAGS    100
-#define ML_BATCH_TOTAL   1000
-#define ML_KEY_CHARS     250
-#define ML_SEARCH_MAX    50000 /* runs/search max_results */
-#define ML_HISTORY_MAX   25000 /* metrics/get-history's page */
+#define ML_BATCH_PARAMS 100
+#define ML_BATCH_TAGS   100
+#define ML_BATCH_TOTAL  1000
+#define ML_KEY_CHARS    250
+#define ML_SEARCH_MAX   50000 /* runs/search max_results */
+#define ML_HISTORY_MAX  25000 /* metrics/get-history's page */
 
 /* ---- runs --------------------------------------------------------------------------- */
 int ml_arg_run(struct http_req *r, const char **run)
@@ -48,7 +47,7 @@ int ml_arg_run(struct http_req *r, const char **run)
 }
 
 /* MLflow's key rule; -1 with r failed naming what. */
-static int check_key(struct http_req *r, const char *what, const char *k)
+int ml_check_key(struct http_req *r, const char *what, const char *k)
 {
     size_t n = strlen(k);
     if (!n || n > ML_KEY_CHARS)
@@ -278,7 +277,7 @@ static int kv_list(struct http_req *r, const char *field, const char *what, cons
         char num[40];
         if (!k)
             return http_fail(r, 400, "INVALID_PARAMETER_VALUE", "%s[%zu]: missing 'key'", field, i);
-        if (check_key(r, what, k))
+        if (ml_check_key(r, what, k))
             return -1;
         const char *val = json_string_value(jv);
         if (!val && json_is_number(jv)) /* a client that did not stringify */
@@ -406,122 +405,43 @@ static int log_batch(struct http_req *r, const char *run, json_t *metrics, json_
                 nt++;
             }
     }
-    /* metrics: one series per key, in the order the points came */
-    Track__V1__MetricSeries *ser = calloc(nm ? nm : 1, sizeof(*ser));
-    Track__V1__MetricSeries **sp = calloc(nm ? nm : 1, sizeof(*sp));
-    int64_t *steps = calloc(nm ? nm : 1, sizeof(int64_t));
-    int64_t *times = calloc(nm ? nm : 1, sizeof(int64_t));
-    double *values = calloc(nm ? nm : 1, sizeof(double));
-    size_t *of = calloc(nm ? nm : 1, sizeof(size_t)); /* series of point i */
-    size_t ns = 0;
-    if (!ser || !sp || !steps || !times || !values || !of) {
-        http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-        goto out;
-    }
+    struct ml_point *pts = calloc(nm ? nm : 1, sizeof(*pts));
+    if (!pts)
+        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
     for (size_t i = 0; i < nm; i++) {
         json_t *m = json_array_get(metrics, i);
         const char *k = json_string_value(json_object_get(m, "key"));
         json_t *v = json_object_get(m, "value");
-        int64_t ts = 0, step = 0;
-        double d = 0;
         if (!k) {
             http_fail(r, 400, "INVALID_PARAMETER_VALUE", "metrics[%zu]: missing 'key'", i);
             goto out;
         }
-        if (check_key(r, "metric", k))
+        if (ml_check_key(r, "metric", k))
             goto out;
         struct http_req sub = {.args = m};
-        if (!v || http_arg_double(&sub, "value", 1, &d) ||
-            http_arg_i64(&sub, "timestamp", 0, 0, &ts) || http_arg_i64(&sub, "step", 0, 0, &step)) {
+        if (!v || http_arg_double(&sub, "value", 1, &pts[i].value) ||
+            http_arg_i64(&sub, "timestamp", 0, 0, &pts[i].ts) ||
+            http_arg_i64(&sub, "step", 0, 0, &pts[i].step)) {
             http_fail(r, 400, "INVALID_PARAMETER_VALUE", "metrics[%zu] (%s): %s", i, k,
                       v ? sub.message : "missing 'value'");
             goto out;
         }
-        if (ts < 0 || step < 0) {
-            http_fail(r, 400, "INVALID_PARAMETER_VALUE",
-                      "metrics[%zu] (%s): timestamp and step must not be negative", i, k);
-            goto out;
-        }
-        size_t s;
-        for (s = 0; s < ns; s++)
-            if (strcmp(ser[s].key, k) == 0)
-                break;
-        if (s == ns) {
-            track__v1__metric_series__init(&ser[ns]);
-            ser[ns].key = (char *)k;
-            sp[ns] = &ser[ns];
-            ns++;
-        }
-        ser[s].n_steps++;
-        of[i] = s;
-        steps[i] = step;
-        times[i] = ts ? ts : wire_now_ms();
-        values[i] = d;
+        pts[i].key = k;
     }
-    /* lay each series' points out contiguously, in order */
-    {
-        size_t at = 0;
-        for (size_t s = 0; s < ns; s++) {
-            size_t c = ser[s].n_steps;
-            ser[s].steps = (int64_t *)(uintptr_t)at; /* offset, fixed below */
-            ser[s].n_steps = 0;
-            at += c;
-        }
-        int64_t *st2 = malloc((nm ? nm : 1) * sizeof(int64_t));
-        int64_t *tm2 = malloc((nm ? nm : 1) * sizeof(int64_t));
-        double *vl2 = malloc((nm ? nm : 1) * sizeof(double));
-        if (!st2 || !tm2 || !vl2) {
-            free(st2), free(tm2), free(vl2);
-            http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < nm; i++) {
-            Track__V1__MetricSeries *x = &ser[of[i]];
-            size_t pos = (size_t)(uintptr_t)x->steps + x->n_steps++;
-            st2[pos] = steps[i];
-            tm2[pos] = times[i];
-            vl2[pos] = values[i];
-        }
-        for (size_t s = 0; s < ns; s++) {
-            size_t base = (size_t)(uintptr_t)ser[s].steps;
-            ser[s].steps = st2 + base;
-            ser[s].times_ms = tm2 + base;
-            ser[s].values = vl2 + base;
-            ser[s].n_times_ms = ser[s].n_values = ser[s].n_steps;
-        }
-        free(steps), free(times), free(values);
-        steps = st2, times = tm2, values = vl2;
-    }
-    Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-    Track__V1__LogBatch q = TRACK__V1__LOG_BATCH__INIT;
-    Track__V1__Response *rs;
-    char *del[1] = {(char *)delete_tag};
-    q.run = (char *)run;
-    q.params = pp;
-    q.n_params = np;
-    q.tags = tp;
-    q.n_tags = nt;
-    q.metrics = sp;
-    q.n_metrics = ns;
-    if (delete_tag) {
-        q.delete_tags = del;
-        q.n_delete_tags = 1;
-    }
-    q.rename = (char *)rename;
-    rq.op_case = TRACK__V1__REQUEST__OP_LOG_BATCH;
-    rq.log_batch = &q;
-    if (http_call(r, &rq, &rs) == 0) {
-        http_response_free(rs);
-        ret = 0;
-    }
+    ret = ml_send_batch(r, run, pts, nm, pp, np, tp, nt, delete_tag, rename);
 out:
-    free(ser), free(sp), free(steps), free(times), free(values), free(of);
+    free(pts);
     return ret;
 }
 
 static int runs_log_batch(struct http_req *r)
 {
     const char *run;
+    /* the raw body: the common shape read in place, any other as JSON */
+    if (!r->args && ml_log_batch_fast(r))
+        return r->error_code ? -1 : 0;
+    if (!r->args && http_parse_args(r))
+        return -1;
     json_t *m, *p, *t;
     if (ml_arg_run(r, &run) || http_arg_array(r, "metrics", &m) ||
         http_arg_array(r, "params", &p) || http_arg_array(r, "tags", &t) ||
@@ -585,7 +505,7 @@ static int runs_log_metric(struct http_req *r)
 static int runs_delete_tag(struct http_req *r)
 {
     const char *run, *key;
-    if (ml_arg_run(r, &run) || http_arg_str(r, "key", 1, &key) || check_key(r, "tag", key) ||
+    if (ml_arg_run(r, &run) || http_arg_str(r, "key", 1, &key) || ml_check_key(r, "tag", key) ||
         log_batch(r, run, NULL, NULL, NULL, key))
         return -1;
     return http_ok(r, json_object());
@@ -906,7 +826,7 @@ const struct http_route ml_run_routes[] = {
     {"POST", "runs/log-metric", runs_log_metric, NULL, 1, 0, 0},
     {"POST", "runs/set-tag", runs_set_tag, NULL, 1, 0, 0},
     {"POST", "runs/delete-tag", runs_delete_tag, NULL, 1, 0, 0},
-    {"POST", "runs/log-batch", runs_log_batch, NULL, 1, 0, 0},
+    {"POST", "runs/log-batch", runs_log_batch, NULL, 1, 0, 1},
     {"POST", "runs/search", runs_search, NULL, 0, 0, 0},
     {"POST", "runs/log-model", runs_log_model, NULL, 1, 0, 0},
     {"GET", "metrics/get-history", metrics_history, NULL, 0, 0, 0},

@@ -58,7 +58,7 @@ int srv_op_span_batch(struct srv_call *call)
     int64_t eid = 0, traces = 0;
     uint8_t run[16];
     char msg[400];
-    int rc;
+    int rc = 0;
 
     if (q->n_spans > SPAN_BATCH_MAX)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,

@@ -257,8 +257,9 @@ static json_t *pb_attrs(Otlp__KeyValue **kv, size_t n)
 {
     json_t *o = json_object();
     for (size_t i = 0; o && i < n; i++) {
-        size_t cut;
-        attr_add(o, kv[i]->key, pb_value(kv[i]->value, &cut, 0), cut);
+        size_t cut = 0;
+        json_t *v = pb_value(kv[i]->value, &cut, 0); /* before cut is read */
+        attr_add(o, kv[i]->key, v, cut);
     }
     return o;
 }
@@ -270,9 +271,11 @@ static json_t *js_attrs(const json_t *list)
     json_array_foreach(list, i, e)
     {
         const char *k = json_string_value(json_object_get(e, "key"));
-        size_t cut;
-        if (o && k)
-            attr_add(o, k, js_value(json_object_get(e, "value"), &cut, 0), cut);
+        size_t cut = 0;
+        if (o && k) {
+            json_t *v = js_value(json_object_get(e, "value"), &cut, 0); /* before cut is read */
+            attr_add(o, k, v, cut);
+        }
     }
     return o;
 }

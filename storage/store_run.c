@@ -544,7 +544,8 @@ static const char *const after_sql[] = {
 static int many_summaries(struct store *st, int64_t run_id, int *many, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
-    int ret = sq_prep(
+    /* kept prepared (sq_prep_lit): a search with details asks this per run */
+    int ret = sq_prep_lit(
         st, "SELECT count(*) FROM (SELECT 1 FROM metric_summary WHERE run = ?1 LIMIT ?2)", &s, err);
     if (ret)
         return ret;
@@ -555,7 +556,7 @@ static int many_summaries(struct store *st, int64_t run_id, int *many, struct st
         *many = sqlite3_column_int(s, 0) > SUMMARY_SORT_MAX;
     else
         ret = sq_db_fail(st, rc, err, "counting metric summaries");
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 
@@ -580,7 +581,8 @@ static int list_after(struct store *st, const uint8_t run[16], int which, const 
             return ret;
         which += many;
     }
-    ret = sq_prep(st, after_sql[which], &s, err);
+    /* kept prepared: a search with details reads these for every run it lists */
+    ret = sq_prep_lit(st, after_sql[which], &s, err);
     if (ret)
         return ret;
     sqlite3_bind_int64(s, 1, run_id);
@@ -604,7 +606,7 @@ static int list_after(struct store *st, const uint8_t run[16], int which, const 
     if (rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "listing run details");
 out:
-    sqlite3_finalize(s);
+    sq_release(st, s);
     return ret;
 }
 

@@ -560,10 +560,8 @@ class MalformedHttp(ReplayCase):
         self.assertIn(x.statuses[1:], ([], [400]), str(x))
         self.assertTrue(x.closed or len(x.answers) == 2, str(x))
 
-    # BUG: libmicrohttpd 0.9.75 takes the first of two Content-Length headers and reads the
-    # rest as a second request (request smuggling behind a proxy that takes the last);
-    # RFC 9112 6.3 says 400 and close. trackd could refuse it in http.c start().
-    @unittest.expectedFailure
+    # Two Content-Length headers: the front refuses the request (400) and closes, so the
+    # rest is never read as a second request (request smuggling; RFC 9112 6.3).
     def test_two_content_lengths(self):
         body = b'{}GET /version HTTP/1.1\r\nHost: x\r\n\r\n'
         data = (b"POST " + (API + "experiments/search").encode() + b" HTTP/1.1\r\nHost: x\r\n"
@@ -596,9 +594,8 @@ class MalformedHttp(ReplayCase):
     def test_expect_continue_over_the_body_limit(self):
         self.expect_refused(b"POST", API + "runs/log-batch", (16 << 20) + 1, "log-batch 16 MiB+1")
 
-    # BUG: an artifact PUT's declared Content-Length is not checked against ML_ARTIFACT_MAX
-    # (64 GiB) at its headers: trackd answers 100 Continue and takes the body until the limit.
-    @unittest.expectedFailure
+    # An artifact PUT's declared Content-Length over ML_ARTIFACT_MAX (64 GiB) is refused at
+    # its headers: no 100 Continue, no body read.
     def test_expect_continue_over_the_artifact_limit(self):
         run_id, _ = self.start_run("0")
         self.expect_refused(b"PUT", f"{ART}/0/{run_id}/artifacts/huge.bin", 100 << 30,
