@@ -48,7 +48,7 @@ static const char *const op_name[B11_N_OPS] = {"log-batch of 10", "create run",
 
 /* `trackd ... --http 127.0.0.1:PORT` on a fresh directory, up on both
  * listeners; hp gets ADDR:PORT. */
-static int start_http_daemon(const char *name, struct bench_daemon *d, char *hp, size_t cap)
+int bench_start_http_daemon(const char *name, struct bench_daemon *d, char *hp, size_t cap)
 {
     int port = bench_free_port();
     if (port < 0)
@@ -222,7 +222,7 @@ void bench_b11(void)
 
     if (cfg.b11_clients > B11_MAX_CLIENTS)
         cfg.b11_clients = B11_MAX_CLIENTS;
-    if (start_http_daemon("b11", &d, hp, sizeof(hp)) < 0) {
+    if (bench_start_http_daemon("b11", &d, hp, sizeof(hp)) < 0) {
         fail_section("B11", "trackd with --http did not start");
         return;
     }
@@ -330,7 +330,7 @@ void bench_b15(void)
     char hp[64], eid[32], ns[32];
     int reps = cfg.reps;
 
-    if (start_http_daemon("b15", &d, hp, sizeof(hp)) < 0) {
+    if (bench_start_http_daemon("b15", &d, hp, sizeof(hp)) < 0) {
         fail_section("B15", "trackd with --http did not start");
         return;
     }

@@ -61,6 +61,8 @@
  *   B11 20 clients of mlflow-go's mixed load (log-batch of 10, create run,
  *       search) through trackd's MLflow HTTP front vs libtrack: p50, p99.
  *   B15 log-batch of 1000 points a request through HTTP vs libtrack (b11.c).
+ *   B16 OTLP protobuf trace ingest (100-span traces) through /v1/traces, spans/s,
+ *       against metric ingest points/s on the same trackd (b16.c).
  *
  * Process creation on a VM can be slow enough to dominate B4-B6; B4's
  * /bin/true baseline shows how much.
@@ -881,6 +883,10 @@ int main(int argc, char **argv)
         note("B11: mixed load through the MLflow HTTP front vs nanomsg (%d clients)",
              cfg.b11_clients);
         bench_b11();
+    }
+    if (wanted("B16")) {
+        note("B16: OTLP trace ingest through the HTTP front vs metric ingest");
+        bench_b16();
     }
     if (wanted("B15")) {
         note("B15: log-batch of 1000 points through HTTP vs nanomsg");

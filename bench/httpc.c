@@ -194,18 +194,24 @@ static int read_answer(struct bench_http *h, int *status, int *got_any)
 int bench_http_post(struct bench_http *h, const char *path, const char *body, size_t len,
                     int *status)
 {
+    return bench_http_post_as(h, path, "application/json", body, len, status);
+}
+
+int bench_http_post_as(struct bench_http *h, const char *path, const char *ctype,
+                       const char *body, size_t len, int *status)
+{
     int hl = snprintf(NULL, 0,
-                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n\r\n",
-                      path, h->host, h->port, len);
+                      path, h->host, h->port, ctype, len);
     if (hl < 0 || grow(&h->req, &h->req_cap, (size_t)hl + len + 1) < 0) {
         snprintf(h->err, sizeof(h->err), "out of memory");
         return -1;
     }
     snprintf(h->req, h->req_cap,
-             "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+             "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
              "Content-Length: %zu\r\n\r\n",
-             path, h->host, h->port, len);
+             path, h->host, h->port, ctype, len);
     memcpy(h->req + hl, body, len);
     /* a connection the server closed while we were idle is found at the
      * send or as an answer that never starts: then once more, afresh */

@@ -64,5 +64,10 @@ void bench_b12(void);
 /* b11.c: the MLflow HTTP front against libtrack */
 void bench_b11(void);
 void bench_b15(void);
+/* Starts trackd with --http on a free loopback port (hp: ADDR:PORT) and
+ * waits for the front; 0 or -1. */
+int bench_start_http_daemon(const char *name, struct bench_daemon *d, char *hp, size_t cap);
+/* b16.c: OTLP ingest through the HTTP front against metric ingest */
+void bench_b16(void);
 
 #endif

@@ -418,6 +418,8 @@ int bench_worker_main(int argc, char **argv)
     int rc = bench_b11_worker(argc, argv); /* B11 and B15's modes (b11_worker.c) */
     if (rc >= 0)
         return rc;
+    if ((rc = bench_b16_worker(argc, argv)) >= 0) /* B16's (b16.c) */
+        return rc;
 usage:
     fprintf(stderr, "track-bench: --worker MODE URI ARGS... (see bench/worker.c)\n");
     return 2;

@@ -74,9 +74,12 @@ int srv_op_span_batch(struct srv_call *call)
         return call->code ? -1 : srv_op_fail_store(call, rc, &err);
     if ((rc = store_experiment_ensure(call->st, exp, wire_now_ms(), &eid, &err)))
         return srv_op_fail_store(call, rc, &err);
+    struct store_span *sp = srv_alloc_raw(&call->arena, (q->n_spans + 1) * sizeof(*sp));
+    if (!sp)
+        return srv_op_oom(call);
     for (size_t i = 0; i < q->n_spans; i++) {
         const Track__V1__Span *s = q->spans[i];
-        struct store_span sp = {
+        sp[i] = (struct store_span){
             .has_parent = s->parent_span_id.len == STORE_SPAN_ID_BYTES,
             .name = s->name,
             .kind = s->kind,
@@ -92,15 +95,14 @@ int srv_op_span_batch(struct srv_call *call)
             .cost = s->cost,
             .attributes = s->attributes[0] ? s->attributes : "{}",
         };
-        int fresh = 0;
-        memcpy(sp.trace_id, s->trace_id.data, STORE_TRACE_ID_BYTES);
-        memcpy(sp.span_id, s->span_id.data, STORE_SPAN_ID_BYTES);
-        if (sp.has_parent)
-            memcpy(sp.parent, s->parent_span_id.data, STORE_SPAN_ID_BYTES);
-        if ((rc = store_span_put(call->st, eid, q->run[0] ? run : NULL, &sp, &fresh, &err)))
-            return srv_op_fail_store(call, rc, &err);
-        traces += fresh;
+        memcpy(sp[i].trace_id, s->trace_id.data, STORE_TRACE_ID_BYTES);
+        memcpy(sp[i].span_id, s->span_id.data, STORE_SPAN_ID_BYTES);
+        if (sp[i].has_parent)
+            memcpy(sp[i].parent, s->parent_span_id.data, STORE_SPAN_ID_BYTES);
     }
+    if ((rc =
+             store_spans_put(call->st, eid, q->run[0] ? run : NULL, sp, q->n_spans, &traces, &err)))
+        return srv_op_fail_store(call, rc, &err);
     Track__V1__SpanBatchResult *r = srv_alloc(&call->arena, sizeof(*r));
     if (!r)
         return srv_op_oom(call);

@@ -878,11 +878,13 @@ struct store_trace {
 typedef int (*store_trace_cb)(void *ctx, const struct store_trace *t);
 typedef int (*store_span_cb)(void *ctx, const struct store_span *s);
 
-/* Stores one span (replacing one of the same ids) and updates its trace's
- * rollups, making the trace in experiment_id (tied to run, may be NULL)
- * when it is new (*new_trace, may be NULL, then 1). */
-int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
-                   const struct store_span *sp, int *new_trace, struct store_err *err);
+/* Stores n spans (each replacing one of the same ids) and updates their
+ * traces' rollups, making a trace in experiment_id (tied to run, may be
+ * NULL) when it is new; *new_traces (may be NULL) counts those. Spans of
+ * one trace next to each other cost one trace update between them. */
+int store_spans_put(struct store *st, int64_t experiment_id, const uint8_t *run,
+                    const struct store_span *spans, size_t n, int64_t *new_traces,
+                    struct store_err *err);
 
 struct store_trace_query {
     const int64_t *experiment_ids; /* none: every experiment the viewer reads */

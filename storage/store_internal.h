@@ -102,7 +102,7 @@ struct store {
     /* store_feedback.c's hot statements, prepared on first use */
     sqlite3_stmt *fb_q[8];
     /* store_trace.c's */
-    sqlite3_stmt *tr_q[8];
+    sqlite3_stmt *tr_q[10];
 
     /* statements of sq_prep_lit, by the address of their SQL literal */
     struct {

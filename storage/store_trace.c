@@ -8,8 +8,10 @@
  * spans come in: a new span adds its share; a span sent again (an exporter's
  * retry) first takes its old share back, so counts never double, and the
  * trace's first start and last end are read again from its spans (the old
- * span may have been the extreme one). The insert path's statements are
- * prepared once per handle (st->tr_q), as the feedback path's are.
+ * span may have been the extreme one). A batch's shares are summed in
+ * memory per trace and written once per trace (struct acc). The insert
+ * path's statements are prepared once per handle (st->tr_q), as the
+ * feedback path's are.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +22,7 @@ enum {
     TQ_TRACE_FIND,
     TQ_TRACE_NEW,
     TQ_SPAN_OLD,
+    TQ_SPAN_ADD,
     TQ_SPAN_PUT,
     TQ_TRACE_ADD,
     TQ_TRACE_EXTENT,
@@ -27,19 +30,22 @@ enum {
     TQ_COUNT
 };
 
+#define SPAN_COLS                                                                                  \
+    "(trace, span_id, parent, name, kind, start_ns, end_ns, status, status_message, model,"        \
+    " operation, tokens_in, tokens_out, tokens_total, cost, attributes)"                           \
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+
 static const char *const tr_sql[TQ_COUNT] = {
     [TQ_TRACE_FIND] = "SELECT id FROM traces WHERE trace_id = ?1",
     [TQ_TRACE_NEW] = "INSERT INTO traces(trace_id, experiment_id, run_uuid, start_ns, end_ns,"
                      " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [TQ_SPAN_OLD] =
-        "SELECT status, tokens_in, tokens_out, tokens_total, cost, model, parent IS NULL"
-        " FROM spans WHERE trace = ?1 AND span_id = ?2",
-    [TQ_SPAN_PUT] =
-        "INSERT OR REPLACE INTO spans(trace, span_id, parent, name, kind, start_ns,"
-        " end_ns, status, status_message, model, operation, tokens_in, tokens_out,"
-        " tokens_total, cost, attributes)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    /* ?2..?7: the span's share (negative to take one back); ?8 ?9 its times,
+    [TQ_SPAN_OLD] = "SELECT status, tokens_in, tokens_out, tokens_total, cost, model"
+                    " FROM spans WHERE trace = ?1 AND span_id = ?2",
+    /* a new span: most are; one sent before fails its primary key and is
+     * replaced by TQ_SPAN_PUT after its old share is taken back */
+    [TQ_SPAN_ADD] = "INSERT INTO spans" SPAN_COLS,
+    [TQ_SPAN_PUT] = "INSERT OR REPLACE INTO spans" SPAN_COLS,
+    /* ?2..?7: spans' shares (negative to take one back); ?8 ?9 their times,
      * ?10 a root's name (NULL: keep), ?11 a run (NULL: keep) */
     [TQ_TRACE_ADD] = "UPDATE traces SET spans = spans + ?2, errors = errors + ?3,"
                      " tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5,"
@@ -84,35 +90,95 @@ static int done(struct store *st, sqlite3_stmt *s, struct store_err *err, const 
     return rc == SQLITE_DONE ? 0 : sq_db_fail(st, rc, err, what);
 }
 
-static int model_add(struct store *st, int64_t trace, const char *model, int n,
+static int model_add(struct store *st, int64_t trace, const char *model, int64_t n,
                      struct store_err *err)
 {
     sqlite3_stmt *s;
-    if (!model || !model[0])
+    if (!model || !model[0] || !n)
         return 0;
     if (!(s = tq(st, TQ_MODEL_ADD, err)))
         return err->code;
     sqlite3_bind_int64(s, 1, trace);
     sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(s, 3, n);
+    sqlite3_bind_int64(s, 3, n);
     return done(st, s, err, "counting a trace's model");
 }
 
-int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
-                   const struct store_span *sp, int *new_trace, struct store_err *err)
+/* What a run of spans of one trace adds to its row, kept in memory and
+ * written once when the trace changes or the batch ends: a batch of 2,000
+ * spans of 20 traces is 2,000 inserts and 20 updates, not 10,000 statements. */
+#define ACC_MODELS 8
+struct acc {
+    int64_t trace; /* 0: empty */
+    uint8_t trace_id[STORE_TRACE_ID_BYTES];
+    const uint8_t *run;
+    int64_t spans, errors, tokens_in, tokens_out, tokens_total;
+    double cost;
+    int64_t start_ns, end_ns;
+    const char *root; /* a root's name, the caller's */
+    int replaced;     /* a span came again: its times are read back at the flush */
+    const char *model[ACC_MODELS];
+    int64_t model_n[ACC_MODELS];
+    int n_models;
+};
+
+static int acc_flush_models(struct store *st, struct acc *a, struct store_err *err)
+{
+    for (int i = 0; i < a->n_models; i++) {
+        int ret = model_add(st, a->trace, a->model[i], a->model_n[i], err);
+        if (ret)
+            return ret;
+    }
+    a->n_models = 0;
+    return 0;
+}
+
+/* Writes what a holds into its trace's row and empties it. */
+static int acc_flush(struct store *st, struct acc *a, struct store_err *err)
+{
+    sqlite3_stmt *s;
+    int ret;
+
+    if (!a->trace)
+        return 0;
+    if (!(s = tq(st, TQ_TRACE_ADD, err)))
+        return err->code;
+    sqlite3_bind_int64(s, 1, a->trace);
+    sqlite3_bind_int64(s, 2, a->spans);
+    sqlite3_bind_int64(s, 3, a->errors);
+    sqlite3_bind_int64(s, 4, a->tokens_in);
+    sqlite3_bind_int64(s, 5, a->tokens_out);
+    sqlite3_bind_int64(s, 6, a->tokens_total);
+    sqlite3_bind_double(s, 7, a->cost);
+    sqlite3_bind_int64(s, 8, a->start_ns);
+    sqlite3_bind_int64(s, 9, a->end_ns);
+    if (a->root)
+        sqlite3_bind_text(s, 10, a->root, -1, SQLITE_STATIC);
+    if (a->run)
+        sqlite3_bind_blob(s, 11, a->run, 16, SQLITE_STATIC);
+    if ((ret = done(st, s, err, "updating a trace")) != 0 ||
+        (ret = acc_flush_models(st, a, err)) != 0)
+        return ret;
+    if (a->replaced) {
+        if (!(s = tq(st, TQ_TRACE_EXTENT, err)))
+            return err->code;
+        sqlite3_bind_int64(s, 1, a->trace);
+        if ((ret = done(st, s, err, "updating a trace's times")) != 0)
+            return ret;
+    }
+    a->trace = 0;
+    return 0;
+}
+
+/* a's trace becomes sp's, found or made (*fresh then 1); a was flushed. */
+static int acc_open(struct store *st, struct acc *a, int64_t experiment_id, const uint8_t *run,
+                    const struct store_span *sp, int *fresh, struct store_err *err)
 {
     sqlite3_stmt *s;
     int64_t trace = 0;
-    int rc, ret, replaced = 0;
+    int rc, ret;
 
-    sq_err_clear(err);
-    if (new_trace)
-        *new_trace = 0;
-    if ((ret = sq_writable(st, err)) != 0)
-        return ret;
-    if (sp->end_ns < sp->start_ns)
-        return sq_fail(err, STORE_E_INVALID, "span \"%.100s\": ends before it starts", sp->name);
-    /* the trace: found, or made with this span's times */
+    *fresh = 0;
     if (!(s = tq(st, TQ_TRACE_FIND, err)))
         return err->code;
     sqlite3_bind_blob(s, 1, sp->trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
@@ -135,47 +201,19 @@ int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
         if ((ret = done(st, s, err, "adding a trace")) != 0)
             return ret;
         trace = sqlite3_last_insert_rowid(st->db);
-        if (new_trace)
-            *new_trace = 1;
-    } else {
-        /* sent before: its share is taken back first */
-        if (!(s = tq(st, TQ_SPAN_OLD, err)))
-            return err->code;
-        sqlite3_bind_int64(s, 1, trace);
-        sqlite3_bind_blob(s, 2, sp->span_id, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            int status = sqlite3_column_int(s, 0);
-            int64_t ti = sqlite3_column_int64(s, 1), to = sqlite3_column_int64(s, 2),
-                    tt = sqlite3_column_int64(s, 3);
-            double cost = sqlite3_column_double(s, 4);
-            char model[STORE_TRACE_MODEL_MAX + 1];
-            snprintf(model, sizeof(model), "%s", (const char *)sqlite3_column_text(s, 5));
-            sqlite3_reset(s);
-            replaced = 1;
-            sqlite3_stmt *u = tq(st, TQ_TRACE_ADD, err);
-            if (!u)
-                return err->code;
-            sqlite3_bind_int64(u, 1, trace);
-            sqlite3_bind_int(u, 2, -1);
-            sqlite3_bind_int(u, 3, status == STORE_SPAN_ERROR ? -1 : 0);
-            sqlite3_bind_int64(u, 4, -ti);
-            sqlite3_bind_int64(u, 5, -to);
-            sqlite3_bind_int64(u, 6, -tt);
-            sqlite3_bind_double(u, 7, -cost);
-            sqlite3_bind_int64(u, 8, INT64_MAX);
-            sqlite3_bind_int64(u, 9, INT64_MIN);
-            if ((ret = done(st, u, err, "updating a trace")) != 0 ||
-                (ret = model_add(st, trace, model, -1, err)) != 0)
-                return ret;
-        } else {
-            sqlite3_reset(s);
-            if (rc != SQLITE_DONE)
-                return sq_db_fail(st, rc, err, "reading a span");
-        }
+        *fresh = 1;
     }
-    if (!(s = tq(st, TQ_SPAN_PUT, err)))
-        return err->code;
+    memset(a, 0, sizeof(*a));
+    a->trace = trace;
+    memcpy(a->trace_id, sp->trace_id, STORE_TRACE_ID_BYTES);
+    a->run = run;
+    a->start_ns = INT64_MAX;
+    a->end_ns = INT64_MIN;
+    return 0;
+}
+
+static void bind_span(sqlite3_stmt *s, int64_t trace, const struct store_span *sp)
+{
     sqlite3_bind_int64(s, 1, trace);
     sqlite3_bind_blob(s, 2, sp->span_id, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
     if (sp->has_parent)
@@ -193,34 +231,118 @@ int store_span_put(struct store *st, int64_t experiment_id, const uint8_t *run,
     sqlite3_bind_int64(s, 14, sp->tokens_total);
     sqlite3_bind_double(s, 15, sp->cost);
     sqlite3_bind_text(s, 16, sp->attributes ? sp->attributes : "{}", -1, SQLITE_STATIC);
-    if ((ret = done(st, s, err, "storing a span")) != 0)
+}
+
+/* A span sent before: its old share is taken back (written now, as the
+ * accumulated shares are), then the span replaced. */
+static int replace_span(struct store *st, struct acc *a, const struct store_span *sp,
+                        struct store_err *err)
+{
+    sqlite3_stmt *s;
+    int rc, ret;
+
+    if ((ret = acc_flush_models(st, a, err)) != 0)
         return ret;
-    if (!(s = tq(st, TQ_TRACE_ADD, err)))
+    if (!(s = tq(st, TQ_SPAN_OLD, err)))
         return err->code;
-    sqlite3_bind_int64(s, 1, trace);
-    sqlite3_bind_int(s, 2, 1);
-    sqlite3_bind_int(s, 3, sp->status == STORE_SPAN_ERROR);
-    sqlite3_bind_int64(s, 4, sp->tokens_in);
-    sqlite3_bind_int64(s, 5, sp->tokens_out);
-    sqlite3_bind_int64(s, 6, sp->tokens_total);
-    sqlite3_bind_double(s, 7, sp->cost);
-    sqlite3_bind_int64(s, 8, sp->start_ns);
-    sqlite3_bind_int64(s, 9, sp->end_ns);
-    if (!sp->has_parent)
-        sqlite3_bind_text(s, 10, sp->name ? sp->name : "", -1, SQLITE_STATIC);
-    if (run)
-        sqlite3_bind_blob(s, 11, run, 16, SQLITE_STATIC);
-    if ((ret = done(st, s, err, "updating a trace")) != 0 ||
-        (ret = model_add(st, trace, sp->model, 1, err)) != 0)
-        return ret;
-    if (replaced) {
-        if (!(s = tq(st, TQ_TRACE_EXTENT, err)))
-            return err->code;
-        sqlite3_bind_int64(s, 1, trace);
-        if ((ret = done(st, s, err, "updating a trace's times")) != 0)
-            return ret;
+    sqlite3_bind_int64(s, 1, a->trace);
+    sqlite3_bind_blob(s, 2, sp->span_id, STORE_SPAN_ID_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sq_db_fail(st, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, err, "reading a span");
     }
-    return 0;
+    a->spans -= 1;
+    a->errors -= sqlite3_column_int(s, 0) == STORE_SPAN_ERROR;
+    a->tokens_in -= sqlite3_column_int64(s, 1);
+    a->tokens_out -= sqlite3_column_int64(s, 2);
+    a->tokens_total -= sqlite3_column_int64(s, 3);
+    a->cost -= sqlite3_column_double(s, 4);
+    char model[STORE_TRACE_MODEL_MAX + 1];
+    snprintf(model, sizeof(model), "%s", (const char *)sqlite3_column_text(s, 5));
+    sqlite3_reset(s);
+    a->replaced = 1;
+    if ((ret = model_add(st, a->trace, model, -1, err)) != 0)
+        return ret;
+    if (!(s = tq(st, TQ_SPAN_PUT, err)))
+        return err->code;
+    bind_span(s, a->trace, sp);
+    return done(st, s, err, "storing a span");
+}
+
+static void acc_add(struct acc *a, const struct store_span *sp)
+{
+    a->spans++;
+    a->errors += sp->status == STORE_SPAN_ERROR;
+    a->tokens_in += sp->tokens_in;
+    a->tokens_out += sp->tokens_out;
+    a->tokens_total += sp->tokens_total;
+    a->cost += sp->cost;
+    if (sp->start_ns < a->start_ns)
+        a->start_ns = sp->start_ns;
+    if (sp->end_ns > a->end_ns)
+        a->end_ns = sp->end_ns;
+    if (!sp->has_parent)
+        a->root = sp->name ? sp->name : "";
+}
+
+int store_spans_put(struct store *st, int64_t experiment_id, const uint8_t *run,
+                    const struct store_span *spans, size_t n, int64_t *new_traces,
+                    struct store_err *err)
+{
+    struct acc a = {0};
+    int ret;
+
+    sq_err_clear(err);
+    if (new_traces)
+        *new_traces = 0;
+    if ((ret = sq_writable(st, err)) != 0)
+        return ret;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_span *sp = &spans[i];
+        if (sp->end_ns < sp->start_ns)
+            return sq_fail(err, STORE_E_INVALID, "span \"%.100s\": ends before it starts",
+                           sp->name);
+        if (!a.trace || memcmp(a.trace_id, sp->trace_id, STORE_TRACE_ID_BYTES) != 0) {
+            int fresh;
+            if ((ret = acc_flush(st, &a, err)) != 0 ||
+                (ret = acc_open(st, &a, experiment_id, run, sp, &fresh, err)) != 0)
+                return ret;
+            if (new_traces)
+                *new_traces += fresh;
+        }
+        sqlite3_stmt *s = tq(st, TQ_SPAN_ADD, err);
+        if (!s)
+            return err->code;
+        bind_span(s, a.trace, sp);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT) {
+            if ((ret = replace_span(st, &a, sp, err)) != 0)
+                return ret;
+        } else if (rc != SQLITE_DONE)
+            return sq_db_fail(st, rc, err, "storing a span");
+        acc_add(&a, sp);
+        /* the model's count, kept for the flush (a few models a trace) */
+        if (sp->model && sp->model[0]) {
+            int m;
+            for (m = 0; m < a.n_models; m++)
+                if (strcmp(a.model[m], sp->model) == 0)
+                    break;
+            if (m == a.n_models && m == ACC_MODELS) {
+                if ((ret = acc_flush_models(st, &a, err)) != 0)
+                    return ret;
+                m = 0;
+            }
+            if (m == a.n_models) {
+                a.model[m] = sp->model;
+                a.model_n[m] = 0;
+                a.n_models++;
+            }
+            a.model_n[m]++;
+        }
+    }
+    return acc_flush(st, &a, err);
 }
 
 /* ---- reads ------------------------------------------------------------------------ */
