@@ -756,6 +756,22 @@ static void maintain(struct loop *l)
         store_rollback(st);
         goto failed;
     }
+    if (l->srv->cfg.trace_retention_days > 0) {
+        int64_t spans = 0, traces = 0;
+        int64_t cutoff =
+            (wire_now_ms() - (int64_t)l->srv->cfg.trace_retention_days * 86400000) * 1000000;
+        if (store_begin(st, &err) == 0) {
+            if (store_trace_prune(st, cutoff, 5000, &spans, &traces, &err) == 0 &&
+                store_commit(st, &err) == 0) {
+                if (spans || traces)
+                    srv_log(SRV_LOG_INFO, "store",
+                            "trace retention: deleted traces=%lld spans=%lld (older than %d "
+                            "days)",
+                            (long long)traces, (long long)spans, l->srv->cfg.trace_retention_days);
+            } else
+                store_rollback(st);
+        }
+    }
     if (merged)
         srv_log(SRV_LOG_DEBUG, "store", "compacted chunks=%d", merged);
     if (pruned)

@@ -54,13 +54,16 @@ static const char usage[] =
     "                        On a loopback address requests act as this daemon's\n"
     "                        owner; on any other, users must exist and every\n"
     "                        request needs a token (`track admin token create`)\n"
+    "  --trace-retention DAYS  delete traces (/v1/traces) older than DAYS, in the\n"
+    "                        background (default 0: keep them)\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
     "  --durability MODE     normal (default): an acknowledged write survives a\n"
     "                        crash of trackd; full: it also survives power loss\n"
     "  --workers N           read threads (default 2)\n"
     "  --config FILE         config file (default DIR/trackd.conf if present);\n"
     "                        lines `key = value`: log_level, durability, workers,\n"
-    "                        socket_mode, http, and each sealed key's budgets:\n"
+    "                        socket_mode, http, trace_retention, and each sealed\n"
+    "                        key's budgets:\n"
     "                        limit_requests (a second, default 5000), limit_bytes\n"
     "                        (MiB a second, 128), limit_runs (started a minute,\n"
     "                        6000), limit_uploads (in flight, 8); 0: unlimited;\n"
@@ -256,6 +259,9 @@ static void loopback_by_address(struct srv_config *cfg)
     }
 }
 
+/* --trace-retention, or trace_retention in the config file; -1: unset */
+static int opt_trace_days = -1;
+
 /* `http = ADDR:PORT` from the config file, when --http did not say */
 static char cfg_http[300];
 
@@ -325,6 +331,12 @@ static int read_config(const char *path, int *log_level, int *durability, int *w
                 goto bad;
             if (opt_socket_mode < 0)
                 opt_socket_mode = m;
+        } else if (strcmp(k, "trace_retention") == 0) {
+            long d = strtol(v, &end, 10);
+            if (*end || d < 0 || d > 36500)
+                goto bad;
+            if (opt_trace_days < 0)
+                opt_trace_days = (int)d;
         } else if (strcmp(k, "http") == 0) {
             if (!*v || strlen(v) >= sizeof(cfg_http))
                 goto bad;
@@ -546,6 +558,7 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"http", required_argument, NULL, 'H'},
+        {"trace-retention", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'L'},
         {"durability", required_argument, NULL, 'D'},
         {"workers", required_argument, NULL, 'w'},
@@ -591,6 +604,13 @@ int main(int argc, char **argv)
                 die_usage("--http: address too long");
             snprintf(srv.cfg.http, sizeof(srv.cfg.http), "%s", optarg);
             break;
+        case 'T': {
+            long d = strtol(optarg, &end, 10);
+            if (*end || d < 0 || d > 36500)
+                die_usage("--trace-retention: expected days from 0 to 36500");
+            opt_trace_days = (int)d;
+            break;
+        }
         case 'L':
             if ((log_level = srv_log_level_parse(optarg)) < 0)
                 die_usage("--log-level: expected error, warn, info or debug");
@@ -671,6 +691,7 @@ int main(int argc, char **argv)
     cfg_limits = &srv.cfg.limits;
     if (read_config(srv.cfg.config_path, &log_level, &durability, &workers, config != NULL))
         return 1;
+    srv.cfg.trace_retention_days = opt_trace_days > 0 ? opt_trace_days : 0;
     if (!srv.cfg.http[0] && cfg_http[0])
         snprintf(srv.cfg.http, sizeof(srv.cfg.http), "%s", cfg_http);
     srv_log_level = log_level >= 0 ? log_level : SRV_LOG_INFO;

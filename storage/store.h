@@ -896,6 +896,12 @@ struct store_trace_query {
     int errors_only;
     const struct store_viewer *viewer; /* NULL: the local owner */
 };
+/* Deletes traces that started before before_ns, oldest first, with their
+ * spans: at most about max_spans spans a call (0: 5,000), so the writer is
+ * held briefly; a bigger trace goes over several calls. *spans and *traces
+ * count what went. */
+int store_trace_prune(struct store *st, int64_t before_ns, int max_spans, int64_t *spans,
+                      int64_t *traces, struct store_err *err);
 /* Traces newest first; *more when more matched than the limit. */
 int store_trace_list(struct store *st, const struct store_trace_query *q, store_trace_cb cb,
                      void *ctx, int *more, struct store_err *err);

@@ -190,6 +190,7 @@ static const char *const migrations[] = {
     "  tokens_total INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0,"
     "  created_ms INTEGER NOT NULL);"
     "CREATE INDEX traces_experiment ON traces(experiment_id, start_ns);"
+    "CREATE INDEX traces_start ON traces(start_ns);"
     "CREATE INDEX traces_run ON traces(run_uuid) WHERE run_uuid IS NOT NULL;"
     "CREATE TABLE spans(trace INTEGER NOT NULL, span_id BLOB NOT NULL, parent BLOB,"
     "  name TEXT NOT NULL, kind INTEGER NOT NULL, start_ns INTEGER NOT NULL,"

@@ -524,3 +524,70 @@ int store_trace_spans(struct store *st, const uint8_t trace_id[16], const uint8_
     sqlite3_finalize(s);
     return ret < 0 ? sq_cb_stop(err, ret) : ret;
 }
+
+/* ---- retention ------------------------------------------------------------------ */
+int store_trace_prune(struct store *st, int64_t before_ns, int max_spans, int64_t *spans,
+                      int64_t *traces, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL, *del = NULL;
+    int ret, rc;
+    int64_t budget = max_spans > 0 ? max_spans : 5000;
+
+    sq_err_clear(err);
+    *spans = *traces = 0;
+    if ((ret = sq_writable(st, err)) != 0)
+        return ret;
+    /* the oldest traces first; a big one goes over several calls, its
+     * spans first and its row last, so a trace is never left without its
+     * row while spans remain */
+    while (budget > 0) {
+        int64_t trace = 0;
+        if ((ret = sq_prep_lit(st,
+                               "SELECT id FROM traces WHERE start_ns < ?1 ORDER BY start_ns"
+                               " LIMIT 1",
+                               &s, err)) != 0)
+            return ret;
+        sqlite3_bind_int64(s, 1, before_ns);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            trace = sqlite3_column_int64(s, 0);
+        sq_release(st, s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return sq_db_fail(st, rc, err, "finding old traces");
+        if (!trace)
+            break;
+        if ((ret = sq_prep_lit(st,
+                               "DELETE FROM spans WHERE trace = ?1 AND span_id IN"
+                               " (SELECT span_id FROM spans WHERE trace = ?1 LIMIT ?2)",
+                               &del, err)) != 0)
+            return ret;
+        sqlite3_bind_int64(del, 1, trace);
+        sqlite3_bind_int64(del, 2, budget);
+        rc = sqlite3_step(del);
+        sq_release(st, del);
+        if (rc != SQLITE_DONE)
+            return sq_db_fail(st, rc, err, "deleting old spans");
+        int64_t n = sqlite3_changes(st->db);
+        *spans += n;
+        budget -= n;
+        if (budget <= 0 && n > 0)
+            break; /* this trace may have more: the next call goes on */
+        if ((ret = sq_prep_lit(st, "DELETE FROM trace_models WHERE trace = ?1", &del, err)) != 0)
+            return ret;
+        sqlite3_bind_int64(del, 1, trace);
+        rc = sqlite3_step(del);
+        sq_release(st, del);
+        if (rc != SQLITE_DONE)
+            return sq_db_fail(st, rc, err, "deleting an old trace's models");
+        if ((ret = sq_prep_lit(st, "DELETE FROM traces WHERE id = ?1", &del, err)) != 0)
+            return ret;
+        sqlite3_bind_int64(del, 1, trace);
+        rc = sqlite3_step(del);
+        sq_release(st, del);
+        if (rc != SQLITE_DONE)
+            return sq_db_fail(st, rc, err, "deleting an old trace");
+        ++*traces;
+        budget--;
+    }
+    return 0;
+}

@@ -193,6 +193,7 @@ int cmd_gc(int argc, char **argv);          /* cmd_gc.c */
 int cmd_lineage(int argc, char **argv);     /* cmd_lineage.c */
 int cmd_traces(int argc, char **argv);      /* cmd_trace.c */
 int cmd_trace_show(int argc, char **argv);
+int cmd_trace_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);        /* cmd_eval.c */
 int cmd_artifact_put(int argc, char **argv);
 int cmd_artifact_list(int argc, char **argv);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <errno.h>
 
 #include "cli.h"
 #include "render.h"
@@ -426,5 +428,114 @@ out:
     free(t.next);
     free(t.count);
     track_trace_result_free(res);
+    return rc;
+}
+
+/* ---- trace export ------------------------------------------------------------------- */
+int cmd_trace_export(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"experiment", required_argument, NULL, 'e'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"min-tokens", required_argument, NULL, 't'},
+                                             {"errors", no_argument, NULL, 'E'},
+                                             CLI_COMMON_LONGOPTS,
+                                             {NULL, 0, NULL, 0}};
+    const char *name = argv[0], *exps[65] = {NULL}, *out = NULL, *format = NULL;
+    struct track_trace_query q = {.experiments = exps, .limit = 1000};
+    int n_exp = 0, opt, rc = 0;
+    int64_t v, count = 0;
+
+    while ((opt = cli_getopt(argc, argv, "ho:", longopts)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (n_exp == 64)
+                cli_usage_error(name, "--experiment: at most 64");
+            exps[n_exp++] = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 't':
+            if (cli_parse_i64(optarg, &v) || v < 0)
+                cli_usage_error(name, "--min-tokens: expected a count >= 0, got \"%s\"", optarg);
+            q.min_tokens = v;
+            break;
+        case 'E':
+            q.errors_only = 1;
+            break;
+        default:
+            if (!cli_common_opt(opt, name))
+                cli_usage_error(name, "unknown option");
+        }
+    }
+    if (optind != argc)
+        cli_usage_error(name, "unexpected argument \"%s\"", argv[optind]);
+    if (!format || strcmp(format, "jsonl") != 0)
+        cli_usage_error(name, "--format: jsonl is the one format (a JSON line a trace)");
+    q.run = cli_run_arg();
+    char tmp[4200] = "";
+    FILE *f = stdout;
+    if (out) {
+        /* written aside and renamed into place: a reader never sees half a file */
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, (int)getpid()) >= (int)sizeof(tmp))
+            return cli_error("--output: path too long");
+        if (!(f = fopen(tmp, "wx")))
+            return cli_error("cannot create %s: %s", tmp, strerror(errno));
+    }
+    struct track_client *c = cli_client();
+    struct track_err err = {0};
+    for (int more = 1; more && rc == 0;) {
+        struct track_trace_result *res = NULL;
+        const struct track_trace_info *t = NULL;
+        size_t n = 0;
+        if ((rc = track_trace_list(c, &q, &res, &t, &n, &more, &err))) {
+            rc = cli_track_error(&err);
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct track_trace_result *one = NULL;
+            const struct track_trace_info *ti = NULL;
+            const struct track_span_info *s = NULL;
+            size_t ns = 0;
+            char id[33];
+            hex_of(t[i].trace_id, 16, id);
+            if (track_trace_get(c, id, &one, &ti, &s, &ns, &err)) {
+                rc = cli_track_error(&err);
+                break;
+            }
+            json_t *o = trace_json(ti), *a = json_array();
+            for (size_t k = 0; a && k < ns; k++)
+                json_array_append_new(a, span_json(&s[k]));
+            json_object_set_new(o, "span_list", a);
+            char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            json_decref(o);
+            track_trace_result_free(one);
+            if (!line || fprintf(f, "%s\n", line) < 0)
+                rc = cli_error("writing the export: %s", line ? strerror(errno) : "out of memory");
+            free(line);
+            count++;
+        }
+        /* the next page: traces that started before this page's last */
+        if (n)
+            q.before_start_ns = t[n - 1].start_ns;
+        else
+            more = 0;
+        track_trace_result_free(res);
+    }
+    track_client_close(c);
+    if (out) {
+        if (fclose(f) != 0 && rc == 0)
+            rc = cli_error("writing %s: %s", tmp, strerror(errno));
+        if (rc == 0 && rename(tmp, out) != 0)
+            rc = cli_error("cannot rename %s to %s: %s", tmp, out, strerror(errno));
+        if (rc)
+            unlink(tmp);
+        else
+            fprintf(stderr, "wrote %lld traces to %s\n", (long long)count, out);
+    }
     return rc;
 }

@@ -235,6 +235,19 @@ static const struct cli_cmd commands[] = {
      "Traces reach trackd at its HTTP front's /v1/traces (`trackd --http`; README \"Traces\"). "
      "--run (or TRACK_RUN_ID) keeps the traces tied to that run (the track.run_id attribute).",
      "track traces --experiment chatbot --min-tokens 1000\ntrack traces --errors --json\n"},
+    {"trace export", cmd_trace_export,
+     "--format jsonl [--experiment NAME]... [--run RUN] [--min-tokens N] [--errors] "
+     "[-o FILE]",
+     "write traces with all their spans, a JSON line a trace, newest first",
+     OPTS({"--format jsonl", "the format: one JSON object a line (required)"},
+          {"--experiment NAME", "only this experiment's traces, repeatable (default: all)"},
+          {"--min-tokens N", "only traces of at least N tokens (default 0)"},
+          {"--errors", "only traces with a span in error"},
+          {"--output FILE", "write FILE, atomically (also -o FILE; default: stdout)"}),
+     "Each line is `track trace show --json`'s object: the trace's rollups and its span_list. "
+     "Pages go by start time, so two traces that started in the same nanosecond at a page's "
+     "edge may be written once only.",
+     "track trace export --format jsonl --experiment chatbot -o chatbot.jsonl\n"},
     {"trace show", cmd_trace_show, "TRACE [--depth N] [--json]",
      "print one trace as its span tree: duration bar, model, tokens, cost, errors",
      OPTS({"--depth N", "levels shown below the roots, 1 to 1000 (default 64)"}),

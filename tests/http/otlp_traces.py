@@ -317,6 +317,29 @@ class OtlpTraces(unittest.TestCase):
         self.assertEqual(list(self.traces("--run", run)), [t])
         self.assertEqual(self.traces()[t]["run_id"], run)
 
+    def test_export_jsonl(self):
+        ids = [tid(300 + i) for i in range(3)]
+        spans = []
+        for i, t in enumerate(ids):
+            spans += [js_span(t, sid(1), f"q{i}", T0 + i * 10**9, T0 + i * 10**9 + 500),
+                      js_span(t, sid(2), "llm", T0 + i * 10**9 + 1, T0 + i * 10**9 + 400,
+                              parent=sid(1), attrs={"gen_ai.usage.input_tokens": i})]
+        r = self.post_json(js_export(spans, {"service.name": "export-app"}))
+        self.assertEqual(r.status, 200, str(r))
+        out = os.path.join(self.tmp, "traces.jsonl")
+        p = self.trackd.cli("trace", "export", "--format", "jsonl", "--experiment", "export-app",
+                            "-o", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("wrote 3 traces", p.stderr)
+        with open(out) as f:
+            lines = [json.loads(x) for x in f]
+        self.assertEqual([x["trace_id"] for x in lines], list(reversed(ids)), "newest first")
+        self.assertEqual([len(x["span_list"]) for x in lines], [2, 2, 2])
+        self.assertEqual(lines[0]["span_list"][1]["tokens_in"], 2)
+        self.assertFalse([f for f in os.listdir(self.tmp) if ".tmp." in f], "no temporary left")
+        p = self.trackd.cli("trace", "export", "--experiment", "export-app")
+        self.assertEqual(p.returncode, 2, "no --format: a usage error")
+
     def test_limits_and_bad_bodies(self):
         r = self.http.request("POST", "/v1/traces", body=b"{}",
                               headers={"Content-Type": "text/plain"})
@@ -378,6 +401,41 @@ class OtlpTraces(unittest.TestCase):
         self.assertIn(f"… {n - 25:,} more children".replace(",", ""), out.replace(",", ""))
         self.assertLess(len(out.splitlines()), 40)
         print(f"\n  trace show of {n + 1} spans: {took * 1000:.0f} ms", file=sys.stderr)
+
+
+class Retention(unittest.TestCase):
+    """--trace-retention: old traces go in the background, recent ones stay."""
+
+    def test_old_traces_are_deleted(self):
+        tmp = tempfile.mkdtemp(prefix="otlp-retention-")
+        d = Trackd(tmp)
+        argv = d.argv
+        d.argv = lambda: argv() + ["--trace-retention", "1"]
+        d.start()
+        try:
+            http = Http(d.port)
+            now = time.time_ns()
+            old = [js_span(tid(900), sid(1), "old", T0, T0 + 10),
+                   js_span(tid(900), sid(2), "old-child", T0 + 1, T0 + 5, parent=sid(1),
+                           attrs={"gen_ai.request.model": "m"})]
+            new = [js_span(tid(901), sid(1), "new", now, now + 10)]
+            body = json.dumps(js_export(old + new, {"service.name": "ret"})).encode()
+            r = http.request("POST", "/v1/traces", body=body,
+                             headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 200, str(r))
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                p = d.cli("traces", "--json")
+                got = {t["trace_id"] for t in json.loads(p.stdout)}
+                if tid(900) not in got:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(got, {tid(901)}, "the 2023 trace goes, today's stays")
+            p = d.cli("trace", "show", tid(900))
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("no trace", p.stderr)
+        finally:
+            d.stop()
 
 
 if __name__ == "__main__":
