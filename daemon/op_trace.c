@@ -217,6 +217,7 @@ int srv_op_trace_list(struct srv_call *call)
     tq.min_tokens = q->min_tokens;
     tq.min_duration_ns = q->min_duration_ns;
     tq.errors_only = q->errors_only;
+    tq.filter = q->filter;
     tq.viewer = srv_viewer(call, &vb);
     rc = store_trace_list(call->st, &tq, list_cb, &l, &more, &err);
     if (l.oom)

@@ -100,4 +100,9 @@ int filter_compile(const char *filter, const char *order_by, int64_t now_ms, str
                    struct store_err *err);
 void filter_sql_free(struct filter_sql *f);
 
+/* The filter language over traces (filter_trace.c): a fragment over
+ * `traces t` and `experiments e` in out->where, its binds ?1..?n_binds;
+ * free with filter_sql_free. STORE_E_INVALID naming the column. */
+int filter_trace_compile(const char *filter, struct filter_sql *out, struct store_err *err);
+
 #endif

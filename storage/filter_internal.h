@@ -122,6 +122,9 @@ void filter_i_sb_param(struct sbuf *b, int idx);
 __attribute__((format(printf, 3, 4))) int filter_i_cerr(struct cstate *c, int code, const char *fmt,
                                                         ...);
 int filter_i_bind_text_take(struct parser *p, size_t pos, char *s);
+/* Append an int64 or a double bind; its 1-based index, or -1 recorded. */
+int filter_i_bind_int(struct parser *p, size_t pos, int64_t v);
+int filter_i_bind_double(struct parser *p, size_t pos, double v);
 char *filter_i_dup_unquoted(struct parser *p, size_t kpos, size_t klen, char q, size_t *out_len);
 int filter_i_kind_is_text(int kind);
 int filter_i_parse_term(struct parser *p, struct term *out);

@@ -40,13 +40,13 @@ static int bind_add(struct parser *p, size_t pos, struct filter_bind b)
     return c->n_binds;
 }
 
-static int bind_int(struct parser *p, size_t pos, int64_t v)
+int filter_i_bind_int(struct parser *p, size_t pos, int64_t v)
 {
     struct filter_bind b = {.type = FILTER_BIND_INT, .i = v};
     return bind_add(p, pos, b);
 }
 
-static int bind_double(struct parser *p, size_t pos, double v)
+int filter_i_bind_double(struct parser *p, size_t pos, double v)
 {
     struct filter_bind b = {.type = FILTER_BIND_DOUBLE, .d = v};
     return bind_add(p, pos, b);
@@ -78,7 +78,7 @@ static int bind_now(struct parser *p, size_t pos)
 {
     struct cstate *c = p->c;
     if (!c->now_bind) {
-        int idx = bind_int(p, pos, c->now_ms);
+        int idx = filter_i_bind_int(p, pos, c->now_ms);
         if (idx < 0)
             return -1;
         c->now_bind = idx;
@@ -375,7 +375,7 @@ int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, c
         if (v.type != TK_NUMBER)
             return filter_i_perr(p, v.pos, "expected a number to compare with %.*s but found %s",
                                  tl, tn, filter_i_tok_desc(p, &v, d, sizeof d));
-        idx = bind_double(p, v.pos, v.d);
+        idx = filter_i_bind_double(p, v.pos, v.d);
         break;
     case K_PARAM:
     case K_TAG:
@@ -386,7 +386,7 @@ int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, c
                                  tl, tn);
         if (v.type == TK_NUMBER && ordering) {
             *numeric = 1;
-            idx = bind_double(p, v.pos, v.d);
+            idx = filter_i_bind_double(p, v.pos, v.d);
         } else if (v.type == TK_NUMBER) {
             /* compared as the text it was written as */
             char *s = filter_i_dup_unquoted(p, v.pos, v.len, 0, NULL);
@@ -416,7 +416,7 @@ int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, c
                                  "unknown status %s (expected one of RUNNING, FINISHED, "
                                  "FAILED, KILLED)",
                                  filter_i_tok_desc(p, &v, d, sizeof d));
-        idx = bind_int(p, v.pos, code);
+        idx = filter_i_bind_int(p, v.pos, code);
         break;
     }
     case K_NAME:
@@ -447,11 +447,11 @@ int filter_i_parse_value(struct parser *p, const struct term *t, int ordering, c
             int64_t at;
             if (__builtin_sub_overflow(c->now_ms, v.i, &at))
                 return filter_i_perr(p, v.pos, "duration out of range");
-            idx = bind_int(p, v.pos, at);
+            idx = filter_i_bind_int(p, v.pos, at);
         } else if (v.type == TK_DURATION || v.is_int) {
-            idx = bind_int(p, v.pos, v.i);
+            idx = filter_i_bind_int(p, v.pos, v.i);
         } else {
-            idx = bind_double(p, v.pos, v.d);
+            idx = filter_i_bind_double(p, v.pos, v.d);
         }
         break;
     }

@@ -894,6 +894,7 @@ struct store_trace_query {
     int64_t before_start_ns;       /* paging: traces started before this; 0: the newest */
     int64_t min_tokens, min_duration_ns;
     int errors_only;
+    const char *filter; /* the trace filter language (filter_trace.c); NULL or "": none */
     const struct store_viewer *viewer; /* NULL: the local owner */
 };
 /* Deletes traces that started before before_ns, oldest first, with their

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "filter.h"
 #include "store_internal.h"
 
 enum {
@@ -384,8 +385,10 @@ static int trace_row(sqlite3_stmt *s, store_trace_cb cb, void *ctx)
 int store_trace_list(struct store *st, const struct store_trace_query *q, store_trace_cb cb,
                      void *ctx, int *more, struct store_err *err)
 {
-    char sql[4096], grant[700] = "1", exps[1200] = "1";
+    char grant[700] = "1", exps[1600] = "1";
+    struct filter_sql f = {0};
     sqlite3_stmt *s = NULL;
+    char *sql = NULL;
     int rc, ret = 0, n = 0, limit = q->limit > 0 ? q->limit : 100;
 
     sq_err_clear(err);
@@ -395,30 +398,50 @@ int store_trace_list(struct store *st, const struct store_trace_query *q, store_
     if (q->viewer &&
         store_grant_sql(q->viewer, "t.experiment_id", STORE_LEVEL_READ, grant, sizeof grant))
         return sq_fail(err, STORE_E_INVALID, "grant predicate too long");
+    if (q->filter && q->filter[0] && (ret = filter_trace_compile(q->filter, &f, err)) != 0)
+        return ret;
     if (q->n_experiments) {
         size_t len = (size_t)snprintf(exps, sizeof exps, "t.experiment_id IN (");
         for (size_t i = 0; i < q->n_experiments; i++)
-            len += (size_t)snprintf(exps + len, sizeof exps - len, "%s?%zu", i ? ", " : "", 10 + i);
+            len += (size_t)snprintf(exps + len, sizeof exps - len, "%s:e%zu", i ? ", " : "", i);
         snprintf(exps + len, sizeof exps - len, ")");
     }
-    snprintf(sql, sizeof sql,
+    /* the filter's binds are ?1..?N; this query's own are named, numbered after them */
+    size_t cap = 4096 + (f.where ? strlen(f.where) : 0);
+    if (!(sql = malloc(cap))) {
+        ret = sq_fail(err, STORE_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    snprintf(sql, cap,
              "SELECT " TRACE_COLS " FROM traces t JOIN experiments e ON e.id = t.experiment_id"
-             " WHERE %s AND %s AND (?1 IS NULL OR t.run_uuid = ?1)"
-             " AND (?2 = 0 OR t.start_ns < ?2) AND t.tokens_total >= ?3"
-             " AND t.end_ns - t.start_ns >= ?4 AND (?5 = 0 OR t.errors > 0)"
-             " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?6",
-             exps, grant);
+             " WHERE %s AND %s AND %s AND (:run IS NULL OR t.run_uuid = :run)"
+             " AND (:before = 0 OR t.start_ns < :before) AND t.tokens_total >= :mintok"
+             " AND t.end_ns - t.start_ns >= :mindur AND (:errs = 0 OR t.errors > 0)"
+             " ORDER BY t.start_ns DESC, t.id DESC LIMIT :lim",
+             f.where ? f.where : "1", exps, grant);
     if ((ret = sq_prep(st, sql, &s, err)) != 0)
-        return ret;
+        goto out;
+    for (int i = 0; i < f.n_binds; i++) {
+        const struct filter_bind *b = &f.binds[i];
+        if (b->type == FILTER_BIND_INT)
+            sqlite3_bind_int64(s, i + 1, b->i);
+        else if (b->type == FILTER_BIND_DOUBLE)
+            sqlite3_bind_double(s, i + 1, b->d);
+        else
+            sqlite3_bind_text(s, i + 1, b->s, -1, SQLITE_STATIC);
+    }
     if (q->run)
-        sqlite3_bind_blob(s, 1, q->run, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, q->before_start_ns);
-    sqlite3_bind_int64(s, 3, q->min_tokens);
-    sqlite3_bind_int64(s, 4, q->min_duration_ns);
-    sqlite3_bind_int(s, 5, q->errors_only);
-    sqlite3_bind_int(s, 6, limit + 1);
-    for (size_t i = 0; i < q->n_experiments; i++)
-        sqlite3_bind_int64(s, (int)(10 + i), q->experiment_ids[i]);
+        sqlite3_bind_blob(s, sqlite3_bind_parameter_index(s, ":run"), q->run, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":before"), q->before_start_ns);
+    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":mintok"), q->min_tokens);
+    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":mindur"), q->min_duration_ns);
+    sqlite3_bind_int(s, sqlite3_bind_parameter_index(s, ":errs"), q->errors_only);
+    sqlite3_bind_int(s, sqlite3_bind_parameter_index(s, ":lim"), limit + 1);
+    for (size_t i = 0; i < q->n_experiments; i++) {
+        char name[32];
+        snprintf(name, sizeof name, ":e%zu", i);
+        sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, name), q->experiment_ids[i]);
+    }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n++ == limit) {
             *more = 1;
@@ -429,8 +452,13 @@ int store_trace_list(struct store *st, const struct store_trace_query *q, store_
     }
     if (!ret && rc != SQLITE_ROW && rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "listing traces");
+    if (ret < 0)
+        ret = sq_cb_stop(err, ret);
+out:
     sqlite3_finalize(s);
-    return ret < 0 ? sq_cb_stop(err, ret) : ret;
+    free(sql);
+    filter_sql_free(&f);
+    return ret;
 }
 
 int store_trace_get(struct store *st, const uint8_t trace_id[16], const struct store_viewer *v,

@@ -72,6 +72,7 @@ static json_t *trace_json(const struct track_trace_info *t)
 int cmd_traces(int argc, char **argv)
 {
     static const struct option longopts[] = {{"experiment", required_argument, NULL, 'e'},
+                                             {"filter", required_argument, NULL, 'F'},
                                              {"limit", required_argument, NULL, 'n'},
                                              {"min-tokens", required_argument, NULL, 't'},
                                              {"min-duration", required_argument, NULL, 'd'},
@@ -90,6 +91,9 @@ int cmd_traces(int argc, char **argv)
             if (n_exp == 64)
                 cli_usage_error(name, "--experiment: at most 64");
             exps[n_exp++] = optarg;
+            break;
+        case 'F':
+            q.filter = optarg;
             break;
         case 'n':
             if (cli_parse_i64(optarg, &v) || v < 1 || v > 10000)
@@ -439,6 +443,7 @@ int cmd_trace_export(int argc, char **argv)
                                              {"output", required_argument, NULL, 'o'},
                                              {"min-tokens", required_argument, NULL, 't'},
                                              {"errors", no_argument, NULL, 'E'},
+                                             {"filter", required_argument, NULL, 'F'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     const char *name = argv[0], *exps[65] = {NULL}, *out = NULL, *format = NULL;
@@ -466,6 +471,9 @@ int cmd_trace_export(int argc, char **argv)
             break;
         case 'E':
             q.errors_only = 1;
+            break;
+        case 'F':
+            q.filter = optarg;
             break;
         default:
             if (!cli_common_opt(opt, name))

@@ -223,10 +223,13 @@ static const struct cli_cmd commands[] = {
      "\"version\", \"digest\"}). --json's shape is in README.md (Lineage).",
      "track lineage 3f2a\ntrack lineage 3f2a --json\ntrack lineage iris@production\n"},
     {"traces", cmd_traces,
-     "[--experiment NAME]... [--run RUN] [--min-tokens N] [--min-duration D] [--errors] "
-     "[--limit N] [--json|--csv]",
+     "[--experiment NAME]... [--run RUN] [--filter EXPR] [--min-tokens N] [--min-duration D] "
+     "[--errors] [--limit N] [--json|--csv]",
      "list the traces OTLP exporters sent (newest first): duration, spans, tokens, cost, model",
      OPTS({"--experiment NAME", "only this experiment's traces, repeatable (default: all)"},
+          {"--filter EXPR", "only traces matching EXPR over duration, status, spans, errors, "
+                            "cost, tokens.input/output/total, model, name, experiment, "
+                            "attributes.KEY (default: all)"},
           {"--min-tokens N", "only traces of at least N tokens in all (default 0)"},
           {"--min-duration D", "only traces lasting at least D: 250ms, 2s (default 0)"},
           {"--errors", "only traces with a span in error"},
@@ -234,13 +237,16 @@ static const struct cli_cmd commands[] = {
           {"--csv", "CSV, values in full"}),
      "Traces reach trackd at its HTTP front's /v1/traces (`trackd --http`; README \"Traces\"). "
      "--run (or TRACK_RUN_ID) keeps the traces tied to that run (the track.run_id attribute).",
-     "track traces --experiment chatbot --min-tokens 1000\ntrack traces --errors --json\n"},
+     "track traces --experiment chatbot --min-tokens 1000\ntrack traces --errors --json\n"
+     "track traces --filter \"duration > 2s and model = 'gpt-4o'\"\n"
+     "track traces --filter \"status = 'error' or attributes.user.tier = 'pro'\"\n"},
     {"trace export", cmd_trace_export,
-     "--format jsonl [--experiment NAME]... [--run RUN] [--min-tokens N] [--errors] "
-     "[-o FILE]",
+     "--format jsonl [--experiment NAME]... [--run RUN] [--filter EXPR] [--min-tokens N] "
+     "[--errors] [-o FILE]",
      "write traces with all their spans, a JSON line a trace, newest first",
      OPTS({"--format jsonl", "the format: one JSON object a line (required)"},
           {"--experiment NAME", "only this experiment's traces, repeatable (default: all)"},
+          {"--filter EXPR", "only traces matching EXPR, as `track traces --filter`"},
           {"--min-tokens N", "only traces of at least N tokens (default 0)"},
           {"--errors", "only traces with a span in error"},
           {"--output FILE", "write FILE, atomically (also -o FILE; default: stdout)"}),

@@ -821,6 +821,7 @@ struct track_trace_query {
     int64_t before_start_ns;        /* paging: started before this; 0: the newest */
     int64_t min_tokens, min_duration_ns;
     int errors_only;
+    const char *filter; /* `track traces --filter`'s language, or NULL */
 };
 struct track_trace_result;
 void track_trace_result_free(struct track_trace_result *r);

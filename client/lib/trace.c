@@ -115,6 +115,7 @@ int track_trace_list(struct track_client *c, const struct track_trace_query *q,
     tl.min_tokens = q->min_tokens;
     tl.min_duration_ns = q->min_duration_ns;
     tl.errors_only = q->errors_only;
+    tl.filter = (char *)(q->filter ? q->filter : "");
     rq.op_case = TRACK__V1__REQUEST__OP_TRACE_LIST;
     rq.trace_list = &tl;
     if ((rc = page(c, &rq, TRACK__V1__RESPONSE__RESULT_TRACE_LIST, *res, &rs, err)))

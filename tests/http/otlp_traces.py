@@ -183,6 +183,52 @@ class OtlpTraces(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout
 
+    def test_filter_terms(self):
+        # three traces in one experiment: slow and expensive; fast and failing; mid
+        def trace(n, dur_ms, tok_in, tok_out, cost, model, err=False, attrs=None):
+            t = tid(400 + n)
+            a = {"gen_ai.request.model": model, "gen_ai.usage.input_tokens": tok_in,
+                 "gen_ai.usage.output_tokens": tok_out, "llm.cost.total": cost}
+            a.update(attrs or {})
+            return [js_span(t, sid(1), f"req-{n}", T0 + n, T0 + n + dur_ms * 10**6),
+                    js_span(t, sid(2), "llm", T0 + n, T0 + n + 10**6, parent=sid(1), attrs=a,
+                            status=2 if err else 1, msg="boom" if err else "")]
+        spans = (trace(1, 5000, 3000, 900, 0.25, "gpt-4o", attrs={"user.tier": "pro"}) +
+                 trace(2, 40, 10, 2, 0.001, "gpt-4o-mini", err=True,
+                       attrs={"user.tier": "free", "retries": 3}) +
+                 trace(3, 800, 500, 100, 0.02, "llama-3", attrs={"retries": 1}))
+        r = self.post_json(js_export(spans, {"service.name": "filters"}))
+        self.assertEqual((r.status, r.json), (200, {}), str(r))
+        names = {tid(401): 1, tid(402): 2, tid(403): 3}
+
+        def which(expr):
+            p = self.trackd.cli("traces", "--experiment", "filters", "--filter", expr, "--json")
+            self.assertEqual(p.returncode, 0, f"{expr}: {p.stderr}")
+            return sorted(names[t["trace_id"]] for t in json.loads(p.stdout))
+
+        cases = {
+            "duration > 1s": [1], "duration < 100": [2], "duration >= 800ms": [1, 3],
+            "tokens.total > 1000": [1], "tokens.input <= 500": [2, 3], "tokens.output = 2": [2],
+            "cost > 0.01": [1, 3], "status = 'error'": [2], "status != 'error'": [1, 3],
+            "status = 'ok'": [1, 3], "model = 'gpt-4o'": [1], "model != 'gpt-4o'": [2, 3],
+            "spans = 2": [1, 2, 3], "errors > 0": [2], "name = 'req-3'": [3],
+            "experiment = 'filters'": [1, 2, 3], "attributes.user.tier = 'pro'": [1],
+            "attributes.retries >= 2": [2], "attributes.retries < 2": [3],
+            "cost > 0.01 and not status = 'error'": [1, 3],
+            "(model = 'llama-3' or tokens.total > 1000) and duration > 500ms": [1, 3],
+            "status = 'error' or attributes.user.tier = 'pro'": [1, 2],
+        }
+        for expr, want in cases.items():
+            with self.subTest(filter=expr):
+                self.assertEqual(which(expr), want)
+        for bad, says in (("tokens.cached > 1", "tokens.input"), ("status = 'meh'", "'error'"),
+                          ("duration > 'long'", "duration"), ("bogus = 1", "unknown trace term"),
+                          ("cost >", "expected a value"), ("(spans = 1", "never closed")):
+            with self.subTest(bad=bad):
+                p = self.trackd.cli("traces", "--filter", bad)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(says, p.stderr)
+
     def test_json_genai(self):
         t = tid(1)
         spans = [js_span(t, sid(1), "chat", T0, T0 + 1_500_000_000, kind=2, status=1),
