@@ -123,8 +123,10 @@ static void span(struct pb *scope, const uint8_t tid[16], uint64_t sid, uint64_t
     free(s.p);
 }
 
-/* One request: traces [first, first + B16_TRACES_PER_POST). */
-static void export_request(struct pb *out, int64_t first)
+/* One request: traces [first, first + per_post) of `spans` spans each (a
+ * trace of more than one request's worth: part `part` of it, its root in
+ * part 0). */
+static void export_request(struct pb *out, int64_t first, int per_post, int spans, int part)
 {
     struct pb res = {0}, scope = {0}, rs = {0}, attr = {0}, any = {0};
     uint64_t t0 = (uint64_t)1700000000 * 1000000000ull;
@@ -138,16 +140,18 @@ static void export_request(struct pb *out, int64_t first)
            "\n\x05"
            "bench",
            7); /* ScopeSpans.scope: InstrumentationScope{name} */
-    for (int64_t t = first; t < first + B16_TRACES_PER_POST; t++) {
+    for (int64_t t = first; t < first + per_post; t++) {
         uint8_t tid[16] = {0};
         for (int i = 0; i < 8; i++)
             tid[8 + i] = (uint8_t)((uint64_t)(t + 1) >> (56 - 8 * i));
         tid[0] = 0xb1;
         uint64_t start = t0 + (uint64_t)t * 1000000;
-        span(&scope, tid, 1, 0, "answer-question", start, start + 900000, 0, t);
-        for (int k = 1; k < B16_SPANS_PER_TRACE; k++)
-            span(&scope, tid, (uint64_t)k + 1, 1, "chat gpt-4o-mini", start + (uint64_t)k * 8000,
-                 start + (uint64_t)k * 8000 + 7000, 1, t * B16_SPANS_PER_TRACE + k);
+        int64_t from = (int64_t)part * spans;
+        if (from == 0)
+            span(&scope, tid, 1, 0, "answer-question", start, start + 900000, 0, t);
+        for (int64_t k = from ? from : 1; k < from + spans; k++)
+            span(&scope, tid, (uint64_t)k + 1, 1, "chat gpt-4o-mini", start + (uint64_t)k * 8,
+                 start + (uint64_t)k * 8 + 7, 1, t * spans + k);
     }
     ld(&rs, 1, &res);   /* ResourceSpans.resource */
     ld(&rs, 2, &scope); /* ResourceSpans.scope_spans */
@@ -162,12 +166,14 @@ static int64_t cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int mode_otlp_http(const char *hp, int64_t traces)
+/* TRACES traces of SPANS spans, PER_POST a request; a trace bigger than a
+ * request (PER_POST 0) goes in parts of 5,000 spans. */
+static int mode_otlp_http(const char *hp, int64_t traces, int spans, int per_post)
 {
     struct bench_http h;
     struct pb body = {0};
     char go;
-    int status = 0, rc = 1;
+    int status = 0, rc = 1, parts = per_post ? 1 : (spans + 4999) / 5000;
 
     if (bench_http_open(&h, hp) < 0) {
         fprintf(stderr, "track-bench worker: otlp-http: %s\n", h.err);
@@ -178,19 +184,20 @@ static int mode_otlp_http(const char *hp, int64_t traces)
     if (read(0, &go, 1) != 1)
         goto out;
     int64_t c0 = cpu_ns(), t0 = bench_now_ns();
-    for (int64_t t = 0; t < traces; t += B16_TRACES_PER_POST) {
-        export_request(&body, t);
-        if (bench_http_post_as(&h, "/v1/traces", "application/x-protobuf", (const char *)body.p,
-                               body.n, &status) < 0 ||
-            status != 200 || h.body_len != 0) {
-            fprintf(stderr, "track-bench worker: otlp-http: HTTP %d %s (%zu bytes back)\n", status,
-                    status ? "" : h.err, h.body_len);
-            goto out;
+    for (int64_t t = 0; t < traces; t += per_post ? per_post : 1)
+        for (int part = 0; part < parts; part++) {
+            export_request(&body, t, per_post ? per_post : 1, per_post ? spans : 5000, part);
+            if (bench_http_post_as(&h, "/v1/traces", "application/x-protobuf", (const char *)body.p,
+                                   body.n, &status) < 0 ||
+                status != 200 || h.body_len != 0) {
+                fprintf(stderr, "track-bench worker: otlp-http: HTTP %d %s (%zu bytes back)\n",
+                        status, status ? "" : h.err, h.body_len);
+                goto out;
+            }
         }
-    }
     int64_t t1 = bench_now_ns();
     printf("%lld %lld %lld %lld\n", (long long)t0, (long long)t1,
-           (long long)(traces * B16_SPANS_PER_TRACE), (long long)(cpu_ns() - c0));
+           (long long)(traces * (per_post ? spans : parts * 5000)), (long long)(cpu_ns() - c0));
     fflush(stdout);
     while (read(0, &go, 1) > 0)
         ;
@@ -203,28 +210,31 @@ out:
 
 int bench_b16_worker(int argc, char **argv)
 {
-    if (strcmp(argv[2], "otlp-http") != 0 || argc != 5)
+    /* otlp-http ADDR:PORT TRACES [SPANS PER_POST] */
+    if (strcmp(argv[2], "otlp-http") != 0 || (argc != 5 && argc != 7))
         return -1;
     char *end;
     long long n = strtoll(argv[4], &end, 10);
-    if (*end || n < B16_TRACES_PER_POST || n % B16_TRACES_PER_POST) {
-        fprintf(stderr, "track-bench worker: otlp-http: TRACES, a multiple of %d\n",
-                B16_TRACES_PER_POST);
+    long long spans = argc == 7 ? strtoll(argv[5], NULL, 10) : B16_SPANS_PER_TRACE;
+    long long per = argc == 7 ? strtoll(argv[6], NULL, 10) : B16_TRACES_PER_POST;
+    if (*end || n < 1 || spans < 1 || spans > 1000000 || per < 0 || (per && n % per)) {
+        fprintf(stderr, "track-bench worker: otlp-http ADDR TRACES [SPANS PER_POST]: TRACES a "
+                        "multiple of PER_POST (0: one trace in parts)\n");
         return 2;
     }
-    return mode_otlp_http(argv[3], n);
+    return mode_otlp_http(argv[3], n, (int)spans, (int)per);
 }
 
 /* ---- the orchestrator ---------------------------------------------------------------- */
 /* One worker's run: *rate units a second, *daemon_ns trackd's CPU per unit. */
 static int one(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
-               const char *a2, int64_t want, double *rate, double *daemon_ns)
+               const char *a2, const char *a3, int64_t want, double *rate, double *daemon_ns)
 {
     struct bench_proc p;
     char line[256];
     long long t0, t1, n, cpu;
 
-    if (worker_spawn4(&p, mode, target, a1, a2, NULL, NULL) < 0)
+    if (worker_spawn4(&p, mode, target, a1, a2, a3, NULL) < 0)
         return -1;
     if (bench_read_line(&p, line, sizeof(line), 120000) < 0 || strcmp(line, "ready") != 0) {
         bench_kill(&p);
@@ -261,9 +271,9 @@ void bench_b16(void)
     for (int r = 0; r < reps; r++) {
         for (int k = 0; k < 2; k++) {
             int otlp = (k + r) % 2;
-            int rc = otlp ? one(&d, "otlp-http", hp, tn, NULL, traces * B16_SPANS_PER_TRACE, &sp[r],
-                                &sc[r])
-                          : one(&d, "log", d.uri, pn, "1000", points, &pt[r], &pc[r]);
+            int rc = otlp ? one(&d, "otlp-http", hp, tn, NULL, NULL, traces * B16_SPANS_PER_TRACE,
+                                &sp[r], &sc[r])
+                          : one(&d, "log", d.uri, pn, "1000", NULL, points, &pt[r], &pc[r]);
             if (rc < 0) {
                 fail_section("B16", "a worker failed (see workers.log)");
                 goto out;
@@ -281,6 +291,65 @@ void bench_b16(void)
     fmt_rate(row->base, sizeof(row->base), b, "pts");
     snprintf(row->ratio, sizeof(row->ratio), "%.3f", a / b);
     row->met = yes_no(a >= 100000);
+out:
+    bench_daemon_stop(&d);
+    if (!cfg.keep)
+        bench_rm_rf(d.dir);
+}
+
+/* ---- B17: reading traces at scale ------------------------------------------------------ */
+void bench_b17(void)
+{
+    struct bench_daemon d;
+    int64_t traces = cfg.smoke ? 200 : 100000, big = cfg.smoke ? 5000 : 50000;
+    char hp[64], tn[32], bn[32], rate_note[160];
+    double rate, ns;
+
+    if (bench_start_http_daemon("b17", &d, hp, sizeof(hp)) < 0) {
+        fail_section("B17", "trackd with --http did not start");
+        return;
+    }
+    snprintf(tn, sizeof(tn), "%lld", (long long)traces);
+    snprintf(bn, sizeof(bn), "%lld", (long long)big);
+    /* 10^5 small traces (a root and one LLM call), 100 a request; then one of 50,000 spans */
+    if (one(&d, "otlp-http", hp, tn, "2", "100", traces * 2, &rate, &ns) < 0 ||
+        one(&d, "otlp-http", hp, "1", bn, "0", ((big + 4999) / 5000) * 5000, &rate, &ns) < 0) {
+        fail_section("B17", "loading the traces failed (see workers.log)");
+        goto out;
+    }
+    snprintf(rate_note, sizeof(rate_note), "  B17 loaded %lld traces and one of %lld spans",
+             (long long)traces, (long long)big);
+    note("%s", rate_note);
+    /* the big trace's id: the worker's first trace, 0xb1 then zeros then 1 */
+    char *show[] = {cfg.track,
+                    (char *)(uintptr_t) "--server",
+                    d.uri,
+                    (char *)(uintptr_t) "trace",
+                    (char *)(uintptr_t) "show",
+                    (char *)(uintptr_t) "b1000000000000000000000000000001",
+                    NULL};
+    char *filt[] = {cfg.track,
+                    (char *)(uintptr_t) "--server",
+                    d.uri,
+                    (char *)(uintptr_t) "traces",
+                    (char *)(uintptr_t) "--filter",
+                    (char *)(uintptr_t) "tokens.total > 1000",
+                    NULL};
+    double a = cli_median_ms(show), b = cli_median_ms(filt);
+    if (a < 0 || b < 0) {
+        fail_section("B17", "track trace show or track traces failed");
+        goto out;
+    }
+    char what[120];
+    snprintf(what, sizeof(what), "`track trace show` of a %lld-span trace", (long long)big + 1);
+    struct row *row = row_add("B17a", what, "<= 200 ms");
+    snprintf(row->fig, sizeof(row->fig), "%.1f ms", a);
+    row->met = yes_no(a <= 200);
+    snprintf(what, sizeof(what), "`track traces --filter \"tokens.total > 1000\"` over %.0e traces",
+             (double)traces);
+    row = row_add("B17b", what, "<= 200 ms");
+    snprintf(row->fig, sizeof(row->fig), "%.1f ms", b);
+    row->met = yes_no(b <= 200);
 out:
     bench_daemon_stop(&d);
     if (!cfg.keep)

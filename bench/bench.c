@@ -63,6 +63,8 @@
  *   B15 log-batch of 1000 points a request through HTTP vs libtrack (b11.c).
  *   B16 OTLP protobuf trace ingest (100-span traces) through /v1/traces, spans/s,
  *       against metric ingest points/s on the same trackd (b16.c).
+ *   B17 `track trace show` of a 50,001-span trace and `track traces --filter`
+ *       over 10^5 traces (b16.c).
  *
  * Process creation on a VM can be slow enough to dominate B4-B6; B4's
  * /bin/true baseline shows how much.
@@ -887,6 +889,10 @@ int main(int argc, char **argv)
     if (wanted("B16")) {
         note("B16: OTLP trace ingest through the HTTP front vs metric ingest");
         bench_b16();
+    }
+    if (wanted("B17")) {
+        note("B17: trace show of a 50,000-span trace, trace search over 10^5 traces");
+        bench_b17();
     }
     if (wanted("B15")) {
         note("B15: log-batch of 1000 points through HTTP vs nanomsg");

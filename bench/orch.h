@@ -69,5 +69,7 @@ void bench_b15(void);
 int bench_start_http_daemon(const char *name, struct bench_daemon *d, char *hp, size_t cap);
 /* b16.c: OTLP ingest through the HTTP front against metric ingest */
 void bench_b16(void);
+/* b16.c: trace show and trace search at 10^5 traces */
+void bench_b17(void);
 
 #endif

@@ -238,6 +238,7 @@ int srv_op_trace_list(struct srv_call *call)
 
 struct span_list {
     struct srv_arena *a;
+    int without_attributes;
     Track__V1__Span **items;
     size_t n, cap;
     size_t bytes; /* the reply's size so far, against REPLY_PAGE_BYTES */
@@ -275,7 +276,7 @@ static int span_cb(void *ctx, const struct store_span *s)
     p->status_message = dup_or_empty(l->a, s->status_message);
     p->model = dup_or_empty(l->a, s->model);
     p->operation = dup_or_empty(l->a, s->operation);
-    p->attributes = dup_or_empty(l->a, s->attributes);
+    p->attributes = dup_or_empty(l->a, l->without_attributes ? "" : s->attributes);
     if (!p->name || !p->status_message || !p->model || !p->operation || !p->attributes) {
         l->oom = 1;
         return 1;
@@ -305,7 +306,7 @@ int srv_op_trace_get(struct srv_call *call)
     const Track__V1__TraceGet *q = call->rq->trace_get;
     struct store_err err = {0};
     struct store_viewer vb;
-    struct span_list l = {.a = &call->arena};
+    struct span_list l = {.a = &call->arena, .without_attributes = q->without_attributes};
     int more = 0, rc;
 
     if (q->trace_id.len != STORE_TRACE_ID_BYTES)

@@ -323,7 +323,7 @@ int cmd_trace_show(int argc, char **argv)
     const struct track_span_info *s = NULL;
     struct track_err err = {0};
     size_t n = 0;
-    rc = track_trace_get(c, argv[optind], &res, &tr, &s, &n, &err);
+    rc = track_trace_get(c, argv[optind], !cli_opt.json, &res, &tr, &s, &n, &err);
     track_client_close(c);
     if (rc)
         return cli_track_error(&err);
@@ -511,7 +511,7 @@ int cmd_trace_export(int argc, char **argv)
             size_t ns = 0;
             char id[33];
             hex_of(t[i].trace_id, 16, id);
-            if (track_trace_get(c, id, &one, &ti, &s, &ns, &err)) {
+            if (track_trace_get(c, id, 0, &one, &ti, &s, &ns, &err)) {
                 rc = cli_track_error(&err);
                 break;
             }

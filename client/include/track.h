@@ -831,8 +831,9 @@ int track_trace_id_parse(const char *hex, uint8_t id[16]);
 int track_trace_list(struct track_client *c, const struct track_trace_query *q,
                      struct track_trace_result **res, const struct track_trace_info **traces,
                      size_t *n, int *more, struct track_err *err);
-/* One trace and every span of it, by start time. */
-int track_trace_get(struct track_client *c, const char *trace_hex,
+/* One trace and every span of it, by start time; without_attributes leaves
+ * each span's attributes "" (a tree view's reads, a fraction of the bytes). */
+int track_trace_get(struct track_client *c, const char *trace_hex, int without_attributes,
                     struct track_trace_result **res, const struct track_trace_info **trace,
                     const struct track_span_info **spans, size_t *n, struct track_err *err);
 

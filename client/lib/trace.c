@@ -145,9 +145,9 @@ fail:
     return rc;
 }
 
-int track_trace_get(struct track_client *c, const char *trace_hex, struct track_trace_result **res,
-                    const struct track_trace_info **trace, const struct track_span_info **spans,
-                    size_t *n, struct track_err *err)
+int track_trace_get(struct track_client *c, const char *trace_hex, int without_attributes,
+                    struct track_trace_result **res, const struct track_trace_info **trace,
+                    const struct track_span_info **spans, size_t *n, struct track_err *err)
 {
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__TraceGet tg = TRACK__V1__TRACE_GET__INIT;
@@ -165,6 +165,7 @@ int track_trace_get(struct track_client *c, const char *trace_hex, struct track_
         return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
     tg.trace_id.data = id;
     tg.trace_id.len = 16;
+    tg.without_attributes = without_attributes;
     rq.op_case = TRACK__V1__REQUEST__OP_TRACE_GET;
     rq.trace_get = &tg;
     for (;;) {
