@@ -237,8 +237,7 @@ static int check_model_alias(struct srv_call *call, const struct srv_rule *rule)
         strlen(q->version) > STORE_MODEL_NAME_MAX)
         return 0;
     /* a removal is about the version the alias points at now */
-    ver = q->remove && q->alias && strlen(q->alias) <= STORE_MODEL_NAME_MAX ? q->alias
-                                                                           : q->version;
+    ver = q->remove && q->alias && strlen(q->alias) <= STORE_MODEL_NAME_MAX ? q->alias : q->version;
     snprintf(ref, sizeof ref, "%s%c%s", q->name,
              ver[0] && strspn(ver, "0123456789") == strlen(ver) ? '/' : '@', ver);
     return check_model_ref(call, rule, ref);
@@ -304,6 +303,29 @@ static int check_digest(struct srv_call *call, const struct srv_rule *rule)
 
 /* FeedbackBatch: the need on each distinct run its scores name (a batch
  * of an LLM judge names one run a thousand times: checked once). */
+/* A score of a trace: the caller's level on the trace's experiment. */
+static int check_trace(struct srv_call *call, const struct srv_rule *rule, const uint8_t id[16])
+{
+    struct store_viewer vb;
+    const struct store_viewer *v = srv_viewer(call, &vb);
+    struct store_err err = {0};
+    uint8_t run[16];
+    int64_t eid = 0;
+    int has_run = 0, level = 0, rc;
+    char nf[64], hex[33];
+
+    if (is_local(call))
+        return 0; /* the handler says NOT_FOUND for a trace that is not there */
+    rc = store_trace_owner(call->st, id, &eid, run, &has_run, &err);
+    wire_hex(id, hex);
+    snprintf(nf, sizeof nf, "no trace %s", hex);
+    if (rc == STORE_E_NOT_FOUND)
+        return srv_op_fail(call, TRACK__V1__CODE__NOT_FOUND, "%s", nf);
+    if (rc || (rc = store_grant_level(call->st, v, eid, &level, &err)))
+        return srv_op_fail_store(call, rc, &err);
+    return judge(call, rule, level, nf);
+}
+
 static int check_scores(struct srv_call *call, const struct srv_rule *rule)
 {
     const Track__V1__FeedbackBatch *q = call->rq->feedback_batch;
@@ -318,6 +340,10 @@ static int check_scores(struct srv_call *call, const struct srv_rule *rule)
     for (size_t i = 0; i < q->n_scores && !rc; i++) {
         const char *run = q->scores[i] ? q->scores[i]->run : NULL;
         size_t j = n_done;
+        if ((!run || !*run) && q->scores[i] && q->scores[i]->trace_id.len == 16) {
+            rc = check_trace(call, rule, q->scores[i]->trace_id.data);
+            continue; /* a trace's score: on the trace's experiment */
+        }
         if (!run || !*run)
             continue; /* the handler refuses it, naming scores[i] */
         /* newest first: a batch mostly repeats the run it just named */

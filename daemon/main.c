@@ -745,6 +745,11 @@ int main(int argc, char **argv)
      * worker, trackd's RSS after a load was 69 MB where two arenas give 44
      * (B21j); the loop trims them when idle */
     mallopt(M_ARENA_MAX, 2);
+    /* glibc's malloc is set up by its first call; under AddressSanitizer,
+     * whose malloc (and mallopt) stand in for it, the first is malloc_trim,
+     * and two threads trimming at once the first time race in that set-up
+     * (a read worker's SEGV in mtrim): set it up here, on one thread */
+    malloc_trim(0);
 
     struct store_opts so = {.durability = srv.cfg.durability};
     if (store_open(srv.cfg.db_path, &so, &srv.wst, &err)) {

@@ -139,8 +139,20 @@ int srv_op_feedback_batch(struct srv_call *call)
             memcpy(sc.run, id, 16);
         }
         if (s->trace_id.len == 16) {
+            int64_t eid;
+            int has_run = 0;
+            uint8_t trun[16];
             sc.has_trace = 1;
             memcpy(sc.trace, s->trace_id.data, 16);
+            /* the trace must exist; its run, when it has one, holds the score */
+            if ((rc = store_trace_owner(call->st, sc.trace, &eid, trun, &has_run, &err)))
+                return q->n_scores > 1 ? srv_op_fail(call, srv_code_from_store(rc),
+                                                     "scores[%zu]: %s", i, err.msg)
+                                       : srv_op_fail_store(call, rc, &err);
+            if (has_run && !sc.has_run) {
+                sc.has_run = 1;
+                memcpy(sc.run, trun, 16);
+            }
         }
         if (s->span_id.len == 8) {
             sc.has_span = 1;

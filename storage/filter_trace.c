@@ -12,7 +12,9 @@
  *   model = 'M' (a span of the trace used M), != too;
  *   name (the root span's), experiment: text, any comparison;
  *   attributes.KEY: a span of the trace whose attribute KEY compares so
- *   (a number compares as a number, a string as text).
+ *   (a number compares as a number, a string as text);
+ *   feedback.NAME: the mean of the trace's (and its spans') numeric and
+ *   boolean scores of that name (`track feedback add --trace`).
  *
  * No value is pasted into SQL: every literal and key is a bind parameter.
  */
@@ -146,6 +148,25 @@ static int term(struct parser *p, struct sbuf *b)
         filter_i_sb_str(b, " AND json_extract(sa.attributes, ");
         filter_i_sb_param(b, kidx);
         filter_i_sb_str(b, ") IS NOT NULL)");
+        return 0;
+    }
+    if (t.type == TK_DOTTED && filter_i_span_is(p->s + t.pos, t.plen, "feedback")) {
+        size_t n;
+        char *fname = filter_i_dup_unquoted(p, t.kpos, t.klen, t.quote, &n);
+        if (!fname)
+            return -1;
+        int kidx = filter_i_bind_text_take(p, t.pos, fname);
+        if (kidx < 0 || (idx = value(p, 0, &is_text)) < 0)
+            return -1;
+        if (is_text)
+            return filter_i_perr(p, t.pos, "feedback.NAME compares its mean with a number");
+        /* the mean of the trace's numeric and boolean scores of that name */
+        filter_i_sb_str(b, "(SELECT avg(fb.num) FROM feedback fb JOIN feedback_names fn ON"
+                           " fn.id = fb.name_id WHERE fb.trace_id = t.trace_id AND fn.name = ");
+        filter_i_sb_param(b, kidx);
+        filter_i_sb_str(b, " AND fb.num IS NOT NULL)");
+        filter_i_sb_str(b, op_sql[op]);
+        filter_i_sb_param(b, idx);
         return 0;
     }
     if (t.type != TK_WORD)

@@ -903,6 +903,9 @@ struct store_trace_query {
  * count what went. */
 int store_trace_prune(struct store *st, int64_t before_ns, int max_spans, int64_t *spans,
                       int64_t *traces, struct store_err *err);
+/* The experiment (and run, *has_run) a trace belongs to; NOT_FOUND naming it. */
+int store_trace_owner(struct store *st, const uint8_t trace_id[16], int64_t *experiment_id,
+                      uint8_t run[16], int *has_run, struct store_err *err);
 /* Traces newest first; *more when more matched than the limit. */
 int store_trace_list(struct store *st, const struct store_trace_query *q, store_trace_cb cb,
                      void *ctx, int *more, struct store_err *err);

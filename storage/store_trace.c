@@ -619,3 +619,32 @@ int store_trace_prune(struct store *st, int64_t before_ns, int max_spans, int64_
     }
     return 0;
 }
+
+int store_trace_owner(struct store *st, const uint8_t trace_id[16], int64_t *experiment_id,
+                      uint8_t run[16], int *has_run, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, ret;
+
+    sq_err_clear(err);
+    *has_run = 0;
+    if ((ret = sq_prep_lit(st, "SELECT experiment_id, run_uuid FROM traces WHERE trace_id = ?1", &s,
+                           err)) != 0)
+        return ret;
+    sqlite3_bind_blob(s, 1, trace_id, STORE_TRACE_ID_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *experiment_id = sqlite3_column_int64(s, 0);
+        if (sqlite3_column_bytes(s, 1) == 16) {
+            memcpy(run, sqlite3_column_blob(s, 1), 16);
+            *has_run = 1;
+        }
+    } else if (rc == SQLITE_DONE) {
+        char hex[33];
+        sq_hex_of(trace_id, hex);
+        ret = sq_fail(err, STORE_E_NOT_FOUND, "no trace %s", hex);
+    } else
+        ret = sq_db_fail(st, rc, err, "reading a trace");
+    sq_release(st, s);
+    return ret;
+}

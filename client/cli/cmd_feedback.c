@@ -86,6 +86,8 @@ static void value_text(const struct track_score *s, char *buf, size_t len)
 int cmd_feedback_add(int argc, char **argv)
 {
     static const struct option longopts[] = {{"target", required_argument, NULL, 't'},
+                                             {"trace", required_argument, NULL, 'T'},
+                                             {"span", required_argument, NULL, 'S'},
                                              {"comment", required_argument, NULL, 'c'},
                                              {"rationale", required_argument, NULL, 'r'},
                                              {"source", required_argument, NULL, 's'},
@@ -111,9 +113,10 @@ int cmd_feedback_add(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         double dummy;
-        int takes_value = !strcmp(a, "--target") || !strcmp(a, "--comment") ||
-                          !strcmp(a, "--rationale") || !strcmp(a, "--source") ||
-                          !strcmp(a, "--by") || !strcmp(a, "--run") || !strcmp(a, "--server");
+        int takes_value = !strcmp(a, "--target") || !strcmp(a, "--trace") || !strcmp(a, "--span") ||
+                          !strcmp(a, "--comment") || !strcmp(a, "--rationale") ||
+                          !strcmp(a, "--source") || !strcmp(a, "--by") || !strcmp(a, "--run") ||
+                          !strcmp(a, "--server");
         if (takes_value && i + 1 < argc) {
             opts[n_opts++] = argv[i++];
             opts[n_opts++] = argv[i];
@@ -129,6 +132,10 @@ int cmd_feedback_add(int argc, char **argv)
     while ((opt = cli_getopt(n_opts, opts, "h", longopts)) != -1) {
         if (opt == 't')
             s.target = optarg;
+        else if (opt == 'T')
+            s.trace = optarg;
+        else if (opt == 'S')
+            s.span = optarg;
         else if (opt == 'c')
             s.comment = optarg;
         else if (opt == 'r')
@@ -159,10 +166,15 @@ int cmd_feedback_add(int argc, char **argv)
         return cli_track_error(&err);
     if (n_pos == 1 && !(s.comment && *s.comment))
         cli_usage_error(name, "expected a VALUE or --comment TEXT (or both)");
+    if (s.span && *s.span && !(s.trace && *s.trace))
+        cli_usage_error(name, "--span SPAN goes with its trace: --trace TRACE --span SPAN");
+    if (s.trace && *s.trace && s.target && *s.target)
+        cli_usage_error(name, "--target and --trace: one target only");
     if (track_feedback_check(&s, &err))
         return cli_track_error(&err);
     struct track_client *c = cli_client();
-    int rc = cli_use_run(c);
+    /* a trace's score needs no run: the trace's own, if any, is taken */
+    int rc = s.trace && *s.trace && !cli_run_arg() ? 0 : cli_use_run(c);
     if (!rc) {
         rc = track_feedback_add(c, &s, &err);
         if (!rc)

@@ -369,11 +369,15 @@ static const struct cli_cmd commands[] = {
      "match its digest is printed and the exit status is 1.",
      "track artifact verify 3f2a\ntrack artifact verify\n"},
     {"feedback add", cmd_feedback_add,
-     "[--run RUN] [--target ID] NAME [VALUE] [--comment TEXT] [--rationale TEXT] "
-     "[--source human|llm_judge|code] [--by NAME]",
-     "record a judgement of a run, or of a target inside it (a sample id, an artifact path)",
+     "[--run RUN] [--target ID | --trace TRACE [--span SPAN]] NAME [VALUE] [--comment TEXT] "
+     "[--rationale TEXT] [--source human|llm_judge|code] [--by NAME]",
+     "record a judgement of a run, of a target inside it (a sample id, an artifact path), or "
+     "of a trace or one of its spans",
      OPTS({"--target ID", "what inside the run is judged: a sample id or an artifact path, 1 "
                           "to 1024 bytes (default: the run itself)"},
+          {"--trace TRACE", "judge a trace (32 hex, `track traces`): its run, if it has one, "
+                            "holds the score (default: a run)"},
+          {"--span SPAN", "judge one span of --trace (16 hex, `track trace show --json`)"},
           {"--comment TEXT", "free text beside the value, or alone without a VALUE, at most "
                              "64 KiB (default: none)"},
           {"--rationale TEXT", "why: a judge's reasoning, at most 64 KiB (default: none)"},

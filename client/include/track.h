@@ -720,6 +720,9 @@ struct track_score {
     const char *by;        /* who; NULL: $USER */
     int64_t time_ms;       /* 0: now */
     int64_t id;            /* in listings */
+    /* a score of a trace (32 hex) or of one of its spans (16 hex): run may
+     * then be NULL (the trace's run, if it has one, is taken) */
+    const char *trace, *span;
 };
 
 /* "number", "boolean", "label", "none"; "human", "llm_judge", "code". */

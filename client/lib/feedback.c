@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include <sodium.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -162,7 +164,10 @@ int64_t track_feedback_batches(const struct track_client *c)
 
 int track_feedback_add(struct track_client *c, const struct track_score *s, struct track_err *err)
 {
-    const char *run = nonempty(s->run) ? s->run : c->has_run ? c->run_hex : NULL;
+    int on_trace = nonempty(s->trace);
+    const char *run = nonempty(s->run) ? s->run : on_trace ? "" : c->has_run ? c->run_hex : NULL;
+    uint8_t tid[16], sid[8];
+    size_t got = 0;
     const char *by = nonempty(s->by) ? s->by : who_am_i();
     const char *label = s->kind == TRACK_SCORE_LABEL ? s->label : "";
     int rc;
@@ -173,12 +178,22 @@ int track_feedback_add(struct track_client *c, const struct track_score *s, stru
         return rc;
     if (!run)
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "feedback: no run given and no current run");
+    if (on_trace && (strlen(s->trace) != 32 ||
+                     sodium_hex2bin(tid, 16, s->trace, 32, NULL, &got, NULL) || got != 16))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "feedback trace: expected 32 hex digits");
+    if (nonempty(s->span) && (!on_trace || strlen(s->span) != 16 ||
+                              sodium_hex2bin(sid, 8, s->span, 16, NULL, &got, NULL) || got != 8))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "feedback span: expected 16 hex digits, with its trace");
+    if (on_trace && nonempty(s->target))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "feedback: a trace or span is the target; no --target beside it");
     if (strlen(by) > LIMIT_USER_BYTES)
         by = "";
     size_t need = sizeof(Track__V1__Score) + strlen(run) + strlen(s->target ? s->target : "") +
                   strlen(s->name) + strlen(label ? label : "") +
                   strlen(s->comment ? s->comment : "") + strlen(s->rationale ? s->rationale : "") +
-                  strlen(by) + 7;
+                  strlen(by) + 7 + 24;
     if (c->fb_n == c->fb_cap) {
         size_t cap = c->fb_cap ? c->fb_cap * 2 : 64;
         Track__V1__Score **n = realloc(c->fb, cap * sizeof(*n));
@@ -195,7 +210,17 @@ int track_feedback_add(struct track_client *c, const struct track_score *s, stru
     track__v1__score__init(m);
     m->run = put_str(&p, run);
     m->target = put_str(&p, s->target);
-    m->target_kind = nonempty(s->target) ? 1 : 0;
+    m->target_kind = nonempty(s->span) ? 3 : on_trace ? 2 : nonempty(s->target) ? 1 : 0;
+    if (on_trace) {
+        memcpy(p, tid, 16);
+        m->trace_id = (ProtobufCBinaryData){.len = 16, .data = (uint8_t *)p};
+        p += 16;
+        if (nonempty(s->span)) {
+            memcpy(p, sid, 8);
+            m->span_id = (ProtobufCBinaryData){.len = 8, .data = (uint8_t *)p};
+            p += 8;
+        }
+    }
     m->name = put_str(&p, s->name);
     m->kind = s->kind;
     m->number = s->kind == TRACK_SCORE_NUMBER ? s->number : 0;

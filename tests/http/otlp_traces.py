@@ -229,6 +229,46 @@ class OtlpTraces(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn(says, p.stderr)
 
+    def test_feedback_on_traces_and_spans(self):
+        p = self.trackd.cli("run", "start", "--experiment", "rated")
+        run = p.stdout.split()[-1]
+        t1, t2 = tid(500), tid(501)
+        spans = [js_span(t1, sid(1), "answer", T0, T0 + 10, attrs={"track.run_id": run}),
+                 js_span(t1, sid(2), "llm", T0 + 1, T0 + 5, parent=sid(1)),
+                 js_span(t2, sid(1), "answer", T0 + 20, T0 + 30)]
+        r = self.post_json(js_export(spans, {"service.name": "rated"}))
+        self.assertEqual((r.status, r.json), (200, {}), str(r))
+        for args in (["--trace", t1, "helpfulness", "4"], ["--trace", t1, "helpfulness", "2"],
+                     ["--trace", t1, "--span", sid(2), "grounded", "true"],
+                     ["--trace", t2, "helpfulness", "5", "--source", "llm_judge", "--by", "j"]):
+            with self.subTest(args=args):
+                q = self.trackd.cli("feedback", "add", *args)
+                self.assertEqual(q.returncode, 0, q.stderr)
+        # the trace tied to a run: its scores are that run's, by target
+        q = self.trackd.cli("feedback", "list", run, "--json")
+        self.assertEqual(q.returncode, 0, q.stderr)
+        self.assertEqual(q.stdout.count("helpfulness"), 2, q.stdout)
+        self.assertIn("grounded", q.stdout)
+
+        def which(expr):
+            q = self.trackd.cli("traces", "--experiment", "rated", "--filter", expr, "--json")
+            self.assertEqual(q.returncode, 0, f"{expr}: {q.stderr}")
+            return sorted(t["trace_id"] for t in json.loads(q.stdout))
+
+        self.assertEqual(which("feedback.helpfulness > 3"), [t2], "t1's mean is 3, t2's 5")
+        self.assertEqual(which("feedback.helpfulness >= 3"), sorted([t1, t2]))
+        self.assertEqual(which("feedback.helpfulness = 3"), [t1])
+        self.assertEqual(which("feedback.grounded = 1"), [t1], "a span's score is its trace's")
+        self.assertEqual(which("feedback.nothing > 0"), [])
+        # refused: a trace that is not there, a span without its trace, both forms of id
+        for args, says in ((["--trace", tid(999), "x", "1"], "no trace"),
+                           (["--span", sid(1), "x", "1"], "with its trace"),
+                           (["--trace", "abc", "x", "1"], "32 hex")):
+            with self.subTest(bad=args):
+                q = self.trackd.cli("feedback", "add", *args)
+                self.assertNotEqual(q.returncode, 0)
+                self.assertIn(says, q.stderr + q.stdout)
+
     def test_json_genai(self):
         t = tid(1)
         spans = [js_span(t, sid(1), "chat", T0, T0 + 1_500_000_000, kind=2, status=1),
