@@ -580,7 +580,8 @@ static const struct cli_optdoc *find_doc(const struct cli_cmd *c, const char *na
     size_t n = strlen(name);
     for (const struct cli_optdoc *d = c->opts; d && d->opt; d++)
         if (strncmp(d->opt, "--", 2) == 0 && strncmp(d->opt + 2, name, n) == 0 &&
-            (d->opt[2 + n] == '\0' || d->opt[2 + n] == ' ' || d->opt[2 + n] == '=' || d->opt[2 + n] == '['))
+            (d->opt[2 + n] == '\0' || d->opt[2 + n] == ' ' || d->opt[2 + n] == '=' ||
+             d->opt[2 + n] == '['))
             return d;
     return NULL;
 }

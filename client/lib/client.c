@@ -140,8 +140,7 @@ const char *track_client_server(const struct track_client *c)
     return c->server;
 }
 
-int cl_client_clone(const struct track_client *c, struct track_client **out,
-                    struct track_err *err)
+int cl_client_clone(const struct track_client *c, struct track_client **out, struct track_err *err)
 {
     struct track_client *n = calloc(1, sizeof(*n));
     if (!n)

@@ -195,8 +195,7 @@ static void read_procs(struct cl_sysmet *s)
             if (p->in_tree)
                 continue;
             struct sm_proc key = {.pid = p->ppid};
-            struct sm_proc *par =
-                bsearch(&key, s->procs, s->n_procs, sizeof(*s->procs), cmp_pid);
+            struct sm_proc *par = bsearch(&key, s->procs, s->n_procs, sizeof(*s->procs), cmp_pid);
             if (par && par->in_tree) {
                 p->in_tree = 1;
                 changed = 1;
@@ -213,7 +212,8 @@ static void read_disks(struct cl_sysmet *s, int64_t *rd, int64_t *wr)
     if (slurp("/proc/diskstats", buf, sizeof(buf)) <= 0)
         return;
     *rd = *wr = 0;
-    for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (char *line = buf; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         unsigned maj, min;
         char name[64];
         unsigned long long f[8];
@@ -236,7 +236,8 @@ static void read_net(int64_t *rx, int64_t *tx)
     if (slurp("/proc/net/dev", buf, sizeof(buf)) <= 0)
         return;
     *rx = *tx = 0;
-    for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (char *line = buf; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         char *colon = strchr(line, ':');
         char *nl = strchr(line, '\n');
         if (!colon || (nl && colon > nl))
@@ -273,12 +274,15 @@ static void find_disks(struct cl_sysmet *s)
     closedir(d);
 }
 
+static int said_no_gpu; /* the info line goes out once per process */
+
 /* Loads NVML and finds the GPUs; one info line on stderr when it cannot. */
 static void nvml_open(struct cl_sysmet *s)
 {
     s->nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!s->nvml) {
-        fprintf(stderr, "track: info: no GPU metrics (libnvidia-ml.so.1 not loaded)\n");
+        if (!__atomic_exchange_n(&said_no_gpu, 1, __ATOMIC_RELAXED))
+            fprintf(stderr, "track: info: no GPU metrics (libnvidia-ml.so.1 not loaded)\n");
         return;
     }
     nvml_void_fn init = (nvml_void_fn)dlsym(s->nvml, "nvmlInit_v2");
@@ -290,7 +294,8 @@ static void nvml_open(struct cl_sysmet *s)
     unsigned int n = 0;
     if (!init || !count || !handle || !s->gpu_util || !s->gpu_mem || !s->gpu_shutdown ||
         init() != 0) {
-        fprintf(stderr, "track: info: no GPU metrics (NVML did not initialise)\n");
+        if (!__atomic_exchange_n(&said_no_gpu, 1, __ATOMIC_RELAXED))
+            fprintf(stderr, "track: info: no GPU metrics (NVML did not initialise)\n");
         dlclose(s->nvml);
         s->nvml = NULL;
         return;
@@ -458,8 +463,9 @@ int track_system_metrics_start(struct track_client *c, pid_t root, int interval_
     int rc;
 
     if (c->sysmet)
-        return cl_fail(err, TRACK_E_ALREADY_EXISTS, "system metrics: already sampled on this "
-                                                    "client (track_system_metrics_stop first)");
+        return cl_fail(err, TRACK_E_ALREADY_EXISTS,
+                       "system metrics: already sampled on this "
+                       "client (track_system_metrics_stop first)");
     if (!c->has_run)
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "system metrics: no current run");
     if (interval_ms == 0)
@@ -468,8 +474,8 @@ int track_system_metrics_start(struct track_client *c, pid_t root, int interval_
         return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
                        "system metrics: interval of %d ms is outside 100 to 86400000", interval_ms);
     if (root <= 0)
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "system metrics: root pid %d is not a process",
-                       (int)root);
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "system metrics: root pid %d is not a process", (int)root);
     s = calloc(1, sizeof(*s));
     if (!s)
         return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");

@@ -57,9 +57,9 @@ Test(sysmetrics_cli, a_busy_child_shows_its_core_memory_and_the_hosts_rates)
 {
     char *out = NULL, *err = NULL;
     /* timeout's child spins for 3.5 s; the wrapper exits 0 so the run finishes */
-    int rc = fx_track(&D, NULL, NULL, &out, &err, "exec", "--experiment", "sysmet",
-                      "--system-metrics=1", "--", "sh", "-c",
-                      "timeout 3.5 sh -c 'while :; do :; done'; exit 0", NULL);
+    int rc =
+        fx_track(&D, NULL, NULL, &out, &err, "exec", "--experiment", "sysmet", "--system-metrics=1",
+                 "--", "sh", "-c", "timeout 3.5 sh -c 'while :; do :; done'; exit 0", NULL);
     cr_assert_eq(rc, 0, "exec: exit %d, stderr: %s", rc, err);
 
     struct track_result *res = NULL;
