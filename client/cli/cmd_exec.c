@@ -8,11 +8,18 @@
  *
  * Git is asked before any nanomsg socket exists; after that this process
  * forks only to exec at once (nanomsg's threads do not survive fork).
+ *
+ * --system-metrics[=SECONDS] starts libtrack's sampler on CMD's process
+ * tree once CMD is forked (track_system_metrics_start: a thread with its
+ * own client, so this thread's waitpid and final calls need no lock), and
+ * stops it when CMD has ended, before the run ends.
  */
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +94,7 @@ int cmd_exec(int argc, char **argv)
                                              {"name", required_argument, NULL, 'n'},
                                              {"param", required_argument, NULL, 'p'},
                                              {"tag", required_argument, NULL, 't'},
+                                             {"system-metrics", optional_argument, NULL, 'S'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     static struct cli_kv_args kv;
@@ -97,7 +105,7 @@ int cmd_exec(int argc, char **argv)
     struct track_err err = {0};
     track_run_id id;
     char hex[33];
-    int opt, status, rc;
+    int opt, status, rc, sysmet_ms = 0;
 
     opterr = 0;
     while ((opt = cli_getopt(argc, argv, "+h", longopts)) != -1) {
@@ -112,6 +120,16 @@ int cmd_exec(int argc, char **argv)
         case 't':
             cli_add_kv(name, &kv, opt == 'p', optarg);
             break;
+        case 'S': {
+            char *end;
+            double secs = optarg ? strtod(optarg, &end) : 5;
+            if (optarg && (end == optarg || *end || !isfinite(secs)))
+                cli_usage_error(name, "--system-metrics: SECONDS must be a number");
+            if (secs < 0.1 || secs > 86400)
+                cli_usage_error(name, "--system-metrics: SECONDS must be 0.1 to 86400");
+            sysmet_ms = (int)lround(secs * 1000);
+            break;
+        }
         default:
             if (!cli_common_opt(opt, name))
                 cli_usage_error(name, "unknown option");
@@ -185,6 +203,8 @@ int cmd_exec(int argc, char **argv)
         _exit(127);
     }
     child_pid = pid;
+    if (sysmet_ms && track_system_metrics_start(c, pid, sysmet_ms, &err))
+        cli_warn("no system metrics: %s", err.msg);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             status = 1 << 8;
@@ -202,6 +222,7 @@ int cmd_exec(int argc, char **argv)
         snprintf(exitbuf, sizeof(exitbuf), "%d", exit_code);
     }
     struct track_err e2 = {0};
+    track_system_metrics_stop(c, &e2);
     if (track_set_tag(c, "sys.exit_code", exitbuf, &e2))
         cli_track_error(&e2);
     if (track_run_end(c, run_status, &e2))

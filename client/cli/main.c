@@ -118,17 +118,26 @@ static const struct cli_cmd commands[] = {
      "--csv and --json have them in full, the time as `timestamp` (ms since the epoch).",
      "track metric history 3f2a loss\ntrack metric history 3f2a loss --csv > loss.csv\n"},
     {"exec", cmd_exec,
-     "[--experiment NAME] [--name NAME] [--param K=V]... [--tag K=V]... -- CMD [ARGS...]",
+     "[--experiment NAME] [--name NAME] [--param K=V]... [--tag K=V]... "
+     "[--system-metrics[=SECONDS]] -- CMD [ARGS...]",
      "run CMD inside a new run: records the command, git state and exit status",
      OPTS({"--experiment NAME", "the run's experiment (default: Default)"},
           {"--name NAME", "the run's name (default: generated)"},
           {"--param K=V", "a param of the run, repeatable (default: none)"},
-          {"--tag K=V", "a tag of the run, repeatable (default: none)"}),
+          {"--tag K=V", "a tag of the run, repeatable (default: none)"},
+          {"--system-metrics[=SECONDS]",
+           "sample CMD's process tree, the host and NVIDIA GPUs every SECONDS (0.1 to "
+           "86400; 5 when given alone) as system/... metrics (default: off)"}),
      "CMD gets TRACK_RUN_ID and TRACK_SERVER in its environment. Tags recorded: sys.command, "
      "sys.cwd, sys.host, and in a git work tree sys.git.commit, sys.git.branch, sys.git.dirty; "
      "sys.exit_code at the end (the user is the run's user field). The run ends FINISHED on "
      "exit 0, FAILED otherwise, KILLED on a signal; track exits with CMD's status (128+N for "
-     "signal N).",
+     "signal N). --system-metrics logs, with step = the sample number: system/cpu_percent "
+     "(CMD and its descendants, 100 = one core), system/rss_bytes, system/threads, "
+     "system/mem_used_bytes, system/mem_available_bytes, system/disk_read_bytes_per_s, "
+     "system/disk_write_bytes_per_s, system/net_rx_bytes_per_s, system/net_tx_bytes_per_s "
+     "(the host's), and system/gpuN_util_percent, system/gpuN_mem_used_bytes when "
+     "libnvidia-ml.so.1 loads (else one info line, no GPU metrics).",
      "track exec --experiment sweep --param lr=0.01 -- ./train --lr 0.01\n"},
     {"runs", cmd_runs,
      "[--experiment NAME]... [--filter EXPR] [--order-by EXPR] [--limit N] [--json|--csv] "
@@ -594,7 +603,8 @@ static const struct cli_optdoc *find_doc(const struct cli_cmd *c, const char *na
     size_t n = strlen(name);
     for (const struct cli_optdoc *d = c->opts; d && d->opt; d++)
         if (strncmp(d->opt, "--", 2) == 0 && strncmp(d->opt + 2, name, n) == 0 &&
-            (d->opt[2 + n] == '\0' || d->opt[2 + n] == ' ' || d->opt[2 + n] == '='))
+            (d->opt[2 + n] == '\0' || d->opt[2 + n] == ' ' || d->opt[2 + n] == '=' ||
+             d->opt[2 + n] == '['))
             return d;
     return NULL;
 }

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -168,6 +169,27 @@ int track_log_metric(struct track_client *c, const char *key, double value, int6
                      int64_t time_ms, struct track_err *err);
 /* Sends everything buffered (err->code TRACK_E_SPOOLED when it was spooled). */
 int track_flush(struct track_client *c, struct track_err *err);
+/* System metrics: starts a thread that, every interval_ms (0: 5000; 100 to
+ * 86400000), samples the process tree under `root` (CPU % over the interval,
+ * RSS, threads), the host (memory used and available, disk and network bytes
+ * per second) and NVIDIA GPUs when libnvidia-ml.so.1 can be loaded at run
+ * time (else one info line on stderr, and no GPU metrics), and logs them into
+ * the current run as system/cpu_percent, system/rss_bytes, system/threads,
+ * system/mem_used_bytes, system/mem_available_bytes,
+ * system/disk_read_bytes_per_s, system/disk_write_bytes_per_s,
+ * system/net_rx_bytes_per_s, system/net_tx_bytes_per_s,
+ * system/gpuN_util_percent and system/gpuN_mem_used_bytes, with step = the
+ * sample number (0, 1, ...; the first at one interval after the start).
+ * The thread logs through a clone of c (same server, keys, spool and run) of
+ * its own, so c's owner keeps calling c without a lock. Needs a current run;
+ * TRACK_E_ALREADY_EXISTS when one is running on c. The sampler costs well
+ * under 1% of a core at a 1 s interval. */
+int track_system_metrics_start(struct track_client *c, pid_t root, int interval_ms,
+                               struct track_err *err);
+/* Stops the sampler (woken at once; a sample under way ends first), flushes
+ * and closes its clone (bounded by the client's timeout). 0 also when none
+ * was running. track_run_end does not stop it; track_client_close does. */
+int track_system_metrics_stop(struct track_client *c, struct track_err *err);
 /* Delivers this client's server's spooled requests. *sent is the number
  * delivered. 0 when all were delivered; TRACK_E_UNAVAILABLE when some are
  * kept for later; the first rejection's code when some were refused for good

@@ -140,10 +140,38 @@ const char *track_client_server(const struct track_client *c)
     return c->server;
 }
 
+int cl_client_clone(const struct track_client *c, struct track_client **out, struct track_err *err)
+{
+    struct track_client *n = calloc(1, sizeof(*n));
+    if (!n)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    n->sock = -1;
+    memcpy(n->server, c->server, sizeof(n->server));
+    n->server_explicit = c->server_explicit;
+    n->timeout_ms = c->timeout_ms;
+    n->flush_points = c->flush_points;
+    n->flush_interval_ms = c->flush_interval_ms;
+    n->no_spool = c->no_spool;
+    n->autostart = 0; /* the clone's owner has reached (or started) the server already */
+    n->down_backoff_ms = DOWN_BACKOFF_MIN;
+    memcpy(n->spool_path, c->spool_path, sizeof(n->spool_path));
+    n->spool_max = c->spool_max;
+    n->has_run = c->has_run;
+    memcpy(n->run, c->run, sizeof(n->run));
+    memcpy(n->run_hex, c->run_hex, sizeof(n->run_hex));
+    memcpy(n->opt_key_path, c->opt_key_path, sizeof(n->opt_key_path));
+    memcpy(n->opt_server_key, c->opt_server_key, sizeof(n->opt_server_key));
+    n->plain_tcp = c->plain_tcp;
+    n->artifact_fsync = c->artifact_fsync;
+    *out = n;
+    return 0;
+}
+
 void track_client_close(struct track_client *c)
 {
     if (!c)
         return;
+    cl_sysmet_stop(c);
     track_flush(c, NULL);
     cl_disconnect(c);
     for (size_t i = 0; i < c->n_series; i++) {

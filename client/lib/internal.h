@@ -16,6 +16,12 @@
  *   artifact.c, artifact_xfer.c  artifacts: listing and walking files, and
  *             the pipelined chunk and page transfers
  *   feedback.c  feedback scores: the buffer of FeedbackBatch, the reads
+ *   sysmetrics.c  system metrics: a sampler thread reading /proc (and NVML)
+ *             that logs system/... through a client of its own
+ *
+ * Threads: a client is used by one thread at a time (the caller serialises
+ * calls); libtrack itself starts one thread only, the system metrics
+ * sampler, which touches nothing but its own clone of the client.
  */
 #ifndef TRACK_CLIENT_INTERNAL_H
 #define TRACK_CLIENT_INTERNAL_H
@@ -89,6 +95,7 @@ struct track_client {
     size_t fb_n, fb_cap, fb_bytes;
     int64_t fb_oldest_ms; /* wall-clock time the oldest buffered score came */
     int64_t fb_batches;   /* FeedbackBatch requests sent or spooled */
+    struct cl_sysmet *sysmet; /* the system metrics sampler (sysmetrics.c), NULL when none */
 };
 
 /* Fills err (may be NULL) and returns code. */
@@ -223,6 +230,16 @@ int cl_write(struct track_client *c, const uint8_t *req, size_t len, Track__V1__
 /* Sends a read and returns its response, or an error. */
 int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response **out,
             struct track_err *err);
+
+/* A new client (allocated; free with track_client_close) with c's server,
+ * keys, timeouts, spool and current run, and nothing else: no socket, no
+ * buffered points. For a thread that logs beside c's owner. */
+int cl_client_clone(const struct track_client *c, struct track_client **out,
+                    struct track_err *err);
+
+/* ---- sysmetrics.c ---- */
+/* track_system_metrics_stop without an error report (track_client_close). */
+void cl_sysmet_stop(struct track_client *c);
 
 /* ---- feedback.c ---- */
 /* Sends every buffered score (track_flush calls it); kept, in order, when

@@ -2,11 +2,13 @@
  * runs.c: the run and its params and tags in `track._track`: start (or
  * join, by id), end, and the key/value writes, each one request sent with
  * the GIL released and the client's mutex held. Values that are not str
- * go through str(), as MLflow's client does.
+ * go through str(), as MLflow's client does. The system metrics sampler
+ * (libtrack's thread, with a client of its own) is started and stopped here.
  */
 #include "module.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* ---- key/value pairs (params, tags) ---------------------------------- */
 
@@ -255,6 +257,52 @@ static PyObject *py_end_run(PyObject *self, PyObject *args)
     return PyBool_FromLong(err.code != TRACK_E_SPOOLED);
 }
 
+PyDoc_STRVAR(sysmet_start_doc,
+             "_system_metrics_start(interval_ms)\n--\n\n"
+             "Starts libtrack's system metrics sampler on this process's tree for the current "
+             "run\n(track_system_metrics_start; interval_ms 0: 5000).");
+
+static PyObject *py_sysmet_start(PyObject *self, PyObject *args)
+{
+    struct track_err err = {0};
+    int ms, rc;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "i:_system_metrics_start", &ms))
+        return NULL;
+    struct track_client *c = pt_client();
+    if (!c)
+        return NULL;
+    pid_t me = getpid();
+    pt_lock();
+    rc = track_system_metrics_start(c, me, ms, &err);
+    pt_unlock();
+    if (rc)
+        return pt_raise(rc, &err);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(sysmet_stop_doc, "_system_metrics_stop()\n--\n\n"
+                              "Stops the sampler (flushing its last samples); nothing when none "
+                              "runs.");
+
+static PyObject *py_sysmet_stop(PyObject *self, PyObject *unused)
+{
+    struct track_err err = {0};
+    (void)self;
+    (void)unused;
+    struct track_client *c = pt_client();
+    if (!c)
+        return NULL;
+    /* the sampler may be in a round trip (bounded by the timeout) */
+    Py_BEGIN_ALLOW_THREADS;
+    pthread_mutex_lock(&pt_mu);
+    track_system_metrics_stop(c, &err);
+    pthread_mutex_unlock(&pt_mu);
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(current_run_id_doc, "current_run_id()\n--\n\n"
                                  "The current run's id (32 hex characters), or None.");
 
@@ -284,5 +332,7 @@ PyMethodDef pt_run_methods[] = {
     {"_use_run", py_use_run, METH_VARARGS, use_run_doc},
     {"_end_run", py_end_run, METH_VARARGS, end_run_doc},
     {"current_run_id", py_current_run_id, METH_NOARGS, current_run_id_doc},
+    {"_system_metrics_start", py_sysmet_start, METH_VARARGS, sysmet_start_doc},
+    {"_system_metrics_stop", py_sysmet_stop, METH_NOARGS, sysmet_stop_doc},
     {NULL, NULL, 0, NULL},
 };

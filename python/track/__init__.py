@@ -87,6 +87,7 @@ class Run:
         self.owned = owned  # False: joined from TRACK_RUN_ID, ended by its owner
         self.status = "RUNNING"
         self._pid = os.getpid()
+        self._sampling = False  # the system metrics sampler runs for this run
 
     def __repr__(self):
         return f"<track.Run {self.id} {self.status}>"
@@ -113,6 +114,9 @@ class Run:
             raise InvalidArgument(f"status: must be FINISHED, FAILED or KILLED, not {status!r}")
         if _active is self:
             _active = None
+        if self._sampling:
+            self._sampling = False
+            _track._system_metrics_stop()  # its last samples flushed before the end
         if not self.owned:
             self.status = status
             return flush()
@@ -136,12 +140,27 @@ def start_run(experiment=None, name=None, params=None, tags=None, system_metrics
     a run id or unique prefix. Works offline (the start is spooled). Under `track exec`
     ($TRACK_RUN_ID set) the run track exec started is joined instead: params and tags go to
     it, experiment and name are ignored, and it is not ended here.
-    system_metrics: sampling of CPU, memory and GPUs as system/... metrics (accepted; the
-    sampler is not part of this module yet)."""
+    system_metrics: True (every 5 s) or an interval in seconds (0.1 to 86400): libtrack's
+    sampler logs, until the run ends, this process's tree (system/cpu_percent, 100 = one
+    core; system/rss_bytes; system/threads), the host (system/mem_used_bytes,
+    system/mem_available_bytes, system/disk_read_bytes_per_s, system/disk_write_bytes_per_s,
+    system/net_rx_bytes_per_s, system/net_tx_bytes_per_s) and NVIDIA GPUs when
+    libnvidia-ml.so.1 loads (system/gpuN_util_percent, system/gpuN_mem_used_bytes; else one
+    info line on stderr), step = the sample number, from a thread of its own (under 1% of a
+    core at 1 s)."""
     global _active
     if _active is not None and _active.status == "RUNNING":
         raise AlreadyExists(f"run {_active.id} is still running: end it first "
                             "(track.end_run()) or use `with track.start_run()`")
+    interval_ms = 0
+    if system_metrics is not False and system_metrics is not None:
+        if system_metrics is True:
+            interval_ms = 5000
+        elif isinstance(system_metrics, (int, float)) and 0.1 <= system_metrics <= 86400:
+            interval_ms = round(system_metrics * 1000)
+        else:
+            raise InvalidArgument("system_metrics: True or seconds from 0.1 to 86400, not "
+                                  f"{system_metrics!r}")
     env = os.environ.get("TRACK_RUN_ID")
     if env:
         run_id = _track._use_run(env)
@@ -153,6 +172,9 @@ def start_run(experiment=None, name=None, params=None, tags=None, system_metrics
     else:
         run_id = _track._start_run(experiment, name, parent, params, tags)
         _active = Run(run_id, owned=True)
+    if interval_ms:
+        _track._system_metrics_start(interval_ms)
+        _active._sampling = True
     return _active
 
 
