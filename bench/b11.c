@@ -288,13 +288,8 @@ out:
 
 /* ---- B15 --------------------------------------------------------------------------------- */
 
-/* CPU ns per point of the last ingest: the client's, trackd's */
-static double last_client_ns, last_daemon_ns;
-
-/* One ingest worker (`mode` with a1..a3); *rate points/s, *cpu_rate points
- * per CPU second of the client and trackd. */
-static int ingest(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
-                  const char *a2, const char *a3, double *rate, double *cpu_rate)
+int bench_worker_rate(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
+                      const char *a2, const char *a3, int64_t want, struct bench_rate *out)
 {
     struct bench_proc p;
     char line[256];
@@ -308,17 +303,17 @@ static int ingest(struct bench_daemon *d, const char *mode, const char *target, 
     }
     int64_t c0 = bench_proc_cpu_ns(d->proc.pid);
     if (bench_poke(&p) < 0 || bench_read_line(&p, line, sizeof(line), 1800 * 1000) <= 0 ||
-        sscanf(line, "%lld %lld %lld %lld", &t0, &t1, &n, &cpu) != 4 || n != cfg.b15_n) {
+        sscanf(line, "%lld %lld %lld %lld", &t0, &t1, &n, &cpu) != 4 || n != want) {
         bench_kill(&p);
         return -1;
     }
     int64_t c1 = bench_proc_cpu_ns(d->proc.pid);
     if (bench_wait(&p) != 0)
         return -1;
-    *rate = (double)n * 1e9 / (double)(t1 - t0);
-    *cpu_rate = (double)n * 1e9 / (double)(cpu + c1 - c0);
-    last_client_ns = (double)cpu / (double)n;
-    last_daemon_ns = (double)(c1 - c0) / (double)n;
+    out->rate = (double)n * 1e9 / (double)(t1 - t0);
+    out->cpu_rate = (double)n * 1e9 / (double)(cpu + c1 - c0);
+    out->client_ns = (double)cpu / (double)n;
+    out->daemon_ns = (double)(c1 - c0) / (double)n;
     return 0;
 }
 
@@ -342,14 +337,18 @@ void bench_b15(void)
     for (int r = 0; r < reps; r++) {
         for (int k = 0; k < 2; k++) {
             int http = (k + r) % 2;
-            int rc = http ? ingest(&d, "ingest-http", hp, eid, ns, B15_BATCH, &h[r], &hc[r])
-                          : ingest(&d, "log", d.uri, ns, B15_BATCH, NULL, &nn[r], &nc[r]);
+            struct bench_rate m;
+            int rc =
+                http ? bench_worker_rate(&d, "ingest-http", hp, eid, ns, B15_BATCH, cfg.b15_n, &m)
+                     : bench_worker_rate(&d, "log", d.uri, ns, B15_BATCH, NULL, cfg.b15_n, &m);
             if (rc < 0) {
                 fail_section("B15", "an ingest worker failed (see workers.log)");
                 goto out;
             }
-            split[http][0] = last_client_ns;
-            split[http][1] = last_daemon_ns;
+            (http ? h : nn)[r] = m.rate;
+            (http ? hc : nc)[r] = m.cpu_rate;
+            split[http][0] = m.client_ns;
+            split[http][1] = m.daemon_ns;
         }
         q[r] = h[r] / nn[r];
         qc[r] = hc[r] / nc[r];

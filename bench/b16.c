@@ -226,34 +226,6 @@ int bench_b16_worker(int argc, char **argv)
 }
 
 /* ---- the orchestrator ---------------------------------------------------------------- */
-/* One worker's run: *rate units a second, *daemon_ns trackd's CPU per unit. */
-static int one(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
-               const char *a2, const char *a3, int64_t want, double *rate, double *daemon_ns)
-{
-    struct bench_proc p;
-    char line[256];
-    long long t0, t1, n, cpu;
-
-    if (worker_spawn4(&p, mode, target, a1, a2, a3, NULL) < 0)
-        return -1;
-    if (bench_read_line(&p, line, sizeof(line), 120000) < 0 || strcmp(line, "ready") != 0) {
-        bench_kill(&p);
-        return -1;
-    }
-    int64_t c0 = bench_proc_cpu_ns(d->proc.pid);
-    if (bench_poke(&p) < 0 || bench_read_line(&p, line, sizeof(line), 1800 * 1000) <= 0 ||
-        sscanf(line, "%lld %lld %lld %lld", &t0, &t1, &n, &cpu) != 4 || n != want) {
-        bench_kill(&p);
-        return -1;
-    }
-    int64_t c1 = bench_proc_cpu_ns(d->proc.pid);
-    if (bench_wait(&p) != 0)
-        return -1;
-    *rate = (double)n * 1e9 / (double)(t1 - t0);
-    *daemon_ns = (double)(c1 - c0) / (double)n;
-    return 0;
-}
-
 void bench_b16(void)
 {
     struct bench_daemon d;
@@ -271,13 +243,16 @@ void bench_b16(void)
     for (int r = 0; r < reps; r++) {
         for (int k = 0; k < 2; k++) {
             int otlp = (k + r) % 2;
-            int rc = otlp ? one(&d, "otlp-http", hp, tn, NULL, NULL, traces * B16_SPANS_PER_TRACE,
-                                &sp[r], &sc[r])
-                          : one(&d, "log", d.uri, pn, "1000", NULL, points, &pt[r], &pc[r]);
+            struct bench_rate m;
+            int rc = otlp ? bench_worker_rate(&d, "otlp-http", hp, tn, NULL, NULL,
+                                              traces * B16_SPANS_PER_TRACE, &m)
+                          : bench_worker_rate(&d, "log", d.uri, pn, "1000", NULL, points, &m);
             if (rc < 0) {
                 fail_section("B16", "a worker failed (see workers.log)");
                 goto out;
             }
+            (otlp ? sp : pt)[r] = m.rate;
+            (otlp ? sc : pc)[r] = m.daemon_ns;
         }
         note("  B16 rep %d: OTLP %.0f spans/s (trackd %.0f CPU ns a span), metrics %.0f pts/s "
              "(trackd %.0f CPU ns a point)",
@@ -302,8 +277,8 @@ void bench_b17(void)
 {
     struct bench_daemon d;
     int64_t traces = cfg.smoke ? 200 : 100000, big = cfg.smoke ? 5000 : 50000;
-    char hp[64], tn[32], bn[32], rate_note[160];
-    double rate, ns;
+    char hp[64], tn[32], bn[32];
+    struct bench_rate m;
 
     if (bench_start_http_daemon("b17", &d, hp, sizeof(hp)) < 0) {
         fail_section("B17", "trackd with --http did not start");
@@ -312,14 +287,13 @@ void bench_b17(void)
     snprintf(tn, sizeof(tn), "%lld", (long long)traces);
     snprintf(bn, sizeof(bn), "%lld", (long long)big);
     /* 10^5 small traces (a root and one LLM call), 100 a request; then one of 50,000 spans */
-    if (one(&d, "otlp-http", hp, tn, "2", "100", traces * 2, &rate, &ns) < 0 ||
-        one(&d, "otlp-http", hp, "1", bn, "0", ((big + 4999) / 5000) * 5000, &rate, &ns) < 0) {
+    if (bench_worker_rate(&d, "otlp-http", hp, tn, "2", "100", traces * 2, &m) < 0 ||
+        bench_worker_rate(&d, "otlp-http", hp, "1", bn, "0", ((big + 4999) / 5000) * 5000, &m) <
+            0) {
         fail_section("B17", "loading the traces failed (see workers.log)");
         goto out;
     }
-    snprintf(rate_note, sizeof(rate_note), "  B17 loaded %lld traces and one of %lld spans",
-             (long long)traces, (long long)big);
-    note("%s", rate_note);
+    note("  B17 loaded %lld traces and one of %lld spans", (long long)traces, (long long)big);
     /* the big trace's id: the worker's first trace, 0xb1 then zeros then 1 */
     char *show[] = {cfg.track,
                     (char *)(uintptr_t) "--server",

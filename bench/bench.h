@@ -175,8 +175,8 @@ void bench_http_close(struct bench_http *h);
 int bench_http_post(struct bench_http *h, const char *path, const char *body, size_t len,
                     int *status);
 /* The same with another Content-Type (B16's application/x-protobuf). */
-int bench_http_post_as(struct bench_http *h, const char *path, const char *ctype,
-                       const char *body, size_t len, int *status);
+int bench_http_post_as(struct bench_http *h, const char *path, const char *ctype, const char *body,
+                       size_t len, int *status);
 /* The string value of the first "field":"..." in body into out; 0 or -1. */
 int bench_http_json_str(const char *body, const char *field, char *out, size_t cap);
 /* A TCP port on 127.0.0.1 free a moment ago, or -1. */
@@ -194,8 +194,8 @@ enum { B11_OP_LOG = 0, B11_OP_CREATE = 1, B11_OP_SEARCH = 2, B11_N_OPS = 3 };
 int bench_b11_worker(int argc, char **argv);
 
 /* ---- b16.c: OTLP trace ingest --------------------------------------------------- */
-#define B16_SPANS_PER_TRACE  100
-#define B16_TRACES_PER_POST  5 /* an SDK's batch processor sends up to 512 spans at once */
+#define B16_SPANS_PER_TRACE 100
+#define B16_TRACES_PER_POST 5 /* an SDK's batch processor sends up to 512 spans at once */
 /* B16's worker mode (otlp-http ADDR:PORT TRACES): the exit status, or -1 when
  * argv's mode is not it. */
 int bench_b16_worker(int argc, char **argv);

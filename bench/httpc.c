@@ -197,8 +197,8 @@ int bench_http_post(struct bench_http *h, const char *path, const char *body, si
     return bench_http_post_as(h, path, "application/json", body, len, status);
 }
 
-int bench_http_post_as(struct bench_http *h, const char *path, const char *ctype,
-                       const char *body, size_t len, int *status)
+int bench_http_post_as(struct bench_http *h, const char *path, const char *ctype, const char *body,
+                       size_t len, int *status)
 {
     int hl = snprintf(NULL, 0,
                       "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"

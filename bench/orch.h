@@ -1,8 +1,8 @@
 /*
  * orch.h: what track-bench's orchestrator files share (bench.c: options,
  * the table, workers, B1-B3, B7-B10; cli.c: B4-B6, the CLI's benchmarks;
- * b12.c: B12 and B13, artifacts; b11.c: B11 and B15, the HTTP front). Only the orchestrating process includes
- * it; bench.h is what it shares with the workers.
+ * b12.c: B12 and B13, artifacts; b11.c: B11 and B15, the HTTP front). Only the orchestrating
+ * process includes it; bench.h is what it shares with the workers.
  */
 #ifndef TRACK_BENCH_ORCH_H
 #define TRACK_BENCH_ORCH_H
@@ -64,6 +64,14 @@ void bench_b12(void);
 /* b11.c: the MLflow HTTP front against libtrack */
 void bench_b11(void);
 void bench_b15(void);
+/* One worker's timed run ("ready", a poke, "t0 t1 n cpu_ns"), n checked
+ * against want: units a second, per CPU second of the worker and trackd,
+ * and CPU ns a unit of each. 0, or -1 (the worker killed). */
+struct bench_rate {
+    double rate, cpu_rate, client_ns, daemon_ns;
+};
+int bench_worker_rate(struct bench_daemon *d, const char *mode, const char *target, const char *a1,
+                      const char *a2, const char *a3, int64_t want, struct bench_rate *out);
 /* Starts trackd with --http on a free loopback port (hp: ADDR:PORT) and
  * waits for the front; 0 or -1. */
 int bench_start_http_daemon(const char *name, struct bench_daemon *d, char *hp, size_t cap);

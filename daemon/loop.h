@@ -22,10 +22,11 @@ struct loop {
     int eids[SRV_MAX_LISTEN];             /* endpoint of each listener, -1 while paused */
     uint32_t frame_limit[SRV_MAX_LISTEN]; /* NN_RCVMAXSIZE of each listener */
     int sealed[SRV_MAX_LISTEN];           /* 1: a tcp:// listener taking sealed frames only */
-    int internal[SRV_MAX_LISTEN]; /* 1: the HTTP front's inproc socket (http.h: frames with a head) */
-    struct srv_sealer *sealer;            /* opens and seals them (seal_srv.c); NULL if none */
-    struct srv_caller local;              /* the caller of ipc (and --plain-tcp) requests */
-    struct srv_limiter *limiter;          /* per-key budgets of sealed callers (limiter.h) */
+    int internal[SRV_MAX_LISTEN]; /* 1: the HTTP front's inproc socket (http.h: frames with a head)
+                                   */
+    struct srv_sealer *sealer;    /* opens and seals them (seal_srv.c); NULL if none */
+    struct srv_caller local;      /* the caller of ipc (and --plain-tcp) requests */
+    struct srv_limiter *limiter;  /* per-key budgets of sealed callers (limiter.h) */
     int n_socks;
     struct pollfd pfd[SRV_MAX_LISTEN + 2];
     struct srv_http *http; /* the HTTP front (http.h), NULL when off */

@@ -146,6 +146,23 @@ static const struct {
 };
 #define N_SYS (sizeof(sys_tags) / sizeof(sys_tags[0]))
 
+/* Appends to kv[given..] the sys.* copy of each of kv[0..given) that is one
+ * of MLflow's own (room for N_SYS more is the caller's); the new count. */
+static size_t add_sys_tags(Track__V1__KeyValue *kv, Track__V1__KeyValue **kp, size_t given)
+{
+    size_t n = given;
+    for (size_t i = 0; i < given; i++)
+        for (size_t j = 0; j < N_SYS; j++)
+            if (strcmp(kv[i].key, sys_tags[j].mlflow) == 0) {
+                track__v1__key_value__init(&kv[n]);
+                kv[n].key = (char *)sys_tags[j].sys;
+                kv[n].value = kv[i].value;
+                kp[n] = &kv[n];
+                n++;
+            }
+    return n;
+}
+
 /* The tags MLflow reads back that track keeps as fields; the sys.* copies
  * of MLflow's own tags are track's, not shown to MLflow. */
 static void data_finish(json_t *data, const Track__V1__Run *run)
@@ -325,15 +342,8 @@ static int runs_create(struct http_req *r)
             name = kv[i].value;
         else if (strcmp(kv[i].key, "mlflow.parentRunId") == 0)
             snprintf(parent, sizeof(parent), "%s", kv[i].value);
-        for (size_t j = 0; j < N_SYS; j++)
-            if (strcmp(kv[i].key, sys_tags[j].mlflow) == 0) {
-                track__v1__key_value__init(&kv[n]);
-                kv[n].key = (char *)sys_tags[j].sys;
-                kv[n].value = kv[i].value;
-                kp[n] = &kv[n];
-                n++;
-            }
     }
+    n = add_sys_tags(kv, kp, given);
     if (start < 0)
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE", "start_time must not be negative");
     randombytes_buf(id, sizeof(id));
@@ -393,18 +403,10 @@ static int log_batch(struct http_req *r, const char *run, json_t *metrics, json_
                          "A batch logging request can contain at most %d metrics, params and "
                          "tags in total. Got %zu.",
                          ML_BATCH_TOTAL, nm + np + nt);
-    for (size_t i = 0, given = nt; i < given; i++) {
+    for (size_t i = 0; i < nt; i++)
         if (strcmp(tkv[i].key, "mlflow.runName") == 0 && tkv[i].value[0])
             rename = tkv[i].value;
-        for (size_t j = 0; j < N_SYS; j++)
-            if (strcmp(tkv[i].key, sys_tags[j].mlflow) == 0) {
-                track__v1__key_value__init(&tkv[nt]);
-                tkv[nt].key = (char *)sys_tags[j].sys;
-                tkv[nt].value = tkv[i].value;
-                tp[nt] = &tkv[nt];
-                nt++;
-            }
-    }
+    nt = add_sys_tags(tkv, tp, nt);
     struct ml_point *pts = calloc(nm ? nm : 1, sizeof(*pts));
     if (!pts)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");

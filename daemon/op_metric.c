@@ -101,8 +101,7 @@ int srv_op_log_batch(struct srv_call *call)
         return -1;
     if (q->n_delete_tags > LIMIT_BATCH_KV)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
-                           "delete_tags: %zu keys, at most %d", q->n_delete_tags,
-                           LIMIT_BATCH_KV);
+                           "delete_tags: %zu keys, at most %d", q->n_delete_tags, LIMIT_BATCH_KV);
     for (size_t i = 0; i < q->n_delete_tags; i++)
         if (limits_check_key("delete_tags", q->delete_tags[i], msg, sizeof(msg)))
             return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "%s", msg);

@@ -68,10 +68,9 @@ int srv_op_span_batch(struct srv_call *call)
     for (size_t i = 0; i < q->n_spans; i++)
         if (check_span(call, i, q->spans[i]))
             return -1;
-    /* a full id is taken as it is by srv_op_resolve_run: the run must exist */
-    if (q->run[0] && (srv_op_resolve_run(call, "run", q->run, run) ||
-                      (rc = store_run_resolve(call->st, q->run, run, &err))))
-        return call->code ? -1 : srv_op_fail_store(call, rc, &err);
+    /* a full id that names no run: store_spans_put says NOT_FOUND */
+    if (q->run[0] && srv_op_resolve_run(call, "run", q->run, run))
+        return -1;
     if ((rc = store_experiment_ensure(call->st, exp, wire_now_ms(), &eid, &err)))
         return srv_op_fail_store(call, rc, &err);
     struct store_span *sp = srv_alloc_raw(&call->arena, (q->n_spans + 1) * sizeof(*sp));

@@ -61,7 +61,7 @@ struct srv_config {
     char config_path[1100];
     unsigned socket_mode; /* of ipc socket files: 0600 (default), 0660 or 0666 */
     int plain_tcp;
-    char http[300]; /* --http ADDR:PORT, "" when the HTTP front is off */
+    char http[300];           /* --http ADDR:PORT, "" when the HTTP front is off */
     int trace_retention_days; /* --trace-retention: older traces are deleted; 0 keeps all */
     struct srv_limits_cfg limits;
     /* per-key budgets of sealed callers (limiter.h) */ /* tcp:// listeners take plain frames,

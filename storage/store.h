@@ -510,8 +510,8 @@ int store_model_alias_set(struct store *st, const char *name, const char *alias,
 /* Removes `alias` of model `name` (NOT_FOUND when it has none), recorded
  * in the history as a move to version 0 by `who`; *from the version it
  * pointed at. */
-int store_model_alias_delete(struct store *st, const char *name, const char *alias,
-                             const char *who, int64_t now_ms, int64_t *from, struct store_err *err);
+int store_model_alias_delete(struct store *st, const char *name, const char *alias, const char *who,
+                             int64_t now_ms, int64_t *from, struct store_err *err);
 /* Sets tag key=value on model `target` ("NAME") or on a version ("NAME/3",
  * "NAME@production"). */
 int store_model_tag_put(struct store *st, const char *target, const char *key, const char *value,
@@ -880,7 +880,8 @@ typedef int (*store_span_cb)(void *ctx, const struct store_span *s);
 
 /* Stores n spans (each replacing one of the same ids) and updates their
  * traces' rollups, making a trace in experiment_id (tied to run, may be
- * NULL) when it is new; *new_traces (may be NULL) counts those. Spans of
+ * NULL; NOT_FOUND when there is no such run) when it is new; *new_traces
+ * (may be NULL) counts those. Spans of
  * one trace next to each other cost one trace update between them. */
 int store_spans_put(struct store *st, int64_t experiment_id, const uint8_t *run,
                     const struct store_span *spans, size_t n, int64_t *new_traces,

@@ -55,16 +55,7 @@ void sq_feedback_close(struct store *st)
 
 static sqlite3_stmt *fq(struct store *st, int id, struct store_err *err)
 {
-    if (!st->fb_q[id]) {
-        int rc = sqlite3_prepare_v3(st->db, fb_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &st->fb_q[id], NULL);
-        if (rc != SQLITE_OK) {
-            st->fb_q[id] = NULL;
-            sq_db_fail(st, rc, err, "preparing a feedback query");
-            return NULL;
-        }
-    }
-    return st->fb_q[id];
+    return sq_prep_once(st, &st->fb_q[id], fb_sql[id], err, "preparing a feedback query");
 }
 
 static const char *const kind_names[] = {"comments", "numbers", "booleans", "labels"};

@@ -140,6 +140,11 @@ void sq_summary_of(sqlite3_stmt *s, struct store_metric_summary *m);
 void sq_bind_real_or_null(sqlite3_stmt *s, int i, int have, double v);
 int sq_writable(struct store *st, struct store_err *err);
 int sq_prep(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err);
+/* The statement in *slot, prepared from sql (persistent) the first time;
+ * NULL with err set (`what` names it) when it does not prepare. For a
+ * module's hot statements kept in the handle (st->fb_q, st->tr_q). */
+sqlite3_stmt *sq_prep_once(struct store *st, sqlite3_stmt **slot, const char *sql,
+                           struct store_err *err, const char *what);
 /* sq_prep for SQL that is a string literal, kept prepared across calls
  * (write paths that run once a request: preparing costs ~20 us); give the
  * statement back with sq_release. */

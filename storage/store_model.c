@@ -586,8 +586,8 @@ int store_model_tags(struct store *st, const char *name, int64_t version, store_
 /* ---- aliases and tags ------------------------------------------------------------ */
 
 /* One row of an alias's history: from one version to another (0: none). */
-static int record_move(struct store *st, int64_t model, const char *alias, int64_t from,
-                       int64_t to, const char *who, int64_t now_ms, struct store_err *err)
+static int record_move(struct store *st, int64_t model, const char *alias, int64_t from, int64_t to,
+                       const char *who, int64_t now_ms, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int ret = sq_prep(st,
@@ -672,8 +672,8 @@ done:
     return 0;
 }
 
-int store_model_alias_delete(struct store *st, const char *name, const char *alias,
-                             const char *who, int64_t now_ms, int64_t *from, struct store_err *err)
+int store_model_alias_delete(struct store *st, const char *name, const char *alias, const char *who,
+                             int64_t now_ms, int64_t *from, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int64_t id = 0, old = 0;

@@ -68,20 +68,15 @@ void sq_trace_close(struct store *st)
     }
 }
 
+/* A hot statement, reset and cleared for its next use. */
 static sqlite3_stmt *tq(struct store *st, int id, struct store_err *err)
 {
-    if (!st->tr_q[id]) {
-        int rc = sqlite3_prepare_v3(st->db, tr_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &st->tr_q[id], NULL);
-        if (rc != SQLITE_OK) {
-            st->tr_q[id] = NULL;
-            sq_db_fail(st, rc, err, "preparing a trace query");
-            return NULL;
-        }
+    sqlite3_stmt *s = sq_prep_once(st, &st->tr_q[id], tr_sql[id], err, "preparing a trace query");
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
     }
-    sqlite3_reset(st->tr_q[id]);
-    sqlite3_clear_bindings(st->tr_q[id]);
-    return st->tr_q[id];
+    return s;
 }
 
 static int done(struct store *st, sqlite3_stmt *s, struct store_err *err, const char *what)
@@ -298,6 +293,9 @@ int store_spans_put(struct store *st, int64_t experiment_id, const uint8_t *run,
     if (new_traces)
         *new_traces = 0;
     if ((ret = sq_writable(st, err)) != 0)
+        return ret;
+    int64_t run_row;
+    if (run && (ret = sq_run_find(st, run, &run_row, "run", err)) != 0)
         return ret;
     for (size_t i = 0; i < n; i++) {
         const struct store_span *sp = &spans[i];

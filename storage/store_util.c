@@ -247,6 +247,20 @@ void sq_release(struct store *st, sqlite3_stmt *s)
     sqlite3_finalize(s);
 }
 
+sqlite3_stmt *sq_prep_once(struct store *st, sqlite3_stmt **slot, const char *sql,
+                           struct store_err *err, const char *what)
+{
+    if (!*slot) {
+        int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+        if (rc != SQLITE_OK) {
+            *slot = NULL;
+            sq_db_fail(st, rc, err, what);
+            return NULL;
+        }
+    }
+    return *slot;
+}
+
 /* Prepares a statement used once (the hot ones are in st->q). */
 int sq_prep(struct store *st, const char *sql, sqlite3_stmt **s, struct store_err *err)
 {

@@ -83,6 +83,8 @@ void cli_add_kv(const char *cmd, struct cli_kv_args *a, int param, char *arg);
  * or beyond a double's range: 1e400, and 1e-400 which would read as 0). */
 #define CLI_NUM_BAD   (-1)
 #define CLI_NUM_RANGE (-2)
+/* n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
+void cli_hex(const uint8_t *b, size_t n, char *out);
 int cli_parse_i64(const char *s, int64_t *v);
 /* A duration: "0", or one or more NUMBER UNIT with units ms s m h d
  * ("1h30m"), into ms; -1 when it is not that. */
@@ -194,7 +196,7 @@ int cmd_lineage(int argc, char **argv);     /* cmd_lineage.c */
 int cmd_traces(int argc, char **argv);      /* cmd_trace.c */
 int cmd_trace_show(int argc, char **argv);
 int cmd_trace_export(int argc, char **argv);
-int cmd_eval(int argc, char **argv);        /* cmd_eval.c */
+int cmd_eval(int argc, char **argv); /* cmd_eval.c */
 int cmd_artifact_put(int argc, char **argv);
 int cmd_artifact_list(int argc, char **argv);
 int cmd_artifact_get(int argc, char **argv);

@@ -9,16 +9,6 @@
 
 #define GRACE_DEFAULT_MS (7LL * 24 * 3600 * 1000)
 
-static void digest_hex(const uint8_t d[32], char out[65])
-{
-    static const char x[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = x[d[i] >> 4];
-        out[2 * i + 1] = x[d[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static int print_json(const struct track_gc_report *r, int64_t grace_ms)
 {
     json_t *o = json_object(), *runs = json_array(), *blobs = json_array();
@@ -35,7 +25,7 @@ static int print_json(const struct track_gc_report *r, int64_t grace_ms)
         json_array_append_new(runs, j);
     }
     for (size_t i = 0; i < r->n_blob_digests; i++) {
-        digest_hex(r->blob_digests[i], hex);
+        cli_hex(r->blob_digests[i], 32, hex);
         json_array_append_new(blobs, json_string(hex));
     }
     json_object_set_new(o, "dry_run", json_boolean(r->dry_run));
@@ -108,7 +98,7 @@ int cmd_gc(int argc, char **argv)
                (long long)r.run_list[i].bytes);
     }
     for (size_t i = 0; i < r.n_blob_digests; i++) {
-        digest_hex(r.blob_digests[i], hex);
+        cli_hex(r.blob_digests[i], 32, hex);
         printf("  blob %s\n", hex);
     }
     if ((size_t)r.runs > r.n_run_list || (size_t)r.blobs > r.n_blob_digests)

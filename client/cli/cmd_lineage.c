@@ -25,16 +25,6 @@
 
 #include <string.h>
 
-static void digest_hex(const uint8_t d[32], char out[65])
-{
-    static const char x[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = x[d[i] >> 4];
-        out[2 * i + 1] = x[d[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static json_t *json_lrun(const struct track_lineage_run *r)
 {
     json_t *o = json_object();
@@ -66,7 +56,7 @@ static int print_json(const struct track_lineage *l, const struct track_model_ve
         json_array_append_new(kids, json_lrun(&l->children[i]));
     for (size_t i = 0; i < l->n_artifacts; i++) {
         json_t *a = json_object();
-        digest_hex(l->artifacts[i].digest, hex);
+        cli_hex(l->artifacts[i].digest, 32, hex);
         json_object_set_new(a, "path", json_string(l->artifacts[i].path));
         json_object_set_new(a, "digest", json_string(hex));
         json_object_set_new(a, "size", json_integer(l->artifacts[i].size));
@@ -74,7 +64,7 @@ static int print_json(const struct track_lineage *l, const struct track_model_ve
     }
     for (size_t i = 0; i < l->n_model_versions; i++) {
         json_t *v = json_object();
-        digest_hex(l->model_versions[i].digest, hex);
+        cli_hex(l->model_versions[i].digest, 32, hex);
         json_object_set_new(v, "model", json_string(l->model_versions[i].model));
         json_object_set_new(v, "version", json_integer(l->model_versions[i].version));
         json_object_set_new(v, "path", json_string(l->model_versions[i].path));
@@ -92,7 +82,7 @@ static int print_json(const struct track_lineage *l, const struct track_model_ve
     json_object_set_new(o, "truncated", json_boolean(l->truncated));
     if (mv) {
         json_t *m = json_object();
-        digest_hex(mv->digest, hex);
+        cli_hex(mv->digest, 32, hex);
         json_object_set_new(m, "model", json_string(mv->model));
         json_object_set_new(m, "version", json_integer(mv->version));
         json_object_set_new(m, "digest", json_string(hex));
@@ -156,7 +146,7 @@ int cmd_lineage(int argc, char **argv)
         return rc;
     }
     if (mv) {
-        digest_hex(mv->digest, hex);
+        cli_hex(mv->digest, 32, hex);
         printf("version   %s/%lld", mv->model, (long long)mv->version);
         if (strchr(ref, '@'))
             printf(" (%s)", ref);
@@ -179,12 +169,12 @@ int cmd_lineage(int argc, char **argv)
         print_run("  ", &l.children[i]);
     printf("artifacts %zu\n", l.n_artifacts);
     for (size_t i = 0; i < l.n_artifacts; i++) {
-        digest_hex(l.artifacts[i].digest, hex);
+        cli_hex(l.artifacts[i].digest, 32, hex);
         printf("  %s  %lld bytes  %s\n", l.artifacts[i].path, (long long)l.artifacts[i].size, hex);
     }
     printf("models    %zu\n", l.n_model_versions);
     for (size_t i = 0; i < l.n_model_versions; i++) {
-        digest_hex(l.model_versions[i].digest, hex);
+        cli_hex(l.model_versions[i].digest, 32, hex);
         printf("  %s/%lld  %s  %s\n", l.model_versions[i].model,
                (long long)l.model_versions[i].version, l.model_versions[i].path, hex);
     }

@@ -17,16 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static json_t *json_kvs(const struct track_kv *kv, size_t n)
 {
     json_t *o = json_object();
@@ -41,7 +31,7 @@ static json_t *json_version(const struct track_model_version *v)
     json_t *o = json_object(), *a = json_array();
 
     track_run_id_hex(&v->run, run);
-    hex_of(v->digest, 32, digest);
+    cli_hex(v->digest, 32, digest);
     json_object_set_new(o, "model", json_string(v->model));
     json_object_set_new(o, "version", json_integer(v->version));
     json_object_set_new(o, "run_id", json_string(run));
@@ -105,7 +95,7 @@ static void print_version(const struct track_model_version *v)
     char run[33], digest[65], t[32];
 
     track_run_id_hex(&v->run, run);
-    hex_of(v->digest, 32, digest);
+    cli_hex(v->digest, 32, digest);
     cli_fmt_time(v->created_ms, t, sizeof(t));
     printf("%s/%lld\n", v->model, (long long)v->version);
     printf("  run:         %s\n", run);
@@ -406,7 +396,7 @@ int cmd_model_get(int argc, char **argv)
     }
     if (out) {
         char digest[65];
-        hex_of(v->digest, 32, digest);
+        cli_hex(v->digest, 32, digest);
         printf("wrote %s/%lld (%lld bytes, digest %s checked) to %s\n", v->model,
                (long long)v->version, (long long)v->size, digest, local);
         track_model_result_free(res);

@@ -21,16 +21,6 @@
 #define FOLD_TAIL 5
 #define BAR_WIDTH 20
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void ms_text(int64_t ns, char *buf, size_t len)
 {
     double ms = (double)ns / 1e6;
@@ -53,7 +43,7 @@ static void when_text(int64_t ns, char *buf, size_t len)
 static json_t *trace_json(const struct track_trace_info *t)
 {
     char id[33], run[33] = "";
-    hex_of(t->trace_id, 16, id);
+    cli_hex(t->trace_id, 16, id);
     if (t->has_run)
         track_run_id_hex(&t->run, run);
     json_t *models = json_array();
@@ -151,7 +141,7 @@ int cmd_traces(int argc, char **argv)
                "SPANS", "ERR", "TOKENS", "COST", "MODEL", "ROOT");
     for (size_t i = 0; i < n; i++) {
         char id[33], when[32], dur[32], run[33] = "", models[256] = "", cost[32];
-        hex_of(t[i].trace_id, 16, id);
+        cli_hex(t[i].trace_id, 16, id);
         when_text(t[i].start_ns, when, sizeof(when));
         ms_text(t[i].end_ns - t[i].start_ns, dur, sizeof(dur));
         for (size_t m = 0; m < t[i].n_models; m++) {
@@ -281,9 +271,9 @@ static json_t *span_json(const struct track_span_info *s)
 {
     char id[17], parent[17] = "";
     json_error_t je;
-    hex_of(s->span_id, 8, id);
+    cli_hex(s->span_id, 8, id);
     if (s->has_parent)
-        hex_of(s->parent, 8, parent);
+        cli_hex(s->parent, 8, parent);
     json_t *attrs = json_loads(s->attributes, 0, &je);
     return json_pack("{s:s, s:s?, s:s, s:i, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, "
                      "s:o}",
@@ -362,7 +352,7 @@ int cmd_trace_show(int argc, char **argv)
             slots[at] = i;
     }
     char id[33], when[32], dur[32];
-    hex_of(tr->trace_id, 16, id);
+    cli_hex(tr->trace_id, 16, id);
     when_text(tr->start_ns, when, sizeof(when));
     ms_text(tr->end_ns - tr->start_ns, dur, sizeof(dur));
     printf("trace %s  %s  %s  %lld spans, %lld errors, %lld tokens", id, when, dur,
@@ -510,7 +500,7 @@ int cmd_trace_export(int argc, char **argv)
             const struct track_span_info *s = NULL;
             size_t ns = 0;
             char id[33];
-            hex_of(t[i].trace_id, 16, id);
+            cli_hex(t[i].trace_id, 16, id);
             if (track_trace_get(c, id, 0, &one, &ti, &s, &ns, &err)) {
                 rc = cli_track_error(&err);
                 break;

@@ -576,3 +576,13 @@ int cli_parse_duration(const char *s, int64_t *ms)
     *ms = total;
     return 0;
 }
+
+void cli_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -93,8 +93,8 @@ struct track_client {
     /* buffered feedback scores (feedback.c), each one malloc'd block */
     Track__V1__Score **fb;
     size_t fb_n, fb_cap, fb_bytes;
-    int64_t fb_oldest_ms; /* wall-clock time the oldest buffered score came */
-    int64_t fb_batches;   /* FeedbackBatch requests sent or spooled */
+    int64_t fb_oldest_ms;     /* wall-clock time the oldest buffered score came */
+    int64_t fb_batches;       /* FeedbackBatch requests sent or spooled */
     struct cl_sysmet *sysmet; /* the system metrics sampler (sysmetrics.c), NULL when none */
 };
 
@@ -234,8 +234,7 @@ int cl_read(struct track_client *c, Track__V1__Request *rq, Track__V1__Response 
 /* A new client (allocated; free with track_client_close) with c's server,
  * keys, timeouts, spool and current run, and nothing else: no socket, no
  * buffered points. For a thread that logs beside c's owner. */
-int cl_client_clone(const struct track_client *c, struct track_client **out,
-                    struct track_err *err);
+int cl_client_clone(const struct track_client *c, struct track_client **out, struct track_err *err);
 
 /* ---- sysmetrics.c ---- */
 /* track_system_metrics_stop without an error report (track_client_close). */

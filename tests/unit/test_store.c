@@ -1306,7 +1306,7 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
  * traces */
 #define UNDO_LATER                                                                                 \
     "DROP TABLE trace_models; DROP TABLE spans; DROP TABLE traces;"                                \
-    " DROP INDEX params_search; ALTER TABLE params DROP COLUMN num;"                                \
+    " DROP INDEX params_search; ALTER TABLE params DROP COLUMN num;"                               \
     "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"                \
     " DROP TABLE feedback_names;"                                                                  \
     " DROP TABLE audit; DROP TABLE tokens; DROP TABLE grants; DROP TABLE users;"                   \
