@@ -3,8 +3,10 @@
  *
  * Rows: name, status, duration; the params whose values differ between the
  * runs (all of them with --all-params); then per metric its last, min and max
- * value, its point count and a sparkline of its curve; then per feedback name
- * its mean, true ratio or top label (compare_feedback.c). The best run of each
+ * value, its point count and a sparkline of its curve; then, when a run has
+ * LLM traces, their count, latency p50 and p95, tokens, cost and error rate
+ * (compare_trace.c); then per feedback name its mean, true ratio or top
+ * label (compare_feedback.c). The best run of each
  * metric is the one with the best *last* value (lowest by default, highest
  * under --goal KEY=max), as the filter language's metrics.KEY is the last
  * value too; NaN is never best, ties are all marked.
@@ -397,7 +399,8 @@ int cmd_compare(int argc, char **argv)
             if (strcmp(goal_key[k], x->metrics[m]) == 0)
                 x->goal_max[m] = goal_max[k];
     mark_best(x);
-    if (cmp_feedback_load(x->c, (const char(*)[33])x->hex, x->n, &x->fb, &err)) {
+    if (cmp_trace_load(x->c, (const char(*)[33])x->hex, x->n, &x->tr, &err) ||
+        cmp_feedback_load(x->c, (const char(*)[33])x->hex, x->n, &x->fb, &err)) {
         cli_track_error(&err);
         goto out;
     }

@@ -5,7 +5,8 @@
  * into a grid of text, a row per label and a cell per run; compare_print.c
  * lays the grid out as a table (a column per run, or turned: a row per run),
  * markdown or CSV, and prints the JSON from the struct cmp itself;
- * compare_feedback.c reads and formats the feedback rows.
+ * compare_trace.c and compare_feedback.c read and format the trace and
+ * feedback rows.
  *
  * Nothing here is used outside the compare files.
  */
@@ -51,6 +52,40 @@ void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int 
 /* {"NAME": {"kind", "count", "comments", "mean"|"true_ratio"|"top_label"}} */
 json_t *cmp_feedback_json(const struct cmp_feedback *fb, size_t run);
 
+/* ---- the trace rows (compare_trace.c) ---------------------------------------------------- */
+#define CMP_TRACE_KEEP 1000000 /* durations kept a run, for exact percentiles */
+#define CMP_TRACE_ROWS 8
+struct cmp_trace_cell {
+    int64_t count;  /* the run's traces; 0: none, no rollup */
+    int64_t errors; /* those with an error span */
+    int64_t tokens_in, tokens_out, tokens_total;
+    double cost;
+    int64_t p50_ns, p95_ns; /* of the durations, nearest rank */
+    int64_t kept;           /* the durations they are over: count, or CMP_TRACE_KEEP */
+};
+struct cmp_traces {
+    int any; /* a run has traces: the rows are shown */
+    struct cmp_trace_cell cells[CMP_MAX_RUNS];
+};
+/* Reads the traces of runs hex[0..n) and rolls them up into tr (cleared
+ * first); warns on stderr when a run's percentiles are over its newest
+ * CMP_TRACE_KEEP only. */
+int cmp_trace_load(struct track_client *c, const char (*hex)[33], size_t n, struct cmp_traces *tr,
+                   struct track_err *err);
+/* Row k's label (0 <= k < CMP_TRACE_ROWS): "traces", "latency p50", ...;
+ * machine: the CSV's, "traces.count", "traces.latency_p50_ms", ... */
+const char *cmp_trace_label(size_t k, int machine);
+/* Whether the row of (human) label is also a column of the turned table:
+ * the count, p50, p95, total tokens, cost and error rate. */
+int cmp_trace_turned(const char *label);
+/* Row k's cell for run `run`: "3", "250ms", "33.3% (1/3)", "-" without
+ * traces; machine: full precision, milliseconds and a ratio, "" without. */
+void cmp_trace_cell(const struct cmp_traces *tr, size_t k, size_t run, int machine, char *buf,
+                    size_t len);
+/* {"count", "latency_p50_ms", "latency_p95_ms", "tokens_in", "tokens_out",
+ * "tokens_total", "cost", "errors", "error_rate"}, or null without traces. */
+json_t *cmp_trace_json(const struct cmp_traces *tr, size_t run);
+
 /* ---- the compared runs (cmd_compare.c) ------------------------------------------------ */
 
 /* The runs and what is shown of them; runs[] are views into res[]. */
@@ -70,6 +105,7 @@ struct cmp {
     unsigned char *param_differs; /* per shown param */
     unsigned char best[CMP_MAX_METRICS][CMP_MAX_RUNS];
     char *spark[CMP_MAX_METRICS][CMP_MAX_RUNS]; /* malloc'd, NULL when absent */
+    struct cmp_traces tr;                       /* compare_trace.c */
     struct cmp_feedback fb;                     /* compare_feedback.c */
 };
 

@@ -3,7 +3,8 @@
  * of a label per row and a cell per run, filled from a struct cmp: run,
  * name, status, duration; the params shown; per metric its last, min and
  * max value, its point count and its trend (for people) or best flag (for
- * CSV); per feedback name its cell (compare_feedback.c). The layouts
+ * CSV); when a run has traces, their rollups (compare_trace.c); per
+ * feedback name its cell (compare_feedback.c). The layouts
  * (compare_print.c) only place these strings.
  */
 #include "compare.h"
@@ -166,6 +167,15 @@ int cmp_grid_build(const struct cmp *x, struct cmp_grid *g, int machine)
                 if (cmp_grid_set(g, r, i, buf, flags))
                     return -1;
             }
+        }
+    }
+    for (size_t k = 0; x->tr.any && k < CMP_TRACE_ROWS; k++) {
+        if ((r = cmp_grid_row(g, cmp_trace_label(k, machine))) < 0)
+            return -1;
+        for (size_t i = 0; i < x->n; i++) {
+            cmp_trace_cell(&x->tr, k, i, machine, buf, sizeof(buf));
+            if (cmp_grid_set(g, r, i, buf, 0))
+                return -1;
         }
     }
     for (size_t k = 0; k < x->fb.nn; k++) {

@@ -81,12 +81,13 @@ size_t cmp_table_blocks(const struct cmp_grid *g)
 /* The transposed table (--columns metrics, or when it needs fewer blocks
  * than a column per run): a row per run; columns run, name, status,
  * duration, the params shown (params.K) and each metric's last value
- * (metrics.K, the best marked *), the language's names as in `track runs`.
- * Columns that do not fit fold into further blocks, each repeating run and
- * name. With `dry`, prints nothing and returns the number of blocks. */
+ * (metrics.K, the best marked *), the language's names as in `track runs`;
+ * then the trace rollups but tokens in and out, under their row labels, and
+ * each feedback name (feedback.NAME). Columns that do not fit fold into further blocks, each
+ * repeating run and name. With `dry`, prints nothing and returns the number of blocks. */
 size_t cmp_print_transposed(const struct cmp *x, const struct cmp_grid *g, int colour, int dry)
 {
-    enum { MAXC = 4 + CMP_MAX_PARAMS + CMP_MAX_METRICS + CMP_FB_NAMES };
+    enum { MAXC = 4 + CMP_MAX_PARAMS + CMP_MAX_METRICS + CMP_FB_NAMES + CMP_TRACE_ROWS };
     size_t rows[MAXC], nr = 0; /* grid rows shown as columns */
     char *heads[MAXC];         /* their whole labels, malloc'd */
     size_t w[MAXC], full[MAXC], starts[MAXC];
@@ -103,6 +104,8 @@ size_t cmp_print_transposed(const struct cmp *x, const struct cmp_grid *g, int c
         } else if (m < x->nm && strlen(l) == strlen(x->metrics[m]) + 5 &&
                    strcmp(l + strlen(x->metrics[m]), " last") == 0) {
             snprintf(label, sizeof(label), "metrics.%s", x->metrics[m++]);
+        } else if (x->tr.any && cmp_trace_turned(l)) {
+            snprintf(label, sizeof(label), "%s", l);
         } else if (strncmp(l, "feedback ", 9) == 0) {
             snprintf(label, sizeof(label), "feedback.%s", l + 9);
         } else {
@@ -273,6 +276,7 @@ int cmp_print_json(const struct cmp *x)
         }
         json_object_set_new(o, "params", params);
         json_object_set_new(o, "metrics", metrics);
+        json_object_set_new(o, "traces", cmp_trace_json(&x->tr, i));
         json_object_set_new(o, "feedback", cmp_feedback_json(&x->fb, i));
         json_array_append_new(runs, o);
     }
