@@ -169,8 +169,10 @@ static int load_run(struct track_client *c, const char *hex, struct tally *t, ui
             qsort(ids, n_ids, sizeof(*ids), cmp_id);
             edge = last;
             have_edge = 1;
-            /* "before 0" is no bound: past INT64_MAX, and at -1, the
-             * overlap rule above keeps the count right */
+            /* "before 0" is no bound, which is right past INT64_MAX; at -1
+             * (a start only a native client can send: OTLP's are unsigned)
+             * it lists the newest again, all skipped, and ends in the error
+             * above rather than count a trace twice */
             q.before_start_ns = last == INT64_MAX ? 0 : last + 1;
         }
         track_trace_result_free(res);
