@@ -412,11 +412,14 @@ int store_trace_list(struct store *st, const struct store_trace_query *q, store_
     }
     snprintf(sql, cap,
              "SELECT " TRACE_COLS " FROM traces t JOIN experiments e ON e.id = t.experiment_id"
-             " WHERE %s AND %s AND %s AND (:run IS NULL OR t.run_uuid = :run)"
-             " AND (:before = 0 OR t.start_ns < :before) AND t.tokens_total >= :mintok"
+             " WHERE %s AND %s AND %s AND %s AND %s AND t.tokens_total >= :mintok"
              " AND t.end_ns - t.start_ns >= :mindur AND (:errs = 0 OR t.errors > 0)"
              " ORDER BY t.start_ns DESC, t.id DESC LIMIT :lim",
-             f.where ? f.where : "1", exps, grant);
+             f.where ? f.where : "1", exps, grant,
+             /* only the terms asked for, so that SQLite can use an index for
+              * them: a run's traces by traces_run rather than by scanning
+              * them all, a page by seeking rather than from the newest */
+             q->run ? "t.run_uuid = :run" : "1", q->before_start_ns ? "t.start_ns < :before" : "1");
     if ((ret = sq_prep(st, sql, &s, err)) != 0)
         goto out;
     for (int i = 0; i < f.n_binds; i++) {
@@ -430,7 +433,8 @@ int store_trace_list(struct store *st, const struct store_trace_query *q, store_
     }
     if (q->run)
         sqlite3_bind_blob(s, sqlite3_bind_parameter_index(s, ":run"), q->run, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":before"), q->before_start_ns);
+    if (q->before_start_ns)
+        sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":before"), q->before_start_ns);
     sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":mintok"), q->min_tokens);
     sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, ":mindur"), q->min_duration_ns);
     sqlite3_bind_int(s, sqlite3_bind_parameter_index(s, ":errs"), q->errors_only);

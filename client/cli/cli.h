@@ -140,33 +140,6 @@ json_t *cli_json_run(const struct track_run_info *r);
 /* Prints a JSON value with a newline and releases it; returns 0 or 1. */
 int cli_json_print(json_t *v);
 
-/* ---- the feedback rows of `track compare` (compare_feedback.c) ----------- */
-#define CMP_FB_NAMES 64
-#define CMP_FB_RUNS  50
-struct cmp_fb_cell {
-    int have, kind;
-    int64_t count, comments;
-    double mean;   /* numbers: the mean; booleans: the true ratio */
-    char top[256]; /* labels: the most frequent */
-    int64_t top_count;
-};
-struct cmp_feedback {
-    size_t nn; /* names, in order of first appearance (each run's by name) */
-    char *names[CMP_FB_NAMES];
-    int kinds[CMP_FB_NAMES];
-    struct cmp_fb_cell cells[CMP_FB_NAMES][CMP_FB_RUNS];
-};
-/* Reads the feedback summaries of runs hex[0..n) into fb (cleared first). */
-int cmp_feedback_load(struct track_client *c, const char (*hex)[33], size_t n,
-                      struct cmp_feedback *fb, struct track_err *err);
-void cmp_feedback_free(struct cmp_feedback *fb);
-/* The cell of name k for run `run`: "4.5 (n=2)", "good (3/5)", "-"; machine:
- * the full-precision mean or ratio, or the top label, "" when none. */
-void cmp_feedback_cell(const struct cmp_feedback *fb, size_t k, size_t run, int machine, char *buf,
-                       size_t len);
-/* {"NAME": {"kind", "count", "comments", "mean"|"true_ratio"|"top_label"}} */
-json_t *cmp_feedback_json(const struct cmp_feedback *fb, size_t run);
-
 /* ---- commands ------------------------------------------------------------ */
 int cmd_keygen(int argc, char **argv);
 int cmd_config_set(int argc, char **argv);

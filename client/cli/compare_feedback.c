@@ -6,7 +6,7 @@
  * compares them in filters), the most frequent label of a label name, each
  * with its count; and the same per run for --json.
  */
-#include "cli.h"
+#include "compare.h"
 #include "render.h"
 
 #include <math.h>

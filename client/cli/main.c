@@ -186,8 +186,11 @@ static const struct cli_cmd commands[] = {
                           "metrics: a row per run and a column per param and metric, its last "
                           "value (default: whichever needs fewer blocks, runs on a tie; table "
                           "format only)"}),
-     "2 to 50 runs. The best run of each metric (by its last value) is marked *. Tables show "
-     "values to about 6 significant digits; csv and json have them in full.",
+     "2 to 50 runs. The best run of each metric (by its last value) is marked *. When a run "
+     "has LLM traces (tied by track.run_id), rows of their count, latency p50 and p95 (nearest "
+     "rank), tokens in, out and total, cost and error rate follow the metrics; json has a "
+     "traces object per run, null without. Tables show values to about 6 significant digits; "
+     "csv and json have them in full.",
      "track compare 3f2a 9bc1 77d0\n"
      "track compare --experiment mnist --goal val_acc=max --plot mnist.svg\n"
      "track compare --experiment sweep --plot sweep.svg --smooth 0.9 --log-y\n"
