@@ -201,6 +201,10 @@ static const char *const migrations[] = {
     "CREATE INDEX spans_start ON spans(trace, start_ns);"
     "CREATE TABLE trace_models(trace INTEGER NOT NULL, model TEXT NOT NULL,"
     "  spans INTEGER NOT NULL, PRIMARY KEY(trace, model)) WITHOUT ROWID;",
+    /* 11: a run's traces newest first by the index alone (`track compare`
+     * lists each run's traces in pages by start time) */
+    "DROP INDEX traces_run;"
+    "CREATE INDEX traces_run ON traces(run_uuid, start_ns) WHERE run_uuid IS NOT NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1315,7 +1315,7 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
     " DROP TABLE artifacts;"                                                                       \
     " DROP INDEX runs_deleted; ALTER TABLE runs DROP COLUMN deleted_ms;"                           \
     " ALTER TABLE runs DROP COLUMN lifecycle;"
-#define SCHEMA_LATEST 10
+#define SCHEMA_LATEST 11
 
 Test(store, a_schema_1_database_is_migrated_and_its_old_chunks_still_draw_curves)
 {
