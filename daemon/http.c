@@ -77,17 +77,40 @@ static const struct http_route plain_routes[] = {
     {NULL, NULL, NULL, NULL, 0, 0, 0},
 };
 
+/* web: the dashboard's tables. Their requests may carry the login cookie
+ * (never accepted elsewhere, so no other route can be driven by a page's
+ * stored credentials); on a loopback bind their Host must be a loopback
+ * name (a page on another site that rebinds its DNS name to 127.0.0.1 would
+ * otherwise be same-origin); every POST must echo the session's CSRF token
+ * in X-Track-CSRF; and every answer carries the page's security headers. */
 static const struct {
     const char *prefix;
     const struct http_route *routes;
+    int web;
 } tables[] = {
-    {"/api/2.0/mlflow/", ml_experiment_routes},
-    {"/api/2.0/mlflow/", ml_run_routes},
-    {"/api/2.0/mlflow/", ml_model_routes},
-    {"/api/2.0/mlflow-artifacts/", ml_artifact_routes},
-    {"/v1/", otlp_routes},
-    {"", plain_routes},
+    {"/api/2.0/mlflow/", ml_experiment_routes, 0},
+    {"/api/2.0/mlflow/", ml_run_routes, 0},
+    {"/api/2.0/mlflow/", ml_model_routes, 0},
+    {"/api/2.0/mlflow-artifacts/", ml_artifact_routes, 0},
+    {"/v1/", otlp_routes, 0},
+    {"/api/track/v1/", web_session_routes, 1},
+    {"/api/track/v1/", web_run_routes, 1},
+    {"/api/track/v1/", web_model_routes, 1},
+    {"/api/track/v1/", web_trace_routes, 1},
+    {"/api/track/v1/", web_feedback_routes, 1},
+    {"", plain_routes, 0},
+    {"", web_page_routes, 1},
 };
+
+static uint8_t csrf_key[crypto_generichash_KEYBYTES];
+
+void http_csrf_of(const char *seed, char out[65])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), (const unsigned char *)seed, strlen(seed), csrf_key,
+                       sizeof(csrf_key));
+    sodium_bin2hex(out, 65, h, sizeof(h));
+}
 
 static int health(struct http_req *r)
 {
@@ -105,7 +128,7 @@ static int version(struct http_req *r)
 /* The route of (method, url): its path after the table's prefix in *rest.
  * NULL with *other set when the path is known under another method. */
 static const struct http_route *find_route(const char *method, const char *url, const char **rest,
-                                           const char **other)
+                                           const char **other, int *web)
 {
     *other = NULL;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
@@ -115,15 +138,16 @@ static const struct http_route *find_route(const char *method, const char *url, 
         const char *p = url + pl;
         for (const struct http_route *rt = tables[t].routes; rt->path; rt++) {
             size_t n = strlen(rt->path);
-            int match =
-                rt->path[n - 1] == '/' ? strncmp(p, rt->path, n) == 0 : strcmp(p, rt->path) == 0;
+            int prefix = n > 1 && rt->path[n - 1] == '/'; /* "/" itself is exact */
+            int match = prefix ? strncmp(p, rt->path, n) == 0 : strcmp(p, rt->path) == 0;
             if (!match)
                 continue;
             if (strcmp(method, rt->method) != 0) {
                 *other = rt->method;
                 continue;
             }
-            *rest = rt->path[n - 1] == '/' ? p + n : p;
+            *rest = prefix ? p + n : p;
+            *web = tables[t].web;
             return rt;
         }
     }
@@ -131,7 +155,8 @@ static const struct http_route *find_route(const char *method, const char *url, 
 }
 
 /* ---- answers --------------------------------------------------------------------- */
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j)
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
+                                 const struct http_req *r)
 {
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     struct MHD_Response *rs;
@@ -142,13 +167,27 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j
                                   "\"message\":\"trackd out of memory\"}";
         rs = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
         status = 503;
-    } else
-        rs = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    } else {
+        size_t n = strlen(text), zn = 0;
+        char *z = r->web ? web_gzip(r, text, n, &zn) : NULL;
+        if (z) {
+            free(text);
+            text = z;
+            n = zn;
+        }
+        rs = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+        if (rs && z)
+            MHD_add_response_header(rs, "Content-Encoding", "gzip");
+    }
     if (!rs) {
         free(text);
         return MHD_NO;
     }
     MHD_add_response_header(rs, "Content-Type", "application/json");
+    if (r->web) {
+        MHD_add_response_header(rs, "Vary", "Accept-Encoding");
+        web_headers(rs, r);
+    }
     ret = MHD_queue_response(c, (unsigned)status, rs);
     MHD_destroy_response(rs);
     return ret;
@@ -159,7 +198,11 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const struct http_re
     json_t *j =
         json_pack("{s:s, s:o}", "error_code", r->error_code ? r->error_code : "INTERNAL_ERROR",
                   "message", http_json_str(r->message));
-    if (r->status == 401) {
+    if (j && r->err_field)
+        json_object_set_new(j, "field", json_string(r->err_field));
+    if (j && r->err_column > 0)
+        json_object_set_new(j, "column", json_integer(r->err_column));
+    if (r->status == 401 && !r->web) {
         /* so a client that can, asks for credentials */
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
@@ -176,7 +219,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const struct http_re
         MHD_destroy_response(rs);
         return ret;
     }
-    enum MHD_Result ret = send_json(c, r->status ? r->status : 500, j);
+    enum MHD_Result ret = send_json(c, r->status ? r->status : 500, j, r);
     json_decref(j);
     return ret;
 }
@@ -187,6 +230,8 @@ static enum MHD_Result answer(struct conn *k)
     if (r->error_code)
         return send_error(r->conn, r);
     if (r->raw) {
+        if (r->web)
+            web_headers(r->raw, r);
         enum MHD_Result ret =
             MHD_queue_response(r->conn, r->raw_status ? (unsigned)r->raw_status : 200, r->raw);
         MHD_destroy_response(r->raw);
@@ -195,24 +240,62 @@ static enum MHD_Result answer(struct conn *k)
     }
     if (!r->reply)
         r->reply = json_object();
-    return send_json(r->conn, 200, r->reply);
+    return send_json(r->conn, 200, r->reply, r);
 }
 
 /* ---- identity -------------------------------------------------------------------- */
-/* Fills r->caller from the request's credentials; -1 with r failed. */
+static struct srv_http *front; /* the one front of this process, for http_token_caller */
+
+/* The caller of token (user, when given, must be its user's name) into
+ * *out; -1 with r failed. */
+static int check_token(struct srv_http *h, struct http_req *r, const char *token, const char *user,
+                       struct srv_caller *out)
+{
+    struct store_user u;
+    struct store_err err = {0};
+    if (!h->ro)
+        return http_fail(r, 400, "BAD_REQUEST",
+                         "this trackd listens on loopback: every request is its owner's, no "
+                         "token needed");
+    pthread_mutex_lock(&h->ro_lock);
+    int rc = store_token_check(h->ro, token, wire_now_ms(), &u, &err);
+    pthread_mutex_unlock(&h->ro_lock);
+    if (rc == STORE_E_NOT_FOUND || (rc == 0 && user && user[0] && strcmp(user, u.name) != 0))
+        return http_fail(r, 401, "UNAUTHENTICATED", "token not valid");
+    if (rc)
+        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "checking the token: %s", err.msg);
+    memset(out, 0, sizeof(*out));
+    out->user_id = u.id;
+    out->role = u.role;
+    snprintf(out->name, sizeof(out->name), "%s", u.name);
+    return 0;
+}
+
+int http_token_caller(struct http_req *r, const char *token, struct srv_caller *out)
+{
+    return check_token(front, r, token, NULL, out);
+}
+
+/* Fills r->caller (and r->csrf) from the request's credentials; -1 with r
+ * failed. The dashboard's tables also take the login cookie. */
 static int identify(struct srv_http *h, struct http_req *r)
 {
     if (h->loopback) {
         srv_local_caller(&r->caller);
+        http_csrf_of("", r->csrf);
         return 0;
     }
     const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    const char *cookie =
+        r->web ? MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "track_token") : NULL;
     char token[640] = "", user[STORE_USER_NAME_MAX + 1] = "";
-    if (!auth || !*auth)
+    if ((!auth || !*auth) && cookie && *cookie)
+        snprintf(token, sizeof(token), "%s", cookie);
+    else if (!auth || !*auth)
         return http_fail(r, 401, "UNAUTHENTICATED",
                          "this trackd needs a token: Authorization: Bearer TOKEN (MLflow: "
                          "MLFLOW_TRACKING_TOKEN), from `track admin token create USER`");
-    if (strncasecmp(auth, "Bearer ", 7) == 0)
+    else if (strncasecmp(auth, "Bearer ", 7) == 0)
         snprintf(token, sizeof(token), "%s", auth + 7);
     else if (strncasecmp(auth, "Basic ", 6) == 0) {
         unsigned char dec[600];
@@ -232,21 +315,34 @@ static int identify(struct srv_http *h, struct http_req *r)
     } else
         return http_fail(r, 401, "UNAUTHENTICATED",
                          "Authorization: expected Bearer TOKEN or Basic credentials");
-    struct store_user u;
-    struct store_err err = {0};
-    pthread_mutex_lock(&h->ro_lock);
-    int rc = store_token_check(h->ro, token, wire_now_ms(), &u, &err);
-    pthread_mutex_unlock(&h->ro_lock);
+    int rc = check_token(h, r, token, user, &r->caller);
+    if (rc == 0)
+        http_csrf_of(token, r->csrf);
     sodium_memzero(token, sizeof(token));
-    if (rc == STORE_E_NOT_FOUND || (rc == 0 && user[0] && strcmp(user, u.name) != 0))
-        return http_fail(r, 401, "UNAUTHENTICATED", "token not valid");
-    if (rc)
-        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "checking the token: %s", err.msg);
-    memset(&r->caller, 0, sizeof(r->caller));
-    r->caller.user_id = u.id;
-    r->caller.role = u.role;
-    snprintf(r->caller.name, sizeof(r->caller.name), "%s", u.name);
-    return 0;
+    return rc;
+}
+
+/* 1 when a Host header names this loopback server: 127.x, localhost or
+ * [::1], with or without a port. */
+static int loopback_host(const char *host)
+{
+    char name[300];
+    if (!host || strlen(host) >= sizeof(name))
+        return 0;
+    snprintf(name, sizeof(name), "%s", host);
+    char *end = name[0] == '[' ? strchr(name, ']') : strrchr(name, ':');
+    if (name[0] == '[') {
+        if (!end || (end[1] && end[1] != ':'))
+            return 0;
+        end[1] = '\0';
+        return strcmp(name, "[::1]") == 0;
+    }
+    if (end)
+        *end = '\0';
+    if (strcasecmp(name, "localhost") == 0)
+        return 1;
+    struct in_addr a;
+    return inet_pton(AF_INET, name, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 /* ---- fields ---------------------------------------------------------------------- */
@@ -349,7 +445,9 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
         k->failed = 1;
         return MHD_YES;
     }
-    k->route = find_route(method, url, &rest, &other);
+    int web = 0;
+    k->route = find_route(method, url, &rest, &other, &web);
+    k->r.web = web;
     if (!k->route) {
         if (other)
             http_fail(&k->r, 405, "ENDPOINT_NOT_FOUND", "%s %s: this endpoint takes %s", method,
@@ -361,10 +459,29 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
     }
     snprintf(k->path, sizeof(k->path), "%s", rest);
     k->r.path = k->path;
+    if (web && h->loopback &&
+        !loopback_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))) {
+        http_fail(&k->r, 403, "PERMISSION_DENIED",
+                  "Host: this page answers its loopback address only (open http://%s/)",
+                  h->srv->cfg.http);
+        k->failed = 1;
+        return MHD_YES;
+    }
     /* /health and /version answer anyone (a load balancer's probe) */
     if (!k->route->open && identify(h, &k->r)) {
         k->failed = 1;
         return MHD_YES;
+    }
+    if (web && !k->route->open && strcmp(method, "GET") != 0) {
+        const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Track-CSRF");
+        if (!t || strlen(t) != 64 || sodium_memcmp(t, k->r.csrf, 64) != 0) {
+            http_fail(&k->r, 403, "PERMISSION_DENIED",
+                      "X-Track-CSRF: %s (a write from the page echoes the csrf_token of GET "
+                      "/api/track/v1/session)",
+                      t ? "not this session's token" : "missing");
+            k->failed = 1;
+            return MHD_YES;
+        }
     }
     if (k->route->write && !k->r.caller.local && k->r.caller.role == STORE_ROLE_READER) {
         http_fail(&k->r, 403, "PERMISSION_DENIED", "user %s is a reader: %s %s writes",
@@ -532,6 +649,7 @@ int srv_http_start(struct srv *srv, struct srv_http **out)
         return -1;
     h->srv = srv;
     h->loopback = is_loopback(&sa);
+    randombytes_buf(csrf_key, sizeof(csrf_key));
     pthread_mutex_init(&h->ro_lock, NULL);
     if (!h->loopback) {
         int users = 0;
@@ -572,6 +690,7 @@ int srv_http_start(struct srv *srv, struct srv_http **out)
     srv_log(SRV_LOG_INFO, "http", "listening http=%s identity=%s", srv->cfg.http,
             h->loopback ? "owner (loopback)" : "token");
     *out = h;
+    front = h;
     return 0;
 fail:
     store_close(h->ro);
@@ -601,6 +720,7 @@ void srv_http_stop(struct srv_http *h)
     http_call_set_stopping(1);
     if (h->d)
         MHD_stop_daemon(h->d);
+    front = NULL;
     store_close(h->ro);
     pthread_mutex_destroy(&h->ro_lock);
     free(h);

@@ -80,6 +80,14 @@ struct http_req {
     /* the body as it came (a raw_body route may write into it) */
     char *body;
     size_t body_len;
+    /* the dashboard's API (web_*.c): an error's field and column (a filter's
+     * syntax error, shown where the user typed it), the token this caller's
+     * writes must echo in X-Track-CSRF, and a cookie to set or clear */
+    const char *err_field;
+    int err_column;
+    int web;
+    char csrf[65];
+    char set_cookie[800];
 };
 
 /* Fails the request with an HTTP status, MLflow's error code and a
@@ -94,6 +102,13 @@ int http_fail_wire(struct http_req *r, int wire_code, const char *msg);
 int http_parse_args(struct http_req *r);
 /* Sets the 200 reply (takes the reference); 0, or -1 on OOM. */
 int http_ok(struct http_req *r, json_t *reply);
+/* The caller a token names (as an Authorization header would): 0 with
+ * *out, -1 with r failed (401 when the token is not valid). http.c. */
+int http_token_caller(struct http_req *r, const char *token, struct srv_caller *out);
+/* This request's CSRF token (hex, 64) for a credential `seed` (a token, or
+ * "" for the loopback owner): a keyed hash under a key made at start, so a
+ * page can echo it and another site cannot know it. http.c. */
+void http_csrf_of(const char *seed, char out[65]);
 
 /* ---- calls through the loop (http_call.c) ---------------------------------------- */
 /* Sends rq (its request_id is made here) for r's caller and waits for the
@@ -127,6 +142,9 @@ json_t *http_json_double(double v);
 /* A string that may not be valid UTF-8 (bytes replaced): never NULL on
  * success, NULL on OOM only. */
 json_t *http_json_str(const char *s);
+/* A run status's name as MLflow and the CLI write it: RUNNING, FINISHED,
+ * FAILED, KILLED (UNKNOWN for none of them). */
+const char *http_status_name(int status);
 /* Reads an int64 out of a JSON value (number or digit string); -1 if not. */
 int http_json_i64(const json_t *v, int64_t *out);
 
@@ -154,7 +172,7 @@ struct http_stream_ops {
 
 struct http_route {
     const char *method;
-    const char *path; /* exact; or a prefix when it ends in '/' */
+    const char *path; /* exact; or a prefix when it ends in '/' (but "/" itself) */
     http_handler fn;
     const struct http_stream_ops *stream; /* non-NULL: the body is streamed */
     int write;                            /* 1: refused to readers before the call */
@@ -169,6 +187,44 @@ extern const struct http_route ml_model_routes[];
 extern const struct http_route ml_artifact_routes[];
 /* OTLP/HTTP's trace export (otlp.c). */
 extern const struct http_route otlp_routes[];
+/* The dashboard (web.c: the page, its assets, the session; web_run.c,
+ * web_model.c, web_trace.c, web_feedback.c: its JSON API under
+ * /api/track/v1/, README "Dashboard"). */
+extern const struct http_route web_page_routes[];
+extern const struct http_route web_session_routes[];
+extern const struct http_route web_run_routes[];
+extern const struct http_route web_model_routes[];
+extern const struct http_route web_trace_routes[];
+extern const struct http_route web_feedback_routes[];
+/* Adds the page's security headers (CSP, nosniff, no framing, no referrer)
+ * to rs; and r's cookie when it sets one. */
+void web_headers(struct MHD_Response *rs, const struct http_req *r);
+/* A JSON answer of n bytes gzipped (zlib level 1) when it is worth it: the
+ * client takes gzip, the answer is over WEB_GZIP_MIN bytes, and the peer is
+ * not on loopback (where the bytes cost nothing and the 30 ms of a 7 MB
+ * list would). The compressed bytes (malloc'd) and *out_n, or NULL: send
+ * text as it is. web.c. */
+#define WEB_GZIP_MIN (64u << 10)
+char *web_gzip(const struct http_req *r, const char *text, size_t n, size_t *out_n);
+/* Shared by the web routes (web_run.c): a time in ms as JSON (null for 0),
+ * and a 32-hex id of 16 bytes (or "" when not 16). */
+json_t *web_json_time(int64_t ms);
+void web_hex(const uint8_t *b, size_t n, char *out);
+/* A field capped at `max`, default dflt (1..max), -1 with r failed. */
+int web_arg_limit(struct http_req *r, const char *field, int64_t dflt, int64_t max, int64_t *out);
+/* Fails r with a store filter error: 400 naming `field` and, when the
+ * message says "...: column N: ...", that column. -1. */
+int web_fail_filter(struct http_req *r, const char *field);
+/* (web_feedback.c) runs/RUN/feedback: the run's scores, as `track feedback
+ * list --json`. */
+int web_run_feedback(struct http_req *r, const char *run);
+/* (mlflow_artifact.c) Answers the bytes of run's artifact at path, read
+ * through the loop as the client takes them; attachment: a
+ * Content-Disposition naming the file. 0, or -1 with r failed. */
+int ml_artifact_send(struct http_req *r, const char *run, const char *path, int attachment);
+/* The same for a blob by its digest and size (a model version's pinned
+ * file); name: the attachment's file name, or NULL for none. */
+int ml_blob_send(struct http_req *r, const uint8_t digest[32], int64_t size, const char *name);
 
 /* Shared by the MLflow routes (mlflow_experiment.c). */
 struct ml_experiment {

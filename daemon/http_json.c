@@ -294,3 +294,19 @@ int http_name_match(int op, const char *name, const char *pat)
         return 1;
     }
 }
+
+const char *http_status_name(int status)
+{
+    switch (status) {
+    case TRACK__V1__RUN_STATUS__RUNNING:
+        return "RUNNING";
+    case TRACK__V1__RUN_STATUS__FINISHED:
+        return "FINISHED";
+    case TRACK__V1__RUN_STATUS__FAILED:
+        return "FAILED";
+    case TRACK__V1__RUN_STATUS__KILLED:
+        return "KILLED";
+    default:
+        return "UNKNOWN";
+    }
+}

@@ -301,37 +301,37 @@ static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
     return n ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static int download(struct http_req *r)
+int ml_artifact_send(struct http_req *r, const char *run, const char *path, int attachment)
 {
-    char run[33];
-    const char *path;
     Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
     Track__V1__ArtifactGet q = TRACK__V1__ARTIFACT_GET__INIT;
     Track__V1__Response *rs;
 
-    if (split_path(r, r->path, run, &path))
-        return -1;
-    if (!path[0])
-        return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
-                         "GET of a directory: list it with ?path=");
-    q.run = run;
+    q.run = (char *)run;
     q.path = (char *)path;
     rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_GET;
     rq.artifact_get = &q;
     if (http_call(r, &rq, &rs))
         return -1;
     const Track__V1__ArtifactInfo *a = rs->artifact_get->artifact;
-    struct download *d = calloc(1, sizeof(*d));
-    if (!d || !a || a->digest.len != 32) {
-        free(d);
+    if (!a || a->digest.len != 32) {
         http_response_free(rs);
-        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+        return http_fail(r, 500, "INTERNAL_ERROR", "artifact %s: no digest", path);
     }
+    int ret = ml_blob_send(r, a->digest.data, a->size, attachment ? path : NULL);
+    http_response_free(rs);
+    return ret;
+}
+
+int ml_blob_send(struct http_req *r, const uint8_t digest[32], int64_t size, const char *name)
+{
+    struct download *d = calloc(1, sizeof(*d));
+    if (!d)
+        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
     d->r.srv = r->srv;
     d->r.caller = r->caller;
-    memcpy(d->digest, a->digest.data, 32);
-    d->size = (uint64_t)a->size;
-    http_response_free(rs);
+    memcpy(d->digest, digest, 32);
+    d->size = (uint64_t)(size > 0 ? size : 0);
     r->raw = MHD_create_response_from_callback(d->size, 1 << 20, dl_read, d, free);
     if (!r->raw) {
         free(d);
@@ -339,7 +339,34 @@ static int download(struct http_req *r)
     }
     MHD_add_response_header(r->raw, "Content-Type", "application/octet-stream");
     MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
+    if (name) {
+        /* the file's own name, in bytes no header can be split by */
+        char disp[300], file[200];
+        const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+        size_t i = 0;
+        for (; base[i] && i < sizeof(file) - 1; i++)
+            file[i] =
+                strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", base[i])
+                    ? base[i]
+                    : '_';
+        file[i] = '\0';
+        snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", file[0] ? file : "artifact");
+        MHD_add_response_header(r->raw, "Content-Disposition", disp);
+    }
     return 0;
+}
+
+static int download(struct http_req *r)
+{
+    char run[33];
+    const char *path = NULL;
+
+    if (split_path(r, r->path, run, &path))
+        return -1;
+    if (!path[0])
+        return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
+                         "GET of a directory: list it with ?path=");
+    return ml_artifact_send(r, run, path, 0);
 }
 
 /* ---- list -------------------------------------------------------------------------- */

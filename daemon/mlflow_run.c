@@ -72,18 +72,11 @@ int ml_check_key(struct http_req *r, const char *what, const char *k)
     return 0;
 }
 
+/* MLflow has no UNKNOWN: a run of no status it reads as running */
 static const char *status_name(int s)
 {
-    switch (s) {
-    case TRACK__V1__RUN_STATUS__FINISHED:
-        return "FINISHED";
-    case TRACK__V1__RUN_STATUS__FAILED:
-        return "FAILED";
-    case TRACK__V1__RUN_STATUS__KILLED:
-        return "KILLED";
-    default:
-        return "RUNNING";
-    }
+    const char *n = http_status_name(s);
+    return strcmp(n, "UNKNOWN") == 0 ? "RUNNING" : n;
 }
 
 static json_t *kv_json(const char *k, const char *v)
