@@ -22,7 +22,10 @@
  *   - NVML, when libnvidia-ml.so.1 was loaded at start (dlopen): each
  *     GPU's utilisation and memory used.
  * The first sample is taken at start and only primes the rates; samples
- * logged are those at 1, 2, ... intervals after it, steps 0, 1, ...
+ * logged are those at 1, 2, ... intervals after it, steps 0, 1, ...; a run
+ * that stops before its first interval still gets one, step 0, at the stop
+ * (its rates over the time it ran), so every tracked run has its system
+ * metrics.
  *
  * The cost is one open/read/close per process per sample plus four small
  * files: about 1 ms on a host with a few hundred processes.
@@ -441,6 +444,8 @@ static void *sampler(void *arg)
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+    if (step == 0)
+        sample(s, 0);
     return NULL;
 }
 

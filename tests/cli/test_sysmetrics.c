@@ -102,17 +102,26 @@ Test(sysmetrics_cli, a_busy_child_shows_its_core_memory_and_the_hosts_rates)
 Test(sysmetrics_cli, the_default_interval_is_5_s_and_a_bad_one_is_a_usage_error)
 {
     char *out = NULL, *err = NULL;
+    /* a run of 1.5 s: at the default 5 s it gets one sample, the one taken
+     * when it stops (step 0); an interval of a second or less would give two */
     int rc = fx_track(&D, NULL, NULL, &out, &err, "exec", "--experiment", "quick",
-                      "--system-metrics", "--", "true", NULL);
+                      "--system-metrics", "--", "sleep", "1.5", NULL);
     cr_assert_eq(rc, 0, "exec: exit %d, stderr: %s", rc, err);
     free(out);
     free(err);
     struct track_result *res = NULL;
     struct track_run_info *r = only_run("quick", &res);
     cr_assert_eq(r->status, TRACK_FINISHED);
-    for (size_t i = 0; i < r->n_metrics; i++)
-        cr_assert_neq(strncmp(r->metrics[i].key, "system/", 7), 0,
-                      "%s sampled before the first 5 s", r->metrics[i].key);
+    int sys = 0;
+    for (size_t i = 0; i < r->n_metrics; i++) {
+        if (strncmp(r->metrics[i].key, "system/", 7) != 0)
+            continue;
+        sys++;
+        cr_assert_eq(r->metrics[i].count, 1, "%s: %lld samples in 1.5 s at the default 5 s",
+                     r->metrics[i].key, (long long)r->metrics[i].count);
+        cr_assert_eq(r->metrics[i].last_step, 0, "%s", r->metrics[i].key);
+    }
+    cr_assert_geq(sys, 3, "a run shorter than the interval still gets its sample at the end");
     track_result_free(res);
 
     const char *bad[] = {"--system-metrics=0.01", "--system-metrics=x", "--system-metrics=1e9"};
