@@ -470,6 +470,32 @@ async function main() {
       await shot('rate-after');
     });
 
+    await check('a person rates 50 of 60 samples in a row by keyboard (the queue refills)', async () => {
+      const run = await td.makeRun({experiment: 'rating', name: 'sixty', end: true});
+      const dir = path.join(data.tmp, 'sixty', 'samples');
+      fs.mkdirSync(dir, {recursive: true});
+      for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(dir, `${String(i).padStart(3, '0')}.txt`), `answer ${i}\n`);
+      await td.cli(['artifact', 'put', '--run', run, dir, '--as', 'samples']);
+      await go(`#/rate?run=${run}&name=helpful&prefix=${encodeURIComponent('samples/')}`);
+      await page.waitForSelector('#rate-card[data-state=item]');
+      const target = () => page.$eval('#rate-target', (t) => t.firstChild.textContent);
+      const t0 = Date.now();
+      for (let i = 0; i < 50; i++) {
+        const want = `samples/${String(i).padStart(3, '0')}.txt`;
+        await until(async () => (await target()) === want, 5000, `sample ${i}: not ${want}`);
+        await page.keyboard.press(i % 3 ? 'y' : 'n');
+        await page.keyboard.press('Enter');
+      }
+      await until(async () => (await target()) === 'samples/050.txt', 5000, 'after 50 ratings');
+      const ms = Date.now() - t0;
+      eq(await page.textContent('#rate-count'), '50 of 60 rated', 'count');
+      const fb = await td.json(['feedback', 'list', run, '--name', 'helpful']);
+      eq(fb.length, 50, 'scores stored');
+      eq(fb.filter((f) => f.value === false).length, 17, 'thumbs down');
+      assert(fb.every((f) => f.source === 'human'), 'sources');
+      figure('rate_50_samples_by_keyboard (the person\'s keys included)', ms);
+    });
+
     await check('a POST without X-Track-CSRF (or a wrong one) is refused with 403', async () => {
       const body = JSON.stringify({run: ids.base, name: 'csrf_probe', value: 1});
       const post = (h) => fetch(`${td.url}/api/track/v1/feedback`, {method: 'POST', body,
