@@ -28,7 +28,7 @@
 
 static const char *kind_name(int k)
 {
-    return k == 1 ? "number" : k == 2 ? "boolean" : k == 3 ? "label" : "comment";
+    return k == 1 ? "number" : k == 2 ? "boolean" : k == 3 ? "label" : "none";
 }
 
 static const char *source_name(int s)

@@ -52,6 +52,11 @@ static json_t *score_json(const struct track_score *s, int with_run)
     if (with_run) {
         json_object_set_new(o, "run_id", json_string(s->run));
         json_object_set_new(o, "target", json_string(s->target ? s->target : ""));
+        /* a score of a trace or of one of its spans */
+        if (s->trace)
+            json_object_set_new(o, "trace_id", json_string(s->trace));
+        if (s->span)
+            json_object_set_new(o, "span_id", json_string(s->span));
     }
     json_object_set_new(o, "name", json_string(s->name));
     json_object_set_new(o, "kind", json_string(track_score_kind_name(s->kind)));

@@ -743,7 +743,8 @@ struct track_score {
     int64_t time_ms;       /* 0: now */
     int64_t id;            /* in listings */
     /* a score of a trace (32 hex) or of one of its spans (16 hex): run may
-     * then be NULL (the trace's run, if it has one, is taken) */
+     * then be NULL (the trace's run, if it has one, is taken); listings set
+     * them for such scores (NULL otherwise) */
     const char *trace, *span;
 };
 

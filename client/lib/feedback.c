@@ -334,6 +334,11 @@ int track_feedback_list(struct track_client *c, const struct track_feedback_quer
         Track__V1__FeedbackListResult *r = rs->feedback_list;
         for (size_t i = 0; i < r->n_scores && !rc; i++) {
             const Track__V1__Score *m = r->scores[i];
+            char trace[33] = "", span[17] = "";
+            if (m->trace_id.len == 16)
+                sodium_bin2hex(trace, sizeof(trace), m->trace_id.data, 16);
+            if (m->span_id.len == 8)
+                sodium_bin2hex(span, sizeof(span), m->span_id.data, 8);
             struct track_score s = {
                 .run = m->run,
                 .target = m->target,
@@ -348,6 +353,8 @@ int track_feedback_list(struct track_client *c, const struct track_feedback_quer
                 .by = m->source_id,
                 .time_ms = m->time_ms,
                 .id = m->id,
+                .trace = trace[0] ? trace : NULL,
+                .span = span[0] ? span : NULL,
             };
             rc = cb(ctx, &s);
         }

@@ -269,6 +269,7 @@ class WebLoopback(WebCase):
         self.assertEqual(mine["source_id"], self.get("session").json["user"])
         api = self.get(f"runs/{run}/feedback").json["scores"]
         self.assertEqual(sorted(s["target"] for s in api), ["samples/001.txt", "samples/002.txt"])
+        self.assertEqual(api, listed, "the API's scores are not `track feedback list --json`'s")
         # what the daemon refuses, named
         for bad, field in (({"run": run, "name": "x", "value": {"a": 1}}, "value"),
                            ({"run": run, "value": True}, "name"),
@@ -350,6 +351,20 @@ class WebLoopback(WebCase):
         r = self.post("feedback", {"trace_id": tid(77), "span_id": sid(2), "name": "good",
                                    "value": False, "comment": "slow"})
         self.assertEqual(r.status, 200, str(r))
+        # a trace tied to a run: its scores are the run's, listed with the trace and span
+        run = self.start_run("bot-runs", "evaluated")
+        spans = [js_span(tid(78), sid(1), "chat", 1_000_000, 2_000_000,
+                         attrs={"track.run_id": run})]
+        r = self.http.request("POST", "/v1/traces",
+                              body=json.dumps(js_export(spans, {"service.name": "bot"})).encode(),
+                              headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, str(r))
+        self.assertEqual(self.post("feedback", {"trace_id": tid(78), "span_id": sid(1),
+                                                "name": "thumbs", "value": True}).status, 200)
+        api = self.get(f"runs/{run}/feedback").json["scores"]
+        self.assertEqual([(s["trace_id"], s["span_id"], s["kind"]) for s in api],
+                         [(tid(78), sid(1), "boolean")])
+        self.assertEqual(api, self.cli_json("feedback", "list", run))
 
     # -- bounds -------------------------------------------------------------------------------
     def test_bad_ids_and_bounds_name_their_field(self):
