@@ -653,7 +653,9 @@ class ConnectionFlood(ReplayCase):
         self.assertTrue(self.trackd.alive(), self.trackd.log())
 
     def test_40_connections_from_one_address(self):
-        mine = self.flood(40, ["127.0.0.1"])
+        # an address of its own: the fixture's requests from 127.0.0.1 may still hold a
+        # connection in libmicrohttpd's count for a moment after they closed theirs
+        mine = self.flood(40, ["127.0.0.7"])
         try:
             got = [self.probe(s, timeout=2) for s in mine[30:]]
             # the first 32 were accepted (two of them probed here), the other 8 closed
