@@ -11,7 +11,7 @@
  * in-process nanomsg socket (SRV_HTTP_INPROC). The loop treats that socket
  * as one more listener whose frames start with a struct srv_http_head: so
  * writes go through the group commit (one writer, acknowledged only once
- * committed, exactly once by their request id), reads go to the read
+ * committed; each call's frame sent once, http_call.c), reads go to the read
  * workers, permissions are dispatch's, and the loop never waits on an HTTP
  * client. libmicrohttpd runs a thread per connection (at most
  * HTTP_MAX_CONNECTIONS); a connection's thread blocks on its own reply,

@@ -7,10 +7,13 @@
  * destructor when the thread ends), so calls never share a socket and
  * never take a lock. A call packs struct srv_http_head and the Request into
  * one frame and waits for the reply a second at a time: it gives up after
- * HTTP_CALL_MS, or at once when the front is stopping, with 503 (a retry
- * is safe: every write carries its request id, so the loop applies it once).
- * REQ's own resend is pushed out past that wait, so a slow commit is never
- * sent twice.
+ * HTTP_CALL_MS, or at once when the front is stopping, with 503. REQ's own
+ * resend is pushed out past that wait, and a call that gives up closes its
+ * socket, so a call's frame reaches the loop once: the loop keeps no
+ * request ids for the front (loop.c, "once"). A write answered 503 may
+ * still commit; an HTTP client's retry is a new call (MLflow's params and
+ * tags take the same value again; a metric point sent again is a second
+ * point, as on MLflow's own server).
  */
 #include <errno.h>
 #include <nanomsg/nn.h>
@@ -170,6 +173,10 @@ int http_call(struct http_req *r, Track__V1__Request *rq, Track__V1__Response **
             continue;
         if (e == EINTR && !stopping)
             continue;
+        /* the request may still be in the loop: this socket goes, so REQ
+         * can never resend it (the loop keeps no id of the front's calls,
+         * loop.c "once"), and its late reply has nobody to reach */
+        http_call_thread_end();
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "trackd %s; retry",
                          stopping ? "is stopping" : "did not answer in time");
     }

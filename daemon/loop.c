@@ -29,7 +29,9 @@
  * with another body a CONFLICT. Ids are forgotten only when they are both
  * older than REQUEST_KEEP_MS by the wall clock and outside the newest
  * REQUEST_KEEP_COUNT applied (a count no clock can move), so a clock set
- * forward never makes a recent retry apply twice.
+ * forward never makes a recent retry apply twice. The HTTP front's
+ * in-process frames are the exception: each call sends its frame once
+ * (http_call.c), so their ids are not kept (pending.once).
  *
  * TRACKD_TEST_CLOCK_SKEW_MS (tests only) shifts the wall clock used for
  * request ids by that many milliseconds; it is read once, at start.
@@ -89,6 +91,7 @@ struct pending {
     int applied;                        /* a write that succeeded inside the transaction */
     int replayed;                       /* answered from the request table */
     uint8_t digest[STORE_DIGEST_BYTES]; /* of a write's frame (frame_digest) */
+    int once;                           /* its id is kept, so a retry is answered, not applied */
     struct srv_caller caller;           /* who asks */
     int sealed;                         /* came sealed: the reply is sealed for peer */
     struct seal_peer peer;
@@ -407,7 +410,7 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         size_t prev_len = 0;
         int known = 0;
 
-        if (p->rq->request_id.len == WIRE_ID_BYTES)
+        if (p->once && p->rq->request_id.len == WIRE_ID_BYTES)
             known =
                 store_request_lookup(st, p->rq->request_id.data, digest, &prev, &prev_len, &err);
         if (known == 1) {
@@ -439,8 +442,8 @@ static void apply_writes(struct loop *l, struct pending *w, int n)
         upload_settled(l, p, &rs);
         p->reply = srv_pack_response(&rs, &p->reply_len);
         if (!rs.error && p->reply &&
-            store_request_put(st, p->rq->request_id.data, digest, p->reply, p->reply_len,
-                              ids_now_ms(), &err) == 0) {
+            (!p->once || store_request_put(st, p->rq->request_id.data, digest, p->reply,
+                                           p->reply_len, ids_now_ms(), &err) == 0)) {
             p->applied = 1;
             if (!solo)
                 store_release(st);
@@ -631,7 +634,14 @@ static int drain(struct loop *l)
             int has_nul = rq && wire_find_nul_string(&track__v1__request__descriptor, frame, flen,
                                                      nul_field, sizeof(nul_field));
             uint8_t digest[STORE_DIGEST_BYTES] = {0};
-            if (rq && !has_nul && srv_op_kind(rq) == SRV_WRITE)
+            /* The HTTP front's calls never come twice: each is its own id,
+             * made for that call (http_call), whose REQ socket never resends
+             * within the call's wait, and an HTTP client's retry is a new
+             * call. So their ids are not kept (no digest, no row): only a
+             * client that may resend the very frame (libtrack, its spool,
+             * nanomsg's REQ) needs the request table. */
+            int once = !l->internal[s];
+            if (once && rq && !has_nul && srv_op_kind(rq) == SRV_WRITE)
                 frame_digest(frame, flen, digest);
             int misplaced = !rq && !sealed && seal_frame_kind(frame, flen) == SEAL_KIND_REQUEST;
             nn_freemsg(body);
@@ -692,6 +702,7 @@ static int drain(struct loop *l)
                                            .bytes = (size_t)len,
                                            .control = control,
                                            .rq = rq,
+                                           .once = once,
                                            .caller = caller,
                                            .sealed = sealed,
                                            .peer = peer};
