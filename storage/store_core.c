@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,17 @@ static int configure(struct store *st, int durability, int cache_kib, const char
 
 /* Opens the database; see store.h. A read-only handle needs the database to
  * exist at this build's schema version. */
+/* Before SQLite's first use: no memory statistics. Kept, they take a
+ * global mutex on every sqlite3_malloc and free (5 % of trackd's writer
+ * thread storing spans, in pthread_mutex_lock and unlock); nothing here
+ * reads them. Fails harmlessly (SQLITE_MISUSE) when SQLite is already
+ * initialised. */
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+static void sq_config(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(const char *path, const struct store_opts *opts, struct store **out,
                struct store_err *err)
 {
@@ -381,6 +393,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     int durability = opts ? opts->durability : STORE_DURABILITY_NORMAL;
     int flags, rc, ret = 0;
 
+    pthread_once(&sq_config_once, sq_config);
     sq_err_clear(err);
     if (out == NULL || path == NULL || path[0] == '\0')
         return sq_fail(err, STORE_E_INVALID, "database path is missing");
