@@ -10,6 +10,10 @@
  * B16_SPANS_PER_TRACE spans each a request: a root and its children, each
  * child an LLM call with GenAI's model and token attributes, as an
  * instrumented application sends them. It prints "t0 t1 spans cpu_ns".
+ * Each worker sends traces of its own (their ids salted by its pid and
+ * clock), so every repetition measures new spans on a store that grows,
+ * never the re-sent spans of the one before (which are replaced, a slower
+ * path: until 2026-12-04 repetitions 2 and on measured that).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +130,8 @@ static void span(struct pb *scope, const uint8_t tid[16], uint64_t sid, uint64_t
 /* One request: traces [first, first + per_post) of `spans` spans each (a
  * trace of more than one request's worth: part `part` of it, its root in
  * part 0). */
-static void export_request(struct pb *out, int64_t first, int per_post, int spans, int part)
+static void export_request(struct pb *out, int64_t first, int per_post, int spans, int part,
+                           uint32_t salt)
 {
     struct pb res = {0}, scope = {0}, rs = {0}, attr = {0}, any = {0};
     uint64_t t0 = (uint64_t)1700000000 * 1000000000ull;
@@ -145,6 +150,10 @@ static void export_request(struct pb *out, int64_t first, int per_post, int span
         for (int i = 0; i < 8; i++)
             tid[8 + i] = (uint8_t)((uint64_t)(t + 1) >> (56 - 8 * i));
         tid[0] = 0xb1;
+        /* each worker's own traces: a repetition that sent the last one's
+         * again would measure re-sent spans (replaced), not new ones */
+        for (int i = 0; i < 4; i++)
+            tid[1 + i] = (uint8_t)(salt >> (8 * i));
         uint64_t start = t0 + (uint64_t)t * 1000000;
         int64_t from = (int64_t)part * spans;
         if (from == 0)
@@ -168,7 +177,7 @@ static int64_t cpu_ns(void)
 
 /* TRACES traces of SPANS spans, PER_POST a request; a trace bigger than a
  * request (PER_POST 0) goes in parts of 5,000 spans. */
-static int mode_otlp_http(const char *hp, int64_t traces, int spans, int per_post)
+static int mode_otlp_http(const char *hp, int64_t traces, int spans, int per_post, int salted)
 {
     struct bench_http h;
     struct pb body = {0};
@@ -183,10 +192,11 @@ static int mode_otlp_http(const char *hp, int64_t traces, int spans, int per_pos
     fflush(stdout);
     if (read(0, &go, 1) != 1)
         goto out;
+    uint32_t salt = salted ? (uint32_t)getpid() ^ (uint32_t)bench_now_ns() : 0;
     int64_t c0 = cpu_ns(), t0 = bench_now_ns();
     for (int64_t t = 0; t < traces; t += per_post ? per_post : 1)
         for (int part = 0; part < parts; part++) {
-            export_request(&body, t, per_post ? per_post : 1, per_post ? spans : 5000, part);
+            export_request(&body, t, per_post ? per_post : 1, per_post ? spans : 5000, part, salt);
             if (bench_http_post_as(&h, "/v1/traces", "application/x-protobuf", (const char *)body.p,
                                    body.n, &status) < 0 ||
                 status != 200 || h.body_len != 0) {
@@ -222,7 +232,9 @@ int bench_b16_worker(int argc, char **argv)
                         "multiple of PER_POST (0: one trace in parts)\n");
         return 2;
     }
-    return mode_otlp_http(argv[3], n, (int)spans, (int)per);
+    /* B16's shape (no SPANS PER_POST given) takes new trace ids each run;
+     * B17's keeps them known (it shows the first trace by its id) */
+    return mode_otlp_http(argv[3], n, (int)spans, (int)per, argc == 5);
 }
 
 /* ---- the orchestrator ---------------------------------------------------------------- */
