@@ -426,6 +426,47 @@ out:
 }
 
 /* ---- trace export ------------------------------------------------------------------- */
+/* trace export: one trace with all its spans as a JSON line */
+struct export
+{
+    struct track_client *c;
+    FILE *f;
+    int64_t count;
+    int failed; /* reported already (cli_error) */
+    struct track_err err;
+};
+
+static int export_one(void *ctx, const struct track_trace_info *t)
+{
+    struct export *x = ctx;
+    struct track_trace_result *one = NULL;
+    const struct track_trace_info *ti = NULL;
+    const struct track_span_info *s = NULL;
+    size_t ns = 0;
+    char id[33];
+    int rc;
+
+    cli_hex(t->trace_id, 16, id);
+    if ((rc = track_trace_get(x->c, id, 0, &one, &ti, &s, &ns, &x->err)))
+        return rc;
+    json_t *o = trace_json(ti), *a = json_array();
+    for (size_t k = 0; a && k < ns; k++)
+        json_array_append_new(a, span_json(&s[k]));
+    json_object_set_new(o, "span_list", a);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    track_trace_result_free(one);
+    if (!line || fprintf(x->f, "%s\n", line) < 0) {
+        cli_error("writing the export: %s", line ? strerror(errno) : "out of memory");
+        free(line);
+        x->failed = 1;
+        return TRACK_E_INTERNAL;
+    }
+    free(line);
+    x->count++;
+    return 0;
+}
+
 int cmd_trace_export(int argc, char **argv)
 {
     static const struct option longopts[] = {{"experiment", required_argument, NULL, 'e'},
@@ -485,45 +526,11 @@ int cmd_trace_export(int argc, char **argv)
             return cli_error("cannot create %s: %s", tmp, strerror(errno));
     }
     struct track_client *c = cli_client();
-    struct track_err err = {0};
-    for (int more = 1; more && rc == 0;) {
-        struct track_trace_result *res = NULL;
-        const struct track_trace_info *t = NULL;
-        size_t n = 0;
-        if ((rc = track_trace_list(c, &q, &res, &t, &n, &more, &err))) {
-            rc = cli_track_error(&err);
-            break;
-        }
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            struct track_trace_result *one = NULL;
-            const struct track_trace_info *ti = NULL;
-            const struct track_span_info *s = NULL;
-            size_t ns = 0;
-            char id[33];
-            cli_hex(t[i].trace_id, 16, id);
-            if (track_trace_get(c, id, 0, &one, &ti, &s, &ns, &err)) {
-                rc = cli_track_error(&err);
-                break;
-            }
-            json_t *o = trace_json(ti), *a = json_array();
-            for (size_t k = 0; a && k < ns; k++)
-                json_array_append_new(a, span_json(&s[k]));
-            json_object_set_new(o, "span_list", a);
-            char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            json_decref(o);
-            track_trace_result_free(one);
-            if (!line || fprintf(f, "%s\n", line) < 0)
-                rc = cli_error("writing the export: %s", line ? strerror(errno) : "out of memory");
-            free(line);
-            count++;
-        }
-        /* the next page: traces that started before this page's last */
-        if (n)
-            q.before_start_ns = t[n - 1].start_ns;
-        else
-            more = 0;
-        track_trace_result_free(res);
-    }
+    struct export x = {.c = c, .f = f};
+    /* every trace once, also those that share a start time across a page */
+    if (track_trace_each(c, &q, export_one, &x, &x.err))
+        rc = x.failed ? 1 : cli_track_error(&x.err);
+    count = x.count;
     track_client_close(c);
     if (out) {
         if (fclose(f) != 0 && rc == 0)

@@ -16,14 +16,10 @@
  * its newest CMP_TRACE_KEEP traces, and a warning says so; the count, the
  * sums and the error rate stay exact.
  *
- * Paging: trackd lists traces newest first (by start time, then its own
- * row order), a page at a time, the next asked as "started before T". Asked
- * with the last start time of a full page, the traces that share it but did
- * not fit would be skipped; so the next page is asked with that time + 1,
- * and the traces at that time already counted are recognised by id (a
- * sorted array of at most a page of ids). A page that brings nothing new
- * means more than a page of a run's traces start in the same nanosecond:
- * an error, rather than a loop or a silent undercount.
+ * Paging: track_trace_each (libtrack) lists a run's traces newest first,
+ * each once, also where traces share a start time across a page's end;
+ * more than a page of them in one nanosecond is an error, rather than a
+ * loop or a silent undercount.
  */
 #include "compare.h"
 #include "render.h"
@@ -54,6 +50,7 @@ struct tally {
     int64_t *dur; /* durations kept, the caller's array */
     size_t n_dur, cap_dur;
     double cost_c; /* the running compensation of the cost's sum (Neumaier) */
+    struct track_err *err;
 };
 
 static int64_t sat_add(int64_t a, int64_t b)
@@ -107,11 +104,6 @@ static int take(struct tally *t, const struct track_trace_info *ti, struct track
     return 0;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    return memcmp(a, b, 16);
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -125,57 +117,24 @@ static int64_t nearest_rank(const int64_t *v, size_t n, unsigned p)
     return v[(rank ? rank : 1) - 1];
 }
 
-/* Pages through the traces of run `hex` into t->cell. ids: room for PAGE
- * trace ids, the ones at the edge already counted. */
-static int load_run(struct track_client *c, const char *hex, struct tally *t, uint8_t (*ids)[16],
-                    struct track_err *err)
+static int take_cb(void *ctx, const struct track_trace_info *ti)
+{
+    struct tally *t = ctx;
+    return take(t, ti, t->err);
+}
+
+/* The traces of run `hex` into t->cell, each once (track_trace_each pages
+ * them safely across traces that share a start time). */
+static int load_run(struct track_client *c, const char *hex, struct tally *t, struct track_err *err)
 {
     struct track_trace_query q = {.run = hex, .limit = PAGE};
-    size_t n_ids = 0; /* ids[0..n_ids): counted traces that started at `edge`, sorted */
-    int64_t edge = 0;
-    int have_edge = 0, rc = 0, more = 1;
-
-    while (more && rc == 0) {
-        struct track_trace_result *res = NULL;
-        const struct track_trace_info *tr = NULL;
-        size_t n = 0, fresh = 0;
-        if ((rc = track_trace_list(c, &q, &res, &tr, &n, &more, err)))
-            return rc;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            /* pages overlap at the edge: what started after it, or at it
-             * with an id seen, was counted on an earlier page */
-            if (have_edge && (tr[i].start_ns > edge ||
-                              (tr[i].start_ns == edge &&
-                               bsearch(tr[i].trace_id, ids, n_ids, sizeof(*ids), cmp_id))))
-                continue;
-            fresh++;
-            rc = take(t, &tr[i], err);
-        }
-        if (rc == 0 && more && fresh == 0) {
-            err->code = rc = TRACK_E_RESOURCE_EXHAUSTED;
-            snprintf(err->msg, sizeof err->msg,
-                     "run %.8s: more than %d of its traces start in the same nanosecond; their "
-                     "rollups cannot be paged",
-                     hex, PAGE);
-        }
-        if (rc == 0 && more) {
-            int64_t last = tr[n - 1].start_ns;
-            size_t old = have_edge && last == edge ? n_ids : 0; /* still at the edge */
-            n_ids = old;
-            for (size_t i = 0; i < n && n_ids < PAGE; i++)
-                if (tr[i].start_ns == last &&
-                    !bsearch(tr[i].trace_id, ids, old, sizeof(*ids), cmp_id))
-                    memcpy(ids[n_ids++], tr[i].trace_id, 16);
-            qsort(ids, n_ids, sizeof(*ids), cmp_id);
-            edge = last;
-            have_edge = 1;
-            /* "before 0" is no bound, which is right past INT64_MAX; at -1
-             * (a start only a native client can send: OTLP's are unsigned)
-             * it lists the newest again, all skipped, and ends in the error
-             * above rather than count a trace twice */
-            q.before_start_ns = last == INT64_MAX ? 0 : last + 1;
-        }
-        track_trace_result_free(res);
+    t->err = err;
+    int rc = track_trace_each(c, &q, take_cb, t, err);
+    if (rc && rc == err->code && strstr(err->msg, "same nanosecond")) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        snprintf(err->msg, sizeof err->msg, "run %.8s: %.400s; its rollups cannot be taken", hex,
+                 msg);
     }
     return rc;
 }
@@ -184,21 +143,15 @@ int cmp_trace_load(struct track_client *c, const char (*hex)[33], size_t n, stru
                    struct track_err *err)
 {
     struct tally t = {0};
-    uint8_t(*ids)[16] = malloc(PAGE * sizeof(*ids));
     int rc = 0;
 
     memset(tr, 0, sizeof *tr);
-    if (!ids) {
-        err->code = TRACK_E_RESOURCE_EXHAUSTED;
-        snprintf(err->msg, sizeof err->msg, "out of memory");
-        return err->code;
-    }
     for (size_t i = 0; i < n && i < CMP_MAX_RUNS && rc == 0; i++) {
         struct cmp_trace_cell *cell = &tr->cells[i];
         t.cell = cell;
         t.n_dur = 0;
         t.cost_c = 0;
-        if ((rc = load_run(c, hex[i], &t, ids, err)))
+        if ((rc = load_run(c, hex[i], &t, err)))
             break;
         cell->cost += t.cost_c;
         if (!cell->count)
@@ -213,7 +166,6 @@ int cmp_trace_load(struct track_client *c, const char (*hex)[33], size_t n, stru
                      hex[i], (long long)cell->count, (long long)cell->kept);
     }
     free(t.dur);
-    free(ids);
     return rc;
 }
 

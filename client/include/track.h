@@ -857,6 +857,17 @@ int track_trace_id_parse(const char *hex, uint8_t id[16]);
 int track_trace_list(struct track_client *c, const struct track_trace_query *q,
                      struct track_trace_result **res, const struct track_trace_info **traces,
                      size_t *n, int *more, struct track_err *err);
+/* Every trace q matches, newest first, each exactly once: pages of q->limit
+ * (0: 10,000) asked as "started before the last page's last start + 1ns",
+ * the traces at that edge already seen recognised by id, so traces that
+ * share a start time across a page's end are neither lost nor counted
+ * twice (q->before_start_ns is the start bound). cb's non-zero return
+ * stops and is returned. A page whose traces all start in one nanosecond
+ * already seen (more than a page of them) is TRACK_E_RESOURCE_EXHAUSTED
+ * ("... start in the same nanosecond"), never a loop. */
+typedef int (*track_trace_cb)(void *ctx, const struct track_trace_info *t);
+int track_trace_each(struct track_client *c, const struct track_trace_query *q, track_trace_cb cb,
+                     void *ctx, struct track_err *err);
 /* One trace and every span of it, by start time; without_attributes leaves
  * each span's attributes "" (a tree view's reads, a fraction of the bytes). */
 int track_trace_get(struct track_client *c, const char *trace_hex, int without_attributes,

@@ -145,6 +145,69 @@ fail:
     return rc;
 }
 
+static int cmp_trace_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+int track_trace_each(struct track_client *c, const struct track_trace_query *q0, track_trace_cb cb,
+                     void *ctx, struct track_err *err)
+{
+    struct track_trace_query q = *q0;
+    int page_max = q.limit > 0 && q.limit <= 10000 ? q.limit : 10000;
+    /* ids[0..n_ids): the traces seen that started at `edge`, sorted */
+    uint8_t(*ids)[16] = malloc((size_t)page_max * sizeof(*ids));
+    size_t n_ids = 0;
+    int64_t edge = 0;
+    int have_edge = 0, rc = 0, more = 1;
+
+    if (!ids)
+        return cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED, "out of memory");
+    q.limit = page_max;
+    while (more && rc == 0) {
+        struct track_trace_result *res = NULL;
+        const struct track_trace_info *tr = NULL;
+        size_t n = 0, fresh = 0;
+        if ((rc = track_trace_list(c, &q, &res, &tr, &n, &more, err)))
+            break;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            /* pages overlap at the edge: what started after it, or at it
+             * with an id seen, came on an earlier page */
+            if (have_edge && (tr[i].start_ns > edge ||
+                              (tr[i].start_ns == edge &&
+                               bsearch(tr[i].trace_id, ids, n_ids, sizeof(*ids), cmp_trace_id))))
+                continue;
+            fresh++;
+            rc = cb(ctx, &tr[i]);
+        }
+        if (rc == 0 && more && fresh == 0)
+            rc = cl_fail(err, TRACK_E_RESOURCE_EXHAUSTED,
+                         "more than %d traces start in the same nanosecond: they cannot be paged",
+                         page_max);
+        if (rc == 0 && more && n) {
+            int64_t last = tr[n - 1].start_ns;
+            size_t old = have_edge && last == edge ? n_ids : 0; /* still at the edge */
+            n_ids = old;
+            for (size_t i = 0; i < n && n_ids < (size_t)page_max; i++)
+                if (tr[i].start_ns == last &&
+                    !bsearch(tr[i].trace_id, ids, old, sizeof(*ids), cmp_trace_id))
+                    memcpy(ids[n_ids++], tr[i].trace_id, 16);
+            qsort(ids, n_ids, sizeof(*ids), cmp_trace_id);
+            edge = last;
+            have_edge = 1;
+            /* "before 0" is no bound, which is right past INT64_MAX; at -1
+             * (a start only a native client can send: OTLP's are unsigned)
+             * it lists the newest again, all seen, and ends in the error
+             * above rather than give a trace twice */
+            q.before_start_ns = last == INT64_MAX ? 0 : last + 1;
+        } else if (!n)
+            more = 0;
+        track_trace_result_free(res);
+    }
+    free(ids);
+    return rc;
+}
+
 int track_trace_get(struct track_client *c, const char *trace_hex, int without_attributes,
                     struct track_trace_result **res, const struct track_trace_info **trace,
                     const struct track_span_info **spans, size_t *n, struct track_err *err)
