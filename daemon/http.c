@@ -416,6 +416,28 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+/* 1 when a browser sent the request from a page of another site. Browsers
+ * send Origin with every cross-origin request (and same-origin writes);
+ * MLflow's clients, OTLP exporters and curl send none. Without this a page
+ * on any site could POST to a loopback trackd's MLflow routes (a "simple"
+ * request needs no preflight, and those routes take no CSRF token): the
+ * Origin must be this server as the Host names it, and on a loopback bind
+ * that Host a loopback name (a page whose DNS name rebinds to 127.0.0.1 is
+ * same-origin by name). */
+static int cross_site(const struct srv_http *h, struct MHD_Connection *c)
+{
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin)
+        return 0;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *o = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                          : NULL;
+    if (!o || !host || strcasecmp(o, host) != 0)
+        return 1;
+    return h->loopback && !loopback_host(host);
+}
+
 /* The first call of a request: its route, its caller, its declared size. */
 static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, void **con_cls)
@@ -459,6 +481,15 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
     }
     snprintf(k->path, sizeof(k->path), "%s", rest);
     k->r.path = k->path;
+    if (cross_site(h, c)) {
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        http_fail(&k->r, 403, "PERMISSION_DENIED",
+                  "Origin: a request from another site's page is refused (Origin %.100s, Host "
+                  "%.100s)",
+                  MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"), host ? host : "none");
+        k->failed = 1;
+        return MHD_YES;
+    }
     if (web && h->loopback &&
         !loopback_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))) {
         http_fail(&k->r, 403, "PERMISSION_DENIED",

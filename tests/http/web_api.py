@@ -127,6 +127,35 @@ class WebLoopback(WebCase):
             r = self.http.request("GET", V1 + "session", headers={"Host": host})
             self.assertEqual(r.status, 200, f"Host {host}: {r}")
 
+    def test_another_sites_page_is_refused_on_every_route(self):
+        # what a page on evil.example can make the browser send to a loopback trackd
+        evil = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+        body = json.dumps({"name": "from-a-page"}).encode()
+        for method, path in (("POST", "/api/2.0/mlflow/experiments/create"),
+                             ("POST", "/v1/traces"), ("GET", V1 + "session"),
+                             ("POST", V1 + "feedback"), ("GET", "/")):
+            r = self.http.request(method, path, body=body if method == "POST" else None,
+                                  headers=evil)
+            self.err(r, 403, "PERMISSION_DENIED")
+            self.assertIn("Origin", r.json["message"])
+        # rebinding: same-origin by name, but not a loopback name
+        r = self.http.request("POST", "/api/2.0/mlflow/experiments/create", body=body,
+                              headers={"Origin": "http://evil.example:%d" % self.trackd.port,
+                                       "Host": "evil.example:%d" % self.trackd.port})
+        self.err(r, 403, "PERMISSION_DENIED")
+        for origin in ("null", "file://", "http://127.0.0.1:1"):
+            r = self.http.request("GET", V1 + "session", headers={"Origin": origin})
+            self.err(r, 403, "PERMISSION_DENIED")
+        self.err(self.http.api("GET", "experiments/get-by-name",
+                               {"experiment_name": "from-a-page"}), 404, "RESOURCE_DOES_NOT_EXIST")
+        # the page's own requests (same origin) and clients that send no Origin pass
+        host = "127.0.0.1:%d" % self.trackd.port
+        r = self.http.request("GET", V1 + "session",
+                              headers={"Origin": "http://" + host, "Host": host})
+        self.assertEqual(r.status, 200, str(r))
+        self.assertEqual(self.http.api("POST", "experiments/create",
+                                       {"name": "from-a-client"}).status, 200)
+
     # -- runs -------------------------------------------------------------------------------------
     def test_runs_are_the_cli_json(self):
         parent = self.start_run("shape", "base", ["lr=0.1", "opt=adam"])
