@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 from mlflow_replay import Http, ReplayCase
 from mlflow_auth import add_user
@@ -155,6 +156,43 @@ class WebLoopback(WebCase):
         self.assertEqual(r.status, 200, str(r))
         self.assertEqual(self.http.api("POST", "experiments/create",
                                        {"name": "from-a-client"}).status, 200)
+
+    def test_seeded_fuzz_of_every_route(self):
+        """Random values for every field of every route: each answer is JSON with a status
+        trackd means (never a 500, never a crash), and trackd stays up."""
+        rnd = random.Random(int(os.environ.get("HOSTILE_SEED", "20261204")))
+        run = self.start_run("fuzz", "target")
+
+        def junk():
+            return rnd.choice([
+                "", "0", "-1", "1e309", "NaN", "9" * 40, "x" * rnd.randint(1, 5000), "\u00e9\u6f22",
+                "' or 1=1 --", "params.a = 'b' and", "metrics.m < 0.5 order", "../../etc/passwd",
+                "%00", "\x00", run, run[:4], "a" * 32, "samples/", "NAME@ALIAS", "m/1",
+                str(rnd.randint(-10**12, 10**12)), "<script>", "%ff%fe"])
+
+        gets = {"runs": ["experiment", "filter", "order_by", "limit"], "experiments": [],
+                "traces": ["experiment", "run", "filter", "limit"], "models": [],
+                "queue": ["run", "name", "prefix", "limit"], "model-file": ["ref"],
+                f"runs/{run}/curve": ["key", "buckets"], f"runs/{run}": [],
+                f"runs/{run}/artifacts": [], f"runs/{run}/lineage": [],
+                f"runs/{run}/feedback": []}
+        for _ in range(40):
+            for path, fields in gets.items():
+                q = {f: junk() for f in fields if rnd.random() < 0.8}
+                r = self.get(path, q)
+                self.assertIn(r.status, (200, 400, 403, 404, 413), f"{path} {q!r}: {r}")
+                self.assertIsInstance(r.json, dict, f"{path}: not JSON: {r}")
+            for path in ("runs/" + junk()[:60], "traces/" + junk()[:60], "models/" + junk()[:60],
+                         f"runs/{run}/artifact/" + junk()[:60]):
+                r = self.http.request("GET", V1 + urllib.parse.quote(path, safe="/%"))
+                self.assertIn(r.status, (200, 400, 404), f"{path}: {r}")
+            body = {k: rnd.choice([junk(), rnd.random(), True, None, [1], {"a": 1}])
+                    for k in ("run", "target", "trace_id", "span_id", "name", "value", "comment")
+                    if rnd.random() < 0.7}
+            r = self.post("feedback", body)
+            self.assertIn(r.status, (200, 400, 403, 404, 409), f"feedback {body!r}: {r}")
+            self.assertIsInstance(r.json, dict)
+        self.assertTrue(self.trackd.alive(), self.trackd.log())
 
     # -- runs -------------------------------------------------------------------------------------
     def test_runs_are_the_cli_json(self):
