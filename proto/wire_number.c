@@ -58,6 +58,20 @@ static int is_digit(char c)
     return (unsigned char)(c - '0') < 10;
 }
 
+/* The run of digits at s into *w (times 10 a digit, mod 2^64: exact while
+ * there are at most 19 in all); the byte after it. */
+static const char *digits(const char *s, const char *end, uint64_t *w)
+{
+    uint64_t v;
+    while (end - s >= 8 && wire_eight_digits(s, &v)) {
+        *w = *w * 100000000 + v;
+        s += 8;
+    }
+    for (; s < end && is_digit(*s); s++)
+        *w = *w * 10 + (uint64_t)(*s - '0');
+    return s;
+}
+
 /* The digits of a number, integer part then fraction, as one sequence. */
 struct digits {
     const char *ib, *fb; /* the integer part's first digit; the fraction's (NULL: none) */
@@ -170,13 +184,11 @@ const char *wire_json_number(const char *p, const char *end, double *out, int *i
         if (++s < end && is_digit(*s))
             return NULL;
     } else
-        for (; s < end && is_digit(*s); s++)
-            w = w * 10 + (uint64_t)(*s - '0');
+        s = digits(s, end, &w);
     d.nint = (size_t)(s - d.ib);
     if (s < end && *s == '.') {
         d.fb = ++s;
-        for (; s < end && is_digit(*s); s++)
-            w = w * 10 + (uint64_t)(*s - '0');
+        s = digits(s, end, &w);
         d.nfrac = (size_t)(s - d.fb);
         if (!d.nfrac)
             return NULL;

@@ -16,6 +16,7 @@
 #define TRACK_WIRE_NUMBER_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* Reads the JSON number at p (RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?
  * ([eE][+-]?[0-9]+)?), never reading at or past end. Returns the byte after
@@ -28,6 +29,27 @@
  * them; whatever follows a complete number is the caller's to judge ("1x"
  * returns the 'x'). */
 const char *wire_json_number(const char *p, const char *end, double *out, int *integral);
+
+/* 1 with *v their value when the 8 bytes at p (all readable) are ASCII
+ * digits, else 0: eight digits in three multiplications (fast_float's
+ * parse_eight_digits_unrolled), for the long runs of digits JSON numbers and
+ * timestamps have. */
+static inline int wire_eight_digits(const char *p, uint64_t *v)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    /* each byte 0x30..0x39: high nibble 3, and adding 6 keeps it 3 */
+    if (((x & 0xf0f0f0f0f0f0f0f0ull) |
+         (((x + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) != 0x3333333333333333ull)
+        return 0;
+    x -= 0x3030303030303030ull; /* the digits, first in the low byte */
+    x = (x * 10) + (x >> 8);    /* pairs: 10a + b in every other byte */
+    x = (((x & 0x000000ff000000ffull) * (100 + (1000000ull << 32))) +
+         (((x >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32)))) >>
+        32;
+    *v = x;
+    return 1;
+}
 
 /* (wire_pow5.c, generated) 5^q for q in [WIRE_POW5_MIN, WIRE_POW5_MAX]:
  * the top 128 bits, high word first. */
