@@ -275,14 +275,7 @@ int http_parse_args(struct http_req *r)
         MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, r->args);
         return 0;
     }
-    json_error_t je;
-    r->args = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-    if (!r->args)
-        return http_fail(r, 400, "BAD_REQUEST", "body is not JSON: %s (line %d, column %d)",
-                         je.text, je.line, je.column);
-    if (!json_is_object(r->args))
-        return http_fail(r, 400, "BAD_REQUEST", "body must be a JSON object");
-    return 0;
+    return http_parse_body(r);
 }
 
 /* ---- libmicrohttpd's callbacks -------------------------------------------------------- */

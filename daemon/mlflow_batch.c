@@ -559,7 +559,11 @@ int ml_log_batch_fast(struct http_req *r)
     ws(&s);
     if (s.p != s.end || !run || rl != 32)
         goto out;
-    /* a key that is empty, long or not ASCII: the general path's words */
+    /* a run id or key not ASCII (jansson judges its UTF-8), a key empty or
+     * long: the general path's words */
+    for (size_t i = 0; i < rl; i++)
+        if ((unsigned char)run[i] >= 0x80)
+            goto out;
     for (size_t k = 0; k < f->nkeys; k++) {
         if (!f->keys[k].len || f->keys[k].len > LIMIT_KEY_BYTES)
             goto out;

@@ -87,7 +87,9 @@ class FastPathIsInvisible(ReplayCase):
             "experiment_id": self.exp_id, "start_time": now_ms()}))["run"]["info"]["run_id"]
 
     def post_raw(self, body):
-        return self.http.request("POST", API + "runs/log-batch", body=body.encode(),
+        if isinstance(body, str):
+            body = body.encode()
+        return self.http.request("POST", API + "runs/log-batch", body=body,
                                  headers={"Content-Type": "application/json"})
 
     def histories(self, run, keys):
@@ -187,6 +189,14 @@ class FastPathIsInvisible(ReplayCase):
         self.same(['{"key":"a","value":1}'], ["a"], "a bad run id", run="zz" * 16)
         self.same(['{"key":"a","value":1}'], ["a"], "an unknown run", run="ab" * 16)
         self.same(['{"key":"a","value":1}'], ["a"], "a short run id", run="ab" * 15)
+
+    def test_run_id_not_utf8(self):
+        """32 bytes, one of them not UTF-8: jansson's error, not the run id's (fuzz_batch)."""
+        item = b'{"key":"a","value":1,"timestamp":%d}' % T
+        for tail in (b"", b',"params":[]'):
+            r = self.post_raw(b'{"run_id":"0123\xb456789abcdef0123456789abcdef","metrics":[%s]%s}'
+                              % (item, tail))
+            self.err(r, 400, "BAD_REQUEST")
 
     def test_random_batches(self):
         """Whole batches as a training loop sends them, through both paths."""
