@@ -48,6 +48,7 @@ struct srv_http {
     struct MHD_Daemon *d;
     struct srv *srv;
     int loopback;
+    struct srv_caller local; /* a loopback request's caller: the owner, looked up once */
     _Atomic int busy;
     struct store *ro; /* token checks (non-loopback only) */
     pthread_mutex_t ro_lock;
@@ -203,7 +204,7 @@ static enum MHD_Result answer(struct conn *k)
 static int identify(struct srv_http *h, struct http_req *r)
 {
     if (h->loopback) {
-        srv_local_caller(&r->caller);
+        r->caller = h->local;
         return 0;
     }
     const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
@@ -525,6 +526,9 @@ int srv_http_start(struct srv *srv, struct srv_http **out)
         return -1;
     h->srv = srv;
     h->loopback = is_loopback(&sa);
+    /* once: getpwuid reads /etc/passwd at each call, and its answer is
+     * shared by every thread that calls it */
+    srv_local_caller(&h->local);
     pthread_mutex_init(&h->ro_lock, NULL);
     if (!h->loopback) {
         int users = 0;
