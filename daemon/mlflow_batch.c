@@ -270,18 +270,50 @@ static int member(struct scan *s)
     return 0;
 }
 
+/* How many of the 8 bytes of x, first to last, are ASCII digits before the
+ * first that is not (0 to 8). */
+static inline unsigned digit_run8(uint64_t x)
+{
+    /* zero where a byte is 0x30..0x39 (see wire_eight_digits) */
+    uint64_t c = ((x & 0xf0f0f0f0f0f0f0f0ull) |
+                  (((x + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) ^
+                 0x3333333333333333ull;
+    /* each non-zero byte's high bit, without carries between bytes (a carry
+     * out of a byte of 0xfa or more only reaches bytes after it) */
+    uint64_t nz = (c | ((c & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full)) & HIGHS;
+    return nz ? (unsigned)__builtin_ctzll(nz) >> 3 : 8;
+}
+
+/* The value of the first k (1 to 8) bytes of x, digits: moved to the end of
+ * the word behind '0's. */
+static inline uint64_t digits_value8(uint64_t x, unsigned k)
+{
+    if (k < 8)
+        x = (x << (8 * (8 - k))) | (0x3030303030303030ull >> (8 * k));
+    return wire_eight_digits_value(x);
+}
+
 /* Up to 16 digits at p into *n; the byte after them. */
 static inline const char *digits16(const char *p, const char *end, int64_t *n)
 {
+    static const uint64_t pow10[9] = {1,      10,      100,      1000,     10000,
+                                      100000, 1000000, 10000000, 100000000};
     const char *b = p;
-    uint64_t v, w = 0;
-    if (end - p >= 8 && wire_eight_digits(p, &v)) {
-        w = v;
-        p += 8;
-        if (end - p >= 8 && wire_eight_digits(p, &v)) {
-            w = w * 100000000 + v;
-            p += 8;
+    uint64_t w = 0;
+    if (end - p >= 16) { /* two words: count the digits, then read them at once */
+        uint64_t x = load8(p);
+        unsigned k = digit_run8(x);
+        if (k < 8) {
+            *n = k ? (int64_t)digits_value8(x, k) : 0;
+            return p + k;
         }
+        uint64_t y = load8(p + 8);
+        unsigned j = digit_run8(y);
+        w = digits_value8(x, 8);
+        if (j)
+            w = w * pow10[j] + digits_value8(y, j);
+        *n = (int64_t)w;
+        return p + 8 + j;
     }
     for (; p < end && p - b < 16 && is_digit(*p); p++)
         w = w * 10 + (uint64_t)(*p - '0');
@@ -377,6 +409,11 @@ static inline int same_bytes(const char *a, const char *b, size_t len)
     return memcmp(a, b, len) == 0;
 }
 
+static inline int same_key(const struct fast *f, size_t k, const char *at, size_t len)
+{
+    return f->keys[k].len == len && same_bytes(f->keys[k].at, at, len);
+}
+
 /* The index of key [at, at + len) in f->keys, added when new. */
 static size_t key_index(struct fast *f, const char *at, size_t len)
 {
@@ -443,7 +480,14 @@ static int metric(struct scan *s, struct fast *f)
     } while (lit(s, ','));
     if (!lit(s, '}') || (seen & 3) != 3)
         return 0;
-    size_t k = key_index(f, kat, klen);
+    /* a loop's keys come round in turn: the last two points' first */
+    size_t k;
+    if (i >= 1 && same_key(f, f->of[i - 1], kat, klen))
+        k = f->of[i - 1];
+    else if (i >= 2 && same_key(f, f->of[i - 2], kat, klen))
+        k = f->of[i - 2];
+    else
+        k = key_index(f, kat, klen);
     f->of[i] = (uint16_t)k;
     f->keys[k].n++;
     f->n++;

@@ -30,10 +30,21 @@
  * returns the 'x'). */
 const char *wire_json_number(const char *p, const char *end, double *out, int *integral);
 
+/* The value of 8 ASCII digits loaded little-endian into x (the first digit
+ * in the low byte), in three multiplications (fast_float's
+ * parse_eight_digits_unrolled); x must be digits. */
+static inline uint64_t wire_eight_digits_value(uint64_t x)
+{
+    x -= 0x3030303030303030ull; /* the digits, first in the low byte */
+    x = (x * 10) + (x >> 8);    /* pairs: 10a + b in every other byte */
+    return (((x & 0x000000ff000000ffull) * (100 + (1000000ull << 32))) +
+            (((x >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32)))) >>
+           32;
+}
+
 /* 1 with *v their value when the 8 bytes at p (all readable) are ASCII
- * digits, else 0: eight digits in three multiplications (fast_float's
- * parse_eight_digits_unrolled), for the long runs of digits JSON numbers and
- * timestamps have. */
+ * digits, else 0: for the long runs of digits JSON numbers and timestamps
+ * have. */
 static inline int wire_eight_digits(const char *p, uint64_t *v)
 {
     uint64_t x;
@@ -42,12 +53,7 @@ static inline int wire_eight_digits(const char *p, uint64_t *v)
     if (((x & 0xf0f0f0f0f0f0f0f0ull) |
          (((x + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) != 0x3333333333333333ull)
         return 0;
-    x -= 0x3030303030303030ull; /* the digits, first in the low byte */
-    x = (x * 10) + (x >> 8);    /* pairs: 10a + b in every other byte */
-    x = (((x & 0x000000ff000000ffull) * (100 + (1000000ull << 32))) +
-         (((x >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32)))) >>
-        32;
-    *v = x;
+    *v = wire_eight_digits_value(x);
     return 1;
 }
 
