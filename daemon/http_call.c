@@ -178,14 +178,15 @@ int http_call(struct http_req *r, Track__V1__Request *rq, Track__V1__Response **
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
                          "request of %zu bytes exceeds the frame limit of %u bytes", n,
                          (unsigned)LIMIT_FRAME_BYTES);
-    uint8_t *frame = malloc(sizeof(head) + n);
+    /* packed straight into nanomsg's message: sent without a copy */
+    uint8_t *frame = nn_allocmsg(sizeof(head) + n, 0);
     if (!frame)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "trackd out of memory");
     memcpy(frame, &head, sizeof(head));
     track__v1__request__pack(rq, frame + sizeof(head));
     struct req_hdr hdr;
     req_hdr_set(&hdr, ++next_call);
-    struct nn_iovec iov = {frame, sizeof(head) + n};
+    struct nn_iovec iov = {&frame, NN_MSG};
     struct nn_msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &hdr, .msg_controllen = sizeof(hdr)};
     int64_t until = wire_mono_ms() + HTTP_CALL_MS;
@@ -195,7 +196,8 @@ int http_call(struct http_req *r, Track__V1__Request *rq, Track__V1__Response **
     while ((sent = nn_sendmsg(s, &mh, 0)) < 0 && ((e = nn_errno()) == ETIMEDOUT || e == EINTR) &&
            !stopping && wire_mono_ms() < until)
         ;
-    free(frame);
+    if (sent < 0)
+        nn_freemsg(frame); /* nanomsg takes the message only when it is sent */
     rq->request_id.data = NULL;
     rq->request_id.len = 0;
     if (sent < 0)
