@@ -48,6 +48,7 @@ struct srv_http {
     struct MHD_Daemon *d;
     struct srv *srv;
     int loopback;
+    struct srv_caller local; /* a loopback request's caller: the owner, looked up once */
     _Atomic int busy;
     struct store *ro; /* token checks (non-loopback only) */
     pthread_mutex_t ro_lock;
@@ -281,7 +282,7 @@ int http_token_caller(struct http_req *r, const char *token, struct srv_caller *
 static int identify(struct srv_http *h, struct http_req *r)
 {
     if (h->loopback) {
-        srv_local_caller(&r->caller);
+        r->caller = h->local;
         http_csrf_of("", r->csrf);
         return 0;
     }
@@ -371,14 +372,7 @@ int http_parse_args(struct http_req *r)
         MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, r->args);
         return 0;
     }
-    json_error_t je;
-    r->args = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-    if (!r->args)
-        return http_fail(r, 400, "BAD_REQUEST", "body is not JSON: %s (line %d, column %d)",
-                         je.text, je.line, je.column);
-    if (!json_is_object(r->args))
-        return http_fail(r, 400, "BAD_REQUEST", "body must be a JSON object");
-    return 0;
+    return http_parse_body(r);
 }
 
 /* ---- libmicrohttpd's callbacks -------------------------------------------------------- */
@@ -681,6 +675,9 @@ int srv_http_start(struct srv *srv, struct srv_http **out)
     h->srv = srv;
     h->loopback = is_loopback(&sa);
     randombytes_buf(csrf_key, sizeof(csrf_key));
+    /* once: getpwuid reads /etc/passwd at each call, and its answer is
+     * shared by every thread that calls it */
+    srv_local_caller(&h->local);
     pthread_mutex_init(&h->ro_lock, NULL);
     if (!h->loopback) {
         int users = 0;

@@ -100,6 +100,9 @@ int http_fail_wire(struct http_req *r, int wire_code, const char *msg);
 /* r->args from the body (a JSON object), or from the query string of a GET
  * or an empty body; -1 with r failed (400 BAD_REQUEST naming the error). */
 int http_parse_args(struct http_req *r);
+/* (http_json.c) r->args from a non-empty body, which must be one JSON object;
+ * -1 with r failed (400 BAD_REQUEST naming the error). */
+int http_parse_body(struct http_req *r);
 /* Sets the 200 reply (takes the reference); 0, or -1 on OOM. */
 int http_ok(struct http_req *r, json_t *reply);
 /* The caller a token names (as an Authorization header would): 0 with

@@ -39,6 +39,18 @@ int http_ok(struct http_req *r, json_t *reply)
     return 0;
 }
 
+int http_parse_body(struct http_req *r)
+{
+    json_error_t je;
+    r->args = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!r->args)
+        return http_fail(r, 400, "BAD_REQUEST", "body is not JSON: %s (line %d, column %d)",
+                         je.text, je.line, je.column);
+    if (!json_is_object(r->args))
+        return http_fail(r, 400, "BAD_REQUEST", "body must be a JSON object");
+    return 0;
+}
+
 static json_t *field(struct http_req *r, const char *name)
 {
     json_t *v = r->args ? json_object_get(r->args, name) : NULL;

@@ -240,7 +240,8 @@ int srv_code_from_store(int store_code);
  * makes a fresh pair there first (0600, never overwritten). 0, or -1 logged. */
 int srv_server_key_load(const struct srv_config *cfg, int create, struct seal_keypair *kp);
 /* The caller of an ipc request: the daemon's owner (local, admin, named
- * after the daemon's user). */
+ * after the daemon's user). It reads the user database (getpwuid, not
+ * reentrant): call it once, at start, and copy what it gives. */
 void srv_local_caller(struct srv_caller *c);
 
 /* ---- backups streamed to the client (op_backup.c) -------------------------- */
