@@ -364,6 +364,9 @@ static int check_run_or_experiment(struct srv_call *call, const struct srv_rule 
 {
     const char *run = NULL, *exp = NULL;
     if (call->rq->op_case == TRACK__V1__REQUEST__OP_FEEDBACK_LIST && call->rq->feedback_list) {
+        /* a trace's scores: the caller's level on the trace's experiment */
+        if (call->rq->feedback_list->trace_id.len == 16)
+            return check_trace(call, rule, call->rq->feedback_list->trace_id.data) ? -1 : 0;
         run = call->rq->feedback_list->run;
         exp = call->rq->feedback_list->experiment;
     } else if (call->rq->feedback_summary) {

@@ -221,6 +221,9 @@ int web_fail_filter(struct http_req *r, const char *field);
 /* (web_feedback.c) runs/RUN/feedback: the run's scores, as `track feedback
  * list --json`. */
 int web_run_feedback(struct http_req *r, const char *run);
+/* traces/TRACE/feedback: the trace's scores and its spans', with or
+ * without a run. */
+int web_trace_feedback(struct http_req *r, const uint8_t trace[16]);
 /* (mlflow_artifact.c) Answers the bytes of run's artifact at path, read
  * through the loop as the client takes them; attachment: a
  * Content-Disposition naming the file. 0, or -1 with r failed. */

@@ -278,7 +278,21 @@ int srv_op_feedback_list(struct srv_call *call)
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT, "limit: 0..%d",
                            LIMIT_FEEDBACK_PAGE);
     l.max = q->limit ? (size_t)q->limit : LIMIT_FEEDBACK_PAGE;
-    if (q->run && *q->run) {
+    if (q->trace_id.len) {
+        if (q->trace_id.len != 16)
+            return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                               "trace_id: must be 16 bytes, got %zu", q->trace_id.len);
+        if ((q->run && *q->run) || (q->experiment && *q->experiment))
+            return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
+                               "trace_id: a trace's scores, without a run or an experiment");
+        memcpy(sq.trace, q->trace_id.data, 16);
+        sq.has_trace = 1;
+        int64_t eid;
+        uint8_t trun[16];
+        int has_run = 0;
+        if ((rc = store_trace_owner(call->st, sq.trace, &eid, trun, &has_run, &err)))
+            return srv_op_fail_store(call, rc, &err);
+    } else if (q->run && *q->run) {
         if (srv_op_resolve_run(call, "run", q->run, sq.run))
             return -1;
         sq.has_run = 1;
@@ -288,7 +302,7 @@ int srv_op_feedback_list(struct srv_call *call)
         sq.experiment = q->experiment;
     } else {
         return srv_op_fail(call, TRACK__V1__CODE__INVALID_ARGUMENT,
-                           "run or experiment: one is required");
+                           "run, experiment or trace_id: one is required");
     }
     if (q->has_target) {
         if (q->target && *q->target && limits_check_target("target", q->target, msg, sizeof msg))

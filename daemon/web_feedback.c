@@ -44,11 +44,11 @@ static json_t *score_json(const Track__V1__Score *s)
                                : json_null();
     json_t *o = json_pack(
         "{s:I, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:s, s:o, s:o}", "id", (json_int_t)s->id,
-        "run_id", http_json_str(s->run), "target", http_json_str(s->target), "name",
-        http_json_str(s->name), "kind", kind_name(s->kind), "value", v, "comment",
-        s->comment && *s->comment ? http_json_str(s->comment) : json_null(), "rationale",
-        s->rationale && *s->rationale ? http_json_str(s->rationale) : json_null(), "source",
-        source_name(s->source), "source_id", http_json_str(s->source_id), "time",
+        "run_id", s->run && *s->run ? http_json_str(s->run) : json_null(), "target",
+        http_json_str(s->target), "name", http_json_str(s->name), "kind", kind_name(s->kind),
+        "value", v, "comment", s->comment && *s->comment ? http_json_str(s->comment) : json_null(),
+        "rationale", s->rationale && *s->rationale ? http_json_str(s->rationale) : json_null(),
+        "source", source_name(s->source), "source_id", http_json_str(s->source_id), "time",
         web_json_time(s->time_ms));
     char hex[33];
     if (o && s->trace_id.len == 16) {
@@ -64,8 +64,8 @@ static json_t *score_json(const Track__V1__Score *s)
 
 /* Calls fn on each score of run (name: only those; NULL all), up to cap;
  * 0, 1 when it stopped at cap, or -1 with r failed. */
-static int each_score(struct http_req *r, const char *run, const char *name, size_t cap,
-                      int (*fn)(void *, const Track__V1__Score *), void *ctx)
+static int each_score(struct http_req *r, const char *run, const uint8_t *trace, const char *name,
+                      size_t cap, int (*fn)(void *, const Track__V1__Score *), void *ctx)
 {
     uint8_t tok[512];
     size_t tl = 0, seen = 0;
@@ -75,8 +75,12 @@ static int each_score(struct http_req *r, const char *run, const char *name, siz
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
         Track__V1__FeedbackList q = TRACK__V1__FEEDBACK_LIST__INIT;
         Track__V1__Response *rs;
-        q.run = (char *)run;
+        q.run = (char *)(run ? run : "");
         q.name = (char *)(name ? name : "");
+        if (trace) {
+            q.trace_id.data = (uint8_t *)trace;
+            q.trace_id.len = 16;
+        }
         q.page_token.data = tok;
         q.page_token.len = tl;
         rq.op_case = TRACK__V1__REQUEST__OP_FEEDBACK_LIST;
@@ -105,10 +109,23 @@ static int add_score(void *ctx, const Track__V1__Score *s)
     return json_array_append_new(ctx, score_json(s));
 }
 
+int web_trace_feedback(struct http_req *r, const uint8_t trace[16])
+{
+    json_t *list = json_array();
+    int rc = list ? each_score(r, NULL, trace, NULL, WEB_SCORES_MAX, add_score, list) : -1;
+    if (!list)
+        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+    if (rc < 0) {
+        json_decref(list);
+        return -1;
+    }
+    return http_ok(r, json_pack("{s:o, s:b}", "scores", list, "more", rc == 1));
+}
+
 int web_run_feedback(struct http_req *r, const char *run)
 {
     json_t *list = json_array();
-    int rc = list ? each_score(r, run, NULL, WEB_SCORES_MAX, add_score, list) : -1;
+    int rc = list ? each_score(r, run, NULL, NULL, WEB_SCORES_MAX, add_score, list) : -1;
     if (!list)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
     if (rc < 0) {
@@ -276,7 +293,7 @@ static int queue(struct http_req *r)
     if (strlen(prefix) > LIMIT_ARTIFACT_PATH)
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE", "prefix: longer than %d bytes",
                          LIMIT_ARTIFACT_PATH);
-    int capped = each_score(r, run, name, WEB_QUEUE_SCORES, add_rated, &d);
+    int capped = each_score(r, run, NULL, name, WEB_QUEUE_SCORES, add_rated, &d);
     if (capped < 0)
         goto out;
     if (d.n)

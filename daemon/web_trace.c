@@ -101,10 +101,18 @@ static int trace_get(struct http_req *r)
 
     if (!spans)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-    if (strlen(r->path) != 32 || sodium_hex2bin(id, 16, r->path, 32, NULL, NULL, NULL) != 0) {
+    size_t idl = strcspn(r->path, "/");
+    if (idl != 32 || sodium_hex2bin(id, 16, r->path, 32, NULL, NULL, NULL) != 0) {
         json_decref(spans);
         return http_fail(r, 400, "INVALID_PARAMETER_VALUE",
                          "trace: '%.40s' is not a trace id (32 hex digits)", r->path);
+    }
+    if (r->path[32]) {
+        json_decref(spans);
+        if (strcmp(r->path + 32, "/feedback") == 0)
+            return web_trace_feedback(r, id);
+        return http_fail(r, 404, "ENDPOINT_NOT_FOUND", "no endpoint GET /api/track/v1/traces/%s",
+                         r->path);
     }
     do {
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;

@@ -621,7 +621,9 @@ int store_feedback_name_kind(struct store *st, const char *name, int *kind, stru
 struct store_feedback_query {
     int has_run;
     uint8_t run[16];        /* one run, or */
-    const char *experiment; /* every active run of an experiment (NOT_FOUND when unknown) */
+    const char *experiment; /* every active run of an experiment (NOT_FOUND when unknown), or */
+    int has_trace;          /* the scores of one trace and its spans, with or without a run, */
+    uint8_t trace[16];      /* in id order (the cursor: after_id alone) */
     const char *target;     /* NULL: any */
     const char *name;       /* NULL: any */
     /* keyset cursor: rows after (after_run, after_target, after_id) in the

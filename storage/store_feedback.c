@@ -324,18 +324,21 @@ int store_feedback_list(struct store *st, const struct store_feedback_query *q, 
     if (!q->has_run && q->experiment && (ret = experiment_scope(st, q->experiment, &exp_id, err)))
         return ret;
     sq_sb_add(&sql,
-              "SELECT " SCORE_COLS " FROM feedback f JOIN feedback_names n ON n.id = f.name_id"
-              " JOIN runs r ON r.id = f.run WHERE 1");
-    if (q->has_run)
+              "SELECT " SCORE_COLS " FROM feedback f JOIN feedback_names n ON n.id = f.name_id");
+    /* a trace's scores may have no run */
+    sq_sb_add(&sql, q->has_trace ? " LEFT JOIN runs r ON r.id = f.run WHERE f.trace_id = ?9"
+                                 : " JOIN runs r ON r.id = f.run WHERE 1");
+    if (q->has_run && !q->has_trace)
         sq_sb_add(&sql, " AND f.run = ?1");
-    else if (q->experiment)
+    else if (q->experiment && !q->has_trace)
         sq_sb_add(&sql, " AND r.experiment_id = ?2 AND r.lifecycle = 'active'");
     if (q->target)
         sq_sb_add(&sql, " AND f.target = ?3");
     if (q->name)
         sq_sb_add(&sql, " AND n.name = ?4");
-    sq_sb_add(&sql, " AND (f.run, f.target, f.id) > (?5, ?6, ?7)"
-                    " ORDER BY f.run, f.target, f.id LIMIT ?8");
+    sq_sb_add(&sql, q->has_trace ? " AND f.id > ?7 ORDER BY f.id LIMIT ?8"
+                                 : " AND (f.run, f.target, f.id) > (?5, ?6, ?7)"
+                                   " ORDER BY f.run, f.target, f.id LIMIT ?8");
     if (sql.failed) {
         free(sql.p);
         return sq_fail(err, STORE_E_INTERNAL, "out of memory building a query");
@@ -354,6 +357,8 @@ int store_feedback_list(struct store *st, const struct store_feedback_query *q, 
     sqlite3_bind_text(s, 6, q->after_target ? q->after_target : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, q->after_id);
     sqlite3_bind_int64(s, 8, q->limit > 0 ? q->limit : -1);
+    if (q->has_trace)
+        sqlite3_bind_blob(s, 9, q->trace, 16, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_score sc;
         score_of(s, &sc);

@@ -274,11 +274,10 @@ export async function renderTrace(ctx) {
 
   const fbBox = h('div');
   const loadFeedback = async () => {
-    if (!t.run_id) return;
     try {
-      const fb = await api.get(`runs/${encodeURIComponent(t.run_id)}/feedback`);
-      const mine = (fb.scores || []).filter((sc) => sc.trace_id === t.trace_id);
-      if (ctx.alive()) clear(fbBox).appendChild(scoresTable(mine));
+      /* the trace's scores and its spans', with or without a run */
+      const fb = await api.get(`traces/${encodeURIComponent(t.trace_id)}/feedback`);
+      if (ctx.alive()) clear(fbBox).appendChild(scoresTable(fb.scores || []));
     } catch (e) {
       clear(fbBox).appendChild(errorBox(e));
     }

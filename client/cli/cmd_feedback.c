@@ -50,7 +50,7 @@ static json_t *score_json(const struct track_score *s, int with_run)
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer(s->id));
     if (with_run) {
-        json_object_set_new(o, "run_id", json_string(s->run));
+        json_object_set_new(o, "run_id", s->run && *s->run ? json_string(s->run) : json_null());
         json_object_set_new(o, "target", json_string(s->target ? s->target : ""));
         /* a score of a trace or of one of its spans */
         if (s->trace)
@@ -223,6 +223,7 @@ int cmd_feedback_list(int argc, char **argv)
     static const struct option longopts[] = {{"target", required_argument, NULL, 't'},
                                              {"name", required_argument, NULL, 'n'},
                                              {"experiment", required_argument, NULL, 'e'},
+                                             {"trace", required_argument, NULL, 'T'},
                                              CLI_COMMON_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     const char *name = argv[0];
@@ -240,14 +241,22 @@ int cmd_feedback_list(int argc, char **argv)
             q.name = optarg;
         else if (opt == 'e')
             q.experiment = optarg;
-        else if (!cli_common_opt(opt, name))
+        else if (opt == 'T') {
+            uint8_t id[16];
+            if (track_trace_id_parse(optarg, id))
+                cli_usage_error(name, "--trace: expected 32 hex digits, got \"%s\"", optarg);
+            q.trace = optarg;
+        } else if (!cli_common_opt(opt, name))
             cli_usage_error(name, "unknown option");
     }
     if (argc - optind > 1)
         cli_usage_error(name, "expected at most one RUN");
-    q.run = argc - optind == 1 ? argv[optind] : q.experiment ? NULL : cli_run_arg();
-    if (!q.run && !q.experiment)
-        cli_usage_error(name, "expected RUN (or --run, TRACK_RUN_ID, --experiment NAME)");
+    if (q.trace && (q.experiment || argc - optind == 1))
+        cli_usage_error(name, "--trace lists one trace's scores: no RUN or --experiment beside it");
+    q.run = argc - optind == 1 ? argv[optind] : q.experiment || q.trace ? NULL : cli_run_arg();
+    if (!q.run && !q.experiment && !q.trace)
+        cli_usage_error(name, "expected RUN (or --run, TRACK_RUN_ID, --experiment NAME, --trace "
+                              "TRACE)");
     struct track_client *c = cli_client();
     if (cli_opt.json)
         o.arr = json_array();

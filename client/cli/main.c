@@ -406,10 +406,12 @@ static const struct cli_cmd commands[] = {
      "track feedback add tone warm --source llm_judge --by gpt-judge --rationale 'polite'\n"
      "track feedback add note --comment 'retry with a lower lr'\n"},
     {"feedback list", cmd_feedback_list,
-     "[RUN] [--experiment NAME] [--target ID] [--name NAME] [--json]",
-     "list the judgements of a run (or of every run of an experiment), by target",
+     "[RUN] [--experiment NAME] [--trace TRACE] [--target ID] [--name NAME] [--json]",
+     "list the judgements of a run (or of every run of an experiment, or of a trace), by target",
      OPTS({"--experiment NAME", "every active run of this experiment instead of one run "
                                 "(default: RUN, --run or TRACK_RUN_ID)"},
+          {"--trace TRACE", "the scores of this trace and of its spans instead, with or without "
+                            "a run (32 hex digits), in the order they were added"},
           {"--target ID", "only scores of this target (default: all)"},
           {"--name NAME", "only scores of this name (default: all)"}),
      "Scores come in run, target and logged order. --json has README's \"Feedback\" shape, "

@@ -767,7 +767,8 @@ int64_t track_feedback_batches(const struct track_client *c);
 
 struct track_feedback_query {
     const char *run;        /* one run (hex or prefix), or */
-    const char *experiment; /* every active run of an experiment */
+    const char *experiment; /* every active run of an experiment, or */
+    const char *trace;      /* 32 hex: a trace's scores and its spans' (with or without a run) */
     const char *target;     /* with has_target: only this target ("" the run itself) */
     int has_target;
     const char *name; /* NULL: any */
@@ -775,7 +776,8 @@ struct track_feedback_query {
 /* s->run is 32 hex; strings valid during the callback. A non-zero answer
  * stops the listing and is returned. */
 typedef int (*track_score_cb)(void *ctx, const struct track_score *s);
-/* Calls cb for each score in (run, target, id) order, page by page. */
+/* Calls cb for each score in (run, target, id) order (a trace's: in the
+ * order they were added), page by page. */
 int track_feedback_list(struct track_client *c, const struct track_feedback_query *q,
                         track_score_cb cb, void *ctx, struct track_err *err);
 

@@ -314,8 +314,19 @@ int track_feedback_list(struct track_client *c, const struct track_feedback_quer
     size_t token_len = 0;
     int rc = 0, more = 1;
 
-    if (!nonempty(q->run) && !nonempty(q->experiment))
-        return cl_fail(err, TRACK_E_INVALID_ARGUMENT, "feedback list: a run or an experiment");
+    uint8_t tid[16];
+    size_t got = 0;
+    if (nonempty(q->trace) &&
+        (strlen(q->trace) != 32 || sodium_hex2bin(tid, 16, q->trace, 32, NULL, &got, NULL) ||
+         got != 16))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "feedback list: trace: expected 32 hex digits");
+    if (nonempty(q->trace) && (nonempty(q->run) || nonempty(q->experiment)))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "feedback list: a trace, or a run or an experiment, not both");
+    if (!nonempty(q->run) && !nonempty(q->experiment) && !nonempty(q->trace))
+        return cl_fail(err, TRACK_E_INVALID_ARGUMENT,
+                       "feedback list: a run, an experiment or a trace");
     while (more && !rc) {
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
         Track__V1__FeedbackList l = TRACK__V1__FEEDBACK_LIST__INIT;
@@ -324,6 +335,10 @@ int track_feedback_list(struct track_client *c, const struct track_feedback_quer
         l.target = (char *)(q->target ? q->target : "");
         l.has_target = q->has_target;
         l.name = (char *)(q->name ? q->name : "");
+        if (nonempty(q->trace)) {
+            l.trace_id.data = tid;
+            l.trace_id.len = 16;
+        }
         l.page_token.data = token;
         l.page_token.len = token_len;
         rq.op_case = TRACK__V1__REQUEST__OP_FEEDBACK_LIST;

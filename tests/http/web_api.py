@@ -418,6 +418,21 @@ class WebLoopback(WebCase):
         r = self.post("feedback", {"trace_id": tid(77), "span_id": sid(2), "name": "good",
                                    "value": False, "comment": "slow"})
         self.assertEqual(r.status, 200, str(r))
+        self.assertEqual(self.post("feedback", {"trace_id": tid(77), "name": "good",
+                                                "value": True}).status, 200)
+        # a trace without a run: its scores are listed by the trace (the page's, the CLI's)
+        fb = self.get(f"traces/{tid(77)}/feedback")
+        self.assertEqual(fb.status, 200, str(fb))
+        scores = fb.json["scores"]
+        self.assertEqual([(x["run_id"], x["trace_id"], x.get("span_id"), x["value"])
+                          for x in scores],
+                         [(None, tid(77), sid(2), False), (None, tid(77), None, True)])
+        self.assertEqual(scores, self.cli_json("feedback", "list", "--trace", tid(77)))
+        self.err(self.get(f"traces/{tid(99)}/feedback"), 404, "RESOURCE_DOES_NOT_EXIST")
+        self.err(self.get(f"traces/{tid(77)}/other"), 404, "ENDPOINT_NOT_FOUND")
+        p = self.trackd.cli("feedback", "list", "--trace", "xyz")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--trace", p.stderr)
         # a trace tied to a run: its scores are the run's, listed with the trace and span
         run = self.start_run("bot-runs", "evaluated")
         spans = [js_span(tid(78), sid(1), "chat", 1_000_000, 2_000_000,
