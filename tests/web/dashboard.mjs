@@ -427,6 +427,8 @@ async function main() {
       /* the score is the trace's: the trace filter finds it by it */
       const tr = await td.json(['traces', '--filter', 'feedback.thumbs > 0.5']);
       eq(tr.map((t) => t.trace_id), [tid], 'traces with feedback.thumbs > 0.5');
+      const byTrace = await td.json(['feedback', 'list', '--trace', tid]);
+      eq(byTrace.map((f) => [f.trace_id, f.value, f.comment]), [[tid, true, 'grounded']], 'feedback list --trace');
       await page.waitForSelector('table.feedback');
       assert((await page.textContent('table.feedback')).includes('grounded'), 'the rating is not listed on the trace page');
     });
