@@ -9,7 +9,8 @@
 /* An attribute h() or s() must not set: an inline handler or style, a link off this page. */
 function unsafe(k, v) {
   return (k.startsWith('on') && k !== 'on') || k === 'style' ||
-    ((k === 'href' || k === 'src' || k === 'action') && !/^[#/]/.test(String(v)));
+    /* this page's own: a fragment or a path, never another host (not even //host) */
+    ((k === 'href' || k === 'src' || k === 'action') && !/^(#|\/(?![/\\]))/.test(String(v)));
 }
 
 /* h(tag, attrs, ...children): an element. attrs: {class, text, on: {event: fn}, dataset: {},
