@@ -213,6 +213,15 @@ char *web_gzip(const struct http_req *r, const char *text, size_t n, size_t *out
  * and a 32-hex id of 16 bytes (or "" when not 16). */
 json_t *web_json_time(int64_t ms);
 void web_hex(const uint8_t *b, size_t n, char *out);
+/* A reply's next_page_token into tok (cap bytes) for the next request:
+ * 1 when there is a next page, 0 at the end (or a token past cap). web.c. */
+int web_next_token(const ProtobufCBinaryData *next, uint8_t *tok, size_t cap, size_t *len);
+/* Calls fn on each artifact of run under prefix ("" all), in path order,
+ * following the daemon's pages until the end or, once at least cap were
+ * seen, the end of that page: 0 (all seen), 1 (more follow), -1 with r
+ * failed (or fn's non-zero, r failed by fn). web_run.c. */
+int web_each_artifact(struct http_req *r, const char *run, const char *prefix, size_t cap,
+                      int (*fn)(void *ctx, const Track__V1__ArtifactInfo *a), void *ctx);
 /* A field capped at `max`, default dflt (1..max), -1 with r failed. */
 int web_arg_limit(struct http_req *r, const char *field, int64_t dflt, int64_t max, int64_t *out);
 /* Fails r with a store filter error: 400 naming `field` and, when the

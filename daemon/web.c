@@ -128,6 +128,15 @@ void web_hex(const uint8_t *b, size_t n, char *out)
     sodium_bin2hex(out, 2 * n + 1, b, n);
 }
 
+int web_next_token(const ProtobufCBinaryData *next, uint8_t *tok, size_t cap, size_t *len)
+{
+    if (next->len == 0 || next->len > cap)
+        return 0;
+    memcpy(tok, next->data, next->len);
+    *len = next->len;
+    return 1;
+}
+
 int web_arg_limit(struct http_req *r, const char *field, int64_t dflt, int64_t max, int64_t *out)
 {
     if (http_arg_i64(r, field, 0, dflt, out))
@@ -190,15 +199,10 @@ const struct http_route web_page_routes[] = {
 };
 
 /* ---- the session ----------------------------------------------------------------- */
-static const char *role_name(int role)
-{
-    return role == STORE_ROLE_ADMIN ? "admin" : role == STORE_ROLE_WRITER ? "writer" : "reader";
-}
-
 static json_t *session_json(const struct http_req *r, const struct srv_caller *c)
 {
     return json_pack("{s:o, s:s, s:b, s:s}", "user", http_json_str(c->name), "role",
-                     c->local ? "admin" : role_name(c->role), "local", c->local, "csrf_token",
+                     c->local ? "admin" : store_role_name(c->role), "local", c->local, "csrf_token",
                      r->csrf);
 }
 

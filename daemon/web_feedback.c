@@ -94,11 +94,7 @@ static int each_score(struct http_req *r, const char *run, const uint8_t *trace,
                 return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
             }
         seen += l->n_scores;
-        more = l->next_page_token.len > 0 && l->next_page_token.len <= sizeof(tok);
-        if (more) {
-            memcpy(tok, l->next_page_token.data, l->next_page_token.len);
-            tl = l->next_page_token.len;
-        }
+        more = web_next_token(&l->next_page_token, tok, sizeof(tok), &tl);
         http_response_free(rs);
     } while (more && seen < cap);
     return more ? 1 : 0;
@@ -109,12 +105,13 @@ static int add_score(void *ctx, const Track__V1__Score *s)
     return json_array_append_new(ctx, score_json(s));
 }
 
-int web_trace_feedback(struct http_req *r, const uint8_t trace[16])
+/* {"scores", "more"}: the scores of run, or of trace */
+static int scores_reply(struct http_req *r, const char *run, const uint8_t *trace)
 {
     json_t *list = json_array();
-    int rc = list ? each_score(r, NULL, trace, NULL, WEB_SCORES_MAX, add_score, list) : -1;
     if (!list)
         return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+    int rc = each_score(r, run, trace, NULL, WEB_SCORES_MAX, add_score, list);
     if (rc < 0) {
         json_decref(list);
         return -1;
@@ -122,17 +119,14 @@ int web_trace_feedback(struct http_req *r, const uint8_t trace[16])
     return http_ok(r, json_pack("{s:o, s:b}", "scores", list, "more", rc == 1));
 }
 
+int web_trace_feedback(struct http_req *r, const uint8_t trace[16])
+{
+    return scores_reply(r, NULL, trace);
+}
+
 int web_run_feedback(struct http_req *r, const char *run)
 {
-    json_t *list = json_array();
-    int rc = list ? each_score(r, run, NULL, NULL, WEB_SCORES_MAX, add_score, list) : -1;
-    if (!list)
-        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
-    if (rc < 0) {
-        json_decref(list);
-        return -1;
-    }
-    return http_ok(r, json_pack("{s:o, s:b}", "scores", list, "more", rc == 1));
+    return scores_reply(r, run, NULL);
 }
 
 /* ---- a score from the page ------------------------------------------------------- */
@@ -273,6 +267,31 @@ static json_t *sample_text(struct http_req *r, const ProtobufCBinaryData *digest
     return http_json_str(buf);
 }
 
+/* One sample of the queue's walk: counted, and kept with its text while
+ * fewer than limit unrated ones are. */
+struct queue_walk {
+    struct http_req *r;
+    const struct rated *rated_set;
+    json_t *items;
+    int64_t limit, total, rated;
+};
+
+static int queue_take(void *ctx, const Track__V1__ArtifactInfo *a)
+{
+    struct queue_walk *w = ctx;
+    w->total++;
+    if (is_rated(w->rated_set, a->path)) {
+        w->rated++;
+        return 0;
+    }
+    if ((int64_t)json_array_size(w->items) < w->limit)
+        json_array_append_new(
+            w->items, json_pack("{s:o, s:I, s:o, s:b}", "target", http_json_str(a->path), "size",
+                                (json_int_t)a->size, "text", sample_text(w->r, &a->digest, a->size),
+                                "text_truncated", a->size > WEB_SAMPLE_TEXT));
+    return 0;
+}
+
 /* queue?run=RUN&name=NAME&prefix=samples/&limit=N */
 static int queue(struct http_req *r)
 {
@@ -280,7 +299,6 @@ static int queue(struct http_req *r)
     int64_t limit;
     struct rated d = {0};
     json_t *items = NULL;
-    char after[LIMIT_ARTIFACT_PATH + 1] = "";
     int64_t total = 0, rated = 0;
     int more, ret = -1;
 
@@ -302,37 +320,11 @@ static int queue(struct http_req *r)
         http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
         goto out;
     }
-    do {
-        Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
-        Track__V1__ArtifactList q = TRACK__V1__ARTIFACT_LIST__INIT;
-        Track__V1__Response *rs;
-        q.run = (char *)run;
-        q.prefix = (char *)prefix;
-        q.after = after;
-        rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_LIST;
-        rq.artifact_list = &q;
-        if (http_call(r, &rq, &rs))
-            goto out;
-        const Track__V1__ArtifactListResult *l = rs->artifact_list;
-        for (size_t i = 0; i < l->n_artifacts; i++) {
-            const Track__V1__ArtifactInfo *a = l->artifacts[i];
-            total++;
-            if (is_rated(&d, a->path)) {
-                rated++;
-                continue;
-            }
-            if ((int64_t)json_array_size(items) >= limit)
-                continue;
-            json_array_append_new(
-                items, json_pack("{s:o, s:I, s:o, s:b}", "target", http_json_str(a->path), "size",
-                                 (json_int_t)a->size, "text", sample_text(r, &a->digest, a->size),
-                                 "text_truncated", a->size > WEB_SAMPLE_TEXT));
-        }
-        more = l->more && l->n_artifacts;
-        if (more)
-            snprintf(after, sizeof(after), "%s", l->artifacts[l->n_artifacts - 1]->path);
-        http_response_free(rs);
-    } while (more && total < WEB_QUEUE_ITEMS);
+    struct queue_walk w = {.r = r, .rated_set = &d, .items = items, .limit = limit};
+    if ((more = web_each_artifact(r, run, prefix, WEB_QUEUE_ITEMS, queue_take, &w)) < 0)
+        goto out;
+    total = w.total;
+    rated = w.rated;
     ret = http_ok(r, json_pack("{s:o, s:o, s:o, s:I, s:I, s:b, s:b, s:O}", "run_id",
                                http_json_str(run), "name", http_json_str(name), "prefix",
                                http_json_str(prefix), "total", (json_int_t)total, "rated",

@@ -95,11 +95,7 @@ static int experiments(struct http_req *r)
                                             "run_count", (json_int_t)e->run_count, "created_time",
                                             web_json_time(e->created_ms), "archived", e->archived));
         }
-        more = l->next_page_token.len > 0 && l->next_page_token.len <= sizeof(tok);
-        if (more) {
-            memcpy(tok, l->next_page_token.data, l->next_page_token.len);
-            tl = l->next_page_token.len;
-        }
+        more = web_next_token(&l->next_page_token, tok, sizeof(tok), &tl);
         http_response_free(rs);
     } while (more);
     return http_ok(r, json_pack("{s:o}", "experiments", list));
@@ -164,11 +160,7 @@ static int runs(struct http_req *r)
                 goto out;
             }
         }
-        more = l->next_page_token.len > 0 && l->next_page_token.len <= sizeof(tok);
-        if (more) {
-            memcpy(tok, l->next_page_token.data, l->next_page_token.len);
-            tl = l->next_page_token.len;
-        }
+        more = web_next_token(&l->next_page_token, tok, sizeof(tok), &tl);
         http_response_free(rs);
     } while (more);
     more = (int64_t)json_array_size(list) > limit;
@@ -209,12 +201,7 @@ static int run_get(struct http_req *r, const char *run)
             json_object_set_new(o, "deleted", json_boolean(x->deleted));
         } else if (x && o)
             run_details(o, x);
-        more =
-            rs->run_get->next_page_token.len > 0 && rs->run_get->next_page_token.len <= sizeof(tok);
-        if (more) {
-            memcpy(tok, rs->run_get->next_page_token.data, rs->run_get->next_page_token.len);
-            tl = rs->run_get->next_page_token.len;
-        }
+        more = web_next_token(&rs->run_get->next_page_token, tok, sizeof(tok), &tl);
         http_response_free(rs);
     } while (more && o);
     return http_ok(r, o);
@@ -278,44 +265,61 @@ static int curve(struct http_req *r, const char *run)
     return http_ok(r, o);
 }
 
-/* runs/RUN/artifacts: every artifact (to WEB_ARTIFACTS_MAX, then more) */
-static int artifacts(struct http_req *r, const char *run)
+int web_each_artifact(struct http_req *r, const char *run, const char *prefix, size_t cap,
+                      int (*fn)(void *ctx, const Track__V1__ArtifactInfo *a), void *ctx)
 {
     char after[LIMIT_ARTIFACT_PATH + 1] = "";
-    json_t *list = json_array();
+    size_t seen = 0;
     int more;
 
-    if (!list)
-        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
     do {
         Track__V1__Request rq = TRACK__V1__REQUEST__INIT;
         Track__V1__ArtifactList q = TRACK__V1__ARTIFACT_LIST__INIT;
         Track__V1__Response *rs;
         q.run = (char *)run;
-        q.prefix = (char *)"";
+        q.prefix = (char *)prefix;
         q.after = after;
         rq.op_case = TRACK__V1__REQUEST__OP_ARTIFACT_LIST;
         rq.artifact_list = &q;
-        if (http_call(r, &rq, &rs)) {
-            json_decref(list);
+        if (http_call(r, &rq, &rs))
             return -1;
-        }
         const Track__V1__ArtifactListResult *l = rs->artifact_list;
-        for (size_t i = 0; i < l->n_artifacts; i++) {
-            const Track__V1__ArtifactInfo *a = l->artifacts[i];
-            char dg[65] = "";
-            if (a->digest.len == 32)
-                web_hex(a->digest.data, 32, dg);
-            json_array_append_new(list,
-                                  json_pack("{s:o, s:I, s:s, s:o}", "path", http_json_str(a->path),
-                                            "size", (json_int_t)a->size, "digest", dg,
-                                            "logged_time", web_json_time(a->logged_ms)));
-        }
+        for (size_t i = 0; i < l->n_artifacts; i++)
+            if (fn(ctx, l->artifacts[i])) {
+                http_response_free(rs);
+                return -1;
+            }
+        seen += l->n_artifacts;
         more = l->more && l->n_artifacts;
         if (more)
             snprintf(after, sizeof(after), "%s", l->artifacts[l->n_artifacts - 1]->path);
         http_response_free(rs);
-    } while (more && json_array_size(list) < WEB_ARTIFACTS_MAX);
+    } while (more && seen < cap);
+    return more;
+}
+
+static int add_artifact(void *ctx, const Track__V1__ArtifactInfo *a)
+{
+    char dg[65] = "";
+    if (a->digest.len == 32)
+        web_hex(a->digest.data, 32, dg);
+    json_array_append_new(ctx, json_pack("{s:o, s:I, s:s, s:o}", "path", http_json_str(a->path),
+                                         "size", (json_int_t)a->size, "digest", dg, "logged_time",
+                                         web_json_time(a->logged_ms)));
+    return 0;
+}
+
+/* runs/RUN/artifacts: every artifact (to WEB_ARTIFACTS_MAX, then more) */
+static int artifacts(struct http_req *r, const char *run)
+{
+    json_t *list = json_array();
+    if (!list)
+        return http_fail(r, 503, "TEMPORARILY_UNAVAILABLE", "out of memory");
+    int more = web_each_artifact(r, run, "", WEB_ARTIFACTS_MAX, add_artifact, list);
+    if (more < 0) {
+        json_decref(list);
+        return -1;
+    }
     return http_ok(r, json_pack("{s:o, s:b}", "artifacts", list, "more", more));
 }
 

@@ -10,16 +10,17 @@
 
 #include <string.h>
 
-void cmp_print_table(const struct cmp_grid *g, int colour)
+/* The runs-as-columns table's label width and column widths, and the
+ * blocks it folds into at the terminal's width (their first columns in
+ * starts); the count of blocks. */
+static size_t table_layout(const struct cmp_grid *g, size_t *label_w, size_t *col_w, size_t *starts)
 {
-    size_t label_w = 0, col_w[CMP_MAX_RUNS], starts[CMP_MAX_RUNS];
-    char lab[CMP_LABEL_COL_MAX * 4 + 8];
-
+    *label_w = 0;
     for (size_t r = 0; r < g->nrows; r++) {
         size_t w = render_width(g->labels[r]);
-        label_w = w > label_w ? w : label_w;
+        *label_w = w > *label_w ? w : *label_w;
     }
-    label_w = label_w > CMP_LABEL_COL_MAX ? CMP_LABEL_COL_MAX : label_w;
+    *label_w = *label_w > CMP_LABEL_COL_MAX ? CMP_LABEL_COL_MAX : *label_w;
     for (size_t c = 0; c < g->ncols; c++) {
         col_w[c] = 0;
         for (size_t r = 0; r < g->nrows; r++) {
@@ -29,7 +30,14 @@ void cmp_print_table(const struct cmp_grid *g, int colour)
             col_w[c] = w > col_w[c] ? w : col_w[c];
         }
     }
-    size_t ng = render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
+    return render_fold(*label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
+}
+
+void cmp_print_table(const struct cmp_grid *g, int colour)
+{
+    size_t label_w, col_w[CMP_MAX_RUNS], starts[CMP_MAX_RUNS];
+    char lab[CMP_LABEL_COL_MAX * 4 + 8];
+    size_t ng = table_layout(g, &label_w, col_w, starts);
     for (size_t k = 0; k < ng; k++) {
         size_t c0 = starts[k], c1 = k + 1 < ng ? starts[k + 1] : g->ncols;
         if (k)
@@ -60,22 +68,8 @@ void cmp_print_table(const struct cmp_grid *g, int colour)
  * width (as print_table lays it out). */
 size_t cmp_table_blocks(const struct cmp_grid *g)
 {
-    size_t label_w = 0, col_w[CMP_MAX_RUNS], starts[CMP_MAX_RUNS];
-
-    for (size_t r = 0; r < g->nrows; r++) {
-        size_t w = render_width(g->labels[r]);
-        label_w = w > label_w ? w : label_w;
-    }
-    label_w = label_w > CMP_LABEL_COL_MAX ? CMP_LABEL_COL_MAX : label_w;
-    for (size_t c = 0; c < g->ncols; c++) {
-        col_w[c] = 0;
-        for (size_t r = 0; r < g->nrows; r++) {
-            size_t w = render_width(cmp_grid_cell(g, r, c)) +
-                       ((g->flags[r * g->ncols + c] & CMP_CELL_BEST) ? 2 : 0);
-            col_w[c] = w > col_w[c] ? w : col_w[c];
-        }
-    }
-    return render_fold(label_w, col_w, g->ncols, (size_t)cli_term_width(), 2, starts);
+    size_t label_w, col_w[CMP_MAX_RUNS], starts[CMP_MAX_RUNS];
+    return table_layout(g, &label_w, col_w, starts);
 }
 
 /* The transposed table (--columns metrics, or when it needs fewer blocks

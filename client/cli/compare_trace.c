@@ -130,11 +130,10 @@ static int load_run(struct track_client *c, const char *hex, struct tally *t, st
     struct track_trace_query q = {.run = hex, .limit = PAGE};
     t->err = err;
     int rc = track_trace_each(c, &q, take_cb, t, err);
-    if (rc && rc == err->code && strstr(err->msg, "same nanosecond")) {
+    if (rc) { /* which run's traces it was */
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        snprintf(err->msg, sizeof err->msg, "run %.8s: %.400s; its rollups cannot be taken", hex,
-                 msg);
+        snprintf(err->msg, sizeof err->msg, "run %.8s: %.400s", hex, msg);
     }
     return rc;
 }
