@@ -52,6 +52,7 @@ struct srv_http {
     _Atomic int busy;
     struct store *ro; /* token checks (non-loopback only) */
     pthread_mutex_t ro_lock;
+    char addr[320]; /* --http as bound: ADDR:PORT, the port the kernel chose for :0 */
 };
 
 /* One request's state across libmicrohttpd's calls (its con_cls). */
@@ -488,7 +489,7 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
         !loopback_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))) {
         http_fail(&k->r, 403, "PERMISSION_DENIED",
                   "Host: this page answers its loopback address only (open http://%s/)",
-                  h->srv->cfg.http);
+                  h->addr);
         k->failed = 1;
         return MHD_YES;
     }
@@ -620,8 +621,9 @@ static int parse_addr(const char *spec, struct sockaddr_storage *sa, socklen_t *
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535) {
-        srv_log(SRV_LOG_ERROR, "http", "--http %s: port must be 1 to 65535", spec);
+    if (*end || end == colon + 1 || port < 0 || port > 65535) {
+        srv_log(SRV_LOG_ERROR, "http", "--http %s: port must be 0 (any free port) to 65535",
+                spec);
         return -1;
     }
     int rc = getaddrinfo(host, colon + 1, &hints, &ai);
@@ -715,7 +717,14 @@ int srv_http_start(struct srv *srv, struct srv_http **out)
                 srv->cfg.http);
         goto fail;
     }
-    srv_log(SRV_LOG_INFO, "http", "listening http=%s identity=%s", srv->cfg.http,
+    /* the port as bound: with :0 the kernel chose it, and this line is how
+     * a script (our tests) learns it without racing another process for a
+     * port it picked and released */
+    const union MHD_DaemonInfo *bound = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    size_t host_len = (size_t)(strrchr(srv->cfg.http, ':') - srv->cfg.http);
+    snprintf(h->addr, sizeof(h->addr), "%.*s:%u", (int)host_len, srv->cfg.http,
+             bound && bound->port ? (unsigned)bound->port : (unsigned)port);
+    srv_log(SRV_LOG_INFO, "http", "listening http=%s identity=%s", h->addr,
             h->loopback ? "owner (loopback)" : "token");
     *out = h;
     front = h;

@@ -52,7 +52,7 @@ static const char usage[] =
     "  --http ADDR:PORT      also serve HTTP there: MLflow's REST API (point\n"
     "                        MLFLOW_TRACKING_URI at it), OTLP traces (/v1/traces),\n"
     "                        the dashboard (open http://ADDR:PORT/), /health; off\n"
-    "                        by default.\n"
+    "                        by default; PORT 0 takes a free port, named in the log.\n"
     "                        On a loopback address requests act as this daemon's\n"
     "                        owner; on any other, users must exist and every\n"
     "                        request needs a token (`track admin token create`)\n"

@@ -143,7 +143,7 @@ class Trackd:
     def __init__(self, data_dir, http_addr="127.0.0.1"):
         self.dir = data_dir
         self.sock = f"ipc://{data_dir}/sock"
-        self.port = free_port()
+        self.port = 0  # trackd binds a free port and names it in its log (start)
         self.addr = http_addr
         self.log_path = os.path.join(data_dir, "trackd.log")
         self.proc = None
@@ -153,7 +153,12 @@ class Trackd:
                 "--http", f"{self.addr}:{self.port}"]
 
     def start(self, timeout=20):
+        """Start trackd and wait for GET /health. The first start asks for port 0 and reads
+        the port trackd bound from its log's `listening http=ADDR:PORT` line: a port picked
+        here and released could be taken by another test's trackd in between, whose /health
+        would then answer for ours. A restart asks for the same port again."""
         log = open(self.log_path, "ab")
+        offset = log.tell()
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL)
         log.close()
@@ -163,6 +168,11 @@ class Trackd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"trackd exited with {self.proc.returncode} before "
                                      f"GET /health answered; argv {self.argv()}\n{self.log()}")
+            if not self.port:
+                self.port = self.bound_port(offset)
+                if not self.port:
+                    time.sleep(0.05)
+                    continue
             try:
                 r = Http(self.port).request("GET", "/health", timeout=2)
                 if r.status == 200:
@@ -175,8 +185,25 @@ class Trackd:
         raise AssertionError(f"GET /health did not answer 200 in {timeout}s (last: {last})\n"
                              f"{self.log()}")
 
+    def bound_port(self, offset):
+        """The port in this start's `info http: listening http=ADDR:PORT` line, or 0."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if " listening http=" in line:
+                return int(line.split(" listening http=", 1)[1].split()[0].rsplit(":", 1)[1])
+        return 0
+
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        if self.proc and self.proc.poll() is not None:
+            code, self.proc = self.proc.returncode, None
+            raise AssertionError(f"trackd had exited by itself (status {code}) before the "
+                                 f"test stopped it\n{self.log()}")
+        if self.proc:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)

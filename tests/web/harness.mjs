@@ -12,7 +12,6 @@
 import {spawn} from 'node:child_process';
 import {createRequire} from 'node:module';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -95,18 +94,6 @@ export async function until(fn, ms, what) {
 }
 
 /* ---- processes ------------------------------------------------------------------------- */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /* Run a command; resolves {code, stdout, stderr}. */
 export function run(cmd, args, {input, envExtra, timeout = 120000} = {}) {
   return new Promise((resolve, reject) => {
@@ -141,10 +128,14 @@ export class Trackd {
     return `http://${this.addr}:${this.port}`;
   }
 
+  /* trackd binds port 0 and names the port it got in its log (`listening http=ADDR:PORT`):
+     a port picked here and released could be taken by another test's trackd in between,
+     whose /health would then answer for ours. A restart asks for the same port again. */
   async start() {
-    this.port = await freePort();
-    const log = fs.openSync(path.join(this.dir, 'trackd.log'), 'a');
-    this.proc = spawn(this.bin, ['--data-dir', this.dir, '--listen', this.sock, '--http', `${this.addr}:${this.port}`],
+    const logPath = path.join(this.dir, 'trackd.log');
+    const log = fs.openSync(logPath, 'a');
+    const offset = fs.fstatSync(log).size;
+    this.proc = spawn(this.bin, ['--data-dir', this.dir, '--listen', this.sock, '--http', `${this.addr}:${this.port || 0}`],
       {stdio: ['ignore', log, log]});
     fs.closeSync(log);
     let exited = null;
@@ -154,14 +145,20 @@ export class Trackd {
     const end = Date.now() + 20000;
     for (;;) {
       if (exited !== null) throw new Error(`trackd exited (${exited}) before /health answered:\n${this.log()}`);
-      try {
-        const r = await fetch(`${this.url}/health`);
-        if (r.status === 200) return this;
-      } catch {
-        /* not yet */
+      if (!this.port) {
+        const m = /listening http=\S*:(\d+) /.exec(fs.readFileSync(logPath).subarray(offset).toString());
+        if (m) this.port = Number(m[1]);
+      }
+      if (this.port) {
+        try {
+          const r = await fetch(`${this.url}/health`);
+          if (r.status === 200) return this;
+        } catch {
+          /* not yet */
+        }
       }
       if (Date.now() > end) throw new Error(`trackd: /health did not answer in 20 s\n${this.log()}`);
-      await sleep(100);
+      await sleep(this.port ? 100 : 50);
     }
   }
 
