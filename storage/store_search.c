@@ -14,6 +14,9 @@
  *   TERM   one term of the filter's top-level AND chain that an index
  *          answers (filter.h, struct filter_driver): the runs come from
  *          params_search or metric_summary_key, one row each, then sorted.
+ *          params_search holds the runs up to its mark only (kept in
+ *          batches, store_param_index.c): the runs above it come from
+ *          their own param row, looked up by its primary key.
  *   ORDER  the order-by's first term, a metric's last value: runs come in
  *          that order from metric_summary_key and the scan stops after the
  *          limit; the runs without a value (NULL, which sorts last) follow
@@ -44,6 +47,7 @@ struct plan {
     int driver;         /* PLAN_TERM: the index in f->drivers */
     int64_t order_key;  /* PLAN_ORDER: metric_keys.id of the order's metric */
     int64_t driver_key; /* PLAN_TERM on a metric: its metric_keys.id */
+    int64_t mark, top;  /* the params index's mark, the newest run's id */
 };
 
 static void bind_filter(sqlite3_stmt *s, const struct filter_sql *f)
@@ -62,9 +66,16 @@ static void bind_filter(sqlite3_stmt *s, const struct filter_sql *f)
     }
 }
 
+static int param_driver(const struct filter_driver *d)
+{
+    return d->kind != FILTER_DRIVE_METRIC;
+}
+
 /* The condition a driver puts on its index row `d` (a param or a metric
- * summary); key_id is the metric's id (FILTER_DRIVE_METRIC). */
-static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t key_id)
+ * summary); key_id is the metric's id (FILTER_DRIVE_METRIC). A param's,
+ * `indexed`, names the rows params_search holds. */
+static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t key_id,
+                        int indexed)
 {
     switch (d->kind) {
     case FILTER_DRIVE_METRIC:
@@ -82,6 +93,8 @@ static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t k
                       d->value_bind);
         break;
     }
+    if (indexed && param_driver(d))
+        sq_sb_add(b, " AND d.ix = 1");
 }
 
 static const char *driver_table(const struct filter_driver *d)
@@ -98,7 +111,7 @@ static int probe(struct store *st, const struct filter_sql *f, const struct filt
     int ret, rc;
 
     sq_sb_add(&sql, "SELECT count(*) FROM (SELECT 1 FROM %s d WHERE ", driver_table(d));
-    driver_cond(&sql, d, key_id);
+    driver_cond(&sql, d, key_id, 1);
     sq_sb_add(&sql, " LIMIT %d)", PROBE_CAP);
     if (sql.failed) {
         free(sql.p);
@@ -143,8 +156,10 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
     if ((ret = sq_prep(st, "SELECT max(id) FROM runs", &s, err)) != 0)
         return ret;
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0)
-        runs = (double)sqlite3_column_int64(s, 0);
+        runs = (double)(pl->top = sqlite3_column_int64(s, 0));
     sqlite3_finalize(s);
+    if ((ret = sq_params_mark(st, &pl->mark, err)) != 0)
+        return ret;
 
     for (int i = 0; i < f->n_drivers; i++) {
         const struct filter_driver *d = &f->drivers[i];
@@ -161,6 +176,8 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
         }
         if ((ret = probe(st, f, d, key_ids[i], &c, err)) != 0)
             return ret;
+        if (param_driver(d) && pl->top > pl->mark) /* each run above the mark is read */
+            c = c + (pl->top - pl->mark) < PROBE_CAP ? c + (pl->top - pl->mark) : PROBE_CAP;
         sel *= (double)c / runs;
         if (c < PROBE_CAP && (double)c * 1.2 < cost_term) {
             cost_term = (double)c * 1.2;
@@ -260,10 +277,24 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
                        " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE ";
     int ret;
 
-    if (pl->kind == PLAN_TERM) {
+    if (pl->kind == PLAN_TERM && param_driver(&f->drivers[pl->driver]) && pl->top > pl->mark) {
+        /* the index's runs, then each run above its mark by its own row
+         * (the two are disjoint: a row is in the index when its run is at
+         * or below the mark) */
+        const struct filter_driver *d = &f->drivers[pl->driver];
+        sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM (SELECT d.run AS run FROM params d WHERE ");
+        driver_cond(sql, d, 0, 1);
+        sq_sb_add(sql,
+                  " UNION ALL SELECT d.run FROM runs n CROSS JOIN params d ON d.run = n.id"
+                  " WHERE n.id > %lld AND ",
+                  (long long)pl->mark);
+        driver_cond(sql, d, 0, 0);
+        sq_sb_add(sql, ") pr CROSS JOIN runs r ON r.id = pr.run"
+                       " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE 1");
+    } else if (pl->kind == PLAN_TERM) {
         const struct filter_driver *d = &f->drivers[pl->driver];
         sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM %s d%s", driver_table(d), join);
-        driver_cond(sql, d, pl->driver_key);
+        driver_cond(sql, d, pl->driver_key, 1);
     } else if (pl->kind == PLAN_ORDER && !phase2) {
         sq_sb_add(sql,
                   "SELECT " RUN_COLUMNS " FROM metric_summary d%sd.key_id = %lld"

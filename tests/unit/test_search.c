@@ -14,6 +14,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "store.h"
 
 #define RUNS 4000
+#define MORE 600 /* runs added after the merge, waiting for the params index */
 
 static char dir[256], dbpath[512];
 static struct store *st;
@@ -40,7 +42,18 @@ static double unit(uint64_t r, uint64_t salt)
     return (double)(mix(r * 1000003u + salt) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static void populate(void)
+/* Adds the params of every run waiting for their index (store_param_index.c). */
+static void index_params(void)
+{
+    int64_t runs = 0, rows = 0, waiting = -1;
+    cr_assert_eq(store_begin(st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_params_index(st, 0, &runs, &rows, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_commit(st, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(waiting, 0, "%lld runs still wait after a merge", (long long)waiting);
+}
+
+static void add_runs(uint64_t from, uint64_t to)
 {
     static const char *const opt[] = {"adam", "sgd", "rmsprop", "adagrad"};
     static const char *const word[] = {"alpha", "beta", "gamma", "delta",
@@ -49,7 +62,7 @@ static void populate(void)
     cr_assert_eq(store_experiment_ensure(st, "big", 1000, &exp, &err), 0, "%s", err.msg);
     cr_assert_eq(store_experiment_ensure(st, "other", 1000, &other, &err), 0, "%s", err.msg);
     cr_assert_eq(store_begin(st, &err), 0, "%s", err.msg);
-    for (uint64_t r = 0; r < RUNS; r++) {
+    for (uint64_t r = from; r < to; r++) {
         struct store_run_start rs = {.experiment_id = r % 10 == 9 ? other : exp,
                                      .name = "trial",
                                      .start_ms = 1000000 + (int64_t)(r / 2)};
@@ -71,6 +84,12 @@ static void populate(void)
         }
     }
     cr_assert_eq(store_commit(st, &err), 0, "%s", err.msg);
+}
+
+static void populate(void)
+{
+    add_runs(0, RUNS);
+    index_params();
 }
 
 static void rm_tree(const char *path)
@@ -110,13 +129,13 @@ TestSuite(search, .init = setup, .fini = teardown);
 
 struct ids {
     int n;
-    uint8_t id[RUNS][16];
+    uint8_t id[RUNS + MORE][16];
 };
 
 static int collect(void *ctx, const struct store_run *r)
 {
     struct ids *l = ctx;
-    if (l->n < RUNS)
+    if (l->n < RUNS + MORE)
         memcpy(l->id[l->n++], r->id, 16);
     return 0;
 }
@@ -203,7 +222,7 @@ Test(search, selective_param_terms_use_the_params_index)
                                NULL};
     expect_plan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, "term 0", num, no_scan);
     same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
-    const char *const text[] = {"params_search (key=? AND num=? AND value=?)", NULL};
+    const char *const text[] = {"params_search (key=? AND num=? AND value=? AND ix=?)", NULL};
     expect_plan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0, "term 1", text, no_scan);
     cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0) > 0);
     cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = '7'", NULL, 0) > 0);
@@ -258,4 +277,85 @@ Test(search, runs_without_the_order_metric_follow_the_ones_with_it)
     cr_assert_eq(store_run_list(st, &q, collect, l, &err), 0, "%s", err.msg);
     cr_assert(memcmp(l->id[0], id, 16) == 0, "the one run with `late` comes first");
     free(l);
+}
+
+Test(search, runs_waiting_for_the_params_index_are_found_by_their_own_rows)
+{
+    /* the two parts' runs are read from a co-routine (SCAN pr), no table is scanned */
+    const char *const both[] = {"SEARCH d USING COVERING INDEX params_search (key=? AND num>?)",
+                                "SEARCH n USING INTEGER PRIMARY KEY (rowid>?)",
+                                "SEARCH d USING PRIMARY KEY (run=? AND key=?)", "\nSCAN pr\n", NULL};
+    const char *const no_table_scan[] = {"\nSCAN d", "\nSCAN r", "\nSCAN n", "\nSCAN e", NULL};
+    const char *const text[] = {"params_search (key=? AND num=? AND value=? AND ix=?)", NULL};
+    int64_t waiting = 0;
+    int before = same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
+
+    add_runs(RUNS, RUNS + MORE);
+    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(waiting, MORE);
+    /* the index's runs, then each waiting run by its primary key: never a scan */
+    expect_plan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, "term 0", both,
+                no_table_scan);
+    int waiting_n = same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
+    cr_assert(waiting_n > before, "the new runs' matches are found: %d, before %d", waiting_n,
+              before);
+    cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0) > 0);
+    cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = '7'", NULL, 0) > 0);
+    same_as_scan("params.p0 = 'adam' and params.p1 = 'gamma'", NULL, 100);
+
+    /* a param logged later on a run the index already took goes in at once */
+    static struct ids l;
+    struct store_run_query q = {.experiments = big, .filter = "params.p3 = 7", .limit = 1};
+    l.n = 0;
+    cr_assert_eq(store_run_list(st, &q, collect, &l, &err), 0, "%s", err.msg);
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(store_param_put(st, l.id[0], "late", "x", &err), 0, "%s", err.msg);
+    cr_assert_eq(same_as_scan("params.late = 'x' and params.p3 = 7", NULL, 0), 1);
+    expect_plan("params.late = 'x' and params.p3 = 7", NULL, 0, "term 0", NULL, no_table_scan);
+
+    /* merged: the same runs, from the index alone */
+    index_params();
+    cr_assert_eq(same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0), waiting_n);
+    char plan[4096];
+    plan_of("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, plan, sizeof plan);
+    cr_assert(strstr(plan, "SEARCH n USING") == NULL, "no waiting runs, no second part:\n%s", plan);
+    expect_plan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0, "term 1", text, no_scan);
+    cr_assert_eq(same_as_scan("params.late = 'x' and params.p3 = 7", NULL, 0), 1);
+    cr_assert_eq(store_check(st, &err), 0, "%s", err.msg);
+}
+
+Test(search, a_schema_11_store_keeps_its_params_searchable_after_the_migration)
+{
+    int before = same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
+    int64_t waiting = -1;
+    sqlite3 *db;
+
+    /* what schema 11 had: every row in the index, no ix column, no mark */
+    store_close(st);
+    st = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "DROP TABLE marks; DROP INDEX params_search;"
+                              " ALTER TABLE params DROP COLUMN ix;"
+                              " CREATE INDEX params_search ON params(key, num, value);"
+                              " PRAGMA user_version = 11;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(store_open(dbpath, &(struct store_opts){0}, &st, &err), 0, "%s", err.msg);
+    /* every run the store had is in the index: nothing waits */
+    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(waiting, 0);
+    const char *const num[] = {"SEARCH d USING COVERING INDEX params_search (key=? AND num>?)",
+                               NULL};
+    expect_plan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, "term 0", num, no_scan);
+    cr_assert_eq(same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0), before);
+    cr_assert_eq(store_check(st, &err), 0, "%s", err.msg);
+    /* and a row put on the wrong side of the mark is what the check names */
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "UPDATE params SET ix = 0 WHERE run = 7", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_neq(store_check(st, &err), 0);
+    cr_assert(strstr(err.msg, "params index") && strstr(err.msg, "run 7"), "%s", err.msg);
 }
