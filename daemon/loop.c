@@ -921,7 +921,7 @@ int srv_loop_run(struct srv *srv)
                 l.trimmed_ms = wire_mono_ms();
             }
         }
-        srv_params_index_tick(&l, wire_mono_ms());
+        srv_search_index_tick(&l, wire_mono_ms());
         trim_memory(&l);
         srv_watch_fds(&l);
     }

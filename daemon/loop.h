@@ -1,7 +1,7 @@
 /*
  * loop.h: the event loop's state, shared by loop.c (poll, drain, group
  * commit, replies, held-reply accounting, upkeep), listen.c (the
- * listening sockets and the descriptor watch) and params_index.c. Internal
+ * listening sockets and the descriptor watch) and search_index.c. Internal
  * to those three.
  */
 #ifndef TRACK_LOOP_H
@@ -50,13 +50,13 @@ struct loop {
     int64_t resume_ms; /* when paused listeners bind again */
     int64_t pause_ms;  /* length of the next pause */
     int64_t last_pause_ms;
-    int64_t index_next_ms; /* when params_index.c next counts the runs waiting */
+    int64_t index_next_ms; /* when search_index.c next counts the runs waiting */
 };
 
-/* ---- params_index.c: the params index's merges, the loop's thread only ---- */
-/* Merges the runs waiting for the params index when enough wait or the
+/* ---- search_index.c: the search indexes' merges, the loop's thread only ---- */
+/* Merges the runs waiting for the search indexes when enough wait or the
  * writer is idle; call it on every turn of the loop (now: monotonic ms). */
-void srv_params_index_tick(struct loop *l, int64_t now);
+void srv_search_index_tick(struct loop *l, int64_t now);
 
 /* ---- seal_srv.c: sealed frames, the loop's thread only ---- */
 struct srv_sealer;

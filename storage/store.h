@@ -330,15 +330,15 @@ struct store_bucket {
 int store_metric_m4(struct store *st, const uint8_t run[16], const char *key, int buckets,
                     struct store_bucket *out, int *n, int64_t *count, struct store_err *err);
 
-/* The params index is kept in batches (store_param_index.c): the params of
- * runs created since the last merge are found by a search without it.
- * *runs is how many runs wait for it. */
-int store_params_backlog(struct store *st, int64_t *runs, struct store_err *err);
-/* Adds the params of at most max_runs of the waiting runs (0 or less: all),
- * oldest first, to the index, in the caller's transaction; *runs and *rows
- * say how many runs and param rows it added. */
-int store_params_index(struct store *st, int64_t max_runs, int64_t *runs, int64_t *rows,
-                       struct store_err *err);
+/* The search indexes (params, metric summaries) are kept in batches
+ * (store_search_index.c): the runs created since the last merge are found
+ * by a search without them. *runs is how many runs wait. */
+int store_index_backlog(struct store *st, int64_t *runs, struct store_err *err);
+/* Adds the params and summaries of at most max_runs of the waiting runs (0
+ * or less: all), oldest first, to their indexes, in the caller's
+ * transaction; *runs and *rows say how many runs and rows it added. */
+int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t *rows,
+                      struct store_err *err);
 
 /* Merges runs of small consecutive chunks (fewer than `small` points) into
  * one chunk each, at most `max_groups` groups per call, in the caller's

@@ -206,21 +206,25 @@ static const char *const migrations[] = {
      * lists each run's traces in pages by start time) */
     "DROP INDEX traces_run;"
     "CREATE INDEX traces_run ON traces(run_uuid, start_ns) WHERE run_uuid IS NOT NULL;",
-    /* 12: the params index kept in batches (store_param_index.c). A param
-     * row is in params_search once its run is at or below the mark
-     * params_indexed (ix = 1); a newer run's rows (ix = 0) wait for the
-     * next merge, which adds thousands of runs' entries in the index's
-     * order, each leaf page written once, where a run at a time wrote one
-     * random leaf per param (50 pages of 4 KiB for a run of 50 params, half
-     * of what creating it wrote). A search reads the runs above the mark
-     * by their own rows (store_search.c) */
+    /* 12: the search indexes kept in batches (store_search_index.c). A
+     * param's or a metric summary's row is in params_search or
+     * metric_summary_key once its run is at or below the mark runs_indexed
+     * (ix = 1); a newer run's rows (ix = 0) wait for the next merge, which
+     * adds thousands of runs' entries in each index's order, each leaf
+     * page written once, where a run at a time wrote one random leaf per
+     * param and per metric (70 pages of 4 KiB for a run of 50 params and
+     * 20 metrics, most of what creating it wrote). A search reads the runs
+     * above the mark by their own rows (store_search.c). ix is in each
+     * index too, or reading d.ix (the WHERE that picks it) would read the
+     * row: 1 is stored in the record's header alone */
     "ALTER TABLE params ADD COLUMN ix INTEGER NOT NULL DEFAULT 1;"
     "DROP INDEX params_search;"
-    /* ix in the index too, or reading d.ix (the WHERE that picks it) would
-     * read the row: 1 is stored in the record's header alone */
     "CREATE INDEX params_search ON params(key, num, value, ix) WHERE ix = 1;"
+    "ALTER TABLE metric_summary ADD COLUMN ix INTEGER NOT NULL DEFAULT 1;"
+    "DROP INDEX metric_summary_key;"
+    "CREATE INDEX metric_summary_key ON metric_summary(key_id, last, ix) WHERE ix = 1;"
     "CREATE TABLE marks(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT INTO marks VALUES('params_indexed', (SELECT coalesce(max(id), 0) FROM runs));",
+    "INSERT INTO marks VALUES('runs_indexed', (SELECT coalesce(max(id), 0) FROM runs));",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -236,8 +240,10 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_KEY_GET] = "SELECT id FROM metric_keys WHERE name = ?1",
     [Q_KEY_PUT] = "INSERT INTO metric_keys(name) VALUES(?1)",
     [Q_SUM_GET] = "SELECT min, max, count FROM metric_summary WHERE run = ?1 AND key_id = ?2",
+    /* ix as a param's (migration 12); an update keeps it */
     [Q_SUM_PUT] = "INSERT INTO metric_summary(run, key_id, last, last_bits, min, max, count,"
-                  " last_step, last_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                  " last_step, last_ms, ix) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                  " ?1 <= (SELECT value FROM marks WHERE name = 'runs_indexed'))"
                   " ON CONFLICT(run, key_id) DO UPDATE SET last = excluded.last,"
                   " last_bits = excluded.last_bits, min = excluded.min, max = excluded.max,"
                   " count = excluded.count, last_step = excluded.last_step,"
@@ -259,7 +265,7 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_PARAM_PUT] = "INSERT INTO params(run, key, value, num, ix) VALUES(?1, ?2, ?3,"
                     " CASE WHEN ?3 GLOB '[0-9+.-]*' AND ?3 GLOB '*[0-9]*'"
                     " AND ?3 NOT GLOB '*[^0-9eE.+-]*' THEN CAST(?3 AS REAL) END,"
-                    " ?1 <= (SELECT value FROM marks WHERE name = 'params_indexed'))"
+                    " ?1 <= (SELECT value FROM marks WHERE name = 'runs_indexed'))"
                     " ON CONFLICT(run, key) DO NOTHING",
     [Q_TAG_PUT] = "INSERT INTO tags(run, key, value) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
@@ -825,31 +831,34 @@ void store_interrupt(struct store *st)
         sqlite3_interrupt(st->db);
 }
 
-/* Every param row in the params index exactly when its run is at or below
- * the index's mark (store_param_index.c): a row out of it is one no search
- * driven by its key finds. */
-static int check_params_index(struct store *st, struct store_err *err)
+/* Every param and summary row in its search index exactly when its run is
+ * at or below the indexes' mark (store_search_index.c): a row out of it is
+ * one no search driven by its key finds. */
+static int check_search_index(struct store *st, const char *table, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
+    char sql[160];
     int64_t mark = 0, bad = 0;
-    int rc, ret = sq_params_mark(st, &mark, err);
+    int rc, ret = sq_index_mark(st, &mark, err);
 
-    if (ret || (ret = sq_prep(st, "SELECT count(*), min(run) FROM params WHERE ix != (run <= ?1)",
-                              &s, err)) != 0)
+    if (ret)
+        return ret;
+    snprintf(sql, sizeof sql, "SELECT count(*), min(run) FROM %s WHERE ix != (run <= ?1)", table);
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
         return ret;
     sqlite3_bind_int64(s, 1, mark);
     if ((rc = sqlite3_step(s)) != SQLITE_ROW)
-        ret = sq_db_fail(st, rc, err, "checking the params index");
+        ret = sq_db_fail(st, rc, err, "checking a search index");
     else if ((bad = sqlite3_column_int64(s, 0)) > 0)
         ret = sq_fail(err, STORE_E_CORRUPT,
-                      "params index: %lld param rows on the wrong side of its mark %lld (the "
+                      "search index: %lld rows of %s on the wrong side of its mark %lld (the "
                       "first of run %lld)",
-                      (long long)bad, (long long)mark, (long long)sqlite3_column_int64(s, 1));
+                      (long long)bad, table, (long long)mark, (long long)sqlite3_column_int64(s, 1));
     sqlite3_finalize(s);
     return ret;
 }
 
-/* PRAGMA integrity_check, then the params index's mark, then every chunk
+/* PRAGMA integrity_check, then the search indexes' mark, then every chunk
  * decoded and every summary's count compared with its chunks. */
 int store_check(struct store *st, struct store_err *err)
 {
@@ -884,7 +893,8 @@ int store_check(struct store *st, struct store_err *err)
     else if (problems)
         ret = sq_fail(err, STORE_E_CORRUPT, "integrity check: %s", msg);
     sqlite3_finalize(s);
-    if (ret || (ret = check_params_index(st, err)) != 0)
+    if (ret || (ret = check_search_index(st, "params", err)) != 0 ||
+        (ret = check_search_index(st, "metric_summary", err)) != 0)
         return ret;
     return check_chunks(st, err);
 }

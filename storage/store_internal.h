@@ -184,9 +184,10 @@ int sq_check_name(const char *name, const char *what, struct store_err *err);
 /* Finalizes store_feedback.c's statements (store_close). */
 void sq_feedback_close(struct store *st);
 void sq_trace_close(struct store *st);
-/* The params index's mark (store_param_index.c): runs with an id at or
- * below it have their params in params_search. */
-int sq_params_mark(struct store *st, int64_t *mark, struct store_err *err);
+/* The search indexes' mark (store_search_index.c): runs with an id at or
+ * below it have their params in params_search and their metric summaries
+ * in metric_summary_key. */
+int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
                         struct store_err *err);
 

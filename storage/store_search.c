@@ -14,13 +14,15 @@
  *   TERM   one term of the filter's top-level AND chain that an index
  *          answers (filter.h, struct filter_driver): the runs come from
  *          params_search or metric_summary_key, one row each, then sorted.
- *          params_search holds the runs up to its mark only (kept in
- *          batches, store_param_index.c): the runs above it come from
- *          their own param row, looked up by its primary key.
+ *          Both indexes hold the runs up to their mark only (kept in
+ *          batches, store_search_index.c): the runs above it come from
+ *          their own row, looked up by its primary key.
  *   ORDER  the order-by's first term, a metric's last value: runs come in
  *          that order from metric_summary_key and the scan stops after the
  *          limit; the runs without a value (NULL, which sorts last) follow
  *          from a second, SCAN-planned query when the first came short.
+ *          With runs above the mark, the first limit runs of the index and
+ *          the first of those runs (sorted) are sorted together.
  *
  * Costs are in runs read. Each term's matches are counted first, up to
  * PROBE_CAP (a bounded index range count, ~1 ms at the cap). TERM costs its
@@ -66,14 +68,9 @@ static void bind_filter(sqlite3_stmt *s, const struct filter_sql *f)
     }
 }
 
-static int param_driver(const struct filter_driver *d)
-{
-    return d->kind != FILTER_DRIVE_METRIC;
-}
-
 /* The condition a driver puts on its index row `d` (a param or a metric
- * summary); key_id is the metric's id (FILTER_DRIVE_METRIC). A param's,
- * `indexed`, names the rows params_search holds. */
+ * summary); key_id is the metric's id (FILTER_DRIVE_METRIC). `indexed`:
+ * the rows its index holds (the runs up to the mark). */
 static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t key_id,
                         int indexed)
 {
@@ -93,7 +90,7 @@ static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t k
                       d->value_bind);
         break;
     }
-    if (indexed && param_driver(d))
+    if (indexed)
         sq_sb_add(b, " AND d.ix = 1");
 }
 
@@ -158,7 +155,7 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0)
         runs = (double)(pl->top = sqlite3_column_int64(s, 0));
     sqlite3_finalize(s);
-    if ((ret = sq_params_mark(st, &pl->mark, err)) != 0)
+    if ((ret = sq_index_mark(st, &pl->mark, err)) != 0)
         return ret;
 
     for (int i = 0; i < f->n_drivers; i++) {
@@ -176,7 +173,7 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
         }
         if ((ret = probe(st, f, d, key_ids[i], &c, err)) != 0)
             return ret;
-        if (param_driver(d) && pl->top > pl->mark) /* each run above the mark is read */
+        if (pl->top > pl->mark) /* each run above the mark is read */
             c = c + (pl->top - pl->mark) < PROBE_CAP ? c + (pl->top - pl->mark) : PROBE_CAP;
         sel *= (double)c / runs;
         if (c < PROBE_CAP && (double)c * 1.2 < cost_term) {
@@ -264,6 +261,42 @@ out:
     return ret;
 }
 
+/* PLAN_ORDER's first query with runs above the mark: the first `limit`
+ * runs (the filter checked) in the index's order, and the first of the
+ * runs above the mark (each by its own row, then sorted), sorted together.
+ * The first `limit` of all are among them. */
+static int order_sql(const struct plan *pl, const struct store_run_query *q,
+                     const struct filter_sql *f, int n_exp, const char *tie, struct sbuf *sql,
+                     struct store_err *err)
+{
+    const char *dir = f->order_desc ? "DESC" : "ASC";
+    int limit = f->n_binds + n_exp + 1, ret;
+
+    sq_sb_add(sql,
+              RUN_SELECT " WHERE r.id IN (SELECT run FROM (SELECT d.run FROM metric_summary d"
+                         " CROSS JOIN runs r ON r.id = d.run"
+                         " CROSS JOIN experiments e ON e.id = r.experiment_id"
+                         " WHERE d.key_id = %lld AND d.last IS NOT NULL AND d.ix = 1",
+              (long long)pl->order_key);
+    if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
+        return ret;
+    sq_sb_add(sql, " ORDER BY d.last %s, %s%s LIMIT ?%d)", dir, f->order_rest, tie, limit);
+    sq_sb_add(sql,
+              " UNION ALL SELECT run FROM (SELECT d.run FROM runs n"
+              " CROSS JOIN metric_summary d ON d.run = n.id"
+              " CROSS JOIN runs r ON r.id = n.id"
+              " CROSS JOIN experiments e ON e.id = r.experiment_id"
+              " WHERE n.id > %lld AND d.key_id = %lld AND d.last IS NOT NULL",
+              (long long)pl->mark, (long long)pl->order_key);
+    if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
+        return ret;
+    sq_sb_add(sql, " ORDER BY d.last %s, %s%s LIMIT ?%d))", dir, f->order_rest, tie, limit);
+    sq_sb_add(sql, " ORDER BY %s%s LIMIT ?%d", f->order, tie, limit);
+    if (sql->failed)
+        return sq_fail(err, STORE_E_INVALID, "query too long");
+    return 0;
+}
+
 /* The SQL of plan pl; phase 2 of PLAN_ORDER is a SCAN of the runs whose
  * order metric is NULL. */
 static int plan_sql(const struct plan *pl, int phase2, const struct store_run_query *q,
@@ -277,18 +310,21 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
                        " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE ";
     int ret;
 
-    if (pl->kind == PLAN_TERM && param_driver(&f->drivers[pl->driver]) && pl->top > pl->mark) {
+    if (pl->kind == PLAN_ORDER && !phase2 && pl->top > pl->mark)
+        return order_sql(pl, q, f, n_exp, tie, sql, err);
+    if (pl->kind == PLAN_TERM && pl->top > pl->mark) {
         /* the index's runs, then each run above its mark by its own row
          * (the two are disjoint: a row is in the index when its run is at
          * or below the mark) */
         const struct filter_driver *d = &f->drivers[pl->driver];
-        sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM (SELECT d.run AS run FROM params d WHERE ");
-        driver_cond(sql, d, 0, 1);
+        sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM (SELECT d.run AS run FROM %s d WHERE ",
+                  driver_table(d));
+        driver_cond(sql, d, pl->driver_key, 1);
         sq_sb_add(sql,
-                  " UNION ALL SELECT d.run FROM runs n CROSS JOIN params d ON d.run = n.id"
+                  " UNION ALL SELECT d.run FROM runs n CROSS JOIN %s d ON d.run = n.id"
                   " WHERE n.id > %lld AND ",
-                  (long long)pl->mark);
-        driver_cond(sql, d, 0, 0);
+                  driver_table(d), (long long)pl->mark);
+        driver_cond(sql, d, pl->driver_key, 0);
         sq_sb_add(sql, ") pr CROSS JOIN runs r ON r.id = pr.run"
                        " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE 1");
     } else if (pl->kind == PLAN_TERM) {
@@ -298,7 +334,7 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
     } else if (pl->kind == PLAN_ORDER && !phase2) {
         sq_sb_add(sql,
                   "SELECT " RUN_COLUMNS " FROM metric_summary d%sd.key_id = %lld"
-                  " AND d.last IS NOT NULL",
+                  " AND d.last IS NOT NULL AND d.ix = 1",
                   join, (long long)pl->order_key);
     } else {
         sq_sb_add(sql, RUN_SELECT " WHERE 1");

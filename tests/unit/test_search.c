@@ -42,14 +42,14 @@ static double unit(uint64_t r, uint64_t salt)
     return (double)(mix(r * 1000003u + salt) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* Adds the params of every run waiting for their index (store_param_index.c). */
+/* Adds the params of every run waiting for their index (store_search_index.c). */
 static void index_params(void)
 {
     int64_t runs = 0, rows = 0, waiting = -1;
     cr_assert_eq(store_begin(st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_params_index(st, 0, &runs, &rows, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_index_merge(st, 0, &runs, &rows, &err), 0, "%s", err.msg);
     cr_assert_eq(store_commit(st, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_index_backlog(st, &waiting, &err), 0, "%s", err.msg);
     cr_assert_eq(waiting, 0, "%lld runs still wait after a merge", (long long)waiting);
 }
 
@@ -291,7 +291,7 @@ Test(search, runs_waiting_for_the_params_index_are_found_by_their_own_rows)
     int before = same_as_scan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0);
 
     add_runs(RUNS, RUNS + MORE);
-    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_index_backlog(st, &waiting, &err), 0, "%s", err.msg);
     cr_assert_eq(waiting, MORE);
     /* the index's runs, then each waiting run by its primary key: never a scan */
     expect_plan("params.p3 > 98 and metrics.m0 < 0.9", "metrics.m3", 0, "term 0", both,
@@ -302,6 +302,44 @@ Test(search, runs_waiting_for_the_params_index_are_found_by_their_own_rows)
     cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = 7", "metrics.m3", 0) > 0);
     cr_assert(same_as_scan("params.p1 = 'gamma' and params.p3 = '7'", NULL, 0) > 0);
     same_as_scan("params.p0 = 'adam' and params.p1 = 'gamma'", NULL, 100);
+    /* a metric term drives the same way: its index, then each waiting run's summary */
+    const char *const metric[] = {
+        "SEARCH d USING COVERING INDEX metric_summary_key (key_id=? AND last<?)",
+        "SEARCH n USING INTEGER PRIMARY KEY (rowid>?)",
+        "SEARCH d USING PRIMARY KEY (run=? AND key_id=?)", NULL};
+    expect_plan("metrics.m1 < 0.01 and params.p0 = 'adam'", NULL, 0, "term 0", metric,
+                no_table_scan);
+    cr_assert(same_as_scan("metrics.m1 < 0.01 and params.p0 = 'adam'", "metrics.m1", 10) > 0);
+    same_as_scan("metrics.m1 < 0.01", NULL, 0);
+    /* the order's index gives its first runs, the waiting runs theirs, sorted together */
+    const char *f3 = "params.p0 = 'adam' and metrics.m1 < 0.5 and params.p3 > 50";
+    const char *const order[] = {
+        "SEARCH d USING COVERING INDEX metric_summary_key (key_id=? AND last>?)",
+        "SEARCH n USING INTEGER PRIMARY KEY (rowid>?)", NULL};
+    expect_plan(f3, "metrics.m2", 10, "order", order, no_table_scan);
+    cr_assert_eq(same_as_scan(f3, "metrics.m2", 10), 10);
+    cr_assert_eq(same_as_scan(f3, "metrics.m2 DESC", 10), 10);
+    cr_assert_eq(same_as_scan(f3, "metrics.m2 DESC, params.p1", 30), 30);
+    cr_assert_eq(same_as_scan("params.p0 = 'sgd'", "metrics.m1 DESC", 50), 50);
+    /* a waiting run holds the very first place */
+    {
+        static struct ids first;
+        struct store_run_query oq = {.experiments = big, .order_by = "metrics.m0", .limit = 5};
+        uint8_t id[16];
+        int64_t step = 9, t = 9;
+        double v = -1.0;
+        for (int i = 0; i < 16; i++)
+            id[i] = (uint8_t)(mix((RUNS + MORE - 1) * 16 + (uint64_t)i) & 0xff);
+        if ((RUNS + MORE - 1) % 10 == 9) /* that one is in "other": take the one before */
+            for (int i = 0; i < 16; i++)
+                id[i] = (uint8_t)(mix((RUNS + MORE - 2) * 16 + (uint64_t)i) & 0xff);
+        cr_assert_eq(store_metric_append(st, id, "m0", &step, &t, &v, 1, &err), 0, "%s", err.msg);
+        first.n = 0;
+        cr_assert_eq(store_run_list(st, &oq, collect, &first, &err), 0, "%s", err.msg);
+        cr_assert(first.n == 5 && memcmp(first.id[0], id, 16) == 0,
+                  "the waiting run with m0 = -1 comes first");
+        cr_assert_eq(same_as_scan(NULL, "metrics.m0", 5), 5);
+    }
 
     /* a param logged later on a run the index already took goes in at once */
     static struct ids l;
@@ -338,13 +376,16 @@ Test(search, a_schema_11_store_keeps_its_params_searchable_after_the_migration)
                               "DROP TABLE marks; DROP INDEX params_search;"
                               " ALTER TABLE params DROP COLUMN ix;"
                               " CREATE INDEX params_search ON params(key, num, value);"
+                              " DROP INDEX metric_summary_key;"
+                              " ALTER TABLE metric_summary DROP COLUMN ix;"
+                              " CREATE INDEX metric_summary_key ON metric_summary(key_id, last);"
                               " PRAGMA user_version = 11;",
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     cr_assert_eq(store_open(dbpath, &(struct store_opts){0}, &st, &err), 0, "%s", err.msg);
     /* every run the store had is in the index: nothing waits */
-    cr_assert_eq(store_params_backlog(st, &waiting, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_index_backlog(st, &waiting, &err), 0, "%s", err.msg);
     cr_assert_eq(waiting, 0);
     const char *const num[] = {"SEARCH d USING COVERING INDEX params_search (key=? AND num>?)",
                                NULL};
@@ -357,5 +398,7 @@ Test(search, a_schema_11_store_keeps_its_params_searchable_after_the_migration)
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
     cr_assert_neq(store_check(st, &err), 0);
-    cr_assert(strstr(err.msg, "params index") && strstr(err.msg, "run 7"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "search index") && strstr(err.msg, "of params") &&
+                  strstr(err.msg, "run 7"),
+              "%s", err.msg);
 }

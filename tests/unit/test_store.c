@@ -1307,6 +1307,8 @@ static void check_curve_lasts(const uint8_t id[16], int64_t n)
 #define UNDO_LATER                                                                                 \
     "DROP TABLE marks; DROP INDEX params_search; ALTER TABLE params DROP COLUMN ix;"               \
     " CREATE INDEX params_search ON params(key, num, value);"                                      \
+    " DROP INDEX metric_summary_key; ALTER TABLE metric_summary DROP COLUMN ix;"                   \
+    " CREATE INDEX metric_summary_key ON metric_summary(key_id, last);"                            \
     "DROP TABLE trace_models; DROP TABLE spans; DROP TABLE traces;"                                \
     " DROP INDEX params_search; ALTER TABLE params DROP COLUMN num;"                               \
     "DROP TABLE feedback_labels; DROP TABLE feedback_summary; DROP TABLE feedback;"                \
@@ -1367,7 +1369,7 @@ Test(store, a_schema_2_database_keeps_its_request_ids_and_replays_them)
     size_t len = 0;
     sqlite3 *db;
     sqlite3_stmt *q;
-    char sql[1024], hx[33];
+    char sql[2048], hx[33];
 
     id_of(old, 90);
     id_of(fresh, 91);

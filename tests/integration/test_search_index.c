@@ -1,10 +1,11 @@
 /*
- * test_params_index.c: the params index kept in batches
- * (storage/store_param_index.c, daemon/params_index.c), on a real trackd
- * through the built CLI: runs are found by their params while they wait
- * for the index, after the idle writer merged them, after a param logged
- * later on a merged run, and across a kill -9 with runs waiting; then
- * `trackd --check` holds every row on its side of the mark.
+ * test_search_index.c: the search indexes kept in batches
+ * (storage/store_search_index.c, daemon/search_index.c), on a real trackd
+ * through the built CLI: runs are found by their params and ordered by a
+ * metric while they wait for the indexes, after the idle writer merged
+ * them, after a param logged later on a merged run, and across a kill -9
+ * with runs waiting; then `trackd --check` holds every row on its side of
+ * the mark.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -45,10 +46,36 @@ static void start_runs(int from, int to, char ids[][33])
         ids[i][32] = '\0';
         free(out);
         free(errs);
+        /* loss falls with i: ordered by it, the newest runs come first */
+        char loss[32];
+        snprintf(loss, sizeof loss, "%g", 100.0 - i);
+        rc = fx_track(&d, NULL, NULL, &out, &errs, "log-metric", "--run", ids[i], "loss", loss,
+                      NULL);
+        cr_assert_eq(rc, 0, "log-metric %d: %s", i, errs);
+        free(out);
+        free(errs);
     }
 }
 
-/* The runs `track runs --filter F --json` lists. */
+/* The runs `track runs --filter F --json` lists; *first: the first's id. */
+static int list(const char *filter, const char *order, char first[33])
+{
+    char *out = NULL, *errs = NULL;
+    json_error_t je;
+    int rc = fx_track(&d, NULL, NULL, &out, &errs, "runs", "--experiment", "pix", "--filter",
+                      filter, "--order-by", order, "--limit", "3", "--json", NULL);
+    cr_assert_eq(rc, 0, "runs --filter \"%s\": %s", filter, errs);
+    json_t *j = json_loads(out, 0, &je);
+    cr_assert(json_is_array(j), "runs --json: %s", out);
+    int n = (int)json_array_size(j);
+    if (first && n)
+        snprintf(first, 33, "%s", json_string_value(json_object_get(json_array_get(j, 0), "run_id")));
+    json_decref(j);
+    free(out);
+    free(errs);
+    return n;
+}
+
 static int matches(const char *filter)
 {
     char *out = NULL, *errs = NULL;
@@ -65,6 +92,16 @@ static int matches(const char *filter)
     return n;
 }
 
+/* The lowest loss (the newest run) comes first, ordered by the metric. */
+static void lowest_first(const char *want)
+{
+    char first[33] = "";
+    cr_assert_eq(list("params.opt != 'none'", "metrics.loss", first), 3);
+    cr_assert_str_eq(first, want, "ordered by metrics.loss");
+    cr_assert_eq(list("metrics.loss < 70", "metrics.loss", first), 3);
+    cr_assert_str_eq(first, want, "filtered and ordered by metrics.loss");
+}
+
 Test(pindex, runs_are_found_by_their_params_waiting_merged_and_across_a_kill_9)
 {
     static char ids[64][33];
@@ -75,11 +112,15 @@ Test(pindex, runs_are_found_by_their_params_waiting_merged_and_across_a_kill_9)
     start_runs(0, 40, ids);
     cr_assert_eq(matches(f), 2, "waiting or merged, the same two runs");
     cr_assert_eq(matches("params.opt = 'sgd'"), 10);
-    /* the writer, idle for 2 s, merges them */
-    cr_assert(fx_wait_log(&d, from, "params indexed runs=40 rows=80", 15000),
+    cr_assert_eq(matches("metrics.loss < 65"), 4);
+    lowest_first(ids[39]);
+    /* the writer, idle for 2 s, merges them: 80 params, 40 summaries */
+    cr_assert(fx_wait_log(&d, from, "runs indexed runs=40 rows=120", 15000),
               "no merge of the 40 runs in the log");
     cr_assert_eq(matches(f), 2);
     cr_assert_eq(matches("params.opt = 'sgd'"), 10);
+    cr_assert_eq(matches("metrics.loss < 65"), 4);
+    lowest_first(ids[39]);
     /* a param logged later on a merged run is found at once */
     cr_assert_eq(fx_track(&d, NULL, NULL, &out, &errs, "log-param", "--run", ids[3], "late=yes",
                           NULL),
@@ -94,6 +135,7 @@ Test(pindex, runs_are_found_by_their_params_waiting_merged_and_across_a_kill_9)
     cr_assert_eq(fx_daemon_restart(&d, NULL), 0, "trackd did not start again");
     cr_assert_eq(matches(f), 4);
     cr_assert_eq(matches("params.n >= 40"), 8);
+    lowest_first(ids[47]);
     cr_assert_eq(fx_daemon_stop(&d), 0);
     const char *argv[] = {TRACKD_BIN, "--data-dir", d.dir, "--check", NULL};
     int rc = fx_run(argv, NULL, NULL, &out, &errs);

@@ -1,11 +1,12 @@
 /*
- * params_index.c: when the params index takes the runs created since its
- * last merge (storage/store_param_index.c keeps it in batches).
+ * search_index.c: when the search indexes take the runs created since
+ * their last merge (storage/store_search_index.c keeps the params' and the
+ * metric summaries' indexes in batches).
  *
- * A merge adds thousands of runs' params in one transaction, writing each
- * leaf page of the index once; the runs waiting for it cost every search
- * driven by a param a lookup each. So the writer merges when 4,096 runs
- * wait, even while busy (about 0.2 s at 10^4 runs; the requests meanwhile
+ * A merge adds thousands of runs' rows in one transaction, writing each
+ * leaf page of the indexes once; the runs waiting for it cost every search
+ * driven by an index a lookup each. So the writer merges when 4,096 runs
+ * wait, even while busy (about 0.5 s at 10^4 runs; the requests meanwhile
  * wait in the sockets), and whatever waits once it has been idle 2 s.
  */
 #include "loop.h"
@@ -18,7 +19,7 @@
 #define INDEX_CHECK_MS   250   /* how often a busy writer counts them */
 #define INDEX_RETRY_MS   10000 /* after a failed merge */
 
-void srv_params_index_tick(struct loop *l, int64_t now)
+void srv_search_index_tick(struct loop *l, int64_t now)
 {
     struct store *st = l->srv->wst;
     struct store_err err = {0};
@@ -28,17 +29,17 @@ void srv_params_index_tick(struct loop *l, int64_t now)
     if (now < l->index_next_ms)
         return;
     l->index_next_ms = now + INDEX_CHECK_MS;
-    if (store_params_backlog(st, &waiting, &err) || waiting == 0 ||
+    if (store_index_backlog(st, &waiting, &err) || waiting == 0 ||
         (!idle && waiting < INDEX_BATCH_RUNS))
         return;
-    if (store_begin(st, &err) || store_params_index(st, 0, &runs, &rows, &err) ||
+    if (store_begin(st, &err) || store_index_merge(st, 0, &runs, &rows, &err) ||
         store_commit(st, &err)) {
         store_rollback(st);
         l->index_next_ms = now + INDEX_RETRY_MS;
-        srv_log(SRV_LOG_WARN, "store", "adding %lld runs' params to their index failed: %s",
+        srv_log(SRV_LOG_WARN, "store", "adding %lld runs to the search indexes failed: %s",
                 (long long)waiting, err.msg);
         return;
     }
-    srv_log(SRV_LOG_DEBUG, "store", "params indexed runs=%lld rows=%lld ms=%lld", (long long)runs,
+    srv_log(SRV_LOG_DEBUG, "store", "runs indexed runs=%lld rows=%lld ms=%lld", (long long)runs,
             (long long)rows, (long long)(wire_mono_ms() - now));
 }
