@@ -240,10 +240,9 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_KEY_GET] = "SELECT id FROM metric_keys WHERE name = ?1",
     [Q_KEY_PUT] = "INSERT INTO metric_keys(name) VALUES(?1)",
     [Q_SUM_GET] = "SELECT min, max, count FROM metric_summary WHERE run = ?1 AND key_id = ?2",
-    /* ix as a param's (migration 12); an update keeps it */
+    /* ?10: ix, as a param's (migration 12); an update keeps it */
     [Q_SUM_PUT] = "INSERT INTO metric_summary(run, key_id, last, last_bits, min, max, count,"
-                  " last_step, last_ms, ix) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                  " ?1 <= (SELECT value FROM marks WHERE name = 'runs_indexed'))"
+                  " last_step, last_ms, ix) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                   " ON CONFLICT(run, key_id) DO UPDATE SET last = excluded.last,"
                   " last_bits = excluded.last_bits, min = excluded.min, max = excluded.max,"
                   " count = excluded.count, last_step = excluded.last_step,"
@@ -262,10 +261,9 @@ static const char *const stmt_sql[Q_COUNT] = {
                    " WHERE run = ?1 AND key_id = ?2 AND first_seq = ?3",
     [Q_PARAM_GET] = "SELECT value FROM params WHERE run = ?1 AND key = ?2",
     /* in the index at once when the run is at or below the mark (migration 12) */
+    /* ?4: filter_looks_numeric(value), migration 9's rule; ?5: ix */
     [Q_PARAM_PUT] = "INSERT INTO params(run, key, value, num, ix) VALUES(?1, ?2, ?3,"
-                    " CASE WHEN ?3 GLOB '[0-9+.-]*' AND ?3 GLOB '*[0-9]*'"
-                    " AND ?3 NOT GLOB '*[^0-9eE.+-]*' THEN CAST(?3 AS REAL) END,"
-                    " ?1 <= (SELECT value FROM marks WHERE name = 'runs_indexed'))"
+                    " CASE WHEN ?4 THEN CAST(?3 AS REAL) END, ?5)"
                     " ON CONFLICT(run, key) DO NOTHING",
     [Q_TAG_PUT] = "INSERT INTO tags(run, key, value) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(run, key) DO UPDATE SET value = excluded.value",
@@ -489,6 +487,7 @@ void store_close(struct store *st)
 int store_begin(struct store *st, struct store_err *err)
 {
     sq_err_clear(err);
+    st->put_mark_known = 0;
     return sq_run_q(st, st->readonly ? Q_BEGIN_READ : Q_BEGIN, err, "beginning a transaction");
 }
 

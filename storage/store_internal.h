@@ -99,6 +99,11 @@ struct store {
 
     int wal_pages; /* frames in the WAL after the last commit (sq_wal_hook) */
 
+    /* the search indexes' mark as this handle's writes see it (sq_put_mark):
+     * read once a transaction, moved by store_index_merge */
+    int64_t put_mark;
+    int put_mark_known;
+
     /* store_feedback.c's hot statements, prepared on first use */
     sqlite3_stmt *fb_q[8];
     /* store_trace.c's */
@@ -188,6 +193,9 @@ void sq_trace_close(struct store *st);
  * below it have their params in params_search and their metric summaries
  * in metric_summary_key. */
 int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err);
+/* The same for a write (a param's or a summary's ix), kept for the rest of
+ * the transaction. */
+int sq_put_mark(struct store *st, int64_t *mark, struct store_err *err);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
                         struct store_err *err);
 

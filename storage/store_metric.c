@@ -80,7 +80,7 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
                         size_t n, struct store_err *err)
 {
     sqlite3_stmt *s;
-    int64_t run_id, key_id, count = 0;
+    int64_t run_id, key_id, count = 0, mark = 0;
     double smin = 0, smax = 0;
     int have_min = 0, have_max = 0, rc, ret;
     uint64_t last_bits;
@@ -142,6 +142,8 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
     memcpy(&last_bits, &values[n - 1], sizeof last_bits);
     if (!isnan(values[n - 1]) && !(values[n - 1] == 0 && signbit(values[n - 1])))
         last_bits = 0;
+    if ((ret = sq_put_mark(st, &mark, err)) != 0)
+        return ret;
     s = st->q[Q_SUM_PUT];
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int64(s, 2, key_id);
@@ -152,6 +154,7 @@ int store_metric_append(struct store *st, const uint8_t run[16], const char *key
     sqlite3_bind_int64(s, 7, count + (int64_t)n);
     sqlite3_bind_int64(s, 8, steps[n - 1]);
     sqlite3_bind_int64(s, 9, times_ms[n - 1]);
+    sqlite3_bind_int(s, 10, run_id <= mark);
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "updating a metric summary");

@@ -356,7 +356,7 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
 {
     sqlite3_stmt *s = NULL;
     char c1[CLIP_LEN + 4], c2[CLIP_LEN + 4], c3[CLIP_LEN + 4];
-    int64_t run_id;
+    int64_t run_id, mark = 0;
     int rc, ret;
 
     sq_err_clear(err);
@@ -369,10 +369,14 @@ int store_param_put(struct store *st, const uint8_t run[16], const char *key, co
         return ret;
     /* inserted unless the key is there: only then is the old value read
      * (a run's start with 50 params reads none) */
+    if ((ret = sq_put_mark(st, &mark, err)) != 0)
+        return ret;
     s = st->q[Q_PARAM_PUT];
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, value, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, filter_looks_numeric(value));
+    sqlite3_bind_int(s, 5, run_id <= mark);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)

@@ -40,6 +40,19 @@ int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err)
     return ret;
 }
 
+int sq_put_mark(struct store *st, int64_t *mark, struct store_err *err)
+{
+    int ret;
+
+    if (!st->put_mark_known) {
+        if ((ret = sq_index_mark(st, &st->put_mark, err)) != 0)
+            return ret;
+        st->put_mark_known = 1;
+    }
+    *mark = st->put_mark;
+    return 0;
+}
+
 /* The newest run's id (0: none). */
 static int top_run(struct store *st, int64_t *top, struct store_err *err)
 {
@@ -139,6 +152,8 @@ int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t
     sq_release(st, mk);
     if (ret)
         return ret;
+    st->put_mark = top; /* a rollback drops it (sq_cache_drop) */
+    st->put_mark_known = 1;
     *runs = top - mark;
     *rows = n;
     return 0;

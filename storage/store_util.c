@@ -78,6 +78,7 @@ void sq_cache_drop(struct store *st)
     key_cache_clear(st);
     st->run_cached = 0;
     st->compact_mark = 0;
+    st->put_mark_known = 0;
 }
 
 /* A failed SQLite call: the code for rc, `what` and SQLite's words in err.
