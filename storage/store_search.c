@@ -173,8 +173,8 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
         }
         if ((ret = probe(st, f, d, key_ids[i], &c, err)) != 0)
             return ret;
-        if (pl->top > pl->mark) /* each run above the mark is read */
-            c = c + (pl->top - pl->mark) < PROBE_CAP ? c + (pl->top - pl->mark) : PROBE_CAP;
+        /* the runs above the mark are read by every plan (SCAN reads all
+         * runs): they cost none of them more than another */
         sel *= (double)c / runs;
         if (c < PROBE_CAP && (double)c * 1.2 < cost_term) {
             cost_term = (double)c * 1.2;
