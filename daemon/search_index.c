@@ -17,7 +17,8 @@
 #define INDEX_BATCH_RUNS 4096  /* waiting runs: merge even while busy */
 #define INDEX_IDLE_MS    2000  /* idle this long: merge whatever waits */
 #define INDEX_CHECK_MS   250   /* how often a busy writer counts them */
-#define INDEX_RETRY_MS   10000 /* after a failed merge */
+#define INDEX_RETRY_MS      10000 /* after a failed merge */
+#define INDEX_FULL_RETRY_MS 60000 /* after one that found the disk full */
 
 void srv_search_index_tick(struct loop *l, int64_t now)
 {
@@ -35,9 +36,14 @@ void srv_search_index_tick(struct loop *l, int64_t now)
     if (store_begin(st, &err) || store_index_merge(st, 0, &runs, &rows, &err) ||
         store_commit(st, &err)) {
         store_rollback(st);
-        l->index_next_ms = now + INDEX_RETRY_MS;
-        srv_log(SRV_LOG_WARN, "store", "adding %lld runs to the search indexes failed: %s",
-                (long long)waiting, err.msg);
+        /* a full disk: the writes that are acknowledged come first, and
+         * searches read the waiting runs meanwhile (slower, not wrong) */
+        l->index_next_ms = now + (err.code == STORE_E_FULL ? INDEX_FULL_RETRY_MS : INDEX_RETRY_MS);
+        srv_log(SRV_LOG_WARN, "store",
+                "adding %lld runs to the search indexes failed: %s (again in %d s; searches read "
+                "the waiting runs meanwhile)",
+                (long long)waiting, err.msg,
+                (err.code == STORE_E_FULL ? INDEX_FULL_RETRY_MS : INDEX_RETRY_MS) / 1000);
         return;
     }
     srv_log(SRV_LOG_DEBUG, "store", "runs indexed runs=%lld rows=%lld ms=%lld", (long long)runs,
