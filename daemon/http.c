@@ -488,8 +488,7 @@ static enum MHD_Result start(struct srv_http *h, struct MHD_Connection *c, const
     if (web && h->loopback &&
         !loopback_host(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"))) {
         http_fail(&k->r, 403, "PERMISSION_DENIED",
-                  "Host: this page answers its loopback address only (open http://%s/)",
-                  h->addr);
+                  "Host: this page answers its loopback address only (open http://%s/)", h->addr);
         k->failed = 1;
         return MHD_YES;
     }
@@ -622,8 +621,7 @@ static int parse_addr(const char *spec, struct sockaddr_storage *sa, socklen_t *
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || end == colon + 1 || port < 0 || port > 65535) {
-        srv_log(SRV_LOG_ERROR, "http", "--http %s: port must be 0 (any free port) to 65535",
-                spec);
+        srv_log(SRV_LOG_ERROR, "http", "--http %s: port must be 0 (any free port) to 65535", spec);
         return -1;
     }
     int rc = getaddrinfo(host, colon + 1, &hints, &ai);

@@ -14,9 +14,9 @@
 #include "store.h"
 #include "wire.h"
 
-#define INDEX_BATCH_RUNS 4096  /* waiting runs: merge even while busy */
-#define INDEX_IDLE_MS    2000  /* idle this long: merge whatever waits */
-#define INDEX_CHECK_MS   250   /* how often a busy writer counts them */
+#define INDEX_BATCH_RUNS    4096  /* waiting runs: merge even while busy */
+#define INDEX_IDLE_MS       2000  /* idle this long: merge whatever waits */
+#define INDEX_CHECK_MS      250   /* how often a busy writer counts them */
 #define INDEX_RETRY_MS      10000 /* after a failed merge */
 #define INDEX_FULL_RETRY_MS 60000 /* after one that found the disk full */
 

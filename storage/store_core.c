@@ -830,33 +830,6 @@ void store_interrupt(struct store *st)
         sqlite3_interrupt(st->db);
 }
 
-/* Every param and summary row in its search index exactly when its run is
- * at or below the indexes' mark (store_search_index.c): a row out of it is
- * one no search driven by its key finds. */
-static int check_search_index(struct store *st, const char *table, struct store_err *err)
-{
-    sqlite3_stmt *s = NULL;
-    char sql[160];
-    int64_t mark = 0, bad = 0;
-    int rc, ret = sq_index_mark(st, &mark, err);
-
-    if (ret)
-        return ret;
-    snprintf(sql, sizeof sql, "SELECT count(*), min(run) FROM %s WHERE ix != (run <= ?1)", table);
-    if ((ret = sq_prep(st, sql, &s, err)) != 0)
-        return ret;
-    sqlite3_bind_int64(s, 1, mark);
-    if ((rc = sqlite3_step(s)) != SQLITE_ROW)
-        ret = sq_db_fail(st, rc, err, "checking a search index");
-    else if ((bad = sqlite3_column_int64(s, 0)) > 0)
-        ret = sq_fail(err, STORE_E_CORRUPT,
-                      "search index: %lld rows of %s on the wrong side of its mark %lld (the "
-                      "first of run %lld)",
-                      (long long)bad, table, (long long)mark, (long long)sqlite3_column_int64(s, 1));
-    sqlite3_finalize(s);
-    return ret;
-}
-
 /* PRAGMA integrity_check, then the search indexes' mark, then every chunk
  * decoded and every summary's count compared with its chunks. */
 int store_check(struct store *st, struct store_err *err)
@@ -892,8 +865,8 @@ int store_check(struct store *st, struct store_err *err)
     else if (problems)
         ret = sq_fail(err, STORE_E_CORRUPT, "integrity check: %s", msg);
     sqlite3_finalize(s);
-    if (ret || (ret = check_search_index(st, "params", err)) != 0 ||
-        (ret = check_search_index(st, "metric_summary", err)) != 0)
+    if (ret || (ret = sq_check_search_index(st, "params", err)) != 0 ||
+        (ret = sq_check_search_index(st, "metric_summary", err)) != 0)
         return ret;
     return check_chunks(st, err);
 }

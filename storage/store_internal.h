@@ -196,6 +196,10 @@ int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err);
 /* The same for a write (a param's or a summary's ix), kept for the rest of
  * the transaction. */
 int sq_put_mark(struct store *st, int64_t *mark, struct store_err *err);
+/* Every row of `table` (params, metric_summary) in its search index exactly
+ * when its run is at or below the mark; STORE_E_CORRUPT naming the first
+ * run that is not. */
+int sq_check_search_index(struct store *st, const char *table, struct store_err *err);
 int sq_experiment_id_of(struct store *st, const char *name, int64_t *id, int *found,
                         struct store_err *err);
 

@@ -71,8 +71,7 @@ static void bind_filter(sqlite3_stmt *s, const struct filter_sql *f)
 /* The condition a driver puts on its index row `d` (a param or a metric
  * summary); key_id is the metric's id (FILTER_DRIVE_METRIC). `indexed`:
  * the rows its index holds (the runs up to the mark). */
-static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t key_id,
-                        int indexed)
+static void driver_cond(struct sbuf *b, const struct filter_driver *d, int64_t key_id, int indexed)
 {
     switch (d->kind) {
     case FILTER_DRIVE_METRIC:

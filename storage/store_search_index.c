@@ -21,6 +21,8 @@
  * mark or, at it, gets ix = 1 as any run at or below it). A search finds
  * the runs above the mark by their own rows (store_search.c).
  */
+#include <stdio.h>
+
 #include "store_internal.h"
 
 int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err)
@@ -140,8 +142,8 @@ int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t
         ret = move_in(st,
                       "SELECT run, key_id FROM metric_summary WHERE run > ?1 AND run <= ?2"
                       " ORDER BY key_id, last",
-                      "UPDATE metric_summary SET ix = 1 WHERE run = ?1 AND key_id = ?2", mark,
-                      top, &n, err);
+                      "UPDATE metric_summary SET ix = 1 WHERE run = ?1 AND key_id = ?2", mark, top,
+                      &n, err);
     if (ret == 0)
         ret = sq_prep_lit(st, "UPDATE marks SET value = ?1 WHERE name = 'runs_indexed'", &mk, err);
     if (ret)
@@ -157,4 +159,31 @@ int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t
     *runs = top - mark;
     *rows = n;
     return 0;
+}
+
+/* store_check's part: a row out of its index is one no search driven by
+ * its key finds. */
+int sq_check_search_index(struct store *st, const char *table, struct store_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    char sql[160];
+    int64_t mark = 0, bad = 0;
+    int rc, ret = sq_index_mark(st, &mark, err);
+
+    if (ret)
+        return ret;
+    snprintf(sql, sizeof sql, "SELECT count(*), min(run) FROM %s WHERE ix != (run <= ?1)", table);
+    if ((ret = sq_prep(st, sql, &s, err)) != 0)
+        return ret;
+    sqlite3_bind_int64(s, 1, mark);
+    if ((rc = sqlite3_step(s)) != SQLITE_ROW)
+        ret = sq_db_fail(st, rc, err, "checking a search index");
+    else if ((bad = sqlite3_column_int64(s, 0)) > 0)
+        ret =
+            sq_fail(err, STORE_E_CORRUPT,
+                    "search index: %lld rows of %s on the wrong side of its mark %lld (the "
+                    "first of run %lld)",
+                    (long long)bad, table, (long long)mark, (long long)sqlite3_column_int64(s, 1));
+    sqlite3_finalize(s);
+    return ret;
 }

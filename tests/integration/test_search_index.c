@@ -71,7 +71,8 @@ static int list(const char *filter, const char *order, char first[33])
     cr_assert(json_is_array(j), "runs --json: %s", out);
     int n = (int)json_array_size(j);
     if (first && n)
-        snprintf(first, 33, "%s", json_string_value(json_object_get(json_array_get(j, 0), "run_id")));
+        snprintf(first, 33, "%s",
+                 json_string_value(json_object_get(json_array_get(j, 0), "run_id")));
     json_decref(j);
     free(out);
     free(errs);
@@ -124,9 +125,9 @@ Test(pindex, runs_are_found_by_their_params_waiting_merged_and_across_a_kill_9)
     cr_assert_eq(matches("metrics.loss < 65"), 4);
     lowest_first(ids[39]);
     /* a param logged later on a merged run is found at once */
-    cr_assert_eq(fx_track(&d, NULL, NULL, &out, &errs, "log-param", "--run", ids[3], "late=yes",
-                          NULL),
-                 0, "%s", errs);
+    cr_assert_eq(
+        fx_track(&d, NULL, NULL, &out, &errs, "log-param", "--run", ids[3], "late=yes", NULL), 0,
+        "%s", errs);
     free(out);
     free(errs);
     cr_assert_eq(matches("params.late = 'yes'"), 1);
@@ -174,12 +175,11 @@ Test(pindex, a_busy_writer_merges_once_4096_runs_wait)
         snprintf(p, sizeof p, "%d", i % 7);
         snprintf(name, sizeof name, "r%d", i);
         struct track_kv kv[] = {{"p", p}, {"opt", i % 2 ? "sgd" : "adam"}};
-        struct track_run_opts ro = {
-            .experiment = "pix", .name = name, .params = kv, .n_params = 2};
+        struct track_run_opts ro = {.experiment = "pix", .name = name, .params = kv, .n_params = 2};
         track_run_id id;
         cr_assert_eq(track_run_start(c, &ro, &id, &err), 0, "run %d: %s", i, err.msg);
-        cr_assert_eq(track_log_metric(c, "loss", (double)((i * 7919) % n) / n, 0, 0, &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(track_log_metric(c, "loss", (double)((i * 7919) % n) / n, 0, 0, &err), 0, "%s",
+                     err.msg);
         cr_assert_eq(track_run_end(c, TRACK_FINISHED, &err), 0, "%s", err.msg);
     }
     track_client_close(c);

@@ -284,7 +284,8 @@ Test(search, runs_waiting_for_the_params_index_are_found_by_their_own_rows)
     /* the two parts' runs are read from a co-routine (SCAN pr), no table is scanned */
     const char *const both[] = {"SEARCH d USING COVERING INDEX params_search (key=? AND num>?)",
                                 "SEARCH n USING INTEGER PRIMARY KEY (rowid>?)",
-                                "SEARCH d USING PRIMARY KEY (run=? AND key=?)", "\nSCAN pr\n", NULL};
+                                "SEARCH d USING PRIMARY KEY (run=? AND key=?)", "\nSCAN pr\n",
+                                NULL};
     const char *const no_table_scan[] = {"\nSCAN d", "\nSCAN r", "\nSCAN n", "\nSCAN e", NULL};
     const char *const text[] = {"params_search (key=? AND num=? AND value=? AND ix=?)", NULL};
     int64_t waiting = 0;
