@@ -554,6 +554,18 @@ static int check_data_dir(const char *dir)
     return 0;
 }
 
+/* store_opts.migrating: why the start waits. ctx: the monotonic ms of the
+ * first step (-1 until then). */
+static void migrating(void *ctx, int from, int to)
+{
+    int64_t *first = ctx;
+    if (*first < 0)
+        *first = wire_mono_ms();
+    srv_log(SRV_LOG_INFO, "store",
+            "migrating the database from schema %d to %d (once, before serving)%s", from, to,
+            to == 12 ? ": it rebuilds the search indexes, about 1 s per 10^4 runs" : "");
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -753,11 +765,16 @@ int main(int argc, char **argv)
      * (a read worker's SEGV in mtrim): set it up here, on one thread */
     malloc_trim(0);
 
-    struct store_opts so = {.durability = srv.cfg.durability};
+    int64_t migrate_ms = -1;
+    struct store_opts so = {
+        .durability = srv.cfg.durability, .migrating = migrating, .migrating_ctx = &migrate_ms};
     if (store_open(srv.cfg.db_path, &so, &srv.wst, &err)) {
         srv_log(SRV_LOG_ERROR, "store", "cannot open %s: %s", srv.cfg.db_path, err.msg);
         return 1;
     }
+    if (migrate_ms >= 0)
+        srv_log(SRV_LOG_INFO, "store", "schema migrated in %.1f s",
+                (double)(wire_mono_ms() - migrate_ms) / 1000.0);
     if (srv_check_start(&srv, force))
         goto out;
     if (blob_store_open(srv.cfg.data_dir, &srv.blobs, &err)) {

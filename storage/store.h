@@ -57,6 +57,11 @@ struct store_opts {
     int readonly;
     int durability;
     int cache_kib; /* the page cache, KiB; 0: STORE_CACHE_KIB_WRITE or _READ */
+    /* called before each schema migration of a database that has a schema
+     * already (from its version to the next; a large store's can take
+     * seconds: a log line says why the start waits); may be NULL */
+    void (*migrating)(void *ctx, int from, int to);
+    void *migrating_ctx;
 };
 
 /* SQLite's page cache of one handle, in KiB: the writer's (trackd has one)

@@ -282,7 +282,8 @@ static const char *const stmt_sql[Q_COUNT] = {
 
 /* ---- open and close -------------------------------------------------------- */
 
-static int migrate(struct store *st, const char *path, struct store_err *err)
+static int migrate(struct store *st, const char *path, const struct store_opts *opts,
+                   struct store_err *err)
 {
     char sql[64];
     int v = 0, ret;
@@ -303,6 +304,8 @@ static int migrate(struct store *st, const char *path, struct store_err *err)
         }
         if (v == SCHEMA_VERSION)
             return sq_exec_sql(st, "COMMIT", err, "finishing the schema migration");
+        if (v > 0 && opts && opts->migrating)
+            opts->migrating(opts->migrating_ctx, v, v + 1);
         ret = sq_exec_sql(st, migrations[v], err, "migrating the schema");
         if (ret)
             goto fail_tx;
@@ -350,7 +353,7 @@ int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 static int configure(struct store *st, int durability, int cache_kib, const char *path,
-                     struct store_err *err)
+                     const struct store_opts *opts, struct store_err *err)
 {
     char what[128];
     int ret;
@@ -391,7 +394,7 @@ static int configure(struct store *st, int durability, int cache_kib, const char
      * hook counts the WAL instead, and the owner checkpoints when it suits
      * (store_checkpoint) */
     sqlite3_wal_hook(st->db, sq_wal_hook, st);
-    return migrate(st, path, err);
+    return migrate(st, path, opts, err);
 }
 
 /* Opens the database; see store.h. A read-only handle needs the database to
@@ -440,7 +443,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
                       st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto out;
     }
-    ret = configure(st, durability, opts ? opts->cache_kib : 0, path, err);
+    ret = configure(st, durability, opts ? opts->cache_kib : 0, path, opts, err);
     if (ret)
         goto out;
     for (int i = 0; i < Q_COUNT; i++) {
