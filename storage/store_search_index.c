@@ -36,7 +36,11 @@ int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err)
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *mark = sqlite3_column_int64(s, 0);
-    else if (rc != SQLITE_DONE)
+    else if (rc == SQLITE_DONE) /* then searches would list runs twice */
+        ret = sq_fail(err, STORE_E_CORRUPT,
+                      "the search indexes' mark (table marks, row runs_indexed) is missing: the "
+                      "database was changed outside trackd");
+    else
         ret = sq_db_fail(st, rc, err, "reading the search indexes' mark");
     sq_release(st, s);
     return ret;
@@ -151,6 +155,8 @@ int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t
     sqlite3_bind_int64(mk, 1, top);
     if ((rc = sqlite3_step(mk)) != SQLITE_DONE)
         ret = sq_db_fail(st, rc, err, "moving the search indexes' mark");
+    else if (sqlite3_changes(st->db) != 1)
+        ret = sq_fail(err, STORE_E_CORRUPT, "the search indexes' mark is missing");
     sq_release(st, mk);
     if (ret)
         return ret;

@@ -402,4 +402,14 @@ Test(search, a_schema_11_store_keeps_its_params_searchable_after_the_migration)
     cr_assert(strstr(err.msg, "search index") && strstr(err.msg, "of params") &&
                   strstr(err.msg, "run 7"),
               "%s", err.msg);
+    /* and without its mark a search says so, instead of listing runs twice */
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DELETE FROM marks", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    sqlite3_close(db);
+    static struct ids l;
+    struct store_run_query q = {.experiments = big, .filter = "params.p3 > 90"};
+    cr_assert_eq(store_run_list(st, &q, collect, &l, &err), STORE_E_CORRUPT);
+    cr_assert(strstr(err.msg, "mark") && strstr(err.msg, "missing"), "%s", err.msg);
+    cr_assert_eq(store_check(st, &err), STORE_E_CORRUPT);
 }
