@@ -627,6 +627,19 @@ class ConnectionFlood(ReplayCase):
         self.assertTrue(x.answers or x.closed, f"neither answered nor closed: {x}")
         return x.statuses[0] if x.answers else None
 
+    def served_within(self, t, seconds):
+        """A new connection's request answered 200 by t + seconds. Each closed connection's
+        thread in libmicrohttpd notices the close by itself: until enough have, a new
+        connection is still past the limit and closed at once (CI, under load, saw that)."""
+        while True:
+            try:
+                return self.ok(self.http.api("GET", "experiments/get", {"experiment_id": "0"},
+                                             timeout=seconds))
+            except NoAnswer:
+                if time.monotonic() - t > seconds:
+                    raise
+                time.sleep(0.05)
+
     def flood(self, n, sources):
         socks = []
         for i in range(n):
@@ -648,7 +661,7 @@ class ConnectionFlood(ReplayCase):
         t = time.monotonic()
         left = [self.probe(s) for s in extra[3:]]
         self.assertIn(left, ([None] * 3, [200] * 3), "refused, or queued then served")
-        self.ok(self.http.api("GET", "experiments/get", {"experiment_id": "0"}, timeout=3))
+        self.served_within(t, 3)
         self.assertLess(time.monotonic() - t, 3, "served promptly once the flood is gone")
         self.assertTrue(self.trackd.alive(), self.trackd.log())
 
@@ -665,8 +678,7 @@ class ConnectionFlood(ReplayCase):
         finally:
             for s in mine:
                 s.close()
-        time.sleep(0.3)
-        self.ok(self.http.api("GET", "experiments/get", {"experiment_id": "0"}, timeout=3))
+        self.served_within(time.monotonic(), 3)
 
 
     def test_stalled_connections_are_closed_at_the_idle_timeout(self):
