@@ -24,6 +24,7 @@
 #include "seal.h"
 #include "limiter.h"
 #include "store.h"
+#include "store_trace.h"
 #include "track_limits.h"
 #include "wire.h"
 

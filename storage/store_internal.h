@@ -14,6 +14,7 @@
 #include "chunk.h"
 #include "filter.h"
 #include "store.h"
+#include "store_trace.h"
 
 enum {
     /* largest chunk written: appends split, merges stop. 4096 points keep a
