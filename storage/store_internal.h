@@ -197,6 +197,8 @@ int sq_index_mark(struct store *st, int64_t *mark, struct store_err *err);
 /* The same for a write (a param's or a summary's ix), kept for the rest of
  * the transaction. */
 int sq_put_mark(struct store *st, int64_t *mark, struct store_err *err);
+/* The newest run's id (0: none). */
+int sq_top_run(struct store *st, int64_t *top, struct store_err *err);
 /* Every row of `table` (params, metric_summary) in its search index exactly
  * when its run is at or below the mark; STORE_E_CORRUPT naming the first
  * run that is not. */

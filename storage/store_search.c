@@ -143,19 +143,16 @@ static int choose(struct store *st, const struct store_run_query *q, const struc
 {
     double runs = 1, sel = 1, cost_scan, cost_order = INFINITY, cost_term = INFINITY;
     int64_t key_ids[FILTER_MAX_DRIVERS] = {0};
-    sqlite3_stmt *s = NULL;
     int ret, found;
 
     memset(pl, 0, sizeof *pl);
     if (q->force_scan || (f->n_drivers == 0 && !f->order_metric_bind))
         return 0;
-    if ((ret = sq_prep(st, "SELECT max(id) FROM runs", &s, err)) != 0)
+    if ((ret = sq_top_run(st, &pl->top, err)) != 0 ||
+        (ret = sq_index_mark(st, &pl->mark, err)) != 0)
         return ret;
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0)
-        runs = (double)(pl->top = sqlite3_column_int64(s, 0));
-    sqlite3_finalize(s);
-    if ((ret = sq_index_mark(st, &pl->mark, err)) != 0)
-        return ret;
+    if (pl->top > 0)
+        runs = (double)pl->top;
 
     for (int i = 0; i < f->n_drivers; i++) {
         const struct filter_driver *d = &f->drivers[i];
@@ -260,40 +257,57 @@ out:
     return ret;
 }
 
-/* PLAN_ORDER's first query with runs above the mark: the first `limit`
- * runs (the filter checked) in the index's order, and the first of the
- * runs above the mark (each by its own row, then sorted), sorted together.
- * The first `limit` of all are among them. */
+/* the run of a row `alias` and its experiment */
+#define JOIN_RUN(alias)                                                                            \
+    " CROSS JOIN runs r ON r.id = " alias ".run"                                                   \
+    " CROSS JOIN experiments e ON e.id = r.experiment_id"
+
+/* PLAN_ORDER's runs with a value of the order metric, in its order, the
+ * filter checked, at most `limit`, selecting `cols`: those its index holds
+ * (read in order, stopping early), or with `waiting` those above the
+ * index's mark (each by its own summary, then sorted). */
+static int order_arm(struct sbuf *sql, const char *cols, int waiting, const struct plan *pl,
+                     const struct store_run_query *q, const struct filter_sql *f, int n_exp,
+                     const char *tie, struct store_err *err)
+{
+    int ret;
+
+    if (waiting) {
+        sq_sb_add(sql, "SELECT %s FROM runs n CROSS JOIN metric_summary d ON d.run = n.id", cols);
+        sq_sb_add(sql, JOIN_RUN("d") " WHERE n.id > %lld AND", (long long)pl->mark);
+    } else
+        sq_sb_add(sql, "SELECT %s FROM metric_summary d" JOIN_RUN("d") " WHERE d.ix = 1 AND", cols);
+    sq_sb_add(sql, " d.key_id = %lld AND d.last IS NOT NULL", (long long)pl->order_key);
+    if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
+        return ret;
+    sq_sb_add(sql, " ORDER BY d.last %s, %s%s LIMIT ?%d", f->order_desc ? "DESC" : "ASC",
+              f->order_rest, tie, f->n_binds + n_exp + 1);
+    return 0;
+}
+
+/* PLAN_ORDER's first query: the index's arm alone, or with runs above the
+ * mark, its first `limit` runs and the waiting runs' first sorted together
+ * (the first `limit` of all are among them). */
 static int order_sql(const struct plan *pl, const struct store_run_query *q,
                      const struct filter_sql *f, int n_exp, const char *tie, struct sbuf *sql,
                      struct store_err *err)
 {
-    const char *dir = f->order_desc ? "DESC" : "ASC";
-    int limit = f->n_binds + n_exp + 1, ret;
+    int ret;
 
-    sq_sb_add(sql,
-              RUN_SELECT " WHERE r.id IN (SELECT run FROM (SELECT d.run FROM metric_summary d"
-                         " CROSS JOIN runs r ON r.id = d.run"
-                         " CROSS JOIN experiments e ON e.id = r.experiment_id"
-                         " WHERE d.key_id = %lld AND d.last IS NOT NULL AND d.ix = 1",
-              (long long)pl->order_key);
-    if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
-        return ret;
-    sq_sb_add(sql, " ORDER BY d.last %s, %s%s LIMIT ?%d)", dir, f->order_rest, tie, limit);
-    sq_sb_add(sql,
-              " UNION ALL SELECT run FROM (SELECT d.run FROM runs n"
-              " CROSS JOIN metric_summary d ON d.run = n.id"
-              " CROSS JOIN runs r ON r.id = n.id"
-              " CROSS JOIN experiments e ON e.id = r.experiment_id"
-              " WHERE n.id > %lld AND d.key_id = %lld AND d.last IS NOT NULL",
-              (long long)pl->mark, (long long)pl->order_key);
-    if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
-        return ret;
-    sq_sb_add(sql, " ORDER BY d.last %s, %s%s LIMIT ?%d))", dir, f->order_rest, tie, limit);
-    sq_sb_add(sql, " ORDER BY %s%s LIMIT ?%d", f->order, tie, limit);
-    if (sql->failed)
-        return sq_fail(err, STORE_E_INVALID, "query too long");
-    return 0;
+    if (pl->top <= pl->mark)
+        ret = order_arm(sql, RUN_COLUMNS, 0, pl, q, f, n_exp, tie, err);
+    else {
+        sq_sb_add(sql, RUN_SELECT " WHERE r.id IN (SELECT run FROM (");
+        if ((ret = order_arm(sql, "d.run", 0, pl, q, f, n_exp, tie, err)) != 0)
+            return ret;
+        sq_sb_add(sql, ") UNION ALL SELECT run FROM (");
+        if ((ret = order_arm(sql, "d.run", 1, pl, q, f, n_exp, tie, err)) != 0)
+            return ret;
+        sq_sb_add(sql, ")) ORDER BY %s%s LIMIT ?%d", f->order, tie, f->n_binds + n_exp + 1);
+    }
+    if (ret == 0 && sql->failed)
+        ret = sq_fail(err, STORE_E_INVALID, "query too long");
+    return ret;
 }
 
 /* The SQL of plan pl; phase 2 of PLAN_ORDER is a SCAN of the runs whose
@@ -305,11 +319,9 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
     size_t olen = strlen(order);
     /* newest-created first among ties, unless the order already says so */
     const char *tie = olen >= 9 && strcmp(order + olen - 9, "r.id DESC") == 0 ? "" : ", r.id DESC";
-    const char *join = " CROSS JOIN runs r ON r.id = d.run"
-                       " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE ";
     int ret;
 
-    if (pl->kind == PLAN_ORDER && !phase2 && pl->top > pl->mark)
+    if (pl->kind == PLAN_ORDER && !phase2)
         return order_sql(pl, q, f, n_exp, tie, sql, err);
     if (pl->kind == PLAN_TERM && pl->top > pl->mark) {
         /* the index's runs, then each run above its mark by its own row
@@ -324,17 +336,11 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
                   " WHERE n.id > %lld AND ",
                   driver_table(d), (long long)pl->mark);
         driver_cond(sql, d, pl->driver_key, 0);
-        sq_sb_add(sql, ") pr CROSS JOIN runs r ON r.id = pr.run"
-                       " CROSS JOIN experiments e ON e.id = r.experiment_id WHERE 1");
+        sq_sb_add(sql, ") pr" JOIN_RUN("pr") " WHERE 1");
     } else if (pl->kind == PLAN_TERM) {
         const struct filter_driver *d = &f->drivers[pl->driver];
-        sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM %s d%s", driver_table(d), join);
+        sq_sb_add(sql, "SELECT " RUN_COLUMNS " FROM %s d" JOIN_RUN("d") " WHERE ", driver_table(d));
         driver_cond(sql, d, pl->driver_key, 1);
-    } else if (pl->kind == PLAN_ORDER && !phase2) {
-        sq_sb_add(sql,
-                  "SELECT " RUN_COLUMNS " FROM metric_summary d%sd.key_id = %lld"
-                  " AND d.last IS NOT NULL AND d.ix = 1",
-                  join, (long long)pl->order_key);
     } else {
         sq_sb_add(sql, RUN_SELECT " WHERE 1");
         if (phase2)
@@ -345,12 +351,7 @@ static int plan_sql(const struct plan *pl, int phase2, const struct store_run_qu
     }
     if ((ret = add_conditions(sql, q, f, n_exp, f->n_binds + 1, err)) != 0)
         return ret;
-    if (pl->kind == PLAN_ORDER && !phase2)
-        sq_sb_add(sql, " ORDER BY d.last %s, %s%s", f->order_desc ? "DESC" : "ASC", f->order_rest,
-                  tie);
-    else
-        sq_sb_add(sql, " ORDER BY %s%s", order, tie);
-    sq_sb_add(sql, " LIMIT ?%d", f->n_binds + n_exp + 1);
+    sq_sb_add(sql, " ORDER BY %s%s LIMIT ?%d", order, tie, f->n_binds + n_exp + 1);
     if (sql->failed)
         return sq_fail(err, STORE_E_INVALID, "query too long");
     return 0;

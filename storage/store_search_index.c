@@ -59,8 +59,7 @@ int sq_put_mark(struct store *st, int64_t *mark, struct store_err *err)
     return 0;
 }
 
-/* The newest run's id (0: none). */
-static int top_run(struct store *st, int64_t *top, struct store_err *err)
+int sq_top_run(struct store *st, int64_t *top, struct store_err *err)
 {
     sqlite3_stmt *s = NULL;
     int rc, ret = sq_prep_lit(st, "SELECT coalesce(max(id), 0) FROM runs", &s, err);
@@ -82,7 +81,7 @@ int store_index_backlog(struct store *st, int64_t *runs, struct store_err *err)
 
     sq_err_clear(err);
     *runs = 0;
-    if ((ret = sq_index_mark(st, &mark, err)) != 0 || (ret = top_run(st, &top, err)) != 0)
+    if ((ret = sq_index_mark(st, &mark, err)) != 0 || (ret = sq_top_run(st, &top, err)) != 0)
         return ret;
     *runs = top > mark ? top - mark : 0;
     return 0;
@@ -132,7 +131,7 @@ int store_index_merge(struct store *st, int64_t max_runs, int64_t *runs, int64_t
     *runs = *rows = 0;
     if ((ret = sq_writable(st, err)) != 0)
         return ret;
-    if ((ret = sq_index_mark(st, &mark, err)) != 0 || (ret = top_run(st, &top, err)) != 0)
+    if ((ret = sq_index_mark(st, &mark, err)) != 0 || (ret = sq_top_run(st, &top, err)) != 0)
         return ret;
     if (top <= mark)
         return 0;
